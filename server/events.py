@@ -1,0 +1,123 @@
+"""Typed records that cross a process or package boundary.
+
+One frozen dataclass per record, one place (``to_wire``/``from_wire``) that turns each into
+JSON-ready dicts. The message record has the same flat shape everywhere: Socket.IO
+``message`` events, REST history, the Kafka archive record (plus ``v``) and the archive API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+ARCHIVE_TOPIC = "chat.messages.archive"
+ARCHIVE_DLQ_TOPIC = "chat.messages.archive.dlq"
+ARCHIVE_RECORD_VERSION = 1
+
+
+def iso(ts: datetime | None) -> str | None:
+    """UTC ISO-8601 with milliseconds and a Z suffix, or None."""
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """A chat message as clients, the archive and other packages see it."""
+
+    id: int
+    room_id: int
+    seq: int
+    author_id: int | None
+    author_kind: str  # user | assistant | contact | system
+    author_name: str | None
+    body: str
+    created_at: datetime
+    client_id: str | None = None
+    reply_to: int | None = None
+    edited_at: datetime | None = None
+    deleted_at: datetime | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["created_at"] = iso(self.created_at)
+        d["edited_at"] = iso(self.edited_at)
+        d["deleted_at"] = iso(self.deleted_at)
+        if self.deleted_at is not None:
+            d["body"] = ""
+        return d
+
+    def to_archive(self) -> dict[str, Any]:
+        """The Kafka record for ``chat.messages.archive`` (keyed by room id)."""
+        d = self.to_wire()
+        d["body"] = self.body if self.deleted_at is None else ""
+        d["v"] = ARCHIVE_RECORD_VERSION
+        return d
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> MessageRecord:
+        return cls(
+            id=int(d["id"]),
+            room_id=int(d["room_id"]),
+            seq=int(d["seq"]),
+            author_id=None if d.get("author_id") is None else int(d["author_id"]),
+            author_kind=str(d["author_kind"]),
+            author_name=d.get("author_name"),
+            body=str(d.get("body") or ""),
+            created_at=parse_iso(d["created_at"]),  # type: ignore[arg-type]
+            client_id=d.get("client_id"),
+            reply_to=d.get("reply_to"),
+            edited_at=parse_iso(d.get("edited_at")),
+            deleted_at=parse_iso(d.get("deleted_at")),
+            meta=dict(d.get("meta") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TypingEvent:
+    room_id: int
+    user: dict[str, Any]
+    typing: bool
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceEvent:
+    user_id: int
+    status: str  # online | offline
+    last_seen: str | None
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberEvent:
+    room_id: int
+    user: dict[str, Any]
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantDelta:
+    room_id: int
+    reply_id: str
+    text: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
