@@ -1,0 +1,104 @@
+"""``chat-server``: load the config, start the embedded services when no URLs are set, run.
+
+Sub-commands:
+  chat-server                                   run the server
+  chat-server create-admin USERNAME             create an admin (password from CHAT_ADMIN_PASSWORD
+                                                or asked on the terminal), or promote USERNAME
+  chat-server set-role USERNAME ROLE            user | staff | admin
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import getpass
+import logging
+import os
+import sys
+
+from aiohttp import web
+
+from .config import Config, ConfigError
+from .embedded import EmbeddedServices
+
+
+def _config_with_services(embedded: EmbeddedServices) -> Config:
+    config = Config.from_env(os.environ)
+    overrides = {}
+    if config.embedded_postgres:
+        overrides["database_url"] = embedded.start_postgres()
+    if config.embedded_redis:
+        overrides["redis_url"] = embedded.start_redis()
+    return dataclasses.replace(config, **overrides)
+
+
+def _serve(config: Config) -> None:
+    from .app import create_app
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    app = create_app(config)
+    logging.getLogger(__name__).info("listening on http://%s:%s", config.host, config.port)
+    web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=10, access_log=None)
+
+
+async def _admin(config: Config, username: str, role: str, create: bool) -> str:
+    from .actions.auth import check_password, check_username
+    from .passwords import PasswordHasher
+    from .storage import db, users
+
+    pool = await db.create_pool(config.database_url or "", timeout_s=config.db_timeout_s, min_size=1, max_size=2)
+    try:
+        await db.migrate(pool)
+        user = await users.get_user_by_username(pool, username)
+        if user is None:
+            if not create:
+                return f"no user named {username!r}"
+            check_username(username)
+            password = os.environ.get("CHAT_ADMIN_PASSWORD") or getpass.getpass(f"Password for {username}: ")
+            check_password(password)
+            hasher = PasswordHasher(config.argon2_time_cost, config.argon2_memory_kib)
+            user = await users.insert_user(pool, username, username, await hasher.hash(password), role=role)
+            return f"created {role} {username} (id {user.id})"
+        await users.set_role(pool, user.id, role)
+        return f"{username} is now {role}"
+    finally:
+        await pool.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="chat-server")
+    sub = parser.add_subparsers(dest="cmd")
+    ca = sub.add_parser("create-admin", help="create (or promote) an admin user")
+    ca.add_argument("username")
+    sr = sub.add_parser("set-role", help="change a user's role")
+    sr.add_argument("username")
+    sr.add_argument("role", choices=["user", "staff", "admin"])
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    embedded = EmbeddedServices(Config.from_env(os.environ).data_dir)
+    try:
+        config = _config_with_services(embedded)
+        if args.cmd is None:
+            _serve(config)
+        else:
+            role = "admin" if args.cmd == "create-admin" else args.role
+            print(asyncio.run(_admin(config, args.username, role, args.cmd == "create-admin")))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        embedded.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Accounts and tokens.
+
+Access tokens are short-lived JWTs; refresh tokens are opaque random strings stored hashed,
+rotated on every use. Presenting a refresh token that was already rotated means it leaked:
+the whole family is revoked. ``logout-all`` bumps ``users.token_version``, which every
+request and connect compares with the token's ``tv`` claim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from ..errors import Conflict, Invalid, Unauthorized
+from ..storage import users as db
+
+if TYPE_CHECKING:
+    from ..context import Services
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
+RESERVED_USERNAMES = frozenset({"assistant", "system", "admin", "root", "staff"})
+PASSWORD_MIN, PASSWORD_MAX = 8, 256
+DISPLAY_NAME_MAX = 64
+
+
+def check_username(username: Any) -> str:
+    if not isinstance(username, str) or not USERNAME_RE.match(username):
+        raise Invalid("username must be 3-32 letters, digits, '_', '.' or '-'", field="username")
+    if username.lower() in RESERVED_USERNAMES:
+        raise Conflict("username is taken", field="username")
+    return username
+
+
+def check_password(password: Any) -> str:
+    if not isinstance(password, str) or not (PASSWORD_MIN <= len(password) <= PASSWORD_MAX):
+        raise Invalid(f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters", field="password")
+    return password
+
+
+def check_display_name(name: Any, fallback: str) -> str:
+    if name is None or name == "":
+        return fallback
+    if not isinstance(name, str) or len(name.strip()) == 0 or len(name) > DISPLAY_NAME_MAX:
+        raise Invalid(f"display_name must be 1-{DISPLAY_NAME_MAX} characters", field="display_name")
+    return name.strip()
+
+
+def _hash_refresh(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def issue_tokens(svc: Services, user: db.User, family_id: uuid.UUID | None = None, conn: asyncpg.Connection | None = None) -> dict[str, str]:
+    refresh = secrets.token_urlsafe(32)
+    await db.insert_refresh(conn or svc.pool, user.id, family_id or uuid.uuid4(), _hash_refresh(refresh), svc.config.refresh_ttl_s)
+    return {
+        "access_token": svc.issuer.issue(user.id, user.role, user.token_version),
+        "refresh_token": refresh,
+        "token_type": "Bearer",
+        "expires_in": str(svc.issuer.ttl_s),
+    }
+
+
+async def do_register(svc: Services, username: Any, password: Any, display_name: Any, ip: str) -> tuple[db.User, dict[str, str]]:
+    await svc.limiter.hit("register", ip, svc.config.limits.register_per_min, 60)
+    username = check_username(username)
+    password = check_password(password)
+    display = check_display_name(display_name, username)
+    pw_hash = await svc.passwords.hash(password)
+    try:
+        user = await db.insert_user(svc.pool, username, display, pw_hash)
+    except asyncpg.UniqueViolationError:
+        raise Conflict("username is taken", field="username") from None
+    return user, await issue_tokens(svc, user)
+
+
+async def do_login(svc: Services, username: Any, password: Any, ip: str) -> tuple[db.User, dict[str, str]]:
+    if not isinstance(username, str) or not isinstance(password, str) or len(password) > PASSWORD_MAX:
+        raise Invalid("username and password are required")
+    await svc.limiter.hit("login-ip", ip, svc.config.limits.login_per_min, 60)
+    await svc.limiter.hit("login-user", username.lower(), svc.config.limits.login_per_min, 60)
+    user = await db.get_user_by_username(svc.pool, username)
+    ok = await svc.passwords.verify(user.password_hash if user else None, password)
+    if user is None or not ok or user.kind != "human":
+        raise Unauthorized("wrong username or password")
+    return user, await issue_tokens(svc, user)
+
+
+async def do_refresh(svc: Services, refresh_token: Any) -> dict[str, str]:
+    if not isinstance(refresh_token, str) or not refresh_token:
+        raise Invalid("refresh_token is required")
+    revoke_family: uuid.UUID | None = None
+    async with svc.pool.acquire() as conn, conn.transaction():
+        row = await db.get_refresh_for_update(conn, _hash_refresh(refresh_token))
+        if row is None:
+            raise Unauthorized("unknown refresh token")
+        if row.revoked_at is not None:
+            # a rotated token presented again: it leaked, revoke the whole family
+            revoke_family = row.family_id
+        else:
+            if row.expires_at < datetime.now(UTC):
+                raise Unauthorized("refresh token expired")
+            user = await db.get_user(conn, row.user_id)
+            if user is None:
+                raise Unauthorized("unknown user")
+            tokens = await issue_tokens(svc, user, row.family_id, conn)
+            new_id = await conn.fetchval(
+                "SELECT id FROM refresh_tokens WHERE token_hash = $1", _hash_refresh(tokens["refresh_token"])
+            )
+            await db.mark_replaced(conn, row.id, new_id)
+            return {k: tokens[k] for k in ("access_token", "refresh_token", "token_type", "expires_in")}
+    await db.revoke_family(svc.pool, revoke_family)
+    raise Unauthorized("refresh token reuse detected; all sessions of this login were revoked")
+
+
+async def do_logout(svc: Services, user: db.User, refresh_token: Any) -> None:
+    if isinstance(refresh_token, str) and refresh_token:
+        async with svc.pool.acquire() as conn, conn.transaction():
+            row = await db.get_refresh_for_update(conn, _hash_refresh(refresh_token))
+            if row is not None and row.user_id == user.id:
+                await db.revoke_family(conn, row.family_id)
+
+
+async def do_logout_all(svc: Services, user: db.User) -> None:
+    async with svc.pool.acquire() as conn, conn.transaction():
+        await conn.execute("UPDATE users SET token_version = token_version + 1 WHERE id = $1", user.id)
+        await db.revoke_all_for_user(conn, user.id)
+    # open sockets of this user are closed on every node (the manager forwards remote sids)
+    for sid in await svc.presence.sids(user.id):
+        await svc.sio.disconnect(sid)
+
+
+async def authenticate(svc: Services, token: Any) -> db.User:
+    """Verify an access token and that it was not revoked by ``logout-all`` or a role change."""
+    claims = svc.verifier.verify(token)
+    user = await db.get_user(svc.pool, claims.user_id)
+    if user is None or user.token_version != claims.token_version:
+        raise Unauthorized("token revoked")
+    return user

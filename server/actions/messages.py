@@ -1,0 +1,210 @@
+"""Messages: send (idempotent on client_id), edit, delete, history, sync.
+
+Send order: validate -> rate limit -> insert with the room's next seq in one transaction ->
+commit -> fan-out -> ack. A retry with the same ``client_id`` returns the stored message and
+emits nothing new.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from ..errors import Forbidden, Invalid, NotFound, TooLarge
+from ..events import MessageRecord
+from ..storage import messages as db
+from ..storage import rooms as rdb
+from ..storage import users as udb
+from .notify import emit, room_channel
+from .rooms import access_room_by_id, is_staff
+
+if TYPE_CHECKING:
+    from ..context import Services
+
+log = logging.getLogger(__name__)
+
+CLIENT_ID_MAX = 64
+SYNC_MAX_PER_ROOM = 500  # more missed than this -> the client reloads the room (resync)
+SYNC_MAX_ROOMS = 200
+
+
+def check_body(svc: Services, body: Any) -> str:
+    if not isinstance(body, str):
+        raise Invalid("body must be a string", field="body")
+    if len(body) > svc.config.limits.max_body_chars:
+        raise TooLarge(f"body is longer than {svc.config.limits.max_body_chars} characters", field="body")
+    if not body.strip():
+        raise Invalid("body must not be empty", field="body")
+    return body
+
+
+def check_client_id(client_id: Any) -> str:
+    if not isinstance(client_id, str) or not (1 <= len(client_id) <= CLIENT_ID_MAX):
+        raise Invalid(f"client_id must be a string of 1-{CLIENT_ID_MAX} characters", field="client_id")
+    return client_id
+
+
+async def do_send_message(
+    svc: Services,
+    user: udb.User,
+    room_id: Any,
+    body: Any,
+    client_id: Any,
+    reply_to: Any = None,
+    *,
+    skip_sid: str | None = None,
+) -> MessageRecord:
+    started = time.perf_counter()
+    body = check_body(svc, body)
+    client_id = check_client_id(client_id)
+    if reply_to is not None and (not isinstance(reply_to, int) or isinstance(reply_to, bool) or reply_to <= 0):
+        raise Invalid("reply_to must be a message id", field="reply_to")
+    room = await access_room_by_id(svc, user, room_id, write=True)
+    if room.kind == "whatsapp" and not is_staff(user):
+        raise Forbidden("only staff can write in WhatsApp conversations")
+    await svc.limiter.hit("send", str(user.id), svc.config.limits.messages_per_10s, 10)
+    existing = await db.find_by_client_id(svc.pool, user.id, client_id)
+    if existing is not None:
+        return _same_retry(existing, room.id)
+    meta: dict[str, Any] = {}
+    if room.kind == "whatsapp" and svc.whatsapp is not None:
+        # refuse before storing when the message cannot go out (e.g. outside the 24 h window)
+        meta = await svc.whatsapp.check_outbound(room.id)
+    try:
+        async with svc.pool.acquire() as conn, conn.transaction():
+            msg = await db.insert_message(
+                conn, room.id, author_id=user.id, author_kind="user", author_name=user.display_name,
+                body=body, client_id=client_id, reply_to=reply_to, meta=meta,
+            )
+    except asyncpg.UniqueViolationError:
+        # a concurrent retry with the same client_id won the race; return its message
+        stored = await db.find_by_client_id(svc.pool, user.id, client_id)
+        if stored is None:
+            raise
+        return _same_retry(stored, room.id)
+    svc.metrics.messages.labels("user").inc()
+    await emit(svc, "message", msg.to_wire(), to=room_channel(room.id))
+    svc.metrics.send_latency.observe(time.perf_counter() - started)
+    await after_user_message(svc, room, msg)
+    return msg
+
+
+def _same_retry(msg: MessageRecord, room_id: int) -> MessageRecord:
+    if msg.room_id != room_id:
+        raise Invalid("client_id was already used for another room", field="client_id")
+    return msg
+
+
+async def after_user_message(svc: Services, room: rdb.Room, msg: MessageRecord) -> None:
+    """Work that follows a committed message: WhatsApp delivery, assistant triggers."""
+    if room.kind == "whatsapp" and svc.whatsapp is not None:
+        await svc.whatsapp.on_staff_message(room, msg)
+        return
+    if svc.assistant is not None:
+        await svc.assistant.maybe_trigger(room, msg)
+
+
+async def store_system_message(
+    svc: Services, room_id: int, body: str, *, author_kind: str = "system", author_id: int | None = None,
+    author_name: str | None = None, meta: dict[str, Any] | None = None,
+) -> MessageRecord:
+    """Store and emit a message that no user sent (assistant replies, notices, contacts)."""
+    async with svc.pool.acquire() as conn, conn.transaction():
+        msg = await db.insert_message(
+            conn, room_id, author_id=author_id, author_kind=author_kind, author_name=author_name,
+            body=body, meta=meta,
+        )
+    svc.metrics.messages.labels(author_kind).inc()
+    await emit(svc, "message", msg.to_wire(), to=room_channel(room_id))
+    return msg
+
+
+async def _own_message(svc: Services, user: udb.User, message_id: Any) -> MessageRecord:
+    if not isinstance(message_id, int) or isinstance(message_id, bool) or message_id <= 0:
+        raise Invalid("id must be a message id", field="id")
+    msg = await db.get_message(svc.pool, message_id)
+    if msg is None:
+        raise NotFound("message not found")
+    await access_room_by_id(svc, user, msg.room_id)
+    if msg.author_id != user.id and user.role != "admin":
+        raise Forbidden("only the author can change this message")
+    if msg.deleted_at is not None:
+        raise NotFound("message was deleted")
+    return msg
+
+
+async def do_edit_message(svc: Services, user: udb.User, message_id: Any, body: Any) -> MessageRecord:
+    body = check_body(svc, body)
+    msg = await _own_message(svc, user, message_id)
+    updated = await db.edit_message(svc.pool, msg.id, body)
+    if updated is None:
+        raise NotFound("message was deleted")
+    await emit(svc, "message:updated", updated.to_wire(), to=room_channel(updated.room_id))
+    return updated
+
+
+async def do_delete_message(svc: Services, user: udb.User, message_id: Any) -> MessageRecord:
+    msg = await _own_message(svc, user, message_id)
+    deleted = await db.delete_message(svc.pool, msg.id)
+    assert deleted is not None
+    await emit(svc, "message:updated", deleted.to_wire(), to=room_channel(deleted.room_id))
+    return deleted
+
+
+def check_limit(svc: Services, limit: Any, default: int = 50) -> int:
+    if limit is None:
+        return default
+    if not isinstance(limit, int) or isinstance(limit, bool) or not (1 <= limit <= svc.config.limits.history_page_max):
+        raise Invalid(f"limit must be 1-{svc.config.limits.history_page_max}", field="limit")
+    return limit
+
+
+async def do_history(svc: Services, user: udb.User, room_id: Any, before_seq: Any, limit: Any) -> dict[str, Any]:
+    """A page of the ``limit`` messages before ``before_seq``, ascending; continues into the archive."""
+    limit = check_limit(svc, limit)
+    if before_seq is not None and (not isinstance(before_seq, int) or isinstance(before_seq, bool) or before_seq < 1):
+        raise Invalid("before_seq must be a positive integer", field="before_seq")
+    room = await access_room_by_id(svc, user, room_id)
+    messages, has_more = await db.history(svc.pool, room.id, before_seq, limit)
+    if len(messages) < limit and room.archived_upto_seq > 0 and svc.archive is not None:
+        older_than = messages[0].seq if messages else before_seq
+        if older_than is None or older_than > 1:
+            archived, more = await svc.archive.history(room.id, older_than or room.archived_upto_seq + 1, limit - len(messages))
+            messages = archived + messages
+            has_more = more
+    elif not has_more and room.archived_upto_seq > 0 and messages and messages[0].seq > 1:
+        has_more = svc.archive is not None
+    return {"messages": [m.to_wire() for m in messages], "has_more": has_more}
+
+
+async def do_sync(svc: Services, user: udb.User, cursors: Any) -> dict[str, Any]:
+    """Replay what a reconnecting client missed: messages with seq > its cursor, per room."""
+    if not isinstance(cursors, dict) or len(cursors) > SYNC_MAX_ROOMS:
+        raise Invalid(f"cursors must be an object of at most {SYNC_MAX_ROOMS} rooms", field="cursors")
+    out: dict[str, Any] = {}
+    for key, cursor in cursors.items():
+        try:
+            room_id = int(key)
+        except (TypeError, ValueError):
+            raise Invalid("cursor keys must be room ids", field="cursors") from None
+        if not isinstance(cursor, int) or isinstance(cursor, bool) or cursor < 0:
+            raise Invalid("cursor values must be non-negative integers", field="cursors")
+        try:
+            room = await access_room_by_id(svc, user, room_id)
+        except (NotFound, Forbidden) as exc:
+            out[str(room_id)] = {"messages": [], "resync": True, "error": exc.to_dict()}
+            continue
+        if cursor < room.archived_upto_seq:
+            out[str(room_id)] = {"messages": [], "resync": True}
+            continue
+        missed = await db.after(svc.pool, room.id, cursor, SYNC_MAX_PER_ROOM + 1)
+        resync = len(missed) > SYNC_MAX_PER_ROOM
+        out[str(room_id)] = {
+            "messages": [] if resync else [m.to_wire() for m in missed],
+            "resync": resync,
+            "last_seq": room.last_seq,
+        }
+    return {"rooms": out}

@@ -1,0 +1,191 @@
+"""Rooms: creation, permissioned access, membership, direct messages, read cursors.
+
+Visibility: public rooms are readable by every user and writable by members; private and
+direct rooms exist only for their members (others get ``not_found``, which does not reveal
+that the room exists); WhatsApp conversation rooms belong to staff.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from ..errors import Forbidden, Invalid, NotFound
+from ..events import MemberEvent
+from ..storage import messages as mdb
+from ..storage import rooms as db
+from ..storage import users as udb
+from ..types import STAFF_ROLES
+from .notify import emit, enter_channel, leave_channel, room_channel, user_channel
+
+if TYPE_CHECKING:
+    from ..context import Services
+
+ROOM_NAME_MAX = 80
+TOPIC_MAX = 300
+JOIN_PAGE = 50
+CREATABLE_KINDS = ("public", "private")
+
+
+def check_room_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > ROOM_NAME_MAX:
+        raise Invalid(f"name must be 1-{ROOM_NAME_MAX} characters", field="name")
+    return name.strip()
+
+
+def _slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "room"
+    return f"{slug}-{secrets.token_hex(3)}"
+
+
+def is_staff(user: udb.User) -> bool:
+    return user.role in STAFF_ROLES
+
+
+async def access_room_by_id(svc: Services, user: udb.User, room_id: Any, *, write: bool = False) -> db.Room:
+    """The room if ``user`` may read it (or write to it with ``write``); raises otherwise."""
+    if not isinstance(room_id, int) or isinstance(room_id, bool) or room_id <= 0:
+        raise Invalid("room_id must be a positive integer", field="room_id")
+    room = await db.get_room(svc.pool, room_id)
+    if room is None:
+        raise NotFound("room not found")
+    if room.kind == "whatsapp":
+        if not is_staff(user):
+            raise NotFound("room not found")
+        return room
+    member = await db.is_member(svc.pool, room_id, user.id)
+    if room.kind in ("private", "direct") and not member:
+        raise NotFound("room not found")
+    if write and not member:
+        raise Forbidden("join the room first")
+    return room
+
+
+async def do_create_room(
+    svc: Services, user: udb.User, name: Any, kind: Any, topic: Any = "", member_ids: Any = None
+) -> db.Room:
+    name = check_room_name(name)
+    if kind not in CREATABLE_KINDS:
+        raise Invalid("kind must be 'public' or 'private' (use /dms for direct messages)", field="kind")
+    topic = topic or ""
+    if not isinstance(topic, str) or len(topic) > TOPIC_MAX:
+        raise Invalid(f"topic must be at most {TOPIC_MAX} characters", field="topic")
+    invited = _check_user_ids(member_ids)
+    async with svc.pool.acquire() as conn, conn.transaction():
+        room = await db.insert_room(conn, _slugify(name), name, kind, topic, user.id)
+        await db.add_member(conn, room.id, user.id, "owner")
+        for uid in invited:
+            if uid != user.id:
+                await _add_existing_user(conn, room.id, uid)
+    for uid in {user.id, *invited}:
+        await enter_channel(svc, uid, room_channel(room.id))
+    return room
+
+
+def _check_user_ids(value: Any) -> list[int]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > 100 or not all(isinstance(v, int) and v > 0 for v in value):
+        raise Invalid("members must be a list of at most 100 user ids", field="members")
+    return list(dict.fromkeys(value))
+
+
+async def _add_existing_user(conn: asyncpg.Connection, room_id: int, user_id: int) -> bool:
+    if await udb.get_user(conn, user_id) is None:
+        raise NotFound(f"user {user_id} not found")
+    return await db.add_member(conn, room_id, user_id)
+
+
+async def room_view(svc: Services, room: db.Room, user: udb.User) -> dict[str, Any]:
+    member_list = await db.members(svc.pool, room.id)
+    return room.public(members_count=len(member_list), joined=any(m["id"] == user.id for m in member_list))
+
+
+async def do_join_room(svc: Services, user: udb.User, room_id: Any, sid: str | None) -> dict[str, Any]:
+    room = await access_room_by_id(svc, user, room_id)
+    added = False
+    if room.kind == "public":
+        added = await db.add_member(svc.pool, room.id, user.id)
+    if sid is not None:
+        await svc.sio.enter_room(sid, room_channel(room.id))
+    if added:
+        await enter_channel(svc, user.id, room_channel(room.id))
+        await emit(svc, "member:joined", MemberEvent(room.id, user.public()).to_wire(), to=room_channel(room.id))
+    member_list = await db.members(svc.pool, room.id)
+    online = await svc.presence.online([m["id"] for m in member_list])
+    messages, has_more = await mdb.history(svc.pool, room.id, None, JOIN_PAGE)
+    return {
+        "room": room.public(members_count=len(member_list), joined=room.kind != "whatsapp" or added),
+        "members": member_list,
+        "presence": {str(uid): ("online" if on else "offline") for uid, on in online.items()},
+        "messages": [m.to_wire() for m in messages],
+        "has_more": has_more or room.archived_upto_seq > 0,
+    }
+
+
+async def do_leave_room(svc: Services, user: udb.User, room_id: Any) -> None:
+    room = await access_room_by_id(svc, user, room_id)
+    if room.kind == "direct":
+        raise Invalid("direct conversations cannot be left")
+    if room.kind == "whatsapp":
+        return
+    if await db.remove_member(svc.pool, room.id, user.id):
+        await leave_channel(svc, user.id, room_channel(room.id))
+        await emit(svc, "member:left", MemberEvent(room.id, user.public()).to_wire(), to=room_channel(room.id))
+
+
+async def do_invite(svc: Services, user: udb.User, room_id: Any, target_id: Any) -> None:
+    room = await access_room_by_id(svc, user, room_id, write=True)
+    if room.kind not in ("public", "private"):
+        raise Invalid("members can only be added to public and private rooms")
+    if not isinstance(target_id, int) or target_id <= 0:
+        raise Invalid("user_id must be a positive integer", field="user_id")
+    async with svc.pool.acquire() as conn:
+        added = await _add_existing_user(conn, room.id, target_id)
+        target = await udb.get_user(conn, target_id)
+    if added and target is not None:
+        await enter_channel(svc, target_id, room_channel(room.id))
+        await emit(svc, "member:joined", MemberEvent(room.id, target.public()).to_wire(), to=room_channel(room.id))
+        await emit(svc, "room:added", room.public(joined=True), to=user_channel(target_id))
+
+
+async def do_open_dm(svc: Services, user: udb.User, target_id: Any) -> tuple[db.Room, bool]:
+    """The direct room between two users, created on first use. Returns (room, created)."""
+    if not isinstance(target_id, int) or isinstance(target_id, bool) or target_id <= 0:
+        raise Invalid("user_id must be a positive integer", field="user_id")
+    if target_id == user.id:
+        raise Invalid("cannot open a direct conversation with yourself", field="user_id")
+    target = await udb.get_user(svc.pool, target_id)
+    if target is None or target.kind == "contact":
+        raise NotFound("user not found")
+    a, b = sorted((user.id, target_id))
+    slug = f"dm-{a}-{b}"
+    existing = await db.get_room_by_slug(svc.pool, slug)
+    if existing is not None:
+        return existing, False
+    try:
+        async with svc.pool.acquire() as conn, conn.transaction():
+            room = await db.insert_room(conn, slug, f"{user.display_name}, {target.display_name}", "direct", "", user.id)
+            await db.add_member(conn, room.id, user.id)
+            await db.add_member(conn, room.id, target_id)
+    except asyncpg.UniqueViolationError:  # the other side opened it at the same moment
+        again = await db.get_room_by_slug(svc.pool, slug)
+        assert again is not None
+        return again, False
+    for uid in (user.id, target_id):
+        await enter_channel(svc, uid, room_channel(room.id))
+    await emit(svc, "room:added", room.public(joined=True), to=user_channel(target_id))
+    return room, True
+
+
+async def do_mark_read(svc: Services, user: udb.User, room_id: Any, seq: Any) -> int:
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise Invalid("seq must be a non-negative integer", field="seq")
+    room = await access_room_by_id(svc, user, room_id)
+    cursor = await db.set_last_read(svc.pool, room.id, user.id, seq)
+    if cursor is None:
+        raise Forbidden("not a member of this room")
+    return cursor

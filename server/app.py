@@ -1,0 +1,179 @@
+"""The composition root: ``create_app(config)`` builds every part of chat-server.
+
+Resources open in ``cleanup_ctx`` in dependency order (keys, PostgreSQL, Redis, Socket.IO
+manager, services, background loops, assistant, WhatsApp, archive relay) and close in reverse.
+Tests build the app through this same function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import redis.asyncio as aioredis
+import socketio
+from aiohttp import web
+
+from ai.assistant import Assistant, build_provider
+
+from . import jsonlib
+from .actions.assistant import ASSISTANT_DISPLAY_NAME, ASSISTANT_USERNAME, AssistantBridge, PgMessageSource, RoomReplySink
+from .actions.presence import on_presence_change
+from .background import Supervisor
+from .config import Config
+from .context import SERVICES, Services
+from .metrics import Metrics
+from .passwords import PasswordHasher
+from .realtime.presence import Presence
+from .realtime.ratelimit import RateLimiter
+from .realtime.typing import TypingThrottle
+from .storage import db as storage
+from .storage import users as udb
+from .tokens import TokenIssuer, TokenVerifier, generate_keypair
+from .transport import http, static
+from .transport.middleware import error_middleware, security_headers_middleware
+from .transport.socket import SocketTransport
+
+log = logging.getLogger(__name__)
+
+CONFIG = web.AppKey("config", Config)
+SIO = web.AppKey("sio", socketio.AsyncServer)
+
+
+def load_keys(config: Config) -> tuple[bytes, bytes]:
+    priv, pub = config.jwt_private_key_file, config.jwt_public_key_file
+    if priv is None:
+        # the embedded default generates its own key pair once, into the data directory
+        priv = config.data_dir / "keys" / "jwt-ed25519.pem"
+        pub = config.data_dir / "keys" / "jwt-ed25519.pub.pem"
+        generate_keypair(priv, pub)
+    if pub is None:
+        raise ValueError("JWT_PUBLIC_KEY_FILE must be set together with JWT_PRIVATE_KEY_FILE")
+    return Path(priv).read_bytes(), Path(pub).read_bytes()
+
+
+def make_sio(config: Config) -> socketio.AsyncServer:
+    assert config.redis_url is not None
+    manager = socketio.AsyncRedisManager(
+        config.redis_url,
+        channel=config.redis_prefix + "socketio",
+        redis_options={"socket_connect_timeout": config.redis_timeout_s, "health_check_interval": 10},
+    )
+    return socketio.AsyncServer(
+        async_mode="aiohttp",
+        client_manager=manager,
+        json=jsonlib,
+        cors_allowed_origins=list(config.cors_origins) or None,  # None: same origin only
+        max_http_buffer_size=config.limits.max_ws_message_bytes,
+        http_compression=config.compression,
+        transports=["polling", "websocket"],
+        ping_interval=25,
+        ping_timeout=20,
+    )
+
+
+def create_app(config: Config) -> web.Application:
+    if config.database_url is None or config.redis_url is None:
+        raise ValueError("create_app needs DATABASE_URL and REDIS_URL (the embedded default sets them)")
+    app = web.Application(
+        middlewares=[security_headers_middleware, error_middleware],
+        client_max_size=config.limits.max_http_body_bytes,
+    )
+    app[CONFIG] = config
+    sio = make_sio(config)
+    app[SIO] = sio
+    sio.attach(app)
+    http.add_routes(app)
+    static.add_static(app, config)
+    app.cleanup_ctx.append(_services_ctx)
+    return app
+
+
+async def _ensure_assistant_user(svc: Services) -> int:
+    user = await udb.get_user_by_username(svc.pool, ASSISTANT_USERNAME)
+    if user is None:
+        try:
+            user = await udb.insert_user(svc.pool, ASSISTANT_USERNAME, ASSISTANT_DISPLAY_NAME, None, kind="assistant")
+        except Exception:
+            user = await udb.get_user_by_username(svc.pool, ASSISTANT_USERNAME)
+    assert user is not None
+    return user.id
+
+
+async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    private_pem, public_pem = load_keys(config)
+    assert config.database_url is not None and config.redis_url is not None
+    pool = await storage.create_pool(config.database_url, timeout_s=config.db_timeout_s)
+    redis = aioredis.from_url(
+        config.redis_url,
+        socket_timeout=config.redis_timeout_s,
+        socket_connect_timeout=config.redis_timeout_s,
+        health_check_interval=10,
+    )
+    supervisor = Supervisor("chat-server")
+    node_id = config.node_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    http_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    try:
+        await storage.migrate(pool)
+        svc_holder: dict[str, Services] = {}
+
+        async def presence_changed(user_id: int, status: str, at: object) -> None:
+            await on_presence_change(svc_holder["svc"], user_id, status, at)  # type: ignore[arg-type]
+
+        svc = Services(
+            config=config,
+            pool=pool,
+            redis=redis,
+            sio=app[SIO],
+            issuer=TokenIssuer(private_pem, config.access_ttl_s),
+            verifier=TokenVerifier(public_pem),
+            passwords=PasswordHasher(config.argon2_time_cost, config.argon2_memory_kib),
+            limiter=RateLimiter(redis, config.redis_prefix),
+            typing=TypingThrottle(redis, config.redis_prefix),
+            presence=Presence(redis, config.redis_prefix, node_id, config.presence_ttl_s, presence_changed),
+            metrics=Metrics(),
+            supervisor=supervisor,
+            node_id=node_id,
+        )
+        svc.extras["http"] = http_session
+        svc_holder["svc"] = svc
+        svc.assistant_user_id = await _ensure_assistant_user(svc)
+        app[SERVICES] = svc
+        SocketTransport(svc)
+        _start_presence_loops(svc)
+        svc.assistant = AssistantBridge(
+            svc,
+            Assistant(config.ai, build_provider(config.ai), redis, PgMessageSource(svc), RoomReplySink(svc),
+                      key_prefix=config.redis_prefix),
+        )
+        log.info("chat-server node %s ready", node_id)
+        yield
+    finally:
+        await supervisor.close()
+        if SERVICES in app:
+            try:
+                await asyncio.wait_for(app[SERVICES].presence.shutdown(), 3)
+            except Exception as exc:
+                log.warning("presence shutdown failed: %s", type(exc).__name__)
+        await http_session.close()
+        await redis.aclose()
+        await pool.close()
+
+
+def _start_presence_loops(svc: Services) -> None:
+    interval = max(0.2, svc.config.presence_ttl_s / 3)
+
+    async def heartbeat() -> None:
+        while True:
+            await svc.presence.heartbeat()
+            await svc.presence.sweep()
+            await asyncio.sleep(interval)
+
+    svc.supervisor.loop("presence", heartbeat, backoff_max_s=interval)

@@ -1,0 +1,201 @@
+"""Configuration: environment variables read once into a frozen, typed ``Config``.
+
+Nothing else in ``server`` reads ``os.environ``. A bad value fails at start with the name of the
+variable. Secrets have no defaults: the embedded default generates its own signing keys into
+``CHAT_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ai.settings import AISettings
+
+
+class ConfigError(ValueError):
+    pass
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: str) -> float:
+    """``"30d"``, ``"12h"``, ``"5s"``, ``"250ms"`` or plain seconds -> seconds."""
+    m = _DURATION.match(value)
+    if not m:
+        raise ValueError(f"not a duration: {value!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+class _Env:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def str(self, key: str, default: str | None = None) -> str | None:
+        v = self.env.get(key)
+        return v if v not in (None, "") else default
+
+    def int(self, key: str, default: int, lo: int | None = None, hi: int | None = None) -> int:
+        raw = self.str(key)
+        if raw is None:
+            return default
+        try:
+            v = int(raw)
+        except ValueError:
+            raise ConfigError(f"{key} must be an integer, got {raw!r}") from None
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ConfigError(f"{key} must be between {lo} and {hi}, got {v}")
+        return v
+
+    def float(self, key: str, default: float, lo: float = 0.0) -> float:
+        raw = self.str(key)
+        if raw is None:
+            return default
+        try:
+            v = float(raw)
+        except ValueError:
+            raise ConfigError(f"{key} must be a number, got {raw!r}") from None
+        if v < lo:
+            raise ConfigError(f"{key} must be >= {lo}, got {v}")
+        return v
+
+    def bool(self, key: str, default: bool) -> bool:
+        raw = self.str(key)
+        if raw is None:
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key} must be true or false, got {raw!r}")
+
+    def duration(self, key: str, default: str) -> float:
+        raw = self.str(key, default)
+        assert raw is not None
+        try:
+            return parse_duration(raw)
+        except ValueError:
+            raise ConfigError(f"{key} must be a duration like 30d, 12h, 90s, got {raw!r}") from None
+
+    def list(self, key: str) -> tuple[str, ...]:
+        raw = self.str(key)
+        if raw is None:
+            return ()
+        return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_chars: int = 4000  # a message body; larger -> too_large
+    max_http_body_bytes: int = 64 * 1024  # any JSON request body
+    max_ws_message_bytes: int = 64 * 1024  # any Socket.IO packet
+    history_page_max: int = 100
+    messages_per_10s: int = 20  # per user, token bucket in Redis
+    events_per_10s: int = 60  # any client event, per user
+    login_per_min: int = 10  # per IP and per username
+    register_per_min: int = 5  # per IP
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "chat:"
+    node_id: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    jwt_private_key_file: Path | None = None
+    jwt_public_key_file: Path | None = None
+    access_ttl_s: int = 900
+    refresh_ttl_s: int = 30 * 86400
+    presence_ttl_s: float = 15.0  # a node that misses heartbeats this long is dead
+    typing_ttl_s: float = 6.0  # clients re-send every 3 s while typing
+    db_timeout_s: float = 5.0
+    redis_timeout_s: float = 2.0
+    web_dist: Path | None = None
+    build_web: bool = True
+    compression: bool = False
+    limits: Limits = field(default_factory=Limits)
+    ai: AISettings = field(default_factory=lambda: AISettings.from_env({}))
+    kafka_bootstrap: str | None = None
+    archive_url: str | None = None  # chat-archive base URL for history past the hot store
+    archive_public_url: str | None = None  # the same service as browsers reach it
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    hot_retention_s: float = 30 * 86400
+    relay_interval_s: float = 5.0
+    wa_graph_url: str = "https://graph.facebook.com"
+    wa_api_version: str = "v21.0"
+    wa_otp_template: str = "login_code"
+    wa_otp_language: str = "en_US"
+    log_level: str = "INFO"
+
+    @property
+    def embedded_postgres(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Config:
+        e = _Env(environ)
+        limits = Limits(
+            max_body_chars=e.int("MAX_MESSAGE_CHARS", 4000, 1, 100_000),
+            messages_per_10s=e.int("RATE_LIMIT_MESSAGES_PER_10S", 20, 1),
+            events_per_10s=e.int("RATE_LIMIT_EVENTS_PER_10S", 60, 1),
+            login_per_min=e.int("RATE_LIMIT_LOGIN_PER_MIN", 10, 1),
+            register_per_min=e.int("RATE_LIMIT_REGISTER_PER_MIN", 5, 1),
+        )
+        try:
+            ai = AISettings.from_env(environ)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        key_file = e.str("JWT_PRIVATE_KEY_FILE")
+        pub_file = e.str("JWT_PUBLIC_KEY_FILE")
+        web_dist = e.str("WEB_DIST")
+        values: dict[str, Any] = dict(
+            host=e.str("CHAT_HOST", "127.0.0.1"),
+            port=e.int("CHAT_PORT", 8080, 0, 65535),
+            data_dir=Path(e.str("CHAT_DATA_DIR", "./var") or "./var"),
+            database_url=e.str("DATABASE_URL"),
+            redis_url=e.str("REDIS_URL"),
+            redis_prefix=e.str("REDIS_PREFIX", "chat:"),
+            node_id=e.str("CHAT_NODE_ID"),
+            cors_origins=e.list("CORS_ORIGINS"),
+            jwt_private_key_file=Path(key_file) if key_file else None,
+            jwt_public_key_file=Path(pub_file) if pub_file else None,
+            access_ttl_s=e.int("ACCESS_TOKEN_TTL_S", 900, 10),
+            refresh_ttl_s=e.int("REFRESH_TOKEN_TTL_S", 30 * 86400, 60),
+            presence_ttl_s=e.float("PRESENCE_TTL_S", 15.0, 1.0),
+            typing_ttl_s=e.float("TYPING_TTL_S", 6.0, 0.5),
+            db_timeout_s=e.float("DB_TIMEOUT_S", 5.0, 0.1),
+            redis_timeout_s=e.float("REDIS_TIMEOUT_S", 2.0, 0.1),
+            web_dist=Path(web_dist) if web_dist else None,
+            build_web=e.bool("BUILD_WEB", True),
+            compression=e.bool("WS_COMPRESSION", False),
+            limits=limits,
+            ai=ai,
+            kafka_bootstrap=e.str("KAFKA_BOOTSTRAP_SERVERS"),
+            archive_url=e.str("ARCHIVE_URL"),
+            archive_public_url=e.str("ARCHIVE_PUBLIC_URL"),
+            argon2_time_cost=e.int("ARGON2_TIME_COST", 3, 1, 20),
+            argon2_memory_kib=e.int("ARGON2_MEMORY_KIB", 65536, 1024, 4 * 1024 * 1024),
+            hot_retention_s=e.duration("HOT_RETENTION", "30d"),
+            relay_interval_s=e.duration("RELAY_INTERVAL", "5s"),
+            wa_graph_url=e.str("WA_GRAPH_URL", "https://graph.facebook.com"),
+            wa_api_version=e.str("WA_API_VERSION", "v21.0"),
+            wa_otp_template=e.str("WA_OTP_TEMPLATE", "login_code"),
+            wa_otp_language=e.str("WA_OTP_LANGUAGE", "en_US"),
+            log_level=(e.str("LOG_LEVEL", "INFO") or "INFO").upper(),
+        )
+        values.update(overrides)
+        return cls(**values)

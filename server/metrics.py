@@ -1,0 +1,26 @@
+"""Prometheus metrics, one registry per app (so tests can build several apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.connections = Gauge("chat_socket_connections", "Open Socket.IO connections on this node", registry=r)
+        self.events = Counter("chat_socket_events_total", "Client events handled", ["event", "outcome"], registry=r)
+        self.messages = Counter("chat_messages_total", "Messages stored", ["author_kind"], registry=r)
+        self.send_latency = Histogram(
+            "chat_message_send_seconds",
+            "message:send from receipt to ack (store + fan-out)",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.http = Counter("chat_http_requests_total", "HTTP requests", ["route", "status"], registry=r)
+        self.errors = Counter("chat_errors_total", "Errors by code", ["code"], registry=r)
+        self.fanout_failures = Counter("chat_fanout_failures_total", "Fan-out publish failures", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""Real-time state kept in Redis: presence across nodes, typing throttle, rate limits."""

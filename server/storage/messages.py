@@ -1,0 +1,146 @@
+"""Messages. Per-room ``seq`` is assigned inside the insert transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from ..events import MessageRecord
+
+MSG_COLS = (
+    "id, room_id, seq, author_id, author_kind, author_name, body, client_id, reply_to, meta,"
+    " created_at, edited_at, deleted_at"
+)
+
+
+def to_record(row: asyncpg.Record) -> MessageRecord:
+    return MessageRecord(
+        id=row["id"],
+        room_id=row["room_id"],
+        seq=row["seq"],
+        author_id=row["author_id"],
+        author_kind=row["author_kind"],
+        author_name=row["author_name"],
+        body=row["body"],
+        client_id=row["client_id"],
+        reply_to=row["reply_to"],
+        meta=row["meta"] or {},
+        created_at=row["created_at"],
+        edited_at=row["edited_at"],
+        deleted_at=row["deleted_at"],
+    )
+
+
+async def find_by_client_id(conn: asyncpg.Connection | asyncpg.Pool, author_id: int, client_id: str) -> MessageRecord | None:
+    row = await conn.fetchrow(
+        f"SELECT {MSG_COLS} FROM messages WHERE author_id = $1 AND client_id = $2", author_id, client_id
+    )
+    return None if row is None else to_record(row)
+
+
+async def insert_message(
+    conn: asyncpg.Connection,
+    room_id: int,
+    *,
+    author_id: int | None,
+    author_kind: str,
+    author_name: str | None,
+    body: str,
+    client_id: str | None = None,
+    reply_to: int | None = None,
+    meta: dict[str, Any] | None = None,
+) -> MessageRecord:
+    """Insert with the room's next seq. Call inside a transaction.
+
+    Raises ``asyncpg.UniqueViolationError`` on a duplicate ``(author_id, client_id)``; the caller
+    rolls back (which also returns the seq) and reads the stored message.
+    """
+    seq = await conn.fetchval("UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq", room_id)
+    row = await conn.fetchrow(
+        "INSERT INTO messages (room_id, seq, author_id, author_kind, author_name, body, client_id, reply_to, meta)"
+        f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {MSG_COLS}",
+        room_id, seq, author_id, author_kind, author_name, body, client_id, reply_to, meta or {},
+    )
+    return to_record(row)
+
+
+async def insert_many(conn: asyncpg.Connection, room_id: int, items: list[dict[str, Any]]) -> list[MessageRecord]:
+    """Insert several messages of one room in one statement (the send batcher's path).
+
+    Seqs are reserved with one UPDATE. Items must not collide on ``(author_id, client_id)``
+    (the batcher removes duplicates before); a collision raises and the caller falls back to
+    one-by-one inserts.
+    """
+    n = len(items)
+    last = await conn.fetchval("UPDATE rooms SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq", room_id, n)
+    first = int(last) - n + 1
+    rows = await conn.fetch(
+        "INSERT INTO messages (room_id, seq, author_id, author_kind, author_name, body, client_id, reply_to, meta)"
+        " SELECT $1, s, a, k, nm, b, c, rt, mt FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[],"
+        " $6::text[], $7::text[], $8::bigint[], $9::jsonb[]) AS t(s, a, k, nm, b, c, rt, mt)"
+        f" RETURNING {MSG_COLS}",
+        room_id,
+        list(range(first, first + n)),
+        [i["author_id"] for i in items],
+        [i["author_kind"] for i in items],
+        [i["author_name"] for i in items],
+        [i["body"] for i in items],
+        [i.get("client_id") for i in items],
+        [i.get("reply_to") for i in items],
+        [i.get("meta") or {} for i in items],
+    )
+    return sorted((to_record(r) for r in rows), key=lambda m: m.seq)
+
+
+async def get_message(conn: asyncpg.Connection | asyncpg.Pool, message_id: int) -> MessageRecord | None:
+    row = await conn.fetchrow(f"SELECT {MSG_COLS} FROM messages WHERE id = $1", message_id)
+    return None if row is None else to_record(row)
+
+
+async def history(pool: asyncpg.Pool, room_id: int, before_seq: int | None, limit: int) -> tuple[list[MessageRecord], bool]:
+    """The ``limit`` messages just before ``before_seq`` (or the latest), in ascending seq."""
+    rows = await pool.fetch(
+        f"SELECT {MSG_COLS} FROM messages WHERE room_id = $1 AND ($2::bigint IS NULL OR seq < $2)"
+        " ORDER BY seq DESC LIMIT $3",
+        room_id, before_seq, limit + 1,
+    )
+    has_more = len(rows) > limit
+    return [to_record(r) for r in reversed(rows[:limit])], has_more
+
+
+async def after(pool: asyncpg.Pool, room_id: int, after_seq: int, limit: int) -> list[MessageRecord]:
+    rows = await pool.fetch(
+        f"SELECT {MSG_COLS} FROM messages WHERE room_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        room_id, after_seq, limit,
+    )
+    return [to_record(r) for r in rows]
+
+
+async def between(pool: asyncpg.Pool, room_id: int, after_seq: int, upto_seq: int) -> list[MessageRecord]:
+    rows = await pool.fetch(
+        f"SELECT {MSG_COLS} FROM messages WHERE room_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
+        room_id, after_seq, upto_seq,
+    )
+    return [to_record(r) for r in rows]
+
+
+async def min_seq(pool: asyncpg.Pool, room_id: int) -> int | None:
+    v = await pool.fetchval("SELECT min(seq) FROM messages WHERE room_id = $1", room_id)
+    return None if v is None else int(v)
+
+
+async def edit_message(conn: asyncpg.Connection | asyncpg.Pool, message_id: int, body: str) -> MessageRecord | None:
+    row = await conn.fetchrow(
+        f"UPDATE messages SET body = $2, edited_at = now() WHERE id = $1 AND deleted_at IS NULL RETURNING {MSG_COLS}",
+        message_id, body,
+    )
+    return None if row is None else to_record(row)
+
+
+async def delete_message(conn: asyncpg.Connection | asyncpg.Pool, message_id: int) -> MessageRecord | None:
+    row = await conn.fetchrow(
+        f"UPDATE messages SET deleted_at = coalesce(deleted_at, now()), body = '' WHERE id = $1 RETURNING {MSG_COLS}",
+        message_id,
+    )
+    return None if row is None else to_record(row)

@@ -1,0 +1,167 @@
+"""Rooms and memberships."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from ..events import iso
+
+ROOM_COLS = "r.id, r.slug, r.name, r.kind, r.topic, r.created_by, r.last_seq, r.archived_upto_seq, r.created_at"
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    id: int
+    slug: str
+    name: str
+    kind: str
+    topic: str
+    created_by: int | None
+    last_seq: int
+    archived_upto_seq: int
+    created_at: datetime
+
+    def public(self, **extra: Any) -> dict[str, Any]:
+        d = {
+            "id": self.id,
+            "slug": self.slug,
+            "name": self.name,
+            "kind": self.kind,
+            "topic": self.topic,
+            "created_by": self.created_by,
+            "last_seq": self.last_seq,
+            "archived_upto_seq": self.archived_upto_seq,
+            "created_at": iso(self.created_at),
+        }
+        d.update(extra)
+        return d
+
+
+def _room(row: asyncpg.Record | None) -> Room | None:
+    if row is None:
+        return None
+    return Room(**{k: row[k] for k in Room.__slots__})  # type: ignore[attr-defined]
+
+
+async def insert_room(
+    conn: asyncpg.Connection, slug: str, name: str, kind: str, topic: str, created_by: int | None
+) -> Room:
+    """Raises ``asyncpg.UniqueViolationError`` when the slug is taken."""
+    row = await conn.fetchrow(
+        "INSERT INTO rooms AS r (slug, name, kind, topic, created_by) VALUES ($1, $2, $3, $4, $5)"
+        f" RETURNING {ROOM_COLS}",
+        slug, name, kind, topic, created_by,
+    )
+    room = _room(row)
+    assert room is not None
+    return room
+
+
+async def get_room(conn: asyncpg.Connection | asyncpg.Pool, room_id: int) -> Room | None:
+    return _room(await conn.fetchrow(f"SELECT {ROOM_COLS} FROM rooms r WHERE r.id = $1", room_id))
+
+
+async def get_room_by_slug(conn: asyncpg.Connection | asyncpg.Pool, slug: str) -> Room | None:
+    return _room(await conn.fetchrow(f"SELECT {ROOM_COLS} FROM rooms r WHERE r.slug = $1", slug))
+
+
+async def add_member(conn: asyncpg.Connection | asyncpg.Pool, room_id: int, user_id: int, role: str = "member") -> bool:
+    """Returns True when the user was not a member before."""
+    status = await conn.execute(
+        "INSERT INTO room_members (room_id, user_id, role, last_read_seq)"
+        " SELECT $1, $2, $3, r.last_seq FROM rooms r WHERE r.id = $1"
+        " ON CONFLICT (room_id, user_id) DO NOTHING",
+        room_id, user_id, role,
+    )
+    return status.endswith(" 1")
+
+
+async def remove_member(conn: asyncpg.Connection | asyncpg.Pool, room_id: int, user_id: int) -> bool:
+    status = await conn.execute("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2", room_id, user_id)
+    return status.endswith(" 1")
+
+
+async def is_member(conn: asyncpg.Connection | asyncpg.Pool, room_id: int, user_id: int) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2)", room_id, user_id
+        )
+    )
+
+
+async def member_ids(conn: asyncpg.Connection | asyncpg.Pool, room_id: int) -> list[int]:
+    return [r[0] for r in await conn.fetch("SELECT user_id FROM room_members WHERE room_id = $1", room_id)]
+
+
+async def members(conn: asyncpg.Connection | asyncpg.Pool, room_id: int, limit: int = 500) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT u.id, u.username, u.display_name, u.role, u.kind, m.role AS member_role, u.last_seen_at"
+        " FROM room_members m JOIN users u ON u.id = m.user_id WHERE m.room_id = $1"
+        " ORDER BY m.joined_at LIMIT $2",
+        room_id, limit,
+    )
+    return [
+        {
+            "id": r["id"],
+            "username": r["username"],
+            "display_name": r["display_name"],
+            "role": r["role"],
+            "kind": r["kind"],
+            "member_role": r["member_role"],
+            "last_seen": iso(r["last_seen_at"]),
+        }
+        for r in rows
+    ]
+
+
+async def room_ids_for_user(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> list[int]:
+    return [r[0] for r in await conn.fetch("SELECT room_id FROM room_members WHERE user_id = $1", user_id)]
+
+
+async def rooms_for_user(pool: asyncpg.Pool, user_id: int) -> list[dict[str, Any]]:
+    """Rooms the user belongs to (with unread counts) plus public rooms they could join."""
+    rows = await pool.fetch(
+        f"SELECT {ROOM_COLS}, m.user_id IS NOT NULL AS joined, coalesce(m.last_read_seq, 0) AS last_read_seq,"
+        " (SELECT count(*) FROM room_members x WHERE x.room_id = r.id) AS members_count,"
+        " (SELECT coalesce(u.display_name, u.username) FROM room_members o JOIN users u ON u.id = o.user_id"
+        "   WHERE r.kind = 'direct' AND o.room_id = r.id AND o.user_id <> $1 LIMIT 1) AS peer_name,"
+        " (SELECT o.user_id FROM room_members o"
+        "   WHERE r.kind = 'direct' AND o.room_id = r.id AND o.user_id <> $1 LIMIT 1) AS peer_id"
+        " FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1"
+        " WHERE (m.user_id IS NOT NULL AND r.kind <> 'whatsapp') OR r.kind = 'public'"
+        " ORDER BY r.id",
+        user_id,
+    )
+    out = []
+    for row in rows:
+        room = _room(row)
+        assert room is not None
+        joined = bool(row["joined"])
+        extra: dict[str, Any] = {
+            "joined": joined,
+            "members_count": row["members_count"],
+            "last_read_seq": row["last_read_seq"],
+            "unread": max(0, room.last_seq - row["last_read_seq"]) if joined else 0,
+        }
+        if room.kind == "direct":
+            extra["peer"] = {"id": row["peer_id"], "name": row["peer_name"]}
+        out.append(room.public(**extra))
+    return out
+
+
+async def find_direct_room(conn: asyncpg.Connection | asyncpg.Pool, slug: str) -> Room | None:
+    return await get_room_by_slug(conn, slug)
+
+
+async def set_last_read(pool: asyncpg.Pool, room_id: int, user_id: int, seq: int) -> int | None:
+    """Moves the read cursor forward only; returns the new cursor or None if not a member."""
+    v = await pool.fetchval(
+        "UPDATE room_members m SET last_read_seq = greatest(m.last_read_seq, least($3, r.last_seq))"
+        " FROM rooms r WHERE r.id = m.room_id AND m.room_id = $1 AND m.user_id = $2 RETURNING m.last_read_seq",
+        room_id, user_id, seq,
+    )
+    return None if v is None else int(v)

@@ -1,0 +1,8 @@
+"""Transport: parse, authenticate, call one action, serialise.
+
+- ``http.py``        REST routes under ``/api/v1`` and health/metrics
+- ``middleware.py``  error -> JSON body, security headers, body size, request metrics
+- ``socket.py``      the Socket.IO namespace and its ack wrapper
+- ``openapi.py``     the OpenAPI document and the docs page
+- ``static.py``      the built web app
+"""

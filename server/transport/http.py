@@ -1,0 +1,290 @@
+"""REST routes under ``/api/v1`` plus ``/healthz``, ``/readyz`` and ``/metrics``.
+
+Each handler: parse JSON, authenticate, call one action, serialise. Every route is declared
+once in ``ROUTES`` with its OpenAPI description.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..actions import auth as auth_actions
+from ..actions import messages as msg_actions
+from ..actions import rooms as room_actions
+from ..context import SERVICES, Services
+from ..errors import Forbidden, Invalid, NotFound, Unauthorized
+from ..storage import rooms as rdb
+from ..storage import users as udb
+from ..types import ROLES, STAFF_ROLES
+from .openapi import MESSAGE, ROOM, S_INT, S_STR, TOKENS, USER, ApiRoute, build_document, docs_page, obj
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ROUTES: list[tuple[ApiRoute, Handler]] = []
+
+
+def api(method: str, path: str, summary: str, **spec: Any) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        ROUTES.append((ApiRoute(method, path, summary, **spec), fn))
+        return fn
+
+    return register
+
+
+def svc_of(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    if request.content_length == 0 or not request.can_read_body:
+        return {}
+    raw = await request.read()
+    try:
+        data = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        raise Invalid("body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise Invalid("body must be a JSON object")
+    return data
+
+
+def client_ip(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+async def current_user(request: web.Request, role: str = "user") -> udb.User:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        raise Unauthorized("missing bearer token")
+    user = await auth_actions.authenticate(svc_of(request), header[7:].strip())
+    if role == "staff" and user.role not in STAFF_ROLES:
+        raise Forbidden("staff only")
+    if role == "admin" and user.role != "admin":
+        raise Forbidden("admin only")
+    return user
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    try:
+        value = int(request.match_info[name])
+    except ValueError:
+        raise NotFound("not found") from None
+    if value <= 0:
+        raise NotFound("not found")
+    return value
+
+
+def query_int(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise Invalid(f"{name} must be an integer", field=name) from None
+
+
+def ok(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+# --- auth -------------------------------------------------------------------------------------
+
+@api("POST", "/api/v1/auth/register", "Create an account", auth=None, status=201,
+     body=obj(["username", "password"], username=S_STR, password=S_STR, display_name=S_STR), response=TOKENS)
+async def register(request: web.Request) -> web.Response:
+    data = await read_json(request)
+    user, tokens = await auth_actions.do_register(
+        svc_of(request), data.get("username"), data.get("password"), data.get("display_name"), client_ip(request)
+    )
+    return ok({"user": user.public(), **tokens}, 201)
+
+
+@api("POST", "/api/v1/auth/login", "Log in with username and password", auth=None,
+     body=obj(["username", "password"], username=S_STR, password=S_STR), response=TOKENS)
+async def login(request: web.Request) -> web.Response:
+    data = await read_json(request)
+    user, tokens = await auth_actions.do_login(svc_of(request), data.get("username"), data.get("password"), client_ip(request))
+    return ok({"user": user.public(), **tokens})
+
+
+@api("POST", "/api/v1/auth/refresh", "Rotate a refresh token", auth=None, body=obj(["refresh_token"], refresh_token=S_STR))
+async def refresh(request: web.Request) -> web.Response:
+    data = await read_json(request)
+    return ok(await auth_actions.do_refresh(svc_of(request), data.get("refresh_token")))
+
+
+@api("POST", "/api/v1/auth/logout", "Revoke this login's refresh tokens", status=204, body=obj([], refresh_token=S_STR))
+async def logout(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    data = await read_json(request)
+    await auth_actions.do_logout(svc_of(request), user, data.get("refresh_token"))
+    return web.Response(status=204)
+
+
+@api("POST", "/api/v1/auth/logout-all", "Revoke every token of the user", status=204)
+async def logout_all(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    await auth_actions.do_logout_all(svc_of(request), user)
+    return web.Response(status=204)
+
+
+# --- users ------------------------------------------------------------------------------------
+
+@api("GET", "/api/v1/users/me", "The current user", response=obj(["user"], user=USER))
+async def me(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return ok({"user": user.public()})
+
+
+@api("GET", "/api/v1/users", "Find users by name", query={"q": S_STR, "limit": S_INT})
+async def find_users(request: web.Request) -> web.Response:
+    await current_user(request)
+    q = request.query.get("q", "")
+    if len(q) > 64:
+        raise Invalid("q is too long", field="q")
+    limit = min(max(query_int(request, "limit") or 20, 1), 50)
+    users = await udb.search_users(svc_of(request).pool, q, limit)
+    return ok({"users": [u.public() for u in users]})
+
+
+# --- rooms ------------------------------------------------------------------------------------
+
+@api("GET", "/api/v1/rooms", "Rooms of the user and public rooms, with unread counts")
+async def list_rooms(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return ok({"rooms": await rdb.rooms_for_user(svc_of(request).pool, user.id)})
+
+
+@api("POST", "/api/v1/rooms", "Create a public or private room", status=201,
+     body=obj(["name", "kind"], name=S_STR, kind={"enum": ["public", "private"]}, topic=S_STR,
+              members={"type": "array", "items": S_INT}), response=obj(["room"], room=ROOM))
+async def create_room(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    data = await read_json(request)
+    svc = svc_of(request)
+    room = await room_actions.do_create_room(svc, user, data.get("name"), data.get("kind"), data.get("topic"), data.get("members"))
+    return ok({"room": await room_actions.room_view(svc, room, user)}, 201)
+
+
+@api("GET", "/api/v1/rooms/{id}", "A room with its members", response=obj(["room"], room=ROOM))
+async def get_room(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    svc = svc_of(request)
+    room = await room_actions.access_room_by_id(svc, user, path_id(request))
+    view = await room_actions.room_view(svc, room, user)
+    view["members"] = await rdb.members(svc.pool, room.id)
+    return ok({"room": view})
+
+
+@api("POST", "/api/v1/rooms/{id}/members", "Add a user to a room", status=204, body=obj(["user_id"], user_id=S_INT))
+async def add_member(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    data = await read_json(request)
+    await room_actions.do_invite(svc_of(request), user, path_id(request), data.get("user_id"))
+    return web.Response(status=204)
+
+
+@api("GET", "/api/v1/rooms/{id}/messages", "History, newest page first; page with before_seq",
+     query={"before_seq": S_INT, "limit": S_INT},
+     response=obj(["messages", "has_more"], messages={"type": "array", "items": MESSAGE}, has_more={"type": "boolean"}))
+async def room_messages(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    result = await msg_actions.do_history(
+        svc_of(request), user, path_id(request), query_int(request, "before_seq"), query_int(request, "limit")
+    )
+    return ok(result)
+
+
+@api("POST", "/api/v1/dms", "Open (or find) the direct conversation with a user", body=obj(["user_id"], user_id=S_INT),
+     response=obj(["room"], room=ROOM))
+async def open_dm(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    data = await read_json(request)
+    svc = svc_of(request)
+    room, created = await room_actions.do_open_dm(svc, user, data.get("user_id"))
+    return ok({"room": await room_actions.room_view(svc, room, user)}, 201 if created else 200)
+
+
+# --- admin ------------------------------------------------------------------------------------
+
+@api("GET", "/api/v1/admin/users", "All users", auth="admin", query={"after_id": S_INT, "limit": S_INT})
+async def admin_users(request: web.Request) -> web.Response:
+    await current_user(request, "admin")
+    limit = min(max(query_int(request, "limit") or 100, 1), 500)
+    users = await udb.list_users(svc_of(request).pool, limit, query_int(request, "after_id") or 0)
+    return ok({"users": [u.public() for u in users]})
+
+
+@api("PATCH", "/api/v1/admin/users/{id}", "Change a user's role", auth="admin", body=obj(["role"], role={"enum": list(ROLES)}))
+async def admin_set_role(request: web.Request) -> web.Response:
+    admin = await current_user(request, "admin")
+    data = await read_json(request)
+    role = data.get("role")
+    if role not in ROLES:
+        raise Invalid("role must be user, staff or admin", field="role")
+    target_id = path_id(request)
+    if target_id == admin.id and role != "admin":
+        raise Invalid("admins cannot demote themselves", field="role")
+    user = await udb.set_role(svc_of(request).pool, target_id, role)
+    if user is None:
+        raise NotFound("user not found")
+    return ok({"user": user.public()})
+
+
+@api("GET", "/api/v1/archive/config", "Whether the archive is on, and where its API lives")
+async def archive_config(request: web.Request) -> web.Response:
+    await current_user(request)
+    svc = svc_of(request)
+    url = svc.config.archive_url
+    return ok({"enabled": url is not None, "base_url": svc.config.archive_public_url or url or ""})
+
+
+# --- operations -------------------------------------------------------------------------------
+
+async def healthz(request: web.Request) -> web.Response:
+    return ok({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    svc = svc_of(request)
+    checks: dict[str, str] = {}
+
+    async def check(name: str, probe: Awaitable[Any]) -> None:
+        try:
+            await asyncio.wait_for(probe, 2.0)
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"down: {type(exc).__name__}"
+
+    await check("postgres", svc.pool.fetchval("SELECT 1"))
+    await check("redis", svc.redis.ping())
+    ready = all(v == "ok" for v in checks.values())
+    return ok({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=svc_of(request).metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+def add_routes(app: web.Application, extra: list[tuple[ApiRoute, Handler]] | None = None) -> None:
+    table = ROUTES + (extra or [])
+    for spec, handler in table:
+        app.router.add_route(spec.method, spec.path, handler)
+    document = build_document([spec for spec, _ in table])
+
+    async def openapi(request: web.Request) -> web.Response:
+        return ok(document)
+
+    async def docs(request: web.Request) -> web.Response:
+        return docs_page("/api/v1/openapi.json", "chat-server")
+
+    app.router.add_get("/api/v1/openapi.json", openapi)
+    app.router.add_get("/api/docs", docs)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,189 @@
+"""The Socket.IO namespace ``/``.
+
+Connect with ``auth: {token}``; a bad token is refused at connect. Every client event is
+wrapped by ``_handler``: it resolves the connection, applies the per-connection event budget,
+checks the payload is an object, calls one action and turns the result or the ``ChatError``
+into ``{ok: true, ...}`` / ``{ok: false, error: {code, message}}``. Nothing a client sends can
+drop the connection or leak a stack trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import socketio
+from redis.exceptions import RedisError
+
+from ..actions import messages as msg_actions
+from ..actions import rooms as room_actions
+from ..actions.auth import authenticate
+from ..actions.notify import STAFF_CHANNEL, emit, room_channel, user_channel
+from ..context import Services
+from ..errors import ChatError, Invalid, RateLimited, Unauthorized
+from ..events import TypingEvent
+from ..storage import rooms as rdb
+from ..storage import users as udb
+from ..types import STAFF_ROLES
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[["Conn", str, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass(slots=True)
+class Conn:
+    """Per-socket state, kept lean: the user and a local event budget."""
+
+    user: udb.User
+    tokens: float
+    stamp: float = field(default_factory=time.monotonic)
+
+
+class SocketTransport:
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.sio = svc.sio
+        self.conns: dict[str, Conn] = {}
+        self.budget = float(svc.config.limits.events_per_10s)
+        self.refill_per_s = self.budget / 10.0
+        self.sio.on("connect", self.on_connect)
+        self.sio.on("disconnect", self.on_disconnect)
+        table: dict[str, Handler] = {
+            "room:join": self.room_join,
+            "room:leave": self.room_leave,
+            "message:send": self.message_send,
+            "message:edit": self.message_edit,
+            "message:delete": self.message_delete,
+            "typing": self.typing,
+            "history": self.history,
+            "sync": self.sync,
+            "read": self.read,
+        }
+        for event, fn in table.items():
+            self.sio.on(event, self._handler(event, fn))
+
+    # --- connection lifecycle ---------------------------------------------------------------
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            user = await authenticate(self.svc, token)
+        except ChatError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(exc.to_dict()) from None
+        except (asyncpg.PostgresError, OSError, asyncio.TimeoutError):
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": "unavailable", "message": "try again shortly"}
+            ) from None
+        if user.kind != "human":
+            raise socketio.exceptions.ConnectionRefusedError({"code": "forbidden", "message": "not a chat user"})
+        self.conns[sid] = Conn(user=user, tokens=self.budget)
+        channels = [user_channel(user.id)] + [room_channel(r) for r in await rdb.room_ids_for_user(self.svc.pool, user.id)]
+        if user.role in STAFF_ROLES:
+            channels.append(STAFF_CHANNEL)
+        for ch in channels:
+            await self.sio.enter_room(sid, ch)
+        self.svc.metrics.connections.inc()
+        try:
+            await self.svc.presence.connected(user.id, sid)
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            log.warning("presence unavailable on connect: %s", type(exc).__name__)
+
+    async def on_disconnect(self, sid: str, *_: Any) -> None:
+        conn = self.conns.pop(sid, None)
+        if conn is None:
+            return
+        self.svc.metrics.connections.dec()
+        try:
+            await self.svc.presence.disconnected(conn.user.id, sid)
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            log.warning("presence unavailable on disconnect: %s", type(exc).__name__)
+
+    # --- the ack wrapper --------------------------------------------------------------------
+
+    def _take_token(self, conn: Conn) -> None:
+        now = time.monotonic()
+        conn.tokens = min(self.budget, conn.tokens + (now - conn.stamp) * self.refill_per_s)
+        conn.stamp = now
+        if conn.tokens < 1.0:
+            raise RateLimited("too many events", retry_after=(1.0 - conn.tokens) / self.refill_per_s)
+        conn.tokens -= 1.0
+
+    def _handler(self, event: str, fn: Handler) -> Callable[..., Awaitable[dict[str, Any]]]:
+        metrics = self.svc.metrics
+
+        async def wrapped(sid: str, *args: Any) -> dict[str, Any]:
+            try:
+                conn = self.conns.get(sid)
+                if conn is None:
+                    raise Unauthorized("not connected")
+                self._take_token(conn)
+                data = args[0] if args else None
+                if not isinstance(data, dict):
+                    raise Invalid("payload must be an object")
+                result = await fn(conn, sid, data)
+                metrics.events.labels(event, "ok").inc()
+                return {"ok": True, **(result or {})}
+            except ChatError as exc:
+                metrics.events.labels(event, exc.code).inc()
+                metrics.errors.labels(exc.code).inc()
+                return {"ok": False, "error": exc.to_dict()}
+            except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, RedisError, OSError, asyncio.TimeoutError) as exc:
+                log.warning("%s: dependency unavailable: %s", event, type(exc).__name__)
+                metrics.errors.labels("unavailable").inc()
+                return {"ok": False, "error": {"code": "unavailable", "message": "service temporarily unavailable"}}
+            except Exception:
+                log.exception("%s failed", event)
+                metrics.errors.labels("internal").inc()
+                return {"ok": False, "error": {"code": "internal", "message": "internal error"}}
+
+        return wrapped
+
+    # --- events -----------------------------------------------------------------------------
+
+    async def room_join(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        return await room_actions.do_join_room(self.svc, conn.user, data.get("room_id"), sid)
+
+    async def room_leave(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        await room_actions.do_leave_room(self.svc, conn.user, data.get("room_id"))
+        return {}
+
+    async def message_send(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        msg = await msg_actions.do_send_message(
+            self.svc, conn.user, data.get("room_id"), data.get("body"), data.get("client_id"), data.get("reply_to")
+        )
+        return {"message": msg.to_wire()}
+
+    async def message_edit(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        msg = await msg_actions.do_edit_message(self.svc, conn.user, data.get("id"), data.get("body"))
+        return {"message": msg.to_wire()}
+
+    async def message_delete(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        msg = await msg_actions.do_delete_message(self.svc, conn.user, data.get("id"))
+        return {"message": msg.to_wire()}
+
+    async def typing(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        typing = data.get("typing")
+        if not isinstance(typing, bool):
+            raise Invalid("typing must be true or false", field="typing")
+        room = await room_actions.access_room_by_id(self.svc, conn.user, data.get("room_id"), write=True)
+        if await self.svc.typing.should_broadcast(room.id, conn.user.id, typing):
+            event = TypingEvent(room.id, {"id": conn.user.id, "display_name": conn.user.display_name}, typing)
+            payload = {**event.to_wire(), "ttl_ms": int(self.svc.config.typing_ttl_s * 1000)}
+            await emit(self.svc, "typing", payload, to=room_channel(room.id), skip_sid=sid)
+        return {}
+
+    async def history(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        return await msg_actions.do_history(self.svc, conn.user, data.get("room_id"), data.get("before_seq"), data.get("limit"))
+
+    async def sync(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        return await msg_actions.do_sync(self.svc, conn.user, data.get("cursors"))
+
+    async def read(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        cursor = await room_actions.do_mark_read(self.svc, conn.user, data.get("room_id"), data.get("seq"))
+        return {"last_read_seq": cursor}

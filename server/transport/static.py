@@ -1,0 +1,32 @@
+"""Serves the built web app (``web/dist``) at ``/`` with an ``index.html`` fallback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from ..config import Config
+
+REPO_WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
+MISSING = """<!doctype html><meta charset="utf-8"><title>chat-server</title>
+<p>The web app is not built. Run <code>scripts/serve</code> (it builds it), or
+<code>cd web && npm ci && npm run build</code>. The API is at <a href="/api/docs">/api/docs</a>.</p>"""
+
+
+def add_static(app: web.Application, config: Config) -> None:
+    dist = config.web_dist or REPO_WEB_DIST
+
+    async def index(request: web.Request) -> web.StreamResponse:
+        page = dist / "index.html"
+        if not page.exists():
+            return web.Response(text=MISSING, content_type="text/html")
+        return web.FileResponse(page, headers={"Cache-Control": "no-cache"})
+
+    app.router.add_get("/", index)
+    assets = dist / "assets"
+    if assets.is_dir():
+        app.router.add_static("/assets", assets, append_version=False)
+    for name in ("favicon.svg", "favicon.ico", "manifest.webmanifest"):
+        if (dist / name).exists():
+            app.router.add_get(f"/{name}", lambda r, n=name: web.FileResponse(dist / n))

@@ -1,0 +1,222 @@
+"""Helpers for driving chat-server through its public surface: REST and real Socket.IO clients."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import os
+import subprocess
+import sys
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import socketio
+from aiohttp import web
+
+from server.app import create_app
+from server.config import Config
+from tests.services.base import REPO_ROOT, free_port, port_open, wait_until
+
+_names = itertools.count(1)
+PASSWORD = "correct horse battery"
+
+
+def test_env(database_url: str, redis_url: str, prefix: str, key_dir: Path, data_dir: Path) -> dict[str, str]:
+    """Environment for a chat-server under test (also used for subprocess nodes)."""
+    return {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": prefix,
+        "CHAT_DATA_DIR": str(data_dir),
+        "JWT_PRIVATE_KEY_FILE": str(key_dir / "jwt.pem"),
+        "JWT_PUBLIC_KEY_FILE": str(key_dir / "jwt.pub.pem"),
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_KIB": "1024",
+        "RATE_LIMIT_REGISTER_PER_MIN": "1000",
+        "RATE_LIMIT_LOGIN_PER_MIN": "1000",
+        "PRESENCE_TTL_S": "2",
+        "AI_PROVIDER": "offline",
+        "BUILD_WEB": "false",
+    }
+
+
+class EventLog:
+    """Collects every server event a client receives, by name, in order."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, list[Any]] = defaultdict(list)
+        self._cond = asyncio.Condition()
+
+    async def add(self, name: str, data: Any) -> None:
+        async with self._cond:
+            self.events[name].append(data)
+            self._cond.notify_all()
+
+    async def wait_for(self, name: str, predicate: Any = None, timeout: float = 5.0) -> Any:
+        def find() -> Any:
+            for item in self.events[name]:
+                if predicate is None or predicate(item):
+                    return item
+            return None
+
+        async with self._cond:
+            await asyncio.wait_for(self._cond.wait_for(lambda: find() is not None), timeout)
+            return find()
+
+    def all(self, name: str) -> list[Any]:
+        return list(self.events[name])
+
+
+class Client:
+    """A user with tokens, an HTTP session and (once connected) a real Socket.IO client."""
+
+    def __init__(self, base_url: str, http: aiohttp.ClientSession, user: dict[str, Any], tokens: dict[str, Any]) -> None:
+        self.base_url = base_url
+        self.http = http
+        self.user = user
+        self.tokens = tokens
+        self.sio: socketio.AsyncClient | None = None
+        self.log = EventLog()
+
+    @property
+    def id(self) -> int:
+        return int(self.user["id"])
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens['access_token']}"}
+
+    async def call(self, method: str, path: str, json: Any = None, expect: int | None = None, **kw: Any) -> tuple[int, Any]:
+        async with self.http.request(method, self.base_url + path, json=json, headers=self.auth, **kw) as r:
+            body = await r.json() if r.content_type == "application/json" else await r.text()
+            if expect is not None:
+                assert r.status == expect, (r.status, body)
+            return r.status, body
+
+    async def connect(self, base_url: str | None = None, transports: list[str] | None = None) -> socketio.AsyncClient:
+        sio = socketio.AsyncClient(reconnection=False)
+        for name in ("message", "message:updated", "typing", "presence", "member:joined", "member:left",
+                     "assistant:delta", "room:added", "conversation:updated", "wa:status"):
+            sio.on(name, self._recorder(name))
+        await sio.connect(base_url or self.base_url, auth={"token": self.tokens["access_token"]},
+                          transports=transports or ["websocket"], wait_timeout=10)
+        self.sio = sio
+        return sio
+
+    def _recorder(self, name: str) -> Any:
+        async def record(data: Any = None) -> None:
+            await self.log.add(name, data)
+
+        return record
+
+    async def emit(self, event: str, data: Any = None, timeout: float = 10.0) -> Any:
+        assert self.sio is not None
+        return await self.sio.call(event, data, timeout=timeout)
+
+    async def send(self, room_id: int, body: str, client_id: str | None = None) -> dict[str, Any]:
+        ack = await self.emit("message:send", {"room_id": room_id, "body": body, "client_id": client_id or uuid.uuid4().hex})
+        assert ack["ok"], ack
+        return ack["message"]
+
+    async def disconnect(self) -> None:
+        if self.sio is not None:
+            await self.sio.disconnect()
+            self.sio = None
+
+
+@dataclasses.dataclass
+class ChatNode:
+    base_url: str
+    app: web.Application | None = None
+    runner: web.AppRunner | None = None
+    process: subprocess.Popen[bytes] | None = None
+    port: int = 0
+
+
+class ServerHarness:
+    """Starts chat-server nodes sharing one database and Redis, and makes users on them."""
+
+    def __init__(self, database_url: str, redis_url: str, prefix: str, key_dir: Path, tmp: Path) -> None:
+        self.env = test_env(database_url, redis_url, prefix, key_dir, tmp / "data")
+        self.database_url = database_url
+        self.tmp = tmp
+        self.nodes: list[ChatNode] = []
+        self.clients: list[Client] = []
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+
+    def config(self, **overrides: Any) -> Config:
+        return Config.from_env(self.env, **overrides)
+
+    async def start_node(self, **overrides: Any) -> ChatNode:
+        config = self.config(**overrides)
+        app = create_app(config)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        node = ChatNode(f"http://127.0.0.1:{port}", app=app, runner=runner, port=port)
+        self.nodes.append(node)
+        return node
+
+    def spawn_node(self, **env: str) -> ChatNode:
+        """A chat-server in its own process (for cross-process and kill tests)."""
+        port = free_port()
+        full_env = {**os.environ, **self.env, "CHAT_HOST": "127.0.0.1", "CHAT_PORT": str(port), **env}
+        log = open(self.tmp / f"node-{port}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "-m", "server"], env=full_env, cwd=REPO_ROOT,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        wait_until(lambda: port_open(port), 30, "chat-server", proc, self.tmp / f"node-{port}.log")
+        node = ChatNode(f"http://127.0.0.1:{port}", process=proc, port=port)
+        self.nodes.append(node)
+        return node
+
+    async def stop_node(self, node: ChatNode) -> None:
+        if node.runner is not None:
+            await node.runner.cleanup()
+            node.runner = None
+        if node.process is not None and node.process.poll() is None:
+            node.process.terminate()
+            await asyncio.to_thread(node.process.wait, 15)
+
+    async def user(self, node: ChatNode | None = None, name: str | None = None, role: str | None = None) -> Client:
+        node = node or self.nodes[0]
+        username = name or f"user{next(_names)}_{uuid.uuid4().hex[:6]}"
+        async with self.http.post(node.base_url + "/api/v1/auth/register",
+                                  json={"username": username, "password": PASSWORD}) as r:
+            body = await r.json()
+            assert r.status == 201, body
+        client = Client(node.base_url, self.http, body["user"], body)
+        if role is not None:
+            await self.set_role(client, role)
+        self.clients.append(client)
+        return client
+
+    async def set_role(self, client: Client, role: str) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            await conn.execute("UPDATE users SET role = $2 WHERE id = $1", client.id, role)
+        finally:
+            await conn.close()
+        async with self.http.post(client.base_url + "/api/v1/auth/login",
+                                  json={"username": client.user["username"], "password": PASSWORD}) as r:
+            body = await r.json()
+            assert r.status == 200, body
+        client.tokens = body
+        client.user = body["user"]
+
+    async def close(self) -> None:
+        for c in self.clients:
+            try:
+                await c.disconnect()
+            except Exception:
+                pass
+        for n in self.nodes:
+            await self.stop_node(n)
+        await self.http.close()
