@@ -36,7 +36,8 @@ from .realtime.typing import TypingThrottle
 from .storage import db as storage
 from .storage import users as udb
 from .tokens import TokenIssuer, TokenVerifier, generate_keypair
-from .transport import http, static
+from .actions.whatsapp import WhatsAppService
+from .transport import http, http_whatsapp, static
 from .transport.middleware import error_middleware, security_headers_middleware
 from .transport.socket import SocketTransport
 
@@ -83,13 +84,15 @@ def create_app(config: Config) -> web.Application:
         raise ValueError("create_app needs DATABASE_URL and REDIS_URL (the embedded default sets them)")
     app = web.Application(
         middlewares=[security_headers_middleware, error_middleware],
-        client_max_size=config.limits.max_http_body_bytes,
+        # JSON API bodies are held to limits.max_http_body_bytes in read_json; webhooks may be larger
+        client_max_size=http_whatsapp.WEBHOOK_MAX_BYTES,
     )
     app[CONFIG] = config
     sio = make_sio(config)
     app[SIO] = sio
     sio.attach(app)
     http.add_routes(app)
+    http_whatsapp.add_webhook_routes(app)
     static.add_static(app, config)
     app.cleanup_ctx.append(_services_ctx)
     return app
@@ -143,6 +146,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             node_id=node_id,
         )
         svc.extras["http"] = http_session
+        svc.extras["signing_secret"] = private_pem
         svc_holder["svc"] = svc
         svc.assistant_user_id = await _ensure_assistant_user(svc)
         app[SERVICES] = svc
@@ -153,6 +157,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             Assistant(config.ai, build_provider(config.ai), redis, PgMessageSource(svc), RoomReplySink(svc),
                       key_prefix=config.redis_prefix),
         )
+        svc.whatsapp = WhatsAppService(svc, http_session)
         log.info("chat-server node %s ready", node_id)
         yield
     finally:

@@ -17,7 +17,7 @@ from ..actions import auth as auth_actions
 from ..actions import messages as msg_actions
 from ..actions import rooms as room_actions
 from ..context import SERVICES, Services
-from ..errors import Forbidden, Invalid, NotFound, Unauthorized
+from ..errors import Forbidden, Invalid, NotFound, TooLarge, Unauthorized
 from ..storage import rooms as rdb
 from ..storage import users as udb
 from ..types import ROLES, STAFF_ROLES
@@ -42,7 +42,12 @@ def svc_of(request: web.Request) -> Services:
 async def read_json(request: web.Request) -> dict[str, Any]:
     if request.content_length == 0 or not request.can_read_body:
         return {}
+    limit = svc_of(request).config.limits.max_http_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"request body is larger than {limit} bytes")
     raw = await request.read()
+    if len(raw) > limit:
+        raise TooLarge(f"request body is larger than {limit} bytes")
     try:
         data = orjson.loads(raw) if raw else {}
     except orjson.JSONDecodeError:

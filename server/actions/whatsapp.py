@@ -1,0 +1,327 @@
+"""WhatsApp conversations: inbound webhooks, outbound replies, the AI/human state machine.
+
+State per conversation (``wa_contacts``): ``ai_enabled``, ``assignee_id``, ``status``.
+
+    AI mode     ai_enabled and no assignee      the assistant answers every contact message
+    human mode  not ai_enabled (assignee or not) the assistant is silent
+
+    takeover (or any staff reply)  -> human, assignee = that staff user
+    assign(user)                   -> human, assignee = user
+    handback                       -> AI, no assignee
+    AI hand-off decision           -> human, status pending (waiting for a person)
+    close / reopen                 -> status closed / open; a contact writing reopens it
+
+The assistant is asked to reply only in AI mode, and its reply is sent only if the
+conversation is still in AI mode when the reply is ready (a takeover during generation wins).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import asyncpg
+
+from whatsapp_bridge.cloud_api import CloudApiClient, CloudApiError
+from whatsapp_bridge.models import InboundMessage, StatusUpdate, status_advances
+from whatsapp_bridge.cloud_api import otp_template_components, within_service_window
+from whatsapp_bridge.signature import verify_signature
+from whatsapp_bridge.webhook import WebhookFormatError, parse_webhook, verify_handshake
+
+from ..errors import Forbidden, Invalid, NotFound, Unauthorized, Unavailable
+from ..events import MessageRecord, iso
+from ..storage import messages as mdb
+from ..storage import rooms as rdb
+from ..storage import users as udb
+from ..storage import whatsapp as db
+from .notify import STAFF_CHANNEL, emit, room_channel
+
+if TYPE_CHECKING:
+    from ..context import Services
+
+log = logging.getLogger(__name__)
+
+PHONE_RE = re.compile(r"^\+?[1-9]\d{6,14}$")
+OTP_TTL_S = 300
+OTP_MAX_ATTEMPTS = 5
+OTP_PER_PHONE_PER_10MIN = 3
+OTP_PER_IP_PER_10MIN = 10
+STATUSES = ("open", "pending", "closed")
+
+
+def conversation_view(row: asyncpg.Record, now: datetime | None = None) -> dict[str, Any]:
+    now = now or datetime.now(UTC)
+    last = row["last_message"]
+    return {
+        "room_id": row["room_id"],
+        "account_id": row["account_id"],
+        "business_phone": row["display_phone"],
+        "contact": {"wa_id": row["wa_id"], "name": row["name"]},
+        "status": row["status"],
+        "ai_enabled": row["ai_enabled"],
+        "mode": "ai" if row["ai_enabled"] and row["assignee_id"] is None else "human",
+        "assignee": None if row["a_id"] is None else {
+            "id": row["a_id"], "username": row["a_username"], "display_name": row["a_display_name"]},
+        "unread": max(0, row["last_seq"] - row["staff_read_seq"]),
+        "last_message": last,
+        "last_inbound_at": iso(row["last_inbound_at"]),
+        "window_open": within_service_window(row["last_inbound_at"], now),
+        "updated_at": iso(row["updated_at"]),
+    }
+
+
+class WhatsAppService:
+    def __init__(self, svc: Services, session: aiohttp.ClientSession) -> None:
+        self.svc = svc
+        self.api = CloudApiClient(session, base_url=svc.config.wa_graph_url, api_version=svc.config.wa_api_version,
+                                  timeout_s=10, max_retries=4, min_interval_s=0.0)
+        # codes are stored as HMACs keyed by a secret every node shares (derived from the signing key)
+        self._otp_key = hashlib.sha256(b"otp:" + svc.extras["signing_secret"]).digest()
+
+    # --- webhook ------------------------------------------------------------------------------
+
+    async def verify_challenge(self, params: dict[str, str]) -> str:
+        for account in await db.list_accounts(self.svc.pool):
+            challenge = verify_handshake(params, account.verify_token)
+            if challenge is not None:
+                return challenge
+        raise Forbidden("verify token does not match")
+
+    async def handle_webhook(self, raw: bytes, signature: str | None) -> dict[str, int]:
+        """Check the signature before parsing anything, store, then schedule the follow-up."""
+        accounts = await db.list_accounts(self.svc.pool)
+        trusted = [a for a in accounts if verify_signature(a.app_secret, raw, signature)]
+        if not trusted:
+            raise Unauthorized("bad webhook signature")
+        try:
+            import orjson
+
+            batch = parse_webhook(orjson.loads(raw))
+        except (ValueError, WebhookFormatError) as exc:
+            raise Invalid(f"not a WhatsApp webhook: {exc}") from None
+        by_number = {a.phone_number_id: a for a in trusted}
+        stored: list[tuple[MessageRecord, db.Contact, bool]] = []
+        for inbound in batch.messages:
+            account = by_number.get(inbound.phone_number_id)
+            if account is None:
+                log.warning("webhook for an unknown phone number id; ignored")
+                continue
+            result = await self._store_inbound(account, inbound)
+            if result is not None:
+                stored.append(result)
+        changed = []
+        for status in batch.statuses:
+            if status.phone_number_id in by_number:
+                update = await self._apply_status(status)
+                if update is not None:
+                    changed.append(update)
+        for msg, contact, created in stored:
+            self.svc.supervisor.spawn(f"wa-inbound:{msg.id}", self._after_inbound(msg, contact, created))
+        for event in changed:
+            await emit(self.svc, "wa:status", event, to=[STAFF_CHANNEL, room_channel(event["room_id"])])
+        return {"messages": len(stored), "statuses": len(changed)}
+
+    async def _store_inbound(self, account: db.Account, inbound: InboundMessage) -> tuple[MessageRecord, db.Contact, bool] | None:
+        async with self.svc.pool.acquire() as conn, conn.transaction():
+            contact = await db.get_contact(conn, account.id, inbound.wa_id)
+            created = contact is None
+            if contact is None:
+                contact = await self._new_contact(conn, account, inbound)
+            if not await db.claim_inbound(conn, inbound.wamid, contact.room_id):
+                return None  # Meta retried or replayed this webhook
+            msg = await mdb.insert_message(
+                conn, contact.room_id, author_id=None, author_kind="contact",
+                author_name=inbound.contact_name or contact.name or inbound.wa_id, body=inbound.text,
+                meta={"wamid": inbound.wamid, "type": inbound.type, **inbound.meta},
+            )
+            await db.set_inbound_message(conn, inbound.wamid, msg.id)
+            fields: dict[str, Any] = {"last_inbound_at": max(inbound.timestamp, contact.last_inbound_at or inbound.timestamp)}
+            if contact.status == "closed":
+                fields["status"] = "open"
+            if inbound.contact_name and inbound.contact_name != contact.name:
+                fields["name"] = inbound.contact_name
+            contact = await db.update_contact(conn, contact.id, **fields)
+        return msg, contact, created
+
+    async def _new_contact(self, conn: asyncpg.Connection, account: db.Account, inbound: InboundMessage) -> db.Contact:
+        name = inbound.contact_name or f"+{inbound.wa_id}"
+        room = await rdb.insert_room(conn, f"wa-{account.id}-{inbound.wa_id}", name, "whatsapp", "", None)
+        return await db.insert_contact(conn, account.id, inbound.wa_id, inbound.contact_name or "", room.id)
+
+    async def _after_inbound(self, msg: MessageRecord, contact: db.Contact, created: bool) -> None:
+        await emit(self.svc, "message", msg.to_wire(), to=room_channel(contact.room_id))
+        await self.publish(contact.room_id)
+        if contact.ai_enabled and contact.assignee_id is None and contact.status != "closed" and self.svc.assistant:
+            self.svc.assistant.start(contact.room_id, msg)
+
+    async def _apply_status(self, status: StatusUpdate) -> dict[str, Any] | None:
+        async with self.svc.pool.acquire() as conn, conn.transaction():
+            row = await db.get_by_wamid_for_update(conn, status.wamid)
+            if row is None or not status_advances(row["status"], status.status):
+                return None  # unknown, repeated or out of order: statuses only move forward
+            await db.set_status(conn, row["id"], status.status, status.error_code, status.error_title)
+        return {"room_id": row["room_id"], "message_id": row["message_id"], "wamid": status.wamid,
+                "status": status.status, "error": None if status.error_code is None else
+                {"code": status.error_code, "title": status.error_title}}
+
+    # --- conversation state ---------------------------------------------------------------------
+
+    async def publish(self, room_id: int) -> dict[str, Any]:
+        row = await db.conversation_row(self.svc.pool, room_id)
+        if row is None:
+            raise NotFound("conversation not found")
+        view = conversation_view(row)
+        await emit(self.svc, "conversation:updated", view, to=[STAFF_CHANNEL, room_channel(room_id)])
+        return view
+
+    async def transition(self, room_id: int, action: str, actor: udb.User, target_id: Any = None) -> dict[str, Any]:
+        async with self.svc.pool.acquire() as conn, conn.transaction():
+            contact = await db.contact_by_room(conn, room_id, for_update=True)
+            if contact is None:
+                raise NotFound("conversation not found")
+            if action == "takeover":
+                fields: dict[str, Any] = {"ai_enabled": False, "assignee_id": actor.id, "status": "open"}
+            elif action == "handback":
+                fields = {"ai_enabled": True, "assignee_id": None, "status": "open"}
+            elif action == "assign":
+                if not isinstance(target_id, int) or isinstance(target_id, bool):
+                    raise Invalid("user_id must be a staff user's id", field="user_id")
+                target = await udb.get_user(conn, target_id)
+                if target is None or target.role not in ("staff", "admin"):
+                    raise Invalid("user_id must be a staff user's id", field="user_id")
+                fields = {"ai_enabled": False, "assignee_id": target.id}
+            elif action == "close":
+                fields = {"status": "closed"}
+            elif action == "reopen":
+                fields = {"status": "open"}
+            else:
+                raise NotFound("unknown action")
+            await db.update_contact(conn, contact.id, **fields)
+        return await self.publish(room_id)
+
+    async def mark_read(self, room_id: int, seq: Any) -> dict[str, Any]:
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise Invalid("seq must be a non-negative integer", field="seq")
+        contact = await db.contact_by_room(self.svc.pool, room_id)
+        if contact is None:
+            raise NotFound("conversation not found")
+        await db.update_contact(self.svc.pool, contact.id, staff_read_seq=max(seq, contact.staff_read_seq))
+        return await self.publish(room_id)
+
+    # --- outbound ---------------------------------------------------------------------------------
+
+    async def check_outbound(self, room_id: int) -> dict[str, Any]:
+        """Called before a staff message is stored: refuse what WhatsApp would refuse."""
+        contact = await db.contact_by_room(self.svc.pool, room_id)
+        if contact is None:
+            raise NotFound("conversation not found")
+        if not within_service_window(contact.last_inbound_at, datetime.now(UTC)):
+            raise Invalid("outside the 24-hour customer service window: only a template message can be sent",
+                          reason="outside_window")
+        return {"channel": "whatsapp"}
+
+    async def on_staff_message(self, room: rdb.Room, msg: MessageRecord) -> None:
+        contact = await db.contact_by_room(self.svc.pool, room.id)
+        if contact is None:
+            return
+        if contact.ai_enabled and msg.author_id is not None:
+            # a staff reply takes the conversation over: the AI must not talk over a person
+            await db.update_contact(self.svc.pool, contact.id, ai_enabled=False, assignee_id=msg.author_id)
+            await self.publish(room.id)
+        self.svc.supervisor.spawn(f"wa-send:{msg.id}", self._deliver(contact, msg))
+
+    async def on_assistant_reply(self, room_id: int, msg: MessageRecord) -> None:
+        contact = await db.contact_by_room(self.svc.pool, room_id)
+        if contact is None:
+            return
+        if not contact.ai_enabled or contact.assignee_id is not None:
+            log.info("assistant reply in room %s not sent: a person holds the conversation", room_id)
+            return
+        await self._deliver(contact, msg)
+        if msg.meta.get("handoff"):
+            await db.update_contact(self.svc.pool, contact.id, ai_enabled=False, status="pending")
+            await self.publish(room_id)
+
+    async def _deliver(self, contact: db.Contact, msg: MessageRecord) -> None:
+        account = await db.get_account(self.svc.pool, contact.account_id)
+        if account is None:
+            return
+        row_id = await db.insert_outbound(self.svc.pool, msg.id, contact.room_id)
+        event: dict[str, Any] = {"room_id": contact.room_id, "message_id": msg.id}
+        try:
+            results = await self.api.send_text(account.phone_number_id, account.access_token, contact.wa_id, msg.body)
+            await db.outbound_sent(self.svc.pool, row_id, [r.wamid for r in results])
+            event.update(status="sent", wamid=results[0].wamid if results else None, error=None)
+        except CloudApiError as exc:
+            await db.outbound_failed(self.svc.pool, row_id, exc.code, exc.state)
+            event.update(status="failed", error={"code": exc.code, "title": exc.title, "state": exc.state})
+            log.warning("WhatsApp send for message %s failed: %s (%s)", msg.id, exc.state, exc.code)
+        await emit(self.svc, "wa:status", event, to=[STAFF_CHANNEL, room_channel(contact.room_id)])
+
+    # --- login by WhatsApp code -----------------------------------------------------------------
+
+    def _otp_digest(self, phone: str, code: str) -> str:
+        return hmac.new(self._otp_key, f"{phone}:{code}".encode(), hashlib.sha256).hexdigest()
+
+    async def request_code(self, phone: Any, ip: str) -> None:
+        phone = check_phone(phone)
+        limiter = self.svc.limiter
+        await limiter.hit("otp-ip", ip, OTP_PER_IP_PER_10MIN, 600)
+        await limiter.hit("otp-phone", phone, OTP_PER_PHONE_PER_10MIN, 600)
+        accounts = await db.list_accounts(self.svc.pool)
+        if not accounts:
+            raise Unavailable("login by WhatsApp code is not configured")
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        key = f"{self.svc.config.redis_prefix}otp:{phone}"
+        await self.svc.redis.hset(key, mapping={"digest": self._otp_digest(phone, code), "attempts": 0})
+        await self.svc.redis.expire(key, OTP_TTL_S)
+        try:
+            await self.api.send_template(accounts[0].phone_number_id, accounts[0].access_token, phone.lstrip("+"),
+                                         self.svc.config.wa_otp_template, self.svc.config.wa_otp_language,
+                                         otp_template_components(code))
+        except CloudApiError as exc:
+            await self.svc.redis.delete(key)
+            raise Unavailable(f"the code could not be sent ({exc.state})") from None
+
+    async def verify_code(self, phone: Any, code: Any, ip: str) -> udb.User:
+        phone = check_phone(phone)
+        await self.svc.limiter.hit("otp-verify-ip", ip, OTP_PER_IP_PER_10MIN * 3, 600)
+        if not isinstance(code, str) or not re.fullmatch(r"\d{6}", code):
+            raise Invalid("code must be 6 digits", field="code")
+        key = f"{self.svc.config.redis_prefix}otp:{phone}"
+        attempts = await self.svc.redis.hincrby(key, "attempts", 1)
+        digest = await self.svc.redis.hget(key, "digest")
+        if digest is None:
+            await self.svc.redis.delete(key)
+            raise Unauthorized("the code expired or was never requested")
+        if attempts > OTP_MAX_ATTEMPTS:
+            await self.svc.redis.delete(key)
+            raise Unauthorized("too many wrong codes; request a new one")
+        stored = digest.decode() if isinstance(digest, bytes) else digest
+        if not hmac.compare_digest(stored, self._otp_digest(phone, code)):
+            raise Unauthorized("wrong code")
+        await self.svc.redis.delete(key)
+        user = await udb.get_user_by_phone(self.svc.pool, phone)
+        if user is None:
+            digits = phone.lstrip("+")
+            try:
+                user = await udb.insert_user(self.svc.pool, f"wa_{digits}", f"+{digits[:-4]}****", None, phone=phone)
+            except asyncpg.UniqueViolationError:
+                user = await udb.get_user_by_phone(self.svc.pool, phone)
+        assert user is not None
+        return user
+
+
+def check_phone(phone: Any) -> str:
+    if not isinstance(phone, str):
+        raise Invalid("phone must be an international number like +4915112345678", field="phone")
+    cleaned = re.sub(r"[\s\-()]", "", phone)
+    if not PHONE_RE.match(cleaned):
+        raise Invalid("phone must be an international number like +4915112345678", field="phone")
+    return "+" + cleaned.lstrip("+")

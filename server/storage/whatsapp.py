@@ -1,0 +1,202 @@
+"""WhatsApp accounts, contacts (conversations) and per-message delivery state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from ..events import iso
+
+ACCOUNT_COLS = "id, phone_number_id, display_phone, name, access_token, app_secret, verify_token, created_at"
+CONTACT_COLS = (
+    "c.id, c.account_id, c.wa_id, c.name, c.room_id, c.ai_enabled, c.assignee_id, c.status,"
+    " c.last_inbound_at, c.staff_read_seq, c.updated_at"
+)
+
+Conn = asyncpg.Connection | asyncpg.Pool
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    phone_number_id: str
+    display_phone: str
+    name: str
+    access_token: str
+    app_secret: str
+    verify_token: str
+    created_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        # secrets never leave the server
+        return {"id": self.id, "phone_number_id": self.phone_number_id, "display_phone": self.display_phone,
+                "name": self.name, "created_at": iso(self.created_at)}
+
+    def __repr__(self) -> str:
+        return f"Account(id={self.id}, phone_number_id={self.phone_number_id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    id: int
+    account_id: int
+    wa_id: str
+    name: str
+    room_id: int
+    ai_enabled: bool
+    assignee_id: int | None
+    status: str
+    last_inbound_at: datetime | None
+    staff_read_seq: int
+    updated_at: datetime
+
+
+def _account(row: asyncpg.Record | None) -> Account | None:
+    return None if row is None else Account(**dict(row))
+
+
+def _contact(row: asyncpg.Record | None) -> Contact | None:
+    return None if row is None else Contact(**{k: row[k] for k in Contact.__slots__})  # type: ignore[attr-defined]
+
+
+async def insert_account(pool: Conn, phone_number_id: str, display_phone: str, name: str, access_token: str, app_secret: str, verify_token: str) -> Account:
+    row = await pool.fetchrow(
+        "INSERT INTO wa_accounts (phone_number_id, display_phone, name, access_token, app_secret, verify_token)"
+        f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ACCOUNT_COLS}",
+        phone_number_id, display_phone, name, access_token, app_secret, verify_token,
+    )
+    acc = _account(row)
+    assert acc is not None
+    return acc
+
+
+async def list_accounts(pool: Conn) -> list[Account]:
+    return [Account(**dict(r)) for r in await pool.fetch(f"SELECT {ACCOUNT_COLS} FROM wa_accounts ORDER BY id")]
+
+
+async def get_account(pool: Conn, account_id: int) -> Account | None:
+    return _account(await pool.fetchrow(f"SELECT {ACCOUNT_COLS} FROM wa_accounts WHERE id = $1", account_id))
+
+
+async def delete_account(pool: Conn, account_id: int) -> bool:
+    return (await pool.execute("DELETE FROM wa_accounts WHERE id = $1", account_id)).endswith(" 1")
+
+
+async def get_contact(conn: Conn, account_id: int, wa_id: str) -> Contact | None:
+    return _contact(await conn.fetchrow(
+        f"SELECT {CONTACT_COLS} FROM wa_contacts c WHERE c.account_id = $1 AND c.wa_id = $2", account_id, wa_id))
+
+
+async def contact_by_room(conn: Conn, room_id: int, *, for_update: bool = False) -> Contact | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return _contact(await conn.fetchrow(f"SELECT {CONTACT_COLS} FROM wa_contacts c WHERE c.room_id = $1{lock}", room_id))
+
+
+async def insert_contact(conn: asyncpg.Connection, account_id: int, wa_id: str, name: str, room_id: int) -> Contact:
+    row = await conn.fetchrow(
+        "INSERT INTO wa_contacts AS c (account_id, wa_id, name, room_id) VALUES ($1, $2, $3, $4)"
+        f" RETURNING {CONTACT_COLS}",
+        account_id, wa_id, name, room_id,
+    )
+    contact = _contact(row)
+    assert contact is not None
+    return contact
+
+
+async def update_contact(conn: Conn, contact_id: int, **fields: Any) -> Contact:
+    allowed = {"name", "ai_enabled", "assignee_id", "status", "last_inbound_at", "staff_read_seq"}
+    assert fields and set(fields) <= allowed
+    sets = ", ".join(f"{k} = ${i}" for i, k in enumerate(fields, start=2))
+    row = await conn.fetchrow(
+        f"UPDATE wa_contacts AS c SET {sets}, updated_at = now() WHERE c.id = $1 RETURNING {CONTACT_COLS}",
+        contact_id, *fields.values(),
+    )
+    contact = _contact(row)
+    assert contact is not None
+    return contact
+
+
+async def conversations(pool: Conn, *, status: str | None, assignee_id: int | None, unassigned: bool,
+                        ai: bool | None, unread: bool | None, limit: int) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        f"SELECT {CONTACT_COLS}, r.last_seq, a.display_phone,"
+        " (SELECT row_to_json(x) FROM (SELECT m.id, m.seq, m.body, m.author_kind, m.created_at"
+        "    FROM messages m WHERE m.room_id = c.room_id ORDER BY m.seq DESC LIMIT 1) x) AS last_message,"
+        " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name"
+        " FROM wa_contacts c JOIN rooms r ON r.id = c.room_id JOIN wa_accounts a ON a.id = c.account_id"
+        " LEFT JOIN users u ON u.id = c.assignee_id"
+        " WHERE ($1::text IS NULL OR c.status = $1)"
+        "   AND ($2::bigint IS NULL OR c.assignee_id = $2)"
+        "   AND (NOT $3 OR c.assignee_id IS NULL)"
+        "   AND ($4::boolean IS NULL OR c.ai_enabled = $4)"
+        "   AND ($5::boolean IS NULL OR (r.last_seq > c.staff_read_seq) = $5)"
+        " ORDER BY c.updated_at DESC LIMIT $6",
+        status, assignee_id, unassigned, ai, unread, limit,
+    )
+
+
+async def conversation_row(pool: Conn, room_id: int) -> asyncpg.Record | None:
+    rows = await pool.fetch(
+        f"SELECT {CONTACT_COLS}, r.last_seq, a.display_phone,"
+        " (SELECT row_to_json(x) FROM (SELECT m.id, m.seq, m.body, m.author_kind, m.created_at"
+        "    FROM messages m WHERE m.room_id = c.room_id ORDER BY m.seq DESC LIMIT 1) x) AS last_message,"
+        " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name"
+        " FROM wa_contacts c JOIN rooms r ON r.id = c.room_id JOIN wa_accounts a ON a.id = c.account_id"
+        " LEFT JOIN users u ON u.id = c.assignee_id WHERE c.room_id = $1",
+        room_id,
+    )
+    return rows[0] if rows else None
+
+
+async def claim_inbound(conn: asyncpg.Connection, wamid: str, room_id: int) -> bool:
+    """Reserve an inbound wamid; False when it was seen before (a webhook replay)."""
+    status = await conn.execute(
+        "INSERT INTO wa_messages (message_id, room_id, wamid, direction, status) VALUES (0, $1, $2, 'in', 'received')"
+        " ON CONFLICT (wamid) DO NOTHING",
+        room_id, wamid,
+    )
+    return status.endswith(" 1")
+
+
+async def set_inbound_message(conn: asyncpg.Connection, wamid: str, message_id: int) -> None:
+    await conn.execute("UPDATE wa_messages SET message_id = $2 WHERE wamid = $1", wamid, message_id)
+
+
+async def insert_outbound(pool: Conn, message_id: int, room_id: int) -> int:
+    return int(await pool.fetchval(
+        "INSERT INTO wa_messages (message_id, room_id, direction, status) VALUES ($1, $2, 'out', 'queued') RETURNING id",
+        message_id, room_id))
+
+
+async def outbound_sent(pool: asyncpg.Pool, row_id: int, wamids: list[str]) -> None:
+    """The first chunk's wamid goes on the queued row; further chunks get rows of their own."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow("UPDATE wa_messages SET wamid = $2, status = 'sent', updated_at = now()"
+                                  " WHERE id = $1 RETURNING message_id, room_id", row_id, wamids[0])
+        for extra in wamids[1:]:
+            await conn.execute("INSERT INTO wa_messages (message_id, room_id, wamid, direction, status)"
+                               " VALUES ($1, $2, $3, 'out', 'sent') ON CONFLICT (wamid) DO NOTHING",
+                               row["message_id"], row["room_id"], extra)
+
+
+async def outbound_failed(pool: Conn, row_id: int, code: int | None, title: str) -> None:
+    await pool.execute("UPDATE wa_messages SET status = 'failed', error_code = $2, error_title = $3, updated_at = now()"
+                       " WHERE id = $1", row_id, code, title)
+
+
+async def get_by_wamid_for_update(conn: asyncpg.Connection, wamid: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT id, message_id, room_id, status FROM wa_messages WHERE wamid = $1 FOR UPDATE", wamid)
+
+
+async def set_status(conn: asyncpg.Connection, row_id: int, status: str, code: int | None, title: str | None) -> None:
+    await conn.execute("UPDATE wa_messages SET status = $2, error_code = $3, error_title = $4, updated_at = now()"
+                       " WHERE id = $1", row_id, status, code, title)
+
+
+async def statuses_for_messages(pool: Conn, message_ids: list[int]) -> dict[int, str]:
+    rows = await pool.fetch("SELECT message_id, status FROM wa_messages WHERE message_id = ANY($1::bigint[]) AND direction = 'out'",
+                            message_ids)
+    return {r["message_id"]: r["status"] for r in rows}
