@@ -30,6 +30,7 @@ from .config import Config
 from .context import SERVICES, Services
 from .metrics import Metrics
 from .passwords import PasswordHasher
+from .realtime.fanout import FanoutRedisManager, make_websocket_class
 from .realtime.presence import Presence
 from .realtime.ratelimit import RateLimiter
 from .realtime.typing import TypingThrottle
@@ -61,12 +62,13 @@ def load_keys(config: Config) -> tuple[bytes, bytes]:
 
 def make_sio(config: Config) -> socketio.AsyncServer:
     assert config.redis_url is not None
-    manager = socketio.AsyncRedisManager(
+    manager = FanoutRedisManager(
         config.redis_url,
         channel=config.redis_prefix + "socketio",
         redis_options={"socket_connect_timeout": config.redis_timeout_s, "health_check_interval": 10},
+        json=jsonlib,
     )
-    return socketio.AsyncServer(
+    sio = socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=manager,
         json=jsonlib,
@@ -77,6 +79,9 @@ def make_sio(config: Config) -> socketio.AsyncServer:
         ping_interval=25,
         ping_timeout=20,
     )
+    # our own websocket driver: permessage-deflate only when configured (off by default)
+    sio.eio._async = {**sio.eio._async, "websocket": make_websocket_class(config.compression)}
+    return sio
 
 
 def create_app(config: Config) -> web.Application:

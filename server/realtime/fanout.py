@@ -1,0 +1,97 @@
+"""The broadcast path, tuned for large rooms.
+
+python-socketio's stock manager, for every broadcast, scans the payload for binary data,
+creates one asyncio task per recipient, and each recipient's writer re-encodes the frame; every
+recipient's send also logs and re-checks ping timeouts. ``FanoutRedisManager`` keeps the
+protocol and the cross-node Redis bus as they are and changes only the local delivery of
+events without acks:
+
+- the Socket.IO packet is encoded once (JSON through orjson, no binary scan: we never send
+  binary), wrapped once as an Engine.IO packet whose ``encode()`` returns the cached frame;
+- the frame is put straight on each recipient socket's outgoing queue - the same queue the
+  socket's writer drains for acks and everything else, so per-socket order is kept - with no
+  task per recipient and no work per recipient beyond the queue put and the write itself.
+
+``NoDeflateWebSocket`` lets the server decide on permessage-deflate (aiohttp negotiates it by
+default, which costs memory per connection and CPU per frame; Node's engine.io turned it off).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import socketio
+from engineio import packet as eio_packet
+from engineio.async_drivers import aiohttp as eio_aiohttp
+from socketio import packet as sio_packet
+from aiohttp.web import WebSocketResponse
+
+
+class _EncodedPacket(eio_packet.Packet):
+    """An Engine.IO MESSAGE packet encoded once and shared by every recipient."""
+
+    __slots__ = ("_frame",)
+
+    def __init__(self, frame: str) -> None:
+        self.packet_type = eio_packet.MESSAGE
+        self.data = frame
+        self.binary = False
+        self._frame = "4" + frame
+
+    def encode(self, b64: bool = False) -> str:  # type: ignore[override]
+        return self._frame
+
+
+class FanoutRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+    async def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None,
+                   skip_sid: Any = None, callback: Any = None, to: Any = None, **kwargs: Any) -> None:
+        room = to or room
+        if callback is not None or kwargs.get("ignore_queue"):
+            await super().emit(event, data, namespace=namespace, room=room, skip_sid=skip_sid,
+                               callback=callback, **kwargs)
+            return
+        namespace = namespace or "/"
+        self._deliver_local(event, data, namespace, room, skip_sid)
+        await self._publish({"method": "emit", "event": event, "data": [data], "binary": False,
+                             "namespace": namespace, "room": room, "skip_sid": skip_sid,
+                             "callback": None, "host_id": self.host_id})
+
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
+        if message.get("callback") is not None or message.get("binary"):
+            await super()._handle_emit(message)
+            return
+        data = message["data"]
+        payload = data[0] if isinstance(data, list) and len(data) == 1 else data
+        self._deliver_local(message["event"], payload, message.get("namespace") or "/",
+                            message.get("room"), message.get("skip_sid"))
+
+    def _deliver_local(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any) -> int:
+        if namespace not in self.rooms:
+            return 0
+        pkt = sio_packet.Packet(sio_packet.EVENT, namespace=namespace, data=[event, data], binary=False)
+        frame = _EncodedPacket(pkt.encode())
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        sockets = self.server.eio.sockets
+        sent = 0
+        for sid, eio_sid in self.get_participants(namespace, room):
+            if sid in skip:
+                continue
+            sock = sockets.get(eio_sid)
+            if sock is None or sock.closed:
+                continue
+            sock.queue.put_nowait(frame)
+            sent += 1
+        return sent
+
+
+def make_websocket_class(compress: bool) -> type:
+    class ServerWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
+        async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
+            request = environ["aiohttp.request"]
+            self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=compress)
+            await self._sock.prepare(request)
+            self.environ = environ
+            await self.handler(self)
+            return self._sock
+
+    return ServerWebSocket
