@@ -66,21 +66,17 @@ async def do_send_message(
     if room.kind == "whatsapp" and not is_staff(user):
         raise Forbidden("only staff can write in WhatsApp conversations")
     await svc.limiter.hit("send", str(user.id), svc.config.limits.messages_per_10s, 10)
-    existing = await db.find_by_client_id(svc.pool, user.id, client_id)
-    if existing is not None:
-        return _same_retry(existing, room.id)
     meta: dict[str, Any] = {}
     if room.kind == "whatsapp" and svc.whatsapp is not None:
         # refuse before storing when the message cannot go out (e.g. outside the 24 h window)
         meta = await svc.whatsapp.check_outbound(room.id)
     try:
-        async with svc.pool.acquire() as conn, conn.transaction():
-            msg = await db.insert_message(
-                conn, room.id, author_id=user.id, author_kind="user", author_name=user.display_name,
-                body=body, client_id=client_id, reply_to=reply_to, meta=meta,
-            )
+        msg = await db.insert_message(
+            svc.pool, room.id, author_id=user.id, author_kind="user", author_name=user.display_name,
+            body=body, client_id=client_id, reply_to=reply_to, meta=meta,
+        )
     except asyncpg.UniqueViolationError:
-        # a concurrent retry with the same client_id won the race; return its message
+        # a retry (or a concurrent duplicate) of a stored message: return it, emit nothing
         stored = await db.find_by_client_id(svc.pool, user.id, client_id)
         if stored is None:
             raise
@@ -112,11 +108,10 @@ async def store_system_message(
     author_name: str | None = None, meta: dict[str, Any] | None = None,
 ) -> MessageRecord:
     """Store and emit a message that no user sent (assistant replies, notices, contacts)."""
-    async with svc.pool.acquire() as conn, conn.transaction():
-        msg = await db.insert_message(
-            conn, room_id, author_id=author_id, author_kind=author_kind, author_name=author_name,
-            body=body, meta=meta,
-        )
+    msg = await db.insert_message(
+        svc.pool, room_id, author_id=author_id, author_kind=author_kind, author_name=author_name,
+        body=body, meta=meta,
+    )
     svc.metrics.messages.labels(author_kind).inc()
     await emit(svc, "message", msg.to_wire(), to=room_channel(room_id))
     return msg

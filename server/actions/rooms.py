@@ -49,14 +49,13 @@ async def access_room_by_id(svc: Services, user: udb.User, room_id: Any, *, writ
     """The room if ``user`` may read it (or write to it with ``write``); raises otherwise."""
     if not isinstance(room_id, int) or isinstance(room_id, bool) or room_id <= 0:
         raise Invalid("room_id must be a positive integer", field="room_id")
-    room = await db.get_room(svc.pool, room_id)
+    room, member = await db.get_room_for_user(svc.pool, room_id, user.id)
     if room is None:
         raise NotFound("room not found")
     if room.kind == "whatsapp":
         if not is_staff(user):
             raise NotFound("room not found")
         return room
-    member = await db.is_member(svc.pool, room_id, user.id)
     if room.kind in ("private", "direct") and not member:
         raise NotFound("room not found")
     if write and not member:

@@ -39,8 +39,15 @@ async def find_by_client_id(conn: asyncpg.Connection | asyncpg.Pool, author_id: 
     return None if row is None else to_record(row)
 
 
+INSERT_ONE = (
+    "WITH s AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq)"
+    " INSERT INTO messages (room_id, seq, author_id, author_kind, author_name, body, client_id, reply_to, meta)"
+    f" SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8 FROM s RETURNING {MSG_COLS}"
+)
+
+
 async def insert_message(
-    conn: asyncpg.Connection,
+    conn: asyncpg.Connection | asyncpg.Pool,
     room_id: int,
     *,
     author_id: int | None,
@@ -51,17 +58,17 @@ async def insert_message(
     reply_to: int | None = None,
     meta: dict[str, Any] | None = None,
 ) -> MessageRecord:
-    """Insert with the room's next seq. Call inside a transaction.
+    """Insert with the room's next seq, in one statement (one round trip).
 
-    Raises ``asyncpg.UniqueViolationError`` on a duplicate ``(author_id, client_id)``; the caller
-    rolls back (which also returns the seq) and reads the stored message.
+    The statement is atomic: on a duplicate ``(author_id, client_id)`` it raises
+    ``asyncpg.UniqueViolationError`` and the seq increment is undone with it, so seqs stay
+    gap-free. The caller then reads the stored message.
     """
-    seq = await conn.fetchval("UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq", room_id)
     row = await conn.fetchrow(
-        "INSERT INTO messages (room_id, seq, author_id, author_kind, author_name, body, client_id, reply_to, meta)"
-        f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {MSG_COLS}",
-        room_id, seq, author_id, author_kind, author_name, body, client_id, reply_to, meta or {},
+        INSERT_ONE, room_id, author_id, author_kind, author_name, body, client_id, reply_to, meta or {}
     )
+    if row is None:
+        raise LookupError(f"room {room_id} does not exist")
     return to_record(row)
 
 

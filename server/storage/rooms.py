@@ -65,6 +65,16 @@ async def get_room(conn: asyncpg.Connection | asyncpg.Pool, room_id: int) -> Roo
     return _room(await conn.fetchrow(f"SELECT {ROOM_COLS} FROM rooms r WHERE r.id = $1", room_id))
 
 
+async def get_room_for_user(conn: asyncpg.Connection | asyncpg.Pool, room_id: int, user_id: int) -> tuple[Room | None, bool]:
+    """The room and whether ``user_id`` is a member, in one round trip."""
+    row = await conn.fetchrow(
+        f"SELECT {ROOM_COLS}, EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2) AS member"
+        " FROM rooms r WHERE r.id = $1",
+        room_id, user_id,
+    )
+    return (_room(row), bool(row["member"])) if row is not None else (None, False)
+
+
 async def get_room_by_slug(conn: asyncpg.Connection | asyncpg.Pool, slug: str) -> Room | None:
     return _room(await conn.fetchrow(f"SELECT {ROOM_COLS} FROM rooms r WHERE r.slug = $1", slug))
 
