@@ -16,6 +16,7 @@ import getpass
 import logging
 import os
 import sys
+from typing import Any
 
 from aiohttp import web
 
@@ -25,7 +26,7 @@ from .embedded import EmbeddedServices
 
 def _config_with_services(embedded: EmbeddedServices) -> Config:
     config = Config.from_env(os.environ)
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if config.embedded_postgres:
         overrides["database_url"] = embedded.start_postgres()
     if config.embedded_redis:

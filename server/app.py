@@ -18,13 +18,19 @@ from pathlib import Path
 import aiohttp
 import redis.asyncio as aioredis
 import socketio
+from ai.assistant import Assistant, build_provider
 from aiohttp import web
 
-from ai.assistant import Assistant, build_provider
-
 from . import jsonlib
-from .actions.assistant import ASSISTANT_DISPLAY_NAME, ASSISTANT_USERNAME, AssistantBridge, PgMessageSource, RoomReplySink
+from .actions.assistant import (
+    ASSISTANT_DISPLAY_NAME,
+    ASSISTANT_USERNAME,
+    AssistantBridge,
+    PgMessageSource,
+    RoomReplySink,
+)
 from .actions.presence import on_presence_change
+from .actions.whatsapp import WhatsAppService
 from .background import Supervisor
 from .config import Config
 from .context import SERVICES, Services
@@ -37,7 +43,6 @@ from .realtime.typing import TypingThrottle
 from .storage import db as storage
 from .storage import users as udb
 from .tokens import TokenIssuer, TokenVerifier, generate_keypair
-from .actions.whatsapp import WhatsAppService
 from .transport import http, http_whatsapp, static
 from .transport.middleware import error_middleware, security_headers_middleware
 from .transport.socket import SocketTransport

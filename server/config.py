@@ -32,15 +32,19 @@ def parse_duration(value: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
+_str = str
+_float = float
+
+
 class _Env:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
 
-    def str(self, key: str, default: str | None = None) -> str | None:
+    def str(self, key: _str, default: _str | None = None) -> _str | None:
         v = self.env.get(key)
         return v if v not in (None, "") else default
 
-    def int(self, key: str, default: int, lo: int | None = None, hi: int | None = None) -> int:
+    def int(self, key: _str, default: int, lo: int | None = None, hi: int | None = None) -> int:
         raw = self.str(key)
         if raw is None:
             return default
@@ -52,7 +56,7 @@ class _Env:
             raise ConfigError(f"{key} must be between {lo} and {hi}, got {v}")
         return v
 
-    def float(self, key: str, default: float, lo: float = 0.0) -> float:
+    def float(self, key: _str, default: _float, lo: _float = 0.0) -> _float:
         raw = self.str(key)
         if raw is None:
             return default
@@ -64,7 +68,7 @@ class _Env:
             raise ConfigError(f"{key} must be >= {lo}, got {v}")
         return v
 
-    def bool(self, key: str, default: bool) -> bool:
+    def bool(self, key: _str, default: bool) -> bool:
         raw = self.str(key)
         if raw is None:
             return default
@@ -74,7 +78,7 @@ class _Env:
             return False
         raise ConfigError(f"{key} must be true or false, got {raw!r}")
 
-    def duration(self, key: str, default: str) -> float:
+    def duration(self, key: _str, default: _str) -> _float:
         raw = self.str(key, default)
         assert raw is not None
         try:
@@ -82,7 +86,7 @@ class _Env:
         except ValueError:
             raise ConfigError(f"{key} must be a duration like 30d, 12h, 90s, got {raw!r}") from None
 
-    def list(self, key: str) -> tuple[str, ...]:
+    def list(self, key: _str) -> tuple[_str, ...]:
         raw = self.str(key)
         if raw is None:
             return ()

@@ -14,6 +14,7 @@ import subprocess
 import time
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 class EmbeddedServices:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir.resolve()
-        self._pg = None
+        self._pg: Any = None
         self._redis: subprocess.Popen[bytes] | None = None
 
     def start_postgres(self) -> str:
@@ -49,7 +50,7 @@ class EmbeddedServices:
         sock = rdir / "redis.sock"
         with suppress(FileNotFoundError):
             sock.unlink()
-        log_file = open(rdir / "redis.log", "ab")  # noqa: SIM115 - handed to the child
+        log_file = open(rdir / "redis.log", "ab")
         self._redis = subprocess.Popen(
             [exe, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700", "--dir", str(rdir),
              "--save", "", "--appendonly", "no"],

@@ -3,7 +3,6 @@ test, and helpers that run chat-server apps and connect real clients to them."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator

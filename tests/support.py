@@ -166,7 +166,7 @@ class ServerHarness:
         """A chat-server in its own process (for cross-process and kill tests)."""
         port = free_port()
         full_env = {**os.environ, **self.env, "CHAT_HOST": "127.0.0.1", "CHAT_PORT": str(port), **env}
-        log = open(self.tmp / f"node-{port}.log", "ab")  # noqa: SIM115
+        log = open(self.tmp / f"node-{port}.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", "server"], env=full_env, cwd=REPO_ROOT,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ai.assistant import Assistant, mentions_assistant
+
 from ..events import AssistantDelta, MessageRecord
 from ..storage import messages as mdb
 from ..storage import rooms as rdb

@@ -21,16 +21,14 @@ from __future__ import annotations
 from typing import Any
 
 import socketio
+from aiohttp.web import WebSocketResponse
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
-from aiohttp.web import WebSocketResponse
 
 
 class _EncodedPacket(eio_packet.Packet):
     """An Engine.IO MESSAGE packet encoded once and shared by every recipient."""
-
-    __slots__ = ("_frame",)
 
     def __init__(self, frame: str) -> None:
         self.packet_type = eio_packet.MESSAGE
@@ -38,11 +36,11 @@ class _EncodedPacket(eio_packet.Packet):
         self.binary = False
         self._frame = "4" + frame
 
-    def encode(self, b64: bool = False) -> str:  # type: ignore[override]
+    def encode(self, b64: bool = False) -> str:
         return self._frame
 
 
-class FanoutRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+class FanoutRedisManager(socketio.AsyncRedisManager):
     async def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None,
                    skip_sid: Any = None, callback: Any = None, to: Any = None, **kwargs: Any) -> None:
         room = to or room
@@ -85,7 +83,7 @@ class FanoutRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
 
 
 def make_websocket_class(compress: bool) -> type:
-    class ServerWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
+    class ServerWebSocket(eio_aiohttp.WebSocket):
         async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
             request = environ["aiohttp.request"]
             self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=compress)

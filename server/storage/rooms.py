@@ -44,7 +44,7 @@ class Room:
 def _room(row: asyncpg.Record | None) -> Room | None:
     if row is None:
         return None
-    return Room(**{k: row[k] for k in Room.__slots__})  # type: ignore[attr-defined]
+    return Room(**{k: row[k] for k in Room.__slots__})
 
 
 async def insert_room(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -16,7 +16,7 @@ CONTACT_COLS = (
     " c.last_inbound_at, c.staff_read_seq, c.updated_at"
 )
 
-Conn = asyncpg.Connection | asyncpg.Pool
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ def _account(row: asyncpg.Record | None) -> Account | None:
 
 
 def _contact(row: asyncpg.Record | None) -> Contact | None:
-    return None if row is None else Contact(**{k: row[k] for k in Contact.__slots__})  # type: ignore[attr-defined]
+    return None if row is None else Contact(**{k: row[k] for k in Contact.__slots__})
 
 
 async def insert_account(pool: Conn, phone_number_id: str, display_phone: str, name: str, access_token: str, app_secret: str, verify_token: str) -> Account:

@@ -9,7 +9,6 @@ drop the connection or leak a stack trace.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -76,7 +75,7 @@ class SocketTransport:
             user = await authenticate(self.svc, token)
         except ChatError as exc:
             raise socketio.exceptions.ConnectionRefusedError(exc.to_dict()) from None
-        except (asyncpg.PostgresError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, asyncpg.PostgresError, OSError):
             raise socketio.exceptions.ConnectionRefusedError(
                 {"code": "unavailable", "message": "try again shortly"}
             ) from None
@@ -91,7 +90,7 @@ class SocketTransport:
         self.svc.metrics.connections.inc()
         try:
             await self.svc.presence.connected(user.id, sid)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RedisError, OSError) as exc:
             log.warning("presence unavailable on connect: %s", type(exc).__name__)
 
     async def on_disconnect(self, sid: str, *_: Any) -> None:
@@ -101,7 +100,7 @@ class SocketTransport:
         self.svc.metrics.connections.dec()
         try:
             await self.svc.presence.disconnected(conn.user.id, sid)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RedisError, OSError) as exc:
             log.warning("presence unavailable on disconnect: %s", type(exc).__name__)
 
     # --- the ack wrapper --------------------------------------------------------------------
@@ -133,7 +132,7 @@ class SocketTransport:
                 metrics.events.labels(event, exc.code).inc()
                 metrics.errors.labels(exc.code).inc()
                 return {"ok": False, "error": exc.to_dict()}
-            except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, RedisError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, RedisError, OSError) as exc:
                 log.warning("%s: dependency unavailable: %s", event, type(exc).__name__)
                 metrics.errors.labels("unavailable").inc()
                 return {"ok": False, "error": {"code": "unavailable", "message": "service temporarily unavailable"}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -27,6 +28,13 @@ def add_static(app: web.Application, config: Config) -> None:
     assets = dist / "assets"
     if assets.is_dir():
         app.router.add_static("/assets", assets, append_version=False)
-    for name in ("favicon.svg", "favicon.ico", "manifest.webmanifest"):
+    for name in ("favicon.svg", "favicon.ico", "manifest.webmanifest", "robots.txt"):
         if (dist / name).exists():
-            app.router.add_get(f"/{name}", lambda r, n=name: web.FileResponse(dist / n))
+            app.router.add_get(f"/{name}", _file_handler(dist / name))
+
+
+def _file_handler(path: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(path)
+
+    return handler

@@ -59,7 +59,7 @@ class ManagedProcess:
 
     def spawn(self) -> subprocess.Popen[bytes]:
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        out = open(self.log, "ab")  # noqa: SIM115 - owned by the child for its life
+        out = open(self.log, "ab")
         self.proc = subprocess.Popen(
             self.argv,
             stdout=out,
