@@ -74,14 +74,14 @@ class AssistantBridge:
         self.svc = svc
         self.assistant = assistant
 
-    async def maybe_trigger(self, room: rdb.Room, msg: MessageRecord) -> None:
+    async def maybe_trigger(self, room_kind: str, msg: MessageRecord) -> None:
         if msg.author_kind != "user":
             return
         wanted = mentions_assistant(msg.body)
-        if not wanted and room.kind == "direct":
-            wanted = await rdb.is_member(self.svc.pool, room.id, self.svc.assistant_user_id)
+        if not wanted and room_kind == "direct":
+            wanted = await rdb.is_member(self.svc.pool, msg.room_id, self.svc.assistant_user_id)
         if wanted:
-            self.start(room.id, msg)
+            self.start(msg.room_id, msg)
 
     def start(self, room_id: int, trigger: MessageRecord) -> None:
         self.svc.supervisor.spawn(f"ai-reply:{room_id}:{trigger.id}", self.assistant.reply(room_id, trigger))

@@ -16,10 +16,9 @@ import asyncpg
 from ..errors import Forbidden, Invalid, NotFound, TooLarge
 from ..events import MessageRecord
 from ..storage import messages as db
-from ..storage import rooms as rdb
 from ..storage import users as udb
 from .notify import emit, room_channel
-from .rooms import access_room_by_id, is_staff
+from .rooms import access_room_by_id, check_room_id, is_staff
 
 if TYPE_CHECKING:
     from ..context import Services
@@ -54,38 +53,47 @@ async def do_send_message(
     body: Any,
     client_id: Any,
     reply_to: Any = None,
-    *,
-    skip_sid: str | None = None,
 ) -> MessageRecord:
     started = time.perf_counter()
     body = check_body(svc, body)
     client_id = check_client_id(client_id)
     if reply_to is not None and (not isinstance(reply_to, int) or isinstance(reply_to, bool) or reply_to <= 0):
         raise Invalid("reply_to must be a message id", field="reply_to")
-    room = await access_room_by_id(svc, user, room_id, write=True)
-    if room.kind == "whatsapp" and not is_staff(user):
-        raise Forbidden("only staff can write in WhatsApp conversations")
+    room_id = check_room_id(room_id)
     await svc.limiter.hit("send", str(user.id), svc.config.limits.messages_per_10s, 10)
-    meta: dict[str, Any] = {}
-    if room.kind == "whatsapp" and svc.whatsapp is not None:
-        # refuse before storing when the message cannot go out (e.g. outside the 24 h window)
-        meta = await svc.whatsapp.check_outbound(room.id)
+    fields = dict(author_id=user.id, author_kind="user", author_name=user.display_name, body=body,
+                  client_id=client_id, reply_to=reply_to)
     try:
-        msg = await db.insert_message(
-            svc.pool, room.id, author_id=user.id, author_kind="user", author_name=user.display_name,
-            body=body, client_id=client_id, reply_to=reply_to, meta=meta,
-        )
+        # the common case in one round trip: a member writing to a chat room
+        stored = await db.insert_member_message(svc.pool, room_id, **fields)
+        if stored is None:
+            stored = await _send_checked(svc, user, room_id, fields)
     except asyncpg.UniqueViolationError:
         # a retry (or a concurrent duplicate) of a stored message: return it, emit nothing
-        stored = await db.find_by_client_id(svc.pool, user.id, client_id)
-        if stored is None:
+        existing = await db.find_by_client_id(svc.pool, user.id, client_id)
+        if existing is None:
             raise
-        return _same_retry(stored, room.id)
+        return _same_retry(existing, room_id)
+    msg, kind = stored
     svc.metrics.messages.labels("user").inc()
-    await emit(svc, "message", msg.to_wire(), to=room_channel(room.id))
+    await emit(svc, "message", msg.to_wire(), to=room_channel(room_id))
     svc.metrics.send_latency.observe(time.perf_counter() - started)
-    await after_user_message(svc, room, msg)
+    await after_user_message(svc, kind, msg)
     return msg
+
+
+async def _send_checked(svc: Services, user: udb.User, room_id: int, fields: dict[str, Any]) -> tuple[MessageRecord, str]:
+    """The slow path: say why the fast path refused, or store a staff reply in a WhatsApp room."""
+    room = await access_room_by_id(svc, user, room_id, write=True)
+    meta: dict[str, Any] = {}
+    if room.kind == "whatsapp":
+        if not is_staff(user):
+            raise Forbidden("only staff can write in WhatsApp conversations")
+        if svc.whatsapp is not None:
+            # refuse before storing what cannot go out (e.g. outside the 24-hour window)
+            meta = await svc.whatsapp.check_outbound(room.id)
+    msg = await db.insert_message(svc.pool, room.id, meta=meta, **fields)
+    return msg, room.kind
 
 
 def _same_retry(msg: MessageRecord, room_id: int) -> MessageRecord:
@@ -94,13 +102,14 @@ def _same_retry(msg: MessageRecord, room_id: int) -> MessageRecord:
     return msg
 
 
-async def after_user_message(svc: Services, room: rdb.Room, msg: MessageRecord) -> None:
+async def after_user_message(svc: Services, room_kind: str, msg: MessageRecord) -> None:
     """Work that follows a committed message: WhatsApp delivery, assistant triggers."""
-    if room.kind == "whatsapp" and svc.whatsapp is not None:
-        await svc.whatsapp.on_staff_message(room, msg)
+    if room_kind == "whatsapp":
+        if svc.whatsapp is not None:
+            await svc.whatsapp.on_staff_message(msg.room_id, msg)
         return
     if svc.assistant is not None:
-        await svc.assistant.maybe_trigger(room, msg)
+        await svc.assistant.maybe_trigger(room_kind, msg)
 
 
 async def store_system_message(

@@ -45,10 +45,15 @@ def is_staff(user: udb.User) -> bool:
     return user.role in STAFF_ROLES
 
 
-async def access_room_by_id(svc: Services, user: udb.User, room_id: Any, *, write: bool = False) -> db.Room:
-    """The room if ``user`` may read it (or write to it with ``write``); raises otherwise."""
+def check_room_id(room_id: Any) -> int:
     if not isinstance(room_id, int) or isinstance(room_id, bool) or room_id <= 0:
         raise Invalid("room_id must be a positive integer", field="room_id")
+    return room_id
+
+
+async def access_room_by_id(svc: Services, user: udb.User, room_id: Any, *, write: bool = False) -> db.Room:
+    """The room if ``user`` may read it (or write to it with ``write``); raises otherwise."""
+    room_id = check_room_id(room_id)
     room, member = await db.get_room_for_user(svc.pool, room_id, user.id)
     if room is None:
         raise NotFound("room not found")

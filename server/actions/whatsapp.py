@@ -224,14 +224,14 @@ class WhatsAppService:
                           reason="outside_window")
         return {"channel": "whatsapp"}
 
-    async def on_staff_message(self, room: rdb.Room, msg: MessageRecord) -> None:
-        contact = await db.contact_by_room(self.svc.pool, room.id)
+    async def on_staff_message(self, room_id: int, msg: MessageRecord) -> None:
+        contact = await db.contact_by_room(self.svc.pool, room_id)
         if contact is None:
             return
         if contact.ai_enabled and msg.author_id is not None:
             # a staff reply takes the conversation over: the AI must not talk over a person
             await db.update_contact(self.svc.pool, contact.id, ai_enabled=False, assignee_id=msg.author_id)
-            await self.publish(room.id)
+            await self.publish(room_id)
         self.svc.supervisor.spawn(f"wa-send:{msg.id}", self._deliver(contact, msg))
 
     async def on_assistant_reply(self, room_id: int, msg: MessageRecord) -> None:

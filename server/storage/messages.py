@@ -72,6 +72,33 @@ async def insert_message(
     return to_record(row)
 
 
+INSERT_MEMBER = (
+    "WITH s AS (UPDATE rooms r SET last_seq = r.last_seq + 1 WHERE r.id = $1 AND r.kind <> 'whatsapp'"
+    "   AND EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = $1 AND m.user_id = $2)"
+    "   RETURNING r.last_seq, r.kind)"
+    " INSERT INTO messages (room_id, seq, author_id, author_kind, author_name, body, client_id, reply_to, meta)"
+    f" SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, '{{}}'::jsonb FROM s RETURNING {MSG_COLS},"
+    " (SELECT kind FROM s) AS room_kind"
+)
+
+
+async def insert_member_message(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    room_id: int,
+    *,
+    author_id: int,
+    author_kind: str,
+    author_name: str | None,
+    body: str,
+    client_id: str | None,
+    reply_to: int | None,
+) -> tuple[MessageRecord, str] | None:
+    """Insert a member's message in one round trip; None when the author is not a member of a
+    chat room (the caller then checks access the slow way). Same atomicity as ``insert_message``."""
+    row = await conn.fetchrow(INSERT_MEMBER, room_id, author_id, author_kind, author_name, body, client_id, reply_to)
+    return None if row is None else (to_record(row), row["room_kind"])
+
+
 async def insert_many(conn: asyncpg.Connection, room_id: int, items: list[dict[str, Any]]) -> list[MessageRecord]:
     """Insert several messages of one room in one statement (the send batcher's path).
 
