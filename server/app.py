@@ -42,6 +42,7 @@ from .realtime.ratelimit import RateLimiter
 from .realtime.typing import TypingThrottle
 from .storage import db as storage
 from .storage import users as udb
+from .storage.batcher import SendBatcher
 from .tokens import TokenIssuer, TokenVerifier, generate_keypair
 from .transport import http, http_whatsapp, static
 from .transport.middleware import error_middleware, security_headers_middleware
@@ -154,6 +155,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             metrics=Metrics(),
             supervisor=supervisor,
             node_id=node_id,
+            batcher=SendBatcher(pool),
         )
         svc.extras["http"] = http_session
         svc.extras["signing_secret"] = private_pem
@@ -172,6 +174,8 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await supervisor.close()
+        if SERVICES in app:
+            await app[SERVICES].batcher.close()
         if SERVICES in app:
             try:
                 await asyncio.wait_for(app[SERVICES].presence.shutdown(), 3)

@@ -19,6 +19,7 @@ from .metrics import Metrics
 from .realtime.presence import Presence
 from .realtime.ratelimit import RateLimiter
 from .realtime.typing import TypingThrottle
+from .storage.batcher import SendBatcher
 from .tokens import TokenIssuer, TokenVerifier
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class Services:
     metrics: Metrics
     supervisor: Supervisor
     node_id: str
+    batcher: SendBatcher
     assistant_user_id: int = 0
     assistant: AssistantBridge | None = None
     whatsapp: WhatsAppService | None = None

@@ -64,8 +64,8 @@ async def do_send_message(
     fields = dict(author_id=user.id, author_kind="user", author_name=user.display_name, body=body,
                   client_id=client_id, reply_to=reply_to)
     try:
-        # the common case in one round trip: a member writing to a chat room
-        stored = await db.insert_member_message(svc.pool, room_id, **fields)
+        # the common case in one round trip, batched with concurrent sends to the room
+        stored = await svc.batcher.insert_member_message(room_id, **fields)
         if stored is None:
             stored = await _send_checked(svc, user, room_id, fields)
     except asyncpg.UniqueViolationError:
