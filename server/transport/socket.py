@@ -88,8 +88,12 @@ class SocketTransport:
         for ch in channels:
             await self.sio.enter_room(sid, ch)
         self.svc.metrics.connections.inc()
+        # after the handler returns, so the CONNECT packet goes out before any presence event
+        self.svc.supervisor.spawn(f"presence-connect:{sid}", self._mark_online(user.id, sid))
+
+    async def _mark_online(self, user_id: int, sid: str) -> None:
         try:
-            await self.svc.presence.connected(user.id, sid)
+            await self.svc.presence.connected(user_id, sid)
         except (TimeoutError, RedisError, OSError) as exc:
             log.warning("presence unavailable on connect: %s", type(exc).__name__)
 
