@@ -167,7 +167,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         svc.assistant = AssistantBridge(
             svc,
             Assistant(config.ai, build_provider(config.ai), redis, PgMessageSource(svc), RoomReplySink(svc),
-                      key_prefix=config.redis_prefix),
+                      key_prefix=config.redis_prefix, registry=svc.metrics.registry),
         )
         svc.whatsapp = WhatsAppService(svc, http_session)
         log.info("chat-server node %s ready", node_id)

@@ -1,0 +1,16 @@
+"""The AI assistant, as a library that chat-server wires in.
+
+- ``settings.py``      ``AISettings`` from the environment
+- ``provider.py``      the provider interface (``stream_reply``, ``summarise``), ``Turn``, errors
+- ``gemini.py``        Google Gemini through the ``google-genai`` SDK (async, streaming)
+- ``openai_compat.py`` any OpenAI-compatible server (Ollama, vLLM, llama.cpp, ...)
+- ``offline.py``       no network: answers from a knowledge base, extractive summaries
+- ``context.py``       prompt building: system prompt + summary + last K messages + the new one
+- ``summaries.py``     the rolling summary cached in Redis, refreshed past a threshold
+- ``cache.py``         the answer cache, keyed by the exact context
+- ``assistant.py``     ``Assistant.reply``: one job per room across nodes, streaming, failures
+
+Data flow of a reply: trigger message -> lock the room and dedupe the trigger in Redis ->
+summary (Redis, rebuilt from the message source when cold) + last K messages -> answer cache
+or provider stream -> ``sink.delta`` per chunk -> ``sink.final`` stores the reply.
+"""

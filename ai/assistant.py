@@ -1,0 +1,260 @@
+"""``Assistant.reply``: one reply job.
+
+1. Dedupe the trigger across nodes (``ai:job:{trigger_id}``, SET NX) and take the room's lock
+   (``ai:lock:{room}``): one job per room at a time, everywhere; a process-wide semaphore caps
+   concurrent jobs.
+2. Context: cached summary (refreshed when the tail is long) + the messages after it.
+3. The answer cache, or the provider's stream with bounded retries on rate limits and errors
+   (only before the first chunk went out, so nothing is ever said twice).
+4. ``sink.delta`` for each chunk, ``sink.final`` with the whole text; any failure ends in
+   ``sink.system`` with a short message. Nothing escapes ``reply`` but cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry, Counter
+from redis.exceptions import RedisError
+
+from server.events import AssistantDelta, MessageRecord
+
+from .cache import AnswerCache
+from .context import Summary, answer_key, system_with_summary, to_turn
+from .gemini import GeminiProvider
+from .offline import OfflineProvider
+from .openai_compat import OpenAICompatProvider
+from .provider import Provider, ProviderError, Turn
+from .settings import AISettings
+from .summaries import SummaryStore
+
+log = logging.getLogger(__name__)
+
+MENTION = re.compile(r"(?<![\w@])@assistant\b", re.IGNORECASE)
+HANDOFF_MARKER = "[HANDOFF]"
+JOB_TTL_S = 3600
+SUMMARY_CHUNK = 200  # messages folded into the summary per provider call
+FAILURE_TEXT = {
+    "timeout": "The assistant took too long to answer. Please try again in a moment.",
+    "rate_limited": "The assistant is busy right now. Please try again in a minute.",
+    "blocked": "The assistant can't answer that message.",
+    "empty": "The assistant had no answer this time.",
+    "error": "The assistant is unavailable right now. Please try again later.",
+}
+
+
+def mentions_assistant(text: str) -> bool:
+    return bool(MENTION.search(text))
+
+
+class MessageSource(Protocol):
+    async def latest(self, room_id: int, limit: int) -> list[MessageRecord]: ...
+
+    async def between(self, room_id: int, after_seq: int, upto_seq: int) -> list[MessageRecord]: ...
+
+
+class ReplySink(Protocol):
+    async def delta(self, event: AssistantDelta) -> None: ...
+
+    async def final(self, room_id: int, reply_id: str, text: str, meta: dict[str, Any]) -> MessageRecord: ...
+
+    async def system(self, room_id: int, text: str, meta: dict[str, Any]) -> MessageRecord: ...
+
+
+def build_provider(settings: AISettings) -> Provider:
+    if settings.provider == "gemini":
+        return GeminiProvider(settings)
+    if settings.provider == "openai":
+        return OpenAICompatProvider(settings)
+    return OfflineProvider(settings.knowledge_base)
+
+
+class Assistant:
+    def __init__(self, settings: AISettings, provider: Provider, redis: aioredis.Redis, source: MessageSource,
+                 sink: ReplySink, key_prefix: str = "", registry: CollectorRegistry | None = None) -> None:
+        self.settings = settings
+        self.provider = provider
+        self.redis = redis
+        self.source = source
+        self.sink = sink
+        self.prefix = key_prefix + "ai:"
+        self.summaries = SummaryStore(redis, key_prefix)
+        self.answers = AnswerCache(redis, key_prefix, settings.answer_cache_ttl_s)
+        self.slots = asyncio.Semaphore(settings.max_concurrency)
+        self.replies = Counter("chat_ai_replies_total", "Assistant reply jobs by outcome",
+                               ["provider", "outcome"], registry=registry)
+        self.provider_calls = 0  # every stream or summary request that reached the provider
+
+    # --- the job ------------------------------------------------------------------------------
+
+    async def reply(self, room_id: int, trigger: MessageRecord) -> MessageRecord | None:
+        try:
+            if not await self.redis.set(f"{self.prefix}job:{trigger.id}", "1", nx=True, ex=JOB_TTL_S):
+                return None  # another node (or a replayed trigger) already has this one
+            async with self.slots, self._room_lock(room_id):
+                return await self._reply(room_id, trigger)
+        except asyncio.CancelledError:
+            raise
+        except (RedisError, OSError) as exc:
+            log.warning("assistant: redis unavailable: %s", type(exc).__name__)
+            return await self._fail(room_id, "error", None)
+        except Exception:
+            log.exception("assistant reply in room %s failed", room_id)
+            return await self._fail(room_id, "error", None)
+
+    async def _reply(self, room_id: int, trigger: MessageRecord) -> MessageRecord | None:
+        reply_id = secrets.token_hex(8)
+        system, turns = await self.context(room_id, trigger)
+        key = answer_key(room_id, self.provider.name, self.provider.model, system, turns)
+        cached = await self.answers.get(key)
+        if cached is not None:
+            text, handoff = cached
+            await self.sink.delta(AssistantDelta(room_id, reply_id, text))
+            return await self._final(room_id, reply_id, text, handoff, cached=True)
+        try:
+            text, handoff = await self._stream(room_id, reply_id, system, turns)
+        except ProviderError as exc:
+            return await self._fail(room_id, exc.kind, reply_id)
+        if not text.strip():
+            return await self._fail(room_id, "empty", reply_id)
+        await self.answers.put(key, text, handoff)
+        return await self._final(room_id, reply_id, text, handoff, cached=False)
+
+    async def _final(self, room_id: int, reply_id: str, text: str, handoff: bool, cached: bool) -> MessageRecord:
+        meta = {"provider": self.provider.name, "model": self.provider.model, "offline": self.provider.offline,
+                "handoff": handoff, "cached": cached}
+        self.replies.labels(self.provider.name, "ok").inc()
+        return await self.sink.final(room_id, reply_id, text, meta)
+
+    async def _fail(self, room_id: int, kind: str, reply_id: str | None) -> MessageRecord | None:
+        self.replies.labels(self.provider.name, kind).inc()
+        try:
+            return await self.sink.system(room_id, FAILURE_TEXT.get(kind, FAILURE_TEXT["error"]),
+                                          {"error": kind, "reply_id": reply_id, "provider": self.provider.name})
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("assistant: could not store the failure notice in room %s", room_id)
+            return None
+
+    # --- streaming with retries ---------------------------------------------------------------
+
+    async def _stream(self, room_id: int, reply_id: str, system: str, turns: list[Turn]) -> tuple[str, bool]:
+        attempt = 0
+        while True:
+            sent_any = False
+            try:
+                async with asyncio.timeout(self.settings.timeout_s):
+                    self.provider_calls += 1
+                    parts: list[str] = []
+                    handoff = False
+                    async for chunk in _strip_marker(self.provider.stream_reply(system, turns)):
+                        if isinstance(chunk, bool):
+                            handoff = chunk
+                            continue
+                        sent_any = True
+                        parts.append(chunk)
+                        await self.sink.delta(AssistantDelta(room_id, reply_id, chunk))
+                    return "".join(parts), handoff
+            except TimeoutError:
+                raise ProviderError("timeout", "the provider did not answer in time") from None
+            except ProviderError as exc:
+                if sent_any or not exc.retryable or attempt >= self.settings.max_retries:
+                    raise
+                delay = exc.retry_after if exc.retry_after is not None else min(8.0, 0.5 * 2**attempt)
+                await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+                attempt += 1
+
+    # --- context ------------------------------------------------------------------------------
+
+    async def context(self, room_id: int, trigger: MessageRecord) -> tuple[str, list[Turn]]:
+        """System prompt (with the summary) and the turns after the summary, up to the trigger."""
+        k, threshold = self.settings.recent_k, self.settings.summary_threshold
+        summary = await self.summaries.get(room_id) or Summary("", 0)
+        if summary.upto_seq >= trigger.seq:  # the cache is ahead of this trigger (an old job)
+            summary = Summary(summary.text, 0) if summary.upto_seq > trigger.seq else summary
+        fold_upto = trigger.seq - k
+        if fold_upto - summary.upto_seq >= threshold:
+            summary = await self._refresh(room_id, summary, fold_upto)
+        tail = await self.source.between(room_id, summary.upto_seq, trigger.seq)
+        tail = tail[-(k + threshold):]
+        turns = [to_turn(m, self.settings.max_input_chars) for m in tail if m.author_kind != "system"]
+        return system_with_summary(self.settings.system_prompt, summary), turns
+
+    async def _refresh(self, room_id: int, summary: Summary, fold_upto: int) -> Summary:
+        """Fold messages (summary.upto_seq, fold_upto] into the summary, in chunks."""
+        text, upto = summary.text, summary.upto_seq
+        while upto < fold_upto:
+            end = min(fold_upto, upto + SUMMARY_CHUNK)
+            batch = await self.source.between(room_id, upto, end)
+            turns = [to_turn(m, self.settings.max_input_chars) for m in batch if m.author_kind != "system"]
+            if turns:
+                self.provider_calls += 1
+                async with asyncio.timeout(self.settings.timeout_s):
+                    text = await self.provider.summarise(text, turns)
+            upto = end
+        refreshed = Summary(text, upto)
+        await self.summaries.put(room_id, refreshed)
+        return refreshed
+
+    # --- locks ----------------------------------------------------------------------------------
+
+    def _room_lock(self, room_id: int) -> _RedisLock:
+        return _RedisLock(self.redis, f"{self.prefix}lock:{room_id}", self.settings.lock_ttl_s)
+
+
+async def _strip_marker(chunks: AsyncIterator[str]) -> AsyncIterator[str | bool]:
+    """Pass chunks through, but hold the start until we know if it is the hand-off marker;
+    yields ``True`` once (before any text) when the reply asks for a person."""
+    head = ""
+    decided = False
+    async for chunk in chunks:
+        if decided:
+            yield chunk
+            continue
+        head += chunk
+        stripped = head.lstrip()
+        if len(stripped) < len(HANDOFF_MARKER) and HANDOFF_MARKER.startswith(stripped):
+            continue
+        decided = True
+        if stripped.startswith(HANDOFF_MARKER):
+            yield True
+            head = stripped[len(HANDOFF_MARKER):].lstrip()
+        if head:
+            yield head
+    if not decided and head:
+        stripped = head.lstrip()
+        if stripped.startswith(HANDOFF_MARKER) or HANDOFF_MARKER.startswith(stripped):
+            yield True
+        else:
+            yield head
+
+
+class _RedisLock:
+    """A lock with a TTL (so a dead node cannot hold a room forever); waits by polling."""
+
+    POLL_S = 0.1
+
+    def __init__(self, redis: aioredis.Redis, key: str, ttl_s: int) -> None:
+        self.redis = redis
+        self.key = key
+        self.ttl_s = ttl_s
+        self.token = secrets.token_hex(8)
+
+    async def __aenter__(self) -> None:
+        while not await self.redis.set(self.key, self.token, nx=True, ex=self.ttl_s):  # noqa: ASYNC110 - cross-process
+            await asyncio.sleep(self.POLL_S)
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if (await self.redis.get(self.key)) in (self.token, self.token.encode()):
+                await self.redis.delete(self.key)
+        except (RedisError, OSError):
+            pass  # the TTL frees it

@@ -1,0 +1,102 @@
+"""Gemini through Google's ``google-genai`` SDK (async client, streaming).
+
+The SDK's own retries are off: the assistant retries with its own bounded backoff so every
+attempt is counted and ``Retry-After`` is honoured. ``base_url`` points the SDK at another
+endpoint (tests use a local server speaking the same HTTP API).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from google import genai
+from google.genai import errors, types
+
+from .provider import SUMMARY_INSTRUCTION, ProviderError, Turn
+from .settings import AISettings
+
+BLOCKED_REASONS = {"SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "RECITATION", "IMAGE_SAFETY"}
+
+
+def _contents(turns: list[Turn]) -> list[types.Content]:
+    return [
+        types.Content(role="model" if t.role == "assistant" else "user", parts=[types.Part(text=t.render())])
+        for t in turns
+    ]
+
+
+def _error(exc: errors.APIError) -> ProviderError:
+    code = getattr(exc, "code", None) or 0
+    if code == 429:
+        return ProviderError("rate_limited", "provider rate limit")
+    if code in (408, 504):
+        return ProviderError("timeout", "provider timeout")
+    return ProviderError("error", f"provider error {code}")
+
+
+class GeminiProvider:
+    name = "gemini"
+    offline = False
+
+    def __init__(self, settings: AISettings) -> None:
+        if not settings.api_key:
+            raise ValueError("the gemini provider needs GEMINI_API_KEY")
+        self.model = settings.model_name
+        self.settings = settings
+        options = types.HttpOptions(
+            timeout=int(settings.timeout_s * 1000),
+            retry_options=types.HttpRetryOptions(attempts=1),
+            base_url=settings.base_url,
+        )
+        self.client = genai.Client(api_key=settings.api_key, http_options=options)
+
+    def _config(self, system: str) -> types.GenerateContentConfig:
+        return types.GenerateContentConfig(
+            system_instruction=system,
+            temperature=self.settings.temperature,
+            max_output_tokens=self.settings.max_output_tokens,
+            safety_settings=[
+                types.SafetySetting(category=c, threshold=types.HarmBlockThreshold.BLOCK_MEDIUM_AND_ABOVE)
+                for c in (
+                    types.HarmCategory.HARM_CATEGORY_HARASSMENT,
+                    types.HarmCategory.HARM_CATEGORY_HATE_SPEECH,
+                    types.HarmCategory.HARM_CATEGORY_SEXUALLY_EXPLICIT,
+                    types.HarmCategory.HARM_CATEGORY_DANGEROUS_CONTENT,
+                )
+            ],
+        )
+
+    async def stream_reply(self, system: str, turns: list[Turn]) -> AsyncIterator[str]:
+        try:
+            stream = await self.client.aio.models.generate_content_stream(
+                model=self.model, contents=_contents(turns), config=self._config(system)
+            )
+            async for chunk in stream:
+                if chunk.prompt_feedback is not None and chunk.prompt_feedback.block_reason:
+                    raise ProviderError("blocked", "the prompt was blocked")
+                for cand in chunk.candidates or []:
+                    reason = cand.finish_reason.name if cand.finish_reason is not None else None
+                    if reason in BLOCKED_REASONS:
+                        raise ProviderError("blocked", f"the reply was blocked ({reason})")
+                text = chunk.text if chunk.candidates else None
+                if text:
+                    yield text
+        except errors.APIError as exc:
+            raise _error(exc) from None
+
+    async def summarise(self, previous_summary: str, turns: list[Turn]) -> str:
+        text = "\n".join(t.render() for t in turns)
+        prompt = f"Previous summary:\n{previous_summary or '(none)'}\n\nNew messages:\n{text}"
+        try:
+            resp = await self.client.aio.models.generate_content(
+                model=self.model,
+                contents=prompt,
+                config=types.GenerateContentConfig(
+                    system_instruction=SUMMARY_INSTRUCTION, temperature=0.1, max_output_tokens=400
+                ),
+            )
+        except errors.APIError as exc:
+            raise _error(exc) from None
+        if not resp.text:
+            raise ProviderError("empty", "empty summary")
+        return resp.text.strip()

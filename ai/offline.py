@@ -1,0 +1,105 @@
+"""The offline provider: no network, no model.
+
+Replies come from a knowledge base (YAML: a list of ``{questions: [...], answer: ...}``) by
+TF-IDF-weighted word overlap with the question; below a threshold it hands over to a person.
+Summaries are extractive. Replies are labelled offline in their metadata.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from .provider import Turn
+
+WORD = re.compile(r"[a-z0-9]+")
+STOPWORDS = frozenset(
+    "a an the i me my we you your he she it they them is are was were be been am do does did "
+    "how what where when why who which can could would should will to of in on at for with and "
+    "or but if so this that there here please hi hello hey assistant".split()
+)
+MATCH_THRESHOLD = 0.35
+HANDOFF_REPLY = (
+    "[HANDOFF] I'm not sure I can answer that well. I've asked a person from the team to take "
+    "over; they will reply here."
+)
+SUMMARY_MAX_CHARS = 1200
+
+
+def words(text: str) -> list[str]:
+    return [w for w in WORD.findall(text.lower()) if w not in STOPWORDS]
+
+
+@dataclass(frozen=True)
+class Entry:
+    questions: tuple[str, ...]
+    answer: str
+
+
+def load_entries(path: Path | None) -> list[Entry]:
+    text = path.read_text() if path else resources.files("ai").joinpath("knowledge_base.yaml").read_text()
+    data = yaml.safe_load(text) or []
+    if not isinstance(data, list):
+        raise ValueError("the knowledge base must be a list of {questions, answer} entries")
+    entries = []
+    for item in data:
+        qs, ans = item.get("questions"), item.get("answer")
+        if not isinstance(qs, list) or not isinstance(ans, str):
+            raise ValueError("each knowledge base entry needs questions (a list) and answer (a string)")
+        entries.append(Entry(tuple(str(q) for q in qs), ans.strip()))
+    return entries
+
+
+class OfflineProvider:
+    name = "offline"
+    offline = True
+
+    def __init__(self, knowledge_base: Path | None = None, model: str = "faq") -> None:
+        self.model = model
+        self.entries = load_entries(knowledge_base)
+        docs = [Counter(w for q in e.questions for w in words(q)) for e in self.entries]
+        df = Counter(w for d in docs for w in d)
+        n = len(docs) or 1
+        self.idf = {w: math.log((n + 1) / (c + 0.5)) for w, c in df.items()}
+        self.vectors = [{w: self.idf[w] for w in d} for d in docs]
+
+    def best(self, question: str) -> tuple[Entry | None, float]:
+        q = set(words(question))
+        if not q:
+            return None, 0.0
+        best, best_score = None, 0.0
+        for entry, vec in zip(self.entries, self.vectors, strict=True):
+            overlap = sum(vec.get(w, 0.0) for w in q)
+            norm = math.sqrt(sum(self.idf.get(w, 1.0) ** 2 for w in q)) * math.sqrt(sum(v * v for v in vec.values()))
+            score = overlap * overlap / norm if norm else 0.0
+            if score > best_score:
+                best, best_score = entry, score
+        return best, best_score
+
+    def answer(self, question: str) -> str:
+        entry, score = self.best(question)
+        return entry.answer if entry is not None and score >= MATCH_THRESHOLD else HANDOFF_REPLY
+
+    async def stream_reply(self, system: str, turns: list[Turn]) -> AsyncIterator[str]:
+        question = next((t.text for t in reversed(turns) if t.role == "user"), "")
+        text = self.answer(question)
+        # a few chunks, so clients see the same streaming as with a model
+        parts = re.findall(r"\S+\s*", text)
+        for i in range(0, len(parts), 4):
+            yield "".join(parts[i : i + 4])
+
+    async def summarise(self, previous_summary: str, turns: list[Turn]) -> str:
+        picked: list[str] = []
+        for t in turns:
+            first = re.split(r"(?<=[.!?])\s", t.text.strip(), maxsplit=1)[0]
+            if len(words(first)) >= 3:
+                picked.append(f"{t.author}: {first[:160]}")
+        text = " ".join(filter(None, [previous_summary, *picked]))
+        return text[-SUMMARY_MAX_CHARS:]

@@ -1,0 +1,79 @@
+"""Any server that speaks the OpenAI chat completions API (Ollama, vLLM, llama.cpp, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+
+from .provider import SUMMARY_INSTRUCTION, ProviderError, Turn
+from .settings import AISettings
+
+
+def _messages(system: str, turns: list[Turn]) -> list[dict[str, Any]]:
+    return [{"role": "system", "content": system}] + [
+        {"role": "assistant" if t.role == "assistant" else "user", "content": t.render()} for t in turns
+    ]
+
+
+def _error(exc: openai.APIError) -> ProviderError:
+    if isinstance(exc, openai.RateLimitError):
+        return ProviderError("rate_limited", "provider rate limit")
+    if isinstance(exc, openai.APITimeoutError):
+        return ProviderError("timeout", "provider timeout")
+    return ProviderError("error", f"provider error: {type(exc).__name__}")
+
+
+class OpenAICompatProvider:
+    name = "openai"
+    offline = False
+
+    def __init__(self, settings: AISettings) -> None:
+        if not settings.base_url:
+            raise ValueError("the openai provider needs AI_BASE_URL")
+        self.model = settings.model_name
+        self.settings = settings
+        self.client = openai.AsyncOpenAI(
+            base_url=settings.base_url,
+            api_key=settings.api_key or "not-needed",  # local servers usually take any key
+            timeout=settings.timeout_s,
+            max_retries=0,
+        )
+
+    async def stream_reply(self, system: str, turns: list[Turn]) -> AsyncIterator[str]:
+        try:
+            stream = await self.client.chat.completions.create(
+                model=self.model,
+                messages=_messages(system, turns),  # type: ignore[arg-type]
+                temperature=self.settings.temperature,
+                max_tokens=self.settings.max_output_tokens,
+                stream=True,
+            )
+            async for chunk in stream:  # type: ignore[union-attr]
+                for choice in chunk.choices:
+                    if choice.finish_reason == "content_filter":
+                        raise ProviderError("blocked", "the reply was filtered")
+                    if choice.delta and choice.delta.content:
+                        yield choice.delta.content
+        except openai.APIError as exc:
+            raise _error(exc) from None
+
+    async def summarise(self, previous_summary: str, turns: list[Turn]) -> str:
+        text = "\n".join(t.render() for t in turns)
+        try:
+            resp = await self.client.chat.completions.create(
+                model=self.model,
+                messages=[
+                    {"role": "system", "content": SUMMARY_INSTRUCTION},
+                    {"role": "user", "content": f"Previous summary:\n{previous_summary or '(none)'}\n\nNew messages:\n{text}"},
+                ],
+                temperature=0.1,
+                max_tokens=400,
+            )
+        except openai.APIError as exc:
+            raise _error(exc) from None
+        content = resp.choices[0].message.content if resp.choices else None
+        if not content:
+            raise ProviderError("empty", "empty summary")
+        return content.strip()
