@@ -40,7 +40,7 @@ def _describe(msg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if kind == "text":
         return str(msg.get("text", {}).get("body", "")), {}
     if kind in ("image", "video", "audio", "sticker", "document"):
-        meta = {k: body[k] for k in ("id", "mime_type", "sha256", "filename", "caption") if k in body}
+        meta: dict[str, Any] = {k: body[k] for k in ("id", "mime_type", "sha256", "filename", "caption") if k in body}
         label = body.get("filename") if kind == "document" else body.get("caption")
         return (f"[{kind}] {label}" if label else f"[{kind}]"), meta
     if kind == "location":
