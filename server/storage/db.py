@@ -15,6 +15,7 @@ MIGRATION_LOCK = 7_240_001  # advisory lock id: one node migrates at a time
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 async def create_pool(dsn: str, *, timeout_s: float, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
