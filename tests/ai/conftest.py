@@ -1,0 +1,75 @@
+"""In-memory message source and recording sink (ours, not infrastructure), real Redis."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from server.events import AssistantDelta, MessageRecord
+from tests.fakes.gemini import GeminiFake
+from tests.services import RedisService
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class MemorySource:
+    rooms: dict[int, list[MessageRecord]] = field(default_factory=dict)
+
+    def add(self, room_id: int, body: str, author: str = "alice", kind: str = "user") -> MessageRecord:
+        msgs = self.rooms.setdefault(room_id, [])
+        msg = MessageRecord(id=next(_ids), room_id=room_id, seq=len(msgs) + 1, author_id=1, author_kind=kind,
+                            author_name=author, body=body, created_at=datetime.now(UTC))
+        msgs.append(msg)
+        return msg
+
+    async def latest(self, room_id: int, limit: int) -> list[MessageRecord]:
+        return self.rooms.get(room_id, [])[-limit:]
+
+    async def between(self, room_id: int, after_seq: int, upto_seq: int) -> list[MessageRecord]:
+        return [m for m in self.rooms.get(room_id, []) if after_seq < m.seq <= upto_seq]
+
+
+@dataclass
+class RecordingSink:
+    source: MemorySource
+    deltas: list[AssistantDelta] = field(default_factory=list)
+    finals: list[MessageRecord] = field(default_factory=list)
+    systems: list[MessageRecord] = field(default_factory=list)
+
+    async def delta(self, event: AssistantDelta) -> None:
+        self.deltas.append(event)
+
+    async def final(self, room_id: int, reply_id: str, text: str, meta: dict[str, Any]) -> MessageRecord:
+        msg = self.source.add(room_id, text, author="Assistant", kind="assistant")
+        msg = dataclasses.replace(msg, meta={**meta, "reply_id": reply_id})
+        self.source.rooms[room_id][-1] = msg
+        self.finals.append(msg)
+        return msg
+
+    async def system(self, room_id: int, text: str, meta: dict[str, Any]) -> MessageRecord:
+        msg = self.source.add(room_id, text, author="system", kind="system")
+        self.systems.append(msg)
+        self.last_system_meta = meta
+        return msg
+
+
+@pytest.fixture
+async def redis(redis_service: RedisService) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_service.url, socket_timeout=2)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def gemini() -> AsyncIterator[GeminiFake]:
+    fake = await GeminiFake().start()
+    yield fake
+    await fake.stop()
