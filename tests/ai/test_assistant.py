@@ -130,7 +130,7 @@ async def test_two_nodes_given_the_same_trigger_reply_once(gemini: GeminiFake, r
 
 async def test_answer_cache_hits_only_for_an_identical_context(gemini: GeminiFake, redis: aioredis.Redis) -> None:
     source = MemorySource()
-    assistant, sink = _assistant(_settings(gemini), redis, source)
+    assistant, _sink = _assistant(_settings(gemini), redis, source)
     # two rooms with the same words: never shared across rooms
     await assistant.reply(8, source.add(8, "@assistant what is the wifi password?"))
     await assistant.reply(9, source.add(9, "@assistant what is the wifi password?"))
@@ -158,7 +158,7 @@ async def test_injection_stays_in_the_user_turn(gemini: GeminiFake, redis: aiore
 async def test_offline_provider_answers_from_the_knowledge_base_without_network(redis: aioredis.Redis) -> None:
     source = MemorySource()
     settings = AISettings(provider="offline")
-    assistant, sink = _assistant(settings, redis, source)
+    assistant, _sink = _assistant(settings, redis, source)
     with mock.patch.object(socket.socket, "connect", side_effect=AssertionError("network used")):
         provider = OfflineProvider()
         assert "public" in provider.answer("how can I create a new room?")
