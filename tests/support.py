@@ -91,7 +91,8 @@ class Client:
         return {"Authorization": f"Bearer {self.tokens['access_token']}"}
 
     async def call(self, method: str, path: str, json: Any = None, expect: int | None = None, **kw: Any) -> tuple[int, Any]:
-        async with self.http.request(method, self.base_url + path, json=json, headers=self.auth, **kw) as r:
+        headers = {**self.auth, **kw.pop("headers", {})}
+        async with self.http.request(method, self.base_url + path, json=json, headers=headers, **kw) as r:
             body = await r.json() if r.content_type == "application/json" else await r.text()
             if expect is not None:
                 assert r.status == expect, (r.status, body)
