@@ -18,8 +18,9 @@ from pathlib import Path
 import aiohttp
 import redis.asyncio as aioredis
 import socketio
-from ai.assistant import Assistant, build_provider
 from aiohttp import web
+
+from ai.assistant import Assistant, build_provider
 
 from . import jsonlib
 from .actions.assistant import (
@@ -40,6 +41,8 @@ from .realtime.fanout import FanoutRedisManager, make_websocket_class
 from .realtime.presence import Presence
 from .realtime.ratelimit import RateLimiter
 from .realtime.typing import TypingThrottle
+from .relay.archive_client import ArchiveHistoryClient
+from .relay.relay import ArchiveRelay, RelaySettings
 from .storage import db as storage
 from .storage import users as udb
 from .storage.batcher import SendBatcher
@@ -134,6 +137,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     supervisor = Supervisor("chat-server")
     node_id = config.node_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
     http_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    relay: ArchiveRelay | None = None
     try:
         await storage.migrate(pool)
         svc_holder: dict[str, Services] = {}
@@ -170,10 +174,13 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
                       key_prefix=config.redis_prefix, registry=svc.metrics.registry),
         )
         svc.whatsapp = WhatsAppService(svc, http_session)
+        relay = _start_archive(svc, http_session)
         log.info("chat-server node %s ready", node_id)
         yield
     finally:
         await supervisor.close()
+        if relay is not None:
+            await relay.close()
         if SERVICES in app:
             await app[SERVICES].batcher.close()
         if SERVICES in app:
@@ -184,6 +191,19 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         await http_session.close()
         await redis.aclose()
         await pool.close()
+
+
+def _start_archive(svc: Services, session: aiohttp.ClientSession) -> ArchiveRelay | None:
+    config = svc.config
+    if config.archive_url:
+        # chat-server reads archived history with a short-lived service token of its own
+        svc.archive = ArchiveHistoryClient(session, config.archive_url, lambda: svc.issuer.issue(0, "staff", 0))
+    if not config.kafka_bootstrap:
+        return None
+    relay = ArchiveRelay(svc.pool, config.kafka_bootstrap,
+                         RelaySettings(hot_retention_s=config.hot_retention_s, interval_s=config.relay_interval_s))
+    svc.supervisor.loop("archive-relay", relay.run_forever, backoff_max_s=30)
+    return relay
 
 
 def _start_presence_loops(svc: Services) -> None:

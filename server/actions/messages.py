@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from ..errors import Forbidden, Invalid, NotFound, TooLarge
+from ..errors import Forbidden, Invalid, NotFound, TooLarge, Unavailable
 from ..events import MessageRecord
 from ..storage import messages as db
 from ..storage import users as udb
@@ -176,7 +176,12 @@ async def do_history(svc: Services, user: udb.User, room_id: Any, before_seq: An
     if len(messages) < limit and room.archived_upto_seq > 0 and svc.archive is not None:
         older_than = messages[0].seq if messages else before_seq
         if older_than is None or older_than > 1:
-            archived, more = await svc.archive.history(room.id, older_than or room.archived_upto_seq + 1, limit - len(messages))
+            try:
+                archived, more = await svc.archive.history(room.id, older_than or room.archived_upto_seq + 1,
+                                                           limit - len(messages))
+            except Unavailable:
+                # the hot part still answers; the client may ask again for the older part
+                return {"messages": [m.to_wire() for m in messages], "has_more": True, "archive_unavailable": True}
             messages = archived + messages
             has_more = more
     elif not has_more and room.archived_upto_seq > 0 and messages and messages[0].seq > 1:

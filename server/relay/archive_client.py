@@ -1,0 +1,30 @@
+"""Reads a room's archived history from chat-archive, so history continues past the hot store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import aiohttp
+
+from ..errors import Unavailable
+from ..events import MessageRecord
+
+
+class ArchiveHistoryClient:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, token: Callable[[], str], timeout_s: float = 5.0) -> None:
+        self.session = session
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def history(self, room_id: int, before_seq: int, limit: int) -> tuple[list[MessageRecord], bool]:
+        url = f"{self.base_url}/archive/v1/rooms/{room_id}/history"
+        try:
+            async with self.session.get(url, params={"before_seq": before_seq, "limit": limit}, timeout=self.timeout,
+                                        headers={"Authorization": f"Bearer {self.token()}"}) as resp:
+                if resp.status != 200:
+                    raise Unavailable(f"the archive answered {resp.status}")
+                body = await resp.json()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Unavailable(f"the archive is unreachable ({type(exc).__name__})") from None
+        return [MessageRecord.from_wire(m) for m in body["messages"]], bool(body["has_more"])
