@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import asyncpg
+
 from whatsapp_bridge.cloud_api import CloudApiClient, CloudApiError, otp_template_components, within_service_window
 from whatsapp_bridge.models import InboundMessage, StatusUpdate, status_advances
 from whatsapp_bridge.signature import verify_signature

@@ -1,0 +1,269 @@
+"""The staff query API, ``/archive/v1`` (staff and admin tokens issued by chat-server).
+
+Every list has a stable order and an opaque cursor: rooms by ``seq``; users and searches by
+``(created_at, id)``. Search needs a room or a user (so it always runs on an index) and uses
+an escaped, case-insensitive ``$regex``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from server.errors import ChatError, Forbidden, Invalid, Unauthorized
+from server.events import parse_iso
+from server.tokens import AccessClaims, TokenVerifier
+
+from .storage import ArchiveStore, to_wire
+
+MAX_LIMIT = 200
+EXPORT_PAGE = 500
+
+
+class ArchiveMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.stored = Gauge("archive_messages_stored_total", "Messages upserted by this process", registry=self.registry)
+        self.dead = Gauge("archive_dead_letters_total", "Records sent to the dead-letter topic", registry=self.registry)
+        self.queries = Counter("archive_queries_total", "API queries", ["route"], registry=self.registry)
+
+
+STORE = web.AppKey("store", ArchiveStore)
+VERIFIER = web.AppKey("verifier", TokenVerifier)
+METRICS = web.AppKey("metrics", ArchiveMetrics)
+STATUS = web.AppKey("status", dict)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ChatError as exc:
+        return web.json_response({"error": exc.to_dict()}, status=exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "too_large"}.get(exc.status, "invalid")
+        return web.json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
+
+
+def staff(request: web.Request, role: str = "staff") -> AccessClaims:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        raise Unauthorized("missing bearer token")
+    claims = request.app[VERIFIER].verify(header[7:].strip())
+    if claims.role not in ("staff", "admin") or (role == "admin" and claims.role != "admin"):
+        raise Forbidden(f"{role} only")
+    return claims
+
+
+def _int(request: web.Request, name: str, default: int | None = None) -> int | None:
+    raw = request.query.get(name) or request.match_info.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise Invalid(f"{name} must be an integer", field=name) from None
+
+
+def _limit(request: web.Request) -> int:
+    limit = _int(request, "limit", 50) or 50
+    if not 1 <= limit <= MAX_LIMIT:
+        raise Invalid(f"limit must be 1-{MAX_LIMIT}", field="limit")
+    return limit
+
+
+def _time_range(request: web.Request) -> dict[str, Any]:
+    rng: dict[str, Any] = {}
+    for name, op in (("from", "$gte"), ("to", "$lt")):
+        raw = request.query.get(name)
+        if raw:
+            try:
+                rng[op] = parse_iso(raw)
+            except ValueError:
+                raise Invalid(f"{name} must be an ISO-8601 time", field=name) from None
+    return {"created_at": rng} if rng else {}
+
+
+def _encode_cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(request: web.Request) -> Any:
+    raw = request.query.get("cursor")
+    if not raw:
+        return None
+    try:
+        return json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except ValueError:
+        raise Invalid("bad cursor", field="cursor") from None
+
+
+def _ok(data: Any) -> web.Response:
+    return web.Response(body=orjson.dumps(data), content_type="application/json")
+
+
+async def _time_ordered(request: web.Request, base: dict[str, Any], route: str) -> web.Response:
+    """A page ordered by (created_at, id), after the cursor."""
+    limit = _limit(request)
+    query = {**base, **_time_range(request)}
+    cursor = _decode_cursor(request)
+    if cursor is not None:
+        try:
+            at, last_id = parse_iso(cursor[0]), int(cursor[1])
+        except (TypeError, ValueError, IndexError):
+            raise Invalid("bad cursor", field="cursor") from None
+        after = {"$or": [{"created_at": {"$gt": at}}, {"created_at": at, "_id": {"$gt": last_id}}]}
+        query = {"$and": [query, after]}
+    docs = await request.app[STORE].find(query, [("created_at", 1), ("_id", 1)], limit + 1)
+    request.app[METRICS].queries.labels(route).inc()
+    page = docs[:limit]
+    nxt = _encode_cursor([page[-1]["created_at"].isoformat(), page[-1]["_id"]]) if len(docs) > limit else None
+    return _ok({"messages": [to_wire(d) for d in page], "next_cursor": nxt})
+
+
+async def room_messages(request: web.Request) -> web.Response:
+    staff(request)
+    room_id, limit = _int(request, "room_id"), _limit(request)
+    cursor = _decode_cursor(request)
+    query: dict[str, Any] = {"room_id": room_id, **_time_range(request)}
+    if cursor is not None:
+        if not isinstance(cursor, int):
+            raise Invalid("bad cursor", field="cursor")
+        query["seq"] = {"$gt": cursor}
+    docs = await request.app[STORE].find(query, [("seq", 1)], limit + 1)
+    request.app[METRICS].queries.labels("room").inc()
+    page = docs[:limit]
+    return _ok({"messages": [to_wire(d) for d in page],
+                "next_cursor": _encode_cursor(page[-1]["seq"]) if len(docs) > limit else None})
+
+
+async def room_history(request: web.Request) -> web.Response:
+    """chat-server's history continuation: the ``limit`` messages before ``before_seq``, ascending."""
+    staff(request)
+    room_id, limit = _int(request, "room_id"), _limit(request)
+    before = _int(request, "before_seq")
+    query: dict[str, Any] = {"room_id": room_id}
+    if before is not None:
+        query["seq"] = {"$lt": before}
+    docs = await request.app[STORE].find(query, [("seq", -1)], limit + 1)
+    request.app[METRICS].queries.labels("history").inc()
+    return _ok({"messages": [to_wire(d) for d in reversed(docs[:limit])], "has_more": len(docs) > limit})
+
+
+async def user_messages(request: web.Request) -> web.Response:
+    staff(request)
+    return await _time_ordered(request, {"author_id": _int(request, "user_id")}, "user")
+
+
+async def search(request: web.Request) -> web.Response:
+    staff(request)
+    q = request.query.get("q", "")
+    if not 1 <= len(q) <= 200:
+        raise Invalid("q must be 1-200 characters", field="q")
+    room_id, user_id = _int(request, "room_id"), _int(request, "user_id")
+    if room_id is None and user_id is None:
+        raise Invalid("search needs room_id or user_id", field="room_id")
+    base: dict[str, Any] = ArchiveStore.text_filter(q)
+    if room_id is not None:
+        base["room_id"] = room_id
+    if user_id is not None:
+        base["author_id"] = user_id
+    return await _time_ordered(request, base, "search")
+
+
+async def export_room(request: web.Request) -> web.StreamResponse:
+    staff(request)
+    room_id = _int(request, "room_id")
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson",
+                                       "Content-Disposition": f'attachment; filename="room-{room_id}.jsonl"'})
+    await resp.prepare(request)
+    last = 0
+    while True:
+        docs = await request.app[STORE].find({"room_id": room_id, "seq": {"$gt": last}}, [("seq", 1)], EXPORT_PAGE)
+        if not docs:
+            break
+        await resp.write(b"".join(orjson.dumps(to_wire(d)) + b"\n" for d in docs))
+        last = docs[-1]["seq"]
+    await resp.write_eof()
+    return resp
+
+
+async def run_retention(request: web.Request) -> web.Response:
+    staff(request, "admin")
+    days = request.app[STATUS].get("ttl_days")
+    if days is None:
+        raise Invalid("ARCHIVE_TTL_DAYS is not set: the archive keeps everything")
+    return _ok({"deleted": await request.app[STORE].delete_older_than(days)})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _ok({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks = {}
+    try:
+        await request.app[STORE].ping()
+        checks["mongo"] = "ok"
+    except Exception as exc:
+        checks["mongo"] = f"down: {type(exc).__name__}"
+    checks["consumer"] = "ok" if request.app[STATUS].get("consumer_alive") else "down"
+    ready = all(v == "ok" for v in checks.values())
+    return web.json_response({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(request.app[METRICS].registry), content_type="text/plain")
+
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "chat-archive", "version": "1"},
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+    "security": [{"bearer": []}],
+    "paths": {
+        "/archive/v1/rooms/{room_id}/messages": {"get": {"summary": "A room's archive by seq (from, to, cursor, limit)"}},
+        "/archive/v1/rooms/{room_id}/history": {"get": {"summary": "The page before before_seq (chat-server's history)"}},
+        "/archive/v1/users/{user_id}/messages": {"get": {"summary": "A user's messages by time (from, to, cursor, limit)"}},
+        "/archive/v1/search": {"get": {"summary": "Text search in a room or a user's messages (q, room_id|user_id, from, to, cursor)"}},
+        "/archive/v1/rooms/{room_id}/export": {"get": {"summary": "A room's archive as JSON lines"}},
+        "/archive/v1/retention/run": {"post": {"summary": "Delete messages older than ARCHIVE_TTL_DAYS (admin)"}},
+    },
+}
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/archive/v1/rooms/{room_id}/messages", room_messages)
+    r.add_get("/archive/v1/rooms/{room_id}/history", room_history)
+    r.add_get("/archive/v1/users/{user_id}/messages", user_messages)
+    r.add_get("/archive/v1/search", search)
+    r.add_get("/archive/v1/rooms/{room_id}/export", export_room)
+    r.add_post("/archive/v1/retention/run", run_retention)
+    r.add_get("/archive/v1/openapi.json", openapi)
+    r.add_get("/archive/docs", docs)
+    r.add_get("/healthz", healthz)
+    r.add_get("/readyz", readyz)
+    r.add_get("/metrics", metrics)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return _ok(OPENAPI)
+
+
+async def docs(request: web.Request) -> web.Response:
+    rows = "".join(f"<li><code>{m.upper()} {p}</code>: {op['summary']}</li>"
+                   for p, ops in OPENAPI["paths"].items() for m, op in ops.items())
+    return web.Response(text=f"<!doctype html><title>chat-archive API</title><h1>chat-archive API</h1><ul>{rows}</ul>"
+                        "<p>Bearer token of a staff or admin user. Machine-readable: "
+                        "<a href=\"/archive/v1/openapi.json\">openapi.json</a>.</p>", content_type="text/html")
+
+

@@ -1,0 +1,78 @@
+"""``create_app(config)``: the composition root of chat-archive."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from pymongo import AsyncMongoClient
+
+from server.background import Supervisor
+from server.tokens import TokenVerifier
+
+from .api import METRICS, STATUS, STORE, VERIFIER, ArchiveMetrics, add_routes, errors
+from .config import ArchiveConfig
+from .consumer import ArchiveConsumer
+from .storage import ArchiveStore
+
+log = logging.getLogger(__name__)
+
+CONFIG = web.AppKey("archive_config", ArchiveConfig)
+CONSUMER = web.AppKey("consumer", ArchiveConsumer)
+
+
+def create_app(config: ArchiveConfig) -> web.Application:
+    app = web.Application(middlewares=[errors], client_max_size=64 * 1024)
+    app[CONFIG] = config
+    app[VERIFIER] = TokenVerifier(config.jwt_public_key_file.read_bytes())
+    app[METRICS] = ArchiveMetrics()
+    app[STATUS] = {"ttl_days": config.ttl_days, "consumer_alive": False}
+    add_routes(app)
+    app.cleanup_ctx.append(_resources)
+    return app
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    ms = int(config.timeout_s * 1000)
+    client: AsyncMongoClient = AsyncMongoClient(config.mongo_url, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms,
+                                                socketTimeoutMS=ms, timeoutMS=ms)
+    store = ArchiveStore(client, config.mongo_db)
+    supervisor = Supervisor("chat-archive")
+    try:
+        await store.setup(config.ttl_days)
+        app[STORE] = store
+        consumer = ArchiveConsumer(config, store)
+        app[CONSUMER] = consumer
+        metrics, status = app[METRICS], app[STATUS]
+
+        async def consume() -> None:
+            await consumer.run()
+
+        async def observe() -> None:
+            import asyncio
+
+            while True:
+                status["consumer_alive"] = consumer.alive
+                metrics.stored.set(consumer.stored)
+                metrics.dead.set(consumer.dead_letters)
+                await asyncio.sleep(1)
+
+        supervisor.loop("archive-consumer", consume, backoff_max_s=10)
+        supervisor.loop("archive-status", observe)
+        if config.ttl_days is not None and not store.has_ttl:
+            async def retention() -> None:
+                import asyncio
+
+                while True:
+                    deleted = await store.delete_older_than(config.ttl_days or 0)
+                    if deleted:
+                        log.info("archive retention: deleted %d messages", deleted)
+                    await asyncio.sleep(config.retention_interval_s)
+
+            supervisor.loop("archive-retention", retention, backoff_max_s=300)
+        yield
+    finally:
+        await supervisor.close()
+        await client.close()

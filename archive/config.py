@@ -1,0 +1,66 @@
+"""chat-archive configuration, read once from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.events import ARCHIVE_DLQ_TOPIC, ARCHIVE_TOPIC
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    kafka_bootstrap: str
+    mongo_url: str
+    jwt_public_key_file: Path
+    mongo_db: str = "chat_archive"
+    host: str = "127.0.0.1"
+    port: int = 8090
+    ttl_days: float | None = None
+    group_id: str = "chat-archive"
+    topic: str = ARCHIVE_TOPIC
+    dlq_topic: str = ARCHIVE_DLQ_TOPIC
+    retention_interval_s: float = 3600.0
+    timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: object) -> ArchiveConfig:
+        def req(key: str) -> str:
+            v = env.get(key)
+            if not v:
+                raise ConfigError(f"{key} is required")
+            return v
+
+        def num(key: str, default: float | None) -> float | None:
+            raw = env.get(key)
+            if not raw:
+                return default
+            try:
+                v = float(raw)
+            except ValueError:
+                raise ConfigError(f"{key} must be a number, got {raw!r}") from None
+            if v <= 0:
+                raise ConfigError(f"{key} must be positive, got {raw!r}")
+            return v
+
+        port = num("ARCHIVE_PORT", 8090)
+        values: dict[str, object] = dict(
+            kafka_bootstrap=req("KAFKA_BOOTSTRAP_SERVERS"),
+            mongo_url=req("MONGO_URL"),
+            jwt_public_key_file=Path(req("JWT_PUBLIC_KEY_FILE")),
+            mongo_db=env.get("MONGO_DB") or "chat_archive",
+            host=env.get("ARCHIVE_HOST") or "127.0.0.1",
+            port=int(port or 8090),
+            ttl_days=num("ARCHIVE_TTL_DAYS", None),
+            group_id=env.get("ARCHIVE_GROUP_ID") or "chat-archive",
+            topic=env.get("ARCHIVE_TOPIC") or ARCHIVE_TOPIC,
+            dlq_topic=env.get("ARCHIVE_DLQ_TOPIC") or ARCHIVE_DLQ_TOPIC,
+            retention_interval_s=num("ARCHIVE_RETENTION_INTERVAL_S", 3600.0),
+        )
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

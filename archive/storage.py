@@ -1,0 +1,113 @@
+"""The archive in MongoDB (``chat_archive.messages``, ``_id`` = message id).
+
+Uses only what both MongoDB and FerretDB 1.x support: unique compound indexes, unordered
+``insert_many`` (duplicates replaced by delete + insert), ``find`` with range filters, sort and limit, escaped case-insensitive ``$regex``
+and ``delete_many``. A TTL index and a text index are created only where the server accepts
+them (detected at start); retention otherwise runs as a periodic ``delete_many`` on
+``created_at`` and search as a ``$regex`` bounded by room or author and time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.errors import BulkWriteError, OperationFailure
+
+from server.events import MessageRecord, iso
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_KEY = 11000
+
+
+def to_doc(record: dict[str, Any]) -> dict[str, Any]:
+    """A Kafka archive record (validated) -> the stored document."""
+    msg = MessageRecord.from_wire(record)
+    return {
+        "_id": msg.id, "room_id": msg.room_id, "seq": msg.seq, "author_id": msg.author_id,
+        "author_kind": msg.author_kind, "author_name": msg.author_name, "body": msg.body,
+        "client_id": msg.client_id, "reply_to": msg.reply_to, "meta": msg.meta,
+        "created_at": msg.created_at, "edited_at": msg.edited_at, "deleted_at": msg.deleted_at,
+    }
+
+
+def to_wire(doc: dict[str, Any]) -> dict[str, Any]:
+    """The stored document -> the message record clients know."""
+    return {
+        "id": doc["_id"], "room_id": doc["room_id"], "seq": doc["seq"], "author_id": doc.get("author_id"),
+        "author_kind": doc["author_kind"], "author_name": doc.get("author_name"), "body": doc.get("body", ""),
+        "client_id": doc.get("client_id"), "reply_to": doc.get("reply_to"),
+        "created_at": iso(doc["created_at"]), "edited_at": iso(doc.get("edited_at")),
+        "deleted_at": iso(doc.get("deleted_at")), "meta": doc.get("meta") or {},
+    }
+
+
+class ArchiveStore:
+    def __init__(self, client: AsyncMongoClient, db: str) -> None:
+        self.client = client
+        self.col = client[db]["messages"]
+        self.has_ttl = False
+        self.has_text = False
+
+    async def setup(self, ttl_days: float | None) -> None:
+        await self.col.create_index([("room_id", ASCENDING), ("seq", ASCENDING)], unique=True, name="room_seq")
+        await self.col.create_index([("author_id", ASCENDING), ("created_at", ASCENDING)], name="author_time")
+        await self.col.create_index([("created_at", ASCENDING)], name="time")
+        if ttl_days is not None:
+            try:
+                await self.col.create_index([("created_at", ASCENDING)], name="ttl",
+                                            expireAfterSeconds=int(ttl_days * 86400))
+                self.has_ttl = True
+            except OperationFailure:
+                log.info("archive: no TTL index on this server; retention runs as a periodic delete")
+        try:
+            await self.col.create_index([("body", "text")], name="body_text")
+            self.has_text = True
+        except OperationFailure:
+            log.info("archive: no text index on this server; search uses a bounded $regex")
+
+    async def upsert(self, docs: list[dict[str, Any]]) -> int:
+        """Store by ``_id``; a redelivered document replaces the stored one.
+
+        New documents go in with one unordered ``insert_many`` (fast everywhere); only the ones
+        that already exist (duplicate key, i.e. redeliveries) are replaced one by one.
+        """
+        if not docs:
+            return 0
+        try:
+            result = await self.col.insert_many(docs, ordered=False)
+            return len(result.inserted_ids)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            again = [docs[e["index"]] for e in errors]
+            if again:
+                # replace the stored copies: delete + insert is two bulk operations on every server,
+                # where per-document upserts are slow on some (FerretDB). A crash in between is
+                # repaired by the redelivery that follows (offsets are committed after this).
+                await self.col.delete_many({"_id": {"$in": [d["_id"] for d in again]}})
+                await self.col.insert_many(again, ordered=False)
+            return len(docs)
+
+    async def ping(self) -> None:
+        await self.client.admin.command("ping")
+
+    async def count(self, query: dict[str, Any] | None = None) -> int:
+        return await self.col.count_documents(query or {})
+
+    async def find(self, query: dict[str, Any], sort: list[tuple[str, int]], limit: int) -> list[dict[str, Any]]:
+        return await self.col.find(query).sort(sort).limit(limit).to_list(limit)
+
+    async def delete_older_than(self, days: float) -> int:
+        cutoff = datetime.now(UTC) - timedelta(days=days)
+        result = await self.col.delete_many({"created_at": {"$lt": cutoff}})
+        return result.deleted_count
+
+    @staticmethod
+    def text_filter(q: str) -> dict[str, Any]:
+        return {"body": {"$regex": re.escape(q), "$options": "i"}}

@@ -1,0 +1,177 @@
+"""Relay (PostgreSQL -> Kafka) and consumer (Kafka -> MongoDB) on the real services, with faults."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from server.relay.relay import RELAY_LOCK, ArchiveRelay, RelaySettings
+from server.storage.db import create_pool
+from tests.archive.conftest import ArchiveEnv, RunningArchive, seed_messages
+from tests.services.base import REPO_ROOT, free_port, port_open, wait_until
+
+
+def _relay(database_pool: asyncpg.Pool, env: ArchiveEnv, **kw: object) -> ArchiveRelay:
+    settings = RelaySettings(hot_retention_s=60, batch_size=200, interval_s=0.1, send_timeout_s=3, topic=env.topic)
+    settings = RelaySettings(**{**settings.__dict__, **kw})  # type: ignore[arg-type]
+    return ArchiveRelay(database_pool, env.kafka.bootstrap, settings)
+
+
+async def _wait_count(env: ArchiveEnv, n: int, timeout: float = 60) -> tuple[int, int]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        got = await env.count()
+        if got[0] >= n or loop.time() > deadline:
+            return got
+        await asyncio.sleep(0.3)
+
+
+async def test_relay_moves_only_aged_messages_and_advances_the_watermark(database_url: str, archive_env: ArchiveEnv,
+                                                                         archive_app: RunningArchive) -> None:
+    total = await seed_messages(database_url, rooms=3, per_room=50, age_s=3600)
+    pool = await create_pool(database_url, timeout_s=10, min_size=1, max_size=4)
+    try:
+        conn = await pool.acquire()
+        young_room = await conn.fetchval("SELECT id FROM rooms LIMIT 1")
+        await conn.execute("UPDATE messages SET created_at = now() WHERE room_id = $1 AND seq > 40", young_room)
+        await pool.release(conn)
+        relay = _relay(pool, archive_env)
+        moved = 0
+        while (n := await relay.run_once()) > 0:
+            moved += n
+        await relay.close()
+        assert moved == total - 10
+        assert await pool.fetchval("SELECT count(*) FROM messages") == 10
+        assert await pool.fetchval("SELECT archived_upto_seq FROM rooms WHERE id = $1", young_room) == 40
+        docs, distinct = await _wait_count(archive_env, moved)
+        assert docs == distinct == moved
+    finally:
+        await pool.close()
+
+
+async def test_kafka_outage_mid_run_loses_and_duplicates_nothing(database_url: str, archive_env: ArchiveEnv,
+                                                                 archive_app: RunningArchive) -> None:
+    total = await seed_messages(database_url, rooms=4, per_room=2500, age_s=3600)
+    pool = await create_pool(database_url, timeout_s=10, min_size=1, max_size=4)
+    relay = _relay(pool, archive_env, batch_size=50)
+    failures = 0
+
+    async def run() -> None:
+        nonlocal failures
+        while await pool.fetchval("SELECT count(*) FROM messages") > 0:
+            try:
+                await relay.run_once()
+            except Exception:
+                failures += 1
+                await asyncio.sleep(0.3)
+
+    try:
+        task = asyncio.create_task(run())
+        while await pool.fetchval("SELECT count(*) FROM messages") == total:  # the relay has started
+            await asyncio.sleep(0.05)
+        before_stop = await pool.fetchval("SELECT count(*) FROM messages")
+        archive_env.kafka.stop()
+        await asyncio.sleep(4)  # the relay keeps trying; nothing may be deleted meanwhile
+        during = await pool.fetchval("SELECT count(*) FROM messages")
+        archive_env.kafka.start()
+        await asyncio.wait_for(task, 120)
+        docs, distinct = await _wait_count(archive_env, total, timeout=90)
+        print(f"kafka outage: {total} messages, {failures} failed passes, pg rows before/during stop "
+              f"{before_stop}/{during}, archive docs {docs} distinct {distinct}")
+        assert 0 < before_stop < total and failures > 0
+        assert docs == distinct == total
+        assert await pool.fetchval("SELECT count(*) FROM messages") == 0
+    finally:
+        await relay.close()
+        await pool.close()
+
+
+async def test_two_relay_candidates_never_run_at_once(database_url: str, archive_env: ArchiveEnv,
+                                                      archive_app: RunningArchive) -> None:
+    total = await seed_messages(database_url, rooms=2, per_room=300, age_s=3600)
+    pool = await create_pool(database_url, timeout_s=10, min_size=2, max_size=6)
+    relays = [_relay(pool, archive_env, batch_size=50), _relay(pool, archive_env, batch_size=50)]
+    try:
+        # while another candidate holds the leader lock, a relay does nothing
+        holder = await asyncpg.connect(database_url)
+        assert await holder.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK)
+        assert await relays[0].run_once() == 0 and await relays[1].run_once() == 0
+        await holder.close()
+        # racing candidates: passes serialise on the lock, so no message is sent twice
+        while await pool.fetchval("SELECT count(*) FROM messages") > 0:
+            await asyncio.gather(*(r.run_once() for r in relays))
+        assert sum(r.archived_total for r in relays) == total
+        docs, distinct = await _wait_count(archive_env, total)
+        assert docs == distinct == total
+    finally:
+        for r in relays:
+            await r.close()
+        await pool.close()
+
+
+async def test_archive_consumer_killed_repeatedly_keeps_every_message_once(database_url: str,
+                                                                           archive_env: ArchiveEnv) -> None:
+    total = await seed_messages(database_url, rooms=5, per_room=1000, age_s=3600)
+    pool = await create_pool(database_url, timeout_s=10, min_size=1, max_size=4)
+    relay = _relay(pool, archive_env, batch_size=500)
+    port = free_port()
+    env = {**os.environ, **archive_env.env(port)}
+    log = open(archive_env.kafka.base_dir / f"archive-{port}.log", "ab")
+    kills = 0
+
+    def spawn() -> subprocess.Popen[bytes]:
+        p = subprocess.Popen([sys.executable, "-m", "archive"], env=env, cwd=REPO_ROOT, stdout=log,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until(lambda: port_open(port), 30, "chat-archive", p)
+        return p
+
+    try:
+        while (await relay.run_once()) > 0:
+            pass
+        proc = spawn()
+        for _ in range(4):  # SIGKILL while it writes and commits
+            await asyncio.sleep(1.5)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            kills += 1
+            proc = spawn()
+        docs, distinct = await _wait_count(archive_env, total, timeout=90)
+        print(f"consumer kills: {total} messages, {kills} SIGKILLs, archive docs {docs} distinct {distinct}")
+        assert docs == distinct == total
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+    finally:
+        log.close()
+        await relay.close()
+        await pool.close()
+
+
+async def test_malformed_records_go_to_the_dead_letter_topic(archive_env: ArchiveEnv, archive_app: RunningArchive) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=archive_env.kafka.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(archive_env.topic, b"{not json")
+        await producer.send_and_wait(archive_env.topic, b'{"v": 99, "id": 1}')
+        await producer.send_and_wait(archive_env.topic, b'{"v": 1, "id": "x"}')
+        good = (b'{"v":1,"id":777,"room_id":5,"seq":1,"author_id":1,"author_kind":"user","author_name":"A",'
+                b'"body":"ok","created_at":"2026-01-01T00:00:00.000Z","edited_at":null,"deleted_at":null}')
+        await producer.send_and_wait(archive_env.topic, good)
+    finally:
+        await producer.stop()
+    docs, _ = await _wait_count(archive_env, 1, timeout=30)
+    assert docs == 1
+    from archive.app import CONSUMER
+
+    consumer = archive_app.app[CONSUMER]
+    for _ in range(50):
+        if consumer.dead_letters >= 3:
+            break
+        await asyncio.sleep(0.2)
+    assert consumer.dead_letters == 3
