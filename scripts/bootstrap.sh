@@ -54,7 +54,7 @@ web_build() {
 python_env
 web_build
 if [ "$MODE" = test ]; then
-  apt_install chromium nginx-light
+  apt_install chromium nginx-light docker-compose
   [ -x scripts/fetch-kafka.sh ] && scripts/fetch-kafka.sh
   [ -x scripts/fetch-ferretdb.sh ] && scripts/fetch-ferretdb.sh
 fi
