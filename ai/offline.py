@@ -12,7 +12,6 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -31,6 +30,7 @@ HANDOFF_REPLY = (
     "over; they will reply here."
 )
 SUMMARY_MAX_CHARS = 1200
+DEFAULT_KB = Path(__file__).with_name("knowledge_base.yaml")
 
 
 def words(text: str) -> list[str]:
@@ -44,7 +44,7 @@ class Entry:
 
 
 def load_entries(path: Path | None) -> list[Entry]:
-    text = path.read_text() if path else resources.files("ai").joinpath("knowledge_base.yaml").read_text()
+    text = (path or DEFAULT_KB).read_text()
     data = yaml.safe_load(text) or []
     if not isinstance(data, list):
         raise ValueError("the knowledge base must be a list of {questions, answer} entries")

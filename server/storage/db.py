@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from importlib import resources
+from pathlib import Path
 
 import asyncpg
 
@@ -33,7 +33,7 @@ async def create_pool(dsn: str, *, timeout_s: float, min_size: int = 2, max_size
 
 def _schema_files() -> list[tuple[int, str, str]]:
     files = []
-    for entry in resources.files("server.storage").joinpath("schema").iterdir():
+    for entry in (Path(__file__).parent / "schema").iterdir():
         name = entry.name
         if name.endswith(".sql") and name[:4].isdigit():
             files.append((int(name[:4]), name, entry.read_text()))
