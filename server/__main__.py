@@ -56,7 +56,7 @@ def _serve(config: Config) -> None:
     app = create_app(config)
     app.on_startup.append(_freeze_gc)
     logging.getLogger(__name__).info("listening on http://%s:%s", config.host, config.port)
-    web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=10, access_log=None)
+    web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=3, access_log=None)
 
 
 async def _admin(config: Config, username: str, role: str, create: bool) -> str:

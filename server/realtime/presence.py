@@ -78,8 +78,8 @@ class Presence:
         went_offline = 0
         for raw in await self.redis.smembers(f"{self.p}nodes"):
             node = raw.decode() if isinstance(raw, bytes) else raw
-            if await self.redis.exists(f"{self.p}node:{node}"):
-                continue
+            if node == self.node_id or await self.redis.exists(f"{self.p}node:{node}"):
+                continue  # alive (a node never sweeps itself: a late heartbeat is not a death)
             # one sweeper per dead node at a time
             if not await self.redis.set(f"{self.p}sweep:{node}", self.node_id, nx=True, px=self.ttl_ms):
                 continue
@@ -102,4 +102,8 @@ class Presence:
     async def shutdown(self) -> None:
         """Graceful stop: remove this node's sockets now instead of waiting for the TTL."""
         await self.redis.delete(f"{self.p}node:{self.node_id}")
-        await self.sweep()
+        own, self.node_id = self.node_id, ""  # let sweep() treat this node like any dead one
+        try:
+            await self.sweep()
+        finally:
+            self.node_id = own

@@ -246,13 +246,14 @@ async def archive_config(request: web.Request) -> web.Response:
     await current_user(request)
     svc = svc_of(request)
     url = svc.config.archive_url
-    return ok({"enabled": url is not None, "base_url": svc.config.archive_public_url or url or ""})
+    # browsers reach chat-archive through the same origin (nginx routes /archive/) unless told otherwise
+    return ok({"enabled": url is not None, "base_url": svc.config.archive_public_url or ""})
 
 
 # --- operations -------------------------------------------------------------------------------
 
 async def healthz(request: web.Request) -> web.Response:
-    return ok({"status": "ok"})
+    return ok({"status": "ok", "node": svc_of(request).node_id})
 
 
 async def readyz(request: web.Request) -> web.Response:
