@@ -37,7 +37,7 @@ from .config import Config
 from .context import SERVICES, Services
 from .metrics import Metrics
 from .passwords import PasswordHasher
-from .realtime.fanout import FanoutRedisManager, make_websocket_class
+from .realtime.fanout import FanoutRedisManager, install_socket_poll, make_websocket_class
 from .realtime.presence import Presence
 from .realtime.ratelimit import RateLimiter
 from .realtime.typing import TypingThrottle
@@ -88,6 +88,7 @@ def make_sio(config: Config) -> socketio.AsyncServer:
         ping_interval=25,
         ping_timeout=20,
     )
+    install_socket_poll()
     # our own websocket driver: permessage-deflate only when configured (off by default)
     sio.eio._async = {**sio.eio._async, "websocket": make_websocket_class(config.compression)}
     return sio

@@ -8,9 +8,10 @@ events without acks:
 
 - the Socket.IO packet is encoded once (JSON through orjson, no binary scan: we never send
   binary), wrapped once as an Engine.IO packet whose ``encode()`` returns the cached frame;
-- the frame is put straight on each recipient socket's outgoing queue - the same queue the
-  socket's writer drains for acks and everything else, so per-socket order is kept - with no
-  task per recipient and no work per recipient beyond the queue put and the write itself.
+- when a recipient's writer is idle (nothing queued or in flight), the frame is written straight
+  to its WebSocket; otherwise it goes on the socket's outgoing queue - the queue the writer
+  drains for acks and everything else - so per-socket order is always kept. No task per
+  recipient, no encoding per recipient.
 
 ``NoDeflateWebSocket`` lets the server decide on permessage-deflate (aiohttp negotiates it by
 default, which costs memory per connection and CPU per frame; Node's engine.io turned it off).
@@ -18,10 +19,14 @@ default, which costs memory per connection and CPU per frame; Node's engine.io t
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import socketio
+from aiohttp import WSMsgType
 from aiohttp.web import WebSocketResponse
+from engineio import async_socket as eio_async_socket
+from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
@@ -68,6 +73,7 @@ class FanoutRedisManager(socketio.AsyncRedisManager):
             return 0
         pkt = sio_packet.Packet(sio_packet.EVENT, namespace=namespace, data=[event, data], binary=False)
         frame = _EncodedPacket(pkt.encode())
+        payload = frame.encode().encode()
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         sockets = self.server.eio.sockets
         sent = 0
@@ -77,9 +83,31 @@ class FanoutRedisManager(socketio.AsyncRedisManager):
             sock = sockets.get(eio_sid)
             if sock is None or sock.closed:
                 continue
-            sock.queue.put_nowait(frame)
+            if not _write_now(sock, payload):
+                sock.queue.put_nowait(frame)
             sent += 1
         return sent
+
+
+def _write_now(sock: Any, payload: bytes) -> bool:
+    """Write the frame straight to the socket's WebSocket when nothing can be ahead of it.
+
+    Safe only when the socket's writer task is idle (waiting on an empty queue: no packet is
+    queued or being written) and the transport is not applying back-pressure; otherwise the
+    caller queues the frame and the writer keeps the order. Uncompressed server frames need no
+    per-recipient work but the write itself.
+    """
+    ws = getattr(sock, "_direct_ws", None)
+    if ws is None or not sock.upgraded or not sock.queue.empty() or not sock.queue._getters:
+        return False
+    writer = ws._writer
+    if writer is None or writer._closing or writer.protocol._paused or writer.transport.is_closing():
+        return False
+    try:
+        writer._write_websocket_frame(payload, WSMsgType.TEXT, 0)
+    except Exception:  # fall back to the queue; the writer will report a dead connection
+        return False
+    return True
 
 
 def make_websocket_class(compress: bool) -> type:
@@ -89,7 +117,40 @@ def make_websocket_class(compress: bool) -> type:
             self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=compress)
             await self._sock.prepare(request)
             self.environ = environ
+            if not compress:
+                # the engineio socket this connection belongs to may write frames directly
+                self.handler.__self__._direct_ws = self._sock
             await self.handler(self)
             return self._sock
 
     return ServerWebSocket
+
+
+async def _poll_without_a_task(self: Any) -> list[Any]:
+    """``engineio.AsyncSocket.poll`` without ``asyncio.wait_for``: on Python 3.11 that wraps every
+    ``queue.get()`` in a new Task, i.e. one task per recipient per message on the broadcast path.
+    ``asyncio.timeout`` bounds the wait the same way without a task. Semantics are unchanged."""
+    try:
+        async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
+            packets = [await self.queue.get()]
+        self.queue.task_done()
+    except (TimeoutError, asyncio.CancelledError):
+        raise eio_exceptions.QueueEmpty() from None
+    if packets == [None]:
+        return []
+    while True:
+        try:
+            pkt = self.queue.get_nowait()
+            self.queue.task_done()
+            if pkt is None:
+                self.queue.put_nowait(None)
+                break
+            packets.append(pkt)
+        except asyncio.QueueEmpty:
+            break
+    return packets
+
+
+def install_socket_poll() -> None:
+    """Replace engineio's per-socket ``poll`` (idempotent; the only engineio server in the process is ours)."""
+    eio_async_socket.AsyncSocket.poll = _poll_without_a_task
