@@ -217,7 +217,8 @@ def _start_archive(svc: Services, session: aiohttp.ClientSession) -> ArchiveRela
     if not config.kafka_bootstrap:
         return None
     relay = ArchiveRelay(svc.pool, config.kafka_bootstrap,
-                         RelaySettings(hot_retention_s=config.hot_retention_s, interval_s=config.relay_interval_s))
+                         RelaySettings(hot_retention_s=config.hot_retention_s, interval_s=config.relay_interval_s,
+                                       topic=config.archive_topic))
     svc.supervisor.loop("archive-relay", relay.run_forever, backoff_max_s=30)
     return relay
 

@@ -135,6 +135,7 @@ class Config:
     argon2_memory_kib: int = 65536
     hot_retention_s: float = 30 * 86400
     relay_interval_s: float = 5.0
+    archive_topic: str = "chat.messages.archive"
     wa_graph_url: str = "https://graph.facebook.com"
     wa_api_version: str = "v21.0"
     wa_otp_template: str = "login_code"
@@ -195,6 +196,7 @@ class Config:
             argon2_memory_kib=e.int("ARGON2_MEMORY_KIB", 65536, 1024, 4 * 1024 * 1024),
             hot_retention_s=e.duration("HOT_RETENTION", "30d"),
             relay_interval_s=e.duration("RELAY_INTERVAL", "5s"),
+            archive_topic=e.str("ARCHIVE_TOPIC", "chat.messages.archive"),
             wa_graph_url=e.str("WA_GRAPH_URL", "https://graph.facebook.com"),
             wa_api_version=e.str("WA_API_VERSION", "v21.0"),
             wa_otp_template=e.str("WA_OTP_TEMPLATE", "login_code"),

@@ -22,7 +22,7 @@ async def _get(base: str, path: str, token: str | None, **params: Any) -> tuple[
 async def _archived_chat(harness: ServerHarness, archive_env: ArchiveEnv) -> tuple[Client, Client, int, RunningArchive]:
     archive = await start_archive(archive_env.config())
     harness.env.update({"KAFKA_BOOTSTRAP_SERVERS": archive_env.kafka.bootstrap, "HOT_RETENTION": "1s",
-                        "RELAY_INTERVAL": "200ms", "ARCHIVE_URL": archive.base_url, "RATE_LIMIT_MESSAGES_PER_10S": "1000"})
+                        "RELAY_INTERVAL": "200ms", "ARCHIVE_URL": archive.base_url, "ARCHIVE_TOPIC": archive_env.topic, "RATE_LIMIT_MESSAGES_PER_10S": "1000"})
     node = await harness.start_node()
     # the relay in this node writes to the default topic; point the archive at the same one
     alice = await harness.user(node)
@@ -39,9 +39,6 @@ async def _archived_chat(harness: ServerHarness, archive_env: ArchiveEnv) -> tup
 
 async def test_history_continues_into_the_archive_and_staff_can_query_it(harness: ServerHarness,
                                                                         archive_env: ArchiveEnv) -> None:
-    from server.events import ARCHIVE_TOPIC
-
-    archive_env.topic = ARCHIVE_TOPIC  # chat-server's relay produces to the standard topic
     alice, staff, room_id, archive = await _archived_chat(harness, archive_env)
     try:
         for _ in range(100):  # wait until the relay moved messages out of PostgreSQL

@@ -175,3 +175,36 @@ async def test_malformed_records_go_to_the_dead_letter_topic(archive_env: Archiv
             break
         await asyncio.sleep(0.2)
     assert consumer.dead_letters == 3
+
+
+async def test_relay_killed_mid_batch_loses_and_duplicates_nothing(harness, database_url: str,  # type: ignore[no-untyped-def]
+                                                                   archive_env: ArchiveEnv,
+                                                                   archive_app: RunningArchive) -> None:
+    total = await seed_messages(database_url, rooms=5, per_room=2000, age_s=3600)
+    env = {"KAFKA_BOOTSTRAP_SERVERS": archive_env.kafka.bootstrap, "ARCHIVE_TOPIC": archive_env.topic,
+           "HOT_RETENTION": "60s", "RELAY_INTERVAL": "100ms"}
+    pool = await create_pool(database_url, timeout_s=10, min_size=1, max_size=2)
+    kills = 0
+    try:
+        for _ in range(3):  # SIGKILL the whole chat-server while its relay is moving batches
+            node = harness.spawn_node(**env)
+            left = await pool.fetchval("SELECT count(*) FROM messages")
+            for _ in range(200):
+                if await pool.fetchval("SELECT count(*) FROM messages") < left:
+                    break
+                await asyncio.sleep(0.02)
+            assert node.process is not None
+            os.killpg(node.process.pid, signal.SIGKILL)
+            node.process.wait(10)
+            kills += 1
+        harness.spawn_node(**env)  # a last node finishes the job
+        for _ in range(600):
+            if await pool.fetchval("SELECT count(*) FROM messages") == 0:
+                break
+            await asyncio.sleep(0.1)
+        docs, distinct = await _wait_count(archive_env, total, timeout=90)
+        print(f"relay kills: {total} messages, {kills} SIGKILLs mid-run, archive docs {docs} distinct {distinct}")
+        assert await pool.fetchval("SELECT count(*) FROM messages") == 0
+        assert docs == distinct == total
+    finally:
+        await pool.close()
