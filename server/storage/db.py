@@ -18,6 +18,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset query (advisory unlock all, CLOSE ALL, UNLISTEN, RESET ALL):
+    it is a second round trip for every pooled query. Nothing here changes session state; the
+    two users of advisory locks (migrations, the relay leader) unlock in ``finally``."""
+
+
 async def create_pool(dsn: str, *, timeout_s: float, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
@@ -26,6 +32,7 @@ async def create_pool(dsn: str, *, timeout_s: float, min_size: int = 2, max_size
         command_timeout=timeout_s,
         timeout=timeout_s,  # connect timeout
         init=_init_connection,
+        reset=_keep_session,
     )
     assert pool is not None
     return pool
