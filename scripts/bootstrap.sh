@@ -39,8 +39,10 @@ web_build() {
   [ -f web/package.json ] || return 0
   local stamp=web/node_modules/.installed-$(sha256sum web/package-lock.json 2>/dev/null | cut -c1-16)
   if [ ! -f "$stamp" ]; then
-    log "installing web dependencies (npm ci)"
-    (cd web && npm ci --no-audit --no-fund --loglevel=error)
+    log "installing web dependencies"
+    # npm ci refuses lock files without every platform's optional packages (rollup's), which
+    # some npm configurations write; npm install follows the lock file just the same.
+    (cd web && { npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error; })
     touch "$stamp"
   fi
   local newest_src
