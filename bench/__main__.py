@@ -163,7 +163,7 @@ def idle_memory(target: Target, clients: int) -> dict[str, Any]:
 
 def run(quick: bool, targets: list[str]) -> dict[str, Any]:
     n = 500 if quick else 1000
-    rates = [5000, 10000, 20000, 30000, 40000, 60000] if quick else [5000, 10000, 20000, 30000, 40000, 60000, 80000]
+    rates = [10000, 20000, 40000, 60000, 80000, 100000] if quick else [10000, 20000, 40000, 60000, 80000, 100000, 120000]
     idle_ns = [2000] if quick else [5000, 10000]
     duration = 4 if quick else 8
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
