@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.services.base import free_port
+from tests.fakes import serve
 
 
 @dataclass
@@ -59,10 +59,7 @@ class GeminiFake:
     async def start(self) -> GeminiFake:
         app = web.Application()
         app.router.add_post("/{version}/models/{tail}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        self.port = free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self._runner, self.port = await serve(app)
         return self
 
     async def stop(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.services.base import free_port
+from tests.fakes import serve
 from whatsapp_bridge.signature import sign
 
 
@@ -65,10 +65,7 @@ class GraphApiFake:
         self._arrived = asyncio.Condition()
         app = web.Application()
         app.router.add_post("/{version}/{number}/messages", self._messages)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        self.port = free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self._runner, self.port = await serve(app)
         return self
 
     async def stop(self) -> None:

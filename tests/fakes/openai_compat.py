@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.services.base import free_port
+from tests.fakes import serve
 
 
 class OpenAIFake:
@@ -24,10 +24,7 @@ class OpenAIFake:
     async def start(self) -> OpenAIFake:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        self.port = free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self._runner, self.port = await serve(app)
         return self
 
     async def stop(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -99,3 +100,30 @@ class ManagedProcess:
             return
         self.signal(signal.SIGKILL)
         self.proc.wait(10)
+
+
+class Service:
+    """Lifecycle shared by the service starters: ``start()`` is theirs; stopping, killing,
+    restarting on the same port and data, and removing the data are the same for all."""
+
+    base_dir: Path
+    _proc: ManagedProcess | None = None
+
+    def start(self) -> Service:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.stop(timeout=30)
+
+    def kill(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base_dir, ignore_errors=True)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-from .base import CACHE_DIR, REPO_ROOT, ManagedProcess, free_port, port_open, wait_until
+from .base import CACHE_DIR, REPO_ROOT, ManagedProcess, Service, free_port, port_open, wait_until
 
 BINARY = CACHE_DIR / "bin" / "ferretdb"
 
@@ -18,7 +17,7 @@ def ensure_binary() -> Path:
     return BINARY
 
 
-class FerretService:
+class FerretService(Service):
     def __init__(self, base_dir: Path | None = None, port: int | None = None) -> None:
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="chat-ferret-"))
         self.port = port or free_port()
@@ -41,18 +40,3 @@ class FerretService:
         wait_until(lambda: port_open(self.port), 30, "ferretdb", proc, self.base_dir / "ferretdb.log")
         return self
 
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.stop()
-
-    def kill(self) -> None:
-        if self._proc is not None:
-            self._proc.kill()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base_dir, ignore_errors=True)

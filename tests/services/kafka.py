@@ -10,7 +10,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from .base import CACHE_DIR, REPO_ROOT, ManagedProcess, ServiceError, free_port, port_open, wait_until
+from .base import CACHE_DIR, REPO_ROOT, ManagedProcess, Service, ServiceError, free_port, port_open, wait_until
 
 LIBS = CACHE_DIR / "kafka" / "libs"
 LOG4J = """status = warn
@@ -34,7 +34,7 @@ def ensure_jars() -> Path:
     return LIBS
 
 
-class KafkaService:
+class KafkaService(Service):
     def __init__(self, base_dir: Path | None = None, port: int | None = None) -> None:
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="chat-kafka-"))
         self.port = port or free_port()
@@ -91,18 +91,3 @@ class KafkaService:
         wait_until(lambda: port_open(self.port), 90, "kafka", proc, self.base_dir / "stdout.log")
         return self
 
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.stop(timeout=30)
-
-    def kill(self) -> None:
-        if self._proc is not None:
-            self._proc.kill()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base_dir, ignore_errors=True)

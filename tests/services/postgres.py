@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-from .base import ManagedProcess, ServiceError, free_port, wait_until
+from .base import ManagedProcess, Service, ServiceError, free_port, wait_until
 
 SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root
 
@@ -42,7 +41,7 @@ def _chmod_tree_for(path: Path, user: str | None) -> None:
         p = p.parent
 
 
-class PostgresService:
+class PostgresService(Service):
     """PostgreSQL on 127.0.0.1:<free port>, trust auth, tuned for tests (no fsync)."""
 
     def __init__(self, base_dir: Path | None = None, port: int | None = None) -> None:
@@ -88,21 +87,6 @@ class PostgresService:
         )
         return r.returncode == 0
 
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.stop()
-
-    def kill(self) -> None:
-        if self._proc is not None:
-            self._proc.kill()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         r = subprocess.run(

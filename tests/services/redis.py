@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .base import ManagedProcess, free_port, port_open, wait_until
+from .base import ManagedProcess, Service, free_port, port_open, wait_until
 
 
 def _redis_server() -> str:
@@ -16,7 +16,7 @@ def _redis_server() -> str:
     return str(path) if path.exists() else (shutil.which("redis-server") or "redis-server")
 
 
-class RedisService:
+class RedisService(Service):
     def __init__(self, base_dir: Path | None = None, port: int | None = None) -> None:
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="chat-redis-"))
         self.port = port or free_port()
@@ -38,18 +38,3 @@ class RedisService:
         wait_until(lambda: port_open(self.port), 15, "redis", proc, self._proc.log)
         return self
 
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.stop()
-
-    def kill(self) -> None:
-        if self._proc is not None:
-            self._proc.kill()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base_dir, ignore_errors=True)
