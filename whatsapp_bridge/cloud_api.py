@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -169,7 +168,3 @@ class CloudApiClient:
             await asyncio.sleep(min(delay, 30.0) * (0.8 + 0.4 * random.random()))
             attempt += 1
             log.info("WhatsApp API %s; retry %d", error.state, attempt)
-
-
-def normalise_phone(phone: str) -> str:
-    return re.sub(r"\D", "", phone)

@@ -17,4 +17,5 @@ class TypingThrottle:
         if typing:
             return bool(await self.redis.set(key, "1", nx=True, px=TYPING_THROTTLE_MS))
         # "stopped typing" always goes out, and re-arms the throttle
-        return bool(await self.redis.delete(key)) or True
+        await self.redis.delete(key)
+        return True

@@ -99,33 +99,6 @@ async def insert_member_message(
     return None if row is None else (to_record(row), row["room_kind"])
 
 
-async def insert_many(conn: asyncpg.Connection, room_id: int, items: list[dict[str, Any]]) -> list[MessageRecord]:
-    """Insert several messages of one room in one statement (the send batcher's path).
-
-    Seqs are reserved with one UPDATE. Items must not collide on ``(author_id, client_id)``
-    (the batcher removes duplicates before); a collision raises and the caller falls back to
-    one-by-one inserts.
-    """
-    n = len(items)
-    last = await conn.fetchval("UPDATE rooms SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq", room_id, n)
-    first = int(last) - n + 1
-    rows = await conn.fetch(
-        "INSERT INTO messages (room_id, seq, author_id, author_kind, author_name, body, client_id, reply_to, meta)"
-        " SELECT $1, s, a, k, nm, b, c, rt, mt FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[],"
-        " $6::text[], $7::text[], $8::bigint[], $9::jsonb[]) AS t(s, a, k, nm, b, c, rt, mt)"
-        f" RETURNING {MSG_COLS}",
-        room_id,
-        list(range(first, first + n)),
-        [i["author_id"] for i in items],
-        [i["author_kind"] for i in items],
-        [i["author_name"] for i in items],
-        [i["body"] for i in items],
-        [i.get("client_id") for i in items],
-        [i.get("reply_to") for i in items],
-        [i.get("meta") or {} for i in items],
-    )
-    return sorted((to_record(r) for r in rows), key=lambda m: m.seq)
-
 
 async def get_message(conn: asyncpg.Connection | asyncpg.Pool, message_id: int) -> MessageRecord | None:
     row = await conn.fetchrow(f"SELECT {MSG_COLS} FROM messages WHERE id = $1", message_id)
@@ -158,10 +131,6 @@ async def between(pool: asyncpg.Pool, room_id: int, after_seq: int, upto_seq: in
     )
     return [to_record(r) for r in rows]
 
-
-async def min_seq(pool: asyncpg.Pool, room_id: int) -> int | None:
-    v = await pool.fetchval("SELECT min(seq) FROM messages WHERE room_id = $1", room_id)
-    return None if v is None else int(v)
 
 
 async def edit_message(conn: asyncpg.Connection | asyncpg.Pool, message_id: int, body: str) -> MessageRecord | None:

@@ -103,9 +103,6 @@ async def is_member(conn: asyncpg.Connection | asyncpg.Pool, room_id: int, user_
     )
 
 
-async def member_ids(conn: asyncpg.Connection | asyncpg.Pool, room_id: int) -> list[int]:
-    return [r[0] for r in await conn.fetch("SELECT user_id FROM room_members WHERE room_id = $1", room_id)]
-
 
 async def members(conn: asyncpg.Connection | asyncpg.Pool, room_id: int, limit: int = 500) -> list[dict[str, Any]]:
     rows = await conn.fetch(
@@ -162,9 +159,6 @@ async def rooms_for_user(pool: asyncpg.Pool, user_id: int) -> list[dict[str, Any
         out.append(room.public(**extra))
     return out
 
-
-async def find_direct_room(conn: asyncpg.Connection | asyncpg.Pool, slug: str) -> Room | None:
-    return await get_room_by_slug(conn, slug)
 
 
 async def set_last_read(pool: asyncpg.Pool, room_id: int, user_id: int, seq: int) -> int | None:

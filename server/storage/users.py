@@ -100,31 +100,12 @@ async def set_role(pool: asyncpg.Pool, user_id: int, role: str) -> User | None:
     )
 
 
-async def set_password(pool: asyncpg.Pool, user_id: int, password_hash: str) -> None:
-    await pool.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash)
 
-
-async def bump_token_version(pool: asyncpg.Pool, user_id: int) -> int:
-    return int(
-        await pool.fetchval(
-            "UPDATE users SET token_version = token_version + 1 WHERE id = $1 RETURNING token_version",
-            user_id,
-        )
-    )
-
-
-async def token_version(pool: asyncpg.Pool, user_id: int) -> int | None:
-    v = await pool.fetchval("SELECT token_version FROM users WHERE id = $1", user_id)
-    return None if v is None else int(v)
 
 
 async def touch_last_seen(pool: asyncpg.Pool, user_id: int, at: datetime) -> None:
     await pool.execute("UPDATE users SET last_seen_at = $2 WHERE id = $1", user_id, at)
 
-
-async def last_seen(pool: asyncpg.Pool, user_ids: list[int]) -> dict[int, datetime | None]:
-    rows = await pool.fetch("SELECT id, last_seen_at FROM users WHERE id = ANY($1::bigint[])", user_ids)
-    return {r["id"]: r["last_seen_at"] for r in rows}
 
 
 # --- refresh tokens -------------------------------------------------------------------------

@@ -194,9 +194,3 @@ async def get_by_wamid_for_update(conn: asyncpg.Connection, wamid: str) -> async
 async def set_status(conn: asyncpg.Connection, row_id: int, status: str, code: int | None, title: str | None) -> None:
     await conn.execute("UPDATE wa_messages SET status = $2, error_code = $3, error_title = $4, updated_at = now()"
                        " WHERE id = $1", row_id, status, code, title)
-
-
-async def statuses_for_messages(pool: Conn, message_ids: list[int]) -> dict[int, str]:
-    rows = await pool.fetch("SELECT message_id, status FROM wa_messages WHERE message_id = ANY($1::bigint[]) AND direction = 'out'",
-                            message_ids)
-    return {r["message_id"]: r["status"] for r in rows}
