@@ -73,6 +73,8 @@ class Target:
     room_id: int = 1
     tokens_file: str = ""
     own_rooms_file: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    prepare: bool = True
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-")))
 
     def start(self) -> None:
@@ -91,12 +93,12 @@ class Target:
             env.update({"CHAT_PORT": str(port), "CHAT_DATA_DIR": str(self.tmp / "data"), "BUILD_WEB": "false",
                         "RATE_LIMIT_MESSAGES_PER_10S": "100000000", "RATE_LIMIT_EVENTS_PER_10S": "100000000",
                         "RATE_LIMIT_REGISTER_PER_MIN": "100000", "ARGON2_MEMORY_KIB": "1024", "ARGON2_TIME_COST": "1",
-                        "LOG_LEVEL": "WARNING"})
+                        "LOG_LEVEL": "WARNING", **self.env})
             argv = [str(ROOT / ".venv" / "bin" / "chat-server")]
         self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, *argv], env=env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, cwd=ROOT)
         wait_port(port)
-        if self.name == "ours":
+        if self.name == "ours" and self.prepare:
             self._prepare_ours()
 
     def _prepare_ours(self, users: int = 40) -> None:
@@ -131,7 +133,7 @@ class Target:
 
 def loadgen(target: Target, mode: str, timeout: float, **kw: Any) -> dict[str, Any]:
     argv = ["taskset", "-c", LOADGEN_CPU, PY, "-m", "bench.loadgen", mode, "--url", target.url, "--room", str(target.room_id)]
-    if target.tokens_file:
+    if target.tokens_file and "tokens" not in kw:
         argv += ["--tokens", target.tokens_file]
     for k, v in kw.items():
         argv += [f"--{k}", str(v)]
@@ -139,6 +141,53 @@ def loadgen(target: Target, mode: str, timeout: float, **kw: Any) -> dict[str, A
     if out.returncode != 0:
         raise RuntimeError(f"loadgen failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def small_rooms(target: Target, clients: int, room_size: int) -> dict[str, str]:
+    """chat-server needs the rooms to exist, and one user per connection (a user's sockets all
+    receive every room the user is in); the references take any room id and no auth."""
+    if target.name != "ours":
+        return {}
+    tokens = [post(target.url + "/api/v1/auth/register", {"username": f"small{i}", "password": "bench-password-1"})["access_token"]
+              for i in range(clients)]
+    # room j is joined by clients j, j + n_rooms, ...: created by client j, so no user is in two rooms
+    ids = [post(target.url + "/api/v1/rooms", {"name": f"small{i}", "kind": "public"}, tokens[i])["room"]["id"]
+           for i in range(clients // room_size)]
+    (target.tmp / "small_rooms.txt").write_text("\n".join(map(str, ids)))
+    (target.tmp / "small_tokens.txt").write_text("\n".join(tokens))
+    return {"room-ids": str(target.tmp / "small_rooms.txt"), "tokens": str(target.tmp / "small_tokens.txt")}
+
+
+def two_nodes(rates: list[int], n: int, duration: float) -> list[dict[str, Any]]:
+    """Two chat-server processes on a shared PostgreSQL and Redis: senders on node A, receivers
+    split across both; compared with one node at the same rates."""
+    sys.path.insert(0, str(ROOT))
+    from server.tokens import generate_keypair
+    from tests.services import PostgresService, RedisService
+
+    pg, redis = PostgresService().start(), RedisService().start()
+    keys = Path(tempfile.mkdtemp(prefix="bench-keys-"))
+    generate_keypair(keys / "jwt.pem", keys / "jwt.pub.pem")
+    pg.psql("CREATE DATABASE chat")
+    env = {"DATABASE_URL": pg.dsn_for("chat"), "REDIS_URL": redis.url, "JWT_PRIVATE_KEY_FILE": str(keys / "jwt.pem"),
+           "JWT_PUBLIC_KEY_FILE": str(keys / "jwt.pub.pem")}
+    a, b = Target("ours", env={**env, "CHAT_NODE_ID": "a"}), Target("ours", env={**env, "CHAT_NODE_ID": "b"}, prepare=False)
+    out = []
+    try:
+        a.start()
+        b.start()
+        b.room_id, b.tokens_file = a.room_id, a.tokens_file
+        for d in rates:
+            r = loadgen(a, "fanout", timeout=duration + 120, clients=n, senders=10, rate=d / n, duration=duration, url2=b.url)
+            print(f"   two nodes {d}/s: p99 {r['p99_ms']} ms, delivered {r['delivered_ratio']}", file=sys.stderr, flush=True)
+            out.append(r)
+    finally:
+        a.stop()
+        b.stop()
+        pg.cleanup()
+        redis.cleanup()
+        shutil.rmtree(keys, ignore_errors=True)
+    return out
 
 
 def idle_memory(target: Target, clients: int) -> dict[str, Any]:
@@ -183,12 +232,19 @@ def run(quick: bool, targets: list[str]) -> dict[str, Any]:
                     break  # far past saturation: the next step only takes longer
             for clients in idle_ns:
                 res["idle"].append(idle_memory(t, clients))
+            small = 2000 if quick else 10000
+            res["rooms"] = loadgen(t, "rooms", timeout=duration + 300, clients=small, duration=duration,
+                                   **{"room-size": 10, **small_rooms(t, small, 10)})
+            print(f"   rooms {small} clients: p99 {res['rooms']['p99_ms']} ms, delivered {res['rooms']['delivered_ratio']}",
+                  file=sys.stderr, flush=True)
             if name == "ours":
                 res["persist"] = loadgen(t, "persist", timeout=duration + 120, clients=40, duration=duration,
                                          **{"own-rooms": t.own_rooms_file})
             results["targets"][name] = res
         finally:
             t.stop()
+    if "ours" in targets:
+        results["two_nodes"] = two_nodes(rates[:3], n, duration)
     return results
 
 
@@ -219,6 +275,20 @@ def table(results: dict[str, Any]) -> str:
     lines.append(row("sustainable fan-out (deliveries/s, p99 <= 50 ms, >= 99.9 %)", {n: sustainable(r["fanout"]) for n, r in t.items()}, True))
     for i, item in enumerate(next(iter(t.values()))["idle"]):
         lines.append(row(f"idle memory KiB per connection at {item['clients']}", {n: r["idle"][i]["kib_per_conn"] for n, r in t.items() if len(r["idle"]) > i}, False))
+    lines += ["", "### Many small rooms (rooms of 10, one message per room per second)", "",
+              "| target | clients | rooms | delivered | p50 ms | p99 ms | max ms |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, res in t.items():
+        if res.get("rooms"):
+            r = res["rooms"]
+            lines.append(f"| {name} | {r['clients']} | {r['rooms']} | {r['delivered_ratio']:.4f} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} |")
+    if results.get("two_nodes") and "ours" in t:
+        one = {r["offered_deliveries_s"]: r for r in t["ours"]["fanout"]}
+        lines += ["", "### Two nodes over Redis (ours; senders on node A, receivers on both)", "",
+                  "| offered deliveries/s | delivered | p99 one node ms | p99 two nodes ms | difference ms |", "|---:|---:|---:|---:|---:|"]
+        for r in results["two_nodes"]:
+            single = one.get(r["offered_deliveries_s"])
+            p1 = single["p99_ms"] if single else float("nan")
+            lines.append(f"| {r['offered_deliveries_s']:.0f} | {r['delivered_ratio']:.4f} | {p1} | {r['p99_ms']} | {r['p99_ms'] - p1:+.1f} |")
     if t.get("ours", {}).get("persist"):
         p = t["ours"]["persist"]
         lines += ["", f"### Persisted send (ours, 40 clients each in its own room, closed loop): {p['acks_s']} acks/s, p50 {p['p50_ms']} ms, "

@@ -103,9 +103,10 @@ def percentiles(samples_ns: array) -> dict[str, float]:  # type: ignore[type-arg
 
 
 async def open_clients(url: str, tokens: list[str | None], n: int, room_id: int, samples: array | None,  # type: ignore[type-arg]
-                       join: bool = True) -> tuple[aiohttp.ClientSession, list[SioClient]]:
+                       join: bool = True, url2: str = "") -> tuple[aiohttp.ClientSession, list[SioClient]]:
+    """N clients; with ``url2`` every odd client connects to the second node."""
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=None))
-    clients = [SioClient(session, url, tokens[i % len(tokens)], samples) for i in range(n)]
+    clients = [SioClient(session, url2 if url2 and i % 2 else url, tokens[i % len(tokens)], samples) for i in range(n)]
     for i in range(0, n, 200):
         await asyncio.gather(*(c.connect() for c in clients[i : i + 200]))
     if join:
@@ -116,7 +117,9 @@ async def open_clients(url: str, tokens: list[str | None], n: int, room_id: int,
 
 async def fanout(a: argparse.Namespace, tokens: list[str | None]) -> dict[str, Any]:
     samples: array = array("q")  # type: ignore[type-arg]
-    session, clients = await open_clients(a.url, tokens, a.clients, a.room, samples)
+    session, clients = await open_clients(a.url, tokens, a.clients, a.room, samples, url2=a.url2)
+    if a.url2:  # senders on the first node, receivers on both
+        clients = clients[0::2] + clients[1::2]
     await asyncio.sleep(1.0)
     for c in clients:
         c.received = 0
@@ -152,6 +155,48 @@ async def fanout(a: argparse.Namespace, tokens: list[str | None]) -> dict[str, A
             "offered_deliveries_s": a.rate * a.clients, "sent": sent, "expected": expected, "received": received,
             "delivered_ratio": round(received / expected, 5) if expected else 0.0,
             "delivered_s": round(received / a.duration), **percentiles(samples)}
+
+
+async def rooms(a: argparse.Namespace, tokens: list[str | None]) -> dict[str, Any]:
+    """Many small rooms: clients in rooms of ``--room-size``; one member of each room sends one
+    message per second."""
+    samples: array = array("q")  # type: ignore[type-arg]
+    ids = [int(r) for r in Path(a.room_ids).read_text().split()] if a.room_ids else []
+    n_rooms = a.clients // a.room_size
+    room_of = [ids[i % n_rooms] if ids else 1000 + i % n_rooms for i in range(a.clients)]
+    session, clients = await open_clients(a.url, tokens, a.clients, 0, samples, join=False)
+    for i in range(0, len(clients), 200):
+        await asyncio.gather(*(c.call("room:join", {"room_id": room_of[i + j]}, timeout=60)
+                               for j, c in enumerate(clients[i : i + 200])))
+    await asyncio.sleep(1.0)
+    for c in clients:
+        c.received = 0
+    samples.__init__("q")  # type: ignore[misc]
+    senders = clients[:n_rooms]  # clients 0..n_rooms-1 are one per room
+    sent = 0
+    t0 = time.monotonic()
+
+    async def sender(i: int, c: SioClient) -> None:
+        nonlocal sent
+        k = 0
+        while (due := t0 + (i / n_rooms) + k) - t0 <= a.duration:
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await c.emit("message:send", {"room_id": room_of[i], "body": f"t{time.time_ns()} hi", "client_id": uuid.uuid4().hex})
+            sent += 1
+            k += 1
+
+    await asyncio.gather(*(sender(i, c) for i, c in enumerate(senders)))
+    await asyncio.sleep(2.0)
+    expected = sent * a.room_size
+    received = sum(c.received for c in clients)
+    for c in clients:
+        await c.close()
+    await session.close()
+    return {"mode": "rooms", "clients": a.clients, "rooms": n_rooms, "sent": sent, "expected": expected,
+            "received": received, "delivered_ratio": round(received / expected, 5) if expected else 0.0,
+            **percentiles(samples)}
 
 
 async def persist(a: argparse.Namespace, tokens: list[str | None]) -> dict[str, Any]:
@@ -198,7 +243,7 @@ async def idle(a: argparse.Namespace, tokens: list[str | None]) -> dict[str, Any
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["fanout", "persist", "idle"])
+    p.add_argument("mode", choices=["fanout", "persist", "idle", "rooms"])
     p.add_argument("--url", required=True)
     p.add_argument("--tokens", default="", help="file with one access token per line (chat-server)")
     p.add_argument("--room", type=int, default=1)
@@ -208,6 +253,9 @@ def main() -> None:
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--duration", type=float, default=5)
     p.add_argument("--own-rooms", default="", help="file with one room id per token (persist mode)")
+    p.add_argument("--url2", default="", help="a second node: odd clients connect there (fanout)")
+    p.add_argument("--room-size", type=int, default=10)
+    p.add_argument("--room-ids", default="", help="file with room ids (rooms mode, chat-server)")
     a = p.parse_args()
     assert a.url.startswith(("http://127.", "http://localhost")), "loopback targets only"
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -219,7 +267,7 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    result = asyncio.run({"fanout": fanout, "persist": persist, "idle": idle}[a.mode](a, tokens))
+    result = asyncio.run({"fanout": fanout, "persist": persist, "idle": idle, "rooms": rooms}[a.mode](a, tokens))
     ru = resource.getrusage(resource.RUSAGE_SELF)
     result["loadgen_cpu_s"] = round(ru.ru_utime + ru.ru_stime, 2)
     print(json.dumps(result), flush=True)
