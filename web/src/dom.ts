@@ -1,26 +1,52 @@
-// Tiny DOM helpers. User data only ever becomes text nodes: never innerHTML.
-type Child = Node | string | number | null | undefined | false;
-type Attrs = Record<string, string | number | boolean | ((e: Event) => void) | undefined>;
+// Tiny DOM helpers. Text from users only ever becomes text nodes (`append(string)`,
+// `textContent`): there is no innerHTML anywhere in this app.
 
+export type Child = Node | string | number | null | undefined | false;
+type Handler = (e: Event) => void;
+export type Attrs = Record<string, string | number | boolean | Handler | undefined | null>;
+
+/** `h("button", {testid: "send", onclick: fn, "aria-label": "Send"}, "Send")`. */
 export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === false) continue;
-    if (typeof v === "function") el.addEventListener(k.replace(/^on/, ""), v);
+    if (v === undefined || v === null || v === false) continue;
+    if (typeof v === "function") el.addEventListener(k.slice(2), v);
     else if (k === "testid") el.dataset.testid = String(v);
+    else if (k === "class") el.className = String(v);
     else if (v === true) el.setAttribute(k, "");
     else el.setAttribute(k, String(v));
   }
-  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(typeof c === "number" ? String(c) : c);
+  append(el, children);
   return el;
 }
 
-export function clear(el: Element): void {
-  while (el.firstChild) el.firstChild.remove();
+export function append(el: Element, children: readonly Child[]): void {
+  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(typeof c === "number" ? String(c) : c);
 }
 
-export function time(iso: string | null): string {
+export function clear(el: Element): void {
+  el.replaceChildren();
+}
+
+/** Replaces the children of `el`. */
+export function fill(el: Element, ...children: Child[]): void {
+  clear(el);
+  append(el, children);
+}
+
+/** "14:05" today, "Mon 14:05" this week, "2026-11-02 14:05" before. */
+export function time(iso: string | null, now = new Date()): string {
   if (!iso) return "";
   const d = new Date(iso);
-  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  if (Number.isNaN(d.getTime())) return "";
+  const hm = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const days = (now.getTime() - d.getTime()) / 86_400_000;
+  if (d.toDateString() === now.toDateString()) return hm;
+  if (days < 6) return `${d.toLocaleDateString([], { weekday: "short" })} ${hm}`;
+  return `${d.toISOString().slice(0, 10)} ${hm}`;
+}
+
+/** Shows an error or notice in a live region. */
+export function say(el: Element, text: string): void {
+  el.textContent = text;
 }

@@ -1,17 +1,120 @@
-export interface User { id: number; username: string; display_name: string; role: string; kind: string }
+// Wire shapes shared with chat-server (docs/PROTOCOL.md) and chat-archive.
+
+export type Role = "user" | "staff" | "admin";
+
+export interface User {
+  id: number;
+  username: string;
+  display_name: string;
+  role: Role;
+  kind: "human" | "assistant" | "contact" | string;
+}
+
+/** A room member as listed by `room:join`. */
+export interface Member extends User {
+  member_role?: string;
+  last_seen: string | null;
+}
+
 export interface Message {
-  id: number; room_id: number; seq: number; author_id: number | null; author_kind: string;
-  author_name: string | null; body: string; client_id: string | null; reply_to: number | null;
-  created_at: string; edited_at: string | null; deleted_at: string | null; meta: Record<string, unknown>;
+  id: number;
+  room_id: number;
+  seq: number;
+  author_id: number | null;
+  author_kind: "user" | "assistant" | "contact" | "system" | string;
+  author_name: string | null;
+  body: string;
+  client_id: string | null;
+  reply_to: number | null;
+  created_at: string;
+  edited_at: string | null;
+  deleted_at: string | null;
+  meta: Record<string, unknown>;
 }
+
 export interface Room {
-  id: number; slug: string; name: string; kind: string; topic: string; last_seq: number;
-  joined?: boolean; unread?: number; members_count?: number; peer?: { id: number; name: string };
+  id: number;
+  slug: string;
+  name: string;
+  kind: "public" | "private" | "direct" | "whatsapp" | string;
+  topic: string;
+  last_seq: number;
+  joined?: boolean;
+  unread?: number;
+  last_read_seq?: number;
+  members_count?: number;
+  peer?: { id: number; name: string };
 }
-export interface Pending { client_id: string; room_id: number; body: string; created_at: string; failed?: string }
+
 export interface Conversation {
-  room_id: number; contact: { wa_id: string; name: string }; status: string; ai_enabled: boolean; mode: string;
-  assignee: { id: number; display_name: string } | null; unread: number; window_open: boolean;
-  last_message: { body: string; seq: number } | null;
+  room_id: number;
+  account_id: number;
+  business_phone?: string;
+  contact: { wa_id: string; name: string };
+  status: "open" | "pending" | "closed" | string;
+  ai_enabled: boolean;
+  /** "ai" while the assistant answers (AI on, nobody assigned), "human" otherwise. */
+  mode?: "ai" | "human";
+  assignee: { id: number; username?: string; display_name: string } | null;
+  unread: number;
+  last_message: { id: number; seq: number; body: string; author_kind: string; created_at: string } | null;
+  last_inbound_at: string | null;
+  window_open: boolean;
+  updated_at?: string;
 }
-export type Ack<T> = ({ ok: true } & T) | { ok: false; error: { code: string; message: string } };
+
+export interface AckError {
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+export type Ack<T = object> = ({ ok: true } & T) | { ok: false; error: AckError };
+
+export interface TypingEvent {
+  room_id: number;
+  user: { id: number; display_name: string };
+  typing: boolean;
+  ttl_ms?: number;
+}
+
+export interface PresenceEvent {
+  user_id: number;
+  status: "online" | "offline" | string;
+  last_seen: string | null;
+}
+
+export interface DeltaEvent {
+  room_id: number;
+  reply_id: string;
+  text: string;
+}
+
+export interface WaStatusEvent {
+  room_id: number;
+  message_id: number;
+  status: "queued" | "sent" | "delivered" | "read" | "failed" | string;
+  error?: { code?: number | string; title?: string } | null;
+}
+
+export interface MemberEvent {
+  room_id: number;
+  user: User;
+}
+
+export interface JoinResult {
+  room: Room;
+  members: Member[];
+  presence: Record<string, string>;
+  messages: Message[];
+  has_more: boolean;
+}
+
+export interface HistoryResult {
+  messages: Message[];
+  has_more: boolean;
+}
+
+export interface SyncResult {
+  rooms: Record<string, { messages: Message[]; resync: boolean; last_seq?: number }>;
+}

@@ -1,0 +1,386 @@
+// The chat state machine, without DOM and without a socket: it takes server events in, turns
+// user actions into acked emits, and tells the views what changed.
+//
+//   Connection (socket.io) --events--> ChatClient --Change--> views (render functions)
+//   views --actions--> ChatClient --emit(event, data) -> Ack--> Connection
+//
+// Guarantees it keeps: each message shown once (by id) in seq order; own sends pending until
+// acked and re-sent with the same client_id after a reconnect; a seq jump or a reconnect is
+// filled with `sync` (or a fresh page when the server says `resync`); unread counts follow
+// what is on screen.
+import type { PendingSend } from "./store/messages";
+import { RoomMessages } from "./store/messages";
+import { Inbox } from "./store/inbox";
+import { PresenceMap } from "./store/presence";
+import { RoomList } from "./store/rooms";
+import { TypingState } from "./store/typing";
+import type {
+  Ack, AckError, Conversation, DeltaEvent, HistoryResult, JoinResult, Member, MemberEvent, Message,
+  PresenceEvent, Room, SyncResult, TypingEvent, User, WaStatusEvent,
+} from "./types";
+
+export type Emit = <T>(event: string, data: unknown, timeoutMs?: number) => Promise<Ack<T>>;
+
+export type Change =
+  | { kind: "rooms" }
+  | { kind: "messages"; roomId: number; stick?: boolean }
+  | { kind: "typing"; roomId: number }
+  | { kind: "presence"; userId: number }
+  | { kind: "members"; roomId: number }
+  | { kind: "inbox" };
+
+export interface ClientDeps {
+  me: () => User | null;
+  emit: Emit;
+  connected: () => boolean;
+  /** The room is on screen and the page is visible: what arrives there is read. */
+  isVisible: (roomId: number) => boolean;
+  /** A REST call (room list reload, staff read cursor). */
+  call: <T>(method: string, path: string, body?: unknown) => Promise<T>;
+  /** Timers, replaceable in tests. */
+  setTimeout?: (fn: () => void, ms: number) => unknown;
+}
+
+export interface Stream {
+  room_id: number;
+  text: string;
+  updated: number;
+}
+
+export const HISTORY_PAGE = 50;
+export const STREAM_STALE_MS = 60_000; // a reply with no delta for a minute has failed server-side
+const RETRY_DELAY_MS = 3_000;
+/** Errors after which the same send may succeed later; anything else needs the user. */
+const RETRYABLE = new Set(["offline", "timeout", "unavailable", "rate_limited", "internal"]);
+
+export function newClientId(): string {
+  return globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
+export class ChatClient {
+  readonly rooms = new RoomList();
+  readonly presence = new PresenceMap();
+  readonly inbox = new Inbox();
+  readonly members = new Map<number, Member[]>();
+  readonly streams = new Map<string, Stream>();
+  private readonly msgs = new Map<number, RoomMessages>();
+  private readonly typing = new Map<number, TypingState>();
+  private readonly listeners = new Set<(c: Change) => void>();
+  private readonly filling = new Set<number>();
+  private readonly olderLoading = new Set<number>();
+  private readonly later: (fn: () => void, ms: number) => unknown;
+
+  constructor(private readonly deps: ClientDeps) {
+    this.later = deps.setTimeout ?? ((fn, ms) => setTimeout(fn, ms));
+  }
+
+  subscribe(fn: (c: Change) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  messages(roomId: number): RoomMessages {
+    let rm = this.msgs.get(roomId);
+    if (!rm) this.msgs.set(roomId, (rm = new RoomMessages()));
+    return rm;
+  }
+
+  typingIn(roomId: number): TypingState {
+    let t = this.typing.get(roomId);
+    if (!t) this.typing.set(roomId, (t = new TypingState()));
+    return t;
+  }
+
+  /** Streaming assistant replies in a room that are still alive. */
+  liveStreams(roomId: number, now = Date.now()): [string, Stream][] {
+    const out: [string, Stream][] = [];
+    for (const [id, s] of this.streams) {
+      if (now - s.updated > STREAM_STALE_MS) this.streams.delete(id);
+      else if (s.room_id === roomId) out.push([id, s]);
+    }
+    return out;
+  }
+
+  // --- server events ----------------------------------------------------------------------------
+
+  onMessage(m: Message): void {
+    this.accept(m.room_id, [m]);
+  }
+
+  onMessageUpdated(m: Message): void {
+    if (this.messages(m.room_id).update(m)) this.notify({ kind: "messages", roomId: m.room_id });
+  }
+
+  onTyping(e: TypingEvent): void {
+    if (e.user.id === this.deps.me()?.id) return;
+    this.typingIn(e.room_id).set(e.user.id, e.user.display_name, e.typing, e.ttl_ms);
+    this.notify({ kind: "typing", roomId: e.room_id });
+  }
+
+  onPresence(e: PresenceEvent): void {
+    this.presence.apply(e);
+    this.notify({ kind: "presence", userId: e.user_id });
+  }
+
+  onDelta(d: DeltaEvent): void {
+    const s = this.streams.get(d.reply_id) ?? { room_id: d.room_id, text: "", updated: 0 };
+    s.text += d.text;
+    s.updated = Date.now();
+    this.streams.set(d.reply_id, s);
+    this.notify({ kind: "messages", roomId: d.room_id, stick: true });
+  }
+
+  onRoomAdded(r: Room): void {
+    this.rooms.upsert({ ...r, joined: true });
+    this.notify({ kind: "rooms" });
+    // a new DM comes without the other person's name: the list endpoint has it
+    if (r.kind === "direct" && !this.rooms.get(r.id)?.peer) void this.refreshRooms();
+  }
+
+  onMember(e: MemberEvent, joined: boolean): void {
+    const list = this.members.get(e.room_id);
+    if (list) {
+      const rest = list.filter((u) => u.id !== e.user.id);
+      this.members.set(e.room_id, joined ? [...rest, { ...e.user, last_seen: null }] : rest);
+    }
+    const room = this.rooms.get(e.room_id);
+    if (room?.members_count !== undefined) room.members_count += joined ? 1 : -1;
+    if (!joined && e.user.id === this.deps.me()?.id) this.forget(e.room_id);
+    this.notify({ kind: "members", roomId: e.room_id });
+  }
+
+  onConversation(c: Conversation): void {
+    this.inbox.upsert(c);
+    this.notify({ kind: "inbox" });
+  }
+
+  onWaStatus(s: WaStatusEvent): void {
+    this.inbox.setStatus(s.message_id, s.status);
+    this.notify({ kind: "messages", roomId: s.room_id });
+  }
+
+  // --- rooms ------------------------------------------------------------------------------------
+
+  async refreshRooms(): Promise<void> {
+    const data = await this.deps.call<{ rooms: Room[] }>("GET", "/api/v1/rooms");
+    this.rooms.setAll(data.rooms);
+    this.notify({ kind: "rooms" });
+  }
+
+  /** Joins (public rooms) or subscribes, loads the latest page, members and presence. */
+  async openRoom(roomId: number): Promise<AckError | null> {
+    const ack = await this.deps.emit<JoinResult>("room:join", { room_id: roomId });
+    if (!ack.ok) return ack.error;
+    const prev = this.rooms.get(roomId);
+    this.rooms.upsert({ ...ack.room, joined: ack.room.kind === "whatsapp" ? prev?.joined : true, peer: prev?.peer });
+    this.members.set(roomId, ack.members);
+    for (const u of ack.members) this.presence.set(u.id, ack.presence[String(u.id)] ?? "offline", u.last_seen);
+    const rm = this.messages(roomId);
+    // a room already held stays held (older pages included) unless the new page leaves a hole
+    if (!rm.loaded || rm.add(ack.messages).gapAfter !== null) rm.reset(ack.messages, ack.has_more);
+    this.notify({ kind: "rooms" });
+    this.notify({ kind: "members", roomId });
+    this.notify({ kind: "messages", roomId, stick: true });
+    await this.markRead(roomId);
+    return null;
+  }
+
+  async leave(roomId: number): Promise<AckError | null> {
+    const ack = await this.deps.emit("room:leave", { room_id: roomId });
+    if (!ack.ok) return ack.error;
+    this.forget(roomId);
+    return null;
+  }
+
+  /** One more page of older history; false when there is none or a load is under way. */
+  async loadOlder(roomId: number): Promise<boolean> {
+    const rm = this.messages(roomId);
+    if (!rm.hasMore || this.olderLoading.has(roomId)) return false;
+    this.olderLoading.add(roomId);
+    try {
+      const before = rm.firstSeq();
+      const ack = await this.deps.emit<HistoryResult>("history", { room_id: roomId, limit: HISTORY_PAGE, ...(before ? { before_seq: before } : {}) });
+      if (!ack.ok) return false;
+      rm.add(ack.messages);
+      rm.hasMore = ack.has_more;
+      this.notify({ kind: "messages", roomId });
+      return ack.messages.length > 0;
+    } finally {
+      this.olderLoading.delete(roomId);
+    }
+  }
+
+  /** Marks what is held of a visible room as read (server cursor and local unread count). */
+  async markRead(roomId: number): Promise<void> {
+    const room = this.rooms.get(roomId);
+    const seq = Math.max(this.messages(roomId).lastSeq(), room?.last_seq ?? 0);
+    if (!room || seq === 0 || !this.deps.isVisible(roomId)) return;
+    const already = (room.last_read_seq ?? 0) >= seq && !room.unread;
+    this.rooms.markRead(roomId, seq);
+    this.notify({ kind: "rooms" });
+    if (already) return;
+    if (room.kind === "whatsapp") {
+      const conv = this.inbox.get(roomId);
+      if (conv?.unread) {
+        const r = await this.deps.call<{ conversation: Conversation }>("POST", `/api/v1/wa/conversations/${roomId}/read`, { seq }).catch(() => null);
+        if (r) this.onConversation(r.conversation);
+      }
+    } else if (room.joined) {
+      await this.deps.emit("read", { room_id: roomId, seq });
+    }
+  }
+
+  // --- sending ----------------------------------------------------------------------------------
+
+  /** Shows the message as pending at once and sends it (now, or after the reconnect). */
+  async send(roomId: number, body: string, replyTo: number | null = null): Promise<PendingSend> {
+    const p = this.messages(roomId).queue({
+      client_id: newClientId(), room_id: roomId, body, reply_to: replyTo, created_at: new Date().toISOString(),
+    });
+    this.notify({ kind: "messages", roomId, stick: true });
+    await this.deliver(p);
+    return p;
+  }
+
+  /** The user asked to try a failed send again: same client_id, so never a duplicate. */
+  async retry(roomId: number, clientId: string): Promise<void> {
+    const p = this.messages(roomId).pending.get(clientId);
+    if (!p || p.state === "sending") return;
+    p.state = "queued";
+    await this.deliver(p);
+  }
+
+  discard(roomId: number, clientId: string): void {
+    this.messages(roomId).discard(clientId);
+    this.notify({ kind: "messages", roomId });
+  }
+
+  async edit(roomId: number, id: number, body: string): Promise<AckError | null> {
+    const ack = await this.deps.emit<{ message: Message }>("message:edit", { id, body });
+    if (!ack.ok) return ack.error;
+    this.onMessageUpdated(ack.message);
+    return null;
+  }
+
+  async remove(roomId: number, id: number): Promise<AckError | null> {
+    const ack = await this.deps.emit<{ message: Message }>("message:delete", { id });
+    if (!ack.ok) return ack.error;
+    this.onMessageUpdated(ack.message);
+    return null;
+  }
+
+  // --- reconnect --------------------------------------------------------------------------------
+
+  /**
+   * After every (re)connect: replay what was missed in the rooms held (`sync` by last seq),
+   * reload the rooms the server says are too far behind, re-send pending messages in order,
+   * and refresh the room list (unread counts of rooms not held).
+   */
+  async resume(): Promise<void> {
+    const cursors: Record<string, number> = {};
+    for (const [id, rm] of this.msgs) if (rm.loaded) cursors[id] = rm.lastSeq();
+    if (Object.keys(cursors).length) {
+      const ack = await this.deps.emit<SyncResult>("sync", { cursors });
+      if (ack.ok) await this.applySync(ack);
+      else for (const id of Object.keys(cursors)) await this.reload(Number(id));
+    }
+    for (const rm of this.msgs.values()) for (const p of rm.unsent()) await this.deliver(p);
+    await this.refreshRooms().catch(() => undefined);
+  }
+
+  /** Merges a `sync` answer; rooms marked `resync` get their latest page again. */
+  async applySync(result: SyncResult): Promise<void> {
+    for (const [key, r] of Object.entries(result.rooms)) {
+      const roomId = Number(key);
+      if (r.resync) await this.reload(roomId);
+      else this.accept(roomId, r.messages);
+    }
+  }
+
+  // --- internals --------------------------------------------------------------------------------
+
+  private accept(roomId: number, messages: readonly Message[]): void {
+    const me = this.deps.me()?.id ?? null;
+    const visible = this.deps.isVisible(roomId);
+    let roomsChanged = false;
+    for (const m of messages) {
+      roomsChanged = this.rooms.onMessage(m, me, visible) || roomsChanged;
+      if (m.author_id !== null) this.typingIn(roomId).clear(m.author_id);
+      const replyId = m.meta?.reply_id;
+      if (typeof replyId === "string") this.streams.delete(replyId);
+    }
+    const rm = this.messages(roomId);
+    if (rm.loaded) {
+      const { added, gapAfter } = rm.add(messages);
+      if (gapAfter !== null) void this.fillGap(roomId, gapAfter);
+      if (added.length || messages.some((m) => m.client_id)) this.notify({ kind: "messages", roomId, stick: true });
+      if (added.length && visible) void this.markRead(roomId);
+    } else {
+      for (const m of messages) if (m.client_id) rm.pending.delete(m.client_id); // the ack of a send
+    }
+    if (roomsChanged) this.notify({ kind: "rooms" });
+    this.notify({ kind: "typing", roomId });
+  }
+
+  private async fillGap(roomId: number, after: number): Promise<void> {
+    if (this.filling.has(roomId)) return;
+    this.filling.add(roomId);
+    try {
+      const ack = await this.deps.emit<SyncResult>("sync", { cursors: { [roomId]: after } });
+      if (ack.ok) await this.applySync(ack);
+    } finally {
+      this.filling.delete(roomId);
+    }
+  }
+
+  /** The room is too far behind: on screen, fetch the latest page; otherwise forget it until opened. */
+  private async reload(roomId: number): Promise<void> {
+    if (this.deps.isVisible(roomId)) {
+      const rm = this.messages(roomId);
+      rm.unload();
+      await this.openRoom(roomId);
+    } else {
+      this.messages(roomId).unload();
+    }
+  }
+
+  private async deliver(p: PendingSend): Promise<void> {
+    const rm = this.messages(p.room_id);
+    if (p.state === "sending" || !rm.pending.has(p.client_id)) return;
+    if (!this.deps.connected()) {
+      rm.setPending(p.client_id, "queued"); // goes out from resume() after the reconnect
+      this.notify({ kind: "messages", roomId: p.room_id });
+      return;
+    }
+    rm.setPending(p.client_id, "sending");
+    const ack = await this.deps.emit<{ message: Message }>("message:send", {
+      room_id: p.room_id, body: p.body, client_id: p.client_id, ...(p.reply_to ? { reply_to: p.reply_to } : {}),
+    });
+    if (ack.ok) {
+      this.accept(p.room_id, [ack.message]);
+      return;
+    }
+    const { code, message, details } = ack.error;
+    if (RETRYABLE.has(code)) {
+      rm.setPending(p.client_id, "queued", code === "offline" ? undefined : message);
+      const after = typeof details?.retry_after === "number" ? Math.ceil(details.retry_after * 1000) : RETRY_DELAY_MS;
+      if (code !== "offline") this.later(() => void this.deliver(p), after);
+    } else {
+      rm.setPending(p.client_id, "failed", message); // e.g. outside the WhatsApp 24-hour window
+    }
+    this.notify({ kind: "messages", roomId: p.room_id });
+  }
+
+  private forget(roomId: number): void {
+    const room = this.rooms.get(roomId);
+    if (room && room.kind === "public") this.rooms.upsert({ id: roomId, joined: false, unread: 0 });
+    else this.rooms.remove(roomId);
+    this.messages(roomId).unload();
+    this.members.delete(roomId);
+    this.notify({ kind: "rooms" });
+  }
+
+  private notify(c: Change): void {
+    for (const fn of this.listeners) fn(c);
+  }
+}

@@ -1,0 +1,89 @@
+// The staff WhatsApp inbox: conversations from `GET /api/v1/wa/conversations`, kept live by
+// `conversation:updated` (the same object), plus delivery ticks from `wa:status`.
+import type { Conversation } from "../types";
+
+export interface InboxFilter {
+  status?: string; // open | pending | closed
+  assignee?: string; // "me" | "none" | a user id
+  ai?: boolean;
+  unread?: boolean;
+}
+
+export class Inbox {
+  private readonly byRoom = new Map<number, Conversation>();
+  /** Delivery status of outbound WhatsApp messages, by message id. */
+  readonly statuses = new Map<number, string>();
+
+  setAll(list: readonly Conversation[]): void {
+    this.byRoom.clear();
+    for (const c of list) this.byRoom.set(c.room_id, c);
+  }
+
+  upsert(c: Conversation): void {
+    this.byRoom.set(c.room_id, c);
+  }
+
+  get(roomId: number): Conversation | undefined {
+    return this.byRoom.get(roomId);
+  }
+
+  /** Statuses only move forward (a late `sent` never hides a `read`); `failed` always shows. */
+  setStatus(messageId: number, status: string): void {
+    const prev = this.statuses.get(messageId);
+    if (prev && status !== "failed" && STATUS_RANK[status] !== undefined && STATUS_RANK[status] < (STATUS_RANK[prev] ?? 0)) return;
+    this.statuses.set(messageId, status);
+  }
+
+  /** Conversations matching the filter, most recently active first. */
+  list(filter: InboxFilter = {}, meId: number | null = null): Conversation[] {
+    return [...this.byRoom.values()].filter((c) => matches(c, filter, meId)).sort((a, b) => activity(b).localeCompare(activity(a)));
+  }
+}
+
+/** Whether the assistant answers this conversation (AI on and nobody assigned). */
+export function aiAnswering(c: Conversation): boolean {
+  return c.mode ? c.mode === "ai" : c.ai_enabled && c.assignee === null;
+}
+
+export function matches(c: Conversation, f: InboxFilter, meId: number | null): boolean {
+  if (f.status && c.status !== f.status) return false;
+  if (f.ai !== undefined && c.ai_enabled !== f.ai) return false;
+  if (f.unread !== undefined && c.unread > 0 !== f.unread) return false;
+  if (f.assignee === "none" && c.assignee !== null) return false;
+  if (f.assignee === "me" && c.assignee?.id !== meId) return false;
+  if (f.assignee && f.assignee !== "me" && f.assignee !== "none" && String(c.assignee?.id) !== f.assignee) return false;
+  return true;
+}
+
+/** The query string of `GET /api/v1/wa/conversations` for a filter. */
+export function filterQuery(f: InboxFilter): string {
+  const p = new URLSearchParams();
+  if (f.status) p.set("status", f.status);
+  if (f.assignee) p.set("assignee", f.assignee);
+  if (f.ai !== undefined) p.set("ai", String(f.ai));
+  if (f.unread !== undefined) p.set("unread", String(f.unread));
+  const s = p.toString();
+  return s ? `?${s}` : "";
+}
+
+const STATUS_RANK: Record<string, number> = { queued: 0, sent: 1, delivered: 2, read: 3 };
+
+/** The tick shown beside an outbound WhatsApp message. */
+export function tick(status: string): { text: string; label: string } {
+  switch (status) {
+    case "sent":
+      return { text: "✓", label: "sent" };
+    case "delivered":
+      return { text: "✓✓", label: "delivered" };
+    case "read":
+      return { text: "✓✓", label: "read" };
+    case "failed":
+      return { text: "!", label: "not delivered" };
+    default:
+      return { text: "🕓", label: "sending" };
+  }
+}
+
+function activity(c: Conversation): string {
+  return c.updated_at ?? c.last_message?.created_at ?? c.last_inbound_at ?? "";
+}

@@ -1,0 +1,77 @@
+import { describe, expect, it } from "vitest";
+import { msg } from "../testing";
+import type { Room } from "../types";
+import { RoomList, roomLabel, unreadCount } from "./rooms";
+
+const room = (id: number, extra: Partial<Room> = {}): Room => ({ id, slug: `r${id}`, name: `room ${id}`, kind: "public", topic: "", last_seq: 0, joined: true, ...extra });
+
+describe("unread counts", () => {
+  it("come from the list as last_seq - last_read_seq, never negative", () => {
+    expect(unreadCount(10, 7)).toBe(3);
+    expect(unreadCount(3, 7)).toBe(0);
+    const list = new RoomList();
+    list.setAll([{ ...room(1, { last_seq: 10, last_read_seq: 4 }), unread: undefined }]);
+    expect(list.get(1)?.unread).toBe(6);
+  });
+
+  it("count messages from others in rooms not on screen", () => {
+    const list = new RoomList();
+    list.setAll([room(1, { last_seq: 2, unread: 0 })]);
+    expect(list.onMessage(msg(3, 3, { room_id: 1, author_id: 2 }), 1, false)).toBe(true);
+    expect(list.onMessage(msg(4, 4, { room_id: 1, author_id: 2 }), 1, false)).toBe(true);
+    expect(list.get(1)?.unread).toBe(2);
+    expect(list.totalUnread()).toBe(2);
+  });
+
+  it("do not count own messages, visible rooms, or a replay of a seq already seen", () => {
+    const list = new RoomList();
+    list.setAll([room(1, { last_seq: 2, unread: 0 })]);
+    list.onMessage(msg(3, 3, { room_id: 1, author_id: 1 }), 1, false);
+    list.onMessage(msg(4, 4, { room_id: 1, author_id: 2 }), 1, true);
+    expect(list.onMessage(msg(4, 4, { room_id: 1, author_id: 2 }), 1, false)).toBe(false);
+    expect(list.get(1)?.unread).toBe(0);
+    expect(list.get(1)?.last_seq).toBe(4);
+  });
+
+  it("do not count in public rooms the user has not joined", () => {
+    const list = new RoomList();
+    list.setAll([room(1, { joined: false })]);
+    list.onMessage(msg(1, 1, { room_id: 1, author_id: 2 }), 1, false);
+    expect(list.get(1)?.unread).toBe(0);
+  });
+
+  it("drop to what is left after reading", () => {
+    const list = new RoomList();
+    list.setAll([room(1, { last_seq: 10, last_read_seq: 0, unread: 10 })]);
+    list.markRead(1, 7);
+    expect(list.get(1)?.unread).toBe(3);
+    list.markRead(1, 10);
+    expect(list.get(1)?.unread).toBe(0);
+  });
+});
+
+describe("RoomList", () => {
+  it("splits rooms, DMs and public rooms to join, unread first", () => {
+    const list = new RoomList();
+    list.setAll([
+      room(1, { name: "b" }), room(2, { name: "a" }), room(3, { name: "c", unread: 2 }),
+      room(4, { kind: "direct", name: "x, y", peer: { id: 9, name: "Yan" } }),
+      room(5, { joined: false, name: "open" }), room(6, { kind: "whatsapp", name: "wa" }),
+    ]);
+    const s = list.sections();
+    expect(s.rooms.map((r) => r.id)).toEqual([3, 2, 1]);
+    expect(s.direct.map(roomLabel)).toEqual(["Yan"]);
+    expect(s.discover.map((r) => r.id)).toEqual([5]);
+  });
+
+  it("upsert merges without losing fields, and a reload keeps WhatsApp rooms opened by staff", () => {
+    const list = new RoomList();
+    list.upsert(room(4, { kind: "direct", peer: { id: 9, name: "Yan" } }));
+    list.upsert({ id: 4, last_seq: 5 });
+    expect(list.get(4)?.peer?.name).toBe("Yan");
+    list.upsert(room(6, { kind: "whatsapp" }));
+    list.setAll([room(1)]);
+    expect(list.get(6)).toBeDefined();
+    expect(list.get(4)).toBeUndefined();
+  });
+});

@@ -1,0 +1,104 @@
+// The room list: rooms and DMs the user is in, public rooms to join, and unread counts.
+//
+// `GET /api/v1/rooms` gives `unread` = last_seq - last_read_seq per room. Live messages keep it
+// current: a message from someone else in a room that is not on screen counts once (a replay of
+// the same seq does not count again); reading a room (`read {room_id, seq}`) moves the cursor.
+import type { Message, Room } from "../types";
+
+export interface RoomSections {
+  rooms: Room[];
+  direct: Room[];
+  discover: Room[];
+}
+
+export class RoomList {
+  private readonly byId = new Map<number, Room>();
+
+  get(id: number): Room | undefined {
+    return this.byId.get(id);
+  }
+
+  all(): Room[] {
+    return [...this.byId.values()];
+  }
+
+  /** Replaces the list (a fresh `GET /rooms`), keeping the rooms not listed there (WhatsApp rooms opened by staff). */
+  setAll(rooms: readonly Room[]): void {
+    const keep = [...this.byId.values()].filter((r) => r.kind === "whatsapp");
+    this.byId.clear();
+    for (const r of keep) this.byId.set(r.id, r);
+    for (const r of rooms) this.byId.set(r.id, normalise(r));
+  }
+
+  /** Adds or merges a room record (create, join, `room:added`); fields not given are kept. */
+  upsert(r: Partial<Room> & { id: number }): Room {
+    const merged = normalise({ ...(this.byId.get(r.id) ?? ({} as Room)), ...r } as Room);
+    this.byId.set(r.id, merged);
+    return merged;
+  }
+
+  remove(id: number): void {
+    this.byId.delete(id);
+  }
+
+  /**
+   * Counts a live message. `visible`: the room is on screen and the page visible (the caller
+   * then marks it read). Returns true when the room's state changed.
+   */
+  onMessage(m: Message, meId: number | null, visible: boolean): boolean {
+    const room = this.byId.get(m.room_id);
+    if (!room) return false;
+    if (m.seq <= room.last_seq) return false; // already counted (ack, sync replay, other tab)
+    room.last_seq = m.seq;
+    if (visible) room.last_read_seq = Math.max(room.last_read_seq ?? 0, m.seq);
+    // own messages never count as unread, whichever tab sent them
+    else if (room.joined && (meId === null || m.author_id !== meId)) room.unread = (room.unread ?? 0) + 1;
+    return true;
+  }
+
+  /** The user has seen the room up to `seq`. */
+  markRead(id: number, seq: number): void {
+    const room = this.byId.get(id);
+    if (!room) return;
+    room.last_seq = Math.max(room.last_seq, seq);
+    room.last_read_seq = Math.max(room.last_read_seq ?? 0, seq);
+    room.unread = Math.max(0, room.last_seq - room.last_read_seq);
+  }
+
+  totalUnread(): number {
+    let n = 0;
+    for (const r of this.byId.values()) if (r.joined) n += r.unread ?? 0;
+    return n;
+  }
+
+  /** Joined rooms and DMs (unread first, then by name) and public rooms not joined yet. */
+  sections(): RoomSections {
+    const byUnreadThenName = (a: Room, b: Room) =>
+      Number(Boolean(b.unread)) - Number(Boolean(a.unread)) || roomLabel(a).localeCompare(roomLabel(b));
+    const rooms: Room[] = [];
+    const direct: Room[] = [];
+    const discover: Room[] = [];
+    for (const r of this.byId.values()) {
+      if (r.kind === "whatsapp") continue; // those live in the staff inbox
+      if (!r.joined) discover.push(r);
+      else if (r.kind === "direct") direct.push(r);
+      else rooms.push(r);
+    }
+    return { rooms: rooms.sort(byUnreadThenName), direct: direct.sort(byUnreadThenName), discover: discover.sort(byUnreadThenName) };
+  }
+}
+
+/** What to call a room: the other person for a DM, the room's name otherwise. */
+export function roomLabel(r: Room): string {
+  if (r.kind === "direct") return r.peer?.name ?? r.name;
+  return r.name;
+}
+
+export function unreadCount(lastSeq: number, lastReadSeq: number): number {
+  return Math.max(0, lastSeq - lastReadSeq);
+}
+
+function normalise(r: Room): Room {
+  const unread = r.unread ?? (r.last_read_seq !== undefined ? unreadCount(r.last_seq, r.last_read_seq) : 0);
+  return { ...r, last_seq: r.last_seq ?? 0, unread };
+}

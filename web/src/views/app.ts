@@ -1,0 +1,204 @@
+// The signed-in app: the shell (banner, sidebar, main pane), routing by location hash
+// (#/room/12, #/inbox, #/archive, #/admin) and the wiring of socket events into ChatClient.
+import type { Api } from "../api";
+import { ChatClient, type Change } from "../client";
+import { bannerText, Connection, type ConnState } from "../connection";
+import { fill, h } from "../dom";
+import type { Conversation, DeltaEvent, MemberEvent, Message, PresenceEvent, Room, TypingEvent, User, WaStatusEvent } from "../types";
+import { adminPane } from "./admin";
+import { archivePane } from "./archive";
+import { ChatView } from "./chat";
+import { InboxView } from "./inbox";
+import { Sidebar } from "./sidebar";
+
+export type Route = { view: "home" } | { view: "room"; roomId: number } | { view: "inbox" } | { view: "archive" } | { view: "admin" };
+
+export function parseRoute(hash: string): Route {
+  const m = /^#\/room\/(\d+)$/.exec(hash);
+  if (m) return { view: "room", roomId: Number(m[1]) };
+  if (hash === "#/inbox") return { view: "inbox" };
+  if (hash === "#/archive") return { view: "archive" };
+  if (hash === "#/admin") return { view: "admin" };
+  return { view: "home" };
+}
+
+export function isStaff(u: User | null): boolean {
+  return u?.role === "staff" || u?.role === "admin";
+}
+
+/** What every pane gets. */
+export interface AppContext {
+  api: Api;
+  client: ChatClient;
+  conn: Connection;
+  me: User;
+  go: (hash: string) => void;
+  /** Shows a short notice in the banner area (errors of actions). */
+  notice: (text: string) => void;
+}
+
+interface Pane {
+  el: HTMLElement;
+  update?: (c: Change) => void;
+  destroy?: () => void;
+}
+
+export class App implements AppContext {
+  readonly client: ChatClient;
+  readonly conn: Connection;
+  readonly me: User;
+  private route: Route = { view: "home" };
+  private pane: Pane | null = null;
+  private state: ConnState = { status: "connecting" };
+  private readonly banner = h("div", { class: "banner", testid: "connection-banner", role: "status", hidden: true });
+  private readonly noticeEl = h("div", { class: "notice", testid: "notice", role: "alert", hidden: true });
+  private readonly main = h("main", { testid: "main", id: "main" });
+  private readonly layout = h("div", { class: "layout" });
+  private readonly sidebar: Sidebar;
+  private ticker: ReturnType<typeof setInterval> | null = null;
+  private noticeTimer: ReturnType<typeof setTimeout> | null = null;
+  private staff: Promise<User[]> | null = null;
+  private readonly onHash = () => this.navigate();
+  private readonly onVisibility = () => {
+    if (this.route.view === "room" && document.visibilityState === "visible") void this.client.markRead(this.route.roomId);
+  };
+
+  constructor(readonly api: Api, private readonly root: HTMLElement, private readonly onLogout: () => void) {
+    this.me = api.user!;
+    this.conn = new Connection({
+      token: () => api.freshToken(),
+      refresh: () => api.refresh(),
+      hasSession: () => api.refreshToken !== null,
+      onState: (s) => this.setState(s),
+      onConnect: () => void this.client.resume().catch((e: Error) => this.notice(`Could not catch up: ${e.message}`)),
+      onSessionEnded: () => this.onLogout(),
+      handlers: {
+        message: (m: Message) => this.client.onMessage(m),
+        "message:updated": (m: Message) => this.client.onMessageUpdated(m),
+        typing: (e: TypingEvent) => this.client.onTyping(e),
+        presence: (e: PresenceEvent) => this.client.onPresence(e),
+        "assistant:delta": (d: DeltaEvent) => this.client.onDelta(d),
+        "room:added": (r: Room) => this.client.onRoomAdded(r),
+        "member:joined": (e: MemberEvent) => this.client.onMember(e, true),
+        "member:left": (e: MemberEvent) => this.client.onMember(e, false),
+        "conversation:updated": (c: Conversation) => this.client.onConversation(c),
+        "wa:status": (s: WaStatusEvent) => this.client.onWaStatus(s),
+      },
+    });
+    this.client = new ChatClient({
+      me: () => this.me,
+      emit: (event, data, timeoutMs) => this.conn.emit(event, data, timeoutMs),
+      connected: () => this.conn.connected,
+      isVisible: (roomId) => this.route.view === "room" && this.route.roomId === roomId && document.visibilityState === "visible",
+      call: (method, path, body) => api.call(method, path, body),
+    });
+    this.sidebar = new Sidebar(this);
+  }
+
+  start(): void {
+    this.layout.append(this.sidebar.el, this.main);
+    fill(this.root, h("a", { class: "skip", href: "#main" }, "Skip to the conversation"), this.banner, this.noticeEl, this.layout);
+    this.client.subscribe((c) => this.onChange(c));
+    window.addEventListener("hashchange", this.onHash);
+    document.addEventListener("visibilitychange", this.onVisibility);
+    // re-renders what depends on the clock: typing expiry, "last seen", the reconnect countdown
+    this.ticker = setInterval(() => this.tick(), 1000);
+    void this.client.refreshRooms().catch((e: Error) => this.notice(e.message));
+    this.conn.start();
+    this.navigate();
+  }
+
+  stop(): void {
+    this.conn.stop();
+    this.pane?.destroy?.();
+    this.pane = null;
+    if (this.ticker) clearInterval(this.ticker);
+    window.removeEventListener("hashchange", this.onHash);
+    document.removeEventListener("visibilitychange", this.onVisibility);
+  }
+
+  async logout(): Promise<void> {
+    this.stop();
+    await this.api.logout().catch(() => undefined);
+    this.onLogout();
+  }
+
+  go(hash: string): void {
+    if (location.hash === hash) this.navigate();
+    else location.hash = hash;
+  }
+
+  notice(text: string): void {
+    this.noticeEl.textContent = text;
+    this.noticeEl.hidden = !text;
+    if (this.noticeTimer) clearTimeout(this.noticeTimer);
+    if (text) this.noticeTimer = setTimeout(() => this.notice(""), 6000);
+  }
+
+  /** Staff and admins, for assigning conversations (fetched once per session). */
+  staffList(): Promise<User[]> {
+    this.staff ??= this.api.call<{ users: User[] }>("GET", "/api/v1/users?q=&limit=50").then((r) => r.users.filter((u) => isStaff(u)));
+    this.staff.catch(() => { this.staff = null; });
+    return this.staff;
+  }
+
+  get currentRoom(): number | null {
+    return this.route.view === "room" ? this.route.roomId : null;
+  }
+
+  private navigate(): void {
+    const route = parseRoute(location.hash);
+    const staffOnly = route.view === "inbox" || route.view === "archive";
+    if ((staffOnly && !isStaff(this.me)) || (route.view === "admin" && this.me.role !== "admin")) return this.go("#/");
+    this.route = route;
+    this.pane?.destroy?.();
+    this.pane = this.makePane(route);
+    fill(this.main, this.pane.el);
+    this.layout.classList.toggle("show-main", route.view !== "home");
+    this.sidebar.render(this.currentRoom, route.view);
+  }
+
+  private makePane(route: Route): Pane {
+    switch (route.view) {
+      case "room": {
+        const view = new ChatView(this, route.roomId);
+        return { el: view.el, update: (c) => view.update(c), destroy: () => view.destroy() };
+      }
+      case "inbox": {
+        const view = new InboxView(this);
+        return { el: view.el, update: (c) => view.update(c) };
+      }
+      case "archive":
+        return { el: archivePane(this) };
+      case "admin":
+        return { el: adminPane(this) };
+      default:
+        return { el: h("section", { class: "empty" }, h("h2", {}, `Hello, ${this.me.display_name}`), h("p", {}, "Pick a room on the left, create one, or message someone.")) };
+    }
+  }
+
+  private onChange(c: Change): void {
+    if (c.kind === "rooms" || c.kind === "presence") this.sidebar.render(this.currentRoom, this.route.view);
+    this.pane?.update?.(c);
+    if (c.kind === "rooms") document.title = this.client.rooms.totalUnread() ? `(${this.client.rooms.totalUnread()}) Chat` : "Chat";
+  }
+
+  private setState(s: ConnState): void {
+    this.state = s;
+    this.renderBanner();
+  }
+
+  private renderBanner(): void {
+    const text = bannerText(this.state);
+    this.banner.hidden = !text;
+    this.banner.dataset.state = this.state.status;
+    if (!text) return this.banner.replaceChildren();
+    fill(this.banner, h("span", {}, text), this.state.status === "retrying" || this.state.status === "offline"
+      ? h("button", { type: "button", testid: "reconnect", onclick: () => this.conn.retryNow() }, "Retry now") : null);
+  }
+
+  private tick(): void {
+    if (this.state.status === "retrying" && this.state.at !== null) this.renderBanner();
+    if (this.route.view === "room") this.pane?.update?.({ kind: "typing", roomId: this.route.roomId });
+  }
+}

@@ -1,0 +1,327 @@
+// One room on screen: header (title, presence, invite, leave, WhatsApp controls), the message
+// list with infinite scroll upwards, who is typing, and the composer.
+import type { Change } from "../client";
+import { fill, h } from "../dom";
+import type { PendingSend } from "../store/messages";
+import { roomLabel } from "../store/rooms";
+import { TypingSender, typingText } from "../store/typing";
+import type { Conversation, Message, User } from "../types";
+import type { App } from "./app";
+import { conversationBar } from "./conversation";
+import { authorName, type Item, type ItemContext, KeyedList, messageItem, messageSig, pendingItem, streamItem } from "./messages";
+
+const MAX_BODY = 4000; // the server's MAX_MESSAGE_CHARS default
+const NEAR_TOP_PX = 150;
+const NEAR_BOTTOM_PX = 60;
+
+export class ChatView {
+  readonly el: HTMLElement;
+  private readonly title = h("h2", { testid: "room-title", id: "room-title" });
+  private readonly subtitle = h("p", { class: "subtitle", testid: "room-subtitle" });
+  private readonly people = h("ul", { class: "people", "aria-label": "Members" });
+  private readonly actions = h("div", { class: "actions" });
+  private readonly convo = h("div", { class: "convo" });
+  private readonly invitePanel = h("div", { class: "invite-panel", hidden: true });
+  private readonly list = h("ul", { class: "messages", testid: "message-list", role: "log", "aria-labelledby": "room-title", tabindex: 0 });
+  private readonly typingEl = h("div", { class: "typing", testid: "typing-indicator", "aria-live": "polite" });
+  private readonly replyBar = h("div", { class: "reply-bar", testid: "reply-bar", hidden: true });
+  private readonly input = h("textarea", { testid: "composer-input", rows: 2, maxlength: MAX_BODY, "aria-label": "Message", placeholder: "Write a message — Enter sends, Shift+Enter adds a line, @assistant asks the assistant" });
+  private readonly keyed = new KeyedList(this.list);
+  private readonly sender = new TypingSender();
+  private editingId: number | null = null;
+  private confirmDeleteId: number | null = null;
+  private replyTo: Message | null = null;
+  private loadingOlder = false;
+  private prepending = false;
+  private toBottom = true;
+  private opened = false;
+  private error = "";
+  private conversation: Conversation | null = null;
+
+  constructor(private readonly app: App, private readonly roomId: number) {
+    this.list.addEventListener("scroll", () => {
+      if (this.list.scrollTop < NEAR_TOP_PX) void this.older();
+    });
+    this.input.addEventListener("keydown", (e) => this.onKey(e));
+    this.input.addEventListener("input", () => this.onInput());
+    this.input.addEventListener("blur", () => this.stopTyping());
+    this.el = h("section", { class: "chat", "aria-labelledby": "room-title" },
+      h("header", {},
+        h("div", { class: "title" }, h("a", { href: "#/", class: "back", testid: "back", "aria-label": "Back to the rooms" }, "‹"),
+          h("div", {}, this.title, this.subtitle)),
+        this.actions),
+      this.people, this.convo, this.invitePanel, this.list, this.typingEl, this.replyBar,
+      h("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); this.submit(); } },
+        this.input, h("button", { type: "submit", class: "primary", testid: "send" }, "Send")));
+    this.renderHeader();
+    this.renderMessages();
+    void this.open();
+  }
+
+  update(c: Change): void {
+    if (c.kind === "messages" && c.roomId === this.roomId) this.renderMessages(c.stick);
+    else if (c.kind === "typing" && c.roomId === this.roomId) this.renderTyping();
+    else if (c.kind === "rooms" || c.kind === "presence" || (c.kind === "members" && c.roomId === this.roomId)) this.renderHeader();
+    else if (c.kind === "inbox") {
+      this.conversation = this.app.client.inbox.get(this.roomId) ?? this.conversation;
+      this.renderConversation();
+    }
+  }
+
+  destroy(): void {
+    this.stopTyping();
+  }
+
+  // --- loading ----------------------------------------------------------------------------------
+
+  private async open(): Promise<void> {
+    const err = await this.app.client.openRoom(this.roomId);
+    this.opened = true;
+    this.error = err ? err.message : "";
+    this.renderHeader();
+    this.renderMessages(true);
+    if (!err) this.input.focus({ preventScroll: true });
+    const room = this.app.client.rooms.get(this.roomId);
+    if (room?.kind === "whatsapp") {
+      this.conversation = this.app.client.inbox.get(this.roomId) ?? null;
+      if (!this.conversation) {
+        const r = await this.app.api.call<{ conversation: Conversation }>("GET", `/api/v1/wa/conversations/${this.roomId}`).catch(() => null);
+        if (r) this.app.client.onConversation(r.conversation);
+      }
+      this.renderConversation();
+    }
+  }
+
+  private async older(): Promise<void> {
+    const rm = this.app.client.messages(this.roomId);
+    if (this.loadingOlder || !rm.loaded || !rm.hasMore) return;
+    this.loadingOlder = true;
+    this.prepending = true;
+    this.renderMessages();
+    try {
+      await this.app.client.loadOlder(this.roomId);
+    } finally {
+      this.loadingOlder = false;
+      this.renderMessages();
+      this.prepending = false;
+    }
+  }
+
+  // --- rendering --------------------------------------------------------------------------------
+
+  private renderHeader(): void {
+    const client = this.app.client;
+    const room = client.rooms.get(this.roomId);
+    this.title.textContent = room ? roomLabel(room) : this.opened ? "Room" : "Loading…";
+    const members = client.members.get(this.roomId) ?? [];
+    const peer = room?.kind === "direct" ? members.find((u) => u.id !== this.app.me.id) ?? (room.peer ? { id: room.peer.id } : null) : null;
+    if (peer) {
+      fill(this.subtitle, h("span", { class: `dot ${client.presence.get(peer.id).status}`, testid: "presence-dot", "data-user": peer.id }),
+        h("span", { testid: "peer-status" }, client.presence.describe(peer.id)));
+    } else {
+      const count = room && room.kind !== "whatsapp" && room.members_count !== undefined ? `${room.members_count} member${room.members_count === 1 ? "" : "s"}` : null;
+      fill(this.subtitle, room?.kind === "whatsapp" ? "WhatsApp conversation" : null, room?.topic || null, room?.topic && count ? " · " : null, count);
+    }
+    const shown = members.slice(0, 30);
+    fill(this.people, ...shown.map((u) => this.person(u)), members.length > shown.length ? h("li", { class: "muted" }, `+${members.length - shown.length}`) : null);
+    this.people.hidden = room?.kind === "direct" || members.length === 0;
+    const canInvite = room && room.joined && (room.kind === "private" || room.kind === "public");
+    const canLeave = room && room.joined && (room.kind === "private" || room.kind === "public");
+    fill(this.actions,
+      canInvite ? h("button", { type: "button", testid: "invite", "aria-expanded": String(!this.invitePanel.hidden), onclick: () => this.toggleInvite() }, "Invite") : null,
+      canLeave ? h("button", { type: "button", testid: "leave", onclick: () => void this.leave() }, "Leave") : null);
+  }
+
+  private person(u: User & { last_seen?: string | null }): HTMLElement {
+    const p = this.app.client.presence;
+    const label = p.describe(u.id);
+    return h("li", { class: "person", title: `${u.display_name}: ${label}` },
+      h("span", { class: `dot ${p.get(u.id).status}`, testid: "presence-dot", "data-user": u.id, role: "img", "aria-label": label }),
+      u.display_name, u.kind === "assistant" ? " 🤖" : "");
+  }
+
+  private renderConversation(): void {
+    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null);
+  }
+
+  private itemContext(): ItemContext {
+    const client = this.app.client;
+    const rm = client.messages(this.roomId);
+    return {
+      meId: this.app.me.id,
+      status: (id) => client.inbox.statuses.get(id),
+      lookup: (id) => rm.get(id),
+      editingId: this.editingId,
+      confirmDeleteId: this.confirmDeleteId,
+      onEdit: (m) => this.setEditing(m.id),
+      onCancel: () => this.setEditing(null),
+      onSaveEdit: (m, body) => void this.saveEdit(m, body),
+      onDelete: (m) => { this.confirmDeleteId = m.id; this.editingId = null; this.renderMessages(); },
+      onConfirmDelete: (m) => void this.remove(m),
+      onRetry: (p: PendingSend) => void client.retry(this.roomId, p.client_id),
+      onDiscard: (p: PendingSend) => client.discard(this.roomId, p.client_id),
+    };
+  }
+
+  private renderMessages(stick = false): void {
+    const list = this.list;
+    const fromBottom = list.scrollHeight - list.scrollTop;
+    const nearBottom = fromBottom - list.clientHeight < NEAR_BOTTOM_PX;
+    const client = this.app.client;
+    const rm = client.messages(this.roomId);
+    const ctx = this.itemContext();
+    const items: Item[] = [this.historyItem(rm.loaded, rm.hasMore)];
+    for (const m of rm.sorted()) {
+      items.push({ key: `m${m.id}`, sig: messageSig(m, ctx), make: () => this.withReply(messageItem(m, ctx), m) });
+    }
+    for (const p of rm.pending.values()) items.push({ key: `p${p.client_id}`, sig: `${p.state}|${p.error ?? ""}`, make: () => pendingItem(p, ctx) });
+    for (const [id, s] of client.liveStreams(this.roomId)) items.push({ key: `s${id}`, sig: s.text, make: () => streamItem(id, s) });
+    this.keyed.render(items);
+    if (this.prepending) list.scrollTop = list.scrollHeight - fromBottom; // older messages went in above: stay put
+    else if (this.toBottom || (stick && nearBottom)) list.scrollTop = list.scrollHeight;
+    if (rm.loaded) this.toBottom = false;
+    // a first page shorter than the screen cannot be scrolled: fetch more until it can
+    if (rm.loaded && rm.hasMore && !this.loadingOlder && list.clientHeight > 0 && list.scrollHeight <= list.clientHeight) void this.older();
+    this.renderTyping();
+  }
+
+  private historyItem(loaded: boolean, hasMore: boolean): Item {
+    const state = !this.opened || !loaded ? (this.error ? "error" : "loading") : this.loadingOlder ? "older" : hasMore ? "more" : "start";
+    return {
+      key: "history",
+      sig: `${state}|${this.error}`,
+      make: () => h("li", { class: "history", testid: "history-status", "data-state": state },
+        state === "error" ? h("span", { class: "error", role: "alert" }, this.error)
+          : state === "loading" || state === "older" ? "Loading…"
+            : state === "more" ? h("button", { type: "button", testid: "load-older", onclick: () => void this.older() }, "Load older messages")
+              : "This is the beginning of the conversation."),
+    };
+  }
+
+  /** Adds the Reply button to a message item (not for deleted or system messages). */
+  private withReply(li: HTMLLIElement, m: Message): HTMLLIElement {
+    if (m.deleted_at || m.author_kind === "system" || this.editingId === m.id) return li;
+    const btn = h("button", { type: "button", testid: "reply", "aria-label": `Reply to ${authorName(m)}`, onclick: () => this.setReply(m) }, "Reply");
+    const tools = li.querySelector(".tools:not(.shown)");
+    if (tools) tools.prepend(btn);
+    else li.append(h("div", { class: "tools" }, btn));
+    return li;
+  }
+
+  private renderTyping(): void {
+    const text = typingText(this.app.client.typingIn(this.roomId).names());
+    if (this.typingEl.textContent !== text) this.typingEl.textContent = text;
+    if (this.sender.tick()) this.emitTyping(false);
+  }
+
+  // --- actions ----------------------------------------------------------------------------------
+
+  private submit(): void {
+    const body = this.input.value.trim();
+    if (!body) return;
+    if (body.length > MAX_BODY) return this.app.notice(`A message can have at most ${MAX_BODY} characters.`);
+    const replyTo = this.replyTo?.id ?? null;
+    this.input.value = "";
+    this.setReply(null);
+    this.stopTyping();
+    this.toBottom = true;
+    void this.app.client.send(this.roomId, body, replyTo);
+  }
+
+  private onKey(e: KeyboardEvent): void {
+    if (e.isComposing) return;
+    if (e.key === "Enter" && !e.shiftKey) {
+      e.preventDefault();
+      this.submit();
+    } else if (e.key === "ArrowUp" && this.input.value === "") {
+      const last = this.app.client.messages(this.roomId).lastOwn(this.app.me.id);
+      if (last) {
+        e.preventDefault();
+        this.setEditing(last.id);
+      }
+    } else if (e.key === "Escape" && this.replyTo) {
+      this.setReply(null);
+    }
+  }
+
+  private onInput(): void {
+    if (this.input.value.trim() === "") this.stopTyping();
+    else if (this.sender.input()) this.emitTyping(true);
+  }
+
+  private stopTyping(): void {
+    if (this.sender.stop()) this.emitTyping(false);
+  }
+
+  private emitTyping(typing: boolean): void {
+    this.app.conn.volatile("typing", { room_id: this.roomId, typing });
+  }
+
+  private setEditing(id: number | null): void {
+    this.editingId = id;
+    this.confirmDeleteId = null;
+    this.renderMessages();
+    if (id === null) this.input.focus({ preventScroll: true });
+  }
+
+  private setReply(m: Message | null): void {
+    this.replyTo = m;
+    this.replyBar.hidden = !m;
+    if (!m) return this.replyBar.replaceChildren();
+    fill(this.replyBar, h("span", {}, "Replying to ", h("b", {}, authorName(m)), ": ", m.body.slice(0, 80)),
+      h("button", { type: "button", testid: "reply-cancel", "aria-label": "Cancel the reply", onclick: () => this.setReply(null) }, "×"));
+    this.input.focus();
+  }
+
+  private async saveEdit(m: Message, body: string): Promise<void> {
+    const err = await this.app.client.edit(this.roomId, m.id, body);
+    if (err) this.app.notice(`Not saved: ${err.message}`);
+    this.setEditing(null);
+  }
+
+  private async remove(m: Message): Promise<void> {
+    const err = await this.app.client.remove(this.roomId, m.id);
+    if (err) this.app.notice(`Not deleted: ${err.message}`);
+    this.confirmDeleteId = null;
+    this.renderMessages();
+  }
+
+  private async leave(): Promise<void> {
+    const err = await this.app.client.leave(this.roomId);
+    if (err) return this.app.notice(err.message);
+    this.app.go("#/");
+  }
+
+  private toggleInvite(): void {
+    if (!this.invitePanel.hidden) {
+      this.invitePanel.hidden = true;
+      this.renderHeader();
+      return;
+    }
+    const q = h("input", { testid: "invite-search", type: "search", "aria-label": "Who to invite", placeholder: "name" });
+    const results = h("ul", { class: "found", "aria-live": "polite" });
+    const search = async () => {
+      const r = await this.app.api.call<{ users: User[] }>("GET", `/api/v1/users?q=${encodeURIComponent(q.value.trim())}`);
+      const member = new Set((this.app.client.members.get(this.roomId) ?? []).map((u) => u.id));
+      const candidates = r.users.filter((u) => !member.has(u.id));
+      fill(results, ...candidates.map((u) => h("li", {}, h("button", { type: "button", testid: "invite-user", "data-user": u.id, onclick: () => void this.invite(u) }, `Add ${u.display_name}`, h("small", {}, ` @${u.username}`)))),
+        candidates.length ? null : h("li", { class: "muted" }, "Nobody to add"));
+    };
+    fill(this.invitePanel, h("form", { onsubmit: (e) => { e.preventDefault(); void search().catch((err: Error) => this.app.notice(err.message)); } },
+      q, h("button", { type: "submit", testid: "invite-find" }, "Find")), results);
+    this.invitePanel.hidden = false;
+    this.renderHeader();
+    q.focus();
+  }
+
+  private async invite(u: User): Promise<void> {
+    try {
+      await this.app.api.call("POST", `/api/v1/rooms/${this.roomId}/members`, { user_id: u.id });
+      this.app.notice(`${u.display_name} was added.`);
+      this.invitePanel.hidden = true;
+      this.renderHeader();
+    } catch (err) {
+      this.app.notice((err as Error).message);
+    }
+  }
+}

@@ -1,0 +1,45 @@
+// The WhatsApp controls above a conversation (staff): who answers (assistant or a person), take
+// over, hand back, assign, close, reopen, and whether the 24-hour reply window is open.
+import { fill, h } from "../dom";
+import { aiAnswering } from "../store/inbox";
+import type { Conversation, User } from "../types";
+import type { App } from "./app";
+
+export function modeText(c: Conversation): string {
+  if (aiAnswering(c)) return "AI answering";
+  return c.assignee ? `Human: ${c.assignee.display_name}` : "Human (unassigned)";
+}
+
+export function conversationBar(app: App, c: Conversation): HTMLElement {
+  const act = (action: string, body?: unknown) => async () => {
+    try {
+      const r = await app.api.call<{ conversation: Conversation }>("POST", `/api/v1/wa/conversations/${c.room_id}/${action}`, body);
+      app.client.onConversation(r.conversation);
+    } catch (err) {
+      app.notice((err as Error).message);
+    }
+  };
+  const assign = h("select", { testid: "assign", "aria-label": "Assign to" }, h("option", { value: "" }, "Assign to…"));
+  assign.addEventListener("focus", () => void fillStaff(app, assign, c), { once: true });
+  assign.addEventListener("change", () => {
+    if (assign.value) void act("assign", { user_id: Number(assign.value) })();
+  });
+  const ai = aiAnswering(c);
+  return h("div", { class: "wa-bar", role: "group", "aria-label": "WhatsApp conversation" },
+    h("span", { class: `mode ${ai ? "ai" : "human"}`, testid: "wa-mode" }, modeText(c)),
+    h("span", { class: `status ${c.status}`, testid: "conv-status" }, c.status),
+    h("span", { class: "contact" }, `+${c.contact.wa_id}`),
+    ai ? h("button", { type: "button", testid: "takeover", onclick: act("takeover") }, "Take over")
+      : h("button", { type: "button", testid: "handback", onclick: act("handback") }, "Hand back to AI"),
+    assign,
+    c.status === "closed" ? h("button", { type: "button", testid: "reopen", onclick: act("reopen") }, "Reopen")
+      : h("button", { type: "button", testid: "close", onclick: act("close") }, "Close"),
+    c.window_open ? null : h("p", { class: "warn", testid: "wa-window" },
+      "The 24-hour window is closed: WhatsApp only delivers template messages until the contact writes again."));
+}
+
+async function fillStaff(app: App, select: HTMLSelectElement, c: Conversation): Promise<void> {
+  const staff = await app.staffList().catch(() => [] as User[]);
+  fill(select, h("option", { value: "" }, "Assign to…"),
+    ...staff.map((u) => h("option", { value: u.id, selected: c.assignee?.id === u.id }, u.id === app.me.id ? `${u.display_name} (me)` : u.display_name)));
+}

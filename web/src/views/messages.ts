@@ -1,0 +1,167 @@
+// Message items and the keyed list that shows them.
+//
+// Every piece of user text goes in through text nodes (h(..., text) / textContent); message
+// bodies are plain text and shown with `white-space: pre-wrap`, never parsed as HTML or Markdown.
+// The list re-renders by key: an item whose signature did not change keeps its element (and so
+// its focus, selection and any open edit box).
+import { h, time } from "../dom";
+import type { PendingSend } from "../store/messages";
+import { tick } from "../store/inbox";
+import type { Stream } from "../client";
+import type { Message } from "../types";
+
+export interface ItemContext {
+  meId: number | null;
+  /** WhatsApp delivery status of an outbound message, if any. */
+  status: (messageId: number) => string | undefined;
+  lookup: (messageId: number) => Message | undefined;
+  editingId: number | null;
+  confirmDeleteId: number | null;
+  onEdit: (m: Message) => void;
+  onSaveEdit: (m: Message, body: string) => void;
+  onCancel: () => void;
+  onDelete: (m: Message) => void;
+  onConfirmDelete: (m: Message) => void;
+  onRetry: (p: PendingSend) => void;
+  onDiscard: (p: PendingSend) => void;
+}
+
+export interface Item {
+  key: string;
+  sig: string;
+  make: () => HTMLElement;
+}
+
+const AUTHOR_FALLBACK: Record<string, string> = { assistant: "Assistant", system: "System", contact: "Contact", user: "Someone" };
+
+export function authorName(m: Message): string {
+  return m.author_name || AUTHOR_FALLBACK[m.author_kind] || "Someone";
+}
+
+export function messageItem(m: Message, ctx: ItemContext): HTMLLIElement {
+  const mine = ctx.meId !== null && m.author_id === ctx.meId;
+  const status = ctx.status(m.id);
+  const editing = ctx.editingId === m.id;
+  const li = h("li", {
+    testid: "message", "data-id": m.id, "data-seq": m.seq, tabindex: -1,
+    class: `msg ${m.author_kind}${mine ? " mine" : ""}${m.deleted_at ? " deleted" : ""}`,
+  });
+  const meta = h("div", { class: "meta" },
+    h("b", { class: "author" }, authorName(m)), " ",
+    h("time", { datetime: m.created_at, title: m.created_at }, time(m.created_at)),
+    m.edited_at && !m.deleted_at ? h("span", { class: "edited", title: m.edited_at }, " · edited") : null,
+    m.meta?.offline ? h("span", { class: "note" }, " · offline assistant") : null,
+    status ? statusTick(status) : null);
+  li.append(meta);
+  if (m.reply_to) li.append(quote(m.reply_to, ctx));
+  if (editing) li.append(editBox(m, ctx));
+  else li.append(h("div", { class: "body", testid: "message-body" }, m.deleted_at ? h("i", {}, "message deleted") : m.body));
+  if (mine && !m.deleted_at && !editing) li.append(tools(m, ctx));
+  return li;
+}
+
+export function pendingItem(p: PendingSend, ctx: ItemContext): HTMLLIElement {
+  const note = p.state === "failed" ? `Not sent: ${p.error ?? "error"}` : p.state === "sending" ? "Sending…" : p.error ? `Waiting to retry (${p.error})` : "Waiting for the connection…";
+  return h("li", { testid: "pending", "data-client-id": p.client_id, "data-state": p.state, class: `msg mine pending ${p.state}`, "aria-busy": p.state !== "failed" },
+    h("div", { class: "body", testid: "pending-body" }, p.body),
+    h("div", { class: "meta", role: p.state === "failed" ? "alert" : undefined }, note,
+      p.state === "failed" ? h("span", { class: "tools shown" },
+        h("button", { type: "button", testid: "retry", onclick: () => ctx.onRetry(p) }, "Retry"),
+        h("button", { type: "button", testid: "discard", onclick: () => ctx.onDiscard(p) }, "Discard")) : null));
+}
+
+export function streamItem(replyId: string, s: Stream): HTMLLIElement {
+  return h("li", { testid: "assistant-stream", "data-reply": replyId, class: "msg assistant streaming", "aria-busy": true },
+    h("div", { class: "meta" }, h("b", { class: "author" }, "Assistant"), " ", h("span", { class: "note" }, "writing…")),
+    h("div", { class: "body" }, s.text));
+}
+
+function statusTick(status: string): HTMLElement {
+  const t = tick(status);
+  return h("span", { class: `tick ${status}`, testid: "wa-status", "data-status": status, title: t.label, "aria-label": t.label }, ` ${t.text}`);
+}
+
+function quote(id: number, ctx: ItemContext): HTMLElement {
+  const target = ctx.lookup(id);
+  const text = target ? (target.deleted_at ? "message deleted" : target.body.slice(0, 120)) : "an earlier message";
+  return h("div", { class: "quote" }, "↪ ", target ? h("b", {}, authorName(target)) : null, target ? ": " : null, text);
+}
+
+function tools(m: Message, ctx: ItemContext): HTMLElement {
+  if (ctx.confirmDeleteId === m.id) {
+    return h("div", { class: "tools shown", role: "group", "aria-label": "Confirm deletion" },
+      h("button", { type: "button", testid: "delete-confirm", class: "danger", onclick: () => ctx.onConfirmDelete(m) }, "Delete for everyone"),
+      h("button", { type: "button", testid: "delete-cancel", onclick: () => ctx.onCancel() }, "Keep"));
+  }
+  return h("div", { class: "tools" },
+    h("button", { type: "button", testid: "edit", "aria-label": "Edit message", onclick: () => ctx.onEdit(m) }, "Edit"),
+    h("button", { type: "button", testid: "delete", "aria-label": "Delete message", onclick: () => ctx.onDelete(m) }, "Delete"));
+}
+
+function editBox(m: Message, ctx: ItemContext): HTMLElement {
+  const input = h("textarea", { testid: "edit-input", rows: 2, "aria-label": "Edit message" });
+  input.value = m.body;
+  const save = () => {
+    const body = input.value.trim();
+    if (body && body !== m.body) ctx.onSaveEdit(m, body);
+    else ctx.onCancel();
+  };
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey) {
+      e.preventDefault();
+      save();
+    } else if (e.key === "Escape") {
+      e.preventDefault();
+      ctx.onCancel();
+    }
+  });
+  queueMicrotask(() => {
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+  });
+  return h("form", { class: "edit", onsubmit: (e) => { e.preventDefault(); save(); } },
+    input,
+    h("div", { class: "tools shown" },
+      h("button", { type: "submit", testid: "edit-save" }, "Save"),
+      h("button", { type: "button", testid: "edit-cancel", onclick: () => ctx.onCancel() }, "Cancel")));
+}
+
+/** Renders items into `root` by key, reusing the elements whose signature did not change. */
+export class KeyedList {
+  private readonly els = new Map<string, { sig: string; el: HTMLElement }>();
+
+  constructor(readonly root: HTMLElement) {}
+
+  render(items: readonly Item[]): void {
+    const keep = new Set<string>();
+    let cursor: ChildNode | null = this.root.firstChild;
+    for (const item of items) {
+      keep.add(item.key);
+      let entry = this.els.get(item.key);
+      if (!entry || entry.sig !== item.sig) {
+        const el = item.make();
+        if (entry) {
+          if (entry.el === cursor) cursor = el; // the new element takes the old one's place
+          entry.el.replaceWith(el);
+        }
+        entry = { sig: item.sig, el };
+        this.els.set(item.key, entry);
+      }
+      if (entry.el !== cursor) this.root.insertBefore(entry.el, cursor);
+      else cursor = cursor.nextSibling;
+    }
+    for (const [key, entry] of this.els) {
+      if (!keep.has(key)) {
+        entry.el.remove();
+        this.els.delete(key);
+      }
+    }
+  }
+}
+
+/** What changes the look of a message item; equal signatures reuse the element. */
+export function messageSig(m: Message, ctx: ItemContext): string {
+  const quoted = m.reply_to ? ctx.lookup(m.reply_to) : undefined;
+  return [m.body, m.edited_at, m.deleted_at, m.author_name, ctx.status(m.id), ctx.editingId === m.id, ctx.confirmDeleteId === m.id,
+    ctx.meId, quoted?.body, quoted?.deleted_at].join("\u0000");
+}

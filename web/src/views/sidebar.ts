@@ -1,0 +1,129 @@
+// The sidebar: who is signed in, the staff navigation, rooms and DMs with unread counts, public
+// rooms to join, creating a room and starting a DM.
+import { ApiError } from "../api";
+import { fill, h, say } from "../dom";
+import { roomLabel } from "../store/rooms";
+import type { Room, User } from "../types";
+import type { App } from "./app";
+import { isStaff } from "./app";
+
+export class Sidebar {
+  readonly el: HTMLElement;
+  private readonly list = h("ul", { class: "rooms", testid: "room-list", "aria-label": "Rooms and direct messages" });
+  private readonly nav = h("nav", { class: "nav", "aria-label": "Sections" });
+  private readonly found = h("ul", { class: "found", testid: "people-results", "aria-live": "polite" });
+  private readonly status = h("p", { class: "error", role: "alert" });
+
+  constructor(private readonly app: App) {
+    const me = app.me;
+    this.el = h("aside", { "aria-label": "Navigation" },
+      h("header", {},
+        h("span", { class: "who" }, h("b", { testid: "me" }, me.display_name), me.role !== "user" ? h("small", { class: "role" }, me.role) : null),
+        h("button", { type: "button", testid: "logout", onclick: () => void app.logout() }, "Log out")),
+      this.nav,
+      this.list,
+      this.createForm(),
+      this.peopleForm(),
+      this.status);
+  }
+
+  render(current: number | null, view: string): void {
+    const me = this.app.me;
+    fill(this.nav,
+      isStaff(me) ? this.navButton("nav-chat", "#/", "Chat", view === "home" || view === "room") : null,
+      isStaff(me) ? this.navButton("nav-inbox", "#/inbox", "Inbox", view === "inbox") : null,
+      isStaff(me) ? this.navButton("nav-archive", "#/archive", "Archive", view === "archive") : null,
+      me.role === "admin" ? this.navButton("nav-admin", "#/admin", "Admin", view === "admin") : null);
+    this.nav.hidden = !isStaff(me);
+    const { rooms, direct, discover } = this.app.client.rooms.sections();
+    fill(this.list,
+      ...group("Rooms", rooms.length === 0 ? "No rooms yet" : null), ...rooms.map((r) => this.item(r, current)),
+      ...group("Direct messages", direct.length === 0 ? "Nobody yet" : null), ...direct.map((r) => this.item(r, current)),
+      ...(discover.length ? group("Public rooms to join", null) : []), ...discover.map((r) => this.item(r, current)));
+  }
+
+  private navButton(testid: string, hash: string, label: string, active: boolean): HTMLElement {
+    return h("a", { href: hash, testid, class: active ? "active" : "", "aria-current": active ? "page" : undefined }, label);
+  }
+
+  private item(r: Room, current: number | null): HTMLElement {
+    const label = roomLabel(r);
+    const unread = r.joined ? r.unread ?? 0 : 0;
+    const presence = this.app.client.presence;
+    const dot = r.kind === "direct" && r.peer
+      ? h("span", { class: `dot ${presence.get(r.peer.id).status}`, testid: "presence-dot", "data-user": r.peer.id, title: presence.describe(r.peer.id) })
+      : h("span", { class: "sigil", "aria-hidden": "true" }, r.kind === "private" ? "🔒" : "#");
+    return h("li", {},
+      h("a", {
+        href: `#/room/${r.id}`, testid: "room-item", "data-room": r.id, "data-kind": r.kind,
+        class: `${r.id === current ? "active" : ""}${unread ? " has-unread" : ""}`,
+        "aria-current": r.id === current ? "page" : undefined,
+        "aria-label": `${label}${unread ? `, ${unread} unread` : ""}${r.joined ? "" : ", not joined"}`,
+      }, dot, h("span", { class: "name" }, label),
+      unread ? h("span", { class: "badge", testid: "unread" }, unread > 99 ? "99+" : unread) : null,
+      r.joined ? null : h("small", { class: "join" }, "join")));
+  }
+
+  private createForm(): HTMLElement {
+    const name = h("input", { testid: "new-room-name", name: "room", maxlength: 80, placeholder: "e.g. lobby" });
+    const priv = h("input", { type: "checkbox", testid: "new-room-private" });
+    return h("form", { class: "create", "aria-label": "Create a room", onsubmit: async (e) => {
+      e.preventDefault();
+      const value = name.value.trim();
+      if (!value) return name.focus();
+      try {
+        const r = await this.app.api.call<{ room: Room }>("POST", "/api/v1/rooms", { name: value, kind: priv.checked ? "private" : "public" });
+        name.value = "";
+        priv.checked = false;
+        this.app.client.rooms.upsert({ ...r.room, joined: true, unread: 0 });
+        this.app.go(`#/room/${r.room.id}`);
+      } catch (err) {
+        say(this.status, (err as Error).message);
+      }
+    } },
+      h("label", { class: "field" }, h("span", {}, "New room"), name),
+      h("div", { class: "row" }, h("label", { class: "check" }, priv, " private"), h("button", { type: "submit", testid: "create-room" }, "Create")));
+  }
+
+  private peopleForm(): HTMLElement {
+    const q = h("input", { testid: "people-search", name: "q", type: "search", placeholder: "name", autocomplete: "off" });
+    const search = async () => {
+      const r = await this.app.api.call<{ users: User[] }>("GET", `/api/v1/users?q=${encodeURIComponent(q.value.trim())}`);
+      const others = r.users.filter((u) => u.id !== this.app.me.id);
+      fill(this.found, ...others.map((u) => h("li", {},
+        h("button", { type: "button", testid: "start-dm", "data-user": u.id, onclick: () => void this.openDm(u) },
+          u.kind === "assistant" ? "🤖 " : "", `Message ${u.display_name}`, h("small", {}, ` @${u.username}`)))),
+      others.length ? null : h("li", { class: "muted" }, "Nobody found"));
+    };
+    return h("form", { class: "people-search", "aria-label": "Start a direct message", onsubmit: (e) => { e.preventDefault(); void search().catch((err: Error) => say(this.status, err.message)); } },
+      h("label", { class: "field" }, h("span", {}, "Message someone"), q),
+      h("div", { class: "row" },
+        h("button", { type: "submit", testid: "people-submit" }, "Find"),
+        h("button", { type: "button", testid: "dm-assistant", onclick: () => void this.openAssistant() }, "Ask the assistant")),
+      this.found);
+  }
+
+  async openDm(u: User): Promise<void> {
+    try {
+      const r = await this.app.api.call<{ room: Room }>("POST", "/api/v1/dms", { user_id: u.id });
+      this.app.client.rooms.upsert({ ...r.room, joined: true, peer: { id: u.id, name: u.display_name } });
+      fill(this.found);
+      this.app.go(`#/room/${r.room.id}`);
+    } catch (err) {
+      say(this.status, err instanceof ApiError ? err.message : String(err));
+    }
+  }
+
+  private async openAssistant(): Promise<void> {
+    const r = await this.app.api.call<{ users: User[] }>("GET", "/api/v1/users?q=assistant").catch(() => ({ users: [] as User[] }));
+    const bot = r.users.find((u) => u.kind === "assistant");
+    if (bot) await this.openDm(bot);
+    else say(this.status, "The assistant is not available.");
+  }
+}
+
+function group(title: string, empty: string | null): HTMLElement[] {
+  const out = [h("li", { class: "group", role: "presentation" }, title)];
+  if (empty) out.push(h("li", { class: "muted", role: "presentation" }, empty));
+  return out;
+}
