@@ -27,7 +27,9 @@ export type Change =
   | { kind: "typing"; roomId: number }
   | { kind: "presence"; userId: number }
   | { kind: "members"; roomId: number }
-  | { kind: "inbox" };
+  | { kind: "inbox" }
+  /** The socket is (re)connected: panes waiting for it can load now. */
+  | { kind: "connected" };
 
 export interface ClientDeps {
   me: () => User | null;
@@ -68,6 +70,8 @@ export class ChatClient {
   private readonly listeners = new Set<(c: Change) => void>();
   private readonly filling = new Set<number>();
   private readonly olderLoading = new Set<number>();
+  /** Rooms with a `read` in flight; true when another one is due after it. */
+  private readonly reading = new Map<number, boolean>();
   private readonly later: (fn: () => void, ms: number) => unknown;
 
   constructor(private readonly deps: ClientDeps) {
@@ -145,6 +149,9 @@ export class ChatClient {
     }
     const room = this.rooms.get(e.room_id);
     if (room?.members_count !== undefined) room.members_count += joined ? 1 : -1;
+    // joining a public room takes a connected socket (room:join), and presence events only reach
+    // co-members: a joiner nobody has seen yet is online. Invitees (private rooms) may not be.
+    if (joined && room?.kind === "public" && !this.presence.has(e.user.id)) this.presence.set(e.user.id, "online");
     if (!joined && e.user.id === this.deps.me()?.id) this.forget(e.room_id);
     this.notify({ kind: "members", roomId: e.room_id });
   }
@@ -226,7 +233,27 @@ export class ChatClient {
         if (r) this.onConversation(r.conversation);
       }
     } else if (room.joined) {
-      await this.deps.emit("read", { room_id: roomId, seq });
+      await this.sendRead(roomId);
+    }
+  }
+
+  /** One `read` in flight per room; a burst of messages ends in one more with the newest seq. */
+  private async sendRead(roomId: number): Promise<void> {
+    if (this.reading.has(roomId)) {
+      this.reading.set(roomId, true);
+      return;
+    }
+    this.reading.set(roomId, false);
+    try {
+      let again = true;
+      while (again) {
+        const seq = this.rooms.get(roomId)?.last_read_seq ?? 0;
+        await this.deps.emit("read", { room_id: roomId, seq });
+        again = this.reading.get(roomId) === true;
+        this.reading.set(roomId, false);
+      }
+    } finally {
+      this.reading.delete(roomId);
     }
   }
 

@@ -50,3 +50,19 @@ export function time(iso: string | null, now = new Date()): string {
 export function say(el: Element, text: string): void {
   el.textContent = text;
 }
+
+/** A small padlock drawn as SVG (emoji fonts are not everywhere). */
+export function lockIcon(): SVGSVGElement {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 16 16");
+  svg.setAttribute("width", "12");
+  svg.setAttribute("height", "12");
+  svg.setAttribute("aria-hidden", "true");
+  const body = document.createElementNS(ns, "rect");
+  for (const [k, v] of Object.entries({ x: "3", y: "7", width: "10", height: "8", rx: "1.5", fill: "currentColor" })) body.setAttribute(k, v);
+  const shackle = document.createElementNS(ns, "path");
+  for (const [k, v] of Object.entries({ d: "M5 7V5a3 3 0 0 1 6 0v2", fill: "none", stroke: "currentColor", "stroke-width": "1.6" })) shackle.setAttribute(k, v);
+  svg.append(shackle, body);
+  return svg;
+}

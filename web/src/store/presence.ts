@@ -27,6 +27,11 @@ export class PresenceMap {
     return this.byUser.get(userId) ?? { status: "offline", lastSeen: null };
   }
 
+  /** Whether anything is known about the user's presence. */
+  has(userId: number): boolean {
+    return this.byUser.has(userId);
+  }
+
   isOnline(userId: number): boolean {
     return this.get(userId).status === "online";
   }

@@ -50,9 +50,9 @@ export class RoomList {
     if (!room) return false;
     if (m.seq <= room.last_seq) return false; // already counted (ack, sync replay, other tab)
     room.last_seq = m.seq;
-    if (visible) room.last_read_seq = Math.max(room.last_read_seq ?? 0, m.seq);
+    // on screen: the caller marks it read (moving the cursor here would skip telling the server);
     // own messages never count as unread, whichever tab sent them
-    else if (room.joined && (meId === null || m.author_id !== meId)) room.unread = (room.unread ?? 0) + 1;
+    if (!visible && room.joined && (meId === null || m.author_id !== meId)) room.unread = (room.unread ?? 0) + 1;
     return true;
   }
 

@@ -70,7 +70,10 @@ export class App implements AppContext {
       refresh: () => api.refresh(),
       hasSession: () => api.refreshToken !== null,
       onState: (s) => this.setState(s),
-      onConnect: () => void this.client.resume().catch((e: Error) => this.notice(`Could not catch up: ${e.message}`)),
+      onConnect: () => {
+        this.pane?.update?.({ kind: "connected" });
+        void this.client.resume().catch((e: Error) => this.notice(`Could not catch up: ${e.message}`));
+      },
       onSessionEnded: () => this.onLogout(),
       handlers: {
         message: (m: Message) => this.client.onMessage(m),

@@ -59,7 +59,8 @@ export class ChatView {
   }
 
   update(c: Change): void {
-    if (c.kind === "messages" && c.roomId === this.roomId) this.renderMessages(c.stick);
+    if (c.kind === "connected" && (!this.opened || this.error)) void this.open();
+    else if (c.kind === "messages" && c.roomId === this.roomId) this.renderMessages(c.stick);
     else if (c.kind === "typing" && c.roomId === this.roomId) this.renderTyping();
     else if (c.kind === "rooms" || c.kind === "presence" || (c.kind === "members" && c.roomId === this.roomId)) this.renderHeader();
     else if (c.kind === "inbox") {
@@ -75,6 +76,7 @@ export class ChatView {
   // --- loading ----------------------------------------------------------------------------------
 
   private async open(): Promise<void> {
+    if (!this.app.conn.connected) return; // opened on the "connected" change
     const err = await this.app.client.openRoom(this.roomId);
     this.opened = true;
     this.error = err ? err.message : "";
@@ -137,7 +139,7 @@ export class ChatView {
     const label = p.describe(u.id);
     return h("li", { class: "person", title: `${u.display_name}: ${label}` },
       h("span", { class: `dot ${p.get(u.id).status}`, testid: "presence-dot", "data-user": u.id, role: "img", "aria-label": label }),
-      u.display_name, u.kind === "assistant" ? " 🤖" : "");
+      u.display_name, u.kind === "assistant" ? h("small", {}, " (assistant)") : null);
   }
 
   private renderConversation(): void {
@@ -171,8 +173,11 @@ export class ChatView {
     const rm = client.messages(this.roomId);
     const ctx = this.itemContext();
     const items: Item[] = [this.historyItem(rm.loaded, rm.hasMore)];
+    let prev: Message | null = null;
     for (const m of rm.sorted()) {
-      items.push({ key: `m${m.id}`, sig: messageSig(m, ctx), make: () => this.withReply(messageItem(m, ctx), m) });
+      const cont = continues(prev, m);
+      items.push({ key: `m${m.id}`, sig: `${messageSig(m, ctx)}|${cont}`, make: () => this.withReply(messageItem(m, ctx, cont), m) });
+      prev = m;
     }
     for (const p of rm.pending.values()) items.push({ key: `p${p.client_id}`, sig: `${p.state}|${p.error ?? ""}`, make: () => pendingItem(p, ctx) });
     for (const [id, s] of client.liveStreams(this.roomId)) items.push({ key: `s${id}`, sig: s.text, make: () => streamItem(id, s) });
@@ -324,4 +329,13 @@ export class ChatView {
       this.app.notice((err as Error).message);
     }
   }
+}
+
+const GROUP_WINDOW_MS = 5 * 60_000;
+
+/** A message that follows its author's previous one closely is shown without the name and time. */
+function continues(prev: Message | null, m: Message): boolean {
+  if (!prev || m.reply_to || prev.author_kind !== m.author_kind || prev.author_id !== m.author_id || m.author_kind === "system") return false;
+  if (prev.author_id === null && prev.author_name !== m.author_name) return false;
+  return Date.parse(m.created_at) - Date.parse(prev.created_at) < GROUP_WINDOW_MS;
 }

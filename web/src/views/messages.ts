@@ -38,17 +38,18 @@ export function authorName(m: Message): string {
   return m.author_name || AUTHOR_FALLBACK[m.author_kind] || "Someone";
 }
 
-export function messageItem(m: Message, ctx: ItemContext): HTMLLIElement {
+/** `continued`: the same author just wrote before this one; the name and time are not repeated. */
+export function messageItem(m: Message, ctx: ItemContext, continued = false): HTMLLIElement {
   const mine = ctx.meId !== null && m.author_id === ctx.meId;
   const status = ctx.status(m.id);
   const editing = ctx.editingId === m.id;
   const li = h("li", {
     testid: "message", "data-id": m.id, "data-seq": m.seq, tabindex: -1,
-    class: `msg ${m.author_kind}${mine ? " mine" : ""}${m.deleted_at ? " deleted" : ""}`,
+    class: `msg ${m.author_kind}${mine ? " mine" : ""}${m.deleted_at ? " deleted" : ""}${continued ? " continued" : ""}`,
   });
   const meta = h("div", { class: "meta" },
     h("b", { class: "author" }, authorName(m)), " ",
-    h("time", { datetime: m.created_at, title: m.created_at }, time(m.created_at)),
+    h("time", { datetime: m.created_at, title: new Date(m.created_at).toLocaleString() }, time(m.created_at)),
     m.edited_at && !m.deleted_at ? h("span", { class: "edited", title: m.edited_at }, " · edited") : null,
     m.meta?.offline ? h("span", { class: "note" }, " · offline assistant") : null,
     status ? statusTick(status) : null);

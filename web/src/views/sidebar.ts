@@ -1,7 +1,7 @@
 // The sidebar: who is signed in, the staff navigation, rooms and DMs with unread counts, public
 // rooms to join, creating a room and starting a DM.
 import { ApiError } from "../api";
-import { fill, h, say } from "../dom";
+import { fill, h, lockIcon, say } from "../dom";
 import { roomLabel } from "../store/rooms";
 import type { Room, User } from "../types";
 import type { App } from "./app";
@@ -52,7 +52,7 @@ export class Sidebar {
     const presence = this.app.client.presence;
     const dot = r.kind === "direct" && r.peer
       ? h("span", { class: `dot ${presence.get(r.peer.id).status}`, testid: "presence-dot", "data-user": r.peer.id, title: presence.describe(r.peer.id) })
-      : h("span", { class: "sigil", "aria-hidden": "true" }, r.kind === "private" ? "🔒" : "#");
+      : h("span", { class: "sigil", "aria-hidden": "true" }, r.kind === "private" ? lockIcon() : "#");
     return h("li", {},
       h("a", {
         href: `#/room/${r.id}`, testid: "room-item", "data-room": r.id, "data-kind": r.kind,
@@ -92,7 +92,7 @@ export class Sidebar {
       const others = r.users.filter((u) => u.id !== this.app.me.id);
       fill(this.found, ...others.map((u) => h("li", {},
         h("button", { type: "button", testid: "start-dm", "data-user": u.id, onclick: () => void this.openDm(u) },
-          u.kind === "assistant" ? "🤖 " : "", `Message ${u.display_name}`, h("small", {}, ` @${u.username}`)))),
+          `Message ${u.display_name}`, h("small", {}, u.kind === "assistant" ? " · assistant" : ` @${u.username}`)))),
       others.length ? null : h("li", { class: "muted" }, "Nobody found"));
     };
     return h("form", { class: "people-search", "aria-label": "Start a direct message", onsubmit: (e) => { e.preventDefault(); void search().catch((err: Error) => say(this.status, err.message)); } },

@@ -1,0 +1,270 @@
+import { describe, expect, it } from "vitest";
+import { ChatClient, type Change } from "./client";
+import { msg } from "./testing";
+import type { Ack, Message, Room } from "./types";
+
+const ME = { id: 1, username: "me", display_name: "Me", role: "user" as const, kind: "human" };
+
+/**
+ * A small in-memory stand-in for chat-server's socket API: per-room seq, idempotent sends on
+ * client_id, sync from a cursor, history pages. Only the contract, none of the server's code.
+ */
+class FakeServer {
+  connected = true;
+  log: { event: string; data: any }[] = [];
+  messages = new Map<number, Message[]>();
+  failNext: Record<string, { code: string; message: string; details?: Record<string, unknown> }> = {};
+  resyncRooms = new Set<number>();
+  private nextId = 1000;
+
+  post(roomId: number, authorId: number, body: string, clientId: string | null = null): Message {
+    const list = this.messages.get(roomId) ?? [];
+    const m = msg(this.nextId++, list.length + 1, { room_id: roomId, author_id: authorId, body, client_id: clientId });
+    list.push(m);
+    this.messages.set(roomId, list);
+    return m;
+  }
+
+  emit = async <T,>(event: string, data: any): Promise<Ack<T>> => {
+    this.log.push({ event, data });
+    if (!this.connected) return { ok: false, error: { code: "offline", message: "offline" } };
+    const fail = this.failNext[event];
+    if (fail) {
+      delete this.failNext[event];
+      return { ok: false, error: fail };
+    }
+    const list = this.messages.get(data.room_id) ?? [];
+    switch (event) {
+      case "room:join":
+        return { ok: true, room: joinedRoom(data.room_id, list.length), members: [{ ...ME, last_seen: null }], presence: { 1: "online" }, messages: list.slice(-3), has_more: list.length > 3 } as Ack<T>;
+      case "message:send": {
+        const dup = list.find((m) => m.client_id === data.client_id && m.author_id === ME.id);
+        return { ok: true, message: dup ?? this.post(data.room_id, ME.id, data.body, data.client_id) } as Ack<T>;
+      }
+      case "history": {
+        const older = list.filter((m) => m.seq < (data.before_seq ?? Infinity));
+        return { ok: true, messages: older.slice(-data.limit), has_more: older.length > data.limit } as Ack<T>;
+      }
+      case "sync": {
+        const rooms: Record<string, { messages: Message[]; resync: boolean }> = {};
+        for (const [id, cursor] of Object.entries(data.cursors as Record<string, number>)) {
+          const all = this.messages.get(Number(id)) ?? [];
+          rooms[id] = this.resyncRooms.has(Number(id)) ? { messages: [], resync: true } : { messages: all.filter((m) => m.seq > cursor), resync: false };
+        }
+        return { ok: true, rooms } as Ack<T>;
+      }
+      default:
+        return { ok: true } as Ack<T>;
+    }
+  };
+
+  sent(event: string) {
+    return this.log.filter((e) => e.event === event).map((e) => e.data);
+  }
+}
+
+function room(id: number, lastSeq = 0, extra: Partial<Room> = {}): Room {
+  return { id, slug: `r${id}`, name: `room ${id}`, kind: "public", topic: "", last_seq: lastSeq, joined: true, unread: 0, last_read_seq: lastSeq, ...extra };
+}
+
+function setup(opts: { visible?: number | null } = {}) {
+  const server = new FakeServer();
+  const timers: { fn: () => void; ms: number }[] = [];
+  const changes: Change[] = [];
+  let visible = opts.visible === undefined ? 1 : opts.visible;
+  const rest: { method: string; path: string; body?: unknown }[] = [];
+  const client = new ChatClient({
+    me: () => ME,
+    emit: server.emit,
+    connected: () => server.connected,
+    isVisible: (id) => id === visible,
+    call: async <T,>(method: string, path: string, body?: unknown) => {
+      rest.push({ method, path, body });
+      return { rooms: [...server.messages.keys()].map((id) => room(id, server.messages.get(id)!.length)) } as T;
+    },
+    setTimeout: (fn, ms) => timers.push({ fn, ms }),
+  });
+  client.subscribe((c) => changes.push(c));
+  return { server, client, timers, changes, rest, show: (id: number | null) => { visible = id; } };
+}
+
+/** The room record of a `room:join` ack: no read cursor or unread count in it. */
+function joinedRoom(id: number, lastSeq: number): Room {
+  const { unread: _u, last_read_seq: _r, ...rest } = room(id, lastSeq);
+  return rest;
+}
+
+const bodies = (client: ChatClient, roomId = 1) => client.messages(roomId).sorted().map((m) => m.body);
+
+describe("ChatClient sending", () => {
+  it("shows a send as pending, then as the acked message, once", async () => {
+    const { server, client } = setup();
+    server.post(1, 2, "hello");
+    await client.openRoom(1);
+    const sending = client.send(1, "hi there");
+    expect([...client.messages(1).pending.values()].map((p) => p.body)).toEqual(["hi there"]);
+    await sending;
+    expect(client.messages(1).pending.size).toBe(0);
+    expect(bodies(client)).toEqual(["hello", "hi there"]);
+    // the room broadcast of the same message arrives after the ack: still shown once
+    client.onMessage(server.messages.get(1)![1]);
+    expect(bodies(client)).toEqual(["hello", "hi there"]);
+  });
+
+  it("keeps sends written offline and sends them after the reconnect with the same client_id, in order", async () => {
+    const { server, client } = setup();
+    await client.openRoom(1);
+    server.connected = false;
+    await client.send(1, "one");
+    await client.send(1, "two");
+    const pending = [...client.messages(1).pending.values()];
+    expect(pending.map((p) => p.state)).toEqual(["queued", "queued"]);
+    expect(server.sent("message:send")).toEqual([]); // nothing goes out while offline
+    server.connected = true;
+    await client.resume();
+    expect(bodies(client)).toEqual(["one", "two"]);
+    expect(client.messages(1).pending.size).toBe(0);
+    expect(server.sent("message:send").map((d) => d.client_id)).toEqual(pending.map((p) => p.client_id));
+  });
+
+  it("a resend after a lost ack does not duplicate (the server dedupes on client_id)", async () => {
+    const { server, client, timers } = setup();
+    await client.openRoom(1);
+    server.failNext["message:send"] = { code: "timeout", message: "no answer" };
+    await client.send(1, "once");
+    // the server never answered, but the message may have been stored: simulate that
+    const p = [...client.messages(1).pending.values()][0];
+    server.post(1, ME.id, "once", p.client_id);
+    expect(timers).toHaveLength(1);
+    timers[0].fn();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(bodies(client)).toEqual(["once"]);
+    expect(server.messages.get(1)).toHaveLength(1);
+  });
+
+  it("retries after rate limiting when the server says, and fails for good on invalid", async () => {
+    const { server, client, timers } = setup();
+    await client.openRoom(1);
+    server.failNext["message:send"] = { code: "rate_limited", message: "slow down", details: { retry_after: 2.5 } };
+    await client.send(1, "later");
+    expect(timers[0].ms).toBe(2500);
+    server.failNext["message:send"] = { code: "invalid", message: "outside the 24-hour window" };
+    const p = await client.send(1, "never");
+    expect(p.state).toBe("failed");
+    expect(p.error).toBe("outside the 24-hour window");
+    await client.resume();
+    expect(client.messages(1).pending.get(p.client_id)?.state).toBe("failed"); // not re-sent by itself
+    await client.retry(1, p.client_id);
+    expect(bodies(client)).toContain("never");
+  });
+});
+
+describe("ChatClient receiving", () => {
+  it("fills a seq gap in live messages with sync from the last contiguous seq", async () => {
+    const { server, client } = setup();
+    for (const b of ["a", "b", "c"]) server.post(1, 2, b);
+    await client.openRoom(1);
+    server.post(1, 2, "d");
+    const e = server.post(1, 2, "e");
+    client.onMessage(e); // "d" was missed
+    await new Promise((r) => setTimeout(r, 0));
+    expect(server.sent("sync")).toEqual([{ cursors: { 1: 3 } }]);
+    expect(bodies(client)).toEqual(["a", "b", "c", "d", "e"]);
+  });
+
+  it("after a reconnect, syncs each held room from its last seq and merges without duplicates", async () => {
+    const { server, client } = setup();
+    server.post(1, 2, "a");
+    server.post(2, 2, "x");
+    await client.openRoom(1);
+    await client.openRoom(2);
+    server.post(1, 2, "b");
+    server.post(1, 2, "c");
+    client.onMessage(server.messages.get(1)![1]); // "b" arrived before the cut
+    await client.resume();
+    expect(server.sent("sync")[0]).toEqual({ cursors: { 1: 2, 2: 1 } });
+    expect(bodies(client, 1)).toEqual(["a", "b", "c"]);
+    expect(bodies(client, 2)).toEqual(["x"]);
+  });
+
+  it("reloads the latest page of a visible room the server marks resync, and forgets hidden ones", async () => {
+    const { server, client } = setup();
+    server.post(1, 2, "a");
+    server.post(2, 2, "x");
+    await client.openRoom(2);
+    await client.openRoom(1);
+    for (let i = 0; i < 5; i++) server.post(1, 2, `n${i}`);
+    server.resyncRooms = new Set([1, 2]);
+    await client.resume();
+    expect(bodies(client, 1)).toEqual(["n2", "n3", "n4"]); // the fake's latest page is 3 long
+    expect(client.messages(1).hasMore).toBe(true);
+    expect(client.messages(2).loaded).toBe(false);
+  });
+
+  it("pages older history in before the first held message", async () => {
+    const { server, client } = setup();
+    for (let i = 1; i <= 7; i++) server.post(1, 2, `m${i}`);
+    await client.openRoom(1);
+    expect(bodies(client)).toEqual(["m5", "m6", "m7"]);
+    await client.loadOlder(1);
+    expect(server.sent("history")[0]).toEqual({ room_id: 1, limit: 50, before_seq: 5 });
+    expect(bodies(client)).toEqual(["m1", "m2", "m3", "m4", "m5", "m6", "m7"]);
+    expect(client.messages(1).hasMore).toBe(false);
+    expect(await client.loadOlder(1)).toBe(false);
+  });
+
+  it("counts unread messages in rooms not on screen and marks the visible room read", async () => {
+    const { server, client, show } = setup({ visible: null });
+    client.rooms.setAll([room(1), room(2)]);
+    client.onMessage(server.post(2, 2, "hey"));
+    client.onMessage(server.post(2, 2, "you"));
+    client.onMessage(server.post(2, ME.id, "mine"));
+    expect(client.rooms.get(2)?.unread).toBe(2);
+    show(2);
+    await client.openRoom(2);
+    expect(client.rooms.get(2)?.unread).toBe(0);
+    expect(server.sent("read").at(-1)).toEqual({ room_id: 2, seq: 3 });
+    client.onMessage(server.post(2, 2, "seen"));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(client.rooms.get(2)?.unread).toBe(0);
+    expect(server.sent("read").at(-1)).toEqual({ room_id: 2, seq: 4 });
+  });
+
+  it("streams assistant deltas into one bubble until the final message replaces it", async () => {
+    const { server, client } = setup();
+    await client.openRoom(1);
+    client.onDelta({ room_id: 1, reply_id: "r1", text: "Hel" });
+    client.onDelta({ room_id: 1, reply_id: "r1", text: "lo" });
+    expect(client.liveStreams(1).map(([, s]) => s.text)).toEqual(["Hello"]);
+    const final = server.post(1, 99, "Hello");
+    client.onMessage({ ...final, author_kind: "assistant", meta: { reply_id: "r1" } });
+    expect(client.liveStreams(1)).toEqual([]);
+    expect(bodies(client)).toEqual(["Hello"]);
+  });
+
+  it("shows who is typing, ignores own typing, and clears a typer when their message arrives", async () => {
+    const { server, client } = setup();
+    await client.openRoom(1);
+    client.onTyping({ room_id: 1, user: { id: 2, display_name: "Bo" }, typing: true, ttl_ms: 6000 });
+    client.onTyping({ room_id: 1, user: { id: ME.id, display_name: "Me" }, typing: true, ttl_ms: 6000 });
+    expect(client.typingIn(1).names()).toEqual(["Bo"]);
+    client.onMessage(server.post(1, 2, "done"));
+    expect(client.typingIn(1).names()).toEqual([]);
+  });
+
+  it("applies edits and deletions by id", async () => {
+    const { server, client } = setup();
+    const m = server.post(1, ME.id, "typo");
+    await client.openRoom(1);
+    client.onMessageUpdated({ ...m, body: "", deleted_at: "2026-11-23T10:01:00Z" });
+    expect(client.messages(1).get(m.id)?.deleted_at).toBe("2026-11-23T10:01:00Z");
+  });
+
+  it("keeps live messages of rooms never opened out of memory but counts them", async () => {
+    const { server, client } = setup({ visible: null });
+    client.rooms.setAll([room(5)]);
+    client.onMessage(server.post(5, 2, "hi"));
+    expect(client.messages(5).size).toBe(0);
+    expect(client.rooms.get(5)?.unread).toBe(1);
+  });
+});
