@@ -1,9 +1,11 @@
 """``Assistant.reply``: one reply job.
 
 1. Dedupe the trigger across nodes (``ai:job:{trigger_id}``, SET NX) and take the room's lock
-   (``ai:lock:{room}``): one job per room at a time, everywhere; a process-wide semaphore caps
+   (``ai:lock:{room}``, SET NX with a short TTL the holder keeps renewing, so a dead node frees
+   the room quickly): one job per room at a time, everywhere; a process-wide semaphore caps
    concurrent jobs.
-2. Context: cached summary (refreshed when the tail is long) + the messages after it.
+2. Context: cached summary (refreshed when the tail is long; a failed refresh keeps the old
+   one) + the messages after it.
 3. The answer cache, or the provider's stream with bounded retries on rate limits and errors
    (only before the first chunk went out, so nothing is ever said twice).
 4. ``sink.delta`` for each chunk, ``sink.final`` with the whole text; any failure ends in
@@ -21,7 +23,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from redis.exceptions import RedisError
 
 from server.events import AssistantDelta, MessageRecord
@@ -41,6 +43,7 @@ MENTION = re.compile(r"(?<![\w@])@assistant\b", re.IGNORECASE)
 HANDOFF_MARKER = "[HANDOFF]"
 JOB_TTL_S = 3600
 SUMMARY_CHUNK = 200  # messages folded into the summary per provider call
+MAX_RETRY_WAIT_S = 20.0  # a provider asking us to wait longer gets a "busy" notice instead
 FAILURE_TEXT = {
     "timeout": "The assistant took too long to answer. Please try again in a moment.",
     "rate_limited": "The assistant is busy right now. Please try again in a minute.",
@@ -90,6 +93,9 @@ class Assistant:
         self.slots = asyncio.Semaphore(settings.max_concurrency)
         self.replies = Counter("chat_ai_replies_total", "Assistant reply jobs by outcome",
                                ["provider", "outcome"], registry=registry)
+        self.latency = Histogram("chat_ai_reply_seconds", "Assistant reply jobs, lock wait included",
+                                 ["provider"], registry=registry,
+                                 buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120))
         self.provider_calls = 0  # every stream or summary request that reached the provider
 
     # --- the job ------------------------------------------------------------------------------
@@ -98,8 +104,11 @@ class Assistant:
         try:
             if not await self.redis.set(f"{self.prefix}job:{trigger.id}", "1", nx=True, ex=JOB_TTL_S):
                 return None  # another node (or a replayed trigger) already has this one
-            async with self.slots, self._room_lock(room_id):
-                return await self._reply(room_id, trigger)
+            # the room lock first: jobs queued behind one room must not hold the slots other
+            # rooms need
+            with self.latency.labels(self.provider.name).time():
+                async with self._room_lock(room_id), self.slots:
+                    return await self._reply(room_id, trigger)
         except asyncio.CancelledError:
             raise
         except (RedisError, OSError) as exc:
@@ -168,8 +177,15 @@ class Assistant:
             except ProviderError as exc:
                 if sent_any or not exc.retryable or attempt >= self.settings.max_retries:
                     raise
-                delay = exc.retry_after if exc.retry_after is not None else min(8.0, 0.5 * 2**attempt)
-                await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+                if exc.retry_after is not None:  # the provider's hint, plus a little jitter
+                    if exc.retry_after > MAX_RETRY_WAIT_S:
+                        raise
+                    delay = exc.retry_after + 0.25 * random.random()
+                else:  # exponential backoff with full jitter, capped
+                    delay = random.uniform(0.5, 1.0) * min(8.0, 0.5 * 2**attempt)
+                log.info("assistant: %s from %s, retry %d in %.1fs", exc.kind, self.provider.name,
+                         attempt + 1, delay)
+                await asyncio.sleep(delay)
                 attempt += 1
 
     # --- context ------------------------------------------------------------------------------
@@ -177,32 +193,44 @@ class Assistant:
     async def context(self, room_id: int, trigger: MessageRecord) -> tuple[str, list[Turn]]:
         """System prompt (with the summary) and the turns after the summary, up to the trigger."""
         k, threshold = self.settings.recent_k, self.settings.summary_threshold
+        window_start = max(0, trigger.seq - k - threshold)  # the longest tail we ever send
         summary = await self.summaries.get(room_id) or Summary("", 0)
-        if summary.upto_seq >= trigger.seq:  # the cache is ahead of this trigger (an old job)
-            summary = Summary(summary.text, 0) if summary.upto_seq > trigger.seq else summary
+        if summary.upto_seq >= trigger.seq:
+            # a late job for an older trigger: the cached summary already tells what came after
+            # the question, so leave it out (and leave the cache alone) and use the tail only
+            tail = await self.source.between(room_id, window_start, trigger.seq)
+            return self.settings.system_prompt, self._turns(tail)
         fold_upto = trigger.seq - k
         if fold_upto - summary.upto_seq >= threshold:
-            summary = await self._refresh(room_id, summary, fold_upto)
-        tail = await self.source.between(room_id, summary.upto_seq, trigger.seq)
-        tail = tail[-(k + threshold):]
-        turns = [to_turn(m, self.settings.max_input_chars) for m in tail if m.author_kind != "system"]
-        return system_with_summary(self.settings.system_prompt, summary), turns
+            try:
+                summary = await self._refresh(room_id, summary, fold_upto)
+            except (ProviderError, TimeoutError) as exc:
+                # the reply can still go ahead on the older summary and the newest messages
+                kind = exc.kind if isinstance(exc, ProviderError) else "timeout"
+                log.warning("assistant: summary refresh in room %s failed (%s)", room_id, kind)
+                summary = await self.summaries.get(room_id) or summary
+        # normally summary.upto_seq >= window_start; after a failed refresh the window bounds it
+        tail = await self.source.between(room_id, max(summary.upto_seq, window_start), trigger.seq)
+        return system_with_summary(self.settings.system_prompt, summary), self._turns(tail)
+
+    def _turns(self, messages: list[MessageRecord]) -> list[Turn]:
+        # system notices (joins, our own failure notices) are not conversation
+        return [to_turn(m, self.settings.max_input_chars) for m in messages if m.author_kind != "system"]
 
     async def _refresh(self, room_id: int, summary: Summary, fold_upto: int) -> Summary:
-        """Fold messages (summary.upto_seq, fold_upto] into the summary, in chunks."""
-        text, upto = summary.text, summary.upto_seq
-        while upto < fold_upto:
-            end = min(fold_upto, upto + SUMMARY_CHUNK)
-            batch = await self.source.between(room_id, upto, end)
-            turns = [to_turn(m, self.settings.max_input_chars) for m in batch if m.author_kind != "system"]
+        """Fold messages (summary.upto_seq, fold_upto] into the summary, in chunks; each chunk's
+        result is cached at once, so a cold rebuild interrupted halfway resumes where it was."""
+        while summary.upto_seq < fold_upto:
+            end = min(fold_upto, summary.upto_seq + SUMMARY_CHUNK)
+            turns = self._turns(await self.source.between(room_id, summary.upto_seq, end))
+            text = summary.text
             if turns:
                 self.provider_calls += 1
                 async with asyncio.timeout(self.settings.timeout_s):
-                    text = await self.provider.summarise(text, turns)
-            upto = end
-        refreshed = Summary(text, upto)
-        await self.summaries.put(room_id, refreshed)
-        return refreshed
+                    text = await self.provider.summarise(summary.text, turns)
+            summary = Summary(text, end)
+            await self.summaries.put(room_id, summary)
+        return summary
 
     # --- locks ----------------------------------------------------------------------------------
 
@@ -237,24 +265,45 @@ async def _strip_marker(chunks: AsyncIterator[str]) -> AsyncIterator[str | bool]
             yield head
 
 
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
+          "return redis.call('expire', KEYS[1], ARGV[2]) end return 0")
+
+
 class _RedisLock:
-    """A lock with a TTL (so a dead node cannot hold a room forever); waits by polling."""
+    """A lock across nodes: SET NX with a TTL, renewed every third of it while held (a job may
+    outlive one TTL through retries; a dead node frees the room within one TTL). Waits by
+    polling; released only by its holder (compare-and-delete in one script)."""
 
     POLL_S = 0.1
 
     def __init__(self, redis: aioredis.Redis, key: str, ttl_s: int) -> None:
         self.redis = redis
         self.key = key
-        self.ttl_s = ttl_s
+        self.ttl_s = max(1, ttl_s)
         self.token = secrets.token_hex(8)
+        self._renewer: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> None:
         while not await self.redis.set(self.key, self.token, nx=True, ex=self.ttl_s):  # noqa: ASYNC110 - cross-process
             await asyncio.sleep(self.POLL_S)
+        self._renewer = asyncio.create_task(self._renew(), name=f"renew {self.key}")
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl_s / 3)
+            try:
+                if not await self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl_s):
+                    log.warning("assistant: lost %s (expired while held)", self.key)
+                    return
+            except (RedisError, OSError) as exc:  # try again next period; the TTL still runs
+                log.warning("assistant: could not renew %s: %s", self.key, type(exc).__name__)
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.wait([self._renewer])  # never raises: our own cancellation still propagates
         try:
-            if (await self.redis.get(self.key)) in (self.token, self.token.encode()):
-                await self.redis.delete(self.key)
-        except (RedisError, OSError):
-            pass  # the TTL frees it
+            await self.redis.eval(_RELEASE, 1, self.key, self.token)
+        except (RedisError, OSError) as exc:
+            log.warning("assistant: could not release %s (%s); its TTL frees it", self.key, type(exc).__name__)

@@ -24,7 +24,11 @@ class Summary:
 
 
 def to_turn(msg: MessageRecord, max_chars: int) -> Turn:
-    role: TurnRole = "assistant" if msg.author_kind == "assistant" else "user"
+    role: TurnRole = "user"  # users, staff and WhatsApp contacts alike
+    if msg.author_kind == "assistant":
+        role = "assistant"
+    elif msg.author_kind == "system":
+        role = "system-note"
     author = msg.author_name or msg.author_kind
     text = msg.body if len(msg.body) <= max_chars else msg.body[:max_chars] + " [truncated]"
     return Turn(role, author, text)

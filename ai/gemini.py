@@ -1,6 +1,7 @@
 """Gemini through Google's ``google-genai`` SDK (async client, streaming).
 
-The SDK's own retries are off: the assistant retries with its own bounded backoff so every
+The SDK's async client runs on aiohttp (so transport failures are aiohttp's or OSError). Its own
+retries are off: the assistant retries with its own bounded backoff so every
 attempt is counted and ``Retry-After`` is honoured. ``base_url`` points the SDK at another
 endpoint (tests use a local server speaking the same HTTP API).
 """
@@ -9,29 +10,52 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import aiohttp
 from google import genai
 from google.genai import errors, types
 
-from .provider import SUMMARY_INSTRUCTION, ProviderError, Turn
+from .provider import SUMMARY_INSTRUCTION, ProviderError, Turn, parse_retry_after
 from .settings import AISettings
 
 BLOCKED_REASONS = {"SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "RECITATION", "IMAGE_SAFETY"}
 
 
 def _contents(turns: list[Turn]) -> list[types.Content]:
+    # system notes are chat events, not instructions: they travel as user turns like everything else
     return [
         types.Content(role="model" if t.role == "assistant" else "user", parts=[types.Part(text=t.render())])
         for t in turns
     ]
 
 
+def _retry_after(exc: errors.APIError) -> float | None:
+    """``Retry-After`` header, else the ``RetryInfo.retryDelay`` Google puts in 429 bodies."""
+    headers = getattr(exc.response, "headers", None)
+    if headers is not None and (hint := parse_retry_after(headers.get("Retry-After"))) is not None:
+        return hint
+    body = exc.details.get("error", exc.details) if isinstance(exc.details, dict) else None
+    details = body.get("details") if isinstance(body, dict) else None
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
+            return parse_retry_after(detail.get("retryDelay"))
+    return None
+
+
+def _transport_error(exc: Exception) -> ProviderError:
+    """The SDK's own HTTP timeout, or the connection refused/reset (worth a retry)."""
+    if isinstance(exc, TimeoutError):
+        return ProviderError("timeout", "provider timeout")
+    return ProviderError("error", f"provider unreachable: {type(exc).__name__}")
+
+
 def _error(exc: errors.APIError) -> ProviderError:
     code = getattr(exc, "code", None) or 0
     if code == 429:
-        return ProviderError("rate_limited", "provider rate limit")
+        return ProviderError("rate_limited", "provider rate limit", retry_after=_retry_after(exc))
     if code in (408, 504):
         return ProviderError("timeout", "provider timeout")
-    return ProviderError("error", f"provider error {code}")
+    # 5xx is worth another try; any other 4xx (bad key, unknown model, bad request) is not
+    return ProviderError("error", f"provider error {code}", retryable=code >= 500 or code == 0)
 
 
 class GeminiProvider:
@@ -83,9 +107,11 @@ class GeminiProvider:
                     yield text
         except errors.APIError as exc:
             raise _error(exc) from None
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise _transport_error(exc) from None
 
-    async def summarise(self, previous_summary: str, turns: list[Turn]) -> str:
-        text = "\n".join(t.render() for t in turns)
+    async def summarise(self, previous_summary: str, messages: list[Turn]) -> str:
+        text = "\n".join(t.render() for t in messages)
         prompt = f"Previous summary:\n{previous_summary or '(none)'}\n\nNew messages:\n{text}"
         try:
             resp = await self.client.aio.models.generate_content(
@@ -97,6 +123,8 @@ class GeminiProvider:
             )
         except errors.APIError as exc:
             raise _error(exc) from None
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise _transport_error(exc) from None
         if not resp.text:
             raise ProviderError("empty", "empty summary")
         return resp.text.strip()

@@ -95,11 +95,31 @@ class OfflineProvider:
         for i in range(0, len(parts), 4):
             yield "".join(parts[i : i + 4])
 
-    async def summarise(self, previous_summary: str, turns: list[Turn]) -> str:
-        picked: list[str] = []
-        for t in turns:
-            first = re.split(r"(?<=[.!?])\s", t.text.strip(), maxsplit=1)[0]
-            if len(words(first)) >= 3:
-                picked.append(f"{t.author}: {first[:160]}")
-        text = " ".join(filter(None, [previous_summary, *picked]))
-        return text[-SUMMARY_MAX_CHARS:]
+    async def summarise(self, previous_summary: str, messages: list[Turn]) -> str:
+        """Extractive: the first sentence of the most informative messages (those sharing the
+        most words with the rest of the batch, i.e. on topic), in conversation order, after the
+        newest part of the previous summary; bounded to ``SUMMARY_MAX_CHARS``."""
+        firsts: list[tuple[int, str, set[str]]] = []
+        for i, t in enumerate(messages):
+            if t.role == "system-note":
+                continue
+            first = re.split(r"(?<=[.!?])\s", t.text.strip(), maxsplit=1)[0][:160]
+            vocab = set(words(first))
+            if len(vocab) >= 3:  # skip "ok", "thanks!", ...
+                firsts.append((i, f"{t.author}: {first}", vocab))
+        df = Counter(w for _, _, vocab in firsts for w in vocab)
+        # ties (rounded, as set order changes float sums) go to the newer message
+        ranked = sorted(firsts, key=lambda f: (-round(sum(math.log1p(df[w]) for w in f[2]), 6), -f[0]))
+        picked: list[tuple[int, str]] = []
+        budget = SUMMARY_MAX_CHARS // 2
+        for i, line, _ in ranked:
+            if len(line) + 1 > budget:
+                continue
+            picked.append((i, line))
+            budget -= len(line) + 1
+        new = " ".join(line for _, line in sorted(picked))
+        keep = SUMMARY_MAX_CHARS - len(new) - 1
+        old = previous_summary
+        if len(old) > keep:  # the oldest part goes first, cut at a word boundary
+            old = old[-keep:].split(" ", 1)[-1] if keep > 0 else ""
+        return " ".join(filter(None, [old, new]))

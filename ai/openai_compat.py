@@ -7,7 +7,7 @@ from typing import Any
 
 import openai
 
-from .provider import SUMMARY_INSTRUCTION, ProviderError, Turn
+from .provider import SUMMARY_INSTRUCTION, ProviderError, Turn, parse_retry_after
 from .settings import AISettings
 
 
@@ -19,10 +19,14 @@ def _messages(system: str, turns: list[Turn]) -> list[dict[str, Any]]:
 
 def _error(exc: openai.APIError) -> ProviderError:
     if isinstance(exc, openai.RateLimitError):
-        return ProviderError("rate_limited", "provider rate limit")
+        return ProviderError("rate_limited", "provider rate limit",
+                             retry_after=parse_retry_after(exc.response.headers.get("retry-after")))
     if isinstance(exc, openai.APITimeoutError):
         return ProviderError("timeout", "provider timeout")
-    return ProviderError("error", f"provider error: {type(exc).__name__}")
+    if isinstance(exc, openai.APIStatusError):
+        # 5xx is worth another try; any other 4xx (bad key, unknown model, bad request) is not
+        return ProviderError("error", f"provider error {exc.status_code}", retryable=exc.status_code >= 500)
+    return ProviderError("error", f"provider error: {type(exc).__name__}")  # connection refused/reset
 
 
 class OpenAICompatProvider:
@@ -59,8 +63,8 @@ class OpenAICompatProvider:
         except openai.APIError as exc:
             raise _error(exc) from None
 
-    async def summarise(self, previous_summary: str, turns: list[Turn]) -> str:
-        text = "\n".join(t.render() for t in turns)
+    async def summarise(self, previous_summary: str, messages: list[Turn]) -> str:
+        text = "\n".join(t.render() for t in messages)
         try:
             resp = await self.client.chat.completions.create(
                 model=self.model,

@@ -35,7 +35,7 @@ class AISettings:
     knowledge_base: Path | None = None
     max_concurrency: int = 4
     answer_cache_ttl_s: int = 3600
-    lock_ttl_s: int = 120
+    lock_ttl_s: int = 30  # renewed while held; bounds how long a dead node blocks a room
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
 
     @property

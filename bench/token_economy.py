@@ -43,9 +43,9 @@ class CountingProvider(OfflineProvider):
         super().__init__()
         self.summary_input_tokens = 0
 
-    async def summarise(self, previous_summary: str, turns: list[Turn]) -> str:
-        self.summary_input_tokens += estimate_tokens(previous_summary) + sum(estimate_tokens(t.render()) for t in turns)
-        return await super().summarise(previous_summary, turns)
+    async def summarise(self, previous_summary: str, messages: list[Turn]) -> str:
+        self.summary_input_tokens += estimate_tokens(previous_summary) + sum(estimate_tokens(t.render()) for t in messages)
+        return await super().summarise(previous_summary, messages)
 
     async def stream_reply(self, system: str, turns: list[Turn]) -> AsyncIterator[str]:
         yield "ok"

@@ -1,9 +1,11 @@
-"""In-memory message source and recording sink (ours, not infrastructure), real Redis."""
+"""In-memory message source and recording sink (ours, not infrastructure), real Redis, the local
+Gemini server, and helpers to build an Assistant on them."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,6 +14,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from ai.assistant import Assistant, build_provider
+from ai.settings import AISettings
 from server.events import AssistantDelta, MessageRecord
 from tests.fakes.gemini import GeminiFake
 from tests.services import RedisService
@@ -73,3 +77,18 @@ async def gemini() -> AsyncIterator[GeminiFake]:
     fake = await GeminiFake().start()
     yield fake
     await fake.stop()
+
+
+def gemini_settings(gemini: GeminiFake, **kw: object) -> AISettings:
+    """Gemini against the local server, with small K and threshold so tests stay short."""
+    base = AISettings(provider="gemini", api_key="test-key", base_url=gemini.base_url, recent_k=3,
+                      summary_threshold=5, timeout_s=5, max_retries=2)
+    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
+
+
+def make_assistant(settings: AISettings, redis: aioredis.Redis, source: MemorySource,
+                   prefix: str | None = None) -> tuple[Assistant, RecordingSink]:
+    """An Assistant (one node) with its own recording sink and, unless given, its own key space."""
+    sink = RecordingSink(source)
+    prefix = prefix if prefix is not None else f"t{uuid.uuid4().hex[:8]}:"
+    return Assistant(settings, build_provider(settings), redis, source, sink, key_prefix=prefix), sink

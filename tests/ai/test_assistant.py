@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import socket
 import uuid
 from unittest import mock
@@ -15,19 +14,10 @@ from ai.assistant import Assistant, build_provider, mentions_assistant
 from ai.offline import OfflineProvider
 from ai.settings import AISettings
 from tests.ai.conftest import MemorySource, RecordingSink
+from tests.ai.conftest import gemini_settings as _settings
+from tests.ai.conftest import make_assistant as _assistant
 from tests.fakes.gemini import GeminiFake, Step
 from tests.fakes.openai_compat import OpenAIFake
-
-
-def _settings(gemini: GeminiFake, **kw: object) -> AISettings:
-    base = AISettings(provider="gemini", api_key="test-key", base_url=gemini.base_url, recent_k=3,
-                      summary_threshold=5, timeout_s=5, max_retries=2)
-    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
-
-
-def _assistant(settings: AISettings, redis: aioredis.Redis, source: MemorySource) -> tuple[Assistant, RecordingSink]:
-    sink = RecordingSink(source)
-    return Assistant(settings, build_provider(settings), redis, source, sink, key_prefix=f"t{uuid.uuid4().hex[:8]}:"), sink
 
 
 def test_mentions() -> None:
@@ -90,7 +80,7 @@ async def test_429_then_success_is_retried(gemini: GeminiFake, redis: aioredis.R
 
 async def test_timeout_ends_in_a_system_message(gemini: GeminiFake, redis: aioredis.Redis) -> None:
     source = MemorySource()
-    gemini.script(Step("delay", delay_s=3))
+    gemini.script(Step("delay", delay_s=1.5))
     assistant, sink = _assistant(_settings(gemini, timeout_s=0.5), redis, source)
     reply = await assistant.reply(4, source.add(4, "@assistant hello"))
     assert reply is not None and reply.author_kind == "system" and sink.finals == []

@@ -19,10 +19,15 @@ from tests.fakes import serve
 
 @dataclass
 class Step:
+    """What one request gets. ``status``: an error with that HTTP status (a 429 carries
+    ``retry_after`` as the ``Retry-After`` header and as Google's ``RetryInfo.retryDelay``);
+    ``delay``: wait ``delay_s``, then the default reply; ``blocked``: finishReason SAFETY."""
+
     kind: str  # "text" | "status" | "delay" | "blocked" | "empty"
     chunks: list[str] = field(default_factory=list)
     status: int = 200
     delay_s: float = 0.0
+    retry_after: float | None = None
 
 
 @dataclass
@@ -43,6 +48,8 @@ class GeminiFake:
         self.default_reply = default_reply
         self.steps: list[Step] = []
         self.requests: list[Recorded] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # most requests being answered at the same moment
         self.port = 0
         self._runner: web.AppRunner | None = None
 
@@ -75,6 +82,14 @@ class GeminiFake:
                 "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15}}
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         model, _, method = request.match_info["tail"].partition(":")
         body = await request.json()
         self.requests.append(Recorded(method, model, body))
@@ -83,10 +98,14 @@ class GeminiFake:
             await asyncio.sleep(step.delay_s)
             step = Step("text", self._split(self.default_reply))
         if step.kind == "status":
-            return web.json_response(
-                {"error": {"code": step.status, "message": "fake error",
-                           "status": "RESOURCE_EXHAUSTED" if step.status == 429 else "INTERNAL"}},
-                status=step.status)
+            error: dict[str, Any] = {"code": step.status, "message": "fake error",
+                                     "status": "RESOURCE_EXHAUSTED" if step.status == 429 else "INTERNAL"}
+            headers = {}
+            if step.retry_after is not None:
+                headers["Retry-After"] = f"{step.retry_after:g}"
+                error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                                     "retryDelay": f"{step.retry_after:g}s"}]
+            return web.json_response({"error": error}, status=step.status, headers=headers)
         if method == "generateContent":
             text = "".join(step.chunks) if step.kind == "text" else None
             return web.json_response(self._candidate(text, "STOP" if text else "SAFETY"))

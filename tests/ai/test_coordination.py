@@ -1,0 +1,87 @@
+"""Coordination across nodes on real Redis (the room lock, late jobs) and the offline provider's
+extractive summaries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+
+import redis.asyncio as aioredis
+
+from ai.assistant import _RedisLock
+from ai.context import to_turn
+from ai.offline import SUMMARY_MAX_CHARS, OfflineProvider
+from ai.provider import Turn
+from tests.ai.conftest import MemorySource, gemini_settings, make_assistant
+from tests.fakes.gemini import GeminiFake, Step
+
+
+async def test_one_job_per_room_at_a_time_across_nodes(gemini: GeminiFake, redis: aioredis.Redis) -> None:
+    source = MemorySource()
+    settings = gemini_settings(gemini)
+    prefix = f"t{secrets.token_hex(4)}:"
+    (one, sink1), (two, sink2) = make_assistant(settings, redis, source, prefix), make_assistant(settings, redis, source, prefix)
+    gemini.script(Step("delay", delay_s=0.3), Step("delay", delay_s=0.3))
+    first, second = source.add(30, "@assistant first?"), source.add(30, "@assistant second?")
+    await asyncio.gather(one.reply(30, first), two.reply(30, second))
+    assert gemini.max_in_flight == 1  # the second job waited for the room
+    assert len(sink1.finals) + len(sink2.finals) == 2
+
+
+async def test_different_rooms_run_in_parallel(gemini: GeminiFake, redis: aioredis.Redis) -> None:
+    source = MemorySource()
+    assistant, sink = make_assistant(gemini_settings(gemini), redis, source)
+    gemini.script(Step("delay", delay_s=0.5), Step("delay", delay_s=0.5))
+    await asyncio.gather(assistant.reply(31, source.add(31, "@assistant a")),
+                         assistant.reply(32, source.add(32, "@assistant b")))
+    assert gemini.max_in_flight == 2 and len(sink.finals) == 2
+
+
+async def test_the_room_lock_is_renewed_while_held_and_released_by_its_holder(redis: aioredis.Redis) -> None:
+    key = f"t{secrets.token_hex(4)}:ai:lock:1"
+    lock = _RedisLock(redis, key, ttl_s=1)
+    async with lock:
+        await asyncio.sleep(1.6)  # longer than the TTL: only renewal keeps the key
+        assert await redis.get(key) == lock.token.encode()
+        other = _RedisLock(redis, key, ttl_s=1)
+        await other.__aexit__(None, None, None)  # not the holder: must not release it
+        assert await redis.get(key) == lock.token.encode()
+    assert await redis.get(key) is None
+
+
+async def test_a_late_job_ignores_a_summary_that_covers_its_future(gemini: GeminiFake, redis: aioredis.Redis) -> None:
+    source = MemorySource()
+    assistant, sink = make_assistant(gemini_settings(gemini), redis, source)
+    trigger = source.add(33, "@assistant early question")
+    for i in range(10):
+        source.add(33, f"later message {i}")
+    key = f"{assistant.prefix}summary:33"
+    newer = json.dumps({"text": "FUTURE SUMMARY", "upto_seq": 8})
+    await redis.set(key, newer)
+    await assistant.reply(33, trigger)
+    [call] = gemini.calls("streamGenerateContent")
+    assert "FUTURE SUMMARY" not in call.system_text()
+    assert call.user_texts() == ["alice: @assistant early question"]
+    assert (await redis.get(key)).decode() == newer and len(sink.finals) == 1
+
+
+async def test_offline_summary_is_extractive_and_bounded() -> None:
+    provider = OfflineProvider()
+    msgs = [Turn("user", "bob", "ok"),
+            Turn("user", "ann", "The database migration moves to Friday. Everyone fine?"),
+            Turn("user", "bob", "The migration needs a database backup first."),
+            Turn("user", "cy", "lol")]
+    summary = await provider.summarise("", msgs)
+    assert summary == "ann: The database migration moves to Friday. bob: The migration needs a database backup first."
+    long = [Turn("user", "ann", f"Point {i} about the release schedule and the database.") for i in range(200)]
+    summary = await provider.summarise("x " * 2000, long)
+    assert len(summary) <= SUMMARY_MAX_CHARS
+    assert summary.startswith("x x") and summary.endswith("ann: Point 199 about the release schedule and the database.")
+
+
+def test_system_notices_become_system_notes_not_user_turns() -> None:
+    source = MemorySource()
+    msg = source.add(34, "Staff took over this conversation", author="system", kind="system")
+    turn = to_turn(msg, 4000)
+    assert turn.role == "system-note" and turn.render().startswith("(note from the chat system)")
