@@ -23,7 +23,11 @@ export function archivePath(f: ArchiveQuery, cursor: string | null = null, limit
   if (!room && !user) return { error: "Give a room or a user to search in." };
   const p = new URLSearchParams();
   if (f.from) p.set("from", new Date(`${f.from}T00:00:00`).toISOString());
-  if (f.to) p.set("to", new Date(new Date(`${f.to}T00:00:00`).getTime() + 86_400_000).toISOString()); // "to" is exclusive
+  if (f.to) {
+    const end = new Date(`${f.to}T00:00:00`);
+    end.setDate(end.getDate() + 1); // the archive's "to" is exclusive; the day picked is included
+    p.set("to", end.toISOString());
+  }
   if (cursor) p.set("cursor", cursor);
   p.set("limit", String(limit));
   if (f.q.trim()) {

@@ -29,8 +29,9 @@ export function conversationBar(app: App, c: Conversation): HTMLElement {
     h("span", { class: `mode ${ai ? "ai" : "human"}`, testid: "wa-mode" }, modeText(c)),
     h("span", { class: `status ${c.status}`, testid: "conv-status" }, c.status),
     h("span", { class: "contact" }, `+${c.contact.wa_id}`),
-    ai ? h("button", { type: "button", testid: "takeover", onclick: act("takeover") }, "Take over")
-      : h("button", { type: "button", testid: "handback", onclick: act("handback") }, "Hand back to AI"),
+    // a conversation the assistant handed off is human and unassigned: both actions make sense
+    c.assignee?.id !== app.me.id ? h("button", { type: "button", testid: "takeover", onclick: act("takeover") }, "Take over") : null,
+    ai ? null : h("button", { type: "button", testid: "handback", onclick: act("handback") }, "Hand back to AI"),
     assign,
     c.status === "closed" ? h("button", { type: "button", testid: "reopen", onclick: act("reopen") }, "Reopen")
       : h("button", { type: "button", testid: "close", onclick: act("close") }, "Close"),
