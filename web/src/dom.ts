@@ -66,3 +66,47 @@ export function lockIcon(): SVGSVGElement {
   svg.append(shackle, body);
   return svg;
 }
+
+/** One entry of a KeyedList: equal `sig` = same look, so the element is kept. */
+export interface Item {
+  key: string;
+  sig: string;
+  make: () => HTMLElement;
+}
+
+/**
+ * Renders items into `root` by key, reusing the elements whose signature did not change (and so
+ * their focus, selection and any open edit box), moving them into the new order.
+ */
+export class KeyedList {
+  private readonly els = new Map<string, { sig: string; el: HTMLElement }>();
+
+  constructor(readonly root: HTMLElement) {}
+
+  render(items: readonly Item[]): void {
+    const keep = new Set<string>();
+    let cursor: ChildNode | null = this.root.firstChild;
+    for (const item of items) {
+      keep.add(item.key);
+      let entry = this.els.get(item.key);
+      if (!entry || entry.sig !== item.sig) {
+        const el = item.make();
+        if (entry) {
+          if (entry.el === cursor) cursor = el; // the new element takes the old one's place
+          entry.el.replaceWith(el);
+        }
+        entry = { sig: item.sig, el };
+        this.els.set(item.key, entry);
+      }
+      if (entry.el !== cursor) this.root.insertBefore(entry.el, cursor);
+      else cursor = cursor.nextSibling;
+    }
+    for (const [key, entry] of this.els) {
+      if (!keep.has(key)) {
+        entry.el.remove();
+        this.els.delete(key);
+      }
+    }
+  }
+}
+

@@ -4,7 +4,7 @@
 // (chat state: rooms, messages, pending sends, sync, typing, presence, streams, inbox) ·
 // store/ (the pure state pieces, unit-tested) · views/ (render functions and panes) · dom.ts.
 import "./style.css";
-import { Api } from "./api";
+import { Api, REFRESH_KEY } from "./api";
 import type { User } from "./types";
 import { App } from "./views/app";
 import { authView } from "./views/auth";
@@ -27,6 +27,13 @@ function startApp(user: User): void {
 }
 
 api.onSessionEnded = () => showLogin("Your session has ended. Please log in again.");
+// logging out in another tab removes the shared refresh token: follow it here
+window.addEventListener("storage", (e) => {
+  if (e.key === REFRESH_KEY && e.newValue === null && app) {
+    api.accessToken = null;
+    showLogin("You logged out in another tab.");
+  }
+});
 
 async function boot(): Promise<void> {
   if (api.refreshToken && (await api.refresh())) {

@@ -1,14 +1,14 @@
 // One room on screen: header (title, presence, invite, leave, WhatsApp controls), the message
 // list with infinite scroll upwards, who is typing, and the composer.
 import type { Change } from "../client";
-import { fill, h } from "../dom";
+import { fill, h, type Item, KeyedList } from "../dom";
 import type { PendingSend } from "../store/messages";
 import { roomLabel } from "../store/rooms";
 import { TypingSender, typingText } from "../store/typing";
 import type { Conversation, Message, User } from "../types";
 import type { App } from "./app";
 import { conversationBar } from "./conversation";
-import { authorName, type Item, type ItemContext, KeyedList, messageItem, messageSig, pendingItem, streamItem } from "./messages";
+import { authorName, type ItemContext, messageItem, messageSig, pendingItem, streamItem } from "./messages";
 
 const MAX_BODY = 4000; // the server's MAX_MESSAGE_CHARS default
 const NEAR_TOP_PX = 150;

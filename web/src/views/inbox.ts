@@ -1,7 +1,7 @@
 // The staff WhatsApp inbox: conversations with status, who answers, unread counts and the last
 // message, filtered on the server at load and on the client for live updates.
 import type { Change } from "../client";
-import { fill, h, time } from "../dom";
+import { h, KeyedList, time } from "../dom";
 import { aiAnswering, filterQuery, type InboxFilter } from "../store/inbox";
 import type { Conversation } from "../types";
 import type { App } from "./app";
@@ -11,6 +11,7 @@ export class InboxView {
   readonly el: HTMLElement;
   private readonly list = h("ul", { class: "inbox-list", testid: "inbox-list", "aria-label": "Conversations" });
   private readonly status = h("p", { class: "muted", role: "status" }, "Loading…");
+  private readonly keyed = new KeyedList(this.list);
   private filter: InboxFilter = {};
 
   constructor(private readonly app: App) {
@@ -36,7 +37,11 @@ export class InboxView {
   private render(): void {
     const convs = this.app.client.inbox.list(this.filter, this.app.me.id);
     this.status.textContent = convs.length ? "" : "No conversations.";
-    fill(this.list, ...convs.map((c) => this.item(c)));
+    this.keyed.render(convs.map((c) => ({
+      key: String(c.room_id),
+      sig: JSON.stringify([c.status, c.mode, c.ai_enabled, c.assignee?.id, c.unread, c.last_message?.id, c.window_open, c.contact.name]),
+      make: () => this.item(c),
+    })));
   }
 
   private item(c: Conversation): HTMLElement {

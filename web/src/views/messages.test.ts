@@ -1,7 +1,8 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
 import { msg } from "../testing";
-import { type Item, type ItemContext, KeyedList, messageItem, pendingItem } from "./messages";
+import { type Item, KeyedList } from "../dom";
+import { type ItemContext, messageItem, pendingItem } from "./messages";
 
 const XSS = [
   "<script>window.__xss = 1</script>",

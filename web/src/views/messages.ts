@@ -1,9 +1,7 @@
-// Message items and the keyed list that shows them.
+// Message items: a message, a pending send, a streaming assistant reply.
 //
 // Every piece of user text goes in through text nodes (h(..., text) / textContent); message
 // bodies are plain text and shown with `white-space: pre-wrap`, never parsed as HTML or Markdown.
-// The list re-renders by key: an item whose signature did not change keeps its element (and so
-// its focus, selection and any open edit box).
 import { h, time } from "../dom";
 import type { PendingSend } from "../store/messages";
 import { tick } from "../store/inbox";
@@ -24,12 +22,6 @@ export interface ItemContext {
   onConfirmDelete: (m: Message) => void;
   onRetry: (p: PendingSend) => void;
   onDiscard: (p: PendingSend) => void;
-}
-
-export interface Item {
-  key: string;
-  sig: string;
-  make: () => HTMLElement;
 }
 
 const AUTHOR_FALLBACK: Record<string, string> = { assistant: "Assistant", system: "System", contact: "Contact", user: "Someone" };
@@ -125,39 +117,6 @@ function editBox(m: Message, ctx: ItemContext): HTMLElement {
     h("div", { class: "tools shown" },
       h("button", { type: "submit", testid: "edit-save" }, "Save"),
       h("button", { type: "button", testid: "edit-cancel", onclick: () => ctx.onCancel() }, "Cancel")));
-}
-
-/** Renders items into `root` by key, reusing the elements whose signature did not change. */
-export class KeyedList {
-  private readonly els = new Map<string, { sig: string; el: HTMLElement }>();
-
-  constructor(readonly root: HTMLElement) {}
-
-  render(items: readonly Item[]): void {
-    const keep = new Set<string>();
-    let cursor: ChildNode | null = this.root.firstChild;
-    for (const item of items) {
-      keep.add(item.key);
-      let entry = this.els.get(item.key);
-      if (!entry || entry.sig !== item.sig) {
-        const el = item.make();
-        if (entry) {
-          if (entry.el === cursor) cursor = el; // the new element takes the old one's place
-          entry.el.replaceWith(el);
-        }
-        entry = { sig: item.sig, el };
-        this.els.set(item.key, entry);
-      }
-      if (entry.el !== cursor) this.root.insertBefore(entry.el, cursor);
-      else cursor = cursor.nextSibling;
-    }
-    for (const [key, entry] of this.els) {
-      if (!keep.has(key)) {
-        entry.el.remove();
-        this.els.delete(key);
-      }
-    }
-  }
 }
 
 /** What changes the look of a message item; equal signatures reuse the element. */

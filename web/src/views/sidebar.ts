@@ -1,7 +1,7 @@
 // The sidebar: who is signed in, the staff navigation, rooms and DMs with unread counts, public
 // rooms to join, creating a room and starting a DM.
 import { ApiError } from "../api";
-import { fill, h, lockIcon, say } from "../dom";
+import { fill, h, type Item, KeyedList, lockIcon, say } from "../dom";
 import { roomLabel } from "../store/rooms";
 import type { Room, User } from "../types";
 import type { App } from "./app";
@@ -10,6 +10,7 @@ import { isStaff } from "./app";
 export class Sidebar {
   readonly el: HTMLElement;
   private readonly list = h("ul", { class: "rooms", testid: "room-list", "aria-label": "Rooms and direct messages" });
+  private readonly keyed = new KeyedList(this.list);
   private readonly nav = h("nav", { class: "nav", "aria-label": "Sections" });
   private readonly found = h("ul", { class: "found", testid: "people-results", "aria-live": "polite" });
   private readonly status = h("p", { class: "error", role: "alert" });
@@ -36,19 +37,27 @@ export class Sidebar {
       me.role === "admin" ? this.navButton("nav-admin", "#/admin", "Admin", view === "admin") : null);
     this.nav.hidden = !isStaff(me);
     const { rooms, direct, discover } = this.app.client.rooms.sections();
-    fill(this.list,
-      ...group("Rooms", rooms.length === 0 ? "No rooms yet" : null), ...rooms.map((r) => this.item(r, current)),
-      ...group("Direct messages", direct.length === 0 ? "Nobody yet" : null), ...direct.map((r) => this.item(r, current)),
-      ...(discover.length ? group("Public rooms to join", null) : []), ...discover.map((r) => this.item(r, current)));
+    // keyed, so a re-render (a message arrived) keeps the element, and the focus, of each item
+    this.keyed.render([
+      ...group("rooms", "Rooms", rooms.length === 0 ? "No rooms yet" : null), ...rooms.map((r) => this.item(r, current)),
+      ...group("direct", "Direct messages", direct.length === 0 ? "Nobody yet" : null), ...direct.map((r) => this.item(r, current)),
+      ...(discover.length ? group("discover", "Public rooms to join", null) : []), ...discover.map((r) => this.item(r, current)),
+    ]);
   }
 
   private navButton(testid: string, hash: string, label: string, active: boolean): HTMLElement {
     return h("a", { href: hash, testid, class: active ? "active" : "", "aria-current": active ? "page" : undefined }, label);
   }
 
-  private item(r: Room, current: number | null): HTMLElement {
+  private item(r: Room, current: number | null): Item {
     const label = roomLabel(r);
     const unread = r.joined ? r.unread ?? 0 : 0;
+    const presence = this.app.client.presence;
+    const status = r.kind === "direct" && r.peer ? presence.describe(r.peer.id) : "";
+    return { key: `r${r.id}`, sig: [label, unread, r.joined, r.id === current, r.kind, status].join("|"), make: () => this.itemEl(r, label, unread, current) };
+  }
+
+  private itemEl(r: Room, label: string, unread: number, current: number | null): HTMLElement {
     const presence = this.app.client.presence;
     const dot = r.kind === "direct" && r.peer
       ? h("span", { class: `dot ${presence.get(r.peer.id).status}`, testid: "presence-dot", "data-user": r.peer.id, title: presence.describe(r.peer.id) })
@@ -122,8 +131,8 @@ export class Sidebar {
   }
 }
 
-function group(title: string, empty: string | null): HTMLElement[] {
-  const out = [h("li", { class: "group", role: "presentation" }, title)];
-  if (empty) out.push(h("li", { class: "muted", role: "presentation" }, empty));
+function group(key: string, title: string, empty: string | null): Item[] {
+  const out: Item[] = [{ key: `g${key}`, sig: title, make: () => h("li", { class: "group", role: "presentation" }, title) }];
+  if (empty) out.push({ key: `e${key}`, sig: empty, make: () => h("li", { class: "muted", role: "presentation" }, empty) });
   return out;
 }
