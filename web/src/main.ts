@@ -22,7 +22,7 @@ function showLogin(notice = ""): void {
 function startApp(user: User): void {
   api.user = user;
   app?.stop();
-  app = new App(api, root, () => showLogin(api.refreshToken ? "" : "You are logged out."));
+  app = new App(api, root, (reason) => showLogin(reason));
   app.start();
 }
 

@@ -63,7 +63,7 @@ export class App implements AppContext {
     if (this.route.view === "room" && document.visibilityState === "visible") void this.client.markRead(this.route.roomId);
   };
 
-  constructor(readonly api: Api, private readonly root: HTMLElement, private readonly onLogout: () => void) {
+  constructor(readonly api: Api, private readonly root: HTMLElement, private readonly onLogout: (reason: string) => void) {
     this.me = api.user!;
     this.conn = new Connection({
       token: () => api.freshToken(),
@@ -74,7 +74,7 @@ export class App implements AppContext {
         this.pane?.update?.({ kind: "connected" });
         void this.client.resume().catch((e: Error) => this.notice(`Could not catch up: ${e.message}`));
       },
-      onSessionEnded: () => this.onLogout(),
+      onSessionEnded: () => this.onLogout("Your session has ended. Please log in again."),
       handlers: {
         message: (m: Message) => this.client.onMessage(m),
         "message:updated": (m: Message) => this.client.onMessageUpdated(m),
@@ -123,7 +123,7 @@ export class App implements AppContext {
   async logout(): Promise<void> {
     this.stop();
     await this.api.logout().catch(() => undefined);
-    this.onLogout();
+    this.onLogout("You are logged out.");
   }
 
   go(hash: string): void {
