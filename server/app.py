@@ -43,6 +43,7 @@ from .realtime.ratelimit import RateLimiter
 from .realtime.typing import TypingThrottle
 from .relay.archive_client import ArchiveHistoryClient
 from .relay.relay import ArchiveRelay, RelaySettings
+from .shutdown import graceful_shutdown
 from .storage import db as storage
 from .storage import users as udb
 from .storage.batcher import SendBatcher
@@ -110,7 +111,7 @@ def create_app(config: Config) -> web.Application:
     http_whatsapp.add_webhook_routes(app)
     static.add_static(app, config)
     app.cleanup_ctx.append(_services_ctx)
-    app.on_shutdown.append(_disconnect_clients)
+    app.on_shutdown.append(graceful_shutdown(sio))
     return app
 
 

@@ -1,117 +1,210 @@
-"""Debian's nginx with the repo's nginx.conf in front of two chat-server processes: clients on
-each node chat over WebSocket and over sticky long-polling, see each other's presence, and when
-one node stops its clients reconnect through nginx to the other and miss nothing."""
+"""Scale-out through a real nginx: the repo's nginx.conf (Debian's nginx) in front of two
+chat-server processes on one PostgreSQL and one Redis.
+
+Each client reaches nginx from its own loopback source address; nginx hashes the address, which
+puts the client on a known node. The access log's ``$upstream_addr`` shows where every request
+went.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import re
-import shutil
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
+import collections
+import signal
+from typing import Any
 
-import aiohttp
-import pytest
-import socketio
+import asyncpg
 
-from tests.services.base import REPO_ROOT, ManagedProcess, free_port, port_open, wait_until
-from tests.support import ChatNode, Client, ServerHarness
-
-LOCAL_ADDRS = [f"127.0.0.{i}" for i in range(2, 40)]
+from tests.integration.conftest import Edge
+from tests.integration.edge import EdgeClient, RoomRowLock, eventually
+from tests.services.base import port_open
+from tests.support import Client, ServerHarness
 
 
-def render_conf(tmp: Path, port: int, nodes: list[ChatNode], archive_port: int) -> Path:
-    conf = (REPO_ROOT / "nginx.conf").read_text()
-    servers = "\n".join(f"        server 127.0.0.1:{n.port} max_fails=1 fail_timeout=5s;" for n in nodes)
-    conf = re.sub(r"(upstream chat \{\n\s+hash \$remote_addr consistent;\n)(?:\s+server chat-server-\d:8080[^\n]*\n)+",
-                  lambda m: m.group(1) + servers + "\n", conf)
-    conf = conf.replace("server chat-archive:8090;", f"server 127.0.0.1:{archive_port};")
-    conf = conf.replace("listen 80;", f"listen 127.0.0.1:{port};")
-    conf = conf.replace("pid /tmp/nginx.pid;", f"pid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;")
-    conf = conf.replace("worker_processes auto;", "worker_processes 1;")
-    conf = conf.replace("http {", f"http {{\n    client_body_temp_path {tmp}/body;\n    proxy_temp_path {tmp}/proxy;")
-    conf = conf.replace("rate=1r/s", "rate=100r/s").replace("rate=20r/s", "rate=200r/s")
-    path = tmp / "nginx.conf"
-    path.write_text(conf)
-    return path
+async def make_room(owner: Client, members: list[Client]) -> int:
+    _, body = await owner.call("POST", "/api/v1/rooms", {"name": "edge", "kind": "public", "members": [m.id for m in members]},
+                               expect=201)
+    return int(body["room"]["id"])
 
 
-@pytest.fixture
-def nginx(harness: ServerHarness, tmp_path: Path) -> Iterator[tuple[str, list[ChatNode]]]:
-    exe = shutil.which("nginx") or "/usr/sbin/nginx"
-    assert Path(exe).exists(), "nginx is missing: scripts/bootstrap.sh test installs Debian's nginx-light"
-    nodes = [harness.spawn_node(CHAT_NODE_ID="node-a"), harness.spawn_node(CHAT_NODE_ID="node-b")]
-    port = free_port()
-    conf = render_conf(tmp_path, port, nodes, free_port())
-    test = subprocess.run([exe, "-t", "-c", str(conf), "-p", str(tmp_path)], capture_output=True, text=True)
-    assert test.returncode == 0, test.stderr
-    proc = ManagedProcess("nginx", [exe, "-c", str(conf), "-p", str(tmp_path), "-g", "daemon off;"], tmp_path / "nginx.out")
-    p = proc.spawn()
-    wait_until(lambda: port_open(port), 15, "nginx", p, tmp_path / "nginx.out")
-    yield f"http://127.0.0.1:{port}", nodes
-    proc.stop()
+async def presence_seen_by(client: EdgeClient, room_id: int) -> dict[int, str]:
+    ack = await client.emit("room:join", {"room_id": room_id})
+    return {int(uid): status for uid, status in ack["presence"].items()}
 
 
-def session_from(addr: str) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(addr, 0)))
-
-
-async def addr_for(base: str, node_id: str) -> str:
-    """A loopback source address that nginx's consistent hash sends to ``node_id``."""
-    for addr in LOCAL_ADDRS:
-        async with session_from(addr) as s, s.get(base + "/healthz") as r:
-            if (await r.json())["node"] == node_id:
-                return addr
-    raise AssertionError(f"no source address maps to {node_id}")
-
-
-async def connect_via(client: Client, base: str, addr: str, transports: list[str]) -> tuple[socketio.AsyncClient, aiohttp.ClientSession]:
-    session = session_from(addr)
-    sio = socketio.AsyncClient(http_session=session, reconnection=True, reconnection_delay=0.2, reconnection_delay_max=1)
-    for name in ("message", "presence", "typing"):
-        sio.on(name, client._recorder(name))
-    await sio.connect(base, auth=lambda: {"token": client.tokens["access_token"]}, transports=transports, wait_timeout=10)
-    client.sio = sio
-    return sio, session
-
-
-async def test_through_nginx_websocket_and_sticky_polling_then_failover(harness: ServerHarness,
-                                                                         nginx: tuple[str, list[ChatNode]]) -> None:
-    base, nodes = nginx
-    alice = await harness.user(nodes[0])
-    bob = await harness.user(nodes[0])
-    _, body = await alice.call("POST", "/api/v1/rooms", {"name": "edge", "kind": "public", "members": [bob.id]}, expect=201)
-    room_id = body["room"]["id"]
-    addr_a, addr_b = await addr_for(base, "node-a"), await addr_for(base, "node-b")
-    sio_a, sess_a = await connect_via(alice, base, addr_a, ["websocket"])
-    sio_b, sess_b = await connect_via(bob, base, addr_b, ["polling"])  # long-polling: every request must stick
+async def room_rows(database_url: str, room_id: int) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(database_url, timeout=10)
     try:
-        await alice.log.wait_for("presence", lambda e: e["user_id"] == bob.id and e["status"] == "online", timeout=10)
-        m1 = await alice.send(room_id, "ws on node a")
-        await bob.log.wait_for("message", lambda m: m["id"] == m1["id"], timeout=10)
-        m2 = await bob.send(room_id, "polling on node b")
-        await alice.log.wait_for("message", lambda m: m["id"] == m2["id"], timeout=10)
-        last_seen_by_bob = max(m["seq"] for m in bob.log.all("message"))
-        # node b stops (gracefully): bob reconnects through nginx to node a
-        await harness.stop_node(nodes[1])
-        missed = [await alice.send(room_id, f"while b restarts {i}") for i in range(3)]
-        for _ in range(100):
-            if sio_b.connected and bob.sio is sio_b:
-                break
-            await asyncio.sleep(0.1)
-        assert sio_b.connected
-        ack = await bob.emit("sync", {"cursors": {str(room_id): last_seen_by_bob}})
-        replay = ack["rooms"][str(room_id)]["messages"]
-        live = [m for m in bob.log.all("message") if m["seq"] > last_seen_by_bob]
-        got = {m["id"] for m in replay} | {m["id"] for m in live}
-        assert {m["id"] for m in missed} <= got  # nothing missed
-        assert [m["seq"] for m in replay] == sorted({m["seq"] for m in replay})  # no duplicate in the replay
-        after = await alice.send(room_id, "after failover")
-        await bob.log.wait_for("message", lambda m: m["id"] == after["id"], timeout=10)
-        assert len([m for m in bob.log.all("message") if m["id"] == after["id"]]) == 1
+        return list(await conn.fetch("SELECT id, seq, author_id, client_id FROM messages WHERE room_id = $1 ORDER BY seq",
+                                     room_id))
     finally:
-        for sio, sess in ((sio_a, sess_a), (sio_b, sess_b)):
-            await sio.disconnect()
-            await sess.close()
-        alice.sio = bob.sio = None
+        await conn.close()
+
+
+def served_by(upstream_addr: str) -> str:
+    """nginx lists every upstream it tried ("a, b"); the last one answered."""
+    return upstream_addr.split(", ")[-1]
+
+
+def live_duplicates(client: EdgeClient) -> list[Any]:
+    return [mid for mid, n in collections.Counter(m["id"] for m in client.live).items() if n > 1]
+
+
+async def test_clients_on_both_nodes_chat_both_ways_over_websocket_and_sticky_polling_with_presence(
+        harness: ServerHarness, edge: Edge) -> None:
+    users = {name: await harness.user(edge.nodes["node-a"]) for name in ("alice", "carol", "bob", "dave")}
+    room_id = await make_room(users["alice"], [users["carol"], users["bob"], users["dave"]])
+    addr_a, addr_b = await edge.addr("node-a"), await edge.addr("node-b")
+    clients = {
+        "alice": EdgeClient(users["alice"], addr_a, "websocket"),
+        "carol": EdgeClient(users["carol"], addr_a, "polling"),
+        "bob": EdgeClient(users["bob"], addr_b, "websocket"),
+        "dave": EdgeClient(users["dave"], addr_b, "polling"),
+    }
+    try:
+        for c in clients.values():
+            await c.connect(edge.base_url)
+            await c.join(room_id)
+
+        # presence: every client, on either node, sees all four online
+        everyone = {u.id: "online" for u in users.values()}
+        for c in clients.values():
+            await eventually(lambda c=c: _equals(presence_seen_by(c, room_id), everyone))
+
+        # everyone sends; everyone receives every message once, across nodes and transports
+        sent = [await c.send(room_id, f"hello from {name} over {c.transport}") for name, c in clients.items()]
+        for c in clients.values():
+            for m in sent:
+                await c.user.log.wait_for("message", lambda e, m=m: e["id"] == m["id"], timeout=10)
+        for name, c in clients.items():
+            assert sorted(m["id"] for m in c.live) == sorted(m["id"] for m in sent), name
+        # a polling client keeps its session while it chats: no reconnect happened
+        assert all(c.connects == 1 for c in clients.values())
+
+        # sticky polling: every request of each long-polling session reached the node that holds it
+        log = edge.nginx.access_log()
+        for name, node_id in (("carol", "node-a"), ("dave", "node-b")):
+            sid = clients[name].eio_sid
+            session = [line for line in log if f"sid={sid}" in line.request]
+            assert len(session) >= 4, (name, session)  # connect POST, polls and sends
+            assert {served_by(line.upstream) for line in session} == {edge.upstream(node_id)}, (name, session)
+            assert all(line.status == 200 for line in session), session
+    finally:
+        for c in clients.values():
+            await c.close()
+    # the WebSocket upgrades (logged when they close) went to the same nodes
+    async def upgrades_logged() -> bool:
+        ws = [line for line in edge.nginx.access_log() if "transport=websocket" in line.request]
+        return len(ws) >= 2 and all(line.status == 101 for line in ws) and ws
+    ws_lines = await eventually(upgrades_logged)
+    assert {(line.remote, served_by(line.upstream)) for line in ws_lines} == {
+        (addr_a, edge.upstream("node-a")), (addr_b, edge.upstream("node-b"))}
+
+
+async def _equals(got: Any, expected: Any) -> bool:
+    return (await got) == expected
+
+
+async def test_node_stopped_mid_conversation_its_clients_fail_over_through_nginx_and_sync_missing_and_duplicating_nothing(
+        harness: ServerHarness, edge: Edge) -> None:
+    node_b = edge.nodes["node-b"]
+    assert node_b.process is not None
+    users = {name: await harness.user(edge.nodes["node-a"]) for name in ("alice", "carol", "bob", "dave", "erin")}
+    room_id = await make_room(users["alice"], [u for n, u in users.items() if n != "alice"])
+    addr_a, addr_b = await edge.addr("node-a"), await edge.addr("node-b")
+    clients = {
+        "alice": EdgeClient(users["alice"], addr_a, "websocket"),
+        "carol": EdgeClient(users["carol"], addr_a, "polling"),
+        "bob": EdgeClient(users["bob"], addr_b, "websocket"),
+        "dave": EdgeClient(users["dave"], addr_b, "polling"),
+        "erin": EdgeClient(users["erin"], addr_b, "websocket", reconnect=False),  # closes the app instead
+    }
+    movers = ("bob", "dave")
+    stayers = ("alice", "carol")
+    try:
+        for c in clients.values():
+            await c.connect(edge.base_url)
+            await c.join(room_id)
+        alice = clients["alice"]
+        await eventually(lambda: _equals(presence_seen_by(alice, room_id), {u.id: "online" for u in users.values()}))
+        for name, c in clients.items():
+            await c.send(room_id, f"before: {name}")
+
+        async with RoomRowLock(harness.database_url, room_id) as lock:
+            # bob's send reaches node b and waits on the room's row: it is in flight ...
+            in_flight_id = "bob-in-flight-1"
+            in_flight = asyncio.create_task(clients["bob"].send(room_id, "sent while node b stops", in_flight_id))
+            await eventually(lambda: _positive(lock.waiters()))
+            # ... when node b is told to stop
+            node_b.process.send_signal(signal.SIGTERM)
+            await eventually(lambda: _true(not port_open(node_b.port)))  # listener closed: draining
+            chatter = asyncio.create_task(_chat(clients["alice"], clients["carol"], room_id, 8))
+            await asyncio.sleep(0.2)  # the conversation on node a goes on (and queues behind the lock)
+        # the lock is gone: the in-flight send completes and its ack reaches bob before his socket closes
+        acked = await in_flight
+        assert acked["client_id"] == in_flight_id
+        assert await asyncio.to_thread(node_b.process.wait, 30) == 0  # a clean exit, within its bound
+        node_log = (harness.tmp / f"node-{node_b.port}.log").read_text()
+        assert "drained 3 sessions" in node_log, node_log[-2000:]
+
+        # bob and dave reconnect by themselves, through nginx, to node a, and sync from their cursors
+        for name in movers:
+            await clients[name].wait_connects(2)
+        said = await chatter
+        for name in movers:
+            await clients[name].sync(room_id)
+        # bob's app was not sure about its pending send: resending it returns the stored message
+        again = await clients["bob"].send(room_id, "sent while node b stops", in_flight_id)
+        assert again["id"] == acked["id"]
+
+        last = await alice.send(room_id, "after the failover")
+        for name in (*movers, *stayers):
+            await clients[name].user.log.wait_for("message", lambda m: m["id"] == last["id"], timeout=10)
+
+        rows = await room_rows(harness.database_url, room_id)
+        assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
+        sends = [(r["author_id"], r["client_id"]) for r in rows if r["client_id"] is not None]
+        assert len(set(sends)) == len(sends)  # nothing stored twice
+        assert {m["id"] for m in said} | {acked["id"], last["id"]} <= {r["id"] for r in rows}
+        history = {r["seq"]: r["id"] for r in rows}
+        for name in (*movers, *stayers):
+            c = clients[name]
+            # nothing missed: live events + acks + the sync replay give the whole room, by seq
+            assert {seq: m["id"] for seq, m in c.timeline.items()} == history, name
+            # nothing duplicated: no message arrived twice live, no replay repeats a seq
+            assert live_duplicates(c) == [], name
+            for replay in c.replays:
+                seqs = [m["seq"] for m in replay]
+                assert seqs == sorted(set(seqs)), (name, seqs)
+        assert all(clients[n].connects == 1 for n in stayers)
+        assert clients["erin"].connects == 1 and not clients["erin"].sio.connected
+
+        # presence after the failover: movers online (on node a), erin offline at once
+        expected = {u.id: "online" for u in users.values()} | {users["erin"].id: "offline"}
+        await eventually(lambda: _equals(presence_seen_by(alice, room_id), expected))
+        await eventually(lambda: _equals(presence_seen_by(clients["dave"], room_id), expected))
+
+        # dave's new long-polling session sticks to node a: nginx skips node b for every request
+        sid = clients["dave"].eio_sid
+        session = [line for line in edge.nginx.access_log() if f"sid={sid}" in line.request]
+        assert session and {served_by(line.upstream) for line in session} == {edge.upstream("node-a")}
+    finally:
+        for c in clients.values():
+            await c.close()
+
+
+async def _chat(alice: EdgeClient, carol: EdgeClient, room_id: int, n: int) -> list[dict[str, Any]]:
+    said = []
+    for i in range(n):
+        said.append(await alice.send(room_id, f"during failover {i} (alice)"))
+        said.append(await carol.send(room_id, f"during failover {i} (carol)"))
+        await asyncio.sleep(0.05)
+    return said
+
+
+async def _positive(value: Any) -> bool:
+    return bool(await value > 0)
+
+
+async def _true(value: bool) -> bool:
+    return value
