@@ -70,7 +70,9 @@ async def drain(sio: socketio.AsyncServer, bound_s: float = DRAIN_BOUND_S) -> Dr
     deadline = start + bound_s
     _refuse_handshakes(sio)
     finished = await _wait_for_handlers(sio, start + bound_s * HANDLER_SHARE)
-    sockets = [s for s in list(sio.eio.sockets.values()) if not s.closed]
+    # a session already closing (its client went away) has told its writer to stop: nothing
+    # would drain its queue, so waiting on it would only burn the bound
+    sockets = [s for s in list(sio.eio.sockets.values()) if not (s.closed or s.closing)]
     await asyncio.gather(*(_end_session(sio, s, deadline) for s in sockets))
     return DrainReport(sessions_closed=len(sockets), handlers_finished=finished, handlers_running=len(_event_tasks(sio)))
 
