@@ -1,29 +1,42 @@
-# One image for chat-server and chat-archive.
-# Stage 1 builds the web app; stage 2 installs the Python package; the runtime runs as non-root.
-FROM node:20-bookworm-slim AS web
+# One image for both processes: chat-server (the default command) and chat-archive
+# (docker-compose.yml runs both from it).
+#   web     builds the browser app: web/ -> web/dist
+#   build   installs the Python package (server, ai, archive, whatsapp_bridge) into /install
+#   final   Python runtime + /install + web/dist; a non-root user; no secret anywhere: keys and
+#           passwords arrive at run time (mounted files, environment)
+FROM node:22-bookworm-slim AS web
 WORKDIR /src/web
 COPY web/package.json web/package-lock.json ./
+# npm ci refuses lock files that lack another platform's optional packages; npm install then
+# follows the same lock file
 RUN npm ci --no-audit --no-fund || npm install --no-audit --no-fund
 COPY web/ ./
 RUN npm run build
 
 FROM python:3.11-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY server ./server
 COPY ai ./ai
 COPY archive ./archive
 COPY whatsapp_bridge ./whatsapp_bridge
-RUN pip install --no-cache-dir --prefix=/install .
+RUN pip install --prefix=/install .
 
 FROM python:3.11-slim-bookworm
-RUN useradd --create-home --uid 10001 chat
+RUN useradd --system --create-home --uid 10001 --user-group chat \
+    && mkdir -p /data && chown chat:chat /data
 COPY --from=build /install /usr/local
 COPY --from=web /src/web/dist /app/web/dist
-ENV WEB_DIST=/app/web/dist BUILD_WEB=false CHAT_HOST=0.0.0.0 CHAT_DATA_DIR=/data PYTHONUNBUFFERED=1
-RUN mkdir -p /data && chown chat:chat /data
+# the web app is prebuilt here; /data only matters for the embedded PostgreSQL/Redis (no URLs set)
+ENV WEB_DIST=/app/web/dist BUILD_WEB=false CHAT_HOST=0.0.0.0 CHAT_DATA_DIR=/data \
+    PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 USER chat
 WORKDIR /app
 EXPOSE 8080 8090
-HEALTHCHECK --interval=10s --timeout=3s --retries=5 CMD python -c "import urllib.request,os; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('HEALTH_PORT', os.environ.get('CHAT_PORT', '8080')), timeout=2)"
+# liveness of whichever process runs: chat-server on CHAT_PORT, chat-archive sets HEALTH_PORT
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=5 \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('HEALTH_PORT', os.environ.get('CHAT_PORT', '8080')), timeout=2)"
+# SIGTERM: chat-server drains its sockets (clients reconnect to another node) and exits
+STOPSIGNAL SIGTERM
 CMD ["chat-server"]
