@@ -67,6 +67,12 @@ class EventLog:
             await asyncio.wait_for(self._cond.wait_for(lambda: find() is not None), timeout)
             return find()
 
+    async def wait_count(self, name: str, count: int, timeout: float = 5.0) -> list[Any]:
+        """Wait until at least ``count`` events named ``name`` arrived; returns all of them."""
+        async with self._cond:
+            await asyncio.wait_for(self._cond.wait_for(lambda: len(self.events[name]) >= count), timeout)
+            return list(self.events[name])
+
     def all(self, name: str) -> list[Any]:
         return list(self.events[name])
 
