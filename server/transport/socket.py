@@ -44,6 +44,15 @@ class Conn:
     stamp: float = field(default_factory=time.monotonic)
 
 
+def _refused(error: dict[str, Any]) -> socketio.exceptions.ConnectionRefusedError:
+    """A refused connect whose ``connect_error`` carries ``data: {code, message}``.
+
+    With one argument python-socketio sends only ``message: str(arg)`` (a Python repr of the
+    dict); the second argument becomes the packet's ``data``, which clients read the code from.
+    """
+    return socketio.exceptions.ConnectionRefusedError(error["message"], error)
+
+
 class SocketTransport:
     def __init__(self, svc: Services) -> None:
         self.svc = svc
@@ -74,13 +83,11 @@ class SocketTransport:
         try:
             user = await authenticate(self.svc, token)
         except ChatError as exc:
-            raise socketio.exceptions.ConnectionRefusedError(exc.to_dict()) from None
+            raise _refused(exc.to_dict()) from None
         except (TimeoutError, asyncpg.PostgresError, OSError):
-            raise socketio.exceptions.ConnectionRefusedError(
-                {"code": "unavailable", "message": "try again shortly"}
-            ) from None
+            raise _refused({"code": "unavailable", "message": "try again shortly"}) from None
         if user.kind != "human":
-            raise socketio.exceptions.ConnectionRefusedError({"code": "forbidden", "message": "not a chat user"})
+            raise _refused({"code": "forbidden", "message": "not a chat user"})
         self.conns[sid] = Conn(user=user, tokens=self.budget)
         channels = [user_channel(user.id)] + [room_channel(r) for r in await rdb.room_ids_for_user(self.svc.pool, user.id)]
         if user.role in STAFF_ROLES:
