@@ -130,8 +130,22 @@ async def do_logout_all(svc: Services, user: db.User) -> None:
     async with svc.pool.acquire() as conn, conn.transaction():
         await conn.execute("UPDATE users SET token_version = token_version + 1 WHERE id = $1", user.id)
         await db.revoke_all_for_user(conn, user.id)
-    # open sockets of this user are closed on every node (the manager forwards remote sids)
-    for sid in await svc.presence.sids(user.id):
+    await close_sockets(svc, user.id)
+
+
+async def do_set_role(svc: Services, user_id: int, role: str) -> db.User | None:
+    """Change a role; tokens and open sockets that carry the old one stop working."""
+    user = await db.set_role(svc.pool, user_id, role)  # bumps token_version
+    if user is not None:
+        # a socket keeps the user (and the staff channel) it connected with: end it, the
+        # client reconnects with a refreshed token that carries the new role
+        await close_sockets(svc, user.id)
+    return user
+
+
+async def close_sockets(svc: Services, user_id: int) -> None:
+    """Close the user's open sockets on every node (the manager forwards remote sids)."""
+    for sid in await svc.presence.sids(user_id):
         await svc.sio.disconnect(sid)
 
 

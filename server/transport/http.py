@@ -235,7 +235,7 @@ async def admin_set_role(request: web.Request) -> web.Response:
     target_id = path_id(request)
     if target_id == admin.id and role != "admin":
         raise Invalid("admins cannot demote themselves", field="role")
-    user = await udb.set_role(svc_of(request).pool, target_id, role)
+    user = await auth_actions.do_set_role(svc_of(request), target_id, role)
     if user is None:
         raise NotFound("user not found")
     return ok({"user": user.public()})
