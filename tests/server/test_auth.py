@@ -3,7 +3,10 @@ and every kind of bad token on REST and on the Socket.IO handshake."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import time
 from pathlib import Path
@@ -14,6 +17,27 @@ import socketio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.support import PASSWORD, Client, ServerHarness
+
+
+async def _refused_connect(node_url: str, token: str) -> dict:  # type: ignore[type-arg]
+    """Connect with ``token``; the handshake must be refused. Returns the server's reason."""
+    sio = socketio.AsyncClient(reconnection=False)
+    reasons: list[dict] = []  # type: ignore[type-arg]
+
+    async def on_error(data: dict | None = None) -> None:  # type: ignore[type-arg]
+        reasons.append(data or {})
+
+    sio.on("connect_error", on_error)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await sio.connect(node_url, auth={"token": token}, transports=["websocket"], wait_timeout=5)
+    await sio.disconnect()
+    assert reasons, "the server gave no reason"
+    return reasons[0]["data"]  # the documented {code, message}
+
+
+async def _login(h: ServerHarness, base: str, username: str, password: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    async with h.http.post(base + "/api/v1/auth/login", json={"username": username, "password": password}) as r:
+        return r.status, await r.json()
 
 
 async def _refresh(h: ServerHarness, base: str, token: str) -> tuple[int, dict]:  # type: ignore[type-arg]
@@ -42,6 +66,9 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(harness: ServerHarne
     first = alice.tokens["refresh_token"]
     status, second = await _refresh(harness, node.base_url, first)
     assert status == 200 and second["refresh_token"] != first and second["access_token"]
+    rotated = Client(node.base_url, harness.http, alice.user, second)
+    _, me = await rotated.call("GET", "/api/v1/users/me", expect=200)
+    assert me["user"]["id"] == alice.id
     # the old one again: it leaked, so the family dies, including the newest token
     status, body = await _refresh(harness, node.base_url, first)
     assert status == 401 and "reuse" in body["error"]["message"]
@@ -60,53 +87,112 @@ async def test_logout_revokes_the_refresh_token(harness: ServerHarness) -> None:
 async def test_logout_all_refuses_old_access_tokens_on_rest_and_socket(harness: ServerHarness) -> None:
     node = await harness.start_node()
     alice = await harness.user(node)
-    await alice.connect()
+    status, other_login = await _login(harness, node.base_url, alice.user["username"], PASSWORD)
+    assert status == 200
+    sio = await alice.connect()
+    dropped = asyncio.Event()
+    sio.on("disconnect", lambda *_: dropped.set())
     old = dict(alice.tokens)
     await alice.call("POST", "/api/v1/auth/logout-all", expect=204)
-    status, body = await alice.call("GET", "/api/v1/users/me")
-    assert status == 401 and body["error"]["code"] == "unauthorized"
-    with pytest.raises(socketio.exceptions.ConnectionError):
-        await Client(node.base_url, harness.http, alice.user, old).connect()
-    status, _ = await _refresh(harness, node.base_url, old["refresh_token"])
-    assert status == 401
+    await asyncio.wait_for(dropped.wait(), 5)  # the open socket was closed by the server
+    alice.sio = None
+    for tokens in (old, other_login):
+        status, body = await Client(node.base_url, harness.http, alice.user, tokens).call("GET", "/api/v1/users/me")
+        assert status == 401 and body["error"]["code"] == "unauthorized"
+        assert (await _refused_connect(node.base_url, tokens["access_token"]))["code"] == "unauthorized"
+        status, _ = await _refresh(harness, node.base_url, tokens["refresh_token"])
+        assert status == 401
+    # a new login works again
+    status, fresh = await _login(harness, node.base_url, alice.user["username"], PASSWORD)
+    assert status == 200
+    await Client(node.base_url, harness.http, alice.user, fresh).call("GET", "/api/v1/users/me", expect=200)
 
 
-async def test_role_change_invalidates_tokens(harness: ServerHarness) -> None:
+async def test_role_change_invalidates_tokens_and_open_sockets(harness: ServerHarness) -> None:
     node = await harness.start_node()
     admin = await harness.user(node, role="admin")
-    bob = await harness.user(node)
-    await admin.call("PATCH", f"/api/v1/admin/users/{bob.id}", {"role": "staff"}, expect=200)
-    status, _ = await bob.call("GET", "/api/v1/users/me")
-    assert status == 401
-    status, body = await bob.call("GET", "/api/v1/admin/users")
-    assert status == 401
+    bob = await harness.user(node, role="staff")
+    sio = await bob.connect()
+    dropped = asyncio.Event()
+    sio.on("disconnect", lambda *_: dropped.set())
+    await admin.call("PATCH", f"/api/v1/admin/users/{bob.id}", {"role": "user"}, expect=200)
+    # an open socket holds the old role (and the staff channel): the server closes it
+    await asyncio.wait_for(dropped.wait(), 5)
+    bob.sio = None
+    status, body = await bob.call("GET", "/api/v1/users/me")
+    assert status == 401 and body["error"]["code"] == "unauthorized"
+    assert (await _refused_connect(node.base_url, bob.tokens["access_token"]))["code"] == "unauthorized"
+    # the refresh token carries no role: rotating it yields an access token with the new role
+    status, rotated = await _refresh(harness, node.base_url, bob.tokens["refresh_token"])
+    assert status == 200
+    assert jwt.decode(rotated["access_token"], options={"verify_signature": False})["role"] == "user"
+    _, me = await Client(node.base_url, harness.http, bob.user, rotated).call("GET", "/api/v1/users/me", expect=200)
+    assert me["user"]["role"] == "user"
+    status, body = await Client(node.base_url, harness.http, bob.user, rotated).call("GET", "/api/v1/admin/users")
+    assert status == 403 and body["error"]["code"] == "forbidden"
     status, body = await admin.call("PATCH", f"/api/v1/admin/users/{bob.id}", {"role": "god"})
     assert status == 400 and body["error"]["code"] == "invalid"
 
 
-def _b64(d: dict) -> str:  # type: ignore[type-arg]
-    return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+def _b64(d: dict | bytes) -> str:  # type: ignore[type-arg]
+    raw = d if isinstance(d, bytes) else json.dumps(d).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _hs256(claims: dict, secret: bytes) -> str:  # type: ignore[type-arg]
+    """HS256 by hand: PyJWT rightly refuses to use a PEM key as an HMAC secret, an attacker does not."""
+    signing_input = _b64({"alg": "HS256", "typ": "JWT"}) + "." + _b64(claims)
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + _b64(signature)
+
+
+def _claims(user_id: int, **changes: object) -> dict:  # type: ignore[type-arg]
+    now = int(time.time())
+    base = {"sub": str(user_id), "role": "user", "tv": 0, "typ": "access", "aud": "chat", "iss": "chat-server",
+            "iat": now, "exp": now + 600}
+    return {**base, **changes}
 
 
 def _bad_tokens(key_dir: Path, user_id: int) -> dict[str, str]:
     now = int(time.time())
-    good = {"sub": str(user_id), "role": "admin", "tv": 0, "typ": "access", "aud": "chat", "iss": "chat-server",
-            "iat": now, "exp": now + 600}
+    good = _claims(user_id)
     private = (key_dir / "jwt.pem").read_bytes()
     public = (key_dir / "jwt.pub.pem").read_bytes()
     return {
-        "expired": jwt.encode({**good, "iat": now - 1200, "exp": now - 600}, private, algorithm="EdDSA"),
-        "forged": jwt.encode(good, Ed25519PrivateKey.generate(), algorithm="EdDSA"),
+        "expired": jwt.encode(_claims(user_id, iat=now - 1200, exp=now - 600), private, algorithm="EdDSA"),
+        "forged_signature": jwt.encode(good, Ed25519PrivateKey.generate(), algorithm="EdDSA"),
+        "tampered_claims": _tamper(jwt.encode(good, private, algorithm="EdDSA"), _claims(user_id, role="admin")),
         "alg_none": _b64({"alg": "none", "typ": "JWT"}) + "." + _b64(good) + ".",
-        "wrong_audience": jwt.encode({**good, "aud": "other"}, private, algorithm="EdDSA"),
-        "hs256_with_public_key": _b64({"alg": "HS256", "typ": "JWT"}) + "." + _b64(good) + "." + "c2lnbmF0dXJl",
-        "refresh_as_access": jwt.encode({**good, "typ": "refresh"}, private, algorithm="EdDSA"),
+        "wrong_audience": jwt.encode(_claims(user_id, aud="other"), private, algorithm="EdDSA"),
+        "wrong_issuer": jwt.encode(_claims(user_id, iss="someone-else"), private, algorithm="EdDSA"),
+        "hs256_with_the_public_key": _hs256(good, public),
+        "hs256_with_the_public_key_stripped": _hs256(good, public.strip()),
+        "refresh_typ_as_access": jwt.encode(_claims(user_id, typ="refresh"), private, algorithm="EdDSA"),
+        "no_expiry": jwt.encode({k: v for k, v in good.items() if k != "exp"}, private, algorithm="EdDSA"),
         "garbage": "not.a.token",
-        "hs256_real": jwt.encode(good, public.decode()[:64], algorithm="HS256"),
+        "empty": "",
     }
 
 
-async def test_bad_tokens_are_refused_everywhere(harness: ServerHarness) -> None:
+def _tamper(token: str, claims: dict) -> str:  # type: ignore[type-arg]
+    header, _, signature = token.split(".")
+    return f"{header}.{_b64(claims)}.{signature}"
+
+
+async def test_a_well_formed_token_is_accepted(harness: ServerHarness) -> None:
+    """The control for the bad-token test: the same claims, correctly signed, do work."""
+    node = await harness.start_node()
+    alice = await harness.user(node)
+    key_dir = Path(harness.env["JWT_PRIVATE_KEY_FILE"]).parent
+    token = jwt.encode(_claims(alice.id), (key_dir / "jwt.pem").read_bytes(), algorithm="EdDSA")
+    client = Client(node.base_url, harness.http, alice.user, {"access_token": token})
+    _, me = await client.call("GET", "/api/v1/users/me", expect=200)
+    assert me["user"]["id"] == alice.id
+    await client.connect()
+    await client.disconnect()
+
+
+async def test_bad_tokens_are_refused_on_rest_and_on_connect(harness: ServerHarness) -> None:
     node = await harness.start_node()
     alice = await harness.user(node)
     key_dir = Path(harness.env["JWT_PRIVATE_KEY_FILE"]).parent
@@ -114,8 +200,13 @@ async def test_bad_tokens_are_refused_everywhere(harness: ServerHarness) -> None
         async with harness.http.get(node.base_url + "/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}) as r:
             body = await r.json()
             assert r.status == 401 and body["error"]["code"] == "unauthorized", name
-        client = Client(node.base_url, harness.http, alice.user, {"access_token": token})
-        with pytest.raises(socketio.exceptions.ConnectionError):
-            await client.connect()
+        assert (await _refused_connect(node.base_url, token))["code"] == "unauthorized", name
     async with harness.http.get(node.base_url + "/api/v1/users/me") as r:
-        assert r.status == 401
+        assert r.status == 401 and (await r.json())["error"]["code"] == "unauthorized"
+    async with harness.http.get(node.base_url + "/api/v1/users/me", headers={"Authorization": "Basic YTpi"}) as r:
+        assert r.status == 401 and (await r.json())["error"]["code"] == "unauthorized"
+    # no auth object at all on the handshake
+    sio = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await sio.connect(node.base_url, transports=["websocket"], wait_timeout=5)
+    await sio.disconnect()
