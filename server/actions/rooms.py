@@ -45,6 +45,11 @@ def is_staff(user: udb.User) -> bool:
     return user.role in STAFF_ROLES
 
 
+def _is_id(value: Any) -> bool:
+    # bool is an int in Python: JSON true must not become user or room 1
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def check_room_id(room_id: Any) -> int:
     if not isinstance(room_id, int) or isinstance(room_id, bool) or room_id <= 0:
         raise Invalid("room_id must be a positive integer", field="room_id")
@@ -92,7 +97,7 @@ async def do_create_room(
 def _check_user_ids(value: Any) -> list[int]:
     if value is None:
         return []
-    if not isinstance(value, list) or len(value) > 100 or not all(isinstance(v, int) and v > 0 for v in value):
+    if not isinstance(value, list) or len(value) > 100 or not all(_is_id(v) for v in value):
         raise Invalid("members must be a list of at most 100 user ids", field="members")
     return list(dict.fromkeys(value))
 
@@ -145,7 +150,7 @@ async def do_invite(svc: Services, user: udb.User, room_id: Any, target_id: Any)
     room = await access_room_by_id(svc, user, room_id, write=True)
     if room.kind not in ("public", "private"):
         raise Invalid("members can only be added to public and private rooms")
-    if not isinstance(target_id, int) or target_id <= 0:
+    if not _is_id(target_id):
         raise Invalid("user_id must be a positive integer", field="user_id")
     async with svc.pool.acquire() as conn:
         added = await _add_existing_user(conn, room.id, target_id)
