@@ -32,6 +32,8 @@ class ArchiveMetrics:
         self.stored = Gauge("archive_messages_stored_total", "Messages upserted by this process", registry=self.registry)
         self.dead = Gauge("archive_dead_letters_total", "Records sent to the dead-letter topic", registry=self.registry)
         self.queries = Counter("archive_queries_total", "API queries", ["route"], registry=self.registry)
+        self.retention_deleted = Counter("archive_retention_deleted_total", "Messages deleted by retention",
+                                         registry=self.registry)
 
 
 STORE = web.AppKey("store", ArchiveStore)
@@ -201,7 +203,9 @@ async def run_retention(request: web.Request) -> web.Response:
     days = request.app[STATUS].get("ttl_days")
     if days is None:
         raise Invalid("ARCHIVE_TTL_DAYS is not set: the archive keeps everything")
-    return _ok({"deleted": await request.app[STORE].delete_older_than(days)})
+    deleted = await request.app[STORE].delete_older_than(days)
+    request.app[METRICS].retention_deleted.inc(deleted)
+    return _ok({"deleted": deleted})
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -27,7 +28,7 @@ def create_app(config: ArchiveConfig) -> web.Application:
     app[CONFIG] = config
     app[VERIFIER] = TokenVerifier(config.jwt_public_key_file.read_bytes())
     app[METRICS] = ArchiveMetrics()
-    app[STATUS] = {"ttl_days": config.ttl_days, "consumer_alive": False}
+    app[STATUS] = {"ttl_days": config.ttl_days, "consumer_alive": False, "retention_runs": 0}
     add_routes(app)
     app.cleanup_ctx.append(_resources)
     return app
@@ -51,8 +52,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             await consumer.run()
 
         async def observe() -> None:
-            import asyncio
-
             while True:
                 status["consumer_alive"] = consumer.alive
                 metrics.stored.set(consumer.stored)
@@ -63,10 +62,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         supervisor.loop("archive-status", observe)
         if config.ttl_days is not None and not store.has_ttl:
             async def retention() -> None:
-                import asyncio
-
                 while True:
                     deleted = await store.delete_older_than(config.ttl_days or 0)
+                    metrics.retention_deleted.inc(deleted)
+                    status["retention_runs"] += 1
                     if deleted:
                         log.info("archive retention: deleted %d messages", deleted)
                     await asyncio.sleep(config.retention_interval_s)

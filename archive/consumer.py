@@ -75,8 +75,8 @@ class ArchiveConsumer:
 
     async def run(self) -> None:
         """Consume until cancelled; the supervisor restarts it after a failure."""
-        await self.start()
         try:
+            await self.start()  # inside the try: a start cut short still closes what it opened
             while True:
                 await self.poll_once()
         finally:

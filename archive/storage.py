@@ -1,10 +1,12 @@
 """The archive in MongoDB (``chat_archive.messages``, ``_id`` = message id).
 
 Uses only what both MongoDB and FerretDB 1.x support: unique compound indexes, unordered
-``insert_many`` (duplicates replaced by delete + insert), ``find`` with range filters, sort and limit, escaped case-insensitive ``$regex``
-and ``delete_many``. A TTL index and a text index are created only where the server accepts
-them (detected at start); retention otherwise runs as a periodic ``delete_many`` on
-``created_at`` and search as a ``$regex`` bounded by room or author and time.
+``insert_many`` (duplicates replaced by delete + insert), ``find`` with range filters, sort and
+limit, escaped case-insensitive ``$regex`` and ``delete_many``. A TTL index is created only
+where the server accepts it (detected at start); retention otherwise runs as a periodic
+``delete_many`` on ``created_at``. Search stays a ``$regex`` bounded by room or author and time
+on every server: ``$text`` matches stemmed words, not substrings, so using it where present
+would make the same query answer differently on different servers.
 """
 
 from __future__ import annotations
@@ -51,24 +53,22 @@ class ArchiveStore:
         self.client = client
         self.col = client[db]["messages"]
         self.has_ttl = False
-        self.has_text = False
 
     async def setup(self, ttl_days: float | None) -> None:
         await self.col.create_index([("room_id", ASCENDING), ("seq", ASCENDING)], unique=True, name="room_seq")
         await self.col.create_index([("author_id", ASCENDING), ("created_at", ASCENDING)], name="author_time")
-        await self.col.create_index([("created_at", ASCENDING)], name="time")
         if ttl_days is not None:
+            # the TTL option goes on the one created_at index: MongoDB refuses a second index
+            # with the same key. Refused (FerretDB 1.x, or an existing plain index) -> the
+            # plain index and a periodic delete instead.
             try:
-                await self.col.create_index([("created_at", ASCENDING)], name="ttl",
+                await self.col.create_index([("created_at", ASCENDING)], name="time",
                                             expireAfterSeconds=int(ttl_days * 86400))
                 self.has_ttl = True
-            except OperationFailure:
-                log.info("archive: no TTL index on this server; retention runs as a periodic delete")
-        try:
-            await self.col.create_index([("body", "text")], name="body_text")
-            self.has_text = True
-        except OperationFailure:
-            log.info("archive: no text index on this server; search uses a bounded $regex")
+            except OperationFailure as exc:
+                log.info("archive: no TTL index (%s); retention runs as a periodic delete", exc.code)
+        if not self.has_ttl:
+            await self.col.create_index([("created_at", ASCENDING)], name="time")
 
     async def upsert(self, docs: list[dict[str, Any]]) -> int:
         """Store by ``_id``; a redelivered document replaces the stored one.

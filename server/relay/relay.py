@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from dataclasses import dataclass
 
 import asyncpg
@@ -26,6 +27,7 @@ from ..storage.messages import MSG_COLS, to_record
 log = logging.getLogger(__name__)
 
 RELAY_LOCK = 7_240_002  # advisory lock id of the relay leader
+BACKOFF_MAX_S = 30.0  # longest wait between passes while Kafka or PostgreSQL is down
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class ArchiveRelay:
         self.settings = settings
         self._producer: AIOKafkaProducer | None = None
         self.archived_total = 0
+        self.failed_passes = 0
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -121,9 +124,25 @@ class ArchiveRelay:
         return len(records)
 
     async def run_forever(self) -> None:
-        """Passes back to back while there is a backlog, then every ``interval_s``."""
+        """Passes back to back while there is a backlog, then every ``interval_s``.
+
+        A failed pass (Kafka or PostgreSQL unreachable) is logged in one line and retried with
+        capped exponential backoff, so an outage neither spins nor floods the log; the batch of
+        a failed pass was not deleted and goes again.
+        """
+        delay = self.settings.interval_s
         while True:
-            moved = await self.run_once()
+            try:
+                moved = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failed_passes += 1
+                delay = min(max(delay * 2, 0.5), BACKOFF_MAX_S)
+                log.warning("relay: pass failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay * (0.5 + random.random() / 2))
+                continue
+            delay = self.settings.interval_s
             if moved < self.settings.batch_size:
                 await asyncio.sleep(self.settings.interval_s)
 

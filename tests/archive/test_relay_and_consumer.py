@@ -56,39 +56,37 @@ async def test_relay_moves_only_aged_messages_and_advances_the_watermark(databas
         await pool.close()
 
 
-async def test_kafka_outage_mid_run_loses_and_duplicates_nothing(database_url: str, archive_env: ArchiveEnv,
+async def test_kafka_outage_mid_run_relay_resumes_by_itself_losing_and_duplicating_nothing(database_url: str, archive_env: ArchiveEnv,
                                                                  archive_app: RunningArchive) -> None:
     total = await seed_messages(database_url, rooms=4, per_room=2500, age_s=3600)
     pool = await create_pool(database_url, timeout_s=10, min_size=1, max_size=4)
     relay = _relay(pool, archive_env, batch_size=50)
-    failures = 0
-
-    async def run() -> None:
-        nonlocal failures
-        while await pool.fetchval("SELECT count(*) FROM messages") > 0:
-            try:
-                await relay.run_once()
-            except Exception:
-                failures += 1
-                await asyncio.sleep(0.3)
-
+    task = asyncio.create_task(relay.run_forever())  # the loop itself must back off and resume
     try:
-        task = asyncio.create_task(run())
         while await pool.fetchval("SELECT count(*) FROM messages") == total:  # the relay has started
             await asyncio.sleep(0.05)
         before_stop = await pool.fetchval("SELECT count(*) FROM messages")
         archive_env.kafka.stop()
+        await asyncio.sleep(1)  # a batch acked just before the broker exited may still be deleting
+        after_stop = await pool.fetchval("SELECT count(*) FROM messages")
         await asyncio.sleep(4)  # the relay keeps trying; nothing may be deleted meanwhile
         during = await pool.fetchval("SELECT count(*) FROM messages")
         archive_env.kafka.start()
-        await asyncio.wait_for(task, 120)
+        for _ in range(1200):
+            if await pool.fetchval("SELECT count(*) FROM messages") == 0:
+                break
+            await asyncio.sleep(0.1)
+        failures = relay.failed_passes
         docs, distinct = await _wait_count(archive_env, total, timeout=90)
-        print(f"kafka outage: {total} messages, {failures} failed passes, pg rows before/during stop "
-              f"{before_stop}/{during}, archive docs {docs} distinct {distinct}")
+        print(f"kafka outage: {total} messages, {failures} failed passes, pg rows before/after/during stop "
+              f"{before_stop}/{after_stop}/{during}, archive docs {docs} distinct {distinct}")
         assert 0 < before_stop < total and failures > 0
+        assert during == after_stop  # with the broker down not one row left PostgreSQL
         assert docs == distinct == total
         assert await pool.fetchval("SELECT count(*) FROM messages") == 0
     finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
         await relay.close()
         await pool.close()
 

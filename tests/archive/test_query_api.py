@@ -1,0 +1,225 @@
+"""The staff query API on a seeded archive: paging order and cursors, time ranges, text search,
+history pages, export, retention; the history client; configuration errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from pymongo import AsyncMongoClient
+
+from archive.api import STATUS
+from archive.app import CONFIG
+from archive.config import ArchiveConfig, ConfigError
+from server.errors import Unavailable
+from server.events import iso
+from server.relay.archive_client import ArchiveHistoryClient
+from server.tokens import TokenIssuer
+from tests.archive.conftest import ArchiveEnv, RunningArchive, start_archive
+from tests.services.base import free_port
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+ROOM, OTHER_ROOM, BIG_ROOM = 1, 2, 3
+ALICE, BOB = 10, 11
+
+
+def _doc(mid: int, room: int, seq: int, author: int, body: str, at: datetime) -> dict[str, Any]:
+    return {"_id": mid, "room_id": room, "seq": seq, "author_id": author, "author_kind": "user",
+            "author_name": f"u{author}", "body": body, "client_id": None, "reply_to": None, "meta": {},
+            "created_at": at, "edited_at": None, "deleted_at": None}
+
+
+def _corpus() -> list[dict[str, Any]]:
+    docs = []
+    for seq in range(1, 26):  # ROOM: 25 messages a minute apart, authors alternating
+        body = {4: "the Needle is here", 9: "another needle", 14: "a.b literally", 15: "axb only",
+                20: "NEEDLE shouting"}.get(seq, f"hay {seq}")
+        docs.append(_doc(100 + seq, ROOM, seq, ALICE if seq % 2 else BOB, body, T0 + timedelta(minutes=seq)))
+    for seq in range(1, 6):  # OTHER_ROOM: Alice at the same instants as some ROOM messages (ties on time)
+        docs.append(_doc(200 + seq, OTHER_ROOM, seq, ALICE, f"needle elsewhere {seq}", T0 + timedelta(minutes=2 * seq + 1)))
+    return docs
+
+
+async def _seed(env: ArchiveEnv, docs: list[dict[str, Any]]) -> None:
+    client: AsyncMongoClient = AsyncMongoClient(env.ferret.url, serverSelectionTimeoutMS=5000)
+    try:
+        await client[env.db]["messages"].insert_many(docs)
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def issuer(key_dir: Path) -> TokenIssuer:
+    return TokenIssuer((key_dir / "jwt.pem").read_bytes())
+
+
+@pytest.fixture
+async def seeded(archive_env: ArchiveEnv) -> AsyncIterator[RunningArchive]:
+    running = await start_archive(archive_env.config())
+    await _seed(archive_env, _corpus())
+    yield running
+    await running.runner.cleanup()
+
+
+async def _call(method: str, url: str, token: str | None, **params: Any) -> tuple[int, str, bytes]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as s, \
+            s.request(method, url, params=params, headers=headers) as r:
+        return r.status, r.content_type, await r.read()
+
+
+async def _pages(base: str, path: str, token: str, **params: Any) -> list[list[dict[str, Any]]]:
+    """Every page of a cursor-paged list."""
+    pages, cursor = [], None
+    for _ in range(100):
+        status, _, body = await _call("GET", base + path, token, **params, **({"cursor": cursor} if cursor else {}))
+        assert status == 200, body
+        page = orjson.loads(body)
+        pages.append(page["messages"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return pages
+    raise AssertionError("paging did not end")
+
+
+def _ids(pages: list[list[dict[str, Any]]]) -> list[int]:
+    return [m["id"] for p in pages for m in p]
+
+
+async def test_room_messages_page_by_seq_with_a_stable_cursor_and_time_range(seeded: RunningArchive,
+                                                                             issuer: TokenIssuer) -> None:
+    token = issuer.issue(1, "staff", 0)
+    pages = await _pages(seeded.base_url, f"/archive/v1/rooms/{ROOM}/messages", token, limit=7)
+    assert [len(p) for p in pages] == [7, 7, 7, 4]
+    assert [m["seq"] for p in pages for m in p] == list(range(1, 26))
+    first = pages[0][0]
+    assert first == {"id": 101, "room_id": ROOM, "seq": 1, "author_id": ALICE, "author_kind": "user",
+                     "author_name": f"u{ALICE}", "body": "hay 1", "client_id": None, "reply_to": None,
+                     "created_at": iso(T0 + timedelta(minutes=1)), "edited_at": None, "deleted_at": None, "meta": {}}
+    ranged = await _pages(seeded.base_url, f"/archive/v1/rooms/{ROOM}/messages", token, limit=4,
+                          **{"from": iso(T0 + timedelta(minutes=10)), "to": iso(T0 + timedelta(minutes=20))})
+    assert [m["seq"] for p in ranged for m in p] == list(range(10, 20))  # from inclusive, to exclusive
+
+
+async def test_user_messages_page_by_time_then_id_across_rooms(seeded: RunningArchive, issuer: TokenIssuer) -> None:
+    token = issuer.issue(1, "admin", 0)
+    expected = sorted((d for d in _corpus() if d["author_id"] == ALICE), key=lambda d: (d["created_at"], d["_id"]))
+    pages = await _pages(seeded.base_url, f"/archive/v1/users/{ALICE}/messages", token, limit=3)
+    assert _ids(pages) == [d["_id"] for d in expected]  # ties on time ordered by id, none lost at page edges
+    assert len(set(_ids(pages))) == len(expected) == 18
+    ranged = await _pages(seeded.base_url, f"/archive/v1/users/{ALICE}/messages", token, limit=2,
+                          **{"from": iso(T0 + timedelta(minutes=5)), "to": iso(T0 + timedelta(minutes=8))})
+    assert _ids(ranged) == [105, 202, 107, 203]
+
+
+async def test_search_is_case_insensitive_literal_text_bounded_by_room_user_and_time(seeded: RunningArchive,
+                                                                                   issuer: TokenIssuer) -> None:
+    token = issuer.issue(1, "staff", 0)
+    base, path = seeded.base_url, "/archive/v1/search"
+    assert _ids(await _pages(base, path, token, q="needle", room_id=ROOM, limit=1)) == [104, 109, 120]
+    assert _ids(await _pages(base, path, token, q="a.b", room_id=ROOM)) == [114]  # '.' is not a wildcard
+    assert _ids(await _pages(base, path, token, q="NEEDLE", user_id=ALICE, limit=2)) == [201, 202, 203, 109, 204, 205]
+    assert _ids(await _pages(base, path, token, q="needle", user_id=ALICE,
+                             **{"from": iso(T0 + timedelta(minutes=6)), "to": iso(T0 + timedelta(minutes=10))})) == [203, 109, 204]
+    status, _, body = await _call("GET", base + path, token, q="needle")
+    assert status == 400 and orjson.loads(body)["error"]["code"] == "invalid"
+
+
+async def test_room_history_returns_the_page_before_a_seq_in_ascending_order(seeded: RunningArchive,
+                                                                            issuer: TokenIssuer) -> None:
+    token = issuer.issue(0, "staff", 0)
+    url = f"{seeded.base_url}/archive/v1/rooms/{ROOM}/history"
+    _, _, body = await _call("GET", url, token, before_seq=11, limit=5)
+    page = orjson.loads(body)
+    assert [m["seq"] for m in page["messages"]] == [6, 7, 8, 9, 10] and page["has_more"] is True
+    _, _, body = await _call("GET", url, token, before_seq=3, limit=5)
+    page = orjson.loads(body)
+    assert [m["seq"] for m in page["messages"]] == [1, 2] and page["has_more"] is False
+
+
+async def test_history_client_reads_archived_pages_and_maps_failures_to_unavailable(
+        seeded: RunningArchive, issuer: TokenIssuer) -> None:
+    async with aiohttp.ClientSession() as session:
+        client = ArchiveHistoryClient(session, seeded.base_url, lambda: issuer.issue(0, "staff", 0))
+        records, more = await client.history(ROOM, before_seq=26, limit=10)
+        assert [r.seq for r in records] == list(range(16, 26)) and more is True
+        assert records[0].created_at == T0 + timedelta(minutes=16)
+        refused = ArchiveHistoryClient(session, seeded.base_url, lambda: issuer.issue(5, "user", 0))
+        with pytest.raises(Unavailable):
+            await refused.history(ROOM, before_seq=26, limit=10)
+        down = ArchiveHistoryClient(session, f"http://127.0.0.1:{free_port()}", lambda: "x", timeout_s=2)
+        with pytest.raises(Unavailable):
+            await down.history(ROOM, before_seq=26, limit=10)
+
+
+async def test_export_streams_a_whole_room_as_json_lines(archive_env: ArchiveEnv, seeded: RunningArchive,
+                                                         issuer: TokenIssuer) -> None:
+    # more than one export page (500), to cross the internal paging
+    await _seed(archive_env, [_doc(10_000 + s, BIG_ROOM, s, BOB, f"line {s}", T0 + timedelta(seconds=s))
+                              for s in range(1, 1203)])
+    status, ctype, body = await _call("GET", f"{seeded.base_url}/archive/v1/rooms/{BIG_ROOM}/export",
+                                      issuer.issue(1, "staff", 0))
+    assert status == 200 and ctype == "application/x-ndjson"
+    lines = [orjson.loads(line) for line in body.splitlines()]
+    assert [m["seq"] for m in lines] == list(range(1, 1203))
+    assert lines[-1]["body"] == "line 1202" and body.endswith(b"\n")
+
+
+async def test_retention_run_is_admin_only_and_deletes_only_expired_messages(archive_env: ArchiveEnv,
+                                                                             issuer: TokenIssuer) -> None:
+    running = await start_archive(archive_env.config(ttl_days=30.0, retention_interval_s=3600.0))
+    try:
+        for _ in range(100):  # the periodic pass ran once at start; from here on only the API deletes
+            if running.app[STATUS]["retention_runs"] >= 1:
+                break
+            await asyncio.sleep(0.1)
+        assert running.app[STATUS]["retention_runs"] >= 1
+        now = datetime.now(UTC)
+        await _seed(archive_env, [_doc(i, ROOM, i, ALICE, "old", now - timedelta(days=31 + i)) for i in range(1, 8)]
+                    + [_doc(i, ROOM, i, ALICE, "young", now - timedelta(days=29)) for i in range(8, 11)])
+        url = f"{running.base_url}/archive/v1/retention/run"
+        status, _, body = await _call("POST", url, issuer.issue(1, "staff", 0))
+        assert status == 403 and orjson.loads(body)["error"]["code"] == "forbidden"
+        status, _, body = await _call("POST", url, issuer.issue(1, "admin", 0))
+        assert status == 200 and orjson.loads(body) == {"deleted": 7}
+        assert await archive_env.count() == (3, 3)
+        _, _, metrics = await _call("GET", f"{running.base_url}/metrics", None)
+        assert b"archive_retention_deleted_total 7.0" in metrics
+    finally:
+        await running.runner.cleanup()
+
+
+async def test_retention_deletes_expired_messages_periodically_by_itself(archive_env: ArchiveEnv) -> None:
+    now = datetime.now(UTC)
+    await _seed(archive_env, [_doc(i, ROOM, i, ALICE, "old", now - timedelta(days=3)) for i in range(1, 6)]
+                + [_doc(i, ROOM, i, ALICE, "young", now - timedelta(hours=1)) for i in range(6, 9)])
+    running = await start_archive(archive_env.config(ttl_days=2.0, retention_interval_s=0.2))
+    try:
+        assert running.app[CONFIG].ttl_days == 2.0
+        for _ in range(100):
+            if (await archive_env.count())[0] == 3:
+                break
+            await asyncio.sleep(0.1)
+        assert await archive_env.count() == (3, 3)
+    finally:
+        await running.runner.cleanup()
+
+
+def test_configuration_errors_name_the_variable(tmp_path: Path) -> None:
+    good = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092", "MONGO_URL": "mongodb://127.0.0.1:27017/",
+            "JWT_PUBLIC_KEY_FILE": str(tmp_path / "k.pem")}
+    config = ArchiveConfig.from_env(good)
+    assert (config.mongo_db, config.port, config.ttl_days, config.group_id) == ("chat_archive", 8090, None, "chat-archive")
+    assert ArchiveConfig.from_env({**good, "ARCHIVE_TTL_DAYS": "90"}).ttl_days == 90
+    for key in ("KAFKA_BOOTSTRAP_SERVERS", "MONGO_URL", "JWT_PUBLIC_KEY_FILE"):
+        with pytest.raises(ConfigError, match=key):
+            ArchiveConfig.from_env({k: v for k, v in good.items() if k != key})
+    for key, bad in (("ARCHIVE_TTL_DAYS", "forever"), ("ARCHIVE_PORT", "http"), ("ARCHIVE_TTL_DAYS", "-1")):
+        with pytest.raises(ConfigError, match=key):
+            ArchiveConfig.from_env({**good, key: bad})
