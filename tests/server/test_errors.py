@@ -1,82 +1,219 @@
-"""Every error code, for every client event: a clear ack, never a dropped connection."""
+"""Every error code, for every client event and on REST: a clear ack or JSON body, never a stack
+trace, never a dropped connection for a merely invalid payload. Also: Redis going away and
+coming back (messages are still stored; fan-out between nodes recovers by itself)."""
 
 from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 import socketio
 
 from tests.services import RedisService
-from tests.support import ServerHarness
+from tests.support import Client, ServerHarness
 
-EVENTS = ["room:join", "room:leave", "message:send", "message:edit", "message:delete", "typing", "history", "sync", "read"]
-MALFORMED = [None, "text", 42, [], {"room_id": "1"}, {"room_id": -1}, {"room_id": True}, {"id": "x"},
-             {"room_id": 999999, "body": 5, "client_id": "c"}, {"room_id": 999999, "before_seq": "a"}, {"cursors": []},
-             {"cursors": {"x": 1}}, {"room_id": 999999, "seq": -1}, {"room_id": 999999, "typing": "maybe"}, {"room_id": 999999, "limit": 0}]
+R, M = "ROOM", "MSG"  # placeholders for a real room id and message id of the sender
+
+NOT_AN_OBJECT: list[Any] = [None, "text", 42, [], [{"room_id": 1}], True]
+MALFORMED: dict[str, list[Any]] = {
+    "room:join": [{}, {"room_id": "1"}, {"room_id": -1}, {"room_id": 0}, {"room_id": True}, {"room_id": 1.5},
+                  {"room_id": None}, {"room_id": [1]}],
+    "room:leave": [{}, {"room_id": "1"}, {"room_id": -1}, {"room_id": True}],
+    "message:send": [{}, {"room_id": R}, {"room_id": R, "body": "x"}, {"room_id": R, "client_id": "c"},
+                     {"room_id": R, "body": 5, "client_id": "c"}, {"room_id": R, "body": "x", "client_id": 5},
+                     {"room_id": R, "body": "x", "client_id": ""}, {"room_id": R, "body": "x", "client_id": "c" * 65},
+                     {"room_id": "1", "body": "x", "client_id": "c"}, {"room_id": R, "body": "", "client_id": "c"},
+                     {"room_id": R, "body": " \n\t", "client_id": "c"}, {"room_id": R, "body": ["x"], "client_id": "c"},
+                     {"room_id": R, "body": "x", "client_id": "c", "reply_to": "1"},
+                     {"room_id": R, "body": "x", "client_id": "c", "reply_to": True}],
+    "message:edit": [{}, {"id": M}, {"id": "1", "body": "x"}, {"id": True, "body": "x"}, {"id": -1, "body": "x"},
+                     {"id": M, "body": 5}, {"id": M, "body": ""}, {"body": "x"}],
+    "message:delete": [{}, {"id": "1"}, {"id": -1}, {"id": True}, {"id": None}],
+    "typing": [{}, {"room_id": R}, {"room_id": R, "typing": "yes"}, {"room_id": R, "typing": 1},
+               {"room_id": R, "typing": None}, {"typing": True}, {"room_id": "1", "typing": True}],
+    "history": [{}, {"room_id": "1"}, {"room_id": R, "before_seq": "a"}, {"room_id": R, "before_seq": 0},
+                {"room_id": R, "before_seq": True}, {"room_id": R, "limit": 0}, {"room_id": R, "limit": 101},
+                {"room_id": R, "limit": "10"}, {"room_id": R, "limit": True}],
+    "sync": [{}, {"cursors": []}, {"cursors": None}, {"cursors": "1:2"}, {"cursors": {"x": 1}},
+             {"cursors": {R: -1}}, {"cursors": {R: "1"}}, {"cursors": {R: None}}, {"cursors": {R: True}},
+             {"cursors": {str(i): 0 for i in range(1, 202)}}],
+    "read": [{}, {"room_id": R}, {"seq": 1}, {"room_id": R, "seq": -1}, {"room_id": R, "seq": "1"},
+             {"room_id": R, "seq": True}, {"room_id": "1", "seq": 1}],
+}
+
+
+def _fill_payload(payload: Any, room_id: int, message_id: int) -> Any:
+    """Put the real ids in place of the placeholders (as ints, or as a string key for sync)."""
+    if not isinstance(payload, dict):
+        return payload
+    out: dict[Any, Any] = {}
+    for k, v in payload.items():
+        if k == "cursors" and isinstance(v, dict):
+            out[k] = {(str(room_id) if ck == R else ck): cv for ck, cv in v.items()}
+        else:
+            out[k] = room_id if v == R else message_id if v == M else v
+    return out
+
+
+async def _room(owner: Client, *members: Client, kind: str = "public") -> int:
+    _, body = await owner.call("POST", "/api/v1/rooms", {"name": "e", "kind": kind,
+                                                         "members": [m.id for m in members]}, expect=201)
+    return int(body["room"]["id"])
 
 
 async def test_malformed_payloads_of_every_event_get_invalid_and_keep_the_connection(harness: ServerHarness) -> None:
-    node = await harness.start_node(limits=harness.config().limits.__class__(events_per_10s=1000))
+    limits = dataclasses.replace(harness.config().limits, events_per_10s=10_000, messages_per_10s=10_000)
+    node = await harness.start_node(limits=limits)
     alice = await harness.user(node)
-    _, body = await alice.call("POST", "/api/v1/rooms", {"name": "e", "kind": "public"}, expect=201)
+    room_id = await _room(alice)
     await alice.connect()
-    for event in EVENTS:
-        for payload in MALFORMED:
+    own = await alice.send(room_id, "mine")
+    assert set(MALFORMED) == {"room:join", "room:leave", "message:send", "message:edit", "message:delete",
+                              "typing", "history", "sync", "read"}
+    for event, payloads in MALFORMED.items():
+        for raw in NOT_AN_OBJECT + payloads:
+            payload = _fill_payload(raw, room_id, own["id"])
             ack = await alice.emit(event, payload)
-            assert ack["ok"] is False, (event, payload, ack)
-            assert ack["error"]["code"] in ("invalid", "not_found"), (event, payload, ack)
+            assert ack["ok"] is False and ack["error"]["code"] == "invalid", (event, payload, ack)
+            assert set(ack["error"]) <= {"code", "message", "details"} and ack["error"]["message"], ack
+    # an event the server does not know gets no ack; nothing breaks either
+    with pytest.raises(socketio.exceptions.TimeoutError):
+        await alice.emit("no:such:event", {"x": 1}, timeout=0.5)
     assert alice.sio is not None and alice.sio.connected
-    ok = await alice.send(body["room"]["id"], "still connected")
-    assert ok["seq"] == 1
+    ok = await alice.send(room_id, "still connected")
+    assert ok["seq"] == 2
+    page = await alice.emit("history", {"room_id": room_id})
+    assert [m["body"] for m in page["messages"]] == ["mine", "still connected"]  # nothing invalid was stored
 
 
-async def test_body_limits(harness: ServerHarness) -> None:
+async def test_forbidden_and_not_found_on_socket_and_rest(harness: ServerHarness) -> None:
+    node = await harness.start_node()
+    alice, bob = await harness.user(node), await harness.user(node)
+    public = await _room(alice)
+    await alice.connect()
+    await bob.connect()
+    mine = await alice.send(public, "by alice")
+    # forbidden: a non-member writing to a public room he did not join
+    for event, payload in (("message:send", {"room_id": public, "body": "x", "client_id": "b1"}),
+                           ("typing", {"room_id": public, "typing": True}),
+                           ("read", {"room_id": public, "seq": 1}),
+                           ("message:edit", {"id": mine["id"], "body": "x"}),
+                           ("message:delete", {"id": mine["id"]})):
+        ack = await bob.emit(event, payload)
+        assert ack["ok"] is False and ack["error"]["code"] == "forbidden", (event, ack)
+    status, err = await bob.call("POST", f"/api/v1/rooms/{public}/members", {"user_id": bob.id})
+    assert status == 403 and err["error"]["code"] == "forbidden"
+    # not_found: unknown rooms and messages
+    for event, payload in (("room:join", {"room_id": 99999999}), ("room:leave", {"room_id": 99999999}),
+                           ("message:send", {"room_id": 99999999, "body": "x", "client_id": "b2"}),
+                           ("typing", {"room_id": 99999999, "typing": True}), ("history", {"room_id": 99999999}),
+                           ("read", {"room_id": 99999999, "seq": 0}), ("message:edit", {"id": 99999999, "body": "x"}),
+                           ("message:delete", {"id": 99999999})):
+        ack = await bob.emit(event, payload)
+        assert ack["ok"] is False and ack["error"]["code"] == "not_found", (event, ack)
+    for path in ("/api/v1/rooms/99999999", "/api/v1/rooms/99999999/messages", "/api/v1/nope"):
+        status, err = await bob.call("GET", path)
+        assert status == 404 and err["error"]["code"] == "not_found", path
+    status, err = await bob.call("GET", "/api/v1/admin/users")
+    assert status == 403 and err["error"]["code"] == "forbidden"
+    async with harness.http.get(node.base_url + "/api/v1/rooms") as r:
+        assert r.status == 401 and (await r.json())["error"]["code"] == "unauthorized"
+
+
+async def test_body_limits_on_socket_and_rest(harness: ServerHarness) -> None:
     node = await harness.start_node()
     alice = await harness.user(node)
-    _, body = await alice.call("POST", "/api/v1/rooms", {"name": "e", "kind": "public"}, expect=201)
+    room_id = await _room(alice)
     await alice.connect()
-    room_id = body["room"]["id"]
-    ack = await alice.emit("message:send", {"room_id": room_id, "body": "x" * 4001, "client_id": "big"})
+    limit = harness.config().limits.max_body_chars  # documented: MAX_MESSAGE_CHARS, 4000 by default
+    at_limit = await alice.send(room_id, "x" * limit)
+    assert len(at_limit["body"]) == limit
+    ack = await alice.emit("message:send", {"room_id": room_id, "body": "x" * (limit + 1), "client_id": "big"})
+    assert ack["ok"] is False and ack["error"]["code"] == "too_large"
+    ack = await alice.emit("message:send", {"room_id": room_id, "body": "y" * 20_000, "client_id": "bigger"})
+    assert ack["error"]["code"] == "too_large"
+    ack = await alice.emit("message:edit", {"id": at_limit["id"], "body": "z" * (limit + 1)})
     assert ack["error"]["code"] == "too_large"
     ack = await alice.emit("message:send", {"room_id": room_id, "body": "   ", "client_id": "empty"})
     assert ack["error"]["code"] == "invalid"
-    status, err = await alice.call("POST", "/api/v1/rooms", data=b'{"name": "' + b"x" * 70_000 + b'"}',
-                                   headers={**alice.auth, "Content-Type": "application/json"})
+    assert (await alice.send(room_id, "after the refusals"))["seq"] == 2
+    headers = {**alice.auth, "Content-Type": "application/json"}
+    big = b'{"name": "' + b"x" * 70_000 + b'", "kind": "public"}'
+    status, err = await alice.call("POST", "/api/v1/rooms", data=big, headers=headers)
     assert status == 413 and err["error"]["code"] == "too_large"
-    status, err = await alice.call("POST", "/api/v1/rooms", data=b"{not json", headers={**alice.auth, "Content-Type": "application/json"})
-    assert status == 400 and err["error"]["code"] == "invalid"
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the limit holds while reading
+        yield b'{"name": "'
+        for _ in range(40):
+            yield b"x" * 4096
+        yield b'", "kind": "public"}'
+
+    status, err = await alice.call("POST", "/api/v1/rooms", data=chunks(), headers=headers)
+    assert status == 413 and err["error"]["code"] == "too_large"
+    for body in (b"{not json", b"[1, 2]", b'"room"'):
+        status, err = await alice.call("POST", "/api/v1/rooms", data=body, headers=headers)
+        assert status == 400 and err["error"]["code"] == "invalid", body
 
 
 async def test_a_flood_is_rate_limited_and_the_connection_stays_usable(harness: ServerHarness) -> None:
     node = await harness.start_node()
-    alice = await harness.user(node)
-    _, body = await alice.call("POST", "/api/v1/rooms", {"name": "flood", "kind": "public"}, expect=201)
-    room_id = body["room"]["id"]
+    alice, bob = await harness.user(node), await harness.user(node)
+    room_id = await _room(alice, bob)
     await alice.connect()
-    acks = [await alice.emit("message:send", {"room_id": room_id, "body": f"m{i}", "client_id": f"f{i}"}) for i in range(25)]
+    await bob.connect()
+    per_window = harness.config().limits.messages_per_10s
+    acks = await asyncio.gather(*(alice.emit("message:send", {"room_id": room_id, "body": f"m{i}", "client_id": f"f{i}"})
+                                  for i in range(per_window + 10)))
     limited = [a for a in acks if not a["ok"]]
-    assert limited and all(a["error"]["code"] == "rate_limited" and a["error"]["details"]["retry_after"] > 0 for a in limited)
-    assert sum(a["ok"] for a in acks) == 20
+    assert sum(a["ok"] for a in acks) == per_window and len(limited) == 10
+    for a in limited:
+        assert a["error"]["code"] == "rate_limited" and 0 < a["error"]["details"]["retry_after"] <= 10
+    # the connection is still there and answers; the limit is per user, others are unaffected
+    assert alice.sio is not None and alice.sio.connected
     page = await alice.emit("history", {"room_id": room_id, "limit": 50})
-    assert len(page["messages"]) == 20
+    assert len(page["messages"]) == per_window
+    assert (await bob.send(room_id, "I can still talk"))["seq"] == per_window + 1
+
+
+async def test_the_per_connection_event_budget_answers_rate_limited(harness: ServerHarness) -> None:
+    node = await harness.start_node()
+    alice = await harness.user(node)
+    room_id = await _room(alice)
+    await alice.connect()
+    budget = harness.config().limits.events_per_10s
+    acks = await asyncio.gather(*(alice.emit("history", {"room_id": room_id, "limit": 1}) for _ in range(budget + 5)))
+    limited = [a for a in acks if not a["ok"]]
+    assert limited and all(a["error"]["code"] == "rate_limited" and a["error"]["details"]["retry_after"] > 0
+                           for a in limited)
+    assert alice.sio is not None and alice.sio.connected
 
 
 async def test_disallowed_origin_is_refused_at_the_handshake(harness: ServerHarness) -> None:
     node = await harness.start_node(cors_origins=("https://chat.example.com",))
     alice = await harness.user(node)
-    bad = socketio.AsyncClient(reconnection=False)
-    with pytest.raises(socketio.exceptions.ConnectionError):
-        await bad.connect(node.base_url, auth={"token": alice.tokens["access_token"]}, transports=["websocket"],
-                          headers={"Origin": "https://evil.example.net"}, wait_timeout=5)
+    for transport in ("websocket", "polling"):
+        bad = socketio.AsyncClient(reconnection=False)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await bad.connect(node.base_url, auth={"token": alice.tokens["access_token"]}, transports=[transport],
+                              headers={"Origin": "https://evil.example.net"}, wait_timeout=5)
+        await bad.disconnect()
+    async with harness.http.get(node.base_url + "/socket.io/?EIO=4&transport=polling",
+                                headers={"Origin": "https://evil.example.net"}) as r:
+        assert r.status == 400 and "sid" not in await r.text()
     good = socketio.AsyncClient(reconnection=False)
     await good.connect(node.base_url, auth={"token": alice.tokens["access_token"]}, transports=["websocket"],
                        headers={"Origin": "https://chat.example.com"}, wait_timeout=5)
+    assert good.connected
     await good.disconnect()
 
 
 async def test_unknown_routes_and_methods_answer_json(harness: ServerHarness) -> None:
     node = await harness.start_node()
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
         async with s.get(node.base_url + "/api/v1/nope") as r:
             assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
         async with s.delete(node.base_url + "/api/v1/rooms") as r:
@@ -84,29 +221,46 @@ async def test_unknown_routes_and_methods_answer_json(harness: ServerHarness) ->
 
 
 async def test_redis_outage_keeps_messages_and_fan_out_recovers(harness: ServerHarness) -> None:
-    redis = RedisService().start()
+    redis = RedisService().start()  # a Redis of its own: the session one is shared
     try:
         harness.env["REDIS_URL"] = redis.url
-        node = await harness.start_node()
-        alice, bob = await harness.user(node), await harness.user(node)
-        _, body = await alice.call("POST", "/api/v1/rooms", {"name": "r", "kind": "public", "members": [bob.id]}, expect=201)
-        room_id = body["room"]["id"]
+        limits = dataclasses.replace(harness.config().limits, messages_per_10s=1000, events_per_10s=1000)
+        a = await harness.start_node(limits=limits)
+        b = await harness.start_node(limits=limits)
+        alice, bob = await harness.user(a), await harness.user(b)
+        room_id = await _room(alice, bob)
         await alice.connect()
         await bob.connect()
+        before = await alice.send(room_id, "before the outage")
+        await bob.log.wait_for("message", lambda m: m["id"] == before["id"])  # node a -> Redis -> node b
+
         redis.kill()
         during = [await alice.send(room_id, f"during outage {i}") for i in range(3)]
-        assert [m["seq"] for m in during] == [1, 2, 3]  # acked and stored
-        redis.start()  # same port
-        for _ in range(60):  # the manager reconnects with backoff; fan-out comes back by itself
-            probe = await alice.send(room_id, "probe")
-            try:
-                await bob.log.wait_for("message", lambda m, pid=probe["id"]: m["id"] == pid, timeout=0.5)
-                break
-            except TimeoutError:
-                continue
-        else:
-            raise AssertionError("fan-out did not recover")
+        assert [m["seq"] for m in during] == [2, 3, 4]  # acked and stored without Redis
+        ack = await alice.emit("typing", {"room_id": room_id, "typing": True})
+        assert ack == {"ok": False, "error": {"code": "unavailable", "message": "service temporarily unavailable"}}
+        async with harness.http.get(a.base_url + "/readyz") as r:
+            ready = await r.json()
+            assert r.status == 503 and ready["checks"]["postgres"] == "ok" and ready["checks"]["redis"] != "ok"
+
+        redis.start()  # same port, empty
+        recovered = None
+        async with asyncio.timeout(60):  # the manager reconnects with a doubling backoff
+            while recovered is None:
+                probe = await alice.send(room_id, "probe")
+                try:
+                    recovered = await bob.log.wait_for("message", lambda m, pid=probe["id"]: m["id"] == pid, timeout=1)
+                except TimeoutError:
+                    continue
+        async with harness.http.get(a.base_url + "/readyz") as r:
+            assert r.status == 200
+        # nothing was lost: bob's history has every message, in order, with no gap
         page = await bob.emit("history", {"room_id": room_id, "limit": 100})
-        assert [m["body"] for m in page["messages"]][:3] == [m["body"] for m in during]
+        seqs = [m["seq"] for m in page["messages"]]
+        assert seqs == list(range(1, len(seqs) + 1)) and seqs[-1] == recovered["seq"]
+        assert [m["body"] for m in page["messages"][1:4]] == [m["body"] for m in during]
+        # and bob's own sends reach alice again across nodes
+        back = await bob.send(room_id, "back to normal")
+        await alice.log.wait_for("message", lambda m: m["id"] == back["id"], timeout=10)
     finally:
         redis.cleanup()
