@@ -23,7 +23,7 @@ rootLogger.level = WARN
 rootLogger.appenderRef.file.ref = file
 logger.kafka.name = kafka
 logger.kafka.level = WARN
-logger.server.name = kafka.server.KafkaServer
+logger.server.name = kafka.server.KafkaRaftServer
 logger.server.level = INFO
 """
 
