@@ -1,8 +1,25 @@
-"""WhatsApp Cloud API, as a library chat-server wires in.
+"""WhatsApp Cloud API, as a library chat-server wires in. Imports nothing from ``server``.
+
+Inbound (Meta -> us)::
+
+    GET  /webhooks/whatsapp   webhook.verify_handshake(params, verify_token) -> challenge | None
+    POST /webhooks/whatsapp   signature.verify_signature(app_secret, raw, X-Hub-Signature-256)
+                              -> webhook.parse_webhook(json) -> models.WebhookBatch
+                                 (InboundMessage with readable text via describe.py, StatusUpdate)
+
+Outbound (us -> Meta)::
+
+    cloud_api.CloudApiClient.send_text / send_template / mark_read
+        -> POST /{version}/{phone_number_id}/messages, paced per number, retried on 429/5xx
+        -> SendResult(wamid) | errors.CloudApiError(state=...)
+
+Modules:
 
 - ``signature.py``  ``X-Hub-Signature-256`` (HMAC-SHA256 of the raw body, constant-time compare)
-- ``webhook.py``    the verify handshake and parsing of webhook payloads into typed records
+- ``webhook.py``    the verify handshake; the envelope of webhook payloads, into typed records
+- ``describe.py``   readable text and metadata for every inbound message type
 - ``models.py``     inbound messages, delivery statuses, the monotonic status rule
-- ``cloud_api.py``  the Graph API client: text (split at 4096), templates, retries, pacing,
-                    error codes mapped to readable states, the 24-hour window
+- ``cloud_api.py``  the Graph API client: retries with backoff, pacing, token hygiene
+- ``errors.py``     ``CloudApiError`` and Meta error codes mapped to readable states
+- ``rules.py``      the 4096-character split, the 24-hour window, the OTP template shape
 """

@@ -1,95 +1,136 @@
-"""The webhook: verify handshake and payload parsing (every entry, every change)."""
+"""The webhook endpoint's two halves: the verify handshake and payload parsing.
+
+GET  ``?hub.mode=subscribe&hub.verify_token=..&hub.challenge=..`` -> ``verify_handshake``
+POST (signature checked first, see ``signature.py``) -> JSON -> ``parse_webhook`` -> ``WebhookBatch``
+
+A payload is ``{"object": "whatsapp_business_account", "entry": [{"changes": [{"field":
+"messages", "value": {...}}]}]}``; one POST may carry several entries, changes, messages and
+statuses, all collected into one batch. The envelope must have that shape or the whole body is
+refused (``WebhookFormatError``); inside it, a single message or status without the fields it
+cannot do without (an id) is skipped with a warning, so one odd item never drops its neighbours.
+"""
 
 from __future__ import annotations
 
+import hmac
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from .describe import describe
 from .models import InboundMessage, StatusUpdate, WebhookBatch
+
+log = logging.getLogger(__name__)
+
+OBJECT = "whatsapp_business_account"
+MESSAGES_FIELD = "messages"  # other subscribed fields (template or account updates) are not ours
 
 
 class WebhookFormatError(ValueError):
-    pass
+    """The body is not a WhatsApp Business Account webhook, or its envelope is garbled."""
 
 
 def verify_handshake(params: Mapping[str, str], verify_token: str) -> str | None:
-    """The challenge to echo when Meta's subscription request carries our verify token."""
-    import hmac
-
-    if params.get("hub.mode") != "subscribe" or not verify_token:
+    """The challenge to echo when Meta's subscription request carries our verify token, else None."""
+    if not verify_token or params.get("hub.mode") != "subscribe":
         return None
     given = params.get("hub.verify_token") or ""
     if not hmac.compare_digest(given.encode(), verify_token.encode()):
         return None
-    return params.get("hub.challenge")
-
-
-def _ts(value: Any) -> datetime:
-    try:
-        return datetime.fromtimestamp(int(value), UTC)
-    except (TypeError, ValueError):
-        return datetime.now(UTC)
-
-
-def _describe(msg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """A readable text for any message type, and the metadata worth keeping."""
-    kind = msg.get("type", "unknown")
-    raw = msg.get(kind)
-    body: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    if kind == "text":
-        return str(msg.get("text", {}).get("body", "")), {}
-    if kind in ("image", "video", "audio", "sticker", "document"):
-        meta: dict[str, Any] = {k: body[k] for k in ("id", "mime_type", "sha256", "filename", "caption") if k in body}
-        label = body.get("filename") if kind == "document" else body.get("caption")
-        return (f"[{kind}] {label}" if label else f"[{kind}]"), meta
-    if kind == "location":
-        parts = [p for p in (body.get("name"), body.get("address")) if p]
-        where = ", ".join(parts)
-        coords = f"({body.get('latitude')}, {body.get('longitude')})"
-        return f"[location] {where} {coords}".replace("  ", " ").strip(), dict(body)
-    if kind == "contacts":
-        names = [c.get("name", {}).get("formatted_name", "?") for c in msg.get("contacts", [])]
-        return f"[contacts] {', '.join(names)}", {"contacts": msg.get("contacts", [])}
-    if kind == "interactive":
-        reply = body.get("button_reply") or body.get("list_reply") or {}
-        return f"[reply] {reply.get('title', '')}".strip(), {"reply_id": reply.get("id")}
-    if kind == "button":
-        return f"[button] {body.get('text', '')}".strip(), {"payload": body.get("payload")}
-    if kind == "reaction":
-        return f"[reaction] {body.get('emoji', '')}".strip(), {"message_id": body.get("message_id")}
-    return f"[{kind}]", {"errors": msg.get("errors", [])}
+    challenge = params.get("hub.challenge")
+    return challenge or None
 
 
 def parse_webhook(payload: Any) -> WebhookBatch:
-    if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
-        raise WebhookFormatError("not a whatsapp_business_account webhook")
-    entries = payload.get("entry")
-    if not isinstance(entries, list):
+    """Every inbound message, status and error of one webhook body (already JSON-decoded)."""
+    if not isinstance(payload, dict) or payload.get("object") != OBJECT:
+        raise WebhookFormatError(f"not a {OBJECT} webhook")
+    if not isinstance(payload.get("entry"), list):
         raise WebhookFormatError("entry must be a list")
-    messages: list[InboundMessage] = []
-    statuses: list[StatusUpdate] = []
-    errors: list[dict[str, Any]] = []
-    for entry in entries:
-        for change in (entry or {}).get("changes", []) or []:
-            value = (change or {}).get("value") or {}
-            if not isinstance(value, dict):
+    batch = WebhookBatch([], [], [])
+    for entry in _list(payload.get("entry"), "entry"):
+        if not isinstance(entry, dict):
+            raise WebhookFormatError("entry[] items must be objects")
+        for change in _list(entry.get("changes", []), "entry[].changes"):
+            if not isinstance(change, dict):
+                raise WebhookFormatError("changes[] items must be objects")
+            if change.get("field", MESSAGES_FIELD) != MESSAGES_FIELD:
                 continue
-            number = str((value.get("metadata") or {}).get("phone_number_id", ""))
-            names = {c.get("wa_id"): (c.get("profile") or {}).get("name") for c in value.get("contacts", []) or []}
-            for m in value.get("messages", []) or []:
-                if not isinstance(m, dict) or not m.get("id") or not m.get("from"):
-                    continue
-                text, meta = _describe(m)
-                if m.get("context"):
-                    meta["context"] = m["context"]
-                messages.append(InboundMessage(number, str(m["from"]), names.get(m["from"]), str(m["id"]),
-                                               _ts(m.get("timestamp")), str(m.get("type", "unknown")), text, meta))
-            for s in value.get("statuses", []) or []:
-                if not isinstance(s, dict) or not s.get("id") or not s.get("status"):
-                    continue
-                err = (s.get("errors") or [{}])[0] or {}
-                statuses.append(StatusUpdate(number, str(s["id"]), str(s["status"]), _ts(s.get("timestamp")),
-                                             s.get("recipient_id"), err.get("code"), err.get("title")))
-            errors.extend(e for e in value.get("errors", []) or [] if isinstance(e, dict))
-    return WebhookBatch(messages, statuses, errors)
+            value = change.get("value")
+            if not isinstance(value, dict):
+                raise WebhookFormatError("changes[].value must be an object")
+            _parse_value(value, batch)
+    return batch
+
+
+def _parse_value(value: dict[str, Any], batch: WebhookBatch) -> None:
+    number = str(_dict(value.get("metadata")).get("phone_number_id") or "")
+    if not number:
+        raise WebhookFormatError("changes[].value.metadata.phone_number_id is missing")
+    names: dict[str, str] = {}
+    for contact in _list(value.get("contacts", []), "contacts"):
+        name = _dict(_dict(contact).get("profile")).get("name")
+        wa_id = _dict(contact).get("wa_id")
+        if isinstance(name, str) and wa_id:
+            names[str(wa_id)] = name
+    for msg in _list(value.get("messages", []), "messages"):
+        inbound = _message(number, msg, names)
+        if inbound is not None:
+            batch.messages.append(inbound)
+    for status in _list(value.get("statuses", []), "statuses"):
+        update = _status(number, status)
+        if update is not None:
+            batch.statuses.append(update)
+    batch.errors.extend(e for e in _list(value.get("errors", []), "errors") if isinstance(e, dict))
+
+
+def _message(number: str, msg: Any, names: dict[str, str]) -> InboundMessage | None:
+    if not isinstance(msg, dict) or not msg.get("id") or not msg.get("from"):
+        log.warning("webhook message without id or sender skipped")
+        return None
+    text, meta = describe(msg)
+    wa_id = str(msg["from"])
+    return InboundMessage(number, wa_id, names.get(wa_id), str(msg["id"]), _timestamp(msg.get("timestamp")),
+                          str(msg.get("type") or "unknown"), text, meta)
+
+
+def _status(number: str, status: Any) -> StatusUpdate | None:
+    if not isinstance(status, dict) or not status.get("id") or not status.get("status"):
+        log.warning("webhook status without id or status skipped")
+        return None
+    errors = [e for e in _list(status.get("errors", []), "statuses[].errors") if isinstance(e, dict)]
+    first = errors[0] if errors else {}
+    details = _dict(first.get("error_data")).get("details")
+    title = first.get("title") or first.get("message")
+    recipient = status.get("recipient_id")
+    return StatusUpdate(number, str(status["id"]), str(status["status"]), _timestamp(status.get("timestamp")),
+                        str(recipient) if recipient else None, _int(first.get("code")),
+                        str(title) if title else None, str(details) if details else None)
+
+
+def _timestamp(value: Any) -> datetime:
+    """Meta sends Unix seconds as a string; a missing or odd one becomes the time of receipt."""
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return datetime.now(UTC)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise WebhookFormatError(f"{where} must be a list")
+    return value
