@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from tests.integration.conftest import Edge
-from tests.integration.edge import EdgeClient, RoomRowLock, eventually
+from tests.integration.edge import EdgeClient, LogLine, RoomRowLock, eventually
 from tests.services.base import port_open
 from tests.support import Client, ServerHarness
 
@@ -93,9 +93,9 @@ async def test_clients_on_both_nodes_chat_both_ways_over_websocket_and_sticky_po
         for c in clients.values():
             await c.close()
     # the WebSocket upgrades (logged when they close) went to the same nodes
-    async def upgrades_logged() -> bool:
+    async def upgrades_logged() -> list[LogLine]:
         ws = [line for line in edge.nginx.access_log() if "transport=websocket" in line.request]
-        return len(ws) >= 2 and all(line.status == 101 for line in ws) and ws
+        return ws if len(ws) >= 2 and all(line.status == 101 for line in ws) else []
     ws_lines = await eventually(upgrades_logged)
     assert {(line.remote, served_by(line.upstream)) for line in ws_lines} == {
         (addr_a, edge.upstream("node-a")), (addr_b, edge.upstream("node-b"))}
