@@ -67,7 +67,7 @@ def backoff_delay(attempt: int, base_s: float, cap_s: float, retry_after_s: floa
     failed together do not retry together, yet each waits a sensible minimum. A ``Retry-After``
     from the server is a floor, never shortened by the jitter.
     """
-    step = min(cap_s, base_s * 2**attempt)
+    step: float = min(cap_s, base_s * 2.0**attempt)
     delay = step / 2 + rand() * step / 2
     return max(delay, retry_after_s) if retry_after_s is not None else delay
 
