@@ -10,13 +10,16 @@ Redis layout (all under the configured prefix):
 
 Every node sweeps: a node in ``presence:nodes`` whose heartbeat key expired is dead; its sockets
 are removed and users left with no socket go offline. A node that dies therefore takes its
-users offline within ``ttl_s`` + one sweep interval.
+users offline within ``ttl_s`` + one sweep interval. A node that finds itself missing from
+``presence:nodes`` (Redis restarted empty, or it was swept after missed heartbeats) registers its
+open sockets again; a node starting under a node id that a crashed process used first removes
+that process's sockets.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -33,6 +36,9 @@ class Presence:
         self.node_id = node_id
         self.ttl_ms = int(ttl_s * 1000)
         self.on_change = on_change
+        # sid -> user id of this node's open sockets, set by the Socket.IO transport
+        self.local_sockets: Callable[[], dict[str, int]] | None = None
+        self._cleared = False  # sockets of a previous process with this node id are removed
 
     def _sockets(self, user_id: int) -> str:
         return f"{self.p}sockets:{user_id}"
@@ -68,10 +74,26 @@ class Presence:
         return [s.decode() if isinstance(s, bytes) else s for s in await self.redis.hkeys(self._sockets(user_id))]
 
     async def heartbeat(self) -> None:
+        if not self._cleared:
+            await self.clear_previous_run()
+            self._cleared = True
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(f"{self.p}node:{self.node_id}", "1", px=self.ttl_ms)
         pipe.sadd(f"{self.p}nodes", self.node_id)
-        await pipe.execute()
+        _, added = await pipe.execute()
+        if int(added) and self.local_sockets is not None:
+            # this node was missing from the set: Redis lost its data (a restart) or another node
+            # swept us after missed heartbeats. Our sockets are still open: register them again
+            await self._restore(self.local_sockets())
+
+    async def _restore(self, local: dict[str, int]) -> None:
+        for sid, user_id in local.items():
+            await self.connected(user_id, sid)  # "online" again for users that lost every socket
+        assert self.local_sockets is not None
+        now = self.local_sockets()
+        for sid, user_id in local.items():
+            if sid not in now:  # closed while we restored it: do not leave a ghost behind
+                await self.disconnected(user_id, sid)
 
     async def sweep(self) -> int:
         """Remove the sockets of dead nodes; returns how many users went offline."""
@@ -83,21 +105,37 @@ class Presence:
             # one sweeper per dead node at a time
             if not await self.redis.set(f"{self.p}sweep:{node}", self.node_id, nx=True, px=self.ttl_ms):
                 continue
-            entries = await self.redis.hgetall(f"{self.p}node_sockets:{node}")
-            for sid_raw, uid_raw in entries.items():
-                sid = sid_raw.decode() if isinstance(sid_raw, bytes) else sid_raw
-                uid = int(uid_raw)
-                pipe = self.redis.pipeline(transaction=True)
-                pipe.hdel(self._sockets(uid), sid)
-                pipe.hlen(self._sockets(uid))
-                removed, count = await pipe.execute()
-                if int(removed) and int(count) == 0:
-                    went_offline += 1
-                    await self.on_change(uid, "offline", datetime.now(UTC))
-            await self.redis.delete(f"{self.p}node_sockets:{node}")
+            went_offline += await self._sweep_node(node)
             await self.redis.srem(f"{self.p}nodes", node)
-            log.info("presence: swept dead node %s (%d sockets)", node, len(entries))
         return went_offline
+
+    async def _sweep_node(self, node: str, keep: Collection[str] = ()) -> int:
+        """Remove ``node``'s sockets (except ``keep``); users left with none go offline."""
+        went_offline = 0
+        entries = await self.redis.hgetall(f"{self.p}node_sockets:{node}")
+        swept = []
+        for sid_raw, uid_raw in entries.items():
+            sid = sid_raw.decode() if isinstance(sid_raw, bytes) else sid_raw
+            if sid in keep:
+                continue
+            swept.append(sid)
+            uid = int(uid_raw)
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hdel(self._sockets(uid), sid)
+            pipe.hlen(self._sockets(uid))
+            removed, count = await pipe.execute()
+            if int(removed) and int(count) == 0:
+                went_offline += 1
+                await self.on_change(uid, "offline", datetime.now(UTC))
+        if swept:
+            await self.redis.hdel(f"{self.p}node_sockets:{node}", *swept)
+            log.info("presence: swept node %s (%d sockets)", node, len(swept))
+        return went_offline
+
+    async def clear_previous_run(self) -> None:
+        """Remove sockets a previous process with this node id left behind (a crash, then a
+        restart under the same ``CHAT_NODE_ID`` before the TTL ran out: nobody swept them)."""
+        await self._sweep_node(self.node_id, keep=set((self.local_sockets or dict)()))
 
     async def shutdown(self) -> None:
         """Graceful stop: remove this node's sockets now instead of waiting for the TTL."""

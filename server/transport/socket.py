@@ -58,6 +58,7 @@ class SocketTransport:
         self.svc = svc
         self.sio = svc.sio
         self.conns: dict[str, Conn] = {}
+        svc.presence.local_sockets = lambda: {sid: c.user.id for sid, c in self.conns.items()}
         self.budget = float(svc.config.limits.events_per_10s)
         self.refill_per_s = self.budget / 10.0
         self.sio.on("connect", self.on_connect)
