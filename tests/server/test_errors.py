@@ -254,6 +254,12 @@ async def test_redis_outage_keeps_messages_and_fan_out_recovers(harness: ServerH
                     continue
         async with harness.http.get(a.base_url + "/readyz") as r:
             assert r.status == 200
+        # Redis came back empty: the nodes register their open sockets again, so both users
+        # are online for each other without reconnecting
+        async with asyncio.timeout(30):
+            while (await alice.emit("room:join", {"room_id": room_id}))["presence"] != {
+                    str(alice.id): "online", str(bob.id): "online"}:
+                await asyncio.sleep(0.1)
         # nothing was lost: bob's history has every message, in order, with no gap
         page = await bob.emit("history", {"room_id": room_id, "limit": 100})
         seqs = [m["seq"] for m in page["messages"]]
@@ -263,4 +269,6 @@ async def test_redis_outage_keeps_messages_and_fan_out_recovers(harness: ServerH
         back = await bob.send(room_id, "back to normal")
         await alice.log.wait_for("message", lambda m: m["id"] == back["id"], timeout=10)
     finally:
+        for node in list(harness.nodes):  # stop them while their Redis still exists
+            await harness.stop_node(node)
         redis.cleanup()

@@ -72,3 +72,23 @@ async def test_a_killed_node_takes_its_users_offline(harness: ServerHarness) -> 
     # bob comes back through the surviving node and is online again for alice
     await bob.connect(base_url=a.base_url)
     await alice.log.wait_for("presence", lambda _: _statuses(alice, bob) == ["online", "offline", "online"], timeout=10)
+
+
+async def test_a_node_restarted_under_the_same_id_clears_what_its_crash_left(harness: ServerHarness) -> None:
+    # a long TTL: node a never sweeps b here; only the restarted b can clear its old sockets
+    a = harness.spawn_node(PRESENCE_TTL_S="60")
+    b = harness.spawn_node(PRESENCE_TTL_S="60", CHAT_NODE_ID="node-b")
+    alice = await harness.user(a)
+    bob = await harness.user(b)
+    await alice.call("POST", "/api/v1/rooms", {"name": "z", "kind": "public", "members": [bob.id]}, expect=201)
+    await alice.connect()
+    await bob.connect()
+    await alice.log.wait_for("presence", _is(bob, "online"), timeout=10)
+    assert b.process is not None
+    b.process.send_signal(signal.SIGKILL)
+    b.process.wait(10)
+    bob.sio = None
+    harness.spawn_node(PRESENCE_TTL_S="60", CHAT_NODE_ID="node-b")  # e.g. restarted by compose
+    # the new process removes the sockets its previous incarnation registered: bob is offline
+    off = await alice.log.wait_for("presence", _is(bob, "offline"), timeout=20)
+    assert off["last_seen"]
