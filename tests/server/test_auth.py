@@ -10,6 +10,7 @@ import hmac
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -19,12 +20,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.support import PASSWORD, Client, ServerHarness
 
 
-async def _refused_connect(node_url: str, token: str) -> dict:  # type: ignore[type-arg]
+async def _refused_connect(node_url: str, token: str) -> dict[str, Any]:
     """Connect with ``token``; the handshake must be refused. Returns the server's reason."""
     sio = socketio.AsyncClient(reconnection=False)
-    reasons: list[dict] = []  # type: ignore[type-arg]
+    reasons: list[dict[str, Any]] = []
 
-    async def on_error(data: dict | None = None) -> None:  # type: ignore[type-arg]
+    async def on_error(data: dict[str, Any] | None = None) -> None:
         reasons.append(data or {})
 
     sio.on("connect_error", on_error)
@@ -35,12 +36,12 @@ async def _refused_connect(node_url: str, token: str) -> dict:  # type: ignore[t
     return reasons[0]["data"]  # the documented {code, message}
 
 
-async def _login(h: ServerHarness, base: str, username: str, password: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+async def _login(h: ServerHarness, base: str, username: str, password: str) -> tuple[int, dict[str, Any]]:
     async with h.http.post(base + "/api/v1/auth/login", json={"username": username, "password": password}) as r:
         return r.status, await r.json()
 
 
-async def _refresh(h: ServerHarness, base: str, token: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+async def _refresh(h: ServerHarness, base: str, token: str) -> tuple[int, dict[str, Any]]:
     async with h.http.post(base + "/api/v1/auth/refresh", json={"refresh_token": token}) as r:
         return r.status, await r.json()
 
@@ -134,19 +135,19 @@ async def test_role_change_invalidates_tokens_and_open_sockets(harness: ServerHa
     assert status == 400 and body["error"]["code"] == "invalid"
 
 
-def _b64(d: dict | bytes) -> str:  # type: ignore[type-arg]
+def _b64(d: dict[str, Any] | bytes) -> str:
     raw = d if isinstance(d, bytes) else json.dumps(d).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _hs256(claims: dict, secret: bytes) -> str:  # type: ignore[type-arg]
+def _hs256(claims: dict[str, Any], secret: bytes) -> str:
     """HS256 by hand: PyJWT rightly refuses to use a PEM key as an HMAC secret, an attacker does not."""
     signing_input = _b64({"alg": "HS256", "typ": "JWT"}) + "." + _b64(claims)
     signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     return signing_input + "." + _b64(signature)
 
 
-def _claims(user_id: int, **changes: object) -> dict:  # type: ignore[type-arg]
+def _claims(user_id: int, **changes: object) -> dict[str, Any]:
     now = int(time.time())
     base = {"sub": str(user_id), "role": "user", "tv": 0, "typ": "access", "aud": "chat", "iss": "chat-server",
             "iat": now, "exp": now + 600}
@@ -174,7 +175,7 @@ def _bad_tokens(key_dir: Path, user_id: int) -> dict[str, str]:
     }
 
 
-def _tamper(token: str, claims: dict) -> str:  # type: ignore[type-arg]
+def _tamper(token: str, claims: dict[str, Any]) -> str:
     header, _, signature = token.split(".")
     return f"{header}.{_b64(claims)}.{signature}"
 

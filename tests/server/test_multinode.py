@@ -4,11 +4,13 @@ across nodes both ways, and a killed node's users going offline by themselves.""
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
+from typing import Any
 
 from tests.support import Client, ServerHarness
 
 
-def _is(user: Client, status: str) -> object:
+def _is(user: Client, status: str) -> Callable[[dict[str, Any]], bool]:
     return lambda e: e["user_id"] == user.id and e["status"] == status
 
 
