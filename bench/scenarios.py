@@ -1,0 +1,175 @@
+"""The five scenarios, each against a started ``Target`` (two nodes: against services it starts).
+
+1. ``fanout``     N clients in one room, 10 senders, a ladder of offered deliveries/s
+2. ``rooms``      many connections in rooms of 10, one message per room per second
+3. ``idle``       server RSS growth per idle connection, measured at two counts on one process
+4. ``persist``    chat-server only: closed-loop ``message:send`` with acks through PostgreSQL
+5. ``two_nodes``  fan-out with senders on node A and receivers split over A and B, compared
+                  with all clients on A, on the same Redis (and PostgreSQL for chat-server)
+
+The load generator runs on ``Plan.loadgen_cpus``; servers and their services on
+``Plan.server_cpus``. chat-server needs users and rooms made over REST first; the references
+take any room id.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .loadgen import Loadgen
+from .targets import Target, pin_tree
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes for one run; ``quick()`` and ``full()`` are the two the harness offers."""
+
+    clients: int
+    rates: list[int]
+    idle_counts: list[int]
+    room_clients: int
+    duration: float
+    two_node_rates: list[int]
+    persist_clients: int = 40
+    senders: int = 10
+    loadgen_workers: int = 1
+    server_cpus: list[int] = field(default_factory=lambda: [0])
+    loadgen_cpus: list[int] = field(default_factory=lambda: [1])
+
+    @staticmethod
+    def quick() -> Plan:
+        return Plan(clients=500, rates=[10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 120_000],
+                    idle_counts=[1000, 2000], room_clients=2000, duration=3.0, two_node_rates=[10_000, 20_000])
+
+    @staticmethod
+    def full() -> Plan:
+        return Plan(clients=1000, rates=[10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 120_000, 150_000, 200_000],
+                    idle_counts=[5000, 10_000], room_clients=10_000, duration=5.0,
+                    two_node_rates=[10_000, 20_000, 40_000])
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def spec(plan: Plan, target: Target, mode: str, clients: int, **extra: Any) -> dict[str, Any]:
+    return {"mode": mode, "url": target.url, "clients": clients, "senders": plan.senders,
+            "duration": plan.duration, "drain": 2.0, "workers": plan.loadgen_workers,
+            "cpus": plan.loadgen_cpus, **extra}
+
+
+def fanout_room(target: Target, users: int = 100) -> dict[str, Any]:
+    """chat-server: ``users`` users (sockets share them) and one public room."""
+    if target.name != "ours":
+        return {"room": 1}
+    tokens = target.register(users, "fan")
+    return {"room": target.create_rooms(tokens[:1], "fanout")[0], "tokens": tokens}
+
+
+def fanout(plan: Plan, target: Target, auth: dict[str, Any]) -> list[dict[str, Any]]:
+    with Loadgen(spec(plan, target, "fanout", plan.clients, **auth), [target.pid]) as lg:
+        return lg.ladder(plan.rates, label=f"{target.name} fanout")
+
+
+def idle(plan: Plan, target: Target) -> list[dict[str, Any]]:
+    """Connect in increments up to each count in ``plan.idle_counts`` (no room joins) and read
+    the server's RSS after a settle: growth / connections. One process, so the baseline is the
+    same for every count."""
+    extra: dict[str, Any] = {}
+    if target.name == "ours":
+        extra["tokens"] = target.register(100, "idle")  # users in no room: only the socket costs
+    time.sleep(2.0)
+    base = target.rss_kib()
+    out: list[dict[str, Any]] = []
+    held: list[Loadgen] = []
+    done = 0
+    try:
+        for n in plan.idle_counts:
+            lg = Loadgen(spec(plan, target, "idle", n - done, **extra))
+            held.append(lg)
+            lg.start(timeout=600)
+            done = n
+            time.sleep(3.0)
+            rss = target.rss_kib()
+            out.append({"clients": n, "rss_base_kib": base, "rss_kib": rss, "kib_per_conn": round((rss - base) / n, 2)})
+            say(f"   {target.name} idle {n}: {out[-1]['kib_per_conn']} KiB per connection")
+    finally:
+        for lg in held:
+            lg.stop()
+    return out
+
+
+def rooms(plan: Plan, target: Target) -> dict[str, Any]:
+    n, size = plan.room_clients, 10
+    extra: dict[str, Any] = {"room_size": size, "connect_timeout": 120}
+    if target.name == "ours":
+        # one user per connection: a user's sockets all receive every room the user is in
+        tokens = target.register(n, "small")
+        extra["tokens"] = tokens
+        extra["room_ids"] = target.create_rooms(tokens[: n // size], "small")  # client j created room j
+    with Loadgen(spec(plan, target, "rooms", n, **extra), [target.pid]) as lg:
+        r = lg.step()
+    say(f"   {target.name} rooms {n}: p50 {r['p50_ms']} p99 {r['p99_ms']} ms, delivered {r['delivered_ratio']}")
+    return r
+
+
+def persist(plan: Plan, target: Target) -> dict[str, Any]:
+    """Each client sends into its own room: the storage path, not the fan-out."""
+    tokens = target.register(plan.persist_clients, "persist")
+    own = target.create_rooms(tokens, "own", kind="private")
+    with Loadgen(spec(plan, target, "persist", plan.persist_clients, tokens=tokens, own_rooms=own), [target.pid]) as lg:
+        r = lg.step()
+    say(f"   {target.name} persist: {r['acks_s']} acks/s, p99 {r['p99_ms']} ms, errors {r['errors']}")
+    return r
+
+
+def two_nodes(plan: Plan, name: str) -> dict[str, Any]:
+    """Nodes A and B of ``name`` on one Redis (+ PostgreSQL for chat-server), everything on the
+    server CPUs: the same hardware as one node, the fan-out work split and the bus added."""
+    sys.path.insert(0, str(ROOT))
+    from tests.services import PostgresService, RedisService
+
+    redis = RedisService().start()
+    pg = PostgresService().start() if name == "ours" else None
+    keys = Path(tempfile.mkdtemp(prefix="bench-keys-"))
+    nodes: list[Target] = []
+    try:
+        for svc in (redis, pg):
+            if svc is not None and svc._proc is not None and svc._proc.proc is not None:
+                pin_tree(svc._proc.proc.pid, plan.server_cpus)
+        env = {"REDIS_URL": redis.url}
+        if pg is not None:
+            from server.tokens import generate_keypair
+
+            generate_keypair(keys / "jwt.pem", keys / "jwt.pub.pem")
+            pg.psql("CREATE DATABASE chat")
+            env.update(DATABASE_URL=pg.dsn_for("chat"), JWT_PRIVATE_KEY_FILE=str(keys / "jwt.pem"),
+                       JWT_PUBLIC_KEY_FILE=str(keys / "jwt.pub.pem"))
+        for node_id in ("a", "b"):
+            node_env = {**env, "CHAT_NODE_ID": node_id} if name == "ours" else env
+            nodes.append(Target(name, env=node_env, cpus=plan.server_cpus).start())
+            time.sleep(1.0)  # B starts after A has applied the schema
+        a, b = nodes
+        auth = fanout_room(a)
+        pids = [a.pid, b.pid, redis._proc.proc.pid] + ([pg._proc.proc.pid] if pg and pg._proc and pg._proc.proc else [])  # type: ignore[union-attr]
+        out: dict[str, Any] = {}
+        for mode, url2 in (("one", ""), ("two", b.url)):
+            with Loadgen(spec(plan, a, "fanout", plan.clients, url2=url2, **auth), pids) as lg:
+                out[mode] = lg.ladder(plan.two_node_rates, p99_ms=1000.0, delivered=0.99, retries=1,
+                                      label=f"{name} {mode} node(s)")
+        return out
+    finally:
+        for t in nodes:
+            t.stop()
+        redis.cleanup()
+        if pg is not None:
+            pg.cleanup()
+        shutil.rmtree(keys, ignore_errors=True)
