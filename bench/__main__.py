@@ -141,7 +141,8 @@ def main() -> None:
     r.add_argument("--no-write", action="store_true", help="print only; keep bench/results/ as it is")
     pr = sub.add_parser("profile", help="py-spy profile of chat-server under one scenario")
     pr.add_argument("--scenario", choices=["fanout", "persist"], default="fanout")
-    pr.add_argument("--rate", type=int, default=60_000, help="offered deliveries/s (fanout)")
+    pr.add_argument("--rate", type=int, help="fanout: offered deliveries/s (default 60,000); "
+                    "persist: offered msgs/s (default 0: closed loop)")
     pr.add_argument("--clients", type=int, default=1000)
     pr.add_argument("--seconds", type=float, default=10.0)
     a = p.parse_args()
@@ -152,7 +153,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     if a.command == "profile":
         os.sched_setaffinity(0, {1})
-        md = __import__("bench.profile", fromlist=["profile"]).profile(a.scenario, a.rate, a.clients, a.seconds,
+        rate = a.rate if a.rate is not None else (60_000 if a.scenario == "fanout" else 0)
+        md = __import__("bench.profile", fromlist=["profile"]).profile(a.scenario, rate, a.clients, a.seconds,
                                                                        RESULTS, stamp)
         print(md.read_text())
         return

@@ -26,11 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 LINE_NO = re.compile(r":\d+\)$")
 
 
-def summarize(collapsed: str, top: int = 30) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]]]:
-    """(total samples, hottest by self samples, hottest by inclusive samples); frames are
-    ``function (file)`` with line numbers dropped so a function counts once."""
+def summarize(collapsed: str, top: int = 30) -> dict[str, Any]:
+    """Samples by self time (overall), by package (self time), and inclusive for chat-server's
+    own functions. Frames are ``function (file)`` with line numbers dropped so a function
+    counts once per stack. (Under uvloop a task's stack starts at its coroutine.)"""
     own: Counter[str] = Counter()
     incl: Counter[str] = Counter()
+    pkgs: Counter[str] = Counter()
     total = 0
     for line in collapsed.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -43,20 +45,29 @@ def summarize(collapsed: str, top: int = 30) -> tuple[int, list[tuple[str, int]]
                   .replace(".venv/lib/python3.11/site-packages/", "") for f in frames]
         if frames:
             own[frames[-1]] += n
+            file = frames[-1].rpartition("(")[2]
+            pkgs[file.split("/")[0] if "/" in file else file.rstrip(")")] += n
         for f in set(frames):
-            incl[f] += n
-    return total, own.most_common(top), incl.most_common(top)
+            if "(server/" in f:
+                incl[f] += n
+    return {"total": total, "self": own.most_common(top), "packages": pkgs.most_common(12),
+            "server_inclusive": incl.most_common(top)}
 
 
-def render(scenario: str, detail: dict[str, Any], total: int, own: list[tuple[str, int]],
-           incl: list[tuple[str, int]]) -> str:
-    def table(rows: list[tuple[str, int]]) -> list[str]:
-        return ["| share | samples | function (file) |", "|---:|---:|---|",
+def render(scenario: str, detail: dict[str, Any], summary: dict[str, Any]) -> str:
+    total = summary["total"] or 1
+
+    def table(rows: list[tuple[str, int]], what: str) -> list[str]:
+        return [f"| share | samples | {what} |", "|---:|---:|---|",
                 *[f"| {n / total * 100:.1f} % | {n} | `{f}` |" for f, n in rows]]
 
     return "\n".join([f"# chat-server profile: {scenario}", "",
-                      f"Load: {detail}", f"Samples: {total} (py-spy, non-blocking, idle frames excluded)", "",
-                      "## By self time", "", *table(own), "", "## Inclusive", "", *table(incl), ""])
+                      f"Load: {detail}", f"Samples: {summary['total']} (py-spy, non-blocking, idle frames excluded; "
+                      "time inside C calls such as socket writes counts to the calling Python function)", "",
+                      "## Self time by package", "", *table(summary["packages"], "package"), "",
+                      "## Self time by function", "", *table(summary["self"], "function (file)"), "",
+                      "## Inclusive, chat-server's own functions", "",
+                      *table(summary["server_inclusive"], "function (file)"), ""])
 
 
 def profile(scenario: str, rate: int, clients: int, seconds: float, out_dir: Path, stamp: str) -> Path:
@@ -65,16 +76,16 @@ def profile(scenario: str, rate: int, clients: int, seconds: float, out_dir: Pat
     pyspy = str(Path(sys.executable).parent / "py-spy") if (Path(sys.executable).parent / "py-spy").exists() else "py-spy"
     plan = Plan(clients=clients, rates=[rate], idle_counts=[], room_clients=0, duration=seconds, two_node_rates=[])
     target = Target("ours").start()
-    raw = out_dir / f"{stamp}-profile-{scenario}.txt"
+    raw = out_dir / f"{stamp}-profile-{scenario}-{rate}.txt"
     try:
         if scenario == "fanout":
-            lg = Loadgen(spec(plan, target, "fanout", clients, **fanout_room(target)), [target.pid])
+            lg = Loadgen(spec(plan, target, "fanout", clients, **fanout_room(target)), target.measured_pids())
             detail: dict[str, Any] = {"clients": clients, "offered_deliveries_s": rate}
         else:
             tokens = target.register(plan.persist_clients, "persist")
             own = target.create_rooms(tokens, "own", kind="private")
-            lg = Loadgen(spec(plan, target, "persist", plan.persist_clients, tokens=tokens, own_rooms=own), [target.pid])
-            detail = {"clients": plan.persist_clients}
+            lg = Loadgen(spec(plan, target, "persist", plan.persist_clients, tokens=tokens, own_rooms=own), target.measured_pids())
+            detail = {"clients": plan.persist_clients, "offered_msgs_s": rate or "closed loop"}
         with lg:
             cpus = set(plan.loadgen_cpus)
             rec = subprocess.Popen([pyspy, "record", "--pid", str(target.pid), "--nonblocking", "--format", "raw",
@@ -86,10 +97,9 @@ def profile(scenario: str, rate: int, clients: int, seconds: float, out_dir: Pat
             t.start()
             t.join(seconds + 120)
             rec.wait(seconds + 60)
-        detail.update({k: result.get(k) for k in ("p50_ms", "p99_ms", "delivered_ratio", "acks_s", "server_cpu")})
+        detail.update({k: result.get(k) for k in ("p50_ms", "p99_ms", "delivered_ratio", "acks_s", "server_cpu", "server_kernel_share")})
     finally:
         target.stop()
-    total, own_rows, incl_rows = summarize(raw.read_text())
-    md = out_dir / f"{stamp}-profile-{scenario}.md"
-    md.write_text(render(scenario, detail, total, own_rows, incl_rows))
+    md = out_dir / f"{stamp}-profile-{scenario}-{rate}.md"
+    md.write_text(render(scenario, detail, summarize(raw.read_text())))
     return md

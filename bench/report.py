@@ -94,9 +94,11 @@ def summary(res: dict[str, Any]) -> tuple[list[str], list[str]]:
                        f"delivered{note} | {'yes' if met else 'no'} |")
     p = res.get("persist", {}).get("ours")
     if p:
-        met = p["acks_s"] >= 3000 and p["p99_ms"] <= 50
-        targets.append(f"| persisted send ≥ 3,000 acks/s, p99 ≤ 50 ms | {_n(p['acks_s'])} acks/s, p99 {p['p99_ms']} ms | "
-                       f"{'yes' if met else 'no'} |")
+        c = p["closed"]
+        best = max([s["acks_s"] for s in p["open"] if s["p99_ms"] <= P99_MS and s["delivered_ratio"] >= DELIVERED] or [0])
+        met = best >= 3000 or (c["acks_s"] >= 3000 and c["p99_ms"] <= P99_MS)
+        targets.append(f"| persisted send ≥ 3,000 acks/s, p99 ≤ 50 ms | open loop: {_n(best)} acks/s within p99 ≤ 50 ms; "
+                       f"closed loop: {_n(c['acks_s'])} acks/s, p99 {c['p99_ms']} ms | {'yes' if met else 'no'} |")
     tn = res.get("two_nodes", {}).get("ours")
     if tn and tn.get("one") and tn.get("two"):
         one = {s["offered_deliveries_s"]: s for s in tn["one"]}
@@ -148,12 +150,16 @@ def render(res: dict[str, Any]) -> str:
                        f"{r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {r.get('server_cpu', 0):.2f} |")
         out.append("")
     if res.get("persist"):
-        out += ["### Persisted send (chat-server; each client in its own room, one send in flight per client)", "",
-                "| clients | acks/s | p50 ms | p99 ms | max ms | errors | server cores (with PostgreSQL, Redis) |",
-                "|---:|---:|---:|---:|---:|---:|---:|"]
+        out += ["### Persisted send (chat-server; each client in its own room)", "",
+                "| load | offered msgs/s | acks/s | acked | p50 ms | p99 ms | max ms | errors | server cores (with PostgreSQL, Redis) |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in res["persist"].values():
-            out.append(f"| {r['clients']} | {_n(r['acks_s'])} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {r['errors']} | "
-                       f"{r.get('server_cpu', 0):.2f} |")
+            rows = [("closed loop, one in flight per client", r["closed"])] + [("open loop", x) for x in r["open"]]
+            for label, x in rows:
+                offered = "-" if x.get("closed_loop") else _n(x["offered_msgs_s"])
+                out.append(f"| {label} ({x['clients']} clients) | {offered} | {_n(x['acks_s'])} | "
+                           f"{x['delivered_ratio'] * 100:.2f} % | {x['p50_ms']} | {x['p99_ms']} | {x['max_ms']} | "
+                           f"{x['errors']} | {x.get('server_cpu', 0):.2f} |")
         out.append("")
     if res.get("two_nodes"):
         out += ["### Two nodes over Redis (senders on node A; receivers on A, or split over A and B)", "",

@@ -39,6 +39,7 @@ class Plan:
     duration: float
     two_node_rates: list[int]
     persist_clients: int = 40
+    persist_rates: list[int] = field(default_factory=lambda: [1000, 2000, 3000, 4000, 5000, 6000, 8000])
     senders: int = 10
     loadgen_workers: int = 1
     server_cpus: list[int] = field(default_factory=lambda: [0])
@@ -46,12 +47,14 @@ class Plan:
 
     @staticmethod
     def quick() -> Plan:
-        return Plan(clients=500, rates=[10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 120_000],
-                    idle_counts=[1000, 2000], room_clients=2000, duration=3.0, two_node_rates=[10_000, 20_000])
+        return Plan(clients=500, rates=[10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 120_000, 140_000],
+                    idle_counts=[1000, 2000], room_clients=2000, duration=3.0, two_node_rates=[10_000, 20_000],
+                    persist_rates=[1000, 2000, 3000, 4000])
 
     @staticmethod
     def full() -> Plan:
-        return Plan(clients=1000, rates=[10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 120_000, 150_000, 200_000],
+        return Plan(clients=1000, rates=[10_000, 20_000, 40_000, 60_000, 70_000, 80_000, 90_000, 100_000, 110_000,
+                                         120_000, 135_000, 150_000, 175_000],
                     idle_counts=[5000, 10_000], room_clients=10_000, duration=5.0,
                     two_node_rates=[10_000, 20_000, 40_000])
 
@@ -75,7 +78,7 @@ def fanout_room(target: Target, users: int = 100) -> dict[str, Any]:
 
 
 def fanout(plan: Plan, target: Target, auth: dict[str, Any]) -> list[dict[str, Any]]:
-    with Loadgen(spec(plan, target, "fanout", plan.clients, **auth), [target.pid]) as lg:
+    with Loadgen(spec(plan, target, "fanout", plan.clients, **auth), target.measured_pids()) as lg:
         return lg.ladder(plan.rates, label=f"{target.name} fanout")
 
 
@@ -115,20 +118,23 @@ def rooms(plan: Plan, target: Target) -> dict[str, Any]:
         tokens = target.register(n, "small")
         extra["tokens"] = tokens
         extra["room_ids"] = target.create_rooms(tokens[: n // size], "small")  # client j created room j
-    with Loadgen(spec(plan, target, "rooms", n, **extra), [target.pid]) as lg:
+    with Loadgen(spec(plan, target, "rooms", n, **extra), target.measured_pids()) as lg:
         r = lg.step()
     say(f"   {target.name} rooms {n}: p50 {r['p50_ms']} p99 {r['p99_ms']} ms, delivered {r['delivered_ratio']}")
     return r
 
 
 def persist(plan: Plan, target: Target) -> dict[str, Any]:
-    """Each client sends into its own room: the storage path, not the fan-out."""
+    """Each client sends into its own room: the storage path, not the fan-out. First a closed
+    loop (one send in flight per client), then an open-loop ladder of offered messages/s."""
     tokens = target.register(plan.persist_clients, "persist")
     own = target.create_rooms(tokens, "own", kind="private")
-    with Loadgen(spec(plan, target, "persist", plan.persist_clients, tokens=tokens, own_rooms=own), [target.pid]) as lg:
-        r = lg.step()
-    say(f"   {target.name} persist: {r['acks_s']} acks/s, p99 {r['p99_ms']} ms, errors {r['errors']}")
-    return r
+    with Loadgen(spec(plan, target, "persist", plan.persist_clients, tokens=tokens, own_rooms=own), target.measured_pids()) as lg:
+        closed = lg.step()
+        say(f"   {target.name} persist, closed loop: {closed['acks_s']} acks/s, p99 {closed['p99_ms']} ms, "
+            f"errors {closed['errors']}")
+        ladder = lg.ladder(plan.persist_rates, label=f"{target.name} persist msgs")
+    return {"closed": closed, "open": ladder}
 
 
 def two_nodes(plan: Plan, name: str) -> dict[str, Any]:
@@ -159,7 +165,7 @@ def two_nodes(plan: Plan, name: str) -> dict[str, Any]:
             time.sleep(1.0)  # B starts after A has applied the schema
         a, b = nodes
         auth = fanout_room(a)
-        pids = [a.pid, b.pid, redis._proc.proc.pid] + ([pg._proc.proc.pid] if pg and pg._proc and pg._proc.proc else [])  # type: ignore[union-attr]
+        pids = [*a.measured_pids(), *b.measured_pids(), redis._proc.proc.pid] + ([pg._proc.proc.pid] if pg and pg._proc and pg._proc.proc else [])  # type: ignore[union-attr]
         out: dict[str, Any] = {}
         for mode, url2 in (("one", ""), ("two", b.url)):
             with Loadgen(spec(plan, a, "fanout", plan.clients, url2=url2, **auth), pids) as lg:

@@ -150,6 +150,15 @@ class Target:
         assert self.proc is not None
         return self.proc.pid
 
+    def measured_pids(self) -> list[int]:
+        """The server and the process trees it started: the embedded PostgreSQL daemonizes
+        (its parent is init), so it is found by its data directory under ours."""
+        pids = [self.pid]
+        for p in psutil.process_iter(["pid", "ppid", "cmdline"]):
+            if p.info["ppid"] == 1 and str(self.tmp) in " ".join(p.info["cmdline"] or []):
+                pids.append(p.info["pid"])
+        return pids
+
     def rss_kib(self) -> int:
         """The server process's own RSS (not its embedded PostgreSQL / Redis children)."""
         return int(psutil.Process(self.pid).memory_info().rss // 1024)

@@ -31,21 +31,23 @@ ROOT = Path(__file__).resolve().parents[2]
 NOISY_CPU = 0.15  # cores used by other processes during a step that make its result suspect
 
 
-def tree_cpu_s(pids: list[int]) -> float:
-    """User + system CPU of the processes and all their descendants (PostgreSQL backends too)."""
-    total = 0.0
+def tree_cpu_s(pids: list[int]) -> tuple[float, float]:
+    """(user, system) CPU seconds of the processes and all their descendants (PostgreSQL
+    backends too)."""
+    user = system = 0.0
     for pid in pids:
         try:
             root = psutil.Process(pid)
             for p in [root, *root.children(recursive=True)]:
                 try:
                     t = p.cpu_times()
-                    total += t.user + t.system
+                    user += t.user
+                    system += t.system
                 except psutil.NoSuchProcess:
                     pass
         except psutil.NoSuchProcess:
             pass
-    return total
+    return user, system
 
 
 def machine_busy_s() -> float:
@@ -126,32 +128,37 @@ class Loadgen:
 
     # --- measuring ----------------------------------------------------------------------------
 
-    def step(self, deliveries_s: float = 0.0, settle: float = 0.5) -> dict[str, Any]:
-        """One measured step. ``deliveries_s`` (fanout) = messages/s x clients in the room."""
+    def step(self, offered: float = 0.0, settle: float = 0.5) -> dict[str, Any]:
+        """One measured step. ``offered``: fanout, deliveries/s (= messages/s x clients in the
+        room); persist, messages/s over all clients (0: closed loop, one send in flight each);
+        rooms and idle take none."""
         s, step = self.spec, self.steps
         self.steps += 1
         clients, duration, drain = int(s["clients"]), float(s["duration"]), float(s["drain"])
-        rate = deliveries_s / clients if deliveries_s else 0.0
+        per_message = {"fanout": clients, "rooms": int(s["room_size"])}.get(s["mode"], 1)
+        rate = offered / per_message if s["mode"] == "fanout" else offered
         t0_ns = time.time_ns() + int(settle * 1e9)
         for p in self.procs:
             assert p.stdin is not None
             p.stdin.write(f"go {t0_ns} {rate} {step}\n")
             p.stdin.flush()
         time.sleep(max(0.0, (t0_ns - time.time_ns()) / 1e9))
-        cpu0, busy0 = tree_cpu_s(self.server_pids), machine_busy_s()
+        (user0, sys0), busy0 = tree_cpu_s(self.server_pids), machine_busy_s()
         time.sleep(duration)
-        server_cpu, busy = tree_cpu_s(self.server_pids) - cpu0, machine_busy_s() - busy0
+        (user1, sys1), busy = tree_cpu_s(self.server_pids), machine_busy_s() - busy0
+        server_cpu, server_sys = user1 - user0 + sys1 - sys0, sys1 - sys0
         parts = [json.loads(self._line(w, duration + drain + 60)) for w in range(len(self.procs))]
         samples = read_samples(self.tmp / f"{step}-{w}.bin" for w in range(len(self.procs)))
         sent = sum(p["sent"] for p in parts)
         received = sum(p["received"] for p in parts)
-        per_message = {"fanout": clients, "rooms": int(s["room_size"])}.get(s["mode"], 1)
         expected = sent * per_message
         out: dict[str, Any] = {"mode": s["mode"], "clients": clients, "sent": sent, "sent_msgs_s": round(sent / duration, 1)}
         if s["mode"] == "persist":
-            out.update(acks=sent, acks_s=round(sent / duration), errors=sum(p["errors"] for p in parts))
+            out.update(offered_msgs_s=round(rate), offered_deliveries_s=round(rate), closed_loop=not rate,
+                       acks=received, acks_s=round(received / duration), errors=sum(p["errors"] for p in parts),
+                       delivered_ratio=round(received / sent, 5) if sent else 0.0)
         else:
-            out.update(offered_msgs_s=round(rate, 2), offered_deliveries_s=round(deliveries_s), expected=expected,
+            out.update(offered_msgs_s=round(rate, 2), offered_deliveries_s=round(offered), expected=expected,
                        received=received, late=sum(p["late"] for p in parts),
                        delivered_ratio=round(received / expected, 5) if expected else 0.0,
                        delivered_s=round(received / duration))
@@ -160,6 +167,7 @@ class Loadgen:
         out["loadgen_cpu"] = round(loadgen_cpu / duration, 3)  # cores busy while sending
         if self.server_pids:
             out["server_cpu"] = round(server_cpu / duration, 3)
+            out["server_kernel_share"] = round(server_sys / server_cpu, 3) if server_cpu else 0.0
             # everything else the machine did meanwhile (other processes, interrupts): a noisy
             # neighbour shows up here, and the harness repeats a failed step it may have spoiled
             out["other_cpu"] = round(max(0.0, busy - server_cpu - loadgen_cpu) / duration, 3)

@@ -106,14 +106,22 @@ class Worker:
         result: dict[str, Any] = {"sent": 0, "errors": 0}
         await asyncio.sleep(max(0.0, t0 - time.monotonic()))
         cpu0 = cpu_s()
-        if s["mode"] == "persist":
+        if s["mode"] == "persist" and not rate:
             await self._persist(t0 + duration, result)
+        elif s["mode"] == "persist":
+            self._persist_open(t0, duration, rate, result)
+            await asyncio.sleep(max(0.0, t0 + duration - time.monotonic()))
         else:
             await self._send(t0, duration, rate, result)
         result["cpu_s"] = cpu_s() - cpu0  # over the sending window only
         await asyncio.sleep(max(0.0, t0 + duration + drain - time.monotonic()))
-        result["received"] = sum(c.received for c in self.conns.values())
-        result["late"] = sum(c.late for c in self.conns.values())
+        if s["mode"] == "persist":
+            result["received"] = len(self.samples)  # acks
+            for c in self.conns.values():
+                c.ack_callbacks.clear()  # unacked by now: counted as lost
+        else:
+            result["received"] = sum(c.received for c in self.conns.values())
+            result["late"] = sum(c.late for c in self.conns.values())
         (self.raw_dir / f"{step}-{self.index}.bin").write_bytes(self.samples.tobytes())
         return result
 
@@ -163,6 +171,36 @@ class Worker:
                     result["errors"] += 1
 
         await asyncio.gather(*(loop(i) for i in self.conns))
+
+    def _persist_open(self, t0: float, duration: float, rate: float, result: dict[str, Any]) -> None:
+        """Open loop: every client sends at ``rate / clients`` msgs/s whatever the acks do, so
+        a slow server shows as latency and loss instead of as a lower send rate."""
+        loop = asyncio.get_running_loop()
+        start = loop.time() + (t0 - time.monotonic())  # the loop's clock may differ from monotonic()
+        end = start + duration
+        total = int(self.spec["clients"])
+        interval = total / rate
+        samples = self.samples
+
+        def fire(i: int, due: float) -> None:
+            if due >= end:
+                return
+            t = time.time_ns()
+
+            def on_ack(at: int, ack: bytes) -> None:
+                if ack_ok(ack):
+                    samples.append(at - t)
+                else:
+                    result["errors"] += 1
+
+            self.conns[i].emit_acked("message:send", {"room_id": self.room_of(i), "body": f"t{t} persisted",
+                                                      "client_id": uuid.uuid4().hex}, on_ack)
+            result["sent"] += 1
+            loop.call_at(due + interval, fire, i, due + interval)
+
+        for i in self.conns:
+            first = start + (i / total) * interval  # spread the clients over one interval
+            loop.call_at(first, fire, i, first)
 
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self.conns.values()), return_exceptions=True)

@@ -25,6 +25,7 @@ import json
 import os
 import time
 from array import array
+from collections.abc import Callable
 from typing import Any, cast
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -74,6 +75,7 @@ class SioConnection(asyncio.Protocol):
         self.frag: list[bytes] = []
         self.frag_op = 0
         self.acks: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
+        self.ack_callbacks: dict[int, Callable[[int, bytes], None]] = {}  # open-loop sends
         self.next_ack = 1
         self.received = 0
         self.late = 0
@@ -196,9 +198,13 @@ class SioConnection(asyncio.Protocol):
             k = 2
             while 0x30 <= p[k] <= 0x39:
                 k += 1
-            fut = self.acks.pop(int(p[2:k]), None)
+            ack_id = int(p[2:k])
+            fut = self.acks.pop(ack_id, None)
             if fut is not None and not fut.done():
                 fut.set_result((now, p[k:]))
+            cb = self.ack_callbacks.pop(ack_id, None)
+            if cb is not None:
+                cb(now, p[k:])
         elif p.startswith(b"0{"):
             auth = json.dumps({"token": self.token}) if self.token else ""
             self.send_text(b"40" + auth.encode())
@@ -228,6 +234,13 @@ class SioConnection(asyncio.Protocol):
 
     def emit(self, event: str, payload: dict[str, Any]) -> None:
         self.send_text(b"42" + json.dumps([event, payload], separators=(",", ":")).encode())
+
+    def emit_acked(self, event: str, payload: dict[str, Any], on_ack: Callable[[int, bytes], None]) -> None:
+        """Emit with an ack without waiting: ``on_ack(receipt ns, ack bytes)`` runs on arrival."""
+        ack_id = self.next_ack
+        self.next_ack += 1
+        self.ack_callbacks[ack_id] = on_ack
+        self.send_text(f"42{ack_id}".encode() + json.dumps([event, payload], separators=(",", ":")).encode())
 
     async def call(self, event: str, payload: dict[str, Any], timeout: float = 10.0) -> tuple[int, bytes]:
         """Emit with an ack; returns (receipt time in ns, the ack's JSON array as bytes)."""
