@@ -53,11 +53,17 @@ def summary(res: dict[str, Any]) -> tuple[list[str], list[str]]:
     refs = [r for r in REFS if r in fan or r in res.get("idle", {})]
     head = "| metric | ours | " + " | ".join(refs) + " | " + " | ".join(f"ours / {r}" for r in refs) + " |"
     lines = [head, "|---|" + "---:|" * (1 + 2 * len(refs))]
+    low = min(res["plan"]["rates"])
+
+    def cell(v: int, capped: bool) -> str:
+        return f"< {_n(low)}" if not v else f"{'≥ ' if capped else ''}{_n(v)}"
+
     if "ours" in fan:
         o, oc = fan["ours"]
-        cells = [f"{'≥ ' if fan[r][1] else ''}{_n(fan[r][0])}" if r in fan else "-" for r in refs]
-        ratios = [_ratio(o, fan[r][0], oc, fan[r][1]) if r in fan else "-" for r in refs]
-        lines.append(f"| sustainable fan-out, deliveries/s (p99 ≤ 50 ms, ≥ 99.9 %) | {'≥ ' if oc else ''}{_n(o)} | "
+        cells = [cell(*fan[r]) if r in fan else "-" for r in refs]
+        ratios = [("-" if r not in fan else _ratio(o, fan[r][0], oc, fan[r][1]) if fan[r][0]
+                   else f"> {o / low:.1f}" if o else "-") for r in refs]
+        lines.append(f"| sustainable fan-out, deliveries/s (p99 ≤ 50 ms, ≥ 99.9 %) | {cell(o, oc)} | "
                      + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     idle = res.get("idle", {})
     for i, item in enumerate(idle.get("ours", [])):
@@ -136,11 +142,12 @@ def render(res: dict[str, Any]) -> str:
             f"{plan['duration']:g} s per step)", "", *fanout_table(res), ""]
     if res.get("idle"):
         out += ["### Idle memory (server process RSS growth / connections)", "",
-                "| target | connections | RSS before, MiB | RSS after, MiB | KiB per connection |", "|---|---:|---:|---:|---:|"]
+                "| target | connections | RSS before, MiB | RSS after, MiB | KiB per connection | marginal KiB per connection |",
+                "|---|---:|---:|---:|---:|---:|"]
         for name, items in res["idle"].items():
             for it in items:
                 out.append(f"| {name} | {_n(it['clients'])} | {it['rss_base_kib'] / 1024:.1f} | {it['rss_kib'] / 1024:.1f} | "
-                           f"{it['kib_per_conn']} |")
+                           f"{it['kib_per_conn']} | {it.get('marginal_kib_per_conn', '-')} |")
         out.append("")
     if res.get("rooms"):
         out += ["### Many rooms (rooms of 10, one message per room per second)", "",

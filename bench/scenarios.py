@@ -63,6 +63,22 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def wait_idle(target: Target, cores: float = 0.05, max_wait: float = 45.0) -> float:
+    """Wait until the server (with its embedded PostgreSQL and Redis) is idle, e.g. done with
+    the previous scenario's disconnects, presence expiry or autovacuum (bounded)."""
+    from .loadgen.coordinator import tree_cpu_s
+
+    pids = target.measured_pids()
+    deadline = time.monotonic() + max_wait
+    while True:
+        u0, s0 = tree_cpu_s(pids)
+        time.sleep(1.0)
+        u1, s1 = tree_cpu_s(pids)
+        busy = u1 - u0 + s1 - s0
+        if busy < cores or time.monotonic() > deadline:
+            return busy
+
+
 def spec(plan: Plan, target: Target, mode: str, clients: int, **extra: Any) -> dict[str, Any]:
     return {"mode": mode, "url": target.url, "clients": clients, "senders": plan.senders,
             "duration": plan.duration, "drain": 2.0, "workers": plan.loadgen_workers,
@@ -78,18 +94,20 @@ def fanout_room(target: Target, users: int = 100) -> dict[str, Any]:
 
 
 def fanout(plan: Plan, target: Target, auth: dict[str, Any]) -> list[dict[str, Any]]:
+    wait_idle(target)
     with Loadgen(spec(plan, target, "fanout", plan.clients, **auth), target.measured_pids()) as lg:
         return lg.ladder(plan.rates, label=f"{target.name} fanout")
 
 
 def idle(plan: Plan, target: Target) -> list[dict[str, Any]]:
     """Connect in increments up to each count in ``plan.idle_counts`` (no room joins) and read
-    the server's RSS after a settle: growth / connections. One process, so the baseline is the
-    same for every count."""
+    the server's RSS after a settle: growth / connections, from a fresh process (so it includes
+    whatever the runtime keeps after the handshakes), and the marginal cost per connection
+    between two counts (heap already grown)."""
     extra: dict[str, Any] = {}
     if target.name == "ours":
         extra["tokens"] = target.register(100, "idle")  # users in no room: only the socket costs
-    time.sleep(2.0)
+    wait_idle(target)
     base = target.rss_kib()
     out: list[dict[str, Any]] = []
     held: list[Loadgen] = []
@@ -99,10 +117,12 @@ def idle(plan: Plan, target: Target) -> list[dict[str, Any]]:
             lg = Loadgen(spec(plan, target, "idle", n - done, **extra))
             held.append(lg)
             lg.start(timeout=600)
+            prev_n, prev_rss = (out[-1]["clients"], out[-1]["rss_kib"]) if out else (0, base)
             done = n
-            time.sleep(3.0)
+            time.sleep(5.0)
             rss = target.rss_kib()
-            out.append({"clients": n, "rss_base_kib": base, "rss_kib": rss, "kib_per_conn": round((rss - base) / n, 2)})
+            out.append({"clients": n, "rss_base_kib": base, "rss_kib": rss, "kib_per_conn": round((rss - base) / n, 2),
+                        "marginal_kib_per_conn": round((rss - prev_rss) / (n - prev_n), 2)})
             say(f"   {target.name} idle {n}: {out[-1]['kib_per_conn']} KiB per connection")
     finally:
         for lg in held:
@@ -118,6 +138,7 @@ def rooms(plan: Plan, target: Target) -> dict[str, Any]:
         tokens = target.register(n, "small")
         extra["tokens"] = tokens
         extra["room_ids"] = target.create_rooms(tokens[: n // size], "small")  # client j created room j
+    wait_idle(target)
     with Loadgen(spec(plan, target, "rooms", n, **extra), target.measured_pids()) as lg:
         r = lg.step()
     say(f"   {target.name} rooms {n}: p50 {r['p50_ms']} p99 {r['p99_ms']} ms, delivered {r['delivered_ratio']}")
@@ -129,6 +150,7 @@ def persist(plan: Plan, target: Target) -> dict[str, Any]:
     loop (one send in flight per client), then an open-loop ladder of offered messages/s."""
     tokens = target.register(plan.persist_clients, "persist")
     own = target.create_rooms(tokens, "own", kind="private")
+    wait_idle(target)
     with Loadgen(spec(plan, target, "persist", plan.persist_clients, tokens=tokens, own_rooms=own), target.measured_pids()) as lg:
         closed = lg.step()
         say(f"   {target.name} persist, closed loop: {closed['acks_s']} acks/s, p99 {closed['p99_ms']} ms, "
