@@ -115,20 +115,6 @@ def create_app(config: Config) -> web.Application:
     return app
 
 
-SHUTDOWN_DISCONNECT_S = 5.0
-
-
-async def _disconnect_clients(app: web.Application) -> None:
-    """Graceful stop: the listener is already closed; disconnect every socket so clients reconnect
-    (through the balancer) to another node and ``sync`` from there. Sends still in flight finish
-    against the database before the pool closes in cleanup; a client that misses their ack
-    retries with the same client_id and gets the stored message."""
-    try:
-        await asyncio.wait_for(app[SIO].shutdown(), SHUTDOWN_DISCONNECT_S)
-    except (TimeoutError, Exception) as exc:
-        log.warning("shutdown: disconnecting clients failed: %s", type(exc).__name__)
-
-
 async def _ensure_assistant_user(svc: Services) -> int:
     user = await udb.get_user_by_username(svc.pool, ASSISTANT_USERNAME)
     if user is None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ..config import Config
+from .middleware import APP_CSP
 
 REPO_WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 MISSING = """<!doctype html><meta charset="utf-8"><title>chat-server</title>
@@ -22,7 +23,9 @@ def add_static(app: web.Application, config: Config) -> None:
         page = dist / "index.html"
         if not page.exists():
             return web.Response(text=MISSING, content_type="text/html")
-        return web.FileResponse(page, headers={"Cache-Control": "no-cache"})
+        # FileResponse sets its content type only when it is sent, after the middlewares ran,
+        # so the page's policy is set here
+        return web.FileResponse(page, headers={"Cache-Control": "no-cache", "Content-Security-Policy": APP_CSP})
 
     app.router.add_get("/", index)
     assets = dist / "assets"
