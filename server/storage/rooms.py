@@ -129,6 +129,9 @@ async def room_ids_for_user(conn: asyncpg.Connection | asyncpg.Pool, user_id: in
     return [r[0] for r in await conn.fetch("SELECT room_id FROM room_members WHERE user_id = $1", user_id)]
 
 
+UNREAD_CAP = 1000  # beyond this a count says "1000+"; counting further would scan the backlog
+
+
 async def rooms_for_user(pool: asyncpg.Pool, user_id: int) -> list[dict[str, Any]]:
     """Rooms the user belongs to (with unread counts) plus public rooms they could join."""
     rows = await pool.fetch(
@@ -137,7 +140,10 @@ async def rooms_for_user(pool: asyncpg.Pool, user_id: int) -> list[dict[str, Any
         " (SELECT coalesce(u.display_name, u.username) FROM room_members o JOIN users u ON u.id = o.user_id"
         "   WHERE r.kind = 'direct' AND o.room_id = r.id AND o.user_id <> $1 LIMIT 1) AS peer_name,"
         " (SELECT o.user_id FROM room_members o"
-        "   WHERE r.kind = 'direct' AND o.room_id = r.id AND o.user_id <> $1 LIMIT 1) AS peer_id"
+        "   WHERE r.kind = 'direct' AND o.room_id = r.id AND o.user_id <> $1 LIMIT 1) AS peer_id,"
+        # others' messages after the read cursor (own ones are read by sending them), capped
+        f" (SELECT count(*) FROM (SELECT 1 FROM messages x WHERE m.user_id IS NOT NULL AND x.room_id = r.id"
+        f"   AND x.seq > m.last_read_seq AND x.author_id IS DISTINCT FROM $1 LIMIT {UNREAD_CAP}) u) AS unread"
         " FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1"
         " WHERE (m.user_id IS NOT NULL AND r.kind <> 'whatsapp') OR r.kind = 'public'"
         " ORDER BY r.id",
@@ -152,7 +158,7 @@ async def rooms_for_user(pool: asyncpg.Pool, user_id: int) -> list[dict[str, Any
             "joined": joined,
             "members_count": row["members_count"],
             "last_read_seq": row["last_read_seq"],
-            "unread": max(0, room.last_seq - row["last_read_seq"]) if joined else 0,
+            "unread": row["unread"],
         }
         if room.kind == "direct":
             extra["peer"] = {"id": row["peer_id"], "name": row["peer_name"]}

@@ -72,6 +72,8 @@ async def test_rooms_list_unread_counts_and_read_cursor(harness: ServerHarness) 
     _, listed = await bob.call("GET", "/api/v1/rooms", expect=200)
     [room] = [r for r in listed["rooms"] if r["id"] == room_id]
     assert room["unread"] == 3 and room["joined"] is True
+    _, listed = await alice.call("GET", "/api/v1/rooms", expect=200)
+    assert [r["unread"] for r in listed["rooms"] if r["id"] == room_id] == [0]  # her own messages
     await bob.connect()
     ack = await bob.emit("read", {"room_id": room_id, "seq": 2})
     assert ack == {"ok": True, "last_read_seq": 2}
