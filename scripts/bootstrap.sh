@@ -22,15 +22,16 @@ apt_install() {
 
 python_env() {
   local py=${PYTHON:-python3}
-  if [ ! -x .venv/bin/python ]; then
+  # a venv without pip is one whose creation was interrupted: make it again
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
     log "creating .venv"
-    "$py" -m venv .venv
+    "$py" -m venv --clear .venv
   fi
   local stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
   if [ ! -f "$stamp" ]; then
     log "installing Python dependencies"
-    .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -e '.[dev,bench]'
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[dev,bench]'
     rm -f .venv/.installed-* && touch "$stamp"
   fi
 }
