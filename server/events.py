@@ -7,6 +7,7 @@ JSON-ready dicts. The message record has the same flat shape everywhere: Socket.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -50,13 +51,15 @@ class MessageRecord:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["created_at"] = iso(self.created_at)
-        d["edited_at"] = iso(self.edited_at)
-        d["deleted_at"] = iso(self.deleted_at)
-        if self.deleted_at is not None:
-            d["body"] = ""
-        return d
+        # by hand: dataclasses.asdict deep-copies every field, on the path of every message
+        return {
+            "id": self.id, "room_id": self.room_id, "seq": self.seq, "author_id": self.author_id,
+            "author_kind": self.author_kind, "author_name": self.author_name,
+            "body": self.body if self.deleted_at is None else "",
+            "created_at": iso(self.created_at), "client_id": self.client_id, "reply_to": self.reply_to,
+            "edited_at": iso(self.edited_at), "deleted_at": iso(self.deleted_at),
+            "meta": copy.deepcopy(self.meta) if self.meta else {},
+        }
 
     def to_archive(self) -> dict[str, Any]:
         """The Kafka record for ``chat.messages.archive`` (keyed by room id)."""

@@ -60,7 +60,7 @@ async def do_send_message(
     if reply_to is not None and (not isinstance(reply_to, int) or isinstance(reply_to, bool) or reply_to <= 0):
         raise Invalid("reply_to must be a message id", field="reply_to")
     room_id = check_room_id(room_id)
-    await svc.limiter.hit("send", str(user.id), svc.config.limits.messages_per_10s, 10)
+    svc.limiter.hit_batched("send", str(user.id), svc.config.limits.messages_per_10s, 10)
     fields = dict(author_id=user.id, author_kind="user", author_name=user.display_name, body=body,
                   client_id=client_id, reply_to=reply_to)
     try:

@@ -32,7 +32,8 @@ async def emit(
     svc: Services, event: str, data: Any, *, to: str | list[str], skip_sid: str | None = None
 ) -> None:
     try:
-        await asyncio.wait_for(svc.sio.emit(event, data, to=to, skip_sid=skip_sid), EMIT_TIMEOUT_S)
+        async with asyncio.timeout(EMIT_TIMEOUT_S):  # not wait_for: no task per emit
+            await svc.sio.emit(event, data, to=to, skip_sid=skip_sid)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # fan-out must never fail a committed write
