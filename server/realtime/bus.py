@@ -38,6 +38,8 @@ PUBLISH_BATCH = 512
 class RedisBus(socketio.AsyncRedisManager):
     publish_timeout_s = 2.0
     max_queued = 20_000
+    connected: bool
+    redis: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -116,7 +118,7 @@ class RedisBus(socketio.AsyncRedisManager):
 
     # --- receiving ----------------------------------------------------------------------------
 
-    async def _listen(self) -> AsyncIterator[Any]:  # type: ignore[override]
+    async def _listen(self) -> AsyncIterator[Any]:
         channel = self.channel.encode()
         own = self._host + SEP
         async for message in self._redis_listen_with_retries():
