@@ -38,6 +38,7 @@ from .context import SERVICES, Services
 from .metrics import Metrics
 from .passwords import PasswordHasher
 from .realtime.fanout import FanoutRedisManager, install_socket_poll, make_websocket_class
+from .realtime.lean_socket import install_lean_sockets
 from .realtime.presence import Presence
 from .realtime.ratelimit import RateLimiter
 from .realtime.typing import TypingThrottle
@@ -90,6 +91,7 @@ def make_sio(config: Config) -> socketio.AsyncServer:
         ping_timeout=20,
     )
     install_socket_poll()
+    install_lean_sockets(sio.eio)
     # our own websocket driver: permessage-deflate only when configured (off by default)
     sio.eio._async = {**sio.eio._async, "websocket": make_websocket_class(config.compression)}
     return sio

@@ -8,9 +8,9 @@ events without acks:
 
 - the Socket.IO packet is encoded once (JSON through orjson, no binary scan: we never send
   binary), wrapped once as an Engine.IO packet whose ``encode()`` returns the cached frame;
-- when a recipient's writer is idle (nothing queued or in flight), the frame is written straight
-  to its WebSocket; otherwise it goes on the socket's outgoing queue - the queue the writer
-  drains for acks and everything else - so per-socket order is always kept. No task per
+- the shared frame goes to each recipient's ``PacketQueue`` (``lean_socket``): on a WebSocket
+  with nothing queued ahead it is written straight away, otherwise it waits behind what is
+  queued (acks and everything else), so per-socket order is always kept. No task per
   recipient, no encoding per recipient.
 
 ``NoDeflateWebSocket`` lets the server decide on permessage-deflate (aiohttp negotiates it by
@@ -23,13 +23,14 @@ import asyncio
 from typing import Any
 
 import socketio
-from aiohttp import WSMsgType
 from aiohttp.web import WebSocketResponse
 from engineio import async_socket as eio_async_socket
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
+
+from .lean_socket import PacketQueue
 
 
 class _EncodedPacket(eio_packet.Packet):
@@ -83,31 +84,13 @@ class FanoutRedisManager(socketio.AsyncRedisManager):
             sock = sockets.get(eio_sid)
             if sock is None or sock.closed:
                 continue
-            if not _write_now(sock, payload):
-                sock.queue.put_nowait(frame)
+            queue = sock.queue
+            if isinstance(queue, PacketQueue):
+                queue.put_frame(frame, payload)
+            else:
+                queue.put_nowait(frame)
             sent += 1
         return sent
-
-
-def _write_now(sock: Any, payload: bytes) -> bool:
-    """Write the frame straight to the socket's WebSocket when nothing can be ahead of it.
-
-    Safe only when the socket's writer task is idle (waiting on an empty queue: no packet is
-    queued or being written) and the transport is not applying back-pressure; otherwise the
-    caller queues the frame and the writer keeps the order. Uncompressed server frames need no
-    per-recipient work but the write itself.
-    """
-    ws = getattr(sock, "_direct_ws", None)
-    if ws is None or not sock.upgraded or not sock.queue.empty() or not sock.queue._getters:
-        return False
-    writer = ws._writer
-    if writer is None or writer._closing or writer.protocol._paused or writer.transport.is_closing():
-        return False
-    try:
-        writer._write_websocket_frame(payload, WSMsgType.TEXT, 0)
-    except Exception:  # fall back to the queue; the writer will report a dead connection
-        return False
-    return True
 
 
 def make_websocket_class(compress: bool) -> type:
@@ -119,6 +102,7 @@ def make_websocket_class(compress: bool) -> type:
             self.environ = environ
             if not compress:
                 # the engineio socket this connection belongs to may write frames directly
+                # (lean_socket's handler and queue; with permessage-deflate engineio's own)
                 self.handler.__self__._direct_ws = self._sock
             await self.handler(self)
             return self._sock

@@ -1,0 +1,394 @@
+"""Per-connection memory of Engine.IO sessions, kept small.
+
+An idle WebSocket session costs engineio, per connection, an ``asyncio.Queue`` (four deques of
+~600 bytes each, three of them always empty, and an ``Event``). ``PacketQueue`` replaces it with
+the subset of the queue interface engineio, ``fanout`` and ``shutdown`` use: unbounded, items in
+a list that exists only while something is queued, waiting getters and ``join`` callers in lists
+that exist only while someone waits.
+
+WebSocket sessions: engineio runs, besides aiohttp's handler, a writer task draining the queue
+and, for every frame it waits for, a task wrapped in ``wait_for`` (a timer each). Here the
+handler reads the WebSocket directly, and the queue, once attached to the WebSocket, writes
+each packet straight to it when nothing is ahead of it and the transport takes more; otherwise
+the packet waits in the queue and a drain task (alive only while there is a backlog) writes it,
+in order, with aiohttp's flow control. A session whose client stops answering PINGs has its
+WebSocket closed by the ping scheduler (engineio relied on the read timeout for that).
+
+Engine.IO pings: engineio starts one task per session that sleeps ``ping_interval`` and sends
+the next PING (a Task, its coroutine, a Future, a timer handle and a context per connection).
+``PingScheduler`` sends every session's pings from one task: sessions wait in a FIFO of
+``(due, socket)`` - every session waits the same interval, so the FIFO stays in due order.
+Same protocol: a PING ``ping_interval`` after the session opened or after the client's last
+PONG; ``check_ping_timeout`` still closes sessions whose PONG does not come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from typing import Any
+
+from aiohttp import WSMsgType
+from engineio import async_socket as eio_async_socket
+from engineio import exceptions as eio_exceptions
+from engineio import packet as eio_packet
+
+log = logging.getLogger(__name__)
+
+
+class PacketQueue:
+    """An unbounded FIFO with ``asyncio.Queue``'s semantics for ``put``/``get``/``task_done``/``join``."""
+
+    __slots__ = ("_drain", "_getters", "_head", "_items", "_joiners", "_unfinished", "_ws")
+
+    def __init__(self) -> None:
+        self._items: list[Any] | None = None
+        self._head = 0  # index of the next item in ``_items``
+        # futures of the coroutines waiting in ``get()`` (None when nobody waits); the name is
+        # asyncio.Queue's, which callers test for "a reader is waiting"
+        self._getters: list[asyncio.Future[None]] | None = None
+        self._unfinished = 0
+        self._joiners: list[asyncio.Future[None]] | None = None
+        # the session's engineio WebSocket wrapper once attached (see ``attach``)
+        self._ws: Any = None
+        self._drain: asyncio.Task[None] | None = None
+
+    def qsize(self) -> int:
+        return len(self._items) - self._head if self._items is not None else 0
+
+    def empty(self) -> bool:
+        return self._items is None
+
+    def full(self) -> bool:
+        return False
+
+    def put_nowait(self, item: Any) -> None:
+        self.put_frame(item, None)
+
+    def put_frame(self, item: Any, payload: bytes | None) -> None:
+        """``put_nowait(item)``; ``payload`` is ``item``'s encoded frame when the caller has it."""
+        ws = self._ws
+        if ws is not None:
+            if item is not None and self._items is None and self._drain is None:
+                if payload is None:
+                    encoded = item.encode()
+                    binary = isinstance(encoded, bytes)
+                    payload = encoded if binary else encoded.encode()
+                else:
+                    binary = False
+                if write_frame(ws._sock, payload, binary):
+                    return
+            if self._drain is None:
+                self._drain = asyncio.get_running_loop().create_task(self._drain_backlog())
+        if self._items is None:
+            self._items = [item]
+        else:
+            self._items.append(item)
+        self._unfinished += 1
+        getters = self._getters
+        if getters:
+            for fut in getters:
+                if not fut.done():
+                    fut.set_result(None)
+                    break
+
+    async def put(self, item: Any) -> None:
+        self.put_nowait(item)
+
+    def attach(self, ws: Any) -> None:
+        """From now on write packets to ``ws`` (an engineio WebSocket wrapper whose ``_sock`` is
+        aiohttp's uncompressed ``WebSocketResponse``); what is queued already is written first.
+        A ``None`` item, as for engineio's writer, means: write what is ahead, then close."""
+        self._ws = ws
+        if self._items is not None and self._drain is None:
+            self._drain = asyncio.get_running_loop().create_task(self._drain_backlog())
+
+    async def finish(self) -> None:
+        """Write what is queued, then close the WebSocket (the end of engineio's writer)."""
+        if self._ws is None:
+            return
+        self.put_nowait(None)
+        drain = self._drain
+        if drain is not None:
+            await asyncio.shield(drain)
+
+    async def _drain_backlog(self) -> None:
+        ws = self._ws
+        try:
+            while self._items is not None:
+                pkt = self.get_nowait()
+                try:
+                    if pkt is None:
+                        self._ws = None  # nothing is written after the end
+                        await ws.close()
+                        return
+                    await ws.send(pkt.encode())
+                except Exception:
+                    self._ws = None  # a dead connection: drop what is left (engineio's writer stops too)
+                    while self._items is not None:
+                        self.get_nowait()
+                        self.task_done()
+                    await ws.close()
+                    return
+                finally:
+                    self.task_done()
+        finally:
+            self._drain = None
+
+    def get_nowait(self) -> Any:
+        items = self._items
+        if items is None:
+            raise asyncio.QueueEmpty
+        item = items[self._head]
+        self._head += 1
+        if self._head == len(items):
+            self._items, self._head = None, 0
+        return item
+
+    async def get(self) -> Any:
+        while self._items is None:
+            fut = asyncio.get_running_loop().create_future()
+            if self._getters is None:
+                self._getters = [fut]
+            else:
+                self._getters.append(fut)
+            try:
+                await fut
+            except BaseException:
+                # woken and cancelled at once: pass the wake-up on, as asyncio.Queue does
+                if fut.done() and not fut.cancelled() and self._items is not None:
+                    self._wake_next(fut)
+                raise
+            finally:
+                self._drop_getter(fut)
+        return self.get_nowait()
+
+    def _drop_getter(self, fut: asyncio.Future[None]) -> None:
+        getters = self._getters
+        if getters is not None:
+            try:
+                getters.remove(fut)
+            except ValueError:
+                pass
+            if not getters:
+                self._getters = None
+
+    def _wake_next(self, skip: asyncio.Future[None]) -> None:
+        for other in self._getters or ():
+            if other is not skip and not other.done():
+                other.set_result(None)
+                return
+
+    def task_done(self) -> None:
+        if self._unfinished <= 0:
+            raise ValueError("task_done() called too many times")
+        self._unfinished -= 1
+        if self._unfinished == 0 and self._joiners is not None:
+            joiners, self._joiners = self._joiners, None
+            for fut in joiners:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def join(self) -> None:
+        if self._unfinished == 0:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        if self._joiners is None:
+            self._joiners = [fut]
+        else:
+            self._joiners.append(fut)
+        await fut
+
+
+def write_frame(ws: Any, payload: bytes, binary: bool = False) -> bool:
+    """Write one uncompressed frame to aiohttp's WebSocketResponse ``ws`` now, if it can take it.
+
+    False when the connection is closing or the transport applies back-pressure (the caller
+    queues the frame; whoever drains the queue waits on aiohttp's flow control)."""
+    writer = ws._writer
+    if writer is None or writer._closing or writer.protocol._paused or writer.transport.is_closing():
+        return False
+    try:
+        writer._write_websocket_frame(payload, WSMsgType.BINARY if binary else WSMsgType.TEXT, 0)
+    except Exception:  # the queue's drain reports the dead connection
+        return False
+    return True
+
+
+_stock_websocket_handler = eio_async_socket.AsyncSocket._websocket_handler
+
+
+async def _websocket_handler(self: Any, ws: Any) -> None:
+    """engineio's WebSocket handler without the writer task and the task + timer per read.
+
+    Falls back to engineio's own when the session cannot write directly (permessage-deflate
+    negotiated, or a server without ``install_lean_sockets``)."""
+    queue = self.queue
+    if not isinstance(queue, PacketQueue) or getattr(self, "_direct_ws", None) is None:
+        await _stock_websocket_handler(self, ws)
+        return
+    server = self.server
+
+    async def websocket_wait() -> Any:
+        data = await ws.wait()
+        if data and len(data) > server.max_http_buffer_size:
+            raise ValueError("packet is too large")
+        return data
+
+    if self.connected:
+        # an upgrade from long-polling: engineio's probe exchange, unchanged
+        self.upgrading = True  # hold packet sends during the upgrade
+        try:
+            pkt = await websocket_wait()
+        except OSError:
+            return
+        decoded = eio_packet.Packet(encoded_packet=pkt)
+        if decoded.packet_type != eio_packet.PING or decoded.data != "probe":
+            server.logger.info("%s: Failed websocket upgrade, no PING packet", self.sid)
+            self.upgrading = False
+            return
+        await ws.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
+        await queue.put(eio_packet.Packet(eio_packet.NOOP))  # end poll
+        try:
+            pkt = await websocket_wait()
+        except OSError:
+            self.upgrading = False
+            return
+        decoded = eio_packet.Packet(encoded_packet=pkt)
+        if decoded.packet_type != eio_packet.UPGRADE:
+            self.upgraded = False
+            server.logger.info("%s: Failed websocket upgrade, expected UPGRADE packet, received %s instead.",
+                               self.sid, pkt)
+            self.upgrading = False
+            return
+        self.upgraded = True
+        self.upgrading = False
+    else:
+        self.connected = True
+        self.upgraded = True
+
+    queue.attach(ws)
+    server.logger.info("%s: Upgrade to websocket successful", self.sid)
+    while True:
+        try:
+            # no read timeout: a client that stops answering PINGs is closed by the PingScheduler
+            p = await websocket_wait()
+        except asyncio.CancelledError:
+            break
+        except Exception:
+            break
+        if p is None:  # connection closed by client
+            break
+        try:
+            await self.receive(eio_packet.Packet(encoded_packet=p))
+        except eio_exceptions.UnknownPacketError:
+            pass
+        except eio_exceptions.SocketIsClosedError:
+            server.logger.info("Receive error -- socket is closed")
+            break
+        except Exception:
+            server.logger.exception("Unknown receive error")
+    await queue.finish()
+    await self.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+
+
+class PingScheduler:
+    """Sends the Engine.IO PINGs of every session of one server from a single task."""
+
+    GRANULARITY_S = 0.25  # pings due within this of each other go out in one wake-up
+
+    def __init__(self, eio: Any) -> None:
+        self.eio = eio
+        self.due: collections.deque[tuple[float, Any]] = collections.deque()
+        # (when, socket, last_ping) per PING sent: its PONG must have come by ``when``
+        self.deadlines: collections.deque[tuple[float, Any, float]] = collections.deque()
+        self.task: asyncio.Task[None] | None = None
+        self._sleep: tuple[float, asyncio.Future[None]] | None = None  # (until, waker) of the task
+
+    def schedule(self, sock: Any) -> None:
+        loop = asyncio.get_running_loop()
+        when = loop.time() + self.eio.ping_interval
+        self.due.append((when, sock))
+        task = self.task
+        if task is None or task.done() or task.get_loop() is not loop:
+            self.task = loop.create_task(self._run())
+        elif self._sleep is not None and when + self.GRANULARITY_S < self._sleep[0]:
+            # sleeping until a later deadline (ping_timeout > ping_interval): wake up earlier
+            _wake(self._sleep[1])
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        due, deadlines = self.due, self.deadlines
+        while due or deadlines:
+            now = loop.time()
+            while deadlines and deadlines[0][0] <= now:
+                _, sock, stamp = deadlines.popleft()
+                if sock.last_ping == stamp:  # no PONG since that PING (or the session ended)
+                    self._drop(sock)
+            if due and due[0][0] <= now:
+                _, sock = due.popleft()
+                if not (sock.closing or sock.closed):
+                    await self._ping(sock, now)
+                continue
+            wake = min(due[0][0] if due else now + 3600, deadlines[0][0] if deadlines else now + 3600)
+            wake = max(wake, now + self.GRANULARITY_S)
+            fut = loop.create_future()
+            timer = loop.call_at(wake, _wake, fut)
+            self._sleep = (wake, fut)
+            try:
+                await fut
+            finally:
+                timer.cancel()
+                self._sleep = None
+
+    async def _ping(self, sock: Any, now: float) -> None:
+        sock.last_ping = stamp = time.time()  # what check_ping_timeout measures the PONG against
+        try:
+            await sock.send(eio_packet.Packet(eio_packet.PING))
+        except Exception:  # one broken session must not stop everyone's pings
+            log.exception("engine.io ping to %s failed", sock.sid)
+            return
+        if isinstance(sock.queue, PacketQueue) and sock.queue._ws is not None:
+            # engineio's reader timed out on a silent client; ours has no timeout
+            self.deadlines.append((now + self.eio.ping_timeout + self.GRANULARITY_S, sock, stamp))
+
+    @staticmethod
+    def _drop(sock: Any) -> None:
+        """Close the WebSocket of a session whose client stopped answering: its handler then
+        ends the session (and runs the disconnect handler) as for any lost connection."""
+        ws = sock.queue._ws
+        if ws is None:
+            return
+        log.info("%s: no PONG within ping_timeout, closing the WebSocket", sock.sid)
+        transport = ws._sock._writer.transport if ws._sock._writer is not None else None
+        if transport is not None:
+            transport.abort()  # a client that stopped answering would not complete a close handshake
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+_stock_schedule_ping = eio_async_socket.AsyncSocket.schedule_ping
+
+
+def _schedule_ping(self: Any) -> None:
+    scheduler = getattr(self.server, "lean_pings", None)
+    if scheduler is None:
+        _stock_schedule_ping(self)
+    elif self.last_ping:  # only after the previous PING was sent (as engineio does)
+        self.last_ping = None
+        scheduler.schedule(self)
+
+
+def install_lean_sockets(eio: Any) -> None:
+    """Lean sessions for ``eio``: a ``PacketQueue`` per session instead of an ``asyncio.Queue``,
+    and one task for all PINGs (``schedule_ping`` is patched on the class; servers without
+    ``install_lean_sockets`` keep engineio's own behaviour)."""
+    eio.create_queue = lambda *args, **kwargs: PacketQueue()
+    eio.lean_pings = PingScheduler(eio)
+    eio_async_socket.AsyncSocket.schedule_ping = _schedule_ping
+    eio_async_socket.AsyncSocket._websocket_handler = _websocket_handler
