@@ -128,17 +128,31 @@ async def _ensure_assistant_user(svc: Services) -> int:
     return user.id
 
 
+REDIS_MAX_CONNECTIONS = 64
+
+
+def make_redis(config: Config) -> aioredis.Redis:
+    """The node's Redis client. Its pool makes a burst (thousands of sockets closing at once,
+    each updating presence) wait for a free connection, bounded by the Redis timeout, instead of
+    failing with ``MaxConnectionsError`` past the default pool's 100 connections."""
+    assert config.redis_url is not None
+    pool = aioredis.BlockingConnectionPool.from_url(
+        config.redis_url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=config.redis_timeout_s,
+        socket_timeout=config.redis_timeout_s,
+        socket_connect_timeout=config.redis_timeout_s,
+        health_check_interval=10,
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     private_pem, public_pem = load_keys(config)
     assert config.database_url is not None and config.redis_url is not None
     pool = await storage.create_pool(config.database_url, timeout_s=config.db_timeout_s)
-    redis = aioredis.from_url(
-        config.redis_url,
-        socket_timeout=config.redis_timeout_s,
-        socket_connect_timeout=config.redis_timeout_s,
-        health_check_interval=10,
-    )
+    redis = make_redis(config)
     supervisor = Supervisor("chat-server")
     node_id = config.node_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
     http_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
@@ -166,6 +180,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             node_id=node_id,
             batcher=SendBatcher(pool),
         )
+        app[SIO].manager.on_dropped = svc.metrics.fanout_failures.inc  # bus events Redis never took
         svc.extras["http"] = http_session
         svc.extras["signing_secret"] = private_pem
         svc_holder["svc"] = svc
@@ -193,6 +208,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
                 await asyncio.wait_for(app[SERVICES].presence.shutdown(), 3)
             except Exception as exc:
                 log.warning("presence shutdown failed: %s", type(exc).__name__)
+            await app[SIO].manager.close()  # publish what is queued (the offline presence included)
         await http_session.close()
         await redis.aclose()
         await pool.close()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import socketio
 from aiohttp.web import WebSocketResponse
 from engineio import async_socket as eio_async_socket
 from engineio import exceptions as eio_exceptions
@@ -30,6 +29,7 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 
+from .bus import RedisBus
 from .lean_socket import PacketQueue
 
 
@@ -46,7 +46,7 @@ class _EncodedPacket(eio_packet.Packet):
         return self._frame
 
 
-class FanoutRedisManager(socketio.AsyncRedisManager):
+class FanoutRedisManager(RedisBus):
     async def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None,
                    skip_sid: Any = None, callback: Any = None, to: Any = None, **kwargs: Any) -> None:
         room = to or room

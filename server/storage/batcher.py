@@ -34,7 +34,7 @@ from .messages import MSG_COLS, insert_member_message, to_record
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
-LANES = 4
+LANES = 2
 
 INSERT_BATCH = (
     "WITH items AS ("

@@ -7,6 +7,7 @@ import asyncio
 
 import redis.asyncio as aioredis
 
+from server.app import make_redis
 from tests.support import Client, ServerHarness
 
 
@@ -100,3 +101,16 @@ async def test_presence_online_with_the_first_tab_offline_with_the_last(harness:
     marker = await alice.send(lobby, "marker")
     await stranger.log.wait_for("message", lambda m: m["id"] == marker["id"])
     assert [e for e in stranger.log.all("presence") if e["user_id"] == bob.id] == []
+
+
+async def test_a_burst_of_redis_calls_waits_for_the_pool_instead_of_failing(harness: ServerHarness) -> None:
+    """Thousands of sockets closing at once each update presence: more concurrent Redis calls
+    than the pool holds must queue for a connection (the default pool raised MaxConnectionsError
+    past 100, and those users stayed online)."""
+    redis = make_redis(harness.config())
+    try:
+        key = harness.config().redis_prefix + "burst"
+        await asyncio.gather(*(redis.sadd(key, str(i)) for i in range(600)))
+        assert await redis.scard(key) == 600
+    finally:
+        await redis.aclose()
