@@ -111,9 +111,13 @@ class PresenceEvent:
 class MemberEvent:
     room_id: int
     user: dict[str, Any]
+    presence: str | None = None  # member:joined: online | offline, so room mates need not guess
 
     def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.presence is None:
+            del d["presence"]
+        return d
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,7 +122,8 @@ async def do_join_room(svc: Services, user: udb.User, room_id: Any, sid: str | N
         await svc.sio.enter_room(sid, room_channel(room.id))
     if added:
         await enter_channel(svc, user.id, room_channel(room.id))
-        await emit(svc, "member:joined", MemberEvent(room.id, user.public()).to_wire(), to=room_channel(room.id))
+        await emit(svc, "member:joined", MemberEvent(room.id, user.public(), await _presence_of(svc, user.id)).to_wire(),
+                   to=room_channel(room.id))
     member_list = await db.members(svc.pool, room.id)
     online = await svc.presence.online([m["id"] for m in member_list])
     messages, has_more = await mdb.history(svc.pool, room.id, None, JOIN_PAGE)
@@ -157,8 +158,16 @@ async def do_invite(svc: Services, user: udb.User, room_id: Any, target_id: Any)
         target = await udb.get_user(conn, target_id)
     if added and target is not None:
         await enter_channel(svc, target_id, room_channel(room.id))
-        await emit(svc, "member:joined", MemberEvent(room.id, target.public()).to_wire(), to=room_channel(room.id))
+        event = MemberEvent(room.id, target.public(), await _presence_of(svc, target_id))
+        await emit(svc, "member:joined", event.to_wire(), to=room_channel(room.id))
         await emit(svc, "room:added", room.public(joined=True), to=user_channel(target_id))
+
+
+async def _presence_of(svc: Services, user_id: int) -> str | None:
+    try:
+        return "online" if (await svc.presence.online([user_id]))[user_id] else "offline"
+    except Exception:  # Redis away: the event goes out without it
+        return None
 
 
 async def do_open_dm(svc: Services, user: udb.User, target_id: Any) -> tuple[db.Room, bool]:

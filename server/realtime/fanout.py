@@ -46,7 +46,56 @@ class _EncodedPacket(eio_packet.Packet):
         return self._frame
 
 
-class FanoutRedisManager(RedisBus):
+class IndexedRooms:
+    """python-socketio's room bookkeeping plus a reverse index, sid -> its rooms.
+
+    The stock ``basic_disconnect`` finds a socket's rooms by scanning (and copying) every room of
+    the namespace: every socket's own room, every user channel, every chat room. That is
+    O(rooms) per disconnect, so O(N^2) when N sockets go at once: 10,000 clients dropping kept a
+    node at 100 % CPU for minutes. With the index a disconnect touches only the socket's rooms.
+    """
+
+    rooms: dict[str, dict[Any, Any]]
+    callbacks: dict[str, Any]
+    pending_connect: dict[str, list[str]]
+    pending_disconnect: dict[str, list[str]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sid_rooms: dict[tuple[str, str], set[Any]] = {}
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid)  # type: ignore[misc]
+        self._sid_rooms.setdefault((namespace, sid), set()).add(room)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)  # type: ignore[misc]
+        joined = self._sid_rooms.get((namespace, sid))
+        if joined is not None:
+            joined.discard(room)
+            if not joined:
+                del self._sid_rooms[(namespace, sid)]
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        # the stock method, with the room scan replaced by the index
+        if namespace not in self.rooms:
+            return
+        for room in list(self._sid_rooms.get((namespace, sid), ())):
+            self.basic_leave_room(sid, namespace, room)
+        self._sid_rooms.pop((namespace, sid), None)
+        self.callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):
+            sids = pending.get(namespace)
+            if sids is not None and sid in sids:
+                sids.remove(sid)
+                if not sids:
+                    del pending[namespace]
+
+    def get_rooms(self, sid: str, namespace: str) -> list[Any]:
+        return [r for r in self._sid_rooms.get((namespace, sid), ()) if r is not None]
+
+
+class FanoutRedisManager(IndexedRooms, RedisBus):
     async def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None,
                    skip_sid: Any = None, callback: Any = None, to: Any = None, **kwargs: Any) -> None:
         room = to or room

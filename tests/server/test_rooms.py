@@ -52,7 +52,12 @@ async def test_join_and_leave_emit_member_events(harness: ServerHarness) -> None
     assert ack["ok"] and ack["room"]["id"] == room_id and {m["id"] for m in ack["members"]} == {alice.id, bob.id}
     assert ack["presence"][str(alice.id)] == "online"
     joined = await alice.log.wait_for("member:joined", lambda e: e["user"]["id"] == bob.id)
-    assert joined["room_id"] == room_id
+    assert joined["room_id"] == room_id and joined["presence"] == "online"  # alice need not guess
+    # an invitee with no open socket joins as offline
+    carol = await harness.user(node)
+    await alice.call("POST", f"/api/v1/rooms/{room_id}/members", {"user_id": carol.id}, expect=204)
+    invited = await alice.log.wait_for("member:joined", lambda e: e["user"]["id"] == carol.id)
+    assert invited["presence"] == "offline"
     assert (await bob.emit("room:leave", {"room_id": room_id}))["ok"]
     await alice.log.wait_for("member:left", lambda e: e["user"]["id"] == bob.id)
     sent = await alice.send(room_id, "after bob left")

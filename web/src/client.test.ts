@@ -268,3 +268,19 @@ describe("ChatClient receiving", () => {
     expect(client.rooms.get(5)?.unread).toBe(1);
   });
 });
+
+describe("ChatClient members", () => {
+  it("takes a newcomer's presence from member:joined, for public and private rooms alike", async () => {
+    const { client } = setup();
+    await client.openRoom(1);
+    await client.openRoom(2);
+    client.rooms.upsert({ id: 2, kind: "private" });
+    const user = (id: number) => ({ id, username: `u${id}`, display_name: `U${id}`, role: "user" as const, kind: "human" });
+    client.onMember({ room_id: 2, user: user(8), presence: "online" }, true); // invited while connected
+    expect(client.presence.get(8).status).toBe("online");
+    client.onMember({ room_id: 1, user: user(7), presence: "offline" }, true); // invited, not connected
+    expect(client.presence.has(7) && client.presence.get(7).status).toBe("offline");
+    client.onMember({ room_id: 1, user: user(9) }, true); // no presence said: a public room's joiner is online
+    expect(client.presence.get(9).status).toBe("online");
+  });
+});

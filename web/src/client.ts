@@ -149,9 +149,10 @@ export class ChatClient {
     }
     const room = this.rooms.get(e.room_id);
     if (room?.members_count !== undefined) room.members_count += joined ? 1 : -1;
-    // joining a public room takes a connected socket (room:join), and presence events only reach
-    // co-members: a joiner nobody has seen yet is online. Invitees (private rooms) may not be.
-    if (joined && room?.kind === "public" && !this.presence.has(e.user.id)) this.presence.set(e.user.id, "online");
+    // presence events only reach co-members, so member:joined says the newcomer's presence; when
+    // it cannot (Redis away), a joiner of a public room is online: joining takes a socket
+    if (joined && e.presence) this.presence.set(e.user.id, e.presence);
+    else if (joined && room?.kind === "public" && !this.presence.has(e.user.id)) this.presence.set(e.user.id, "online");
     if (!joined && e.user.id === this.deps.me()?.id) this.forget(e.room_id);
     this.notify({ kind: "members", roomId: e.room_id });
   }

@@ -100,6 +100,8 @@ export interface WaStatusEvent {
 export interface MemberEvent {
   room_id: number;
   user: User;
+  /** member:joined only: the member's presence when they joined */
+  presence?: "online" | "offline";
 }
 
 export interface JoinResult {
