@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,12 @@ class _Env:
         except ValueError:
             raise ConfigError(f"{key} must be a duration like 30d, 12h, 90s, got {raw!r}") from None
 
+    def networks(self, key: _str) -> tuple[IPv4Network | IPv6Network, ...]:
+        try:
+            return tuple(ip_network(p, strict=False) for p in self.list(key))
+        except ValueError as exc:
+            raise ConfigError(f"{key} must be IP addresses or networks (CIDR), comma-separated: {exc}") from None
+
     def list(self, key: _str) -> tuple[_str, ...]:
         raw = self.str(key)
         if raw is None:
@@ -115,6 +122,7 @@ class Config:
     redis_prefix: str = "chat:"
     node_id: str | None = None
     cors_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()  # whose X-Forwarded-For to believe
     jwt_private_key_file: Path | None = None
     jwt_public_key_file: Path | None = None
     access_ttl_s: int = 900
@@ -176,6 +184,7 @@ class Config:
             redis_prefix=e.str("REDIS_PREFIX", "chat:"),
             node_id=e.str("CHAT_NODE_ID"),
             cors_origins=e.list("CORS_ORIGINS"),
+            trusted_proxies=e.networks("TRUSTED_PROXIES"),
             jwt_private_key_file=Path(key_file) if key_file else None,
             jwt_public_key_file=Path(pub_file) if pub_file else None,
             access_ttl_s=e.int("ACCESS_TOKEN_TTL_S", 900, 10),

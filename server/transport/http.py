@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 
 import orjson
@@ -58,7 +59,28 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 
 
 def client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The client's address for per-IP limits. Behind proxies listed in ``TRUSTED_PROXIES`` (nginx
+    in front of the nodes), the right-most address in ``X-Forwarded-For`` that is not one of
+    them: each trusted proxy appends the address it saw, and only those entries can be
+    believed (a client can put anything on the left). Otherwise the peer address."""
+    peer = request.remote or "unknown"
+    trusted = svc_of(request).config.trusted_proxies
+    if not trusted or not _in(peer, trusted):
+        return peer
+    hops = [h.strip() for v in request.headers.getall("X-Forwarded-For", []) for h in v.split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not _in(hop, trusted):
+            return hop if _in(hop, None) else peer  # garbage in the header: fall back to the peer
+    return peer
+
+
+def _in(address: str, networks: tuple[IPv4Network | IPv6Network, ...] | None) -> bool:
+    """Whether ``address`` is in ``networks``; with None, whether it is an IP address at all."""
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return networks is None or any(ip in n for n in networks)
 
 
 async def current_user(request: web.Request, role: str = "user") -> udb.User:

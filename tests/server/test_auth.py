@@ -17,6 +17,7 @@ import pytest
 import socketio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from server.config import Config, ConfigError
 from tests.support import PASSWORD, Client, ServerHarness
 
 
@@ -211,3 +212,34 @@ async def test_bad_tokens_are_refused_on_rest_and_on_connect(harness: ServerHarn
     with pytest.raises(socketio.exceptions.ConnectionError):
         await sio.connect(node.base_url, transports=["websocket"], wait_timeout=5)
     await sio.disconnect()
+
+
+async def _login_statuses(harness: ServerHarness, node_url: str, forwarded_for: str, n: int) -> list[int]:
+    statuses = []
+    for i in range(n):
+        async with harness.http.post(node_url + "/api/v1/auth/login",
+                                     json={"username": f"nobody{i}-{forwarded_for}", "password": "wrong password"},
+                                     headers={"X-Forwarded-For": forwarded_for}) as r:
+            statuses.append(r.status)
+    return statuses
+
+
+async def test_per_ip_limits_use_x_forwarded_for_only_from_trusted_proxies(harness: ServerHarness) -> None:
+    harness.env["RATE_LIMIT_LOGIN_PER_MIN"] = "3"
+    # behind a trusted proxy (nginx on loopback here) each client has its own bucket
+    harness.env["TRUSTED_PROXIES"] = "127.0.0.1/32"
+    behind = await harness.start_node()
+    assert await _login_statuses(harness, behind.base_url, "198.51.100.7", 4) == [401, 401, 401, 429]
+    assert await _login_statuses(harness, behind.base_url, "203.0.113.9, 198.51.100.8", 3) == [401, 401, 401]
+    # a client cannot pick its bucket: only the right-most untrusted hop counts
+    assert await _login_statuses(harness, behind.base_url, "203.0.113.1, 198.51.100.8", 1) == [429]
+    # without trusted proxies the header is ignored: everyone here is 127.0.0.1, one bucket
+    harness.env["TRUSTED_PROXIES"] = ""
+    direct = await harness.start_node()
+    assert await _login_statuses(harness, direct.base_url, "192.0.2.1", 1) == [401]
+    assert await _login_statuses(harness, direct.base_url, "192.0.2.2", 3) == [401, 401, 429]
+
+
+def test_trusted_proxies_must_be_addresses_or_networks(harness: ServerHarness) -> None:
+    with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
+        Config.from_env({**harness.env, "TRUSTED_PROXIES": "10.0.0.0/8, nginx"})
