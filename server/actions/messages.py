@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from ..errors import Forbidden, Invalid, NotFound, TooLarge, Unavailable
-from ..events import MessageRecord
+from ..events import MessageRecord, iso, parse_iso
 from ..storage import messages as db
 from ..storage import users as udb
 from .notify import emit, room_channel
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 CLIENT_ID_MAX = 64
 SYNC_MAX_PER_ROOM = 500  # more missed than this -> the client reloads the room (resync)
 SYNC_MAX_ROOMS = 200
+SYNC_MAX_CHANGED = 200  # edits and deletions replayed per room; more: resync
+SYNC_CHANGE_MARGIN = timedelta(seconds=10)
 
 
 def check_body(svc: Services, body: Any) -> str:
@@ -189,10 +192,14 @@ async def do_history(svc: Services, user: udb.User, room_id: Any, before_seq: An
     return {"messages": [m.to_wire() for m in messages], "has_more": has_more}
 
 
-async def do_sync(svc: Services, user: udb.User, cursors: Any) -> dict[str, Any]:
-    """Replay what a reconnecting client missed: messages with seq > its cursor, per room."""
+async def do_sync(svc: Services, user: udb.User, cursors: Any, changed_since: Any = None) -> dict[str, Any]:
+    """Replay what a reconnecting client missed: messages with seq > its cursor, per room, and,
+    given ``changed_since`` (the newest server time the client has seen), the messages it
+    already has that were edited or deleted since then."""
     if not isinstance(cursors, dict) or len(cursors) > SYNC_MAX_ROOMS:
         raise Invalid(f"cursors must be an object of at most {SYNC_MAX_ROOMS} rooms", field="cursors")
+    since = _parse_since(changed_since)
+    as_of = await svc.pool.fetchval("SELECT now()")
     out: dict[str, Any] = {}
     for key, cursor in cursors.items():
         try:
@@ -211,9 +218,27 @@ async def do_sync(svc: Services, user: udb.User, cursors: Any) -> dict[str, Any]
             continue
         missed = await db.after(svc.pool, room.id, cursor, SYNC_MAX_PER_ROOM + 1)
         resync = len(missed) > SYNC_MAX_PER_ROOM
-        out[str(room_id)] = {
-            "messages": [] if resync else [m.to_wire() for m in missed],
-            "resync": resync,
-            "last_seq": room.last_seq,
-        }
-    return {"rooms": out}
+        entry: dict[str, Any] = {"messages": [] if resync else [m.to_wire() for m in missed], "resync": resync,
+                                 "last_seq": room.last_seq}
+        if since is not None and not resync:
+            # the margin covers edits whose transaction began before `since` and committed after
+            edits = await db.changed(svc.pool, room.id, cursor, since - SYNC_CHANGE_MARGIN, SYNC_MAX_CHANGED + 1)
+            if len(edits) > SYNC_MAX_CHANGED:
+                entry.update(messages=[], resync=True)
+            else:
+                entry["changed"] = [m.to_wire() for m in edits]
+        out[str(room_id)] = entry
+    return {"rooms": out, "as_of": iso(as_of)}
+
+
+def _parse_since(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        since = parse_iso(value) if isinstance(value, str) else None
+    except ValueError:
+        since = None
+    if since is None or since.tzinfo is None:
+        raise Invalid("changed_since must be an ISO-8601 time with a time zone, as the server sends them",
+                      field="changed_since")
+    return since

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -120,6 +121,16 @@ async def after(pool: asyncpg.Pool, room_id: int, after_seq: int, limit: int) ->
     rows = await pool.fetch(
         f"SELECT {MSG_COLS} FROM messages WHERE room_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         room_id, after_seq, limit,
+    )
+    return [to_record(r) for r in rows]
+
+
+async def changed(pool: asyncpg.Pool, room_id: int, upto_seq: int, since: datetime, limit: int) -> list[MessageRecord]:
+    """Messages up to ``upto_seq`` edited or deleted at or after ``since``, in seq order."""
+    rows = await pool.fetch(
+        f"SELECT {MSG_COLS} FROM messages WHERE room_id = $1 AND seq <= $2"
+        " AND (edited_at >= $3 OR deleted_at >= $3) ORDER BY seq LIMIT $4",
+        room_id, upto_seq, since, limit,
     )
     return [to_record(r) for r in rows]
 

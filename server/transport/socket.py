@@ -193,7 +193,7 @@ class SocketTransport:
         return await msg_actions.do_history(self.svc, conn.user, data.get("room_id"), data.get("before_seq"), data.get("limit"))
 
     async def sync(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
-        return await msg_actions.do_sync(self.svc, conn.user, data.get("cursors"))
+        return await msg_actions.do_sync(self.svc, conn.user, data.get("cursors"), data.get("changed_since"))
 
     async def read(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         cursor = await room_actions.do_mark_read(self.svc, conn.user, data.get("room_id"), data.get("seq"))

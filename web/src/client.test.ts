@@ -16,6 +16,13 @@ class FakeServer {
   failNext: Record<string, { code: string; message: string; details?: Record<string, unknown> }> = {};
   resyncRooms = new Set<number>();
   private nextId = 1000;
+  now = "2026-11-23T10:00:00.000Z";
+
+  /** An edit made on the server (by someone else) at `at`. */
+  edit(roomId: number, seq: number, body: string, at: string): void {
+    const list = this.messages.get(roomId)!;
+    list[seq - 1] = { ...list[seq - 1], body, edited_at: at };
+  }
 
   post(roomId: number, authorId: number, body: string, clientId: string | null = null): Message {
     const list = this.messages.get(roomId) ?? [];
@@ -46,12 +53,15 @@ class FakeServer {
         return { ok: true, messages: older.slice(-data.limit), has_more: older.length > data.limit } as Ack<T>;
       }
       case "sync": {
-        const rooms: Record<string, { messages: Message[]; resync: boolean }> = {};
+        const rooms: Record<string, { messages: Message[]; resync: boolean; changed?: Message[] }> = {};
+        const since: string | undefined = data.changed_since;
         for (const [id, cursor] of Object.entries(data.cursors as Record<string, number>)) {
           const all = this.messages.get(Number(id)) ?? [];
           rooms[id] = this.resyncRooms.has(Number(id)) ? { messages: [], resync: true } : { messages: all.filter((m) => m.seq > cursor), resync: false };
+          if (since && !rooms[id].resync)
+            rooms[id].changed = all.filter((m) => m.seq <= cursor && ((m.edited_at ?? "") >= since || (m.deleted_at ?? "") >= since));
         }
-        return { ok: true, rooms } as Ack<T>;
+        return { ok: true, rooms, as_of: this.now } as Ack<T>;
       }
       default:
         return { ok: true } as Ack<T>;
@@ -182,7 +192,7 @@ describe("ChatClient receiving", () => {
     server.post(1, 2, "c");
     client.onMessage(server.messages.get(1)![1]); // "b" arrived before the cut
     await client.resume();
-    expect(server.sent("sync")[0]).toEqual({ cursors: { 1: 2, 2: 1 } });
+    expect(server.sent("sync")[0]).toEqual({ cursors: { 1: 2, 2: 1 }, changed_since: "2026-11-23T10:00:00Z" });
     expect(bodies(client, 1)).toEqual(["a", "b", "c"]);
     expect(bodies(client, 2)).toEqual(["x"]);
   });
@@ -282,5 +292,28 @@ describe("ChatClient members", () => {
     expect(client.presence.has(7) && client.presence.get(7).status).toBe("offline");
     client.onMember({ room_id: 1, user: user(9) }, true); // no presence said: a public room's joiner is online
     expect(client.presence.get(9).status).toBe("online");
+  });
+});
+
+describe("ChatClient resume: edits made while away", () => {
+  it("sends the newest server time it has seen and applies the edits and deletions sync returns", async () => {
+    const { server, client } = setup();
+    server.post(1, 2, "first");
+    server.post(1, 2, "second");
+    server.post(1, 2, "third");
+    await client.openRoom(1);
+    server.connected = false;
+    server.edit(1, 1, "first, corrected", "2026-11-23T10:05:00.000Z");
+    const list = server.messages.get(1)!;
+    list[1] = { ...list[1], body: "", deleted_at: "2026-11-23T10:06:00.000Z" };
+    server.post(1, 2, "fourth");
+    server.now = "2026-11-23T10:07:00.000Z";
+    server.connected = true;
+    await client.resume();
+    expect(server.sent("sync")[0].changed_since).toBe("2026-11-23T10:00:00Z"); // newest created_at held
+    expect(bodies(client)).toEqual(["first, corrected", "", "third", "fourth"]);
+    // the next resume asks from the answer's as_of
+    await client.resume();
+    expect(server.sent("sync")[1].changed_since).toBe("2026-11-23T10:07:00.000Z");
   });
 });

@@ -73,6 +73,8 @@ export class ChatClient {
   /** Rooms with a `read` in flight; true when another one is due after it. */
   private readonly reading = new Map<number, boolean>();
   private readonly later: (fn: () => void, ms: number) => unknown;
+  /** The server time of the last `sync` answer. */
+  private asOf: string | null = null;
 
   constructor(private readonly deps: ClientDeps) {
     this.later = deps.setTimeout ?? ((fn, ms) => setTimeout(fn, ms));
@@ -308,7 +310,8 @@ export class ChatClient {
     const cursors: Record<string, number> = {};
     for (const [id, rm] of this.msgs) if (rm.loaded) cursors[id] = rm.lastSeq();
     if (Object.keys(cursors).length) {
-      const ack = await this.deps.emit<SyncResult>("sync", { cursors });
+      const since = this.changedSince();
+      const ack = await this.deps.emit<SyncResult>("sync", since ? { cursors, changed_since: since } : { cursors });
       if (ack.ok) await this.applySync(ack);
       else for (const id of Object.keys(cursors)) await this.reload(Number(id));
     }
@@ -322,7 +325,20 @@ export class ChatClient {
       const roomId = Number(key);
       if (r.resync) await this.reload(roomId);
       else this.accept(roomId, r.messages);
+      // edits and deletions made while away, to messages already shown
+      if (!r.resync) for (const m of r.changed ?? []) this.onMessageUpdated(m);
     }
+    if (result.as_of && (this.asOf === null || result.as_of > this.asOf)) this.asOf = result.as_of;
+  }
+
+  /** The newest server time this client has seen (ISO strings in one format compare as times):
+   * the last sync's `as_of` or the newest timestamp on a message it holds. */
+  private changedSince(): string | null {
+    let t = this.asOf;
+    for (const rm of this.msgs.values())
+      for (const m of rm.sorted())
+        for (const v of [m.created_at, m.edited_at, m.deleted_at]) if (v && (t === null || v > t)) t = v;
+    return t;
   }
 
   // --- internals --------------------------------------------------------------------------------

@@ -118,5 +118,8 @@ export interface HistoryResult {
 }
 
 export interface SyncResult {
-  rooms: Record<string, { messages: Message[]; resync: boolean; last_seq?: number }>;
+  /** each room: what came after the cursor and, given `changed_since`, what was edited or deleted */
+  rooms: Record<string, { messages: Message[]; resync: boolean; last_seq?: number; changed?: Message[] }>;
+  /** the server's time of the answer: the next `changed_since` */
+  as_of?: string;
 }
