@@ -107,7 +107,7 @@ class Assistant:
             # the room lock first: jobs queued behind one room must not hold the slots other
             # rooms need
             with self.latency.labels(self.provider.name).time():
-                async with self._room_lock(room_id), self.slots:
+                async with self._room_lock(room_id), self.slots, self._global_slot():
                     return await self._reply(room_id, trigger)
         except asyncio.CancelledError:
             raise
@@ -237,6 +237,10 @@ class Assistant:
     def _room_lock(self, room_id: int) -> _RedisLock:
         return _RedisLock(self.redis, f"{self.prefix}lock:{room_id}", self.settings.lock_ttl_s)
 
+    def _global_slot(self) -> _RedisSlot:
+        return _RedisSlot(self.redis, f"{self.prefix}slots", self.settings.global_concurrency,
+                          self.settings.lock_ttl_s)
+
 
 async def _strip_marker(chunks: AsyncIterator[str]) -> AsyncIterator[str | bool]:
     """Pass chunks through, but hold the start until we know if it is the hand-off marker;
@@ -307,3 +311,60 @@ class _RedisLock:
             await self.redis.eval(_RELEASE, 1, self.key, self.token)
         except (RedisError, OSError) as exc:
             log.warning("assistant: could not release %s (%s); its TTL frees it", self.key, type(exc).__name__)
+
+
+# a sorted set of holders scored by expiry, on Redis's clock: expired holders (a dead node) are
+# dropped before counting
+_SLOT_ACQUIRE = """
+local t = redis.call('time')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('zremrangebyscore', KEYS[1], '-inf', now)
+if redis.call('zcard', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('zadd', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+  redis.call('expire', KEYS[1], math.ceil(tonumber(ARGV[2])) + 1)
+  return 1
+end
+return 0
+"""
+_SLOT_RENEW = """
+if not redis.call('zscore', KEYS[1], ARGV[2]) then return 0 end
+local t = redis.call('time')
+redis.call('zadd', KEYS[1], 'XX', tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[1]), ARGV[2])
+redis.call('expire', KEYS[1], math.ceil(tonumber(ARGV[1])) + 1)
+return 1
+"""
+
+
+class _RedisSlot(_RedisLock):
+    """One of ``limit`` slots across nodes (the global cap on running jobs): a holder is a member
+    of a sorted set scored by its expiry, renewed every third of the TTL while held, removed on
+    release; a dead node's slot frees itself within one TTL. Waits by polling."""
+
+    def __init__(self, redis: aioredis.Redis, key: str, limit: int, ttl_s: int) -> None:
+        super().__init__(redis, key, ttl_s)
+        self.limit = limit
+
+    async def __aenter__(self) -> None:
+        while not await self.redis.eval(_SLOT_ACQUIRE, 1, self.key, self.limit, self.ttl_s, self.token):  # noqa: ASYNC110 - cross-process
+            await asyncio.sleep(self.POLL_S)
+        self._renewer = asyncio.create_task(self._renew(), name=f"renew {self.key}")
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl_s / 3)
+            try:
+                if not await self.redis.eval(_SLOT_RENEW, 1, self.key, self.ttl_s, self.token):
+                    log.warning("assistant: lost a slot of %s (expired while held)", self.key)
+                    return
+            except (RedisError, OSError) as exc:
+                log.warning("assistant: could not renew a slot of %s: %s", self.key, type(exc).__name__)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.wait([self._renewer])
+        try:
+            await self.redis.zrem(self.key, self.token)
+        except (RedisError, OSError) as exc:
+            log.warning("assistant: could not release a slot of %s (%s); its TTL frees it", self.key,
+                        type(exc).__name__)

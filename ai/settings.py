@@ -33,7 +33,8 @@ class AISettings:
     summary_threshold: int = 30
     max_input_chars: int = 4000
     knowledge_base: Path | None = None
-    max_concurrency: int = 4
+    max_concurrency: int = 4  # jobs running at once in one process
+    global_concurrency: int = 16  # jobs running at once across all nodes (Redis)
     answer_cache_ttl_s: int = 3600
     lock_ttl_s: int = 30  # renewed while held; bounds how long a dead node blocks a room
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
@@ -83,4 +84,5 @@ class AISettings:
             summary_threshold=int(number("AI_SUMMARY_THRESHOLD", 30, 2, 10_000, True)),
             knowledge_base=Path(kb) if kb else None,
             max_concurrency=int(number("AI_MAX_CONCURRENCY", 4, 1, 256, True)),
+            global_concurrency=int(number("AI_GLOBAL_CONCURRENCY", 16, 1, 4096, True)),
         )

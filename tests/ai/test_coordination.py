@@ -9,7 +9,7 @@ import secrets
 
 import redis.asyncio as aioredis
 
-from ai.assistant import _RedisLock
+from ai.assistant import _RedisLock, _RedisSlot
 from ai.context import to_turn
 from ai.offline import SUMMARY_MAX_CHARS, OfflineProvider
 from ai.provider import Turn
@@ -36,6 +36,36 @@ async def test_different_rooms_run_in_parallel(gemini: GeminiFake, redis: aiored
     await asyncio.gather(assistant.reply(31, source.add(31, "@assistant a")),
                          assistant.reply(32, source.add(32, "@assistant b")))
     assert gemini.max_in_flight == 2 and len(sink.finals) == 2
+
+
+async def test_the_global_cap_bounds_jobs_across_nodes(gemini: GeminiFake, redis: aioredis.Redis) -> None:
+    """Two nodes, three rooms, a global cap of two: never more than two provider calls at once,
+    though each node alone would run all of them."""
+    source = MemorySource()
+    settings = gemini_settings(gemini, global_concurrency=2, max_concurrency=4)
+    prefix = f"t{secrets.token_hex(4)}:"
+    (one, sink1), (two, sink2) = make_assistant(settings, redis, source, prefix), make_assistant(settings, redis, source, prefix)
+    gemini.script(*[Step("delay", delay_s=0.4) for _ in range(3)])
+    await asyncio.gather(one.reply(41, source.add(41, "@assistant a")), two.reply(42, source.add(42, "@assistant b")),
+                         one.reply(43, source.add(43, "@assistant c")))
+    assert gemini.max_in_flight == 2 and len(sink1.finals) + len(sink2.finals) == 3
+    assert await redis.zcard(f"{prefix}ai:slots") == 0  # every slot given back
+
+
+async def test_a_dead_holders_slot_frees_itself_and_a_live_one_is_renewed(redis: aioredis.Redis) -> None:
+    key = f"t{secrets.token_hex(4)}:ai:slots"
+    dead = _RedisSlot(redis, key, limit=1, ttl_s=1)
+    await dead.__aenter__()
+    assert dead._renewer is not None
+    dead._renewer.cancel()  # the node died: nobody renews or releases
+    async with asyncio.timeout(5):
+        async with _RedisSlot(redis, key, limit=1, ttl_s=1) as _:  # gets it once the TTL ran out
+            assert await redis.zcard(key) == 1
+    live = _RedisSlot(redis, key, limit=1, ttl_s=1)
+    async with live:
+        await asyncio.sleep(1.6)  # longer than the TTL: only renewal keeps it
+        assert await redis.zscore(key, live.token) is not None
+    assert await redis.zcard(key) == 0
 
 
 async def test_the_room_lock_is_renewed_while_held_and_released_by_its_holder(redis: aioredis.Redis) -> None:
