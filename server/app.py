@@ -194,6 +194,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
                       key_prefix=config.redis_prefix, registry=svc.metrics.registry),
         )
         svc.whatsapp = WhatsAppService(svc, http_session)
+        supervisor.loop("wa-outbox", svc.whatsapp.run_outbox)
         relay = _start_archive(svc, http_session)
         log.info("chat-server node %s ready", node_id)
         yield

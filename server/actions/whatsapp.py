@@ -17,6 +17,7 @@ conversation is still in AI mode when the reply is ready (a takeover during gene
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -73,6 +74,15 @@ def conversation_view(row: asyncpg.Record, now: datetime | None = None) -> dict[
         "window_open": within_service_window(row["last_inbound_at"], now),
         "updated_at": iso(row["updated_at"]),
     }
+
+
+OUTBOX_MAX_ATTEMPTS = 10  # deliveries tried (each with the client's own retries) before "failed"
+OUTBOX_MAX_WAIT_S = 15 * 60.0
+OUTBOX_SWEEP_S = 5.0
+OUTBOX_BATCH = 50
+# a first attempt still "queued" after this long lost its node mid-send: sent again, which may
+# send it twice if the node died after Meta accepted it (at least once, never lost)
+OUTBOX_STUCK_S = 120.0
 
 
 class WhatsAppService:
@@ -248,20 +258,55 @@ class WhatsAppService:
             await self.publish(room_id)
 
     async def _deliver(self, contact: db.Contact, msg: MessageRecord) -> None:
+        row_id = await db.insert_outbound(self.svc.pool, msg.id, contact.room_id)
+        await self._attempt(contact, msg, row_id, attempts=0)
+
+    async def _attempt(self, contact: db.Contact, msg: MessageRecord, row_id: int, attempts: int) -> None:
+        """One delivery attempt of a queued row (the client retries within it). A failure for a
+        passing reason keeps the row queued for the outbox sweeper, with a doubling wait, until
+        ``OUTBOX_MAX_ATTEMPTS``; any other failure is final and shown to staff."""
         account = await db.get_account(self.svc.pool, contact.account_id)
         if account is None:
+            await db.outbound_failed(self.svc.pool, row_id, None, "account_removed")
             return
-        row_id = await db.insert_outbound(self.svc.pool, msg.id, contact.room_id)
         event: dict[str, Any] = {"room_id": contact.room_id, "message_id": msg.id}
         try:
             results = await self.api.send_text(account.phone_number_id, account.access_token, contact.wa_id, msg.body)
             await db.outbound_sent(self.svc.pool, row_id, [r.wamid for r in results])
             event.update(status="sent", wamid=results[0].wamid if results else None, error=None)
         except CloudApiError as exc:
-            await db.outbound_failed(self.svc.pool, row_id, exc.code, exc.state)
-            event.update(status="failed", error={"code": exc.code, "title": exc.title, "state": exc.state})
-            log.warning("WhatsApp send for message %s failed: %s (%s)", msg.id, exc.state, exc.code)
+            error = {"code": exc.code, "title": exc.title, "state": exc.state}
+            if exc.retryable and attempts + 1 < OUTBOX_MAX_ATTEMPTS:
+                delay = min(OUTBOX_MAX_WAIT_S, self.svc.config.wa_retry_base_s * 2**attempts)
+                await db.outbound_retry_later(self.svc.pool, row_id, exc.code, exc.state, delay)
+                event.update(status="queued", error=error, retry_in_s=round(delay, 1))
+                log.info("WhatsApp send for message %s queued again (%s), next try in %.0fs", msg.id, exc.state, delay)
+            else:
+                await db.outbound_failed(self.svc.pool, row_id, exc.code, exc.state)
+                event.update(status="failed", error=error)
+                log.warning("WhatsApp send for message %s failed: %s (%s)", msg.id, exc.state, exc.code)
         await emit(self.svc, "wa:status", event, to=[STAFF_CHANNEL, room_channel(contact.room_id)])
+
+    async def sweep_outbox(self) -> int:
+        """Send the queued rows that are due (the outbox); returns how many were tried."""
+        base = self.svc.config.wa_retry_base_s
+        rows = await db.claim_due_outbound(self.svc.pool, OUTBOX_BATCH, lease_s=max(60.0, 4 * base),
+                                           stuck_after_s=OUTBOX_STUCK_S)
+        for row in rows:
+            msg = await mdb.get_message(self.svc.pool, row["message_id"])
+            contact = await db.contact_by_room(self.svc.pool, row["room_id"])
+            if msg is None or contact is None or msg.deleted_at is not None:
+                await db.outbound_failed(self.svc.pool, row["id"], None, "message_gone")
+                continue
+            await self._attempt(contact, msg, row["id"], attempts=row["attempts"])
+        return len(rows)
+
+    async def run_outbox(self) -> None:
+        """The outbox loop (every node runs one; rows are claimed with SKIP LOCKED)."""
+        interval = min(OUTBOX_SWEEP_S, self.svc.config.wa_retry_base_s)
+        while True:
+            await asyncio.sleep(interval)
+            await self.sweep_outbox()
 
     # --- login by WhatsApp code -----------------------------------------------------------------
 

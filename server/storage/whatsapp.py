@@ -182,6 +182,28 @@ async def outbound_sent(pool: asyncpg.Pool, row_id: int, wamids: list[str]) -> N
                                row["message_id"], row["room_id"], extra)
 
 
+async def outbound_retry_later(pool: Conn, row_id: int, code: int | None, title: str, delay_s: float) -> int:
+    """Keep the row queued for another attempt after ``delay_s``; returns the attempts so far."""
+    return int(await pool.fetchval(
+        "UPDATE wa_messages SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => $4),"
+        " error_code = $2, error_title = $3, updated_at = now() WHERE id = $1 RETURNING attempts",
+        row_id, code, title, delay_s))
+
+
+async def claim_due_outbound(pool: Conn, limit: int, lease_s: float, stuck_after_s: float) -> list[asyncpg.Record]:
+    """Queued outbound rows whose next attempt is due, or whose first attempt has been running for
+    ``stuck_after_s`` (its node died mid-send); each claimed for ``lease_s`` so that one node
+    sends it. Skips rows another node is claiming."""
+    return await pool.fetch(
+        "UPDATE wa_messages w SET next_attempt_at = now() + make_interval(secs => $2), updated_at = now()"
+        " WHERE w.id IN (SELECT id FROM wa_messages WHERE direction = 'out' AND status = 'queued'"
+        "  AND (next_attempt_at <= now()"
+        "   OR (next_attempt_at IS NULL AND updated_at < now() - make_interval(secs => $3)))"
+        "  ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+        " RETURNING w.id, w.message_id, w.room_id, w.attempts",
+        limit, lease_s, stuck_after_s)
+
+
 async def outbound_failed(pool: Conn, row_id: int, code: int | None, title: str) -> None:
     await pool.execute("UPDATE wa_messages SET status = 'failed', error_code = $2, error_title = $3, updated_at = now()"
                        " WHERE id = $1", row_id, code, title)

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 
 from tests.fakes.graph_api import GraphApiFake, make_status_webhook, make_text_webhook, signed_post
@@ -194,3 +195,45 @@ async def test_ai_hands_off_when_it_cannot_help(harness: ServerHarness, graph: G
     _, hist = await staff.call("GET", f"/api/v1/rooms/{conv['room_id']}/messages", expect=200)
     assert [m["author_kind"] for m in hist["messages"]] == ["contact", "assistant", "contact"]
     assert len(graph.sends()) == 1
+
+
+async def test_a_reply_the_graph_api_refused_for_a_while_is_sent_later_from_the_outbox(
+        harness: ServerHarness, graph: GraphApiFake) -> None:
+    """Meta answers 503 longer than the client's own retries last: the reply stays queued (staff
+    see why) and the outbox sends it once Meta is back; nothing is sent twice."""
+    node = await harness.start_node(wa_graph_url=graph.base_url, wa_retry_base_s=0.3)
+    admin = await harness.user(node, role="admin")
+    staff = await harness.user(node, role="staff")
+    await admin.call("POST", "/api/v1/admin/wa/accounts", {
+        "phone_number_id": PN, "display_phone": "+1 555 000 1111", "access_token": "EAAG-token",
+        "app_secret": SECRET, "verify_token": VERIFY}, expect=201)
+    await staff.connect()
+    graph.fail_next(503, times=12)  # more than one attempt's worth of client retries
+    await _post(harness, node, make_text_webhook(PN, CONTACT, "Ann", "wamid.OUT1", "how do I create a room?"))
+    queued = await staff.log.wait_for("wa:status", lambda e: e["status"] == "queued", timeout=30)
+    assert queued["error"]["state"] and queued["retry_in_s"] > 0
+    sent = await staff.log.wait_for("wa:status", lambda e: e["status"] == "sent", timeout=60)
+    assert sent["message_id"] == queued["message_id"]
+    sends = graph.sends()
+    assert len(sends) == 13 and sends[-1].json["to"] == CONTACT  # 12 refused, then one accepted: sent once
+    rows = await harness_rows(harness, queued["message_id"])
+    assert [(r["status"], r["attempts"] >= 1) for r in rows] == [("sent", True)]
+
+
+async def test_a_reply_meta_refuses_for_good_is_not_retried(harness: ServerHarness, graph: GraphApiFake) -> None:
+    node, _, staff = await _setup(harness, graph)
+    graph.fail_next(400, 131026)  # undeliverable: retrying cannot help
+    await _post(harness, node, make_text_webhook(PN, CONTACT, "Ann", "wamid.OUT2", "how do I create a room?"))
+    failed = await staff.log.wait_for("wa:status", lambda e: e["status"] == "failed", timeout=30)
+    assert failed["error"]["code"] == 131026
+    assert not [e for e in staff.log.all("wa:status") if e["status"] == "queued"]
+    assert [r["status"] for r in await harness_rows(harness, failed["message_id"])] == ["failed"]
+
+
+async def harness_rows(harness: ServerHarness, message_id: int) -> list[Any]:
+    conn = await asyncpg.connect(harness.database_url)
+    try:
+        return list(await conn.fetch("SELECT status, attempts FROM wa_messages WHERE message_id = $1 AND direction = 'out'",
+                                     message_id))
+    finally:
+        await conn.close()
