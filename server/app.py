@@ -51,7 +51,9 @@ from .storage.batcher import SendBatcher
 from .tokens import TokenIssuer, TokenVerifier, generate_keypair
 from .transport import http, http_whatsapp, static
 from .transport.middleware import error_middleware, security_headers_middleware
+from .transport.openapi import add_docs_page
 from .transport.socket import SocketTransport
+from .transport.static import REPO_WEB_DIST
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,7 @@ def create_app(config: Config) -> web.Application:
     app[SIO] = sio
     sio.attach(app)
     http.add_routes(app)
+    add_docs_page(app, "/api/docs", "/api/v1/openapi.json", "chat-server", config.web_dist or REPO_WEB_DIST)
     http_whatsapp.add_webhook_routes(app)
     static.add_static(app, config)
     app.cleanup_ctx.append(_services_ctx)

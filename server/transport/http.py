@@ -22,7 +22,7 @@ from ..errors import Forbidden, Invalid, NotFound, TooLarge, Unauthorized
 from ..storage import rooms as rdb
 from ..storage import users as udb
 from ..types import ROLES, STAFF_ROLES
-from .openapi import MESSAGE, ROOM, S_INT, S_STR, TOKENS, USER, ApiRoute, build_document, docs_page, obj
+from .openapi import MESSAGE, ROOM, S_INT, S_STR, TOKENS, USER, ApiRoute, build_document, obj
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ROUTES: list[tuple[ApiRoute, Handler]] = []
@@ -308,11 +308,7 @@ def add_routes(app: web.Application, extra: list[tuple[ApiRoute, Handler]] | Non
     async def openapi(request: web.Request) -> web.Response:
         return ok(document)
 
-    async def docs(request: web.Request) -> web.Response:
-        return docs_page("/api/v1/openapi.json", "chat-server")
-
     app.router.add_get("/api/v1/openapi.json", openapi)
-    app.router.add_get("/api/docs", docs)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

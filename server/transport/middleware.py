@@ -64,6 +64,6 @@ async def security_headers_middleware(request: web.Request, handler: Callable[[w
     if not response.prepared:
         for k, v in SECURITY_HEADERS.items():
             response.headers.setdefault(k, v)
-        if response.content_type == "text/html" and request.path != "/api/docs":
+        if response.content_type == "text/html":
             response.headers.setdefault("Content-Security-Policy", APP_CSP)
     return response

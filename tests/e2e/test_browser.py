@@ -137,3 +137,19 @@ async def test_staff_takes_over_a_whatsapp_conversation_and_replies(harness: Ser
         await screenshot(page, "staff-takeover")
     finally:
         await graph.stop()
+
+
+async def test_api_docs_page_renders_from_this_origin_under_its_policy(harness: ServerHarness,
+                                                                       pages: Callable[..., Any]) -> None:
+    node = await harness.start_node()
+    page = await pages()
+    requested: list[str] = []
+    refused: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    await page.goto(node.base_url + "/api/docs")
+    await expect(page.locator(".swagger-ui .info .title")).to_contain_text("chat-server")
+    await expect(page.locator(".opblock-summary-path").filter(has_text="/api/v1/rooms").first).to_be_visible()
+    assert requested and all(u.startswith(node.base_url) for u in requested), requested  # nothing from a CDN
+    assert refused == []  # Swagger UI runs under the page's 'self'-only policy
+    await screenshot(page, "api-docs")

@@ -48,6 +48,10 @@ async def test_health_ready_metrics_and_openapi(harness: ServerHarness) -> None:
             assert methods <= set(doc["paths"].get(path, {})), path
         assert "/api/v1/wa/conversations" in doc["paths"] and "/api/v1/auth/otp/verify" in doc["paths"]
         async with s.get(node.base_url + "/api/docs") as r:
-            assert r.status == 200 and r.content_type == "text/html" and "openapi.json" in await r.text()
+            page = await r.text()
+            assert r.status == 200 and r.content_type == "text/html" and "openapi.json" in page
+            assert "script-src 'self'" in r.headers["Content-Security-Policy"] and "https://" not in page
+        async with s.get(node.base_url + "/api/docs/assets/swagger-ui-bundle.js") as r:
+            assert r.status == 200 and "javascript" in r.content_type  # served here, not from a CDN
         async with s.get(node.base_url + "/") as r:
             assert r.status == 200 and r.headers["X-Content-Type-Options"] == "nosniff"
