@@ -47,7 +47,7 @@ web_build() {
     touch "$stamp"
   fi
   local newest_src
-  newest_src=$(find web/src web/index.html web/package.json web/vite.config.* -newer web/dist/index.html 2>/dev/null | head -1 || true)
+  newest_src=$(find web/src web/scripts web/index.html web/package.json web/vite.config.* -newer web/dist/index.html 2>/dev/null | head -1 || true)
   if [ ! -f web/dist/index.html ] || [ -n "$newest_src" ]; then
     log "building the web app"
     (cd web && npm run build --silent)
