@@ -89,7 +89,7 @@ class WhatsAppService:
     def __init__(self, svc: Services, session: aiohttp.ClientSession) -> None:
         self.svc = svc
         self.api = CloudApiClient(session, base_url=svc.config.wa_graph_url, api_version=svc.config.wa_api_version,
-                                  timeout_s=10, max_retries=4, min_interval_s=0.0)
+                                  timeout_s=10, max_retries=4, min_interval_s=svc.config.wa_send_interval_s)
         # codes are stored as HMACs keyed by a secret every node shares (derived from the signing key)
         self._otp_key = hashlib.sha256(b"otp:" + svc.extras["signing_secret"]).digest()
 

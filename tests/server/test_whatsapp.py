@@ -4,6 +4,7 @@ window, and login by WhatsApp code."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections.abc import AsyncIterator
@@ -237,3 +238,23 @@ async def harness_rows(harness: ServerHarness, message_id: int) -> list[Any]:
                                      message_id))
     finally:
         await conn.close()
+
+
+async def test_sends_of_one_number_are_paced_as_configured(harness: ServerHarness, graph: GraphApiFake) -> None:
+    node = await harness.start_node(wa_graph_url=graph.base_url, wa_send_interval_s=0.25)
+    admin = await harness.user(node, role="admin")
+    staff = await harness.user(node, role="staff")
+    await admin.call("POST", "/api/v1/admin/wa/accounts", {
+        "phone_number_id": PN, "display_phone": "+1 555 000 1111", "access_token": "EAAG-token",
+        "app_secret": SECRET, "verify_token": VERIFY}, expect=201)
+    await staff.connect()
+    await _post(harness, node, make_text_webhook(PN, CONTACT, "Ann", "wamid.P1", "hello"))
+    conv = await staff.log.wait_for("conversation:updated", timeout=10)
+    await graph.wait_for_sends(1)
+    room_id = conv["room_id"]
+    assert (await staff.emit("room:join", {"room_id": room_id}))["ok"]
+    for i in range(3):  # three staff replies at once
+        await staff.send(room_id, f"part {i}")
+    sends = await graph.wait_for_sends(4)
+    gaps = [b.at - a.at for a, b in itertools.pairwise(sends[1:])]
+    assert all(g >= 0.2 for g in gaps), gaps  # spaced by the number's interval, not all at once
