@@ -289,7 +289,7 @@ class _RedisLock:
         self._renewer: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> None:
-        while not await self.redis.set(self.key, self.token, nx=True, ex=self.ttl_s):  # noqa: ASYNC110 - cross-process
+        while not await self._acquire():  # noqa: ASYNC110 - cross-process
             await asyncio.sleep(self.POLL_S)
         self._renewer = asyncio.create_task(self._renew(), name=f"renew {self.key}")
 
@@ -297,7 +297,7 @@ class _RedisLock:
         while True:
             await asyncio.sleep(self.ttl_s / 3)
             try:
-                if not await self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl_s):
+                if not await self._extend():
                     log.warning("assistant: lost %s (expired while held)", self.key)
                     return
             except (RedisError, OSError) as exc:  # try again next period; the TTL still runs
@@ -308,9 +308,20 @@ class _RedisLock:
             self._renewer.cancel()
             await asyncio.wait([self._renewer])  # never raises: our own cancellation still propagates
         try:
-            await self.redis.eval(_RELEASE, 1, self.key, self.token)
+            await self._release()
         except (RedisError, OSError) as exc:
             log.warning("assistant: could not release %s (%s); its TTL frees it", self.key, type(exc).__name__)
+
+    # the three Redis operations; a subclass holds something else than one key
+
+    async def _acquire(self) -> bool:
+        return bool(await self.redis.set(self.key, self.token, nx=True, ex=self.ttl_s))
+
+    async def _extend(self) -> bool:
+        return bool(await self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl_s))
+
+    async def _release(self) -> None:
+        await self.redis.eval(_RELEASE, 1, self.key, self.token)
 
 
 # a sorted set of holders scored by expiry, on Redis's clock: expired holders (a dead node) are
@@ -344,27 +355,11 @@ class _RedisSlot(_RedisLock):
         super().__init__(redis, key, ttl_s)
         self.limit = limit
 
-    async def __aenter__(self) -> None:
-        while not await self.redis.eval(_SLOT_ACQUIRE, 1, self.key, self.limit, self.ttl_s, self.token):  # noqa: ASYNC110 - cross-process
-            await asyncio.sleep(self.POLL_S)
-        self._renewer = asyncio.create_task(self._renew(), name=f"renew {self.key}")
+    async def _acquire(self) -> bool:
+        return bool(await self.redis.eval(_SLOT_ACQUIRE, 1, self.key, self.limit, self.ttl_s, self.token))
 
-    async def _renew(self) -> None:
-        while True:
-            await asyncio.sleep(self.ttl_s / 3)
-            try:
-                if not await self.redis.eval(_SLOT_RENEW, 1, self.key, self.ttl_s, self.token):
-                    log.warning("assistant: lost a slot of %s (expired while held)", self.key)
-                    return
-            except (RedisError, OSError) as exc:
-                log.warning("assistant: could not renew a slot of %s: %s", self.key, type(exc).__name__)
+    async def _extend(self) -> bool:
+        return bool(await self.redis.eval(_SLOT_RENEW, 1, self.key, self.ttl_s, self.token))
 
-    async def __aexit__(self, *exc: object) -> None:
-        if self._renewer is not None:
-            self._renewer.cancel()
-            await asyncio.wait([self._renewer])
-        try:
-            await self.redis.zrem(self.key, self.token)
-        except (RedisError, OSError) as exc:
-            log.warning("assistant: could not release a slot of %s (%s); its TTL frees it", self.key,
-                        type(exc).__name__)
+    async def _release(self) -> None:
+        await self.redis.zrem(self.key, self.token)

@@ -27,8 +27,8 @@ async def graph() -> AsyncIterator[GraphApiFake]:
     await fake.stop()
 
 
-async def _setup(harness: ServerHarness, graph: GraphApiFake) -> tuple[ChatNode, Client, Client]:
-    node = await harness.start_node(wa_graph_url=graph.base_url)
+async def _setup(harness: ServerHarness, graph: GraphApiFake, **config: Any) -> tuple[ChatNode, Client, Client]:
+    node = await harness.start_node(wa_graph_url=graph.base_url, **config)
     admin = await harness.user(node, role="admin")
     staff = await harness.user(node, role="staff")
     await admin.call("POST", "/api/v1/admin/wa/accounts", {
@@ -202,13 +202,7 @@ async def test_a_reply_the_graph_api_refused_for_a_while_is_sent_later_from_the_
         harness: ServerHarness, graph: GraphApiFake) -> None:
     """Meta answers 503 longer than the client's own retries last: the reply stays queued (staff
     see why) and the outbox sends it once Meta is back; nothing is sent twice."""
-    node = await harness.start_node(wa_graph_url=graph.base_url, wa_retry_base_s=0.3)
-    admin = await harness.user(node, role="admin")
-    staff = await harness.user(node, role="staff")
-    await admin.call("POST", "/api/v1/admin/wa/accounts", {
-        "phone_number_id": PN, "display_phone": "+1 555 000 1111", "access_token": "EAAG-token",
-        "app_secret": SECRET, "verify_token": VERIFY}, expect=201)
-    await staff.connect()
+    node, _, staff = await _setup(harness, graph, wa_retry_base_s=0.3)
     graph.fail_next(503, times=12)  # more than one attempt's worth of client retries
     await _post(harness, node, make_text_webhook(PN, CONTACT, "Ann", "wamid.OUT1", "how do I create a room?"))
     queued = await staff.log.wait_for("wa:status", lambda e: e["status"] == "queued", timeout=30)
@@ -241,13 +235,7 @@ async def harness_rows(harness: ServerHarness, message_id: int) -> list[Any]:
 
 
 async def test_sends_of_one_number_are_paced_as_configured(harness: ServerHarness, graph: GraphApiFake) -> None:
-    node = await harness.start_node(wa_graph_url=graph.base_url, wa_send_interval_s=0.25)
-    admin = await harness.user(node, role="admin")
-    staff = await harness.user(node, role="staff")
-    await admin.call("POST", "/api/v1/admin/wa/accounts", {
-        "phone_number_id": PN, "display_phone": "+1 555 000 1111", "access_token": "EAAG-token",
-        "app_secret": SECRET, "verify_token": VERIFY}, expect=201)
-    await staff.connect()
+    node, _, staff = await _setup(harness, graph, wa_send_interval_s=0.25)
     await _post(harness, node, make_text_webhook(PN, CONTACT, "Ann", "wamid.P1", "hello"))
     conv = await staff.log.wait_for("conversation:updated", timeout=10)
     await graph.wait_for_sends(1)
