@@ -47,6 +47,7 @@ class RedisBus(socketio.AsyncRedisManager):
         self._wake: asyncio.Event | None = None
         self._publisher: asyncio.Task[None] | None = None
         self._drained: asyncio.Event | None = None  # set when the queue has been emptied
+        self._sending = False
         self._host = self.host_id.encode()
         self.on_dropped: Callable[[int], None] = lambda n: None  # e.g. a metric
         self.published = 0
@@ -68,7 +69,7 @@ class RedisBus(socketio.AsyncRedisManager):
 
     async def flush(self, timeout: float = 2.0) -> None:
         """Wait until what is queued now has been sent (or dropped); bounded."""
-        if not self._queue or self._publisher is None or self._publisher.done():
+        if not (self._queue or self._sending) or self._publisher is None or self._publisher.done():
             return
         self._drained = asyncio.Event()
         try:
@@ -82,15 +83,19 @@ class RedisBus(socketio.AsyncRedisManager):
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue:
-                n = min(len(self._queue), PUBLISH_BATCH)
-                batch = [self._queue.popleft() for _ in range(n)]
-                if not await self._send(batch) and not await self._send(batch):
-                    log.warning("bus: %d event(s) not published (Redis unavailable)", n)
-                    self.on_dropped(n)
-                    await asyncio.sleep(0.2)  # do not spin while Redis is away
-                else:
-                    self.published += n
+            self._sending = True  # a batch taken off the queue is still "to be sent" for flush
+            try:
+                while self._queue:
+                    n = min(len(self._queue), PUBLISH_BATCH)
+                    batch = [self._queue.popleft() for _ in range(n)]
+                    if not await self._send(batch) and not await self._send(batch):
+                        log.warning("bus: %d event(s) not published (Redis unavailable)", n)
+                        self.on_dropped(n)
+                        await asyncio.sleep(0.2)  # do not spin while Redis is away
+                    else:
+                        self.published += n
+            finally:
+                self._sending = False
             if self._drained is not None:
                 self._drained.set()
 
