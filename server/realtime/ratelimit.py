@@ -1,9 +1,9 @@
 """Fixed-window rate limits in Redis (``rl:*``), shared by all nodes.
 
 ``hit`` counts in Redis on every call: exact across nodes, for the limits that guard accounts
-(login, registration, WhatsApp codes). It fails open: when Redis is unreachable a request is
-allowed and the failure logged, because refusing everything during a Redis blip would lose more
-than a flood costs.
+(login, registration, WhatsApp codes). When Redis is unreachable it counts in this node's memory
+instead (as ``hit_batched`` does), so a Redis outage neither refuses everyone nor lets password
+guessing run unlimited.
 
 ``hit_batched`` is for the per-message flood limit, on the hot path: hits are counted in memory
 at once and checked against the window's total as last read from Redis plus this node's hits
@@ -57,7 +57,8 @@ class RateLimiter:
             pipe.expire(rkey, window_s + 1)
             count, _ = await pipe.execute()
         except (RedisError, OSError, TimeoutError) as exc:
-            log.warning("rate limiter unavailable (%s); allowing %s", type(exc).__name__, scope)
+            log.warning("rate limiter unavailable (%s); counting %s on this node", type(exc).__name__, scope)
+            self.hit_batched(scope, key, limit, window_s)
             return
         if int(count) > limit:
             raise RateLimited(f"too many {scope} requests", retry_after=(window + 1) * window_s - now)

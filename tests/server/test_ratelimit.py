@@ -57,3 +57,17 @@ async def test_batched_hits_keep_counting_while_redis_is_away(redis_prefix: str)
             limiter.hit_batched("send", "1", 5, 10)
     finally:
         await r.aclose()
+
+
+async def test_account_limits_count_on_the_node_while_redis_is_away(redis_prefix: str) -> None:
+    """Login guessing is not unlimited during a Redis outage, and nobody is refused below the limit."""
+    r = aioredis.Redis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.5)  # nothing listens
+    limiter = RateLimiter(r, redis_prefix)
+    try:
+        for _ in range(3):
+            await limiter.hit("login-ip", "198.51.100.7", 3, 60)
+        with pytest.raises(RateLimited):
+            await limiter.hit("login-ip", "198.51.100.7", 3, 60)
+        await limiter.hit("login-ip", "198.51.100.8", 3, 60)  # another address has its own count
+    finally:
+        await r.aclose()
