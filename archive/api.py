@@ -8,6 +8,7 @@ an escaped, case-insensitive ``$regex``.
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -40,6 +41,7 @@ STORE = web.AppKey("store", ArchiveStore)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 METRICS = web.AppKey("metrics", ArchiveMetrics)
 STATUS = web.AppKey("status", dict)
+METRICS_TOKEN = web.AppKey("metrics_token", str)  # empty: /metrics is open (keep it on the private network)
 
 
 @web.middleware
@@ -225,6 +227,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    token = request.app.get(METRICS_TOKEN)
+    if token and not hmac.compare_digest(request.headers.get("Authorization", "").encode(),
+                                                     f"Bearer {token}".encode()):
+        raise Unauthorized("metrics need the METRICS_TOKEN bearer token")
     return web.Response(body=generate_latest(request.app[METRICS].registry), content_type="text/plain")
 
 

@@ -12,7 +12,7 @@ from pymongo import AsyncMongoClient
 from server.background import Supervisor
 from server.tokens import TokenVerifier
 
-from .api import METRICS, STATUS, STORE, VERIFIER, ArchiveMetrics, add_routes, errors
+from .api import METRICS, METRICS_TOKEN, STATUS, STORE, VERIFIER, ArchiveMetrics, add_routes, errors
 from .config import ArchiveConfig
 from .consumer import ArchiveConsumer
 from .storage import ArchiveStore
@@ -29,6 +29,7 @@ def create_app(config: ArchiveConfig) -> web.Application:
     app[VERIFIER] = TokenVerifier(config.jwt_public_key_file.read_bytes())
     app[METRICS] = ArchiveMetrics()
     app[STATUS] = {"ttl_days": config.ttl_days, "consumer_alive": False, "retention_runs": 0}
+    app[METRICS_TOKEN] = config.metrics_token or ""
     add_routes(app)
     app.cleanup_ctx.append(_resources)
     return app

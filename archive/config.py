@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from server.events import ARCHIVE_DLQ_TOPIC, ARCHIVE_TOPIC
@@ -27,6 +27,7 @@ class ArchiveConfig:
     dlq_topic: str = ARCHIVE_DLQ_TOPIC
     retention_interval_s: float = 3600.0
     timeout_s: float = 10.0
+    metrics_token: str | None = field(default=None, repr=False)  # required by /metrics when set
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> ArchiveConfig:
@@ -61,6 +62,7 @@ class ArchiveConfig:
             topic=env.get("ARCHIVE_TOPIC") or ARCHIVE_TOPIC,
             dlq_topic=env.get("ARCHIVE_DLQ_TOPIC") or ARCHIVE_DLQ_TOPIC,
             retention_interval_s=num("ARCHIVE_RETENTION_INTERVAL_S", 3600.0),
+            metrics_token=env.get("METRICS_TOKEN") or None,
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -151,6 +151,7 @@ class Config:
     wa_otp_template: str = "login_code"
     wa_otp_language: str = "en_US"
     log_level: str = "INFO"
+    metrics_token: str | None = field(default=None, repr=False)  # required by /metrics when set
 
     @property
     def embedded_postgres(self) -> bool:
@@ -215,6 +216,7 @@ class Config:
             wa_otp_template=e.str("WA_OTP_TEMPLATE", "login_code"),
             wa_otp_language=e.str("WA_OTP_LANGUAGE", "en_US"),
             log_level=(e.str("LOG_LEVEL", "INFO") or "INFO").upper(),
+            metrics_token=e.str("METRICS_TOKEN"),
         )
         values.update(overrides)
         return cls(**values)

@@ -7,6 +7,7 @@ once in ``ROUTES`` with its OpenAPI description.
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
@@ -296,7 +297,12 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(body=svc_of(request).metrics.render(), content_type="text/plain", charset="utf-8")
+    svc = svc_of(request)
+    token = svc.config.metrics_token
+    if token is not None and not hmac.compare_digest(request.headers.get("Authorization", "").encode(),
+                                                     f"Bearer {token}".encode()):
+        raise Unauthorized("metrics need the METRICS_TOKEN bearer token")
+    return web.Response(body=svc.metrics.render(), content_type="text/plain", charset="utf-8")
 
 
 def add_routes(app: web.Application, extra: list[tuple[ApiRoute, Handler]] | None = None) -> None:

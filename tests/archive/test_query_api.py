@@ -223,3 +223,16 @@ def test_configuration_errors_name_the_variable(tmp_path: Path) -> None:
     for key, bad in (("ARCHIVE_TTL_DAYS", "forever"), ("ARCHIVE_PORT", "http"), ("ARCHIVE_TTL_DAYS", "-1")):
         with pytest.raises(ConfigError, match=key):
             ArchiveConfig.from_env({**good, key: bad})
+
+
+async def test_metrics_need_the_token_when_one_is_set(archive_env: ArchiveEnv) -> None:
+    running = await start_archive(archive_env.config(metrics_token="scrape-secret"))
+    try:
+        status, _, body = await _call("GET", f"{running.base_url}/metrics", None)
+        assert status == 401 and orjson.loads(body)["error"]["code"] == "unauthorized"
+        status, _, _ = await _call("GET", f"{running.base_url}/metrics", "wrong")
+        assert status == 401
+        status, _, body = await _call("GET", f"{running.base_url}/metrics", "scrape-secret")
+        assert status == 200 and b"archive_" in body
+    finally:
+        await running.runner.cleanup()

@@ -55,3 +55,14 @@ async def test_health_ready_metrics_and_openapi(harness: ServerHarness) -> None:
             assert r.status == 200 and "javascript" in r.content_type  # served here, not from a CDN
         async with s.get(node.base_url + "/") as r:
             assert r.status == 200 and r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_metrics_need_the_token_when_one_is_set(harness: ServerHarness) -> None:
+    node = await harness.start_node(metrics_token="scrape-secret")
+    async with aiohttp.ClientSession() as s:
+        async with s.get(node.base_url + "/metrics") as r:
+            assert r.status == 401 and (await r.json())["error"]["code"] == "unauthorized"
+        async with s.get(node.base_url + "/metrics", headers={"Authorization": "Bearer wrong"}) as r:
+            assert r.status == 401
+        async with s.get(node.base_url + "/metrics", headers={"Authorization": "Bearer scrape-secret"}) as r:
+            assert r.status == 200 and "chat_socket_connections" in await r.text()
