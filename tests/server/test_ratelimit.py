@@ -3,6 +3,8 @@ exact per-hit limit (``hit``), on a real Redis."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 import redis.asyncio as aioredis
 
@@ -46,28 +48,27 @@ async def test_batched_hits_are_shared_between_nodes_after_a_sync(redis_service:
         await r.aclose()
 
 
-async def test_batched_hits_keep_counting_while_redis_is_away(redis_prefix: str) -> None:
+@pytest.fixture
+async def limiter_without_redis(redis_prefix: str) -> AsyncIterator[RateLimiter]:
     r = aioredis.Redis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.5)  # nothing listens
-    limiter = RateLimiter(r, redis_prefix)
-    try:
-        for _ in range(5):
-            limiter.hit_batched("send", "1", 5, 10)
-        await limiter.sync()  # fails, logged; the local count stays
-        with pytest.raises(RateLimited):
-            limiter.hit_batched("send", "1", 5, 10)
-    finally:
-        await r.aclose()
+    yield RateLimiter(r, redis_prefix)
+    await r.aclose()
 
 
-async def test_account_limits_count_on_the_node_while_redis_is_away(redis_prefix: str) -> None:
+async def test_batched_hits_keep_counting_while_redis_is_away(limiter_without_redis: RateLimiter) -> None:
+    limiter = limiter_without_redis
+    for _ in range(5):
+        limiter.hit_batched("send", "1", 5, 10)
+    await limiter.sync()  # fails, logged; the local count stays
+    with pytest.raises(RateLimited):
+        limiter.hit_batched("send", "1", 5, 10)
+
+
+async def test_account_limits_count_on_the_node_while_redis_is_away(limiter_without_redis: RateLimiter) -> None:
     """Login guessing is not unlimited during a Redis outage, and nobody is refused below the limit."""
-    r = aioredis.Redis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.5)  # nothing listens
-    limiter = RateLimiter(r, redis_prefix)
-    try:
-        for _ in range(3):
-            await limiter.hit("login-ip", "198.51.100.7", 3, 60)
-        with pytest.raises(RateLimited):
-            await limiter.hit("login-ip", "198.51.100.7", 3, 60)
-        await limiter.hit("login-ip", "198.51.100.8", 3, 60)  # another address has its own count
-    finally:
-        await r.aclose()
+    limiter = limiter_without_redis
+    for _ in range(3):
+        await limiter.hit("login-ip", "198.51.100.7", 3, 60)
+    with pytest.raises(RateLimited):
+        await limiter.hit("login-ip", "198.51.100.7", 3, 60)
+    await limiter.hit("login-ip", "198.51.100.8", 3, 60)  # another address has its own count
