@@ -8,7 +8,6 @@ an escaped, case-insensitive ``$regex``.
 from __future__ import annotations
 
 import base64
-import hmac
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from server.errors import ChatError, Forbidden, Invalid, Unauthorized
 from server.events import parse_iso
-from server.tokens import AccessClaims, TokenVerifier
+from server.tokens import AccessClaims, TokenVerifier, bearer_matches
 
 from .storage import ArchiveStore, to_wire
 
@@ -228,8 +227,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     token = request.app.get(METRICS_TOKEN)
-    if token and not hmac.compare_digest(request.headers.get("Authorization", "").encode(),
-                                                     f"Bearer {token}".encode()):
+    if token and not bearer_matches(request.headers.get("Authorization", ""), token):
         raise Unauthorized("metrics need the METRICS_TOKEN bearer token")
     return web.Response(body=generate_latest(request.app[METRICS].registry), content_type="text/plain")
 

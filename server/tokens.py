@@ -8,6 +8,7 @@ and token type are required claims.
 
 from __future__ import annotations
 
+import hmac
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,11 @@ ALGORITHM = "EdDSA"
 AUDIENCE = "chat"
 ISSUER = "chat-server"
 ACCESS_TTL_S = 15 * 60  # short-lived; clients refresh with the rotating refresh token
+
+
+def bearer_matches(authorization: str, secret: str) -> bool:
+    """Whether an ``Authorization`` header carries ``secret`` as its bearer token (constant time)."""
+    return hmac.compare_digest(authorization.encode(), f"Bearer {secret}".encode())
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,11 +46,15 @@ class RateLimiter:
         self._windows: dict[str, _Window] = {}
         self._sync_task: asyncio.Task[None] | None = None
 
-    async def hit(self, scope: str, key: str, limit: int, window_s: int) -> None:
-        """Count one hit; raise ``RateLimited`` when more than ``limit`` fell in the window."""
+    def _window(self, scope: str, key: str, window_s: int) -> tuple[float, int, str]:
+        """Now, the fixed window it falls in, and that window's Redis key."""
         now = time.time()
         window = int(now // window_s)
-        rkey = f"{self.prefix}{scope}:{key}:{window}"
+        return now, window, f"{self.prefix}{scope}:{key}:{window}"
+
+    async def hit(self, scope: str, key: str, limit: int, window_s: int) -> None:
+        """Count one hit; raise ``RateLimited`` when more than ``limit`` fell in the window."""
+        now, window, rkey = self._window(scope, key, window_s)
         try:
             pipe = self.redis.pipeline(transaction=False)
             pipe.incr(rkey)
@@ -65,9 +69,7 @@ class RateLimiter:
 
     def hit_batched(self, scope: str, key: str, limit: int, window_s: int) -> None:
         """Count one hit without a Redis round trip; raise ``RateLimited`` over the limit."""
-        now = time.time()
-        window = int(now // window_s)
-        rkey = f"{self.prefix}{scope}:{key}:{window}"
+        now, window, rkey = self._window(scope, key, window_s)
         w = self._windows.get(rkey)
         if w is None:
             w = self._windows[rkey] = _Window(ends=(window + 1) * window_s, window_s=window_s)
@@ -83,24 +85,21 @@ class RateLimiter:
 
     async def sync(self) -> None:
         """Add the pending counts to Redis and read the totals back; forget ended windows."""
-        now = time.time()
-        for rkey in [k for k, w in self._windows.items() if w.ends < now and not w.pending]:
-            del self._windows[rkey]
         todo = [(k, w, w.pending) for k, w in self._windows.items() if w.pending]
-        if not todo:
-            return
-        try:
-            async with asyncio.timeout(SYNC_TIMEOUT_S):
-                pipe = self.redis.pipeline(transaction=False)
-                for rkey, w, n in todo:
-                    pipe.incrby(rkey, n)
-                    pipe.expire(rkey, w.window_s + 1)
-                results = await pipe.execute()
-        except (RedisError, OSError, TimeoutError) as exc:
-            log.warning("rate limiter sync failed (%s); counting locally", type(exc).__name__)
-            return
-        for i, (_rkey, w, n) in enumerate(todo):
-            w.pending -= n
-            w.known = int(results[2 * i])
+        if todo:
+            try:
+                async with asyncio.timeout(SYNC_TIMEOUT_S):
+                    pipe = self.redis.pipeline(transaction=False)
+                    for rkey, w, n in todo:
+                        pipe.incrby(rkey, n)
+                        pipe.expire(rkey, w.window_s + 1)
+                    results = await pipe.execute()
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.warning("rate limiter sync failed (%s); counting locally", type(exc).__name__)
+            else:
+                for i, (_rkey, w, n) in enumerate(todo):
+                    w.pending -= n
+                    w.known = int(results[2 * i])
+        now = time.time()
         for rkey in [k for k, w in self._windows.items() if w.ends < now and not w.pending]:
             del self._windows[rkey]

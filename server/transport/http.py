@@ -7,9 +7,8 @@ once in ``ROUTES`` with its OpenAPI description.
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import Awaitable, Callable
-from ipaddress import IPv4Network, IPv6Network, ip_address
+from ipaddress import ip_address
 from typing import Any
 
 import orjson
@@ -22,6 +21,7 @@ from ..context import SERVICES, Services
 from ..errors import Forbidden, Invalid, NotFound, TooLarge, Unauthorized
 from ..storage import rooms as rdb
 from ..storage import users as udb
+from ..tokens import bearer_matches
 from ..types import ROLES, STAFF_ROLES
 from .openapi import MESSAGE, ROOM, S_INT, S_STR, TOKENS, USER, ApiRoute, build_document, obj
 
@@ -66,22 +66,16 @@ def client_ip(request: web.Request) -> str:
     believed (a client can put anything on the left). Otherwise the peer address."""
     peer = request.remote or "unknown"
     trusted = svc_of(request).config.trusted_proxies
-    if not trusted or not _in(peer, trusted):
-        return peer
-    hops = [h.strip() for v in request.headers.getall("X-Forwarded-For", []) for h in v.split(",")]
-    for hop in reversed([h for h in hops if h]):
-        if not _in(hop, trusted):
-            return hop if _in(hop, None) else peer  # garbage in the header: fall back to the peer
+    hops = [peer] + [h.strip() for v in reversed(request.headers.getall("X-Forwarded-For", []))
+                     for h in reversed(v.split(",")) if h.strip()]
+    for i, hop in enumerate(hops):  # from the peer leftwards, while the hop is a trusted proxy
+        try:
+            ip = ip_address(hop)
+        except ValueError:
+            return peer  # garbage where an address should be: believe only the peer
+        if not any(ip in n for n in trusted):
+            return hop if i else peer
     return peer
-
-
-def _in(address: str, networks: tuple[IPv4Network | IPv6Network, ...] | None) -> bool:
-    """Whether ``address`` is in ``networks``; with None, whether it is an IP address at all."""
-    try:
-        ip = ip_address(address)
-    except ValueError:
-        return False
-    return networks is None or any(ip in n for n in networks)
 
 
 async def current_user(request: web.Request, role: str = "user") -> udb.User:
@@ -299,8 +293,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     svc = svc_of(request)
     token = svc.config.metrics_token
-    if token is not None and not hmac.compare_digest(request.headers.get("Authorization", "").encode(),
-                                                     f"Bearer {token}".encode()):
+    if token is not None and not bearer_matches(request.headers.get("Authorization", ""), token):
         raise Unauthorized("metrics need the METRICS_TOKEN bearer token")
     return web.Response(body=svc.metrics.render(), content_type="text/plain", charset="utf-8")
 
