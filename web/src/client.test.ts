@@ -15,6 +15,8 @@ class FakeServer {
   messages = new Map<number, Message[]>();
   failNext: Record<string, { code: string; message: string; details?: Record<string, unknown> }> = {};
   resyncRooms = new Set<number>();
+  /** History answers `archive_pending` below this seq (0: never). */
+  archiveBelow = 0;
   private nextId = 1000;
   now = "2026-11-23T10:00:00.000Z";
 
@@ -50,6 +52,11 @@ class FakeServer {
       }
       case "history": {
         const older = list.filter((m) => m.seq < (data.before_seq ?? Infinity));
+        if (this.archiveBelow > 0) {
+          // seqs up to archiveBelow left the hot store and have not reached the archive yet
+          const hot = older.filter((m) => m.seq > this.archiveBelow).slice(-data.limit);
+          if (hot.length < data.limit) return { ok: true, messages: hot, has_more: true, archive_pending: true } as Ack<T>;
+        }
         return { ok: true, messages: older.slice(-data.limit), has_more: older.length > data.limit } as Ack<T>;
       }
       case "sync": {
@@ -209,6 +216,23 @@ describe("ChatClient receiving", () => {
     expect(bodies(client, 1)).toEqual(["n2", "n3", "n4"]); // the fake's latest page is 3 long
     expect(client.messages(1).hasMore).toBe(true);
     expect(client.messages(2).loaded).toBe(false);
+  });
+
+  it("keeps older history reachable while the archive catches up, and says why", async () => {
+    const { server, client } = setup();
+    for (let i = 1; i <= 7; i++) server.post(1, 2, `m${i}`);
+    await client.openRoom(1);
+    server.archiveBelow = 3;
+    await client.loadOlder(1);
+    expect(bodies(client)).toEqual(["m4", "m5", "m6", "m7"]);
+    expect(client.messages(1).hasMore).toBe(true);
+    expect(client.messages(1).olderHeldBack).toBe("archive_pending");
+    server.archiveBelow = 0;
+    await client.loadOlder(1);
+    expect(server.sent("history")[1]).toEqual({ room_id: 1, limit: 50, before_seq: 4 });
+    expect(bodies(client)).toEqual(["m1", "m2", "m3", "m4", "m5", "m6", "m7"]);
+    expect(client.messages(1).olderHeldBack).toBe(null);
+    expect(client.messages(1).hasMore).toBe(false);
   });
 
   it("pages older history in before the first held message", async () => {

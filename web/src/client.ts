@@ -213,6 +213,7 @@ export class ChatClient {
       if (!ack.ok) return false;
       rm.add(ack.messages);
       rm.hasMore = ack.has_more;
+      rm.olderHeldBack = ack.archive_pending ? "archive_pending" : ack.archive_unavailable ? "archive_unavailable" : null;
       this.notify({ kind: "messages", roomId });
       return ack.messages.length > 0;
     } finally {

@@ -115,6 +115,10 @@ export interface JoinResult {
 export interface HistoryResult {
   messages: Message[];
   has_more: boolean;
+  /** chat-archive did not answer: only the hot part came; ask again later */
+  archive_unavailable?: boolean;
+  /** the next older messages are on their way to the archive: only the hot part came; ask again */
+  archive_pending?: boolean;
 }
 
 export interface SyncResult {

@@ -33,6 +33,8 @@ export class RoomMessages {
   loaded = false;
   /** Older history exists before the first held message (hot store or archive). */
   hasMore = true;
+  /** Why the last page of older history stopped short; older messages exist, ask again later. */
+  olderHeldBack: "archive_pending" | "archive_unavailable" | null = null;
   readonly pending = new Map<string, PendingSend>();
   private readonly byId = new Map<number, Message>();
   private readonly seqs = new Set<number>();

@@ -2,7 +2,7 @@
 // list with infinite scroll upwards, who is typing, and the composer.
 import type { Change } from "../client";
 import { fill, h, type Item, KeyedList } from "../dom";
-import type { PendingSend } from "../store/messages";
+import type { PendingSend, RoomMessages } from "../store/messages";
 import { roomLabel } from "../store/rooms";
 import { TypingSender, typingText } from "../store/typing";
 import type { Conversation, Message, User } from "../types";
@@ -172,7 +172,7 @@ export class ChatView {
     const client = this.app.client;
     const rm = client.messages(this.roomId);
     const ctx = this.itemContext();
-    const items: Item[] = [this.historyItem(rm.loaded, rm.hasMore)];
+    const items: Item[] = [this.historyItem(rm.loaded, rm.hasMore, rm.olderHeldBack)];
     let prev: Message | null = null;
     for (const m of rm.sorted()) {
       const cont = continues(prev, m);
@@ -190,16 +190,19 @@ export class ChatView {
     this.renderTyping();
   }
 
-  private historyItem(loaded: boolean, hasMore: boolean): Item {
+  private historyItem(loaded: boolean, hasMore: boolean, heldBack: RoomMessages["olderHeldBack"]): Item {
     const state = !this.opened || !loaded ? (this.error ? "error" : "loading") : this.loadingOlder ? "older" : hasMore ? "more" : "start";
+    const why = heldBack === "archive_pending" ? "Older messages are on their way to the archive; try again in a moment."
+      : heldBack === "archive_unavailable" ? "The archive is not answering; try again later." : null;
     return {
       key: "history",
-      sig: `${state}|${this.error}`,
+      sig: `${state}|${this.error}|${heldBack}`,
       make: () => h("li", { class: "history", testid: "history-status", "data-state": state },
         state === "error" ? h("span", { class: "error", role: "alert" }, this.error)
           : state === "loading" || state === "older" ? "Loading…"
-            : state === "more" ? h("button", { type: "button", testid: "load-older", onclick: () => void this.older() }, "Load older messages")
-              : "This is the beginning of the conversation."),
+            : state === "more" ? h("button", { type: "button", testid: "load-older", onclick: () => void this.older() }, why ? "Try again" : "Load older messages")
+              : "This is the beginning of the conversation.",
+        state === "more" && why ? h("span", { class: "muted", testid: "history-held-back", role: "status" }, " ", why) : null),
     };
   }
 
