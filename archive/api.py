@@ -31,6 +31,8 @@ class ArchiveMetrics:
         self.registry = CollectorRegistry()
         self.stored = Gauge("archive_messages_stored_total", "Messages upserted by this process", registry=self.registry)
         self.dead = Gauge("archive_dead_letters_total", "Records sent to the dead-letter topic", registry=self.registry)
+        self.stalls = Gauge("archive_consumer_stalls_total", "Times a wedged Kafka consumer was rebuilt",
+                            registry=self.registry)
         self.queries = Counter("archive_queries_total", "API queries", ["route"], registry=self.registry)
         self.retention_deleted = Counter("archive_retention_deleted_total", "Messages deleted by retention",
                                          registry=self.registry)

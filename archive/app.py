@@ -57,6 +57,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                 status["consumer_alive"] = consumer.alive
                 metrics.stored.set(consumer.stored)
                 metrics.dead.set(consumer.dead_letters)
+                metrics.stalls.set(consumer.stalls)
                 await asyncio.sleep(1)
 
         supervisor.loop("archive-consumer", consume, backoff_max_s=10)

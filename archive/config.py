@@ -27,6 +27,7 @@ class ArchiveConfig:
     dlq_topic: str = ARCHIVE_DLQ_TOPIC
     retention_interval_s: float = 3600.0
     timeout_s: float = 10.0
+    stall_check_s: float = 15.0  # how often the consumer checks that the group's lag shrinks
     metrics_token: str | None = field(default=None, repr=False)  # required by /metrics when set
 
     @classmethod
@@ -62,6 +63,7 @@ class ArchiveConfig:
             topic=env.get("ARCHIVE_TOPIC") or ARCHIVE_TOPIC,
             dlq_topic=env.get("ARCHIVE_DLQ_TOPIC") or ARCHIVE_DLQ_TOPIC,
             retention_interval_s=num("ARCHIVE_RETENTION_INTERVAL_S", 3600.0),
+            stall_check_s=num("ARCHIVE_STALL_CHECK_S", 15.0),
             metrics_token=env.get("METRICS_TOKEN") or None,
         )
         values.update(overrides)

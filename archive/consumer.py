@@ -4,16 +4,23 @@ Each batch: decode every record; valid ones are upserted into MongoDB in one bul
 ones (not JSON, unknown version, missing fields) go raw to the dead-letter topic with a log
 line; only then are the offsets committed. A crash anywhere before the commit redelivers the
 batch, and upserts by message id make redelivery harmless. Every call has a timeout.
+
+aiokafka's consumer can stay wedged after the whole cluster was down (it keeps asking a broker
+connection marked dead and fetches nothing: aio-libs/aiokafka#703, #1133). So every
+``stall_check_s`` the consumer compares the group's committed offsets with the partitions' end
+offsets; lag whose committed offset has not moved since the previous check, or a check that
+cannot reach the broker, raises ``ConsumerStalled`` and the supervisor builds a fresh consumer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from server.events import ARCHIVE_RECORD_VERSION
 
@@ -43,6 +50,10 @@ def decode(raw: bytes | None) -> dict[str, Any]:
         raise ValueError(f"bad fields: {exc}") from None
 
 
+class ConsumerStalled(RuntimeError):
+    """The group has lag and its committed offsets do not move."""
+
+
 class ArchiveConsumer:
     def __init__(self, config: ArchiveConfig, store: ArchiveStore) -> None:
         self.config = config
@@ -51,7 +62,10 @@ class ArchiveConsumer:
         self.dlq: AIOKafkaProducer | None = None
         self.stored = 0
         self.dead_letters = 0
+        self.stalls = 0  # times a wedged consumer was given up and rebuilt
         self.alive = False
+        self._next_check = 0.0
+        self._lag_seen: dict[TopicPartition, int] = {}  # lagging partition -> committed offset at the last check
 
     async def start(self) -> None:
         t = self.config.timeout_s
@@ -64,6 +78,8 @@ class ArchiveConsumer:
                                     request_timeout_ms=int(t * 1000))
         await asyncio.wait_for(self.consumer.start(), t * 3)
         await asyncio.wait_for(self.dlq.start(), t * 3)
+        self._next_check = time.monotonic() + self.config.stall_check_s
+        self._lag_seen = {}
 
     async def stop(self) -> None:
         for part in (self.consumer, self.dlq):
@@ -79,6 +95,8 @@ class ArchiveConsumer:
             await self.start()  # inside the try: a start cut short still closes what it opened
             while True:
                 await self.poll_once()
+                if time.monotonic() >= self._next_check:
+                    await self.check_progress()
         finally:
             self.alive = False
             await self.stop()
@@ -103,3 +121,33 @@ class ArchiveConsumer:
         if batches:
             await asyncio.wait_for(self.consumer.commit(), t)
         return len(docs)
+
+    async def check_progress(self) -> None:
+        """Raise ``ConsumerStalled`` when a partition has had lag for a whole check interval with
+        its committed offset standing still (this member or another one of the group is wedged:
+        a fresh consumer rejoins and triggers a rebalance), or when the broker cannot be asked."""
+        assert self.consumer is not None
+        self._next_check = time.monotonic() + self.config.stall_check_s
+        t = self.config.timeout_s
+        try:
+            parts = self.consumer.partitions_for_topic(self.config.topic) or set()
+            tps = [TopicPartition(self.config.topic, p) for p in sorted(parts)]
+            if not tps:
+                return  # the topic does not exist yet: nothing to consume
+            ends = await asyncio.wait_for(self.consumer.end_offsets(tps), t)
+            starts = await asyncio.wait_for(self.consumer.beginning_offsets(tps), t)
+            lagging: dict[TopicPartition, int] = {}
+            for tp in tps:
+                # nothing committed, or only records Kafka's retention has since removed: the log start counts
+                committed = max(await asyncio.wait_for(self.consumer.committed(tp), t) or 0, starts[tp])
+                if ends[tp] > committed:
+                    lagging[tp] = committed
+        except (TimeoutError, Exception) as exc:
+            self.stalls += 1
+            raise ConsumerStalled(f"cannot check the group's progress ({type(exc).__name__})") from None
+        stuck = [tp for tp, committed in lagging.items() if self._lag_seen.get(tp) == committed]
+        self._lag_seen = lagging
+        if stuck:
+            self.stalls += 1
+            raise ConsumerStalled(f"partitions {[tp.partition for tp in stuck]} have lag and their committed "
+                                  f"offsets did not move in {self.config.stall_check_s:g} s")

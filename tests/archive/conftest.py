@@ -47,7 +47,8 @@ class ArchiveEnv:
     def config(self, **overrides: object) -> ArchiveConfig:
         values: dict[str, object] = dict(kafka_bootstrap=self.kafka.bootstrap, mongo_url=self.ferret.url,
                                          jwt_public_key_file=self.public_key, mongo_db=self.db, topic=self.topic,
-                                         dlq_topic=self.dlq, group_id=self.group, port=free_port(), timeout_s=5.0)
+                                         dlq_topic=self.dlq, group_id=self.group, port=free_port(), timeout_s=5.0,
+                                         stall_check_s=5.0)
         values.update(overrides)
         return ArchiveConfig(**values)  # type: ignore[arg-type]
 

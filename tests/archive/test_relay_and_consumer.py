@@ -206,3 +206,34 @@ async def test_relay_killed_mid_batch_loses_and_duplicates_nothing(harness, data
         assert docs == distinct == total
     finally:
         await pool.close()
+
+
+def _record(i: int) -> bytes:
+    return (b'{"v":1,"id":%d,"room_id":9,"seq":%d,"author_id":1,"author_kind":"user","author_name":"A",'
+            b'"body":"m","created_at":"2026-01-01T00:00:00.000Z","edited_at":null,"deleted_at":null}' % (1000 + i, i))
+
+
+async def test_a_wedged_consumer_is_rebuilt_and_catches_up(archive_env: ArchiveEnv) -> None:
+    """A consumer that stops fetching (as aiokafka's can after the whole cluster was down) is
+    noticed by the lag check and replaced; nothing is lost or stored twice."""
+    from archive.app import CONSUMER
+    from tests.archive.conftest import start_archive
+
+    running = await start_archive(archive_env.config(stall_check_s=1.0))
+    producer = AIOKafkaProducer(bootstrap_servers=archive_env.kafka.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(archive_env.topic, _record(1))
+        assert (await _wait_count(archive_env, 1, timeout=30))[0] == 1
+        consumer = running.app[CONSUMER]
+        wedged = consumer.consumer
+        assert wedged is not None and wedged.assignment()
+        wedged.pause(*wedged.assignment())  # connected, in the group, fetching nothing
+        for i in range(2, 51):
+            await producer.send_and_wait(archive_env.topic, _record(i))
+        docs, distinct = await _wait_count(archive_env, 50, timeout=45)
+        assert docs == distinct == 50
+        assert consumer.stalls >= 1 and consumer.consumer is not wedged
+    finally:
+        await producer.stop()
+        await running.runner.cleanup()
