@@ -50,7 +50,7 @@ from .storage import users as udb
 from .storage.batcher import SendBatcher
 from .tokens import TokenIssuer, TokenVerifier, generate_keypair
 from .transport import http, http_whatsapp, static
-from .transport.middleware import error_middleware, security_headers_middleware
+from .transport.middleware import error_middleware, passing_websockets, security_headers_middleware
 from .transport.openapi import add_docs_page
 from .transport.socket import SocketTransport
 from .transport.static import REPO_WEB_DIST
@@ -103,7 +103,7 @@ def create_app(config: Config) -> web.Application:
     if config.database_url is None or config.redis_url is None:
         raise ValueError("create_app needs DATABASE_URL and REDIS_URL (the embedded default sets them)")
     app = web.Application(
-        middlewares=[security_headers_middleware, error_middleware],
+        middlewares=[passing_websockets(security_headers_middleware), passing_websockets(error_middleware)],
         # JSON API bodies are held to limits.max_http_body_bytes in read_json; webhooks may be larger
         client_max_size=http_whatsapp.WEBHOOK_MAX_BYTES,
     )

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from redis.exceptions import RedisError
 
 from ..errors import ChatError, error_body
@@ -67,3 +68,20 @@ async def security_headers_middleware(request: web.Request, handler: Callable[[w
         if response.content_type == "text/html":
             response.headers.setdefault("Content-Security-Policy", APP_CSP)
     return response
+
+
+def passing_websockets(middleware: Middleware) -> Middleware:
+    """``middleware`` for every request but WebSocket upgrades, which go straight to the handler.
+
+    A WebSocket request's handler runs as long as the socket lives; every middleware coroutine
+    around it would stay suspended that long (a frame per connection, about 400 bytes each) only
+    to pass on a 101 answer it does not change. The wrapper is a plain function returning the
+    handler's own awaitable, so it leaves no frame behind."""
+
+    @web.middleware
+    def wrapped(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return handler(request)
+        return middleware(request, handler)
+
+    return wrapped

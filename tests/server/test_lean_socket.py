@@ -173,3 +173,57 @@ async def test_packets_queued_before_attach_go_first() -> None:
     await q.finish()
     assert sent == ["4a", "4b", "<close>"]
     await q.join()
+
+
+def _awaiting(coro: Any) -> list[str]:
+    """The names of the coroutines suspended in a chain, outermost first."""
+    names = []
+    while coro is not None and hasattr(coro, "cr_code"):
+        names.append(coro.cr_code.co_name)
+        coro = coro.cr_await
+    return names
+
+
+async def test_websocket_handlers_run_without_middleware_frames_around_them() -> None:
+    from server.transport.middleware import error_middleware, passing_websockets, security_headers_middleware
+
+    tasks: list[asyncio.Task[Any]] = []
+
+    async def ws_handler(request: web.Request) -> web.StreamResponse:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.append(task)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.receive()  # suspended here for the socket's life
+        await ws.close()
+        return ws
+
+    async def page(request: web.Request) -> web.StreamResponse:
+        return web.Response(text="<p>hi</p>", content_type="text/html")
+
+    app = web.Application(middlewares=[passing_websockets(security_headers_middleware), passing_websockets(error_middleware)])
+    app.router.add_get("/ws", ws_handler)
+    app.router.add_get("/", page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.ws_connect(f"http://127.0.0.1:{port}/ws") as ws:
+                await ws.send_str("ping")  # the handler is past prepare(); look while the socket is open
+                for _ in range(50):
+                    chain = _awaiting(tasks[0].get_coro()) if tasks else []
+                    if "ws_handler" in chain:
+                        break
+                    await asyncio.sleep(0.01)
+                await ws.close()
+            async with s.get(f"http://127.0.0.1:{port}/") as r:
+                # plain requests still pass both middlewares
+                assert r.headers["X-Content-Type-Options"] == "nosniff" and "Content-Security-Policy" in r.headers
+    finally:
+        await runner.cleanup()
+    assert "ws_handler" in chain
+    assert not {"security_headers_middleware", "error_middleware"} & set(chain), chain
