@@ -22,7 +22,9 @@ from typing import Any
 from aiohttp import web
 
 from .config import Config, ConfigError
+from .context import SERVICES
 from .embedded import EmbeddedServices
+from .gcwatch import GcWatch
 
 
 def _config_with_services(embedded: EmbeddedServices) -> Config:
@@ -42,6 +44,8 @@ async def _freeze_gc(app: web.Application) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    svc = app[SERVICES]
+    GcWatch(svc.metrics.gc_pause, svc.config.gc_pause_warn_s).install()
 
 
 def _serve(config: Config) -> None:

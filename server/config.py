@@ -152,6 +152,7 @@ class Config:
     wa_otp_language: str = "en_US"
     log_level: str = "INFO"
     metrics_token: str | None = field(default=None, repr=False)  # required by /metrics when set
+    gc_pause_warn_s: float = 0.1  # a garbage-collector pause at least this long is logged
 
     @property
     def embedded_postgres(self) -> bool:
@@ -217,6 +218,7 @@ class Config:
             wa_otp_language=e.str("WA_OTP_LANGUAGE", "en_US"),
             log_level=(e.str("LOG_LEVEL", "INFO") or "INFO").upper(),
             metrics_token=e.str("METRICS_TOKEN"),
+            gc_pause_warn_s=e.float("GC_PAUSE_WARN_MS", 100.0) / 1000,
         )
         values.update(overrides)
         return cls(**values)

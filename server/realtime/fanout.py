@@ -30,7 +30,7 @@ from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 
 from .bus import RedisBus
-from .lean_socket import PacketQueue
+from .lean_socket import PacketQueue, text_frame
 
 
 class _EncodedPacket(eio_packet.Packet):
@@ -124,6 +124,7 @@ class FanoutRedisManager(IndexedRooms, RedisBus):
         pkt = sio_packet.Packet(sio_packet.EVENT, namespace=namespace, data=[event, data], binary=False)
         frame = _EncodedPacket(pkt.encode())
         payload = frame.encode().encode()
+        wire = text_frame(payload)  # the WebSocket frame every recipient gets, built once
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         sockets = self.server.eio.sockets
         sent = 0
@@ -135,7 +136,8 @@ class FanoutRedisManager(IndexedRooms, RedisBus):
                 continue
             queue = sock.queue
             if isinstance(queue, PacketQueue):
-                queue.put_frame(frame, payload)
+                if not queue.write_now(wire):
+                    queue.put_frame(frame, payload)
             else:
                 queue.put_nowait(frame)
             sent += 1

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import struct
 import time
 from typing import Any
 
@@ -66,6 +67,26 @@ class PacketQueue:
 
     def put_nowait(self, item: Any) -> None:
         self.put_frame(item, None)
+
+    def write_now(self, wire: bytes) -> bool:
+        """Write ``wire``, a whole WebSocket frame (``text_frame``), to the attached WebSocket if
+        nothing is queued ahead of it and the transport takes more; False otherwise (the caller
+        then queues the packet with ``put_frame``). The broadcast fast path: one frame built per
+        message, one ``transport.write`` per recipient."""
+        ws = self._ws
+        if ws is None or self._items is not None or self._drain is not None:
+            return False
+        writer = ws._sock._writer
+        if writer is None or writer._closing or writer.protocol._paused:
+            return False
+        transport = writer.transport
+        if transport.is_closing():
+            return False
+        try:
+            transport.write(wire)
+        except Exception:  # the queue's drain reports the dead connection
+            return False
+        return True
 
     def put_frame(self, item: Any, payload: bytes | None) -> None:
         """``put_nowait(item)``; ``payload`` is ``item``'s encoded frame when the caller has it."""
@@ -200,6 +221,22 @@ class PacketQueue:
         else:
             self._joiners.append(fut)
         await fut
+
+
+_TEXT_FRAME_SHORT = struct.Struct("!BB").pack
+_TEXT_FRAME_MEDIUM = struct.Struct("!BBH").pack
+_TEXT_FRAME_LONG = struct.Struct("!BBQ").pack
+
+
+def text_frame(payload: bytes) -> bytes:
+    """``payload`` as one unmasked, uncompressed, final WebSocket text frame (RFC 6455 5.2): what
+    aiohttp's writer puts on the wire for it, built once to be written to many sockets."""
+    n = len(payload)
+    if n < 126:
+        return _TEXT_FRAME_SHORT(0x81, n) + payload
+    if n < 65536:
+        return _TEXT_FRAME_MEDIUM(0x81, 126, n) + payload
+    return _TEXT_FRAME_LONG(0x81, 127, n) + payload
 
 
 def write_frame(ws: Any, payload: bytes, binary: bool = False) -> bool:

@@ -227,3 +227,26 @@ async def test_websocket_handlers_run_without_middleware_frames_around_them() ->
         await runner.cleanup()
     assert "ws_handler" in chain
     assert not {"security_headers_middleware", "error_middleware"} & set(chain), chain
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_text_frame_is_byte_for_byte_what_aiohttps_writer_sends(size: int) -> None:
+    from aiohttp._websocket.writer import WebSocketWriter
+
+    from server.realtime.lean_socket import text_frame
+
+    class Transport:
+        def __init__(self) -> None:
+            self.out = bytearray()
+
+        def write(self, data: bytes) -> None:
+            self.out += data
+
+        def is_closing(self) -> bool:
+            return False
+
+    transport = Transport()
+    writer = WebSocketWriter(None, transport, use_mask=False)  # type: ignore[arg-type]
+    payload = bytes(i % 251 for i in range(size))
+    writer._write_websocket_frame(payload, 0x1, 0)
+    assert text_frame(payload) == bytes(transport.out)
