@@ -139,6 +139,9 @@ def main() -> None:
     r.add_argument("--idle", help="idle connection counts, comma-separated")
     r.add_argument("--workers", type=int, default=1, help="load-generator worker processes")
     r.add_argument("--no-write", action="store_true", help="print only; keep bench/results/ as it is")
+    r.add_argument("--data-dir", help="where chat-server keeps its embedded PostgreSQL and Redis "
+                   "(default: a temporary directory under /tmp; /dev/shm takes the disk's fsync out)")
+    r.add_argument("--tag", help="results file name suffix: bench/results/<date>-<tag>.md")
     pr = sub.add_parser("profile", help="py-spy profile of chat-server under one scenario")
     pr.add_argument("--scenario", choices=["fanout", "persist"], default="fanout")
     pr.add_argument("--rate", type=int, help="fanout: offered deliveries/s (default 60,000); "
@@ -168,6 +171,8 @@ def main() -> None:
     if a.idle:
         overrides["idle_counts"] = [int(x) for x in a.idle.split(",")]
     plan = replace(plan, **overrides)
+    if a.data_dir:
+        os.environ["BENCH_DATA_DIR"] = a.data_dir  # read by Target, also in the two-node scenario
     os.sched_setaffinity(0, set(plan.loadgen_cpus))  # the harness itself stays off the server's CPU
     res = run(plan, [t for t in a.targets.split(",") if t], [s for s in a.scenarios.split(",") if s], a.quick)
     cmd = "python -m bench " + " ".join(sys.argv[1:])
@@ -176,6 +181,8 @@ def main() -> None:
     if a.no_write:
         return
     name = f"{stamp}-quick" if a.quick else stamp
+    if a.tag:
+        name = f"{name}-{a.tag}"
     (RESULTS / f"{name}.md").write_text(f"# Benchmark {stamp}\n\nCommand: `.venv/bin/{cmd}` "
                                         f"({res['wall_s'] // 60} min {res['wall_s'] % 60} s)\n\n{text}\n")
     (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=1))

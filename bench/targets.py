@@ -94,7 +94,10 @@ class Target:
     label: str = ""
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
-    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-target-")))
+    # chat-server's embedded PostgreSQL and Redis live here; BENCH_DATA_DIR (``--data-dir``) picks
+    # the file system, e.g. /dev/shm to take the disk's fsync latency out of a run
+    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-target-",
+                                                                    dir=os.environ.get("BENCH_DATA_DIR") or None)))
 
     def argv(self, port: int) -> list[str]:
         if self.name == "node":
