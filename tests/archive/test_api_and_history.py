@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 
 from tests.archive.conftest import ArchiveEnv, RunningArchive, start_archive
-from tests.support import Client, ServerHarness
+from tests.support import ChatNode, Client, ServerHarness
 
 
 async def _get(base: str, path: str, token: str | None, **params: Any) -> tuple[int, Any]:
@@ -29,17 +29,24 @@ async def _wait_archived(alice: Client, room_id: int, upto: int, archive_env: Ar
     raise AssertionError(f"seqs 1..{upto} were not archived: {room['room']}")
 
 
+async def _relaying_node(harness: ServerHarness, archive_env: ArchiveEnv, archive: RunningArchive,
+                         room_name: str) -> tuple[ChatNode, Client, int]:
+    """A node whose relay moves messages older than a second, and a connected user in a new room."""
+    harness.env.update({"KAFKA_BOOTSTRAP_SERVERS": archive_env.kafka.bootstrap, "HOT_RETENTION": "1s",
+                        "RELAY_INTERVAL": "200ms", "ARCHIVE_URL": archive.base_url, "ARCHIVE_TOPIC": archive_env.topic,
+                        "RATE_LIMIT_MESSAGES_PER_10S": "1000"})
+    node = await harness.start_node()
+    alice = await harness.user(node)
+    _, body = await alice.call("POST", "/api/v1/rooms", {"name": room_name, "kind": "public"}, expect=201)
+    await alice.connect()
+    return node, alice, body["room"]["id"]
+
+
 async def _archived_chat(harness: ServerHarness, archive_env: ArchiveEnv) -> tuple[Client, Client, int, RunningArchive]:
     """Thirty messages in a room: seqs 1-15 moved to the archive, 16-30 still in PostgreSQL."""
     archive = await start_archive(archive_env.config())
-    harness.env.update({"KAFKA_BOOTSTRAP_SERVERS": archive_env.kafka.bootstrap, "HOT_RETENTION": "1s",
-                        "RELAY_INTERVAL": "200ms", "ARCHIVE_URL": archive.base_url, "ARCHIVE_TOPIC": archive_env.topic, "RATE_LIMIT_MESSAGES_PER_10S": "1000"})
-    node = await harness.start_node()
-    alice = await harness.user(node)
+    node, alice, room_id = await _relaying_node(harness, archive_env, archive, "old times")
     staff = await harness.user(node, role="staff")
-    _, body = await alice.call("POST", "/api/v1/rooms", {"name": "old times", "kind": "public"}, expect=201)
-    room_id = body["room"]["id"]
-    await alice.connect()
     for i in range(15):
         await alice.send(room_id, f"{'needle' if i % 10 == 3 else 'hay'} number {i}")
     await _wait_archived(alice, room_id, 15, archive_env)
@@ -95,13 +102,7 @@ async def test_history_waits_for_messages_still_on_their_way_to_the_archive(harn
     """Moved out of PostgreSQL but not yet stored by chat-archive: history says so and skips nothing."""
     lagging = await start_archive(archive_env.config(topic=f"{archive_env.topic}-elsewhere",  # consumes nothing
                                                    group_id=f"{archive_env.group}-elsewhere"))
-    harness.env.update({"KAFKA_BOOTSTRAP_SERVERS": archive_env.kafka.bootstrap, "HOT_RETENTION": "1s",
-                        "RELAY_INTERVAL": "200ms", "ARCHIVE_URL": lagging.base_url, "ARCHIVE_TOPIC": archive_env.topic})
-    node = await harness.start_node()
-    alice = await harness.user(node)
-    _, body = await alice.call("POST", "/api/v1/rooms", {"name": "in transit", "kind": "public"}, expect=201)
-    room_id = body["room"]["id"]
-    await alice.connect()
+    _, alice, room_id = await _relaying_node(harness, archive_env, lagging, "in transit")
     for i in range(10):
         await alice.send(room_id, f"message {i}")
     await _wait_archived(alice, room_id, 10, None)
