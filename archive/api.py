@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,6 +20,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from server.errors import ChatError, Forbidden, Invalid, Unauthorized
 from server.events import parse_iso
 from server.tokens import AccessClaims, TokenVerifier, bearer_matches
+from server.transport.openapi import add_docs_page
+from server.transport.static import REPO_WEB_DIST
 
 from .storage import ArchiveStore, to_wire
 
@@ -234,23 +237,45 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(request.app[METRICS].registry), content_type="text/plain")
 
 
+def _operation(summary: str, query: str = "", description: str = "") -> dict[str, Any]:
+    """An operation whose ``query`` names its query parameters ("name" required, "name?" optional)."""
+    params = [{"name": q.rstrip("?"), "in": "query", "required": not q.endswith("?"), "schema": {"type": "string"}}
+              for q in query.split()]
+    op: dict[str, Any] = {"summary": summary, "parameters": params,
+                          "responses": {"200": {"description": "success"}, "default": {"description": "error"}}}
+    if description:
+        op["description"] = description
+    return op
+
+
+_PAGED = "from? to? cursor? limit?"
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
-    "info": {"title": "chat-archive", "version": "1"},
+    "info": {"title": "chat-archive", "version": "1",
+             "description": "Staff query API of the message archive. Bearer token of a staff or admin user "
+                            "(the access token chat-server issues). Times are ISO 8601."},
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
     "security": [{"bearer": []}],
     "paths": {
-        "/archive/v1/rooms/{room_id}/messages": {"get": {"summary": "A room's archive by seq (from, to, cursor, limit)"}},
-        "/archive/v1/rooms/{room_id}/history": {"get": {"summary": "The page before before_seq (chat-server's history)"}},
-        "/archive/v1/users/{user_id}/messages": {"get": {"summary": "A user's messages by time (from, to, cursor, limit)"}},
-        "/archive/v1/search": {"get": {"summary": "Text search in a room or a user's messages (q, room_id|user_id, from, to, cursor)"}},
-        "/archive/v1/rooms/{room_id}/export": {"get": {"summary": "A room's archive as JSON lines"}},
-        "/archive/v1/retention/run": {"post": {"summary": "Delete messages older than ARCHIVE_TTL_DAYS (admin)"}},
+        "/archive/v1/rooms/{room_id}/messages": {"get": _operation("A room's archive by seq", _PAGED)},
+        "/archive/v1/rooms/{room_id}/history": {"get": _operation("The page before before_seq (chat-server's history)",
+                                                                  "before_seq? limit?")},
+        "/archive/v1/users/{user_id}/messages": {"get": _operation("A user's messages by time", _PAGED)},
+        "/archive/v1/search": {"get": _operation("Literal, case-insensitive text search in a room or a user's messages",
+                                                 "q room_id? user_id? " + _PAGED,
+                                                 "One of room_id and user_id is required.")},
+        "/archive/v1/rooms/{room_id}/export": {"get": _operation("A room's archive as JSON lines")},
+        "/archive/v1/retention/run": {"post": _operation("Delete messages older than ARCHIVE_TTL_DAYS", "",
+                                                         "Admin only.")},
     },
 }
+for _path, _ops in OPENAPI["paths"].items():
+    for _op in _ops.values():
+        _op["parameters"] = [{"name": seg[1:-1], "in": "path", "required": True, "schema": {"type": "integer"}}
+                             for seg in _path.split("/") if seg.startswith("{")] + _op["parameters"]
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, web_dist: Path | None = None) -> None:
     r = app.router
     r.add_get("/archive/v1/rooms/{room_id}/messages", room_messages)
     r.add_get("/archive/v1/rooms/{room_id}/history", room_history)
@@ -259,21 +284,15 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/archive/v1/rooms/{room_id}/export", export_room)
     r.add_post("/archive/v1/retention/run", run_retention)
     r.add_get("/archive/v1/openapi.json", openapi)
-    r.add_get("/archive/docs", docs)
     r.add_get("/healthz", healthz)
     r.add_get("/readyz", readyz)
     r.add_get("/metrics", metrics)
+    # Swagger UI, served from the web build like chat-server's /api/docs (same image, same files)
+    add_docs_page(app, "/archive/docs", "/archive/v1/openapi.json", "chat-archive", web_dist or REPO_WEB_DIST)
 
 
 async def openapi(request: web.Request) -> web.Response:
     return _ok(OPENAPI)
 
-
-async def docs(request: web.Request) -> web.Response:
-    rows = "".join(f"<li><code>{m.upper()} {p}</code>: {op['summary']}</li>"
-                   for p, ops in OPENAPI["paths"].items() for m, op in ops.items())
-    return web.Response(text=f"<!doctype html><title>chat-archive API</title><h1>chat-archive API</h1><ul>{rows}</ul>"
-                        "<p>Bearer token of a staff or admin user. Machine-readable: "
-                        "<a href=\"/archive/v1/openapi.json\">openapi.json</a>.</p>", content_type="text/html")
 
 

@@ -30,7 +30,7 @@ def create_app(config: ArchiveConfig) -> web.Application:
     app[METRICS] = ArchiveMetrics()
     app[STATUS] = {"ttl_days": config.ttl_days, "consumer_alive": False, "retention_runs": 0}
     app[METRICS_TOKEN] = config.metrics_token or ""
-    add_routes(app)
+    add_routes(app, config.web_dist)
     app.cleanup_ctx.append(_resources)
     return app
 

@@ -29,6 +29,7 @@ class ArchiveConfig:
     timeout_s: float = 10.0
     stall_check_s: float = 15.0  # how often the consumer checks that the group's lag shrinks
     metrics_token: str | None = field(default=None, repr=False)  # required by /metrics when set
+    web_dist: Path | None = None  # the web build, for Swagger UI on /archive/docs (default: the repo's)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> ArchiveConfig:
@@ -65,6 +66,7 @@ class ArchiveConfig:
             retention_interval_s=num("ARCHIVE_RETENTION_INTERVAL_S", 3600.0),
             stall_check_s=num("ARCHIVE_STALL_CHECK_S", 15.0),
             metrics_token=env.get("METRICS_TOKEN") or None,
+            web_dist=Path(env["WEB_DIST"]) if env.get("WEB_DIST") else None,
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -236,3 +236,21 @@ async def test_metrics_need_the_token_when_one_is_set(archive_env: ArchiveEnv) -
         assert status == 200 and b"archive_" in body
     finally:
         await running.runner.cleanup()
+
+
+async def test_docs_page_is_swagger_ui_served_from_here_on_a_described_api(archive_app: RunningArchive) -> None:
+    async with aiohttp.ClientSession() as s:
+        async with s.get(archive_app.base_url + "/archive/docs") as r:
+            page = await r.text()
+            assert r.status == 200 and r.content_type == "text/html" and "/archive/v1/openapi.json" in page
+            assert "swagger-ui-bundle.js" in page and "https://" not in page
+            assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+        async with s.get(archive_app.base_url + "/archive/docs/assets/swagger-ui-bundle.js") as r:
+            assert r.status == 200 and "javascript" in r.content_type
+        async with s.get(archive_app.base_url + "/archive/v1/openapi.json") as r:
+            spec = await r.json()
+    search = spec["paths"]["/archive/v1/search"]["get"]["parameters"]
+    assert {"name": "q", "in": "query", "required": True, "schema": {"type": "string"}} in search
+    room = spec["paths"]["/archive/v1/rooms/{room_id}/messages"]["get"]["parameters"]
+    assert room[0] == {"name": "room_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+    assert {p["name"] for p in room} == {"room_id", "from", "to", "cursor", "limit"}
