@@ -17,6 +17,30 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+class Backoff:
+    """Waits between restarts: 0.5 s, doubling up to ``max_s`` while failures follow each other,
+    back to 0.5 s after a run that lasted ``healthy_s`` (a loop that ran fine for an hour restarts
+    at once, not after the backoff of an outage long ago)."""
+
+    FIRST_S = 0.5
+
+    def __init__(self, max_s: float, healthy_s: float = 60.0) -> None:
+        self.max_s = max_s
+        self.healthy_s = healthy_s
+        self._next = min(self.FIRST_S, max_s)
+
+    def reset(self) -> None:
+        self._next = min(self.FIRST_S, self.max_s)
+
+    def failed(self, ran_s: float) -> float:
+        """The wait before the next run, for a run that failed after ``ran_s`` seconds."""
+        if ran_s >= self.healthy_s:
+            self.reset()
+        delay = self._next
+        self._next = min(self._next * 2, self.max_s)
+        return delay
+
+
 class Supervisor:
     def __init__(self, name: str = "app") -> None:
         self.name = name
@@ -38,17 +62,19 @@ class Supervisor:
         return self.spawn(name, self._run_loop(name, body, backoff_max_s))
 
     async def _run_loop(self, name: str, body: Callable[[], Awaitable[None]], backoff_max_s: float) -> None:
-        delay = 0.5
+        loop = asyncio.get_running_loop()
+        backoff = Backoff(backoff_max_s)
         while True:
+            started = loop.time()
             try:
                 await body()
-                delay = 0.5
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception:
+                delay = backoff.failed(ran_s=loop.time() - started)
                 log.exception("background loop %s failed; restarting in %.1fs", name, delay)
                 await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, backoff_max_s)
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
