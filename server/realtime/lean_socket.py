@@ -76,11 +76,8 @@ class PacketQueue:
         ws = self._ws
         if ws is None or self._items is not None or self._drain is not None:
             return False
-        writer = ws._sock._writer
-        if writer is None or writer._closing or writer.protocol._paused:
-            return False
-        transport = writer.transport
-        if transport.is_closing():
+        transport = _open_transport(ws._sock)
+        if transport is None:
             return False
         try:
             transport.write(wire)
@@ -239,16 +236,25 @@ def text_frame(payload: bytes) -> bytes:
     return _TEXT_FRAME_LONG(0x81, 127, n) + payload
 
 
+def _open_transport(ws: Any) -> Any:
+    """The transport of aiohttp's WebSocketResponse ``ws`` if a frame can be written to it now:
+    not closing, and not applying back-pressure. None otherwise."""
+    writer = ws._writer
+    if writer is None or writer._closing or writer.protocol._paused:
+        return None
+    transport = writer.transport
+    return None if transport.is_closing() else transport
+
+
 def write_frame(ws: Any, payload: bytes, binary: bool = False) -> bool:
     """Write one uncompressed frame to aiohttp's WebSocketResponse ``ws`` now, if it can take it.
 
     False when the connection is closing or the transport applies back-pressure (the caller
     queues the frame; whoever drains the queue waits on aiohttp's flow control)."""
-    writer = ws._writer
-    if writer is None or writer._closing or writer.protocol._paused or writer.transport.is_closing():
+    if _open_transport(ws) is None:
         return False
     try:
-        writer._write_websocket_frame(payload, WSMsgType.BINARY if binary else WSMsgType.TEXT, 0)
+        ws._writer._write_websocket_frame(payload, WSMsgType.BINARY if binary else WSMsgType.TEXT, 0)
     except Exception:  # the queue's drain reports the dead connection
         return False
     return True
