@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from server.errors import ChatError, Forbidden, Invalid, Unauthorized
 from server.events import parse_iso
 from server.tokens import AccessClaims, TokenVerifier, bearer_matches
-from server.transport.openapi import add_docs_page
+from server.transport.openapi import add_docs_page, path_params
 from server.transport.static import REPO_WEB_DIST
 
 from .storage import ArchiveStore, to_wire
@@ -269,10 +269,10 @@ OPENAPI: dict[str, Any] = {
                                                          "Admin only.")},
     },
 }
-for _path, _ops in OPENAPI["paths"].items():
+for _path, _ops in OPENAPI["paths"].items():  # every id in a path is an integer
     for _op in _ops.values():
-        _op["parameters"] = [{"name": seg[1:-1], "in": "path", "required": True, "schema": {"type": "integer"}}
-                             for seg in _path.split("/") if seg.startswith("{")] + _op["parameters"]
+        _op["parameters"] = [{"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+                             for name in path_params(_path)] + _op["parameters"]
 
 
 def add_routes(app: web.Application, web_dist: Path | None = None) -> None:

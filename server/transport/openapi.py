@@ -51,7 +51,7 @@ def build_document(routes: list[ApiRoute], title: str = "chat-server") -> dict[s
         op: dict[str, Any] = {"summary": r.summary, "responses": {}}
         params = [
             {"name": p, "in": "path", "required": True, "schema": S_INT}
-            for p in _path_params(r.path)
+            for p in path_params(r.path)
         ] + [{"name": k, "in": "query", "required": False, "schema": v} for k, v in r.query.items()]
         if params:
             op["parameters"] = params
@@ -75,7 +75,7 @@ def build_document(routes: list[ApiRoute], title: str = "chat-server") -> dict[s
     }
 
 
-def _path_params(path: str) -> list[str]:
+def path_params(path: str) -> list[str]:
     return [seg[1:-1] for seg in path.split("/") if seg.startswith("{") and seg.endswith("}")]
 
 
