@@ -176,7 +176,8 @@ async def do_history(svc: Services, user: udb.User, room_id: Any, before_seq: An
         raise Invalid("before_seq must be a positive integer", field="before_seq")
     room = await access_room_by_id(svc, user, room_id)
     messages, has_more = await db.history(svc.pool, room.id, before_seq, limit)
-    if has_more or svc.archive is None:
+    stops_under = messages[0].seq if messages else before_seq  # None: the page reached the room's end
+    if has_more or svc.archive is None or (stops_under is not None and stops_under <= 1):
         return {"messages": [m.to_wire() for m in messages], "has_more": has_more}
     # The hot part ran out. Read the watermark after it: the relay deletes rows and advances
     # ``archived_upto_seq`` in one transaction, so this covers every row the hot read missed.
