@@ -227,3 +227,20 @@ class ServerHarness:
         for n in self.nodes:
             await self.stop_node(n)
         await self.http.close()
+
+
+async def make_room(owner: Client, *members: Client, name: str = "chat", kind: str = "public") -> int:
+    """A room ``owner`` creates over REST with ``members`` in it; its id."""
+    _, body = await owner.call("POST", "/api/v1/rooms", {"name": name, "kind": kind, "members": [m.id for m in members]},
+                               expect=201)
+    return int(body["room"]["id"])
+
+
+async def two_in_a_room(harness: ServerHarness) -> tuple[Client, Client, int]:
+    """On a new node: alice and bob in a public room of alice's, both connected over Socket.IO."""
+    node = await harness.start_node()
+    alice, bob = await harness.user(node), await harness.user(node)
+    room_id = await make_room(alice, bob)
+    await alice.connect()
+    await bob.connect()
+    return alice, bob, room_id

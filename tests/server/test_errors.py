@@ -14,7 +14,7 @@ import pytest
 import socketio
 
 from tests.services import RedisService
-from tests.support import Client, ServerHarness
+from tests.support import ServerHarness, make_room, two_in_a_room
 
 R, M = "ROOM", "MSG"  # placeholders for a real room id and message id of the sender
 
@@ -59,17 +59,12 @@ def _fill_payload(payload: Any, room_id: int, message_id: int) -> Any:
     return out
 
 
-async def _room(owner: Client, *members: Client, kind: str = "public") -> int:
-    _, body = await owner.call("POST", "/api/v1/rooms", {"name": "e", "kind": kind,
-                                                         "members": [m.id for m in members]}, expect=201)
-    return int(body["room"]["id"])
-
 
 async def test_malformed_payloads_of_every_event_get_invalid_and_keep_the_connection(harness: ServerHarness) -> None:
     limits = dataclasses.replace(harness.config().limits, events_per_10s=10_000, messages_per_10s=10_000)
     node = await harness.start_node(limits=limits)
     alice = await harness.user(node)
-    room_id = await _room(alice)
+    room_id = await make_room(alice)
     await alice.connect()
     own = await alice.send(room_id, "mine")
     assert set(MALFORMED) == {"room:join", "room:leave", "message:send", "message:edit", "message:delete",
@@ -93,7 +88,7 @@ async def test_malformed_payloads_of_every_event_get_invalid_and_keep_the_connec
 async def test_forbidden_and_not_found_on_socket_and_rest(harness: ServerHarness) -> None:
     node = await harness.start_node()
     alice, bob = await harness.user(node), await harness.user(node)
-    public = await _room(alice)
+    public = await make_room(alice)
     await alice.connect()
     await bob.connect()
     mine = await alice.send(public, "by alice")
@@ -127,7 +122,7 @@ async def test_forbidden_and_not_found_on_socket_and_rest(harness: ServerHarness
 async def test_body_limits_on_socket_and_rest(harness: ServerHarness) -> None:
     node = await harness.start_node()
     alice = await harness.user(node)
-    room_id = await _room(alice)
+    room_id = await make_room(alice)
     await alice.connect()
     limit = harness.config().limits.max_body_chars  # documented: MAX_MESSAGE_CHARS, 4000 by default
     at_limit = await alice.send(room_id, "x" * limit)
@@ -160,11 +155,7 @@ async def test_body_limits_on_socket_and_rest(harness: ServerHarness) -> None:
 
 
 async def test_a_flood_is_rate_limited_and_the_connection_stays_usable(harness: ServerHarness) -> None:
-    node = await harness.start_node()
-    alice, bob = await harness.user(node), await harness.user(node)
-    room_id = await _room(alice, bob)
-    await alice.connect()
-    await bob.connect()
+    alice, bob, room_id = await two_in_a_room(harness)
     per_window = harness.config().limits.messages_per_10s
     acks = await asyncio.gather(*(alice.emit("message:send", {"room_id": room_id, "body": f"m{i}", "client_id": f"f{i}"})
                                   for i in range(per_window + 10)))
@@ -182,7 +173,7 @@ async def test_a_flood_is_rate_limited_and_the_connection_stays_usable(harness: 
 async def test_the_per_connection_event_budget_answers_rate_limited(harness: ServerHarness) -> None:
     node = await harness.start_node()
     alice = await harness.user(node)
-    room_id = await _room(alice)
+    room_id = await make_room(alice)
     await alice.connect()
     budget = harness.config().limits.events_per_10s
     acks = await asyncio.gather(*(alice.emit("history", {"room_id": room_id, "limit": 1}) for _ in range(budget + 5)))
@@ -228,7 +219,7 @@ async def test_redis_outage_keeps_messages_and_fan_out_recovers(harness: ServerH
         a = await harness.start_node(limits=limits)
         b = await harness.start_node(limits=limits)
         alice, bob = await harness.user(a), await harness.user(b)
-        room_id = await _room(alice, bob)
+        room_id = await make_room(alice, bob)
         await alice.connect()
         await bob.connect()
         before = await alice.send(room_id, "before the outage")

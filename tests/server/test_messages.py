@@ -8,21 +8,11 @@ import dataclasses
 import uuid
 
 from server.events import MessageRecord
-from tests.support import Client, ServerHarness
-
-
-async def _room(owner: Client, *members: Client) -> int:
-    _, body = await owner.call("POST", "/api/v1/rooms", {"name": "chat", "kind": "public",
-                                                         "members": [m.id for m in members]}, expect=201)
-    return int(body["room"]["id"])
+from tests.support import Client, ServerHarness, make_room, two_in_a_room
 
 
 async def test_send_and_receive_between_two_users_and_the_ack_carries_the_stored_message(harness: ServerHarness) -> None:
-    node = await harness.start_node()
-    alice, bob = await harness.user(node), await harness.user(node)
-    room_id = await _room(alice, bob)
-    await alice.connect()
-    await bob.connect()
+    alice, bob, room_id = await two_in_a_room(harness)
     ack = await alice.emit("message:send", {"room_id": room_id, "body": "hi bob", "client_id": "a-1"})
     assert ack["ok"] is True
     sent = ack["message"]
@@ -39,11 +29,7 @@ async def test_send_and_receive_between_two_users_and_the_ack_carries_the_stored
 
 
 async def test_retry_with_the_same_client_id_is_stored_and_delivered_once(harness: ServerHarness) -> None:
-    node = await harness.start_node()
-    alice, bob = await harness.user(node), await harness.user(node)
-    room_id = await _room(alice, bob)
-    await alice.connect()
-    await bob.connect()
+    alice, bob, room_id = await two_in_a_room(harness)
     cid = uuid.uuid4().hex
     acks = await asyncio.gather(*(alice.emit("message:send", {"room_id": room_id, "body": "once", "client_id": cid})
                                   for _ in range(5)))
@@ -59,7 +45,7 @@ async def test_seq_is_gap_free_and_unique_under_concurrent_senders(harness: Serv
     node = await harness.start_node(limits=limits)
     senders = [await harness.user(node) for _ in range(5)]
     listener = await harness.user(node)
-    room_id = await _room(senders[0], *senders[1:], listener)
+    room_id = await make_room(senders[0], *senders[1:], listener)
     for c in (*senders, listener):
         await c.connect()
 
@@ -79,11 +65,7 @@ async def test_seq_is_gap_free_and_unique_under_concurrent_senders(harness: Serv
 
 
 async def test_edit_and_delete_by_the_author_only(harness: ServerHarness) -> None:
-    node = await harness.start_node()
-    alice, bob = await harness.user(node), await harness.user(node)
-    room_id = await _room(alice, bob)
-    await alice.connect()
-    await bob.connect()
+    alice, bob, room_id = await two_in_a_room(harness)
     msg = await alice.send(room_id, "typo hre")
     ack = await bob.emit("message:edit", {"id": msg["id"], "body": "hacked"})
     assert ack["ok"] is False and ack["error"]["code"] == "forbidden"
@@ -122,7 +104,7 @@ async def test_a_non_member_cannot_edit_messages_of_a_private_room(harness: Serv
 async def test_history_pages_backwards_with_has_more(harness: ServerHarness) -> None:
     node = await harness.start_node()
     alice = await harness.user(node)
-    room_id = await _room(alice)
+    room_id = await make_room(alice)
     await alice.connect()
     for i in range(12):
         await alice.send(room_id, f"m{i}")

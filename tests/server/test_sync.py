@@ -5,13 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.support import Client, ServerHarness
-
-
-async def _room(owner: Client, *members: Client, name: str = "chat") -> int:
-    _, body = await owner.call("POST", "/api/v1/rooms", {"name": name, "kind": "public",
-                                                         "members": [m.id for m in members]}, expect=201)
-    return int(body["room"]["id"])
+from tests.support import Client, ServerHarness, make_room, two_in_a_room
 
 
 async def _unread(client: Client, room_id: int) -> int:
@@ -21,11 +15,7 @@ async def _unread(client: Client, room_id: int) -> int:
 
 
 async def test_resume_after_disconnect_replays_exactly_what_was_missed(harness: ServerHarness) -> None:
-    node = await harness.start_node()
-    alice, bob = await harness.user(node), await harness.user(node)
-    room_id = await _room(alice, bob)
-    await alice.connect()
-    await bob.connect()
+    alice, bob, room_id = await two_in_a_room(harness)
     first = await alice.send(room_id, "before")
     await bob.log.wait_for("message", lambda m: m["id"] == first["id"])
     last_seq = max(m["seq"] for m in bob.log.all("message"))
@@ -49,8 +39,8 @@ async def test_sync_covers_several_rooms_and_senders_and_reconnects_to_another_n
     a = await harness.start_node()
     b = await harness.start_node()
     alice, bob, carol = await harness.user(a), await harness.user(a), await harness.user(a)
-    busy = await _room(alice, bob, carol, name="busy")
-    quiet = await _room(alice, bob, name="quiet")
+    busy = await make_room(alice, bob, carol, name="busy")
+    quiet = await make_room(alice, bob, name="quiet")
     for c in (alice, bob, carol):
         await c.connect()
     seen = await alice.send(busy, "seen by bob")
@@ -70,11 +60,7 @@ async def test_sync_covers_several_rooms_and_senders_and_reconnects_to_another_n
 
 
 async def test_read_moves_the_cursor_forward_only_and_drives_unread(harness: ServerHarness) -> None:
-    node = await harness.start_node()
-    alice, bob = await harness.user(node), await harness.user(node)
-    room_id = await _room(alice, bob)
-    await alice.connect()
-    await bob.connect()
+    alice, bob, room_id = await two_in_a_room(harness)
     for i in range(5):
         await alice.send(room_id, f"m{i}")
     assert await _unread(bob, room_id) == 5
@@ -90,7 +76,7 @@ async def test_read_moves_the_cursor_forward_only_and_drives_unread(harness: Ser
 async def test_read_in_a_public_room_one_has_not_joined_is_forbidden(harness: ServerHarness) -> None:
     node = await harness.start_node()
     alice, bob = await harness.user(node), await harness.user(node)
-    room_id = await _room(alice)
+    room_id = await make_room(alice)
     await bob.connect()
     ack = await bob.emit("read", {"room_id": room_id, "seq": 1})
     assert ack["ok"] is False and ack["error"]["code"] == "forbidden"
@@ -107,11 +93,7 @@ async def test_sync_of_an_inaccessible_room_says_resync(harness: ServerHarness) 
 
 
 async def test_sync_replays_edits_and_deletions_made_while_away(harness: ServerHarness) -> None:
-    node = await harness.start_node()
-    alice, bob = await harness.user(node), await harness.user(node)
-    room_id = await _room(alice, bob)
-    await alice.connect()
-    await bob.connect()
+    alice, bob, room_id = await two_in_a_room(harness)
     kept, edited, deleted = [await alice.send(room_id, f"message {i}") for i in range(3)]
     await bob.log.wait_for("message", lambda m: m["id"] == deleted["id"])
     seen_at = max(m["created_at"] for m in bob.log.all("message"))  # the newest server time bob saw

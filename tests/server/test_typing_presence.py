@@ -8,13 +8,7 @@ import asyncio
 import redis.asyncio as aioredis
 
 from server.app import make_redis
-from tests.support import Client, ServerHarness
-
-
-async def _room(owner: Client, *members: Client) -> int:
-    _, body = await owner.call("POST", "/api/v1/rooms", {"name": "t", "kind": "public",
-                                                         "members": [m.id for m in members]}, expect=201)
-    return int(body["room"]["id"])
+from tests.support import Client, ServerHarness, make_room
 
 
 async def _wait_open_sockets(harness: ServerHarness, user_id: int, count: int) -> None:
@@ -33,7 +27,7 @@ async def _wait_open_sockets(harness: ServerHarness, user_id: int, count: int) -
 async def test_typing_reaches_others_not_the_sender_and_is_throttled(harness: ServerHarness) -> None:
     node = await harness.start_node()
     alice, bob, carol = await harness.user(node), await harness.user(node), await harness.user(node)
-    room_id = await _room(alice, bob, carol)
+    room_id = await make_room(alice, bob, carol)
     for c in (alice, bob, carol):
         await c.connect()
     assert await alice.emit("typing", {"room_id": room_id, "typing": True}) == {"ok": True}
@@ -58,7 +52,7 @@ async def test_typing_reaches_others_not_the_sender_and_is_throttled(harness: Se
 async def test_typing_needs_membership_and_a_boolean(harness: ServerHarness) -> None:
     node = await harness.start_node()
     alice, bob = await harness.user(node), await harness.user(node)
-    room_id = await _room(alice)
+    room_id = await make_room(alice)
     await bob.connect()
     ack = await bob.emit("typing", {"room_id": room_id, "typing": True})
     assert ack["ok"] is False and ack["error"]["code"] == "forbidden"
@@ -70,8 +64,8 @@ async def test_typing_needs_membership_and_a_boolean(harness: ServerHarness) -> 
 async def test_presence_online_with_the_first_tab_offline_with_the_last(harness: ServerHarness) -> None:
     node = await harness.start_node()
     alice, bob, stranger = await harness.user(node), await harness.user(node), await harness.user(node)
-    room_id = await _room(alice, bob)
-    lobby = await _room(alice, stranger)
+    room_id = await make_room(alice, bob)
+    lobby = await make_room(alice, stranger)
     await alice.connect()
     await stranger.connect()
     await bob.connect()
