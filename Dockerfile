@@ -17,6 +17,7 @@ FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY chatcore ./chatcore
 COPY server ./server
 COPY ai ./ai
 COPY archive ./archive

@@ -26,7 +26,7 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from redis.exceptions import RedisError
 
-from server.events import AssistantDelta, MessageRecord
+from chatcore.events import AssistantDelta, MessageRecord
 
 from .cache import AnswerCache
 from .context import Summary, answer_key, system_with_summary, to_turn

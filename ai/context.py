@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from server.events import MessageRecord
+from chatcore.events import MessageRecord
 
 from .provider import Turn, TurnRole, estimate_tokens
 

@@ -17,11 +17,10 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from server.errors import ChatError, Forbidden, Invalid, Unauthorized
-from server.events import parse_iso
-from server.tokens import AccessClaims, TokenVerifier, bearer_matches
-from server.transport.openapi import add_docs_page, path_params
-from server.transport.static import REPO_WEB_DIST
+from chatcore.errors import ChatError, Forbidden, Invalid, Unauthorized
+from chatcore.events import parse_iso
+from chatcore.openapi import REPO_WEB_DIST, add_docs_page, path_params
+from chatcore.tokens import AccessClaims, TokenVerifier, bearer_matches
 
 from .storage import ArchiveStore, to_wire
 

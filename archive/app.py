@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from pymongo import AsyncMongoClient
 
-from server.background import Supervisor
-from server.tokens import TokenVerifier
+from chatcore.background import Supervisor
+from chatcore.tokens import TokenVerifier
 
 from .api import METRICS, METRICS_TOKEN, STATUS, STORE, VERIFIER, ArchiveMetrics, add_routes, errors
 from .config import ArchiveConfig

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.events import ARCHIVE_DLQ_TOPIC, ARCHIVE_TOPIC
+from chatcore.events import ARCHIVE_DLQ_TOPIC, ARCHIVE_TOPIC
 
 
 class ConfigError(ValueError):

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from server.events import ARCHIVE_RECORD_VERSION
+from chatcore.events import ARCHIVE_RECORD_VERSION
 
 from .config import ArchiveConfig
 from .storage import ArchiveStore, to_doc

@@ -19,7 +19,7 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import BulkWriteError, OperationFailure
 
-from server.events import MessageRecord, iso
+from chatcore.events import MessageRecord, iso
 
 log = logging.getLogger(__name__)
 

@@ -179,7 +179,7 @@ def two_nodes(plan: Plan, name: str) -> dict[str, Any]:
                 pin_tree(svc._proc.proc.pid, plan.server_cpus)
         env = {"REDIS_URL": redis.url}
         if pg is not None:
-            from server.tokens import generate_keypair
+            from chatcore.tokens import generate_keypair
 
             generate_keypair(keys / "jwt.pem", keys / "jwt.pub.pem")
             pg.psql("CREATE DATABASE chat")

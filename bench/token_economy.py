@@ -29,7 +29,7 @@ from ai.context import prompt_tokens
 from ai.offline import OfflineProvider
 from ai.provider import Turn, estimate_tokens
 from ai.settings import AISettings
-from server.events import MessageRecord
+from chatcore.events import MessageRecord
 
 WORDS = ("deploy migration database schema review release customer ticket invoice design meeting budget "
          "deadline server latency alert rollback feature branch test coverage sprint roadmap").split()

@@ -21,6 +21,9 @@ import socketio
 from aiohttp import web
 
 from ai.assistant import Assistant, build_provider
+from chatcore.background import Supervisor
+from chatcore.openapi import REPO_WEB_DIST, add_docs_page
+from chatcore.tokens import TokenIssuer, TokenVerifier, generate_keypair
 
 from . import jsonlib
 from .actions.assistant import (
@@ -32,7 +35,6 @@ from .actions.assistant import (
 )
 from .actions.presence import on_presence_change
 from .actions.whatsapp import WhatsAppService
-from .background import Supervisor
 from .config import Config
 from .context import SERVICES, Services
 from .metrics import Metrics
@@ -48,12 +50,9 @@ from .shutdown import graceful_shutdown
 from .storage import db as storage
 from .storage import users as udb
 from .storage.batcher import SendBatcher
-from .tokens import TokenIssuer, TokenVerifier, generate_keypair
 from .transport import http, http_whatsapp, static
 from .transport.middleware import error_middleware, passing_websockets, security_headers_middleware
-from .transport.openapi import add_docs_page
 from .transport.socket import SocketTransport
-from .transport.static import REPO_WEB_DIST
 
 log = logging.getLogger(__name__)
 

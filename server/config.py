@@ -110,6 +110,13 @@ class Limits:
     events_per_10s: int = 60  # any client event, per user
     login_per_min: int = 10  # per IP and per username
     register_per_min: int = 5  # per IP
+    rooms_per_hour: int = 30  # room creations per user
+    webhook_per_min: int = 1200  # unsigned-or-signed webhook posts per IP, checked before any work
+    sockets_per_user: int = 20  # concurrent Socket.IO connections of one user (tabs, devices)
+    connections_per_ip: int = 500  # concurrent WebSocket/polling sessions from one client address
+    connect_timeout_s: float = 10.0  # Engine.IO open -> Socket.IO CONNECT, else the session is closed
+    ws_queue_max_bytes: int = 1 << 20  # per socket, outbound bytes queued behind a slow reader
+    ws_queue_max_packets: int = 2000  # per socket, outbound packets queued behind a slow reader
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,8 @@ class Config:
     log_level: str = "INFO"
     metrics_token: str | None = field(default=None, repr=False)  # required by /metrics when set
     gc_pause_warn_s: float = 0.1  # a garbage-collector pause at least this long is logged
+    revocation_check_s: float = 1.0  # how often each node checks PostgreSQL for revoked sessions
+    argon2_insecure_test_params: bool = False  # allow Argon2 below the OWASP minimum (tests only)
 
     @property
     def embedded_postgres(self) -> bool:
@@ -171,6 +180,13 @@ class Config:
             events_per_10s=e.int("RATE_LIMIT_EVENTS_PER_10S", 60, 1),
             login_per_min=e.int("RATE_LIMIT_LOGIN_PER_MIN", 10, 1),
             register_per_min=e.int("RATE_LIMIT_REGISTER_PER_MIN", 5, 1),
+            rooms_per_hour=e.int("RATE_LIMIT_ROOMS_PER_HOUR", 30, 1),
+            webhook_per_min=e.int("RATE_LIMIT_WEBHOOK_PER_MIN", 1200, 1),
+            sockets_per_user=e.int("MAX_SOCKETS_PER_USER", 20, 1),
+            connections_per_ip=e.int("MAX_CONNECTIONS_PER_IP", 500, 1),
+            connect_timeout_s=e.float("CONNECT_TIMEOUT_S", 10.0, 0.5),
+            ws_queue_max_bytes=e.int("WS_QUEUE_MAX_BYTES", 1 << 20, 64 * 1024),
+            ws_queue_max_packets=e.int("WS_QUEUE_MAX_PACKETS", 2000, 16),
         )
         try:
             ai = AISettings.from_env(environ)
@@ -219,6 +235,8 @@ class Config:
             log_level=(e.str("LOG_LEVEL", "INFO") or "INFO").upper(),
             metrics_token=e.str("METRICS_TOKEN"),
             gc_pause_warn_s=e.float("GC_PAUSE_WARN_MS", 100.0) / 1000,
+            revocation_check_s=e.float("REVOCATION_CHECK_S", 1.0, 0.1),
+            argon2_insecure_test_params=e.bool("ARGON2_INSECURE_TEST_PARAMS", False),
         )
         values.update(overrides)
         return cls(**values)

@@ -13,14 +13,15 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
-from .background import Supervisor
+from chatcore.background import Supervisor
+from chatcore.tokens import TokenIssuer, TokenVerifier
+
 from .config import Config
 from .metrics import Metrics
 from .realtime.presence import Presence
 from .realtime.ratelimit import RateLimiter
 from .realtime.typing import TypingThrottle
 from .storage.batcher import SendBatcher
-from .tokens import TokenIssuer, TokenVerifier
 
 if TYPE_CHECKING:
     from .actions.assistant import AssistantBridge

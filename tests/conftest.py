@@ -63,7 +63,7 @@ def redis_prefix() -> str:
 
 @pytest.fixture(scope="session")
 def key_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from server.tokens import generate_keypair
+    from chatcore.tokens import generate_keypair
 
     d = tmp_path_factory.mktemp("keys")
     generate_keypair(d / "jwt.pem", d / "jwt.pub.pem")

@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ai.assistant import Assistant, mentions_assistant
+from chatcore.events import AssistantDelta, MessageRecord
 
-from ..events import AssistantDelta, MessageRecord
 from ..storage import messages as mdb
 from ..storage import rooms as rdb
 from .messages import store_system_message

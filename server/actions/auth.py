@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from ..errors import Conflict, Invalid, Unauthorized
+from chatcore.errors import Conflict, Invalid, Unauthorized
+
 from ..storage import users as db
 
 if TYPE_CHECKING:

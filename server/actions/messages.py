@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from ..errors import Forbidden, Invalid, NotFound, TooLarge, Unavailable
-from ..events import MessageRecord, iso, parse_iso
+from chatcore.errors import Forbidden, Invalid, NotFound, TooLarge, Unavailable
+from chatcore.events import MessageRecord, iso, parse_iso
+
 from ..storage import messages as db
 from ..storage import users as udb
 from .notify import emit, room_channel

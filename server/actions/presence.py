@@ -6,7 +6,8 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ..events import PresenceEvent, iso
+from chatcore.events import PresenceEvent, iso
+
 from ..storage import rooms as rdb
 from ..storage import users as udb
 from .notify import emit, room_channel, user_channel

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from ..errors import Forbidden, Invalid, NotFound
-from ..events import MemberEvent
+from chatcore.errors import Forbidden, Invalid, NotFound
+from chatcore.events import MemberEvent
+from chatcore.types import STAFF_ROLES
+
 from ..storage import messages as mdb
 from ..storage import rooms as db
 from ..storage import users as udb
-from ..types import STAFF_ROLES
 from .notify import emit, enter_channel, leave_channel, room_channel, user_channel
 
 if TYPE_CHECKING:

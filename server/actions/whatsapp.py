@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import asyncpg
 
+from chatcore.errors import Forbidden, Invalid, NotFound, Unauthorized, Unavailable
+from chatcore.events import MessageRecord, iso
 from whatsapp_bridge.cloud_api import CloudApiClient, CloudApiError, otp_template_components, within_service_window
 from whatsapp_bridge.models import InboundMessage, StatusUpdate, status_advances
 from whatsapp_bridge.signature import verify_signature
 from whatsapp_bridge.webhook import WebhookFormatError, parse_webhook, verify_handshake
 
-from ..errors import Forbidden, Invalid, NotFound, Unauthorized, Unavailable
-from ..events import MessageRecord, iso
 from ..storage import messages as mdb
 from ..storage import rooms as rdb
 from ..storage import users as udb

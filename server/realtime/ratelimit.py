@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..errors import RateLimited
+from chatcore.errors import RateLimited
 
 log = logging.getLogger(__name__)
 

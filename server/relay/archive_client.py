@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import aiohttp
 
-from ..errors import Unavailable
-from ..events import MessageRecord
+from chatcore.errors import Unavailable
+from chatcore.events import MessageRecord
 
 
 class ArchiveHistoryClient:

@@ -21,7 +21,8 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from ..events import ARCHIVE_TOPIC, MessageRecord
+from chatcore.events import ARCHIVE_TOPIC, MessageRecord
+
 from ..storage.messages import MSG_COLS, to_record
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,8 @@ from typing import Any
 
 import asyncpg
 
-from ..events import MessageRecord
+from chatcore.events import MessageRecord
+
 from .messages import MSG_COLS, insert_member_message, to_record
 
 log = logging.getLogger(__name__)

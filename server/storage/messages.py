@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from ..events import MessageRecord
+from chatcore.events import MessageRecord
 
 MSG_COLS = (
     "id, room_id, seq, author_id, author_kind, author_name, body, client_id, reply_to, meta,"

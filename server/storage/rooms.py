@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from ..events import iso
+from chatcore.events import iso
 
 ROOM_COLS = "r.id, r.slug, r.name, r.kind, r.topic, r.created_by, r.last_seq, r.archived_upto_seq, r.created_at"
 

@@ -8,7 +8,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from ..events import iso
+from chatcore.events import iso
 
 ACCOUNT_COLS = "id, phone_number_id, display_phone, name, access_token, app_secret, verify_token, created_at"
 CONTACT_COLS = (

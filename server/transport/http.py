@@ -14,16 +14,17 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from chatcore.errors import Forbidden, Invalid, NotFound, TooLarge, Unauthorized
+from chatcore.openapi import MESSAGE, ROOM, S_INT, S_STR, TOKENS, USER, ApiRoute, build_document, obj
+from chatcore.tokens import bearer_matches
+from chatcore.types import ROLES, STAFF_ROLES
+
 from ..actions import auth as auth_actions
 from ..actions import messages as msg_actions
 from ..actions import rooms as room_actions
 from ..context import SERVICES, Services
-from ..errors import Forbidden, Invalid, NotFound, TooLarge, Unauthorized
 from ..storage import rooms as rdb
 from ..storage import users as udb
-from ..tokens import bearer_matches
-from ..types import ROLES, STAFF_ROLES
-from .openapi import MESSAGE, ROOM, S_INT, S_STR, TOKENS, USER, ApiRoute, build_document, obj
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ROUTES: list[tuple[ApiRoute, Handler]] = []

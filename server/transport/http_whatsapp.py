@@ -7,12 +7,13 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from chatcore.errors import Invalid, NotFound, Unavailable
+from chatcore.openapi import S_BOOL, S_INT, S_STR, TOKENS, obj
+
 from ..actions.auth import issue_tokens
 from ..actions.whatsapp import STATUSES, WhatsAppService, conversation_view
-from ..errors import Invalid, NotFound, Unavailable
 from ..storage import whatsapp as db
 from .http import api, client_ip, current_user, ok, path_id, query_int, read_json, svc_of
-from .openapi import S_BOOL, S_INT, S_STR, TOKENS, obj
 
 WEBHOOK_MAX_BYTES = 1024 * 1024  # Meta batches many changes into one POST
 

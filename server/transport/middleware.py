@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from redis.exceptions import RedisError
 
-from ..errors import ChatError, error_body
+from chatcore.errors import ChatError, error_body
 
 log = logging.getLogger(__name__)
 

@@ -19,16 +19,17 @@ import asyncpg
 import socketio
 from redis.exceptions import RedisError
 
+from chatcore.errors import ChatError, Invalid, RateLimited, Unauthorized
+from chatcore.events import TypingEvent
+from chatcore.types import STAFF_ROLES
+
 from ..actions import messages as msg_actions
 from ..actions import rooms as room_actions
 from ..actions.auth import authenticate
 from ..actions.notify import STAFF_CHANNEL, emit, room_channel, user_channel
 from ..context import Services
-from ..errors import ChatError, Invalid, RateLimited, Unauthorized
-from ..events import TypingEvent
 from ..storage import rooms as rdb
 from ..storage import users as udb
-from ..types import STAFF_ROLES
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from chatcore.openapi import REPO_WEB_DIST
+
 from ..config import Config
 from .middleware import APP_CSP
 
-REPO_WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 MISSING = """<!doctype html><meta charset="utf-8"><title>chat-server</title>
 <p>The web app is not built. Run <code>scripts/serve</code> (it builds it), or
 <code>cd web && npm ci && npm run build</code>. The API is at <a href="/api/docs">/api/docs</a>.</p>"""

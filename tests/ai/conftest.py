@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from ai.assistant import Assistant, build_provider
 from ai.settings import AISettings
-from server.events import AssistantDelta, MessageRecord
+from chatcore.events import AssistantDelta, MessageRecord
 from tests.fakes.gemini import GeminiFake
 from tests.services import RedisService
 

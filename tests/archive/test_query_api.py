@@ -17,10 +17,10 @@ from pymongo import AsyncMongoClient
 from archive.api import STATUS
 from archive.app import CONFIG
 from archive.config import ArchiveConfig, ConfigError
-from server.errors import Unavailable
-from server.events import iso
+from chatcore.errors import Unavailable
+from chatcore.events import iso
+from chatcore.tokens import TokenIssuer
 from server.relay.archive_client import ArchiveHistoryClient
-from server.tokens import TokenIssuer
 from tests.archive.conftest import ArchiveEnv, RunningArchive, start_archive
 from tests.services.base import free_port
 

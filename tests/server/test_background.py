@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from server.background import Backoff, Supervisor
+from chatcore.background import Backoff, Supervisor
 
 
 def test_backoff_doubles_while_failures_follow_each_other_and_starts_over_after_a_healthy_run() -> None:

@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import uuid
 
-from server.events import MessageRecord
+from chatcore.events import MessageRecord
 from tests.support import Client, ServerHarness, make_room, two_in_a_room
 
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from server.errors import RateLimited
+from chatcore.errors import RateLimited
 from server.realtime.ratelimit import RateLimiter
 from tests.services import RedisService
 

@@ -8,6 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
+# the web app build (Swagger UI assets live in its api-docs/), in a source checkout
+REPO_WEB_DIST = Path(__file__).resolve().parents[1] / "web" / "dist"
+
 S_STR: dict[str, Any] = {"type": "string"}
 S_INT: dict[str, Any] = {"type": "integer"}
 S_BOOL: dict[str, Any] = {"type": "boolean"}
