@@ -176,5 +176,5 @@ def test_the_images_build_context_installs_both_console_scripts_with_schema_and_
     schema = (REPO_ROOT / "server/storage/schema")
     assert {f"server/storage/schema/{p.name}" for p in schema.glob("*.sql")} <= names
     assert "ai/knowledge_base.yaml" in names
-    for package in ("server", "ai", "archive", "whatsapp_bridge"):
+    for package in ("chatcore", "server", "ai", "archive", "whatsapp_bridge"):
         assert f"{package}/__init__.py" in names
