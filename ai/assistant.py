@@ -127,14 +127,17 @@ class Assistant:
                 return await self._refuse(room_id, trigger, limit, verdict)
             with self.latency.labels(self.provider.name).time():
                 async with contextlib.AsyncExitStack() as held:
+                    wait = asyncio.timeout(self.settings.lock_wait_s)
                     try:
                         # the room lock first: jobs queued behind one room must not hold the
                         # slots other rooms need
-                        async with asyncio.timeout(self.settings.lock_wait_s):
+                        async with wait:
                             await held.enter_async_context(self._room_lock(room_id))
                             await held.enter_async_context(self.slots)
                             await held.enter_async_context(self._global_slot())
                     except TimeoutError:
+                        if not wait.expired():
+                            raise  # a socket timeout, not our wait: Redis trouble
                         log.warning("assistant: no room lock or slot for room %s within %.0fs",
                                     room_id, self.settings.lock_wait_s)
                         return await self._fail(room_id, "busy", None)
