@@ -1,20 +1,26 @@
 """``Assistant.reply``: one reply job.
 
-1. Dedupe the trigger across nodes (``ai:job:{trigger_id}``, SET NX) and take the room's lock
-   (``ai:lock:{room}``, SET NX with a short TTL the holder keeps renewing, so a dead node frees
-   the room quickly): one job per room at a time, everywhere; a process-wide semaphore caps
-   concurrent jobs.
-2. Context: cached summary (refreshed when the tail is long; a failed refresh keeps the old
-   one) + the messages after it.
-3. The answer cache, or the provider's stream with bounded retries on rate limits and errors
+1. Dedupe the trigger across nodes (``ai:job:{trigger_id}``, SET NX), then count it against
+   its author's hourly quota (a person, or a WhatsApp contact; ``quota.py``): past it, one
+   polite notice per window and no provider call.
+2. Take the room's lock (``ai:lock:{room}``, SET NX with a short TTL the holder keeps renewing,
+   so a dead node frees the room quickly): one job per room at a time, everywhere; a
+   process-wide semaphore and a cluster-wide slot cap concurrent jobs. The whole wait is
+   bounded (``lock_wait_s``), then the job ends in a "busy" notice.
+3. Context: cached summary (refreshed when the tail is long, within the room's hourly quota of
+   refreshes; a failed or refused refresh keeps the old one) + the messages after it, built
+   into a request by ``prompt.py``: our rules in the system slot, the summary and the messages
+   as quoted data.
+4. The answer cache, or the provider's stream with bounded retries on rate limits and errors
    (only before the first chunk went out, so nothing is ever said twice).
-4. ``sink.delta`` for each chunk, ``sink.final`` with the whole text; any failure ends in
+5. ``sink.delta`` for each chunk, ``sink.final`` with the whole text; any failure ends in
    ``sink.system`` with a short message. Nothing escapes ``reply`` but cancellation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import re
@@ -29,11 +35,13 @@ from redis.exceptions import RedisError
 from chatcore.events import AssistantDelta, MessageRecord
 
 from .cache import AnswerCache
-from .context import Summary, answer_key, system_with_summary, to_turn
+from .context import Summary, answer_key, to_turn
 from .gemini import GeminiProvider
 from .offline import OfflineProvider
 from .openai_compat import OpenAICompatProvider
-from .provider import Provider, ProviderError, Turn
+from .prompt import reply_request
+from .provider import Provider, ProviderError, Request, Turn
+from .quota import Quotas, Verdict
 from .settings import AISettings
 from .summaries import SummaryStore
 
@@ -50,7 +58,14 @@ FAILURE_TEXT = {
     "blocked": "The assistant can't answer that message.",
     "empty": "The assistant had no answer this time.",
     "error": "The assistant is unavailable right now. Please try again later.",
+    "busy": "The assistant is busy with other requests. Please try again in a moment.",
 }
+# the quota notice: a system message for people in the web app; for a WhatsApp contact an
+# assistant message, since only those are sent to WhatsApp (a system notice would be silence)
+QUOTA_TEXT = ("You have reached the assistant's limit of {limit} requests an hour. "
+              "Please try again in about {minutes} minutes.")
+CONTACT_QUOTA_TEXT = ("The assistant is taking a break from this conversation for about {minutes} "
+                      "minutes. A person from the team can still answer you here.")
 
 
 def mentions_assistant(text: str) -> bool:
@@ -90,6 +105,7 @@ class Assistant:
         self.prefix = key_prefix + "ai:"
         self.summaries = SummaryStore(redis, key_prefix)
         self.answers = AnswerCache(redis, key_prefix, settings.answer_cache_ttl_s)
+        self.quotas = Quotas(redis, key_prefix)
         self.slots = asyncio.Semaphore(settings.max_concurrency)
         self.replies = Counter("chat_ai_replies_total", "Assistant reply jobs by outcome",
                                ["provider", "outcome"], registry=registry)
@@ -104,10 +120,27 @@ class Assistant:
         try:
             if not await self.redis.set(f"{self.prefix}job:{trigger.id}", "1", nx=True, ex=JOB_TTL_S):
                 return None  # another node (or a replayed trigger) already has this one
-            # the room lock first: jobs queued behind one room must not hold the slots other
-            # rooms need
+            # before the lock: a request past its quota must not queue behind the room
+            subject, limit = self._quota_subject(room_id, trigger)
+            verdict = await self.quotas.take(subject, limit)
+            if not verdict.allowed:
+                return await self._refuse(room_id, trigger, limit, verdict)
             with self.latency.labels(self.provider.name).time():
-                async with self._room_lock(room_id), self.slots, self._global_slot():
+                async with contextlib.AsyncExitStack() as held:
+                    wait = asyncio.timeout(self.settings.lock_wait_s)
+                    try:
+                        # the room lock first: jobs queued behind one room must not hold the
+                        # slots other rooms need
+                        async with wait:
+                            await held.enter_async_context(self._room_lock(room_id))
+                            await held.enter_async_context(self.slots)
+                            await held.enter_async_context(self._global_slot())
+                    except TimeoutError:
+                        if not wait.expired():
+                            raise  # a socket timeout, not our wait: Redis trouble
+                        log.warning("assistant: no room lock or slot for room %s within %.0fs",
+                                    room_id, self.settings.lock_wait_s)
+                        return await self._fail(room_id, "busy", None)
                     return await self._reply(room_id, trigger)
         except asyncio.CancelledError:
             raise
@@ -118,17 +151,38 @@ class Assistant:
             log.exception("assistant reply in room %s failed", room_id)
             return await self._fail(room_id, "error", None)
 
+    def _quota_subject(self, room_id: int, trigger: MessageRecord) -> tuple[str, int | None]:
+        # a WhatsApp contact writes without a user id, and each contact has a room of its own
+        if trigger.author_kind == "contact" or trigger.author_id is None:
+            return f"contact:{room_id}", self.settings.quota_per_contact_per_hour
+        return f"user:{trigger.author_id}", self.settings.quota_per_user_per_hour
+
+    async def _refuse(self, room_id: int, trigger: MessageRecord, limit: int | None,
+                      verdict: Verdict) -> MessageRecord | None:
+        """Past the quota: no provider call; the first refusal of the window says so politely."""
+        self.replies.labels(self.provider.name, "quota").inc()
+        if not verdict.notify:
+            return None
+        minutes = max(1, -(-verdict.retry_in_s // 60))
+        meta = {"error": "quota", "provider": self.provider.name, "retry_in_s": verdict.retry_in_s}
+        if trigger.author_kind == "contact":
+            text = CONTACT_QUOTA_TEXT.format(minutes=minutes)
+            return await self.sink.final(room_id, secrets.token_hex(8), text, {
+                **meta, "model": self.provider.model, "offline": self.provider.offline,
+                "handoff": False, "cached": False})
+        return await self.sink.system(room_id, QUOTA_TEXT.format(limit=limit, minutes=minutes), meta)
+
     async def _reply(self, room_id: int, trigger: MessageRecord) -> MessageRecord | None:
         reply_id = secrets.token_hex(8)
-        system, turns = await self.context(room_id, trigger)
-        key = answer_key(room_id, self.provider.name, self.provider.model, system, turns)
+        request = await self.context(room_id, trigger)
+        key = answer_key(room_id, self.provider.name, self.provider.model, request)
         cached = await self.answers.get(key)
         if cached is not None:
             text, handoff = cached
             await self.sink.delta(AssistantDelta(room_id, reply_id, text))
             return await self._final(room_id, reply_id, text, handoff, cached=True)
         try:
-            text, handoff = await self._stream(room_id, reply_id, system, turns)
+            text, handoff = await self._stream(room_id, reply_id, request)
         except ProviderError as exc:
             return await self._fail(room_id, exc.kind, reply_id)
         if not text.strip():
@@ -155,7 +209,7 @@ class Assistant:
 
     # --- streaming with retries ---------------------------------------------------------------
 
-    async def _stream(self, room_id: int, reply_id: str, system: str, turns: list[Turn]) -> tuple[str, bool]:
+    async def _stream(self, room_id: int, reply_id: str, request: Request) -> tuple[str, bool]:
         attempt = 0
         while True:
             sent_any = False
@@ -164,7 +218,7 @@ class Assistant:
                     self.provider_calls += 1
                     parts: list[str] = []
                     handoff = False
-                    async for chunk in _strip_marker(self.provider.stream_reply(system, turns)):
+                    async for chunk in _strip_marker(self.provider.stream_reply(request)):
                         if isinstance(chunk, bool):
                             handoff = chunk
                             continue
@@ -190,8 +244,9 @@ class Assistant:
 
     # --- context ------------------------------------------------------------------------------
 
-    async def context(self, room_id: int, trigger: MessageRecord) -> tuple[str, list[Turn]]:
-        """System prompt (with the summary) and the turns after the summary, up to the trigger."""
+    async def context(self, room_id: int, trigger: MessageRecord) -> Request:
+        """The request: our rules, then the summary and the messages after it, up to the
+        trigger, as data."""
         k, threshold = self.settings.recent_k, self.settings.summary_threshold
         window_start = max(0, trigger.seq - k - threshold)  # the longest tail we ever send
         summary = await self.summaries.get(room_id) or Summary("", 0)
@@ -199,19 +254,19 @@ class Assistant:
             # a late job for an older trigger: the cached summary already tells what came after
             # the question, so leave it out (and leave the cache alone) and use the tail only
             tail = await self.source.between(room_id, window_start, trigger.seq)
-            return self.settings.system_prompt, self._turns(tail)
+            return reply_request(self.settings.system_prompt, "", self._turns(tail))
         fold_upto = trigger.seq - k
         if fold_upto - summary.upto_seq >= threshold:
             try:
                 summary = await self._refresh(room_id, summary, fold_upto)
-            except (ProviderError, TimeoutError) as exc:
+            except (ProviderError, TimeoutError, _RefreshRefused) as exc:
                 # the reply can still go ahead on the older summary and the newest messages
-                kind = exc.kind if isinstance(exc, ProviderError) else "timeout"
+                kind = exc.kind if isinstance(exc, ProviderError | _RefreshRefused) else "timeout"
                 log.warning("assistant: summary refresh in room %s failed (%s)", room_id, kind)
                 summary = await self.summaries.get(room_id) or summary
         # normally summary.upto_seq >= window_start; after a failed refresh the window bounds it
         tail = await self.source.between(room_id, max(summary.upto_seq, window_start), trigger.seq)
-        return system_with_summary(self.settings.system_prompt, summary), self._turns(tail)
+        return reply_request(self.settings.system_prompt, summary.text, self._turns(tail))
 
     def _turns(self, messages: list[MessageRecord]) -> list[Turn]:
         # system notices (joins, our own failure notices) are not conversation
@@ -225,12 +280,23 @@ class Assistant:
             turns = self._turns(await self.source.between(room_id, summary.upto_seq, end))
             text = summary.text
             if turns:
+                # refreshes are the room's cost, not the cost of whoever asked this time
+                await self._take_refresh(room_id)
                 self.provider_calls += 1
                 async with asyncio.timeout(self.settings.timeout_s):
                     text = await self.provider.summarise(summary.text, turns)
             summary = Summary(text, end)
             await self.summaries.put(room_id, summary)
         return summary
+
+    async def _take_refresh(self, room_id: int) -> None:
+        try:
+            verdict = await self.quotas.take(f"room:{room_id}:summaries",
+                                             self.settings.quota_summaries_per_room_per_hour)
+        except (RedisError, OSError) as exc:  # fail closed: no count, no provider call
+            raise _RefreshRefused("redis unavailable") from exc
+        if not verdict.allowed:
+            raise _RefreshRefused("quota")
 
     # --- locks ----------------------------------------------------------------------------------
 
@@ -240,6 +306,14 @@ class Assistant:
     def _global_slot(self) -> _RedisSlot:
         return _RedisSlot(self.redis, f"{self.prefix}slots", self.settings.global_concurrency,
                           self.settings.lock_ttl_s)
+
+
+class _RefreshRefused(Exception):
+    """A summary refresh the room's quota (or an absent Redis) does not allow."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
 
 
 async def _strip_marker(chunks: AsyncIterator[str]) -> AsyncIterator[str | bool]:
@@ -289,8 +363,15 @@ class _RedisLock:
         self._renewer: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> None:
-        while not await self._acquire():  # noqa: ASYNC110 - cross-process
-            await asyncio.sleep(self.POLL_S)
+        try:
+            while not await self._acquire():  # noqa: ASYNC110 - cross-process
+                await asyncio.sleep(self.POLL_S)
+        except asyncio.CancelledError:
+            # a bounded wait ran out, perhaps after Redis took our acquire but before we read
+            # its answer: give back whatever we may hold rather than block the room for a TTL
+            with contextlib.suppress(RedisError, OSError):
+                await self._release()
+            raise
         self._renewer = asyncio.create_task(self._renew(), name=f"renew {self.key}")
 
     async def _renew(self) -> None:

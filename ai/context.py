@@ -1,4 +1,5 @@
-"""Prompt context: the rolling summary plus the messages after it.
+"""Prompt context: the rolling summary plus the messages after it (``ai.prompt`` turns them into
+a request, as data).
 
 The summary covers every message up to ``upto_seq``. The prompt carries the summary and the
 messages after it: at least the last K, and never more than K + threshold - 1, because as soon
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from chatcore.events import MessageRecord
 
-from .provider import Turn, TurnRole, estimate_tokens
+from .provider import Request, Turn, TurnRole, estimate_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,18 +35,11 @@ def to_turn(msg: MessageRecord, max_chars: int) -> Turn:
     return Turn(role, author, text)
 
 
-def system_with_summary(system_prompt: str, summary: Summary | None) -> str:
-    """The summary is our own text, so it may sit in the system slot; user text never does."""
-    if summary is None or not summary.text:
-        return system_prompt
-    return f"{system_prompt}\n\nSummary of the earlier conversation (written by you):\n{summary.text}"
+def prompt_tokens(request: Request) -> int:
+    return estimate_tokens(request.system) + estimate_tokens(request.data)
 
 
-def prompt_tokens(system: str, turns: list[Turn]) -> int:
-    return estimate_tokens(system) + sum(estimate_tokens(t.render()) + 4 for t in turns)
-
-
-def answer_key(room_id: int, provider: str, model: str, system: str, turns: list[Turn]) -> str:
-    """Identical only when room, model, summary, context and question are all identical."""
-    blob = json.dumps([room_id, provider, model, system, [[t.role, t.author, t.text] for t in turns]])
+def answer_key(room_id: int, provider: str, model: str, request: Request) -> str:
+    """Identical only when room, model, instructions, summary, context and question are all identical."""
+    blob = json.dumps([room_id, provider, model, request.system, request.data])
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -14,18 +14,16 @@ import aiohttp
 from google import genai
 from google.genai import errors, types
 
-from .provider import SUMMARY_INSTRUCTION, ProviderError, Turn, parse_retry_after
+from .prompt import summary_request
+from .provider import ProviderError, Request, Turn, parse_retry_after
 from .settings import AISettings
 
 BLOCKED_REASONS = {"SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "RECITATION", "IMAGE_SAFETY"}
 
 
-def _contents(turns: list[Turn]) -> list[types.Content]:
-    # system notes are chat events, not instructions: they travel as user turns like everything else
-    return [
-        types.Content(role="model" if t.role == "assistant" else "user", parts=[types.Part(text=t.render())])
-        for t in turns
-    ]
+def _contents(request: Request) -> list[types.Content]:
+    # the chat, summary included, is one user turn of quoted data; our rules are the system_instruction
+    return [types.Content(role="user", parts=[types.Part(text=request.data)])]
 
 
 def _retry_after(exc: errors.APIError) -> float | None:
@@ -74,9 +72,9 @@ class GeminiProvider:
         )
         self.client = genai.Client(api_key=settings.api_key, http_options=options)
 
-    def _config(self, system: str) -> types.GenerateContentConfig:
+    def _config(self, request: Request) -> types.GenerateContentConfig:
         return types.GenerateContentConfig(
-            system_instruction=system,
+            system_instruction=request.system,
             temperature=self.settings.temperature,
             max_output_tokens=self.settings.max_output_tokens,
             safety_settings=[
@@ -90,10 +88,10 @@ class GeminiProvider:
             ],
         )
 
-    async def stream_reply(self, system: str, turns: list[Turn]) -> AsyncIterator[str]:
+    async def stream_reply(self, request: Request) -> AsyncIterator[str]:
         try:
             stream = await self.client.aio.models.generate_content_stream(
-                model=self.model, contents=_contents(turns), config=self._config(system)
+                model=self.model, contents=_contents(request), config=self._config(request)
             )
             async for chunk in stream:
                 if chunk.prompt_feedback is not None and chunk.prompt_feedback.block_reason:
@@ -111,14 +109,13 @@ class GeminiProvider:
             raise _transport_error(exc) from None
 
     async def summarise(self, previous_summary: str, messages: list[Turn]) -> str:
-        text = "\n".join(t.render() for t in messages)
-        prompt = f"Previous summary:\n{previous_summary or '(none)'}\n\nNew messages:\n{text}"
+        request = summary_request(previous_summary, messages)
         try:
             resp = await self.client.aio.models.generate_content(
                 model=self.model,
-                contents=prompt,
+                contents=_contents(request),
                 config=types.GenerateContentConfig(
-                    system_instruction=SUMMARY_INSTRUCTION, temperature=0.1, max_output_tokens=400
+                    system_instruction=request.system, temperature=0.1, max_output_tokens=400
                 ),
             )
         except errors.APIError as exc:

@@ -2,7 +2,9 @@
 
 Replies come from a knowledge base (YAML: a list of ``{questions: [...], answer: ...}``) by
 TF-IDF-weighted word overlap with the question; below a threshold it hands over to a person.
-Summaries are extractive. Replies are labelled offline in their metadata.
+It takes the same ``Request`` a model gets and reads the question back from its data block, so
+it sees exactly what a model would. Summaries are extractive. Replies are labelled offline in
+their metadata.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from .provider import Turn
+from .prompt import ROLE_NAMES, read_data_block
+from .provider import Request, Turn
 
 WORD = re.compile(r"[a-z0-9]+")
 STOPWORDS = frozenset(
@@ -87,8 +90,9 @@ class OfflineProvider:
         entry, score = self.best(question)
         return entry.answer if entry is not None and score >= MATCH_THRESHOLD else HANDOFF_REPLY
 
-    async def stream_reply(self, system: str, turns: list[Turn]) -> AsyncIterator[str]:
-        question = next((t.text for t in reversed(turns) if t.role == "user"), "")
+    async def stream_reply(self, request: Request) -> AsyncIterator[str]:
+        records = read_data_block(request.data)
+        question = next((r["text"] for r in reversed(records) if r.get("role") == ROLE_NAMES["user"]), "")
         text = self.answer(question)
         # a few chunks, so clients see the same streaming as with a model
         parts = re.findall(r"\S+\s*", text)

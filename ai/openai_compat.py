@@ -7,14 +7,14 @@ from typing import Any
 
 import openai
 
-from .provider import SUMMARY_INSTRUCTION, ProviderError, Turn, parse_retry_after
+from .prompt import summary_request
+from .provider import ProviderError, Request, Turn, parse_retry_after
 from .settings import AISettings
 
 
-def _messages(system: str, turns: list[Turn]) -> list[dict[str, Any]]:
-    return [{"role": "system", "content": system}] + [
-        {"role": "assistant" if t.role == "assistant" else "user", "content": t.render()} for t in turns
-    ]
+def _messages(request: Request) -> list[dict[str, Any]]:
+    # our rules are the system message; the chat, summary included, is one user message of quoted data
+    return [{"role": "system", "content": request.system}, {"role": "user", "content": request.data}]
 
 
 def _error(exc: openai.APIError) -> ProviderError:
@@ -45,11 +45,11 @@ class OpenAICompatProvider:
             max_retries=0,
         )
 
-    async def stream_reply(self, system: str, turns: list[Turn]) -> AsyncIterator[str]:
+    async def stream_reply(self, request: Request) -> AsyncIterator[str]:
         try:
             stream = await self.client.chat.completions.create(
                 model=self.model,
-                messages=_messages(system, turns),  # type: ignore[arg-type]
+                messages=_messages(request),  # type: ignore[arg-type]
                 temperature=self.settings.temperature,
                 max_tokens=self.settings.max_output_tokens,
                 stream=True,
@@ -64,14 +64,10 @@ class OpenAICompatProvider:
             raise _error(exc) from None
 
     async def summarise(self, previous_summary: str, messages: list[Turn]) -> str:
-        text = "\n".join(t.render() for t in messages)
         try:
             resp = await self.client.chat.completions.create(
                 model=self.model,
-                messages=[
-                    {"role": "system", "content": SUMMARY_INSTRUCTION},
-                    {"role": "user", "content": f"Previous summary:\n{previous_summary or '(none)'}\n\nNew messages:\n{text}"},
-                ],
+                messages=_messages(summary_request(previous_summary, messages)),  # type: ignore[arg-type]
                 temperature=0.1,
                 max_tokens=400,
             )

@@ -4,9 +4,9 @@ A synthetic 500-message conversation; at every 50th message the assistant is ask
 question. For each reply we count prompt tokens (about four characters a token, the same
 estimate the assistant uses) for:
 
-- naive: system prompt + every message so far;
-- ours: system prompt + cached summary + the messages after it (``ai.assistant.Assistant``'s own
-  ``context``), plus the input tokens of the summary refreshes made since the previous reply
+- naive: the request (``ai.prompt.reply_request``) with every message so far;
+- ours: the request with the cached summary + the messages after it (``ai.assistant.Assistant``'s
+  own ``context``), plus the input tokens of the summary refreshes made since the previous reply
   (their cost amortised over the replies that use them).
 
 Run: ``.venv/bin/python -m bench.token_economy``; prints a Markdown table and writes
@@ -27,7 +27,8 @@ from typing import Any
 from ai.assistant import Assistant
 from ai.context import prompt_tokens
 from ai.offline import OfflineProvider
-from ai.provider import Turn, estimate_tokens
+from ai.prompt import read_data_block, reply_request, summary_request
+from ai.provider import Request, Turn
 from ai.settings import AISettings
 from chatcore.events import MessageRecord
 
@@ -44,10 +45,10 @@ class CountingProvider(OfflineProvider):
         self.summary_input_tokens = 0
 
     async def summarise(self, previous_summary: str, messages: list[Turn]) -> str:
-        self.summary_input_tokens += estimate_tokens(previous_summary) + sum(estimate_tokens(t.render()) for t in messages)
+        self.summary_input_tokens += prompt_tokens(summary_request(previous_summary, messages))
         return await super().summarise(previous_summary, messages)
 
-    async def stream_reply(self, system: str, turns: list[Turn]) -> AsyncIterator[str]:
+    async def stream_reply(self, request: Request) -> AsyncIterator[str]:
         yield "ok"
 
 
@@ -86,7 +87,7 @@ def conversation(n: int, seed: int = 7) -> list[MessageRecord]:
 
 
 async def run() -> list[dict[str, Any]]:
-    settings = AISettings(provider="offline")
+    settings = AISettings(provider="offline", quota_summaries_per_room_per_hour=None)  # no Redis here
     provider = CountingProvider()
     source = MemorySource()
     assistant = Assistant(settings, provider, DictRedis(), source, sink=None, key_prefix="bench:")  # type: ignore[arg-type]
@@ -96,12 +97,13 @@ async def run() -> list[dict[str, Any]]:
         source.msgs.append(msg)
         if msg.seq % REPLY_EVERY:
             continue
-        system, turns = await assistant.context(1, msg)
+        request = await assistant.context(1, msg)
         refresh = provider.summary_input_tokens - spent
         spent = provider.summary_input_tokens
         naive_turns = [Turn("user", m.author_name or "", m.body) for m in source.msgs]
-        naive = prompt_tokens(settings.system_prompt, naive_turns)
-        ours = prompt_tokens(system, turns)
+        naive = prompt_tokens(reply_request(settings.system_prompt, "", naive_turns))
+        ours = prompt_tokens(request)
+        turns = [r for r in read_data_block(request.data) if "text" in r]
         rows.append({"message": msg.seq, "naive": naive, "ours": ours, "refresh": refresh,
                      "ours_total": ours + refresh, "ratio": round(naive / (ours + refresh), 2),
                      "turns": len(turns)})

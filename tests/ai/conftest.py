@@ -15,9 +15,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from ai.assistant import Assistant, build_provider
+from ai.prompt import read_data_block
 from ai.settings import AISettings
 from chatcore.events import AssistantDelta, MessageRecord
-from tests.fakes.gemini import GeminiFake
+from tests.fakes.gemini import GeminiFake, Recorded
 from tests.services import RedisService
 
 _ids = itertools.count(1)
@@ -27,9 +28,10 @@ _ids = itertools.count(1)
 class MemorySource:
     rooms: dict[int, list[MessageRecord]] = field(default_factory=dict)
 
-    def add(self, room_id: int, body: str, author: str = "alice", kind: str = "user") -> MessageRecord:
+    def add(self, room_id: int, body: str, author: str = "alice", kind: str = "user",
+            author_id: int | None = 1) -> MessageRecord:
         msgs = self.rooms.setdefault(room_id, [])
-        msg = MessageRecord(id=next(_ids), room_id=room_id, seq=len(msgs) + 1, author_id=1, author_kind=kind,
+        msg = MessageRecord(id=next(_ids), room_id=room_id, seq=len(msgs) + 1, author_id=author_id, author_kind=kind,
                             author_name=author, body=body, created_at=datetime.now(UTC))
         msgs.append(msg)
         return msg
@@ -84,6 +86,23 @@ def gemini_settings(gemini: GeminiFake, **kw: object) -> AISettings:
     base = AISettings(provider="gemini", api_key="test-key", base_url=gemini.base_url, recent_k=3,
                       summary_threshold=5, timeout_s=5, max_retries=2)
     return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
+
+
+def chat_data(call: Recorded) -> list[dict[str, str]]:
+    """The records of a Gemini request's data block; the request must hold exactly one user turn."""
+    [content] = call.body["contents"]
+    [text] = call.user_texts()
+    assert content["role"] == "user"
+    return read_data_block(text)
+
+
+def chat_lines(call: Recorded) -> list[str]:
+    """The messages of a Gemini request's data block, as ``author: text``."""
+    return [f"{r['from']}: {r['text']}" for r in chat_data(call) if "text" in r]
+
+
+def chat_summary(call: Recorded) -> str | None:
+    return next((r["summary"] for r in chat_data(call) if "summary" in r), None)
 
 
 def make_assistant(settings: AISettings, redis: aioredis.Redis, source: MemorySource,

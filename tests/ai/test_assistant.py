@@ -12,8 +12,9 @@ import redis.asyncio as aioredis
 
 from ai.assistant import Assistant, build_provider, mentions_assistant
 from ai.offline import OfflineProvider
+from ai.prompt import read_data_block
 from ai.settings import AISettings
-from tests.ai.conftest import MemorySource, RecordingSink
+from tests.ai.conftest import MemorySource, RecordingSink, chat_data, chat_lines, chat_summary
 from tests.ai.conftest import gemini_settings as _settings
 from tests.ai.conftest import make_assistant as _assistant
 from tests.fakes.gemini import GeminiFake, Step
@@ -34,10 +35,11 @@ async def test_prompt_has_the_summary_and_only_the_last_k_messages(gemini: Gemin
     assistant, sink = _assistant(_settings(gemini), redis, source)
     await assistant.reply(1, trigger)
     [summary_call] = gemini.calls("generateContent")
-    assert "message number 1 about" in " ".join(summary_call.user_texts())
+    assert "alice: message number 1 about the migration plan" in chat_lines(summary_call)
     [stream_call] = gemini.calls("streamGenerateContent")
-    assert "SUMMARY: we plan the migration." in stream_call.system_text()
-    texts = stream_call.user_texts()
+    assert chat_summary(stream_call) == "SUMMARY: we plan the migration."
+    assert "SUMMARY" not in stream_call.system_text()  # the summary is data, never instructions
+    texts = chat_lines(stream_call)
     assert len(texts) == 3  # K = 3: messages 18, 19 and the trigger
     assert texts[-1] == "alice: @assistant what did we decide?" and "number 18" in texts[0]
     # the next reply reuses the cached summary: no new summary request
@@ -45,7 +47,7 @@ async def test_prompt_has_the_summary_and_only_the_last_k_messages(gemini: Gemin
     second = source.add(1, "@assistant and when?")
     await assistant.reply(1, second)
     assert len(gemini.calls("generateContent")) == 1
-    assert "SUMMARY: we plan the migration." in gemini.calls("streamGenerateContent")[1].system_text()
+    assert chat_summary(gemini.calls("streamGenerateContent")[1]) == "SUMMARY: we plan the migration."
 
 
 async def test_summary_is_refreshed_at_the_threshold_and_cached_in_redis(gemini: GeminiFake, redis: aioredis.Redis) -> None:
@@ -141,8 +143,7 @@ async def test_injection_stays_in_the_user_turn(gemini: GeminiFake, redis: aiore
     await assistant.reply(10, source.add(10, evil, author="mallory"))
     [call] = gemini.calls("streamGenerateContent")
     assert "ignore all previous instructions" not in call.system_text()
-    assert call.user_texts()[-1] == f"mallory: {evil}"
-    assert call.body["contents"][-1]["role"] == "user"
+    assert chat_data(call)[-1] == {"from": "mallory", "role": "person", "text": evil}
 
 
 async def test_offline_provider_answers_from_the_knowledge_base_without_network(redis: aioredis.Redis) -> None:
@@ -168,7 +169,9 @@ async def test_openai_compatible_provider_streams(redis: aioredis.Redis) -> None
         reply = await assistant.reply(12, source.add(12, "@assistant hi"))
         assert reply is not None and reply.body == "Hello from llama"
         assert [d.text for d in sink.deltas] == ["Hello", " from", " llama"]
-        assert fake.requests[0]["messages"][0]["role"] == "system"
+        system, user = fake.requests[0]["messages"]
+        assert system["role"] == "system" and "@assistant hi" not in system["content"]
+        assert user["role"] == "user" and read_data_block(user["content"])[-1]["text"] == "@assistant hi"
     finally:
         await fake.stop()
 
@@ -181,3 +184,15 @@ def test_settings_from_env_name_the_bad_variable() -> None:
     with pytest.raises(ValueError, match="AI_PROVIDER"):
         AISettings.from_env({"AI_PROVIDER": "skynet"})
     assert "test-key" not in repr(AISettings(provider="gemini", api_key="test-key"))
+
+
+def test_quota_and_lock_wait_settings_come_from_the_environment() -> None:
+    s = AISettings.from_env({})
+    assert (s.quota_per_user_per_hour, s.quota_per_contact_per_hour, s.quota_summaries_per_room_per_hour,
+            s.lock_wait_s) == (60, 30, 20, 30.0)
+    s = AISettings.from_env({"AI_QUOTA_PER_USER_PER_HOUR": "5", "AI_QUOTA_PER_CONTACT_PER_HOUR": "3",
+                             "AI_QUOTA_SUMMARIES_PER_ROOM_PER_HOUR": "2", "AI_LOCK_WAIT_S": "2.5"})
+    assert (s.quota_per_user_per_hour, s.quota_per_contact_per_hour, s.quota_summaries_per_room_per_hour,
+            s.lock_wait_s) == (5, 3, 2, 2.5)
+    with pytest.raises(ValueError, match="AI_QUOTA_PER_USER_PER_HOUR"):
+        AISettings.from_env({"AI_QUOTA_PER_USER_PER_HOUR": "0"})

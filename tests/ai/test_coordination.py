@@ -12,8 +12,9 @@ import redis.asyncio as aioredis
 from ai.assistant import _RedisLock, _RedisSlot
 from ai.context import to_turn
 from ai.offline import SUMMARY_MAX_CHARS, OfflineProvider
+from ai.prompt import read_data_block, reply_request
 from ai.provider import Turn
-from tests.ai.conftest import MemorySource, gemini_settings, make_assistant
+from tests.ai.conftest import MemorySource, chat_lines, chat_summary, gemini_settings, make_assistant
 from tests.fakes.gemini import GeminiFake, Step
 
 
@@ -80,6 +81,35 @@ async def test_the_room_lock_is_renewed_while_held_and_released_by_its_holder(re
     assert await redis.get(key) is None
 
 
+async def test_a_reply_that_cannot_get_its_room_within_the_lock_wait_ends_in_a_busy_notice(
+        gemini: GeminiFake, redis: aioredis.Redis) -> None:
+    source = MemorySource()
+    assistant, sink = make_assistant(gemini_settings(gemini, lock_wait_s=0.5), redis, source)
+    key = f"{assistant.prefix}lock:35"
+    async with _RedisLock(redis, key, ttl_s=30) as _:
+        holder = (await redis.get(key)).decode()
+        async with asyncio.timeout(5):
+            notice = await assistant.reply(35, source.add(35, "@assistant hello"))
+        assert notice is not None and notice.author_kind == "system" and sink.last_system_meta["error"] == "busy"
+        assert gemini.requests == [] and sink.finals == []
+        assert (await redis.get(key)).decode() == holder  # the other holder keeps its lock
+    reply = await assistant.reply(35, source.add(35, "@assistant again"))
+    assert reply is not None and reply.author_kind == "assistant"
+
+
+async def test_a_reply_that_gets_no_global_slot_within_the_lock_wait_gives_its_room_back(
+        gemini: GeminiFake, redis: aioredis.Redis) -> None:
+    source = MemorySource()
+    assistant, sink = make_assistant(gemini_settings(gemini, lock_wait_s=0.5, global_concurrency=1), redis, source)
+    slots = f"{assistant.prefix}slots"
+    async with _RedisSlot(redis, slots, limit=1, ttl_s=30) as _:  # another node's job holds the only slot
+        async with asyncio.timeout(5):
+            notice = await assistant.reply(36, source.add(36, "@assistant hello"))
+        assert notice is not None and sink.last_system_meta["error"] == "busy" and gemini.requests == []
+        assert await redis.get(f"{assistant.prefix}lock:36") is None
+        assert await redis.zcard(slots) == 1
+
+
 async def test_a_late_job_ignores_a_summary_that_covers_its_future(gemini: GeminiFake, redis: aioredis.Redis) -> None:
     source = MemorySource()
     assistant, sink = make_assistant(gemini_settings(gemini), redis, source)
@@ -91,8 +121,8 @@ async def test_a_late_job_ignores_a_summary_that_covers_its_future(gemini: Gemin
     await redis.set(key, newer)
     await assistant.reply(33, trigger)
     [call] = gemini.calls("streamGenerateContent")
-    assert "FUTURE SUMMARY" not in call.system_text()
-    assert call.user_texts() == ["alice: @assistant early question"]
+    assert "FUTURE SUMMARY" not in call.system_text() and chat_summary(call) is None
+    assert chat_lines(call) == ["alice: @assistant early question"]
     assert (await redis.get(key)).decode() == newer and len(sink.finals) == 1
 
 
@@ -114,4 +144,6 @@ def test_system_notices_become_system_notes_not_user_turns() -> None:
     source = MemorySource()
     msg = source.add(34, "Staff took over this conversation", author="system", kind="system")
     turn = to_turn(msg, 4000)
-    assert turn.role == "system-note" and turn.render().startswith("(note from the chat system)")
+    assert turn.role == "system-note"
+    [record] = read_data_block(reply_request("rules", "", [turn]).data)
+    assert record == {"from": "system", "role": "note", "text": "Staff took over this conversation"}

@@ -8,18 +8,19 @@ import redis.asyncio as aioredis
 
 from ai.gemini import GeminiProvider
 from ai.openai_compat import OpenAICompatProvider
+from ai.prompt import reply_request
 from ai.provider import ProviderError, Turn
 from ai.settings import AISettings
-from tests.ai.conftest import MemorySource, gemini_settings, make_assistant
+from tests.ai.conftest import MemorySource, chat_lines, gemini_settings, make_assistant
 from tests.fakes.gemini import GeminiFake, Step
 from tests.fakes.openai_compat import OpenAIFake
 
-HELLO = [Turn("user", "alice", "hello")]
+HELLO = reply_request("system", "", [Turn("user", "alice", "hello")])
 
 
 async def _first_error(provider: GeminiProvider | OpenAICompatProvider) -> ProviderError:
     with pytest.raises(ProviderError) as info:
-        async for _ in provider.stream_reply("system", HELLO):
+        async for _ in provider.stream_reply(HELLO):
             pass
     return info.value
 
@@ -82,7 +83,7 @@ async def test_a_failed_summary_refresh_still_gives_a_reply(gemini: GeminiFake, 
     assert await redis.get(f"{assistant.prefix}summary:23") is None
     # the tail stays bounded (K + threshold - ... messages up to the trigger), ending in the question
     [stream_call] = gemini.calls("streamGenerateContent")
-    texts = stream_call.user_texts()
+    texts = chat_lines(stream_call)
     assert texts[-1] == "alice: @assistant what now?" and len(texts) <= 3 + 5
 
 
