@@ -53,6 +53,17 @@ OTP_MAX_ATTEMPTS = 5
 OTP_PER_PHONE_PER_10MIN = 3
 OTP_PER_IP_PER_10MIN = 10
 STATUSES = ("open", "pending", "closed")
+# accounts made by code login: username ``wa_`` + random letters (no digits, so a handle can
+# never look like a phone number; 23**10 handles), display name a fixed label plus the
+# handle's first letters
+CODE_LOGIN_HANDLE_ALPHABET = "abcdefghjkmnpqrstuvwxyz"
+CODE_LOGIN_HANDLE_LEN = 10
+CODE_LOGIN_HANDLE_TRIES = 5
+CODE_LOGIN_DISPLAY_NAME = "WhatsApp user"
+
+
+def new_code_login_handle() -> str:
+    return "wa_" + "".join(secrets.choice(CODE_LOGIN_HANDLE_ALPHABET) for _ in range(CODE_LOGIN_HANDLE_LEN))
 
 
 def conversation_view(row: asyncpg.Record, now: datetime | None = None) -> dict[str, Any]:
@@ -351,15 +362,27 @@ class WhatsAppService:
         if not hmac.compare_digest(stored, self._otp_digest(phone, code)):
             raise Unauthorized("wrong code")
         await self.svc.redis.delete(key)
-        user = await udb.get_user_by_phone(self.svc.pool, phone)
-        if user is None:
-            digits = phone.lstrip("+")
+        return await self._code_login_user(phone)
+
+    async def _code_login_user(self, phone: str) -> udb.User:
+        """The account of ``phone`` (found by the phone column only), made on first login.
+
+        The number is kept in ``users.phone`` alone, which never leaves the server: the
+        username is a random handle and the display name a fixed label, so neither user
+        search, member lists, presence nor ``author_name`` can show it."""
+        for _ in range(CODE_LOGIN_HANDLE_TRIES):
+            user = await udb.get_user_by_phone(self.svc.pool, phone)
+            if user is not None:
+                return user
+            handle = new_code_login_handle()
             try:
-                user = await udb.insert_user(self.svc.pool, f"wa_{digits}", f"+{digits[:-4]}****", None, phone=phone)
+                return await udb.insert_user(self.svc.pool, handle, f"{CODE_LOGIN_DISPLAY_NAME} {handle[3:7]}", None,
+                                             phone=phone)
             except asyncpg.UniqueViolationError:
-                user = await udb.get_user_by_phone(self.svc.pool, phone)
-        assert user is not None
-        return user
+                # the phone was registered by a concurrent first login (found on the next turn),
+                # or the random handle is taken (a new one is drawn)
+                continue
+        raise Unavailable("could not create the account; try again")
 
 
 def check_phone(phone: Any) -> str:
