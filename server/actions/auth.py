@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
 RESERVED_USERNAMES = frozenset({"assistant", "system", "admin", "root", "staff"})
+# handles of accounts made by WhatsApp code login (``wa_`` + random letters): nobody may register
+# one, so no name can pass for a code-login account or squat the handle of one
+RESERVED_PREFIX = "wa_"
 PASSWORD_MIN, PASSWORD_MAX = 8, 256
 DISPLAY_NAME_MAX = 64
 
@@ -35,6 +38,9 @@ def check_username(username: Any) -> str:
         raise Invalid("username must be 3-32 letters, digits, '_', '.' or '-'", field="username")
     if username.lower() in RESERVED_USERNAMES:
         raise Conflict("username is taken", field="username")
+    if username.lower().startswith(RESERVED_PREFIX):
+        raise Invalid(f"usernames starting with '{RESERVED_PREFIX}' are reserved for accounts made by WhatsApp code login",
+                      field="username")
     return username
 
 

@@ -29,6 +29,10 @@ ROOM_NAME_MAX = 80
 TOPIC_MAX = 300
 JOIN_PAGE = 50
 CREATABLE_KINDS = ("public", "private")
+# GET /rooms pages: every public room is listed to every user, so an unpaged list grows with
+# the whole server and computes an unread count per row
+ROOMS_PAGE_DEFAULT = 100
+ROOMS_PAGE_MAX = 200
 
 
 def check_room_name(name: Any) -> str:
@@ -84,6 +88,9 @@ async def do_create_room(
     if not isinstance(topic, str) or len(topic) > TOPIC_MAX:
         raise Invalid(f"topic must be at most {TOPIC_MAX} characters", field="topic")
     invited = _check_user_ids(member_ids)
+    # counted in Redis on every hit, like the login limits: creations are rare, and each room
+    # stays in every user's room list (public) or its members' lists (private) for good
+    await svc.limiter.hit("rooms", str(user.id), svc.config.limits.rooms_per_hour, 3600)
     async with svc.pool.acquire() as conn, conn.transaction():
         room = await db.insert_room(conn, _slugify(name), name, kind, topic, user.id)
         await db.add_member(conn, room.id, user.id, "owner")
@@ -93,6 +100,20 @@ async def do_create_room(
     for uid in {user.id, *invited}:
         await enter_channel(svc, uid, room_channel(room.id))
     return room
+
+
+async def do_list_rooms(svc: Services, user: udb.User, after_id: int | None, limit: int | None) -> dict[str, Any]:
+    """One page of the user's room list, by room id: ``{rooms, has_more, next_cursor}``; the
+    next page is the one after ``next_cursor`` (``None`` on the last page)."""
+    if after_id is not None and after_id < 0:
+        raise Invalid("after_id must be a non-negative integer", field="after_id")
+    if limit is not None and limit < 1:
+        raise Invalid(f"limit must be 1-{ROOMS_PAGE_MAX}", field="limit")
+    size = min(limit or ROOMS_PAGE_DEFAULT, ROOMS_PAGE_MAX)
+    rows = await db.rooms_for_user(svc.pool, user.id, after_id or 0, size + 1)
+    has_more = len(rows) > size
+    rows = rows[:size]
+    return {"rooms": rows, "has_more": has_more, "next_cursor": rows[-1]["id"] if has_more else None}
 
 
 def _check_user_ids(value: Any) -> list[int]:

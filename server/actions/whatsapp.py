@@ -23,6 +23,8 @@ import hmac
 import logging
 import re
 import secrets
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +35,7 @@ from chatcore.errors import Forbidden, Invalid, NotFound, Unauthorized, Unavaila
 from chatcore.events import MessageRecord, iso
 from whatsapp_bridge.cloud_api import CloudApiClient, CloudApiError, otp_template_components, within_service_window
 from whatsapp_bridge.models import InboundMessage, StatusUpdate, status_advances
-from whatsapp_bridge.signature import verify_signature
+from whatsapp_bridge.signature import parse_signature, verify_digest
 from whatsapp_bridge.webhook import WebhookFormatError, parse_webhook, verify_handshake
 
 from ..storage import messages as mdb
@@ -53,6 +55,17 @@ OTP_MAX_ATTEMPTS = 5
 OTP_PER_PHONE_PER_10MIN = 3
 OTP_PER_IP_PER_10MIN = 10
 STATUSES = ("open", "pending", "closed")
+# accounts made by code login: username ``wa_`` + random letters (no digits, so a handle can
+# never look like a phone number; 23**10 handles), display name a fixed label plus the
+# handle's first letters
+CODE_LOGIN_HANDLE_ALPHABET = "abcdefghjkmnpqrstuvwxyz"
+CODE_LOGIN_HANDLE_LEN = 10
+CODE_LOGIN_HANDLE_TRIES = 5
+CODE_LOGIN_DISPLAY_NAME = "WhatsApp user"
+
+
+def new_code_login_handle() -> str:
+    return "wa_" + "".join(secrets.choice(CODE_LOGIN_HANDLE_ALPHABET) for _ in range(CODE_LOGIN_HANDLE_LEN))
 
 
 def conversation_view(row: asyncpg.Record, now: datetime | None = None) -> dict[str, Any]:
@@ -76,6 +89,14 @@ def conversation_view(row: asyncpg.Record, now: datetime | None = None) -> dict[
     }
 
 
+# Webhook posts are checked against the accounts' app secrets held in memory, so a forged or
+# unsigned post costs no database query. This node reloads them when its own admins change an
+# account, when they are older than ACCOUNTS_TTL_S, and when a well-formed signature matches no
+# held secret (a secret changed on another node) but at most once per ACCOUNTS_MISS_RELOAD_S:
+# a flood of forged signatures costs one query per that many seconds, not one per post.
+ACCOUNTS_TTL_S = 60.0
+ACCOUNTS_MISS_RELOAD_S = 5.0
+
 OUTBOX_MAX_ATTEMPTS = 10  # deliveries tried (each with the client's own retries) before "failed"
 OUTBOX_MAX_WAIT_S = 15 * 60.0
 OUTBOX_SWEEP_S = 5.0
@@ -92,20 +113,69 @@ class WhatsAppService:
                                   timeout_s=10, max_retries=4, min_interval_s=svc.config.wa_send_interval_s)
         # codes are stored as HMACs keyed by a secret every node shares (derived from the signing key)
         self._otp_key = hashlib.sha256(b"otp:" + svc.extras["signing_secret"]).digest()
+        self._accounts: list[db.Account] | None = None
+        self._accounts_at = 0.0  # time.monotonic() of the load
+        self._accounts_gen = 0  # bumped by forget_accounts: a load that began before is not kept
+        self._accounts_lock = asyncio.Lock()
 
     # --- webhook ------------------------------------------------------------------------------
 
+    def forget_accounts(self) -> None:
+        """An account was added, changed or removed: the next webhook reloads the secrets."""
+        self._accounts = None
+        self._accounts_gen += 1
+
+    async def _held_accounts(self, max_age_s: float) -> list[db.Account]:
+        """The accounts in memory, loaded first if missing or older than ``max_age_s``; one
+        load at a time (concurrent callers wait for it and use it)."""
+        async with self._accounts_lock:
+            if self._accounts is None or time.monotonic() - self._accounts_at > max_age_s:
+                gen = self._accounts_gen
+                accounts = await db.list_accounts(self.svc.pool)
+                if gen != self._accounts_gen:
+                    return accounts
+                self._accounts, self._accounts_at = accounts, time.monotonic()
+            return self._accounts
+
+    async def _accounts_matching(self, match: Callable[[list[db.Account]], list[db.Account]]) -> list[db.Account]:
+        found = match(await self._held_accounts(ACCOUNTS_TTL_S))
+        if not found and time.monotonic() - self._accounts_at > ACCOUNTS_MISS_RELOAD_S:
+            found = match(await self._held_accounts(ACCOUNTS_MISS_RELOAD_S))
+        return found
+
+    def admit_webhook(self, ip: str) -> None:
+        """Count a webhook request of ``ip`` (``limits.webhook_per_min``), before any other work.
+
+        Counted in memory (synced to Redis in the background): a flood costs neither a Redis
+        round trip nor a database query per request."""
+        self.svc.limiter.hit_batched("webhook", ip, self.svc.config.limits.webhook_per_min, 60)
+
     async def verify_challenge(self, params: dict[str, str]) -> str:
-        for account in await db.list_accounts(self.svc.pool):
-            challenge = verify_handshake(params, account.verify_token)
-            if challenge is not None:
-                return challenge
+        def match(accounts: list[db.Account]) -> list[db.Account]:
+            return [a for a in accounts if verify_handshake(params, a.verify_token) is not None]
+
+        if params.get("hub.mode") == "subscribe" and params.get("hub.verify_token") and params.get("hub.challenge"):
+            for account in await self._accounts_matching(match):
+                challenge = verify_handshake(params, account.verify_token)
+                if challenge is not None:
+                    return challenge
         raise Forbidden("verify token does not match")
 
     async def handle_webhook(self, raw: bytes, signature: str | None) -> dict[str, int]:
         """Check the signature before parsing anything, store, then schedule the follow-up."""
-        accounts = await db.list_accounts(self.svc.pool)
-        trusted = [a for a in accounts if verify_signature(a.app_secret, raw, signature)]
+        digest = parse_signature(signature)
+        if digest is None:
+            raise Unauthorized("missing or malformed X-Hub-Signature-256 header")
+
+        def match(accounts: list[db.Account]) -> list[db.Account]:
+            # accounts of one Meta app share its secret: one HMAC per distinct secret
+            ok: dict[str, bool] = {}
+            for a in accounts:
+                if a.app_secret not in ok:
+                    ok[a.app_secret] = verify_digest(a.app_secret, raw, digest)
+            return [a for a in accounts if ok[a.app_secret]]
+
+        trusted = await self._accounts_matching(match)
         if not trusted:
             raise Unauthorized("bad webhook signature")
         try:
@@ -351,15 +421,27 @@ class WhatsAppService:
         if not hmac.compare_digest(stored, self._otp_digest(phone, code)):
             raise Unauthorized("wrong code")
         await self.svc.redis.delete(key)
-        user = await udb.get_user_by_phone(self.svc.pool, phone)
-        if user is None:
-            digits = phone.lstrip("+")
+        return await self._code_login_user(phone)
+
+    async def _code_login_user(self, phone: str) -> udb.User:
+        """The account of ``phone`` (found by the phone column only), made on first login.
+
+        The number is kept in ``users.phone`` alone, which never leaves the server: the
+        username is a random handle and the display name a fixed label, so neither user
+        search, member lists, presence nor ``author_name`` can show it."""
+        for _ in range(CODE_LOGIN_HANDLE_TRIES):
+            user = await udb.get_user_by_phone(self.svc.pool, phone)
+            if user is not None:
+                return user
+            handle = new_code_login_handle()
             try:
-                user = await udb.insert_user(self.svc.pool, f"wa_{digits}", f"+{digits[:-4]}****", None, phone=phone)
+                return await udb.insert_user(self.svc.pool, handle, f"{CODE_LOGIN_DISPLAY_NAME} {handle[3:7]}", None,
+                                             phone=phone)
             except asyncpg.UniqueViolationError:
-                user = await udb.get_user_by_phone(self.svc.pool, phone)
-        assert user is not None
-        return user
+                # the phone was registered by a concurrent first login (found on the next turn),
+                # or the random handle is taken (a new one is drawn)
+                continue
+        raise Unavailable("could not create the account; try again")
 
 
 def check_phone(phone: Any) -> str:

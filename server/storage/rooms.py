@@ -132,8 +132,9 @@ async def room_ids_for_user(conn: asyncpg.Connection | asyncpg.Pool, user_id: in
 UNREAD_CAP = 1000  # beyond this a count says "1000+"; counting further would scan the backlog
 
 
-async def rooms_for_user(pool: asyncpg.Pool, user_id: int) -> list[dict[str, Any]]:
-    """Rooms the user belongs to (with unread counts) plus public rooms they could join."""
+async def rooms_for_user(pool: asyncpg.Pool, user_id: int, after_id: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+    """Rooms the user belongs to (with unread counts) plus public rooms they could join, by id,
+    the first ``limit`` with an id above ``after_id``."""
     rows = await pool.fetch(
         f"SELECT {ROOM_COLS}, m.user_id IS NOT NULL AS joined, coalesce(m.last_read_seq, 0) AS last_read_seq,"
         " (SELECT count(*) FROM room_members x WHERE x.room_id = r.id) AS members_count,"
@@ -145,9 +146,9 @@ async def rooms_for_user(pool: asyncpg.Pool, user_id: int) -> list[dict[str, Any
         f" (SELECT count(*) FROM (SELECT 1 FROM messages x WHERE m.user_id IS NOT NULL AND x.room_id = r.id"
         f"   AND x.seq > m.last_read_seq AND x.author_id IS DISTINCT FROM $1 LIMIT {UNREAD_CAP}) u) AS unread"
         " FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1"
-        " WHERE (m.user_id IS NOT NULL AND r.kind <> 'whatsapp') OR r.kind = 'public'"
-        " ORDER BY r.id",
-        user_id,
+        " WHERE r.id > $2 AND ((m.user_id IS NOT NULL AND r.kind <> 'whatsapp') OR r.kind = 'public')"
+        " ORDER BY r.id LIMIT $3",
+        user_id, after_id, limit,
     )
     out = []
     for row in rows:

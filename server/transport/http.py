@@ -177,10 +177,15 @@ async def find_users(request: web.Request) -> web.Response:
 
 # --- rooms ------------------------------------------------------------------------------------
 
-@api("GET", "/api/v1/rooms", "Rooms of the user and public rooms, with unread counts")
+@api("GET", "/api/v1/rooms", "Rooms of the user and public rooms, with unread counts, by id; page with"
+     f" after_id=next_cursor while has_more (limit {room_actions.ROOMS_PAGE_DEFAULT}, at most {room_actions.ROOMS_PAGE_MAX})",
+     query={"after_id": S_INT, "limit": S_INT},
+     response=obj(["rooms", "has_more", "next_cursor"], rooms={"type": "array", "items": ROOM},
+                  has_more={"type": "boolean"}, next_cursor={"type": ["integer", "null"]}))
 async def list_rooms(request: web.Request) -> web.Response:
     user = await current_user(request)
-    return ok({"rooms": await rdb.rooms_for_user(svc_of(request).pool, user.id)})
+    return ok(await room_actions.do_list_rooms(svc_of(request), user, query_int(request, "after_id"),
+                                               query_int(request, "limit")))
 
 
 @api("POST", "/api/v1/rooms", "Create a public or private room", status=201,

@@ -26,13 +26,18 @@ def wa(request: web.Request) -> WhatsAppService:
 
 
 async def webhook_verify(request: web.Request) -> web.Response:
-    challenge = await wa(request).verify_challenge(dict(request.query))
+    service = wa(request)
+    service.admit_webhook(client_ip(request))
+    challenge = await service.verify_challenge(dict(request.query))
     return web.Response(text=challenge, content_type="text/plain")
 
 
 async def webhook_receive(request: web.Request) -> web.Response:
+    service = wa(request)
+    # counted before the body is read or the signature checked: a flood is refused at the door
+    service.admit_webhook(client_ip(request))
     raw = await request.read()
-    result = await wa(request).handle_webhook(raw, request.headers.get("X-Hub-Signature-256"))
+    result = await service.handle_webhook(raw, request.headers.get("X-Hub-Signature-256"))
     return ok({"ok": True, **result})
 
 
@@ -123,18 +128,24 @@ async def create_account(request: web.Request) -> web.Response:
     name = data.get("name") or ""
     if not isinstance(name, str) or len(name) > 80:
         raise Invalid("name must be at most 80 characters", field="name")
+    svc = svc_of(request)
     try:
-        account = await db.insert_account(svc_of(request).pool, name=name, **values)
+        account = await db.insert_account(svc.pool, name=name, **values)
     except asyncpg.UniqueViolationError:
         raise Invalid("this phone_number_id is already configured", field="phone_number_id") from None
+    if svc.whatsapp is not None:
+        svc.whatsapp.forget_accounts()
     return ok({"account": account.public()}, 201)
 
 
 @api("DELETE", "/api/v1/admin/wa/accounts/{id}", "Remove a WhatsApp business number", auth="admin", status=204)
 async def delete_account(request: web.Request) -> web.Response:
     await current_user(request, "admin")
-    if not await db.delete_account(svc_of(request).pool, path_id(request)):
+    svc = svc_of(request)
+    if not await db.delete_account(svc.pool, path_id(request)):
         raise NotFound("account not found")
+    if svc.whatsapp is not None:
+        svc.whatsapp.forget_accounts()
     return web.Response(status=204)
 
 

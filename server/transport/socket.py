@@ -30,6 +30,7 @@ from ..actions.notify import STAFF_CHANNEL, emit, room_channel, user_channel
 from ..context import Services
 from ..storage import rooms as rdb
 from ..storage import users as udb
+from .event_costs import event_cost
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +119,14 @@ class SocketTransport:
 
     # --- the ack wrapper --------------------------------------------------------------------
 
-    def _take_token(self, conn: Conn) -> None:
+    def _take_token(self, conn: Conn, cost: float = 1.0) -> None:
+        """Charge ``cost`` tokens (``event_costs``) or refuse the event, charging nothing."""
         now = time.monotonic()
         conn.tokens = min(self.budget, conn.tokens + (now - conn.stamp) * self.refill_per_s)
         conn.stamp = now
-        if conn.tokens < 1.0:
-            raise RateLimited("too many events", retry_after=(1.0 - conn.tokens) / self.refill_per_s)
-        conn.tokens -= 1.0
+        if conn.tokens < cost:
+            raise RateLimited("too many events", retry_after=(cost - conn.tokens) / self.refill_per_s)
+        conn.tokens -= cost
 
     def _handler(self, event: str, fn: Handler) -> Callable[..., Awaitable[dict[str, Any]]]:
         metrics = self.svc.metrics
@@ -134,8 +136,8 @@ class SocketTransport:
                 conn = self.conns.get(sid)
                 if conn is None:
                     raise Unauthorized("not connected")
-                self._take_token(conn)
                 data = args[0] if args else None
+                self._take_token(conn, event_cost(event, data, self.budget))
                 if not isinstance(data, dict):
                     raise Invalid("payload must be an object")
                 result = await fn(conn, sid, data)

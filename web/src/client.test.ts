@@ -319,6 +319,30 @@ describe("ChatClient members", () => {
   });
 });
 
+describe("ChatClient room list", () => {
+  it("pages through GET /rooms with after_id until the server says there is no more", async () => {
+    const all = Array.from({ length: 5 }, (_, i) => room(i + 1, 0));
+    const paths: string[] = [];
+    const client = new ChatClient({
+      me: () => ME,
+      emit: new FakeServer().emit,
+      connected: () => true,
+      isVisible: () => false,
+      call: async <T,>(_method: string, path: string) => {
+        paths.push(path);
+        const after = Number(new URL(path, "http://x").searchParams.get("after_id") ?? 0);
+        const page = all.filter((r) => r.id > after).slice(0, 2);
+        const hasMore = page.length > 0 && page[page.length - 1].id < all[all.length - 1].id;
+        return { rooms: page, has_more: hasMore, next_cursor: hasMore ? page[page.length - 1].id : null } as T;
+      },
+      setTimeout: () => undefined,
+    });
+    await client.refreshRooms();
+    expect(paths).toEqual(["/api/v1/rooms", "/api/v1/rooms?after_id=2", "/api/v1/rooms?after_id=4"]);
+    expect([1, 2, 3, 4, 5].every((id) => client.rooms.get(id) !== undefined)).toBe(true);
+  });
+});
+
 describe("ChatClient resume: edits made while away", () => {
   it("sends the newest server time it has seen and applies the edits and deletions sync returns", async () => {
     const { server, client } = setup();

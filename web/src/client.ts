@@ -52,6 +52,13 @@ export interface Stream {
 export const HISTORY_PAGE = 50;
 export const STREAM_STALE_MS = 60_000; // a reply with no delta for a minute has failed server-side
 const RETRY_DELAY_MS = 3_000;
+const ROOM_PAGES_MAX = 50; // of up to 100 rooms each: a bound, should a server keep answering has_more
+
+interface RoomPage {
+  rooms: Room[];
+  has_more?: boolean;
+  next_cursor?: number | null;
+}
 /** Errors after which the same send may succeed later; anything else needs the user. */
 const RETRYABLE = new Set(["offline", "timeout", "unavailable", "rate_limited", "internal"]);
 
@@ -171,9 +178,18 @@ export class ChatClient {
 
   // --- rooms ------------------------------------------------------------------------------------
 
+  /** The whole room list, page by page (the server pages `GET /rooms` by room id). */
   async refreshRooms(): Promise<void> {
-    const data = await this.deps.call<{ rooms: Room[] }>("GET", "/api/v1/rooms");
-    this.rooms.setAll(data.rooms);
+    const all: Room[] = [];
+    let after: number | null = null;
+    for (let page = 0; page < ROOM_PAGES_MAX; page++) {
+      const path: string = after === null ? "/api/v1/rooms" : `/api/v1/rooms?after_id=${after}`;
+      const data: RoomPage = await this.deps.call<RoomPage>("GET", path);
+      all.push(...data.rooms);
+      if (!data.has_more || data.next_cursor == null) break;
+      after = data.next_cursor;
+    }
+    this.rooms.setAll(all);
     this.notify({ kind: "rooms" });
   }
 
