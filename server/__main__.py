@@ -26,6 +26,8 @@ from .context import SERVICES
 from .embedded import EmbeddedServices
 from .gcwatch import GcWatch
 
+log = logging.getLogger(__name__)
+
 
 def _config_with_services(embedded: EmbeddedServices) -> Config:
     config = Config.from_env(os.environ)
@@ -35,6 +37,15 @@ def _config_with_services(embedded: EmbeddedServices) -> Config:
     if config.embedded_redis:
         overrides["redis_url"] = embedded.start_redis()
     return dataclasses.replace(config, **overrides)
+
+
+def _warn_if_insecure(config: Config) -> None:
+    if config.argon2_insecure_test_params:
+        log.warning(
+            "ARGON2_INSECURE_TEST_PARAMS=true: password hashes may be made below OWASP's minimum "
+            "(ARGON2_TIME_COST=%d, ARGON2_MEMORY_KIB=%d); this is for test suites only, NEVER for real users",
+            config.argon2_time_cost, config.argon2_memory_kib,
+        )
 
 
 async def _freeze_gc(app: web.Application) -> None:
@@ -101,7 +112,13 @@ def main(argv: list[str] | None = None) -> None:
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    embedded = EmbeddedServices(Config.from_env(os.environ).data_dir)
+    try:
+        config = Config.from_env(os.environ)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    _warn_if_insecure(config)
+    embedded = EmbeddedServices(config.data_dir)
     try:
         config = _config_with_services(embedded)
         if args.cmd is None:
