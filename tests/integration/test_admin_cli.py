@@ -1,17 +1,20 @@
 """``chat-server create-admin`` / ``set-role`` next to a running chat-server on the same
 ``CHAT_DATA_DIR``: they use its embedded PostgreSQL, never start a second Redis on its socket
-path, and leave both running; a second server on the directory is refused."""
+path, and leave both running; a second server on the directory is refused; a server started
+after one was killed stops the Redis the killed one left behind."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import psutil
 import redis.asyncio as aioredis
 from pgserver.utils import PostmasterInfo
 
@@ -103,4 +106,45 @@ async def test_admin_commands_next_to_a_running_server_use_its_embedded_services
         assert _postmaster_pid(data_dir) == pg_pid
     finally:
         await harness.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _end(pid: int, sig: signal.Signals) -> None:
+    """End a process a test's server started and left behind (by its pid), bounded."""
+    try:
+        proc = psutil.Process(pid)
+        proc.send_signal(sig)
+        proc.wait(15)
+    except psutil.NoSuchProcess:
+        pass
+
+
+async def test_a_server_started_after_one_was_killed_stops_the_redis_it_left_and_owns_the_directory(
+        harness: ServerHarness) -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="chat-cli-"))
+    sock = data_dir / "redis" / "redis.sock"
+    orphan_pid = 0
+    try:
+        killed = _spawn_embedded(harness, data_dir)
+        orphan_pid = await _redis_pid(sock)
+        assert killed.process is not None
+        killed.process.kill()  # SIGKILL: no clean-up runs; its redis-server (own session) lives on
+        await asyncio.to_thread(killed.process.wait, 15)
+        assert await _redis_pid(sock) == orphan_pid
+
+        node = _spawn_embedded(harness, data_dir)
+        owner_pid = await _redis_pid(sock)
+        assert owner_pid != orphan_pid
+        await asyncio.to_thread(wait_until, lambda: not psutil.pid_exists(orphan_pid), 10, "the orphaned redis-server to exit")
+        async with harness.http.get(node.base_url + "/readyz") as r:
+            assert r.status == 200, await r.text()
+        await harness.user(node)
+    finally:
+        info = PostmasterInfo.read_from_pgdata((data_dir / "postgres").resolve())
+        pg_pid = info.pid if info is not None and info.is_running() else 0
+        await harness.close()
+        # the killed server's handle on PostgreSQL stays counted, so nobody stops it: end it here
+        for pid, sig in ((orphan_pid, signal.SIGTERM), (pg_pid, signal.SIGINT)):
+            if pid:
+                await asyncio.to_thread(_end, pid, sig)
         shutil.rmtree(data_dir, ignore_errors=True)
