@@ -94,8 +94,9 @@ async def do_login(svc: Services, username: Any, password: Any, ip: str) -> tupl
 
 
 async def _rehash_if_outdated(svc: Services, user: db.User, password: str) -> None:
-    """After the Argon2 costs were raised, a login is the one moment the plain password is at
-    hand: store a hash made with the current parameters, so old weak hashes do not linger."""
+    """After the Argon2 costs changed (raised, as a rule), a login is the one moment the plain
+    password is at hand: store a hash made with the current parameters, so weak old hashes do
+    not linger. Once per user per change; the next login finds the hash current."""
     if user.password_hash is None or not svc.passwords.needs_rehash(user.password_hash):
         return
     await db.replace_password_hash(svc.pool, user.id, user.password_hash, await svc.passwords.hash(password))
