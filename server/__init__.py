@@ -8,6 +8,9 @@ Layout (calls go one way: transport -> actions -> storage):
 - ``events.py``      typed records that cross a process or package boundary
 - ``tokens.py``      JWT access tokens (Ed25519) issue and verify
 - ``background.py``  supervised background tasks
+- ``embedded.py``    the embedded PostgreSQL and Redis under ``CHAT_DATA_DIR``, shared, never replaced
+- ``readiness.py``   what ``/readyz`` checks: a new connection to PostgreSQL and to Redis
+- ``passwords.py``   Argon2id hashing, rehash when the configured costs changed
 - ``transport/``     aiohttp routes and the Socket.IO namespace
 - ``actions/``       the only code that changes state and emits events (after commit)
 - ``storage/``       all SQL (asyncpg) and the numbered schema files

@@ -5,6 +5,9 @@ Sub-commands:
   chat-server create-admin USERNAME             create an admin (password from CHAT_ADMIN_PASSWORD
                                                 or asked on the terminal), or promote USERNAME
   chat-server set-role USERNAME ROLE            user | staff | admin
+
+The admin commands work next to a running server on the same ``CHAT_DATA_DIR``: they use its
+embedded PostgreSQL and never start, stop or take over the embedded Redis (``embedded.py``).
 """
 
 from __future__ import annotations
@@ -23,18 +26,31 @@ from aiohttp import web
 
 from .config import Config, ConfigError
 from .context import SERVICES
-from .embedded import EmbeddedServices
+from .embedded import EmbeddedServiceBusy, EmbeddedServices
 from .gcwatch import GcWatch
 
+log = logging.getLogger(__name__)
 
-def _config_with_services(embedded: EmbeddedServices) -> Config:
-    config = Config.from_env(os.environ)
+
+def _config_with_services(config: Config, embedded: EmbeddedServices, *, admin: bool) -> Config:
+    """``config`` with the embedded services' URLs where none were set. An admin command needs
+    PostgreSQL only: it attaches to the one already running (and leaves it running) and never
+    starts a Redis, whose socket path the running server's Redis holds."""
     overrides: dict[str, Any] = {}
     if config.embedded_postgres:
-        overrides["database_url"] = embedded.start_postgres()
-    if config.embedded_redis:
+        overrides["database_url"] = embedded.start_postgres(stop_if_running=not admin)
+    if config.embedded_redis and not admin:
         overrides["redis_url"] = embedded.start_redis()
     return dataclasses.replace(config, **overrides)
+
+
+def _warn_if_insecure(config: Config) -> None:
+    if config.argon2_insecure_test_params:
+        log.warning(
+            "ARGON2_INSECURE_TEST_PARAMS=true: password hashes may be made below OWASP's minimum "
+            "(ARGON2_TIME_COST=%d, ARGON2_MEMORY_KIB=%d); this is for test suites only, NEVER for real users",
+            config.argon2_time_cost, config.argon2_memory_kib,
+        )
 
 
 async def _freeze_gc(app: web.Application) -> None:
@@ -101,9 +117,15 @@ def main(argv: list[str] | None = None) -> None:
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    embedded = EmbeddedServices(Config.from_env(os.environ).data_dir)
     try:
-        config = _config_with_services(embedded)
+        config = Config.from_env(os.environ)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    _warn_if_insecure(config)
+    embedded = EmbeddedServices(config.data_dir)
+    try:
+        config = _config_with_services(config, embedded, admin=args.cmd is not None)
         if args.cmd is None:
             _serve(config)
         else:
@@ -112,6 +134,9 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except EmbeddedServiceBusy as exc:
+        print(f"chat-server: {exc}", file=sys.stderr)
+        sys.exit(1)
     finally:
         embedded.stop()
 

@@ -21,6 +21,12 @@ class ConfigError(ValueError):
     pass
 
 
+# OWASP's minimum for Argon2id (Password Storage Cheat Sheet): 19 MiB of memory, 2 iterations,
+# parallelism 1. Below it an offline guess costs too little once a hash leaks.
+ARGON2_MIN_TIME_COST = 2
+ARGON2_MIN_MEMORY_KIB = 19 * 1024
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -163,6 +169,9 @@ class Config:
     revocation_check_s: float = 1.0  # how often each node checks PostgreSQL for revoked sessions
     argon2_insecure_test_params: bool = False  # allow Argon2 below the OWASP minimum (tests only)
 
+    def __post_init__(self) -> None:
+        _check_argon2_floor(self)
+
     @property
     def embedded_postgres(self) -> bool:
         return self.database_url is None
@@ -240,3 +249,20 @@ class Config:
         )
         values.update(overrides)
         return cls(**values)
+
+
+def _check_argon2_floor(config: Config) -> None:
+    """Refuse password hashing below OWASP's minimum unless the test-only flag says otherwise
+    (test suites and benchmarks register thousands of users and need cheap hashes)."""
+    if config.argon2_insecure_test_params:
+        return
+    if config.argon2_time_cost < ARGON2_MIN_TIME_COST:
+        raise ConfigError(
+            f"ARGON2_TIME_COST must be at least {ARGON2_MIN_TIME_COST} (OWASP's minimum for Argon2id), "
+            f"got {config.argon2_time_cost}; ARGON2_INSECURE_TEST_PARAMS=true allows less, for test suites only"
+        )
+    if config.argon2_memory_kib < ARGON2_MIN_MEMORY_KIB:
+        raise ConfigError(
+            f"ARGON2_MEMORY_KIB must be at least {ARGON2_MIN_MEMORY_KIB} (19 MiB, OWASP's minimum for Argon2id), "
+            f"got {config.argon2_memory_kib}; ARGON2_INSECURE_TEST_PARAMS=true allows less, for test suites only"
+        )

@@ -1,4 +1,10 @@
-"""Argon2id password hashing, off the event loop."""
+"""Argon2id password hashing, off the event loop.
+
+A hash carries the parameters it was made with, so raising ``ARGON2_TIME_COST`` or
+``ARGON2_MEMORY_KIB`` leaves old hashes verifiable; ``needs_rehash`` tells a login that the
+stored hash was made with other parameters, and the login stores a new one while it still
+holds the plain password (the only moment it does).
+"""
 
 from __future__ import annotations
 
@@ -26,3 +32,11 @@ class PasswordHasher:
                 return False
 
         return await asyncio.to_thread(check)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Whether ``password_hash`` was made with other parameters (or another Argon2 variant)
+        than this hasher's: parsing only, no hashing."""
+        try:
+            return self._h.check_needs_rehash(password_hash)
+        except argon2.exceptions.InvalidHashError:
+            return True

@@ -36,6 +36,7 @@ def test_env(database_url: str, redis_url: str, prefix: str, key_dir: Path, data
         "JWT_PUBLIC_KEY_FILE": str(key_dir / "jwt.pub.pem"),
         "ARGON2_TIME_COST": "1",
         "ARGON2_MEMORY_KIB": "1024",
+        "ARGON2_INSECURE_TEST_PARAMS": "true",  # cheap hashes below OWASP's floor, for tests only
         "RATE_LIMIT_REGISTER_PER_MIN": "1000",
         "RATE_LIMIT_LOGIN_PER_MIN": "1000",
         "PRESENCE_TTL_S": "2",

@@ -95,7 +95,17 @@ async def do_login(svc: Services, username: Any, password: Any, ip: str) -> tupl
     ok = await svc.passwords.verify(user.password_hash if user else None, password)
     if user is None or not ok or user.kind != "human":
         raise Unauthorized("wrong username or password")
+    await _rehash_if_outdated(svc, user, password)
     return user, await issue_tokens(svc, user)
+
+
+async def _rehash_if_outdated(svc: Services, user: db.User, password: str) -> None:
+    """After the Argon2 costs changed (raised, as a rule), a login is the one moment the plain
+    password is at hand: store a hash made with the current parameters, so weak old hashes do
+    not linger. Once per user per change; the next login finds the hash current."""
+    if user.password_hash is None or not svc.passwords.needs_rehash(user.password_hash):
+        return
+    await db.replace_password_hash(svc.pool, user.id, user.password_hash, await svc.passwords.hash(password))
 
 
 async def do_refresh(svc: Services, refresh_token: Any) -> dict[str, str]:

@@ -72,3 +72,14 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
     return applied
+
+
+async def probe(dsn: str, *, timeout_s: float) -> None:
+    """Open a new connection, run one query, close it: raises unless PostgreSQL accepts new
+    connections now. The pool cannot tell: its idle connections outlive a server that has
+    stopped accepting (a full ``max_connections``, a database closed to connections)."""
+    conn = await asyncpg.connect(dsn, timeout=timeout_s, command_timeout=timeout_s)
+    try:
+        await conn.fetchval("SELECT 1")
+    finally:
+        await conn.close(timeout=timeout_s)

@@ -103,6 +103,14 @@ async def set_role(pool: asyncpg.Pool, user_id: int, role: str) -> User | None:
 
 
 
+async def replace_password_hash(pool: asyncpg.Pool, user_id: int, old_hash: str, new_hash: str) -> bool:
+    # only over the hash that was verified: a password change that landed meanwhile wins
+    status = await pool.execute(
+        "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2", user_id, old_hash, new_hash
+    )
+    return bool(status == "UPDATE 1")
+
+
 async def touch_last_seen(pool: asyncpg.Pool, user_id: int, at: datetime) -> None:
     await pool.execute("UPDATE users SET last_seen_at = $2 WHERE id = $1", user_id, at)
 

@@ -6,7 +6,6 @@ once in ``ROUTES`` with its OpenAPI description.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from ipaddress import ip_address
 from typing import Any
@@ -23,6 +22,7 @@ from ..actions import auth as auth_actions
 from ..actions import messages as msg_actions
 from ..actions import rooms as room_actions
 from ..context import SERVICES, Services
+from ..readiness import check_dependencies
 from ..storage import rooms as rdb
 from ..storage import users as udb
 
@@ -280,18 +280,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    svc = svc_of(request)
-    checks: dict[str, str] = {}
-
-    async def check(name: str, probe: Awaitable[Any]) -> None:
-        try:
-            await asyncio.wait_for(probe, 2.0)
-            checks[name] = "ok"
-        except Exception as exc:
-            checks[name] = f"down: {type(exc).__name__}"
-
-    await check("postgres", svc.pool.fetchval("SELECT 1"))
-    await check("redis", svc.redis.ping())
+    checks = await check_dependencies(svc_of(request))
     ready = all(v == "ok" for v in checks.values())
     return ok({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
 
