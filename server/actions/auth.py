@@ -122,7 +122,7 @@ async def do_refresh(svc: Services, refresh_token: Any) -> dict[str, str]:
             await db.mark_replaced(conn, row.id, new_id)
             return {k: tokens[k] for k in ("access_token", "refresh_token", "token_type", "expires_in")}
     await db.revoke_family(svc.pool, revoke_family, revoke_user, "revoked")
-    await _end_here(svc, revoke_user, "revoked", family=str(revoke_family))
+    await close_sockets(svc, revoke_user, "revoked", family=str(revoke_family))
     raise Unauthorized("refresh token reuse detected; all sessions of this login were revoked")
 
 
@@ -135,14 +135,14 @@ async def do_logout(svc: Services, user: db.User, refresh_token: Any) -> None:
                 family = row.family_id
                 await db.revoke_family(conn, family, user.id, "logged_out")
         if family is not None:
-            await _end_here(svc, user.id, "logged_out", family=str(family))
+            await close_sockets(svc, user.id, "logged_out", family=str(family))
 
 
 async def do_logout_all(svc: Services, user: db.User) -> None:
     async with svc.pool.acquire() as conn, conn.transaction():
         await db.bump_token_version(conn, user.id, "logged_out")
         await db.revoke_all_for_user(conn, user.id)
-    await _end_here(svc, user.id, "logged_out")
+    await close_sockets(svc, user.id, "logged_out")
 
 
 async def do_set_role(svc: Services, user_id: int, role: str) -> db.User | None:
@@ -151,15 +151,16 @@ async def do_set_role(svc: Services, user_id: int, role: str) -> db.User | None:
     if user is not None:
         # a socket keeps the user (and the staff channel) it connected with: end it, the
         # client reconnects with a refreshed token that carries the new role
-        await _end_here(svc, user.id, "revoked", keep_version=user.token_version)
+        await close_sockets(svc, user.id, "revoked", keep_version=user.token_version)
     return user
 
 
-async def _end_here(
-    svc: Services, user_id: int, reason: str, *, keep_version: int | None = None, family: str | None = None
+async def close_sockets(
+    svc: Services, user_id: int, reason: str = "revoked", *, keep_version: int | None = None, family: str | None = None
 ) -> None:
-    """End this node's sockets that a committed revocation covers now; the other nodes end
-    theirs at their next look at PostgreSQL (``REVOCATION_CHECK_S``), Redis or not."""
+    """End this node's sockets that a committed revocation covers, now. The other nodes end
+    theirs at their next look at PostgreSQL (``REVOCATION_CHECK_S``), Redis or not, for what
+    they can see there: a token-version bump or a revoked family, so call this after one."""
     sessions = sessions_of(svc)
     if sessions is not None:
         await sessions.end_local(user_id, reason, keep_version=keep_version, family=family)
