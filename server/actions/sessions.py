@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import asyncpg
 from redis.exceptions import RedisError
 
 from chatcore.errors import RateLimited
@@ -184,13 +185,23 @@ class SocketSessions:
 
     async def run_revocation_check(self) -> None:
         interval = self.svc.config.revocation_check_s
+        failing = False
         while True:
-            await self.check_revocations()
-            if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
-                self._pruned_at = time.monotonic()
-                async with asyncio.timeout(self.svc.config.db_timeout_s):
-                    # a family's access tokens live access_ttl_s at most; a minute for clock skew
-                    await db.prune_revoked_families(self.svc.pool, self.svc.config.access_ttl_s + 60)
+            try:
+                await self.check_revocations()
+                if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
+                    self._pruned_at = time.monotonic()
+                    async with asyncio.timeout(self.svc.config.db_timeout_s):
+                        # a family's access tokens live access_ttl_s at most; a minute for clock skew
+                        await db.prune_revoked_families(self.svc.pool, self.svc.config.access_ttl_s + 60)
+                if failing:
+                    log.info("revocation check: PostgreSQL answers again")
+                failing = False
+            except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                # once per outage, not once a second; the next look reads what was missed
+                if not failing:
+                    log.warning("revocation check: PostgreSQL unavailable: %s", type(exc).__name__)
+                failing = True
             await asyncio.sleep(interval)
 
     # --- the socket cap -----------------------------------------------------------------------
