@@ -43,6 +43,7 @@ OURS_ENV = {
     "RATE_LIMIT_REGISTER_PER_MIN": "1000000", "RATE_LIMIT_LOGIN_PER_MIN": "1000000",
     "ARGON2_MEMORY_KIB": "1024", "ARGON2_TIME_COST": "1", "ARGON2_INSECURE_TEST_PARAMS": "true",
     "ACCESS_TOKEN_TTL_S": "14400",
+    "MAX_SOCKETS_PER_USER": "1000000",  # scenarios share 100 users among thousands of sockets
 }
 
 

@@ -36,6 +36,7 @@ class AccessClaims:
     role: str
     token_version: int
     expires_at: int
+    family: str | None = None  # the refresh-token family (one login) this token was issued for
 
 
 def generate_keypair(private_path: Path, public_path: Path) -> None:
@@ -87,6 +88,7 @@ class TokenVerifier:
                 role=str(claims["role"]),
                 token_version=int(claims["tv"]),
                 expires_at=int(claims["exp"]),
+                family=str(claims["fam"]) if claims.get("fam") is not None else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise Unauthorized("invalid token claims") from exc
@@ -97,9 +99,11 @@ class TokenIssuer:
         self._key = serialization.load_pem_private_key(private_key_pem, password=None)
         self.ttl_s = ttl_s
 
-    def issue(self, user_id: int, role: str, token_version: int) -> str:
+    def issue(self, user_id: int, role: str, token_version: int, family: str | None = None, ttl_s: int | None = None) -> str:
+        """An access token; ``family`` names the login (refresh-token family) it belongs to, so
+        revoking that login can end the sockets it opened. ``ttl_s`` overrides the lifetime."""
         now = int(time.time())
-        payload = {
+        payload: dict[str, object] = {
             "sub": str(user_id),
             "role": role,
             "tv": token_version,
@@ -107,6 +111,8 @@ class TokenIssuer:
             "aud": AUDIENCE,
             "iss": ISSUER,
             "iat": now,
-            "exp": now + self.ttl_s,
+            "exp": now + (self.ttl_s if ttl_s is None else ttl_s),
         }
+        if family is not None:
+            payload["fam"] = family
         return jwt.encode(payload, self._key, algorithm=ALGORITHM)  # type: ignore[arg-type]

@@ -1,7 +1,8 @@
 """The composition root: ``create_app(config)`` builds every part of chat-server.
 
 Resources open in ``cleanup_ctx`` in dependency order (keys, PostgreSQL, Redis, Socket.IO
-manager, services, background loops, assistant, WhatsApp, archive relay) and close in reverse.
+manager, services, socket sessions, background loops, assistant, WhatsApp, archive relay) and
+close in reverse.
 Tests build the app through this same function.
 """
 
@@ -34,6 +35,7 @@ from .actions.assistant import (
     RoomReplySink,
 )
 from .actions.presence import on_presence_change
+from .actions.sessions import SESSIONS, SocketSessions
 from .actions.whatsapp import WhatsAppService
 from .config import Config
 from .context import SERVICES, Services
@@ -188,8 +190,11 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         svc_holder["svc"] = svc
         svc.assistant_user_id = await _ensure_assistant_user(svc)
         app[SERVICES] = svc
+        svc.extras[SESSIONS] = sessions = SocketSessions(svc)
         SocketTransport(svc)
         _start_presence_loops(svc)
+        supervisor.loop("socket-expiry", sessions.run_expiry, backoff_max_s=5)
+        supervisor.loop("revocation-check", sessions.run_revocation_check, backoff_max_s=max(1.0, config.revocation_check_s))
         svc.assistant = AssistantBridge(
             svc,
             Assistant(config.ai, build_provider(config.ai), redis, PgMessageSource(svc), RoomReplySink(svc),

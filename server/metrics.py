@@ -21,6 +21,11 @@ class Metrics:
         self.http = Counter("chat_http_requests_total", "HTTP requests", ["route", "status"], registry=r)
         self.errors = Counter("chat_errors_total", "Errors by code", ["code"], registry=r)
         self.fanout_failures = Counter("chat_fanout_failures_total", "Fan-out publish failures", registry=r)
+        self.sessions_ended = Counter(
+            "chat_socket_sessions_ended_total",
+            "Sockets the server ended because their authorisation ended (expired, revoked, logged_out)",
+            ["reason"], registry=r,
+        )
         self.gc_pause = Histogram(
             "chat_gc_pause_seconds", "Garbage-collector pauses of the event loop, by generation", ["generation"],
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1), registry=r,

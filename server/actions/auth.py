@@ -3,7 +3,9 @@
 Access tokens are short-lived JWTs; refresh tokens are opaque random strings stored hashed,
 rotated on every use. Presenting a refresh token that was already rotated means it leaked:
 the whole family is revoked. ``logout-all`` bumps ``users.token_version``, which every
-request and connect compares with the token's ``tv`` claim.
+request and connect compares with the token's ``tv`` claim. Access tokens name their refresh
+family (``fam``): a revoked family's access tokens are refused too. Open sockets follow every
+revocation (``actions/sessions.py``): this node's at once, the other nodes' at their next look.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from chatcore.errors import Conflict, Invalid, Unauthorized
+from chatcore.errors import Conflict, Forbidden, Invalid, Unauthorized
+from chatcore.tokens import AccessClaims
 
 from ..storage import users as db
+from .sessions import sessions_of
 
 if TYPE_CHECKING:
     from ..context import Services
@@ -64,9 +68,10 @@ def _hash_refresh(token: str) -> bytes:
 
 async def issue_tokens(svc: Services, user: db.User, family_id: uuid.UUID | None = None, conn: asyncpg.Connection | None = None) -> dict[str, str]:
     refresh = secrets.token_urlsafe(32)
-    await db.insert_refresh(conn or svc.pool, user.id, family_id or uuid.uuid4(), _hash_refresh(refresh), svc.config.refresh_ttl_s)
+    family_id = family_id or uuid.uuid4()
+    await db.insert_refresh(conn or svc.pool, user.id, family_id, _hash_refresh(refresh), svc.config.refresh_ttl_s)
     return {
-        "access_token": svc.issuer.issue(user.id, user.role, user.token_version),
+        "access_token": svc.issuer.issue(user.id, user.role, user.token_version, str(family_id)),
         "refresh_token": refresh,
         "token_type": "Bearer",
         "expires_in": str(svc.issuer.ttl_s),
@@ -112,13 +117,14 @@ async def do_refresh(svc: Services, refresh_token: Any) -> dict[str, str]:
     if not isinstance(refresh_token, str) or not refresh_token:
         raise Invalid("refresh_token is required")
     revoke_family: uuid.UUID | None = None
+    revoke_user = 0
     async with svc.pool.acquire() as conn, conn.transaction():
         row = await db.get_refresh_for_update(conn, _hash_refresh(refresh_token))
         if row is None:
             raise Unauthorized("unknown refresh token")
         if row.revoked_at is not None:
             # a rotated token presented again: it leaked, revoke the whole family
-            revoke_family = row.family_id
+            revoke_family, revoke_user = row.family_id, row.user_id
         else:
             if row.expires_at < datetime.now(UTC):
                 raise Unauthorized("refresh token expired")
@@ -131,23 +137,28 @@ async def do_refresh(svc: Services, refresh_token: Any) -> dict[str, str]:
             )
             await db.mark_replaced(conn, row.id, new_id)
             return {k: tokens[k] for k in ("access_token", "refresh_token", "token_type", "expires_in")}
-    await db.revoke_family(svc.pool, revoke_family)
+    await db.revoke_family(svc.pool, revoke_family, revoke_user, "revoked")
+    await close_sockets(svc, revoke_user, "revoked", family=str(revoke_family))
     raise Unauthorized("refresh token reuse detected; all sessions of this login were revoked")
 
 
 async def do_logout(svc: Services, user: db.User, refresh_token: Any) -> None:
     if isinstance(refresh_token, str) and refresh_token:
+        family: uuid.UUID | None = None
         async with svc.pool.acquire() as conn, conn.transaction():
             row = await db.get_refresh_for_update(conn, _hash_refresh(refresh_token))
             if row is not None and row.user_id == user.id:
-                await db.revoke_family(conn, row.family_id)
+                family = row.family_id
+                await db.revoke_family(conn, family, user.id, "logged_out")
+        if family is not None:
+            await close_sockets(svc, user.id, "logged_out", family=str(family))
 
 
 async def do_logout_all(svc: Services, user: db.User) -> None:
     async with svc.pool.acquire() as conn, conn.transaction():
-        await conn.execute("UPDATE users SET token_version = token_version + 1 WHERE id = $1", user.id)
+        await db.bump_token_version(conn, user.id, "logged_out")
         await db.revoke_all_for_user(conn, user.id)
-    await close_sockets(svc, user.id)
+    await close_sockets(svc, user.id, "logged_out")
 
 
 async def do_set_role(svc: Services, user_id: int, role: str) -> db.User | None:
@@ -156,20 +167,44 @@ async def do_set_role(svc: Services, user_id: int, role: str) -> db.User | None:
     if user is not None:
         # a socket keeps the user (and the staff channel) it connected with: end it, the
         # client reconnects with a refreshed token that carries the new role
-        await close_sockets(svc, user.id)
+        await close_sockets(svc, user.id, "revoked", keep_version=user.token_version)
     return user
 
 
-async def close_sockets(svc: Services, user_id: int) -> None:
-    """Close the user's open sockets on every node (the manager forwards remote sids)."""
-    for sid in await svc.presence.sids(user_id):
-        await svc.sio.disconnect(sid)
+async def close_sockets(
+    svc: Services, user_id: int, reason: str = "revoked", *, keep_version: int | None = None, family: str | None = None
+) -> None:
+    """End this node's sockets that a committed revocation covers, now. The other nodes end
+    theirs at their next look at PostgreSQL (``REVOCATION_CHECK_S``), Redis or not, for what
+    they can see there: a token-version bump or a revoked family, so call this after one."""
+    sessions = sessions_of(svc)
+    if sessions is not None:
+        await sessions.end_local(user_id, reason, keep_version=keep_version, family=family)
 
 
 async def authenticate(svc: Services, token: Any) -> db.User:
-    """Verify an access token and that it was not revoked by ``logout-all`` or a role change."""
+    """Verify an access token and that it was not revoked (logout-all, a role change, or its
+    login's refresh family revoked)."""
+    return (await authenticate_claims(svc, token))[0]
+
+
+async def authenticate_claims(svc: Services, token: Any) -> tuple[db.User, AccessClaims]:
     claims = svc.verifier.verify(token)
-    user = await db.get_user(svc.pool, claims.user_id)
-    if user is None or user.token_version != claims.token_version:
+    user, family_revoked = await db.get_user_for_token(svc.pool, claims.user_id, claims.family)
+    if user is None or user.token_version != claims.token_version or family_revoked:
         raise Unauthorized("token revoked")
-    return user
+    return user, claims
+
+
+async def do_renew(svc: Services, user: db.User, sid: str, token: Any) -> tuple[db.User, AccessClaims]:
+    """``auth {token}`` on an open socket: a new access token of the same user, fully checked
+    like a connect; the socket then lives until that token expires."""
+    new_user, claims = await authenticate_claims(svc, token)
+    if new_user.id != user.id:
+        raise Forbidden("the token is for another user; connect again with it")
+    if new_user.role != user.role or new_user.kind != user.kind:
+        raise Forbidden("the role changed; connect again")
+    sessions = sessions_of(svc)
+    if sessions is not None and not sessions.renew(sid, claims):
+        raise Forbidden("the session has ended; connect again")
+    return new_user, claims

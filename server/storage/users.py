@@ -94,10 +94,86 @@ async def set_role(pool: asyncpg.Pool, user_id: int, role: str) -> User | None:
     # bumping token_version makes old tokens (with the old role) invalid
     return _user(
         await pool.fetchrow(
-            f"UPDATE users SET role = $2, token_version = token_version + 1 WHERE id = $1 RETURNING {USER_COLS}",
+            f"UPDATE users SET role = $2, token_version = token_version + 1, tv_reason = 'revoked'"
+            f" WHERE id = $1 RETURNING {USER_COLS}",
             user_id, role,
         )
     )
+
+
+# --- token versions and revocations ---------------------------------------------------------
+
+
+async def get_user_for_token(
+    conn: asyncpg.Connection | asyncpg.Pool, user_id: int, family: str | None
+) -> tuple[User | None, bool]:
+    """The token's user and whether the token's refresh family was revoked, in one round trip."""
+    try:
+        family_id = uuid.UUID(family) if family is not None else None
+    except ValueError:
+        return None, True  # signed by us, so never malformed; refuse rather than guess
+    row = await conn.fetchrow(
+        f"SELECT {USER_COLS}, ($2::uuid IS NOT NULL AND EXISTS"
+        " (SELECT 1 FROM revoked_families WHERE family_id = $2)) AS family_revoked FROM users WHERE id = $1",
+        user_id, family_id,
+    )
+    if row is None:
+        return None, False
+    values = dict(row)
+    revoked = bool(values.pop("family_revoked"))
+    return User(**values), revoked
+
+
+async def bump_token_version(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, reason: str) -> None:
+    """Invalidate every access token of the user; ``reason`` (revoked|logged_out) is what open
+    sockets are told when they are ended for it."""
+    await conn.execute(
+        "UPDATE users SET token_version = token_version + 1, tv_reason = $2 WHERE id = $1", user_id, reason
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """A user whose token version changed (``family_id`` None) or a revoked refresh family."""
+
+    user_id: int
+    token_version: int | None
+    family_id: str | None
+    reason: str
+
+
+async def revocations_since(
+    pool: asyncpg.Pool, since: datetime | None, overlap_s: float
+) -> tuple[datetime, list[Revocation]]:
+    """The database's clock now, and the revocations stamped after ``since - overlap_s``
+    (``since`` None: the last ``overlap_s``). The overlap re-reads what a transaction still
+    open at the last look may have stamped earlier but committed later."""
+    rows = await pool.fetch(
+        "WITH w AS (SELECT coalesce($1::timestamptz, now()) - make_interval(secs => $2) AS since)"
+        " SELECT now() AS now, c.user_id, c.token_version, c.family_id, c.reason"
+        " FROM (SELECT 1) one LEFT JOIN LATERAL ("
+        "  SELECT u.id AS user_id, u.token_version, NULL::uuid AS family_id, u.tv_reason AS reason"
+        "   FROM users u, w WHERE u.tv_changed_at > w.since"
+        "  UNION ALL"
+        "  SELECT f.user_id, NULL::integer, f.family_id, f.reason"
+        "   FROM revoked_families f, w WHERE f.revoked_at > w.since"
+        " ) c ON true",
+        since, float(overlap_s),
+    )
+    found = [
+        Revocation(int(r["user_id"]), r["token_version"], None if r["family_id"] is None else str(r["family_id"]), r["reason"])
+        for r in rows
+        if r["user_id"] is not None
+    ]
+    return rows[0]["now"], found
+
+
+async def prune_revoked_families(pool: asyncpg.Pool, older_than_s: float) -> int:
+    """Forget revoked families whose access tokens have all expired; how many were removed."""
+    status = await pool.execute(
+        "DELETE FROM revoked_families WHERE revoked_at < now() - make_interval(secs => $1)", float(older_than_s)
+    )
+    return int(status.split()[-1])
 
 
 
@@ -156,9 +232,14 @@ async def mark_replaced(conn: asyncpg.Connection, token_id: int, replaced_by: in
     )
 
 
-async def revoke_family(conn: asyncpg.Connection | asyncpg.Pool, family_id: uuid.UUID) -> None:
+async def revoke_family(conn: asyncpg.Connection | asyncpg.Pool, family_id: uuid.UUID, user_id: int, reason: str) -> None:
+    """Revoke a login's refresh tokens and record it, in one statement, for its access tokens
+    and open sockets (``reason``: revoked|logged_out)."""
     await conn.execute(
-        "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE family_id = $1", family_id
+        "WITH r AS (UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE family_id = $1)"
+        " INSERT INTO revoked_families (family_id, user_id, reason) VALUES ($1, $2, $3)"
+        " ON CONFLICT (family_id) DO NOTHING",
+        family_id, user_id, reason,
     )
 
 

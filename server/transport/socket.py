@@ -1,6 +1,9 @@
 """The Socket.IO namespace ``/``.
 
-Connect with ``auth: {token}``; a bad token is refused at connect. Every client event is
+Connect with ``auth: {token}``; a bad token is refused at connect, and so is a socket past the
+user's cap (``rate_limited``). A socket lives as long as its token: ``auth {token}`` renews it,
+and ``actions/sessions.py`` ends it (``session:ended``) when the token expires or is revoked.
+Every client event is
 wrapped by ``_handler``: it resolves the connection, applies the per-connection event budget,
 checks the payload is an object, calls one action and turns the result or the ``ChatError``
 into ``{ok: true, ...}`` / ``{ok: false, error: {code, message}}``. Nothing a client sends can
@@ -25,8 +28,9 @@ from chatcore.types import STAFF_ROLES
 
 from ..actions import messages as msg_actions
 from ..actions import rooms as room_actions
-from ..actions.auth import authenticate
+from ..actions.auth import authenticate_claims, do_renew
 from ..actions.notify import STAFF_CHANNEL, emit, room_channel, user_channel
+from ..actions.sessions import SocketSessions, sessions_of
 from ..context import Services
 from ..storage import rooms as rdb
 from ..storage import users as udb
@@ -60,6 +64,8 @@ class SocketTransport:
         self.svc = svc
         self.sio = svc.sio
         self.conns: dict[str, Conn] = {}
+        sessions = sessions_of(svc)
+        self.sessions = sessions if sessions is not None else SocketSessions(svc)
         svc.presence.local_sockets = lambda: {sid: c.user.id for sid, c in self.conns.items()}
         self.budget = float(svc.config.limits.events_per_10s)
         self.refill_per_s = self.budget / 10.0
@@ -75,6 +81,7 @@ class SocketTransport:
             "history": self.history,
             "sync": self.sync,
             "read": self.read,
+            "auth": self.auth,
         }
         for event, fn in table.items():
             self.sio.on(event, self._handler(event, fn))
@@ -84,14 +91,17 @@ class SocketTransport:
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
-            user = await authenticate(self.svc, token)
+            user, claims = await authenticate_claims(self.svc, token)
+            if user.kind != "human":
+                raise _refused({"code": "forbidden", "message": "not a chat user"})
+            await self.sessions.check_cap(user.id)
         except ChatError as exc:
             raise _refused(exc.to_dict()) from None
         except (TimeoutError, asyncpg.PostgresError, OSError):
             raise _refused({"code": "unavailable", "message": "try again shortly"}) from None
-        if user.kind != "human":
-            raise _refused({"code": "forbidden", "message": "not a chat user"})
+        # no await since check_cap: concurrent connects of one user on this node cannot both pass
         self.conns[sid] = Conn(user=user, tokens=self.budget)
+        self.sessions.add(sid, claims)
         channels = [user_channel(user.id)] + [room_channel(r) for r in await rdb.room_ids_for_user(self.svc.pool, user.id)]
         if user.role in STAFF_ROLES:
             channels.append(STAFF_CHANNEL)
@@ -108,6 +118,7 @@ class SocketTransport:
             log.warning("presence unavailable on connect: %s", type(exc).__name__)
 
     async def on_disconnect(self, sid: str, *_: Any) -> None:
+        self.sessions.remove(sid)
         conn = self.conns.pop(sid, None)
         if conn is None:
             return
@@ -197,6 +208,10 @@ class SocketTransport:
 
     async def sync(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         return await msg_actions.do_sync(self.svc, conn.user, data.get("cursors"), data.get("changed_since"))
+
+    async def auth(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        conn.user, claims = await do_renew(self.svc, conn.user, sid, data.get("token"))
+        return {"expires_at": claims.expires_at}
 
     async def read(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         cursor = await room_actions.do_mark_read(self.svc, conn.user, data.get("room_id"), data.get("seq"))

@@ -52,6 +52,19 @@ describe("Api token refresh", () => {
     expect(server.calls[2].auth).toBe("Bearer a2");
   });
 
+  it("tells its listeners after each refresh that brought a new access token (the socket renews with it)", async () => {
+    const server = stubServer();
+    const api = new Api({ fetch: server.fetcher, storage: memoryStorage() });
+    api.setTokens({ access_token: "stale", refresh_token: "r1" });
+    const seen: (string | null)[] = [];
+    const off = api.onRefreshed(() => seen.push(api.accessToken));
+    await api.call("GET", "/api/v1/users/me");
+    expect(seen).toEqual(["a2"]);
+    off();
+    await api.refresh();
+    expect(seen).toEqual(["a2"]);
+  });
+
   it("several requests failing at once share one refresh (a second would reuse a dead token)", async () => {
     const server = stubServer();
     const api = new Api({ fetch: server.fetcher, storage: memoryStorage() });

@@ -61,6 +61,7 @@ export class Api {
   private readonly storage: ApiOptions["storage"];
   private readonly now: () => number;
   private inflight: Promise<RefreshOutcome> | null = null;
+  private readonly refreshed = new Set<() => void>();
 
   constructor(opts: ApiOptions = {}) {
     this.base = opts.base ?? "";
@@ -94,6 +95,13 @@ export class Api {
     });
     const outcome = await this.inflight;
     return outcome === "ok";
+  }
+
+  /** Calls `fn` after every refresh that brought a new access token (the socket renews with
+   * it); returns the function that stops it. */
+  onRefreshed(fn: () => void): () => void {
+    this.refreshed.add(fn);
+    return () => this.refreshed.delete(fn);
   }
 
   /** An access token valid for at least REFRESH_MARGIN_MS more, refreshing first when needed. */
@@ -179,6 +187,7 @@ export class Api {
     }
     if (r.ok) {
       this.setTokens((await r.json()) as Tokens);
+      for (const fn of this.refreshed) fn();
       return "ok";
     }
     if (r.status >= 500 || r.status === 429) return "unavailable";

@@ -6,7 +6,14 @@
 // those are retried here, with the same kind of backoff, after refreshing the token when the
 // refusal says `unauthorized`. The access token handed to every (re)connect is fresh: it is
 // refreshed first when it expires within a minute.
+//
+// A socket lives only as long as its access token. While connected, the token is renewed in
+// band (`auth {token}`) before it expires and after every refresh (`renew()`); when the server
+// ends the session anyway (`session:ended`: expired, revoked, logged out), the token is
+// refreshed and the socket reconnects at once, without a banner, and resumes like after any
+// reconnect (`onConnect` -> sync). A refresh token the server rejects ends the session.
 import { io, type ManagerOptions, type Socket, type SocketOptions } from "socket.io-client";
+import { tokenExpiry } from "./api";
 import type { Ack } from "./types";
 
 export type ConnState =
@@ -29,6 +36,11 @@ export interface ConnectionOptions {
 }
 
 export const ACK_TIMEOUT_MS = 10_000;
+/** Renew this long before the socket's token expires: inside the API's refresh margin (60 s),
+ * so the token asked for then is a refreshed one. */
+export const RENEW_BEFORE_MS = 50_000;
+/** After a renewal that could not get through (offline, timeout, server busy). */
+export const RENEW_RETRY_MS = 5_000;
 
 /** Exponential backoff with jitter: 1 s, 2 s, 4 s ... capped, each shortened by up to `jitter`. */
 export function backoffDelay(attempt: number, baseMs = 1_000, maxMs = 30_000, jitter = 0.5, random = Math.random): number {
@@ -42,6 +54,12 @@ export class Connection {
   private attempt = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private restarting = false;
+  /** The access token the socket was authorised with last (connect or `auth`). */
+  private current: string | null = null;
+  private renewTimer: ReturnType<typeof setTimeout> | null = null;
+  private renewing: Promise<void> | null = null;
+  /** Set by `session:ended`: the server disconnect that follows is not a failure. */
+  private ended: string | null = null;
   private readonly onOnline = () => this.retryNow();
   private readonly onOffline = () => this.opts.onState({ status: "offline" });
 
@@ -55,7 +73,13 @@ export class Connection {
     const make = this.opts.factory ?? io;
     const socket = make(this.opts.url, {
       auth: (cb: (data: object) => void) => {
-        this.opts.token().then((token) => cb({ token }), () => cb({ token: null }));
+        this.opts.token().then(
+          (token) => {
+            this.current = token;
+            cb({ token });
+          },
+          () => cb({ token: null }),
+        );
       },
       transports: ["websocket", "polling"],
       reconnectionDelay: 1_000,
@@ -67,11 +91,16 @@ export class Connection {
     this.opts.onState({ status: "connecting" });
     socket.on("connect", () => {
       this.attempt = 0;
+      this.ended = null;
+      this.scheduleRenew();
       this.opts.onState({ status: "online" });
       this.opts.onConnect(this.first);
       this.first = false;
     });
     socket.on("disconnect", (reason) => this.onDisconnect(reason));
+    socket.on("session:ended", (e: { reason?: string } | undefined) => {
+      this.ended = e?.reason ?? "ended";
+    });
     socket.on("connect_error", (err) => void this.onConnectError(err as Error & { data?: { code?: string; message?: string } }));
     socket.io.on("reconnect_attempt", (n) => this.retrying(n, null, "Connection lost"));
     for (const [event, fn] of Object.entries(this.opts.handlers)) socket.on(event, fn as (d: unknown) => void);
@@ -81,6 +110,7 @@ export class Connection {
 
   stop(): void {
     this.clearTimer();
+    this.clearRenew();
     globalThis.removeEventListener?.("online", this.onOnline);
     globalThis.removeEventListener?.("offline", this.onOffline);
     const s = this.socket;
@@ -101,6 +131,19 @@ export class Connection {
     s.connect();
   }
 
+  /**
+   * Hand the server the current access token (`auth`), so the socket outlives the one it has.
+   * Called before the token expires and after every token refresh; a no-op when not connected
+   * or when the token did not change. A token the server refuses for this socket (another role
+   * now) reconnects with it instead.
+   */
+  renew(): Promise<void> {
+    this.renewing ??= this.doRenew().finally(() => {
+      this.renewing = null;
+    });
+    return this.renewing;
+  }
+
   /** Emits with an ack; never rejects: local failures come back as `offline` / `timeout` errors. */
   emit<T>(event: string, data: unknown, timeoutMs = ACK_TIMEOUT_MS): Promise<Ack<T>> {
     const s = this.socket;
@@ -118,9 +161,72 @@ export class Connection {
     if (this.socket?.connected) this.socket.volatile.emit(event, data);
   }
 
+  private async doRenew(): Promise<void> {
+    this.clearRenew();
+    if (!this.socket?.connected) return;
+    const token = await this.opts.token().catch(() => null);
+    if (!token || !this.socket?.connected) return this.scheduleRenew(RENEW_RETRY_MS);
+    if (token === this.current) return this.scheduleRenew();
+    const ack = await this.emit<{ expires_at: number }>("auth", { token });
+    if (ack.ok) {
+      this.current = token;
+      return this.scheduleRenew();
+    }
+    if (ack.error.code === "unauthorized" || ack.error.code === "forbidden") {
+      // this socket cannot take it (e.g. the role changed): a new connect with it can
+      this.current = null;
+      this.reconnect();
+      return;
+    }
+    this.scheduleRenew(RENEW_RETRY_MS); // offline, timeout, busy: try again shortly
+  }
+
+  /** The next renewal: shortly before the current token expires, or after `delayMs`. */
+  private scheduleRenew(delayMs?: number): void {
+    this.clearRenew();
+    const exp = this.current ? tokenExpiry(this.current) : null;
+    if (delayMs === undefined && exp === null) return;
+    const wait = delayMs ?? Math.max(1_000, exp! - Date.now() - RENEW_BEFORE_MS);
+    this.renewTimer = setTimeout(() => {
+      this.renewTimer = null;
+      void this.renew();
+    }, wait);
+  }
+
+  private clearRenew(): void {
+    if (this.renewTimer !== null) clearTimeout(this.renewTimer);
+    this.renewTimer = null;
+  }
+
+  /** Drop this socket and connect again now (a fresh token goes with the new connect). */
+  private reconnect(): void {
+    const s = this.socket;
+    if (!s) return;
+    this.clearTimer();
+    this.restarting = true;
+    s.disconnect();
+    this.restarting = false;
+    s.connect();
+  }
+
+  /** The server ended the session: refresh, then reconnect at once; no banner unless that fails. */
+  private async resumeSession(): Promise<void> {
+    const ok = await this.opts.refresh();
+    if (!this.socket) return;
+    if (!ok && !this.opts.hasSession()) return this.opts.onSessionEnded();
+    if (!ok) return this.schedule("Cannot reach the server");
+    this.socket.connect();
+  }
+
   private onDisconnect(reason: string): void {
+    this.clearRenew();
     if (this.restarting || !this.socket) return;
     if (reason === "io client disconnect") return;
+    if (reason === "io server disconnect" && this.ended !== null) {
+      this.ended = null;
+      void this.resumeSession();
+      return;
+    }
     if (reason === "io server disconnect") this.schedule("Disconnected by the server");
     else this.retrying(1, null, "Connection lost");
   }

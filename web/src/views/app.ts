@@ -58,6 +58,7 @@ export class App implements AppContext {
   private ticker: ReturnType<typeof setInterval> | null = null;
   private noticeTimer: ReturnType<typeof setTimeout> | null = null;
   private staff: Promise<User[]> | null = null;
+  private offRefreshed: (() => void) | null = null;
   private readonly onHash = () => this.navigate();
   private readonly onVisibility = () => {
     if (this.route.view === "room" && document.visibilityState === "visible") void this.client.markRead(this.route.roomId);
@@ -107,11 +108,14 @@ export class App implements AppContext {
     // re-renders what depends on the clock: typing expiry, "last seen", the reconnect countdown
     this.ticker = setInterval(() => this.tick(), 1000);
     void this.client.refreshRooms().catch((e: Error) => this.notice(e.message));
+    this.offRefreshed = this.api.onRefreshed(() => void this.conn.renew()); // the socket keeps up
     this.conn.start();
     this.navigate();
   }
 
   stop(): void {
+    this.offRefreshed?.();
+    this.offRefreshed = null;
     this.conn.stop();
     this.pane?.destroy?.();
     this.pane = null;
