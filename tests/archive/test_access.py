@@ -169,14 +169,16 @@ async def test_staff_with_compliance_read_private_rooms_and_dms_and_every_reques
 
 
 async def test_a_token_revoked_by_logout_all_is_refused_by_the_archive_on_the_next_request(world: World) -> None:
-    token = world.bob.tokens["access_token"]
-    assert (await _get(f"{world.url}/archive/v1/rooms/{world.rooms['private']}/messages", token))[0] == 200
-    await world.bob.call("POST", "/api/v1/auth/logout-all", expect=204)
-    for path, params in ((f"/rooms/{world.rooms['private']}/messages", {}), (f"/users/{world.alice.id}/messages", {}),
-                         ("/search", {"q": "needle", "user_id": world.alice.id}),
-                         (f"/rooms/{world.rooms['public']}/export", {})):
-        status, body = await _get(f"{world.url}/archive/v1{path}", token, **params)
-        assert status == 401 and body["error"]["code"] == "unauthorized", path
+    for client in (world.chat.staff, world.bob):
+        token = client.tokens["access_token"]
+        assert (await _get(f"{world.url}/archive/v1/rooms/{world.rooms['public']}/messages", token))[0] == 200
+        await client.call("POST", "/api/v1/auth/logout-all", expect=204)
+        for path, params in ((f"/rooms/{world.rooms['public']}/messages", {}), (f"/users/{world.alice.id}/messages", {}),
+                             ("/search", {"q": "needle", "user_id": world.alice.id}),
+                             (f"/rooms/{world.rooms['public']}/export", {}),
+                             (f"/rooms/{world.rooms['public']}/history", {"before_seq": 4})):
+            status, body = await _get(f"{world.url}/archive/v1{path}", token, **params)
+            assert status == 401 and body["error"]["code"] == "unauthorized", (client.id, path)
 
 
 async def test_a_demoted_staff_user_loses_whatsapp_rooms_in_the_archive_at_once(world: World) -> None:
@@ -197,11 +199,11 @@ async def test_a_demoted_staff_user_loses_whatsapp_rooms_in_the_archive_at_once(
 
 async def test_the_archive_answers_503_when_chat_server_cannot_be_asked(world: World, harness: ServerHarness,
                                                                        archive_env: ArchiveEnv) -> None:
-    token = world.alice.tokens["access_token"]
+    token = world.chat.staff.tokens["access_token"]
     # several nodes may be named: one that is away is skipped
     two = await start_archive(archive_env.config(chat_server_url=f"http://127.0.0.1:{free_port()},{world.chat.url}"))
     try:
-        assert (await _get(f"{two.base_url}/archive/v1/rooms/{world.rooms['private']}/messages", token))[0] == 200
+        assert (await _get(f"{two.base_url}/archive/v1/rooms/{world.rooms['public']}/messages", token))[0] == 200
     finally:
         await two.runner.cleanup()
     await harness.stop_node(world.chat.node)
