@@ -1,4 +1,12 @@
-"""The staff query API, ``/archive/v1`` (staff and admin tokens issued by chat-server).
+"""The query API, ``/archive/v1``, under the same access rule as live history.
+
+Access: the caller's bearer token (issued by chat-server) is verified here first (signature,
+expiry: a cheap rejection); then chat-server is asked for the caller's current standing and
+the rooms involved (``archive.access``), and ``chatcore.access.can_read_room`` decides. A room
+the caller may not read answers ``not_found``, as chat-server does (it does not reveal that
+the room exists); user-scoped routes and user searches are restricted to the readable rooms.
+chat-server's own service token (role ``service``) reads the history route only: chat-server
+applied the rule to its user before asking.
 
 Every list has a stable order and an opaque cursor: rooms by ``seq``; users and searches by
 ``(created_at, id)``. Search needs a room or a user (so it always runs on an index) and uses
@@ -17,11 +25,13 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from chatcore.errors import ChatError, Forbidden, Invalid, Unauthorized
+from chatcore.access import SERVICE_ROLE
+from chatcore.errors import ChatError, Forbidden, Invalid, NotFound, Unauthorized
 from chatcore.events import parse_iso
 from chatcore.openapi import REPO_WEB_DIST, add_docs_page, path_params
 from chatcore.tokens import AccessClaims, TokenVerifier, bearer_matches
 
+from .access import ROOMS_PER_QUESTION, ChatServerAccess, Standing
 from .storage import ArchiveStore, to_wire
 
 MAX_LIMIT = 200
@@ -41,6 +51,7 @@ class ArchiveMetrics:
 
 
 STORE = web.AppKey("store", ArchiveStore)
+ACCESS = web.AppKey("access", ChatServerAccess)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 METRICS = web.AppKey("metrics", ArchiveMetrics)
 STATUS = web.AppKey("status", dict)
@@ -60,14 +71,35 @@ async def errors(request: web.Request, handler: Callable[[web.Request], Awaitabl
         return web.json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
 
 
-def staff(request: web.Request, role: str = "staff") -> AccessClaims:
+def caller(request: web.Request) -> tuple[str, AccessClaims]:
+    """The ``Authorization`` header and its verified claims (signature and expiry only)."""
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         raise Unauthorized("missing bearer token")
-    claims = request.app[VERIFIER].verify(header[7:].strip())
-    if claims.role not in ("staff", "admin") or (role == "admin" and claims.role != "admin"):
-        raise Forbidden(f"{role} only")
-    return claims
+    return header, request.app[VERIFIER].verify(header[7:].strip())
+
+
+async def standing(request: web.Request, room_ids: list[int]) -> Standing:
+    """The caller's current standing from chat-server, and which of ``room_ids`` they may read."""
+    header, claims = caller(request)
+    if claims.role == SERVICE_ROLE:
+        raise Forbidden("the service token reads room history only")
+    return await request.app[ACCESS].standing(header, [r for r in room_ids if r > 0])
+
+
+async def readable_room(request: web.Request, room_id: int | None) -> int:
+    """``room_id`` if the caller may read it; ``not_found`` otherwise, as for a room that does not exist."""
+    caller(request)
+    if room_id is None or room_id <= 0 or room_id not in (await standing(request, [room_id])).readable:
+        raise NotFound("room not found")
+    return room_id
+
+
+async def readable_rooms(request: web.Request, query: dict[str, Any]) -> list[int]:
+    """The rooms of the messages ``query`` matches that the caller may read (one question to chat-server)."""
+    caller(request)  # a bad token is refused before MongoDB is asked anything
+    room_ids = await request.app[STORE].room_ids(query, ROOMS_PER_QUESTION + 1)
+    return sorted((await standing(request, room_ids)).readable)
 
 
 def _int(request: web.Request, name: str, default: int | None = None) -> int | None:
@@ -137,8 +169,8 @@ async def _time_ordered(request: web.Request, base: dict[str, Any], route: str) 
 
 
 async def room_messages(request: web.Request) -> web.Response:
-    staff(request)
     room_id, limit = _int(request, "room_id"), _limit(request)
+    await readable_room(request, room_id)
     cursor = _decode_cursor(request)
     query: dict[str, Any] = {"room_id": room_id, **_time_range(request)}
     if cursor is not None:
@@ -153,9 +185,12 @@ async def room_messages(request: web.Request) -> web.Response:
 
 
 async def room_history(request: web.Request) -> web.Response:
-    """chat-server's history continuation: the ``limit`` messages before ``before_seq``, ascending."""
-    staff(request)
+    """chat-server's history continuation: the ``limit`` messages before ``before_seq``, ascending.
+
+    chat-server's service token, or a user who may read the room."""
     room_id, limit = _int(request, "room_id"), _limit(request)
+    if caller(request)[1].role != SERVICE_ROLE:
+        await readable_room(request, room_id)
     before = _int(request, "before_seq")
     query: dict[str, Any] = {"room_id": room_id}
     if before is not None:
@@ -166,29 +201,37 @@ async def room_history(request: web.Request) -> web.Response:
 
 
 async def user_messages(request: web.Request) -> web.Response:
-    staff(request)
-    return await _time_ordered(request, {"author_id": _int(request, "user_id")}, "user")
+    _limit(request)
+    base: dict[str, Any] = {"author_id": _int(request, "user_id")}
+    return await _time_ordered(request, await _in_readable_rooms(request, base), "user")
+
+
+async def _in_readable_rooms(request: web.Request, base: dict[str, Any]) -> dict[str, Any]:
+    rooms = await readable_rooms(request, {**base, **_time_range(request)})
+    return {**base, "room_id": {"$in": rooms}}
 
 
 async def search(request: web.Request) -> web.Response:
-    staff(request)
+    caller(request)
     q = request.query.get("q", "")
     if not 1 <= len(q) <= 200:
         raise Invalid("q must be 1-200 characters", field="q")
     room_id, user_id = _int(request, "room_id"), _int(request, "user_id")
     if room_id is None and user_id is None:
         raise Invalid("search needs room_id or user_id", field="room_id")
+    _limit(request)
     base: dict[str, Any] = ArchiveStore.text_filter(q)
-    if room_id is not None:
-        base["room_id"] = room_id
     if user_id is not None:
         base["author_id"] = user_id
+    if room_id is not None:
+        base["room_id"] = await readable_room(request, room_id)
+    else:
+        base = await _in_readable_rooms(request, base)
     return await _time_ordered(request, base, "search")
 
 
 async def export_room(request: web.Request) -> web.StreamResponse:
-    staff(request)
-    room_id = _int(request, "room_id")
+    room_id = await readable_room(request, _int(request, "room_id"))
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson",
                                        "Content-Disposition": f'attachment; filename="room-{room_id}.jsonl"'})
     await resp.prepare(request)
@@ -204,7 +247,8 @@ async def export_room(request: web.Request) -> web.StreamResponse:
 
 
 async def run_retention(request: web.Request) -> web.Response:
-    staff(request, "admin")
+    if (await standing(request, [])).principal.role != "admin":
+        raise Forbidden("admin only")
     days = request.app[STATUS].get("ttl_days")
     if days is None:
         raise Invalid("ARCHIVE_TTL_DAYS is not set: the archive keeps everything")
@@ -251,8 +295,10 @@ _PAGED = "from? to? cursor? limit?"
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "chat-archive", "version": "1",
-             "description": "Staff query API of the message archive. Bearer token of a staff or admin user "
-                            "(the access token chat-server issues). Times are ISO 8601."},
+             "description": "Query API of the message archive. Bearer token of a user (the access token "
+                            "chat-server issues); a room is readable under chat-server's rule (members, public "
+                            "rooms, WhatsApp rooms for staff, private rooms and DMs for members or with the "
+                            "audited compliance permission); others answer 404. Times are ISO 8601."},
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
     "security": [{"bearer": []}],
     "paths": {

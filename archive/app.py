@@ -6,13 +6,15 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 from pymongo import AsyncMongoClient
 
 from chatcore.background import Supervisor
 from chatcore.tokens import TokenVerifier
 
-from .api import METRICS, METRICS_TOKEN, STATUS, STORE, VERIFIER, ArchiveMetrics, add_routes, errors
+from .access import ChatServerAccess
+from .api import ACCESS, METRICS, METRICS_TOKEN, STATUS, STORE, VERIFIER, ArchiveMetrics, add_routes, errors
 from .config import ArchiveConfig
 from .consumer import ArchiveConsumer
 from .storage import ArchiveStore
@@ -42,6 +44,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                                                 socketTimeoutMS=ms, timeoutMS=ms)
     store = ArchiveStore(client, config.mongo_db)
     supervisor = Supervisor("chat-archive")
+    session = aiohttp.ClientSession()
+    app[ACCESS] = ChatServerAccess(session, config.chat_server_url.split(","), config.chat_server_timeout_s)
     try:
         await store.setup(config.ttl_days)
         app[STORE] = store
@@ -76,4 +80,5 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await supervisor.close()
+        await session.close()
         await client.close()

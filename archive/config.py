@@ -18,6 +18,7 @@ class ArchiveConfig:
     kafka_bootstrap: str
     mongo_url: str
     jwt_public_key_file: Path
+    chat_server_url: str  # where chat-archive asks chat-server about access; comma-separated nodes, tried in order
     mongo_db: str = "chat_archive"
     host: str = "127.0.0.1"
     port: int = 8090
@@ -27,6 +28,7 @@ class ArchiveConfig:
     dlq_topic: str = ARCHIVE_DLQ_TOPIC
     retention_interval_s: float = 3600.0
     timeout_s: float = 10.0
+    chat_server_timeout_s: float = 5.0  # bound on each access question to chat-server
     stall_check_s: float = 15.0  # how often the consumer checks that the group's lag shrinks
     metrics_token: str | None = field(default=None, repr=False)  # required by /metrics when set
     web_dist: Path | None = None  # the web build, for Swagger UI on /archive/docs (default: the repo's)
@@ -56,6 +58,8 @@ class ArchiveConfig:
             kafka_bootstrap=req("KAFKA_BOOTSTRAP_SERVERS"),
             mongo_url=req("MONGO_URL"),
             jwt_public_key_file=Path(req("JWT_PUBLIC_KEY_FILE")),
+            chat_server_url=",".join(u.strip().rstrip("/") for u in req("CHAT_SERVER_URL").split(",") if u.strip()),
+            chat_server_timeout_s=num("CHAT_SERVER_TIMEOUT_S", 5.0),
             mongo_db=env.get("MONGO_DB") or "chat_archive",
             host=env.get("ARCHIVE_HOST") or "127.0.0.1",
             port=int(port or 8090),

@@ -103,6 +103,11 @@ class ArchiveStore:
     async def find(self, query: dict[str, Any], sort: list[tuple[str, int]], limit: int) -> list[dict[str, Any]]:
         return await self.col.find(query).sort(sort).limit(limit).to_list(limit)
 
+    async def room_ids(self, query: dict[str, Any], limit: int) -> list[int]:
+        """The distinct rooms of the messages ``query`` matches, at most ``limit`` of them."""
+        cursor = await self.col.aggregate([{"$match": query}, {"$group": {"_id": "$room_id"}}, {"$limit": limit}])
+        return [int(d["_id"]) for d in await cursor.to_list(limit)]
+
     async def delete_older_than(self, days: float) -> int:
         cutoff = datetime.now(UTC) - timedelta(days=days)
         result = await self.col.delete_many({"created_at": {"$lt": cutoff}})

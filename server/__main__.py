@@ -5,6 +5,8 @@ Sub-commands:
   chat-server create-admin USERNAME             create an admin (password from CHAT_ADMIN_PASSWORD
                                                 or asked on the terminal), or promote USERNAME
   chat-server set-role USERNAME ROLE            user | staff | admin
+  chat-server set-compliance USERNAME on|off    grant or revoke the compliance permission
+                                                (read private rooms and DMs; audited)
 
 The admin commands work next to a running server on the same ``CHAT_DATA_DIR``: they use its
 embedded PostgreSQL and never start, stop or take over the embedded Redis (``embedded.py``).
@@ -103,6 +105,22 @@ async def _admin(config: Config, username: str, role: str, create: bool) -> str:
         await pool.close()
 
 
+async def _compliance(config: Config, username: str, enabled: bool) -> str:
+    from .actions.audit import set_compliance
+    from .storage import db, users
+
+    pool = await db.create_pool(config.database_url or "", timeout_s=config.db_timeout_s, min_size=1, max_size=2)
+    try:
+        await db.migrate(pool)
+        user = await users.get_user_by_username(pool, username)
+        # no actor: the command line is an operator on the host; the audit row says so in meta
+        if user is None or await set_compliance(pool, None, user.id, enabled, "cli") is None:
+            return f"no user named {username!r}"
+        return f"{username}: compliance {'granted' if enabled else 'revoked'}"
+    finally:
+        await pool.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="chat-server")
     sub = parser.add_subparsers(dest="cmd")
@@ -111,6 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     sr = sub.add_parser("set-role", help="change a user's role")
     sr.add_argument("username")
     sr.add_argument("role", choices=["user", "staff", "admin"])
+    sc = sub.add_parser("set-compliance", help="grant (on) or revoke (off) the compliance permission")
+    sc.add_argument("username")
+    sc.add_argument("state", choices=["on", "off"])
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -128,6 +149,8 @@ def main(argv: list[str] | None = None) -> None:
         config = _config_with_services(config, embedded, admin=args.cmd is not None)
         if args.cmd is None:
             _serve(config)
+        elif args.cmd == "set-compliance":
+            print(asyncio.run(_compliance(config, args.username, args.state == "on")))
         else:
             role = "admin" if args.cmd == "create-admin" else args.role
             print(asyncio.run(_admin(config, args.username, role, args.cmd == "create-admin")))

@@ -46,7 +46,7 @@ from .realtime.lean_socket import install_lean_sockets
 from .realtime.presence import Presence
 from .realtime.ratelimit import RateLimiter
 from .realtime.typing import TypingThrottle
-from .relay.archive_client import ArchiveHistoryClient
+from .relay.archive_client import ArchiveHistoryClient, service_token
 from .relay.relay import ArchiveRelay, RelaySettings
 from .shutdown import graceful_shutdown
 from .storage import db as storage
@@ -226,7 +226,7 @@ def _start_archive(svc: Services, session: aiohttp.ClientSession) -> ArchiveRela
     config = svc.config
     if config.archive_url:
         # chat-server reads archived history with a short-lived service token of its own
-        svc.archive = ArchiveHistoryClient(session, config.archive_url, lambda: svc.issuer.issue(0, "staff", 0))
+        svc.archive = ArchiveHistoryClient(session, config.archive_url, lambda: service_token(svc.issuer))
     if not config.kafka_bootstrap:
         return None
     relay = ArchiveRelay(svc.pool, config.kafka_bootstrap,

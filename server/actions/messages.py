@@ -175,7 +175,7 @@ async def do_history(svc: Services, user: udb.User, room_id: Any, before_seq: An
     limit = check_limit(svc, limit)
     if before_seq is not None and (not isinstance(before_seq, int) or isinstance(before_seq, bool) or before_seq < 1):
         raise Invalid("before_seq must be a positive integer", field="before_seq")
-    room = await access_room_by_id(svc, user, room_id)
+    room = await access_room_by_id(svc, user, room_id, compliance="history")
     messages, has_more = await db.history(svc.pool, room.id, before_seq, limit)
     stops_under = messages[0].seq if messages else before_seq  # None: the page reached the room's end
     if has_more or svc.archive is None or (stops_under is not None and stops_under <= 1):

@@ -1,8 +1,10 @@
 """Rooms: creation, permissioned access, membership, direct messages, read cursors.
 
-Visibility: public rooms are readable by every user and writable by members; private and
-direct rooms exist only for their members (others get ``not_found``, which does not reveal
-that the room exists); WhatsApp conversation rooms belong to staff.
+Visibility (the rule is ``chatcore.access``, shared with chat-archive): public rooms are
+readable by every user and writable by members; private and direct rooms exist only for their
+members (others get ``not_found``, which does not reveal that the room exists), except for the
+history reads of a user holding the audited compliance permission; WhatsApp conversation rooms
+belong to staff.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from chatcore.access import Principal, RoomFacts, can_read_room, can_write_room, reads_through_compliance
 from chatcore.errors import Forbidden, Invalid, NotFound
 from chatcore.events import MemberEvent
 from chatcore.types import STAFF_ROLES
 
+from ..storage import access as adb
 from ..storage import messages as mdb
 from ..storage import rooms as db
 from ..storage import users as udb
+from .audit import record_compliance_read
 from .notify import emit, enter_channel, leave_channel, room_channel, user_channel
 
 if TYPE_CHECKING:
@@ -61,21 +66,57 @@ def check_room_id(room_id: Any) -> int:
     return room_id
 
 
-async def access_room_by_id(svc: Services, user: udb.User, room_id: Any, *, write: bool = False) -> db.Room:
-    """The room if ``user`` may read it (or write to it with ``write``); raises otherwise."""
+def principal_of(user: udb.User) -> Principal:
+    return Principal(user.id, user.role, user.compliance)
+
+
+async def access_room_by_id(svc: Services, user: udb.User, room_id: Any, *, write: bool = False,
+                            compliance: str | None = None) -> db.Room:
+    """The room if ``user`` may read it (or write to it with ``write``); raises otherwise.
+
+    The rule is ``chatcore.access``, shared with chat-archive. ``compliance`` names a read that
+    may use the compliance permission (history, not joining or live delivery); such a read is
+    audited. The permission is read from the user's row here, not from ``user``: a socket
+    keeps the user it connected with, and a revocation must hold on its next request."""
     room_id = check_room_id(room_id)
     room, member = await db.get_room_for_user(svc.pool, room_id, user.id)
     if room is None:
         raise NotFound("room not found")
-    if room.kind == "whatsapp":
-        if not is_staff(user):
-            raise NotFound("room not found")
+    facts = RoomFacts(room.id, room.kind, member)
+    principal = Principal(user.id, user.role)
+    if can_read_room(principal, facts):
+        if write and not can_write_room(principal, facts):
+            raise Forbidden("join the room first")
         return room
-    if room.kind in ("private", "direct") and not member:
-        raise NotFound("room not found")
-    if write and not member:
-        raise Forbidden("join the room first")
-    return room
+    if compliance is not None and not write:
+        principal = Principal(user.id, user.role, await udb.has_compliance(svc.pool, user.id))
+        if reads_through_compliance(principal, facts):
+            await record_compliance_read(svc, user.id, [room.id], compliance)
+            return room
+    raise NotFound("room not found")
+
+
+ACCESS_ROOMS_MAX = 1000  # room ids per access question (chat-archive asks once per request)
+
+
+async def room_access_facts(svc: Services, user: udb.User, room_ids: Any) -> list[RoomFacts]:
+    """The facts of the rooms of ``room_ids`` that ``user`` may read, for chat-archive's check.
+
+    Rooms the user may not read are left out, like rooms that do not exist: asking reveals no
+    more than the rest of the API does. Rooms readable only through the compliance permission
+    are audited, one row for the whole question."""
+    if (not isinstance(room_ids, list) or len(room_ids) > ACCESS_ROOMS_MAX
+            or not all(_is_id(r) for r in room_ids)):
+        raise Invalid(f"room_ids must be a list of at most {ACCESS_ROOMS_MAX} room ids", field="room_ids")
+    if not room_ids:
+        return []
+    principal = principal_of(user)
+    facts = [f for f in await adb.room_facts(svc.pool, list(dict.fromkeys(room_ids)), user.id)
+             if can_read_room(principal, f)]
+    audited = [f.id for f in facts if reads_through_compliance(principal, f)]
+    if audited:
+        await record_compliance_read(svc, user.id, audited, "archive")
+    return facts
 
 
 async def do_create_room(

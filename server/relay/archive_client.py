@@ -1,4 +1,10 @@
-"""Reads a room's archived history from chat-archive, so history continues past the hot store."""
+"""Reads a room's archived history from chat-archive, so history continues past the hot store.
+
+It authenticates with a short token of chat-server's own service identity
+(``chatcore.access.SERVICE_ROLE``), not a user's: chat-server has already applied the access
+rule to the user asking, and chat-archive accepts this identity on the history route only.
+chat-server itself refuses it as a user (no user row has id 0 or that role).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,15 @@ from collections.abc import Callable
 
 import aiohttp
 
+from chatcore.access import SERVICE_ROLE, SERVICE_USER_ID
 from chatcore.errors import Unavailable
 from chatcore.events import MessageRecord
+from chatcore.tokens import TokenIssuer
+
+
+def service_token(issuer: TokenIssuer) -> str:
+    """A token of chat-server's service identity, for its history reads from the archive."""
+    return issuer.issue(SERVICE_USER_ID, SERVICE_ROLE, 0)
 
 
 class ArchiveHistoryClient:

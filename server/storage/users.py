@@ -9,7 +9,9 @@ from typing import Any
 
 import asyncpg
 
-USER_COLS = "id, username, display_name, password_hash, phone, role, kind, token_version, last_seen_at, created_at"
+USER_COLS = (
+    "id, username, display_name, password_hash, phone, role, kind, token_version, last_seen_at, created_at, compliance"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +26,7 @@ class User:
     token_version: int
     last_seen_at: datetime | None
     created_at: datetime
+    compliance: bool = False  # may read private rooms and DMs without membership (audited)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -176,9 +179,6 @@ async def prune_revoked_families(pool: asyncpg.Pool, older_than_s: float) -> int
     return int(status.split()[-1])
 
 
-
-
-
 async def replace_password_hash(pool: asyncpg.Pool, user_id: int, old_hash: str, new_hash: str) -> bool:
     # only over the hash that was verified: a password change that landed meanwhile wins
     status = await pool.execute(
@@ -187,9 +187,19 @@ async def replace_password_hash(pool: asyncpg.Pool, user_id: int, old_hash: str,
     return bool(status == "UPDATE 1")
 
 
+async def set_compliance(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, enabled: bool) -> User | None:
+    # no token_version bump: the permission is read from this row on every request that uses it
+    return _user(
+        await conn.fetchrow(f"UPDATE users SET compliance = $2 WHERE id = $1 RETURNING {USER_COLS}", user_id, enabled)
+    )
+
+
+async def has_compliance(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> bool:
+    return bool(await conn.fetchval("SELECT compliance FROM users WHERE id = $1", user_id))
+
+
 async def touch_last_seen(pool: asyncpg.Pool, user_id: int, at: datetime) -> None:
     await pool.execute("UPDATE users SET last_seen_at = $2 WHERE id = $1", user_id, at)
-
 
 
 # --- refresh tokens -------------------------------------------------------------------------

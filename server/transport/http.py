@@ -18,6 +18,7 @@ from chatcore.openapi import MESSAGE, ROOM, S_INT, S_STR, TOKENS, USER, ApiRoute
 from chatcore.tokens import bearer_matches
 from chatcore.types import ROLES, STAFF_ROLES
 
+from ..actions import audit as audit_actions
 from ..actions import auth as auth_actions
 from ..actions import messages as msg_actions
 from ..actions import rooms as room_actions
@@ -262,6 +263,26 @@ async def admin_set_role(request: web.Request) -> web.Response:
     if user is None:
         raise NotFound("user not found")
     return ok({"user": user.public()})
+
+
+@api("PUT", "/api/v1/users/{id}/compliance", "Grant or revoke the compliance permission (audited)", auth="admin",
+     body=obj(["enabled"], enabled={"type": "boolean"}), response=obj(["user"], user=USER))
+async def set_compliance(request: web.Request) -> web.Response:
+    admin = await current_user(request, "admin")
+    data = await read_json(request)
+    user = await audit_actions.do_set_compliance(svc_of(request), admin, path_id(request), data.get("enabled"))
+    return ok({"user": {**user.public(), "compliance": user.compliance}})
+
+
+@api("POST", "/api/v1/access/rooms", "The caller's standing and the rooms of room_ids they may read (chat-archive's check)",
+     body=obj(["room_ids"], room_ids={"type": "array", "items": S_INT}),
+     response=obj(["user", "rooms"], user={"type": "object"}, rooms={"type": "array", "items": {"type": "object"}}))
+async def access_rooms(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    data = await read_json(request)
+    facts = await room_actions.room_access_facts(svc_of(request), user, data.get("room_ids"))
+    return ok({"user": {"id": user.id, "role": user.role, "compliance": user.compliance},
+               "rooms": [{"id": f.id, "kind": f.kind, "member": f.member} for f in facts]})
 
 
 @api("GET", "/api/v1/archive/config", "Whether the archive is on, and where its API lives")

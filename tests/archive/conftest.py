@@ -18,6 +18,7 @@ from archive.config import ArchiveConfig
 from tests.services.base import free_port
 from tests.services.ferretdb import FerretService
 from tests.services.kafka import KafkaService
+from tests.support import ChatNode, Client, ServerHarness
 
 
 @pytest.fixture(scope="session")
@@ -45,15 +46,19 @@ class ArchiveEnv:
     public_key: Path
 
     def config(self, **overrides: object) -> ArchiveConfig:
+        """chat-archive's config; ``chat_server_url`` defaults to a port nothing listens on (for
+        tests that only consume: every query there answers 503)."""
         values: dict[str, object] = dict(kafka_bootstrap=self.kafka.bootstrap, mongo_url=self.ferret.url,
                                          jwt_public_key_file=self.public_key, mongo_db=self.db, topic=self.topic,
+                                         chat_server_url=f"http://127.0.0.1:{free_port()}", chat_server_timeout_s=3.0,
                                          dlq_topic=self.dlq, group_id=self.group, port=free_port(), timeout_s=5.0,
                                          stall_check_s=5.0)
         values.update(overrides)
         return ArchiveConfig(**values)  # type: ignore[arg-type]
 
-    def env(self, port: int) -> dict[str, str]:
-        return {"KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap, "MONGO_URL": self.ferret.url, "MONGO_DB": self.db,
+    def env(self, port: int, chat_server_url: str | None = None) -> dict[str, str]:
+        return {"CHAT_SERVER_URL": chat_server_url or f"http://127.0.0.1:{free_port()}",
+                "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap, "MONGO_URL": self.ferret.url, "MONGO_DB": self.db,
                 "ARCHIVE_TOPIC": self.topic, "ARCHIVE_DLQ_TOPIC": self.dlq, "ARCHIVE_GROUP_ID": self.group,
                 "JWT_PUBLIC_KEY_FILE": str(self.public_key), "ARCHIVE_PORT": str(port), "ARCHIVE_HOST": "127.0.0.1"}
 
@@ -73,6 +78,25 @@ def archive_env(kafka: KafkaService, ferret: FerretService, key_dir: Path) -> Ar
     tag = uuid.uuid4().hex[:8]
     return ArchiveEnv(f"archive-{tag}", f"archive-dlq-{tag}", f"group-{tag}", f"archive_{tag}", kafka, ferret,
                       key_dir / "jwt.pub.pem")
+
+
+@dataclass
+class ChatSide:
+    """The chat-server that chat-archive asks about access, with a staff and an admin user on it."""
+
+    node: ChatNode
+    staff: Client
+    admin: Client
+
+    @property
+    def url(self) -> str:
+        return self.node.base_url
+
+
+@pytest.fixture
+async def chat(harness: ServerHarness) -> ChatSide:
+    node = await harness.start_node()
+    return ChatSide(node, await harness.user(node, role="staff"), await harness.user(node, role="admin"))
 
 
 @dataclass

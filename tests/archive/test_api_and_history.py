@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.archive.conftest import ArchiveEnv, RunningArchive, start_archive
+from tests.archive.conftest import ArchiveEnv, ChatSide, RunningArchive, start_archive
 from tests.support import ChatNode, Client, ServerHarness
 
 
@@ -44,7 +44,9 @@ async def _relaying_node(harness: ServerHarness, archive_env: ArchiveEnv, archiv
 
 async def _archived_chat(harness: ServerHarness, archive_env: ArchiveEnv) -> tuple[Client, Client, int, RunningArchive]:
     """Thirty messages in a room: seqs 1-15 moved to the archive, 16-30 still in PostgreSQL."""
-    archive = await start_archive(archive_env.config())
+    # chat-archive asks this node about access; the relaying nodes below come and go
+    asked = await harness.start_node()
+    archive = await start_archive(archive_env.config(chat_server_url=asked.base_url))
     node, alice, room_id = await _relaying_node(harness, archive_env, archive, "old times")
     staff = await harness.user(node, role="staff")
     for i in range(15):
@@ -124,22 +126,23 @@ async def test_history_waits_for_messages_still_on_their_way_to_the_archive(harn
             await catching_up.runner.cleanup()
 
 
-async def test_archive_api_requires_staff_tokens(harness: ServerHarness, archive_env: ArchiveEnv,
-                                                 archive_app: RunningArchive) -> None:
-    node = await harness.start_node()
-    user = await harness.user(node)
-    staff = await harness.user(node, role="staff")
-    status, body = await _get(archive_app.base_url, "/archive/v1/rooms/1/messages", None)
-    assert status == 401 and body["error"]["code"] == "unauthorized"
-    status, body = await _get(archive_app.base_url, "/archive/v1/rooms/1/messages", user.tokens["access_token"])
-    assert status == 403 and body["error"]["code"] == "forbidden"
-    status, body = await _get(archive_app.base_url, "/archive/v1/search", staff.tokens["access_token"], q="x")
-    assert status == 400 and body["error"]["code"] == "invalid"
-    async with aiohttp.ClientSession() as s:
-        async with s.post(archive_app.base_url + "/archive/v1/retention/run",
-                          headers={"Authorization": f"Bearer {staff.tokens['access_token']}"}) as r:
-            assert r.status == 403
-        async with s.get(archive_app.base_url + "/readyz") as r:
-            assert r.status in (200, 503) and "mongo" in (await r.json())["checks"]
-        async with s.get(archive_app.base_url + "/archive/v1/openapi.json") as r:
-            assert "/archive/v1/search" in (await r.json())["paths"]
+async def test_archive_api_needs_a_token_and_answers_404_for_rooms_it_cannot_show(
+        harness: ServerHarness, archive_env: ArchiveEnv, chat: ChatSide) -> None:
+    archive = await start_archive(archive_env.config(chat_server_url=chat.url))
+    try:
+        user = await harness.user(chat.node)
+        status, body = await _get(archive.base_url, "/archive/v1/rooms/1/messages", None)
+        assert status == 401 and body["error"]["code"] == "unauthorized"
+        status, body = await _get(archive.base_url, "/archive/v1/rooms/1/messages", user.tokens["access_token"])
+        assert status == 404 and body["error"]["code"] == "not_found"  # no such room: same answer as a hidden one
+        status, body = await _get(archive.base_url, "/archive/v1/search", chat.staff.tokens["access_token"], q="x")
+        assert status == 400 and body["error"]["code"] == "invalid"
+        async with aiohttp.ClientSession() as s:
+            async with s.post(archive.base_url + "/archive/v1/retention/run", headers=chat.staff.auth) as r:
+                assert r.status == 403
+            async with s.get(archive.base_url + "/readyz") as r:
+                assert r.status in (200, 503) and "mongo" in (await r.json())["checks"]
+            async with s.get(archive.base_url + "/archive/v1/openapi.json") as r:
+                assert "/archive/v1/search" in (await r.json())["paths"]
+    finally:
+        await archive.runner.cleanup()

@@ -20,9 +20,10 @@ from archive.config import ArchiveConfig, ConfigError
 from chatcore.errors import Unavailable
 from chatcore.events import iso
 from chatcore.tokens import TokenIssuer
-from server.relay.archive_client import ArchiveHistoryClient
-from tests.archive.conftest import ArchiveEnv, RunningArchive, start_archive
+from server.relay.archive_client import ArchiveHistoryClient, service_token
+from tests.archive.conftest import ArchiveEnv, ChatSide, RunningArchive, start_archive
 from tests.services.base import free_port
+from tests.support import make_room
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ROOM, OTHER_ROOM, BIG_ROOM = 1, 2, 3
@@ -60,8 +61,12 @@ def issuer(key_dir: Path) -> TokenIssuer:
 
 
 @pytest.fixture
-async def seeded(archive_env: ArchiveEnv) -> AsyncIterator[RunningArchive]:
-    running = await start_archive(archive_env.config())
+async def seeded(archive_env: ArchiveEnv, chat: ChatSide) -> AsyncIterator[RunningArchive]:
+    # the archived rooms exist in chat-server as public rooms (readable by every user); the
+    # per-test database starts with no rooms, so they are 1, 2 and 3
+    rooms = [await make_room(chat.staff, name=f"room {i}") for i in range(3)]
+    assert rooms == [ROOM, OTHER_ROOM, BIG_ROOM]
+    running = await start_archive(archive_env.config(chat_server_url=chat.url))
     await _seed(archive_env, _corpus())
     yield running
     await running.runner.cleanup()
@@ -93,8 +98,8 @@ def _ids(pages: list[list[dict[str, Any]]]) -> list[int]:
 
 
 async def test_room_messages_page_by_seq_with_a_stable_cursor_and_time_range(seeded: RunningArchive,
-                                                                             issuer: TokenIssuer) -> None:
-    token = issuer.issue(1, "staff", 0)
+                                                                             chat: ChatSide) -> None:
+    token = chat.staff.tokens["access_token"]
     pages = await _pages(seeded.base_url, f"/archive/v1/rooms/{ROOM}/messages", token, limit=7)
     assert [len(p) for p in pages] == [7, 7, 7, 4]
     assert [m["seq"] for p in pages for m in p] == list(range(1, 26))
@@ -107,8 +112,8 @@ async def test_room_messages_page_by_seq_with_a_stable_cursor_and_time_range(see
     assert [m["seq"] for p in ranged for m in p] == list(range(10, 20))  # from inclusive, to exclusive
 
 
-async def test_user_messages_page_by_time_then_id_across_rooms(seeded: RunningArchive, issuer: TokenIssuer) -> None:
-    token = issuer.issue(1, "admin", 0)
+async def test_user_messages_page_by_time_then_id_across_rooms(seeded: RunningArchive, chat: ChatSide) -> None:
+    token = chat.admin.tokens["access_token"]
     expected = sorted((d for d in _corpus() if d["author_id"] == ALICE), key=lambda d: (d["created_at"], d["_id"]))
     pages = await _pages(seeded.base_url, f"/archive/v1/users/{ALICE}/messages", token, limit=3)
     assert _ids(pages) == [d["_id"] for d in expected]  # ties on time ordered by id, none lost at page edges
@@ -119,8 +124,8 @@ async def test_user_messages_page_by_time_then_id_across_rooms(seeded: RunningAr
 
 
 async def test_search_is_case_insensitive_literal_text_bounded_by_room_user_and_time(seeded: RunningArchive,
-                                                                                   issuer: TokenIssuer) -> None:
-    token = issuer.issue(1, "staff", 0)
+                                                                                   chat: ChatSide) -> None:
+    token = chat.staff.tokens["access_token"]
     base, path = seeded.base_url, "/archive/v1/search"
     assert _ids(await _pages(base, path, token, q="needle", room_id=ROOM, limit=1)) == [104, 109, 120]
     assert _ids(await _pages(base, path, token, q="a.b", room_id=ROOM)) == [114]  # '.' is not a wildcard
@@ -133,7 +138,7 @@ async def test_search_is_case_insensitive_literal_text_bounded_by_room_user_and_
 
 async def test_room_history_returns_the_page_before_a_seq_in_ascending_order(seeded: RunningArchive,
                                                                             issuer: TokenIssuer) -> None:
-    token = issuer.issue(0, "staff", 0)
+    token = service_token(issuer)
     url = f"{seeded.base_url}/archive/v1/rooms/{ROOM}/history"
     _, _, body = await _call("GET", url, token, before_seq=11, limit=5)
     page = orjson.loads(body)
@@ -146,7 +151,7 @@ async def test_room_history_returns_the_page_before_a_seq_in_ascending_order(see
 async def test_history_client_reads_archived_pages_and_maps_failures_to_unavailable(
         seeded: RunningArchive, issuer: TokenIssuer) -> None:
     async with aiohttp.ClientSession() as session:
-        client = ArchiveHistoryClient(session, seeded.base_url, lambda: issuer.issue(0, "staff", 0))
+        client = ArchiveHistoryClient(session, seeded.base_url, lambda: service_token(issuer))
         records, more = await client.history(ROOM, before_seq=26, limit=10)
         assert [r.seq for r in records] == list(range(16, 26)) and more is True
         assert records[0].created_at == T0 + timedelta(minutes=16)
@@ -159,12 +164,12 @@ async def test_history_client_reads_archived_pages_and_maps_failures_to_unavaila
 
 
 async def test_export_streams_a_whole_room_as_json_lines(archive_env: ArchiveEnv, seeded: RunningArchive,
-                                                         issuer: TokenIssuer) -> None:
+                                                         chat: ChatSide) -> None:
     # more than one export page (500), to cross the internal paging
     await _seed(archive_env, [_doc(10_000 + s, BIG_ROOM, s, BOB, f"line {s}", T0 + timedelta(seconds=s))
                               for s in range(1, 1203)])
     status, ctype, body = await _call("GET", f"{seeded.base_url}/archive/v1/rooms/{BIG_ROOM}/export",
-                                      issuer.issue(1, "staff", 0))
+                                      chat.staff.tokens["access_token"])
     assert status == 200 and ctype == "application/x-ndjson"
     lines = [orjson.loads(line) for line in body.splitlines()]
     assert [m["seq"] for m in lines] == list(range(1, 1203))
@@ -172,8 +177,9 @@ async def test_export_streams_a_whole_room_as_json_lines(archive_env: ArchiveEnv
 
 
 async def test_retention_run_is_admin_only_and_deletes_only_expired_messages(archive_env: ArchiveEnv,
-                                                                             issuer: TokenIssuer) -> None:
-    running = await start_archive(archive_env.config(ttl_days=30.0, retention_interval_s=3600.0))
+                                                                             chat: ChatSide) -> None:
+    running = await start_archive(archive_env.config(ttl_days=30.0, retention_interval_s=3600.0,
+                                                     chat_server_url=chat.url))
     try:
         for _ in range(100):  # the periodic pass ran once at start; from here on only the API deletes
             if running.app[STATUS]["retention_runs"] >= 1:
@@ -184,9 +190,9 @@ async def test_retention_run_is_admin_only_and_deletes_only_expired_messages(arc
         await _seed(archive_env, [_doc(i, ROOM, i, ALICE, "old", now - timedelta(days=31 + i)) for i in range(1, 8)]
                     + [_doc(i, ROOM, i, ALICE, "young", now - timedelta(days=29)) for i in range(8, 11)])
         url = f"{running.base_url}/archive/v1/retention/run"
-        status, _, body = await _call("POST", url, issuer.issue(1, "staff", 0))
+        status, _, body = await _call("POST", url, chat.staff.tokens["access_token"])
         assert status == 403 and orjson.loads(body)["error"]["code"] == "forbidden"
-        status, _, body = await _call("POST", url, issuer.issue(1, "admin", 0))
+        status, _, body = await _call("POST", url, chat.admin.tokens["access_token"])
         assert status == 200 and orjson.loads(body) == {"deleted": 7}
         assert await archive_env.count() == (3, 3)
         _, _, metrics = await _call("GET", f"{running.base_url}/metrics", None)
@@ -213,14 +219,16 @@ async def test_retention_deletes_expired_messages_periodically_by_itself(archive
 
 def test_configuration_errors_name_the_variable(tmp_path: Path) -> None:
     good = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092", "MONGO_URL": "mongodb://127.0.0.1:27017/",
-            "JWT_PUBLIC_KEY_FILE": str(tmp_path / "k.pem")}
+            "JWT_PUBLIC_KEY_FILE": str(tmp_path / "k.pem"), "CHAT_SERVER_URL": "http://chat-server:8080/"}
     config = ArchiveConfig.from_env(good)
     assert (config.mongo_db, config.port, config.ttl_days, config.group_id) == ("chat_archive", 8090, None, "chat-archive")
     assert ArchiveConfig.from_env({**good, "ARCHIVE_TTL_DAYS": "90"}).ttl_days == 90
-    for key in ("KAFKA_BOOTSTRAP_SERVERS", "MONGO_URL", "JWT_PUBLIC_KEY_FILE"):
+    assert (config.chat_server_url, config.chat_server_timeout_s) == ("http://chat-server:8080", 5.0)
+    for key in ("KAFKA_BOOTSTRAP_SERVERS", "MONGO_URL", "JWT_PUBLIC_KEY_FILE", "CHAT_SERVER_URL"):
         with pytest.raises(ConfigError, match=key):
             ArchiveConfig.from_env({k: v for k, v in good.items() if k != key})
-    for key, bad in (("ARCHIVE_TTL_DAYS", "forever"), ("ARCHIVE_PORT", "http"), ("ARCHIVE_TTL_DAYS", "-1")):
+    for key, bad in (("ARCHIVE_TTL_DAYS", "forever"), ("ARCHIVE_PORT", "http"), ("ARCHIVE_TTL_DAYS", "-1"),
+                     ("CHAT_SERVER_TIMEOUT_S", "0")):
         with pytest.raises(ConfigError, match=key):
             ArchiveConfig.from_env({**good, key: bad})
 

@@ -102,6 +102,10 @@ async def archive_edge(harness: ServerHarness, web_dist: Path, tmp_path: Path, k
            "MONGO_DB": f"archive_{tag}", "ARCHIVE_TOPIC": topic, "ARCHIVE_DLQ_TOPIC": f"{topic}-dlq",
            "ARCHIVE_GROUP_ID": f"group-{tag}", "JWT_PUBLIC_KEY_FILE": str(key_dir / "jwt.pub.pem"),
            "ARCHIVE_HOST": "127.0.0.1", "ARCHIVE_PORT": str(archive_port)}
+    # the nodes first: chat-archive asks them about access (any of them, in order)
+    nodes = _spawn_nodes(harness, web_dist, KAFKA_BOOTSTRAP_SERVERS=kafka_broker.bootstrap, ARCHIVE_TOPIC=topic,
+                         HOT_RETENTION="1s", RELAY_INTERVAL="200ms", ARCHIVE_URL=f"http://127.0.0.1:{archive_port}")
+    env["CHAT_SERVER_URL"] = ",".join(n.base_url for n in nodes.values())
     log = tmp_path / "chat-archive.log"
     with open(log, "ab") as out:
         archive = subprocess.Popen([sys.executable, "-m", "archive"], env=env, cwd=REPO_ROOT, stdout=out,
@@ -109,8 +113,6 @@ async def archive_edge(harness: ServerHarness, web_dist: Path, tmp_path: Path, k
     nginx: Nginx | None = None
     try:
         wait_until(lambda: port_open(archive_port), 30, "chat-archive", archive, log)
-        nodes = _spawn_nodes(harness, web_dist, KAFKA_BOOTSTRAP_SERVERS=kafka_broker.bootstrap, ARCHIVE_TOPIC=topic,
-                             HOT_RETENTION="1s", RELAY_INTERVAL="200ms", ARCHIVE_URL=f"http://127.0.0.1:{archive_port}")
         nginx = Nginx(_dir(tmp_path / "nginx"), [n.port for n in nodes.values()], archive_port).start()
         yield Edge(nginx, nodes)
     finally:

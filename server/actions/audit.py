@@ -1,0 +1,63 @@
+"""The audited compliance permission: grants, revocations, and the reads made through it.
+
+Compliance lets a user read private rooms and direct conversations they are not a member of
+(the rule is ``chatcore.access``). Only admins grant or revoke it (REST or the
+``chat-server set-compliance`` command). Every change is written to ``audit_log`` in the same
+transaction as the change, so there is no grant without its record. Granting bumps nothing;
+revoking takes effect on the next request, because the permission is read from the user's
+row whenever it is about to be used (a socket's cached user is never trusted for it).
+
+Every request that reads a private room or DM through the permission (live history,
+``do_history``, or the archive, through ``POST /api/v1/access/rooms``) writes one audit row
+before the messages are returned; if the row cannot be written, the read fails.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from chatcore.errors import Invalid, NotFound
+
+from ..storage import audit as db
+from ..storage import users as udb
+
+if TYPE_CHECKING:
+    from ..context import Services
+
+GRANT, REVOKE, READ = "compliance.grant", "compliance.revoke", "compliance.read"
+
+
+async def set_compliance(pool: asyncpg.Pool, actor_id: int | None, target_id: int, enabled: bool,
+                         via: str) -> udb.User | None:
+    """Grant or revoke, with its audit row in the same transaction; ``None`` when there is no
+    such human user (contacts and the assistant never log in).
+
+    ``actor_id`` is ``None`` for the command line (an operator on the host, no user account)."""
+    async with pool.acquire() as conn, conn.transaction():
+        before = await udb.get_user(conn, target_id)
+        if before is None or before.kind != "human":
+            return None
+        user = await udb.set_compliance(conn, target_id, enabled)
+        assert user is not None  # the row exists: read in this transaction, users are never deleted
+        await db.insert_entry(conn, actor_id, GRANT if enabled else REVOKE, "user", target_id,
+                              {"via": via, "was": before.compliance})
+    return user
+
+
+async def do_set_compliance(svc: Services, admin: udb.User, target_id: Any, enabled: Any) -> udb.User:
+    if not isinstance(enabled, bool):
+        raise Invalid("enabled must be true or false", field="enabled")
+    if not isinstance(target_id, int) or isinstance(target_id, bool) or target_id <= 0:
+        raise NotFound("user not found")
+    user = await set_compliance(svc.pool, admin.id, target_id, enabled, "api")
+    if user is None:
+        raise NotFound("user not found")
+    return user
+
+
+async def record_compliance_read(svc: Services, user_id: int, room_ids: list[int], via: str) -> None:
+    """One row per request that read ``room_ids`` only through the compliance permission."""
+    await db.insert_entry(svc.pool, user_id, READ, "room", room_ids[0] if len(room_ids) == 1 else None,
+                          {"via": via, "room_ids": room_ids})
