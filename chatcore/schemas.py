@@ -1,0 +1,79 @@
+"""The wire shapes every API shares, as pydantic models: one statement of each record that both
+the REST document (OpenAPI) and the Socket.IO event document are generated from.
+
+These describe what the services send; the hot paths keep serialising with the records'
+``to_wire`` (``chatcore/events.py``) and tests check that the two agree. Request models live
+next to the routes and events that take them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ErrorCode = Literal[
+    "unauthorized", "forbidden", "not_found", "invalid", "rate_limited", "too_large", "unavailable",
+    "conflict", "internal",
+]
+
+
+class Wire(BaseModel):
+    """A record the server sends: every field it sends is declared, nothing else appears."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ErrorDetail(Wire):
+    code: ErrorCode = Field(description="stable error code; clients branch on it")
+    message: str = Field(description="readable text for people; may change")
+    details: dict[str, Any] | None = Field(
+        default=None, description="e.g. the request field at fault (field) or seconds to wait (retry_after)"
+    )
+
+
+class ErrorBody(Wire):
+    """The body of every HTTP error response."""
+
+    error: ErrorDetail
+
+
+class UserRecord(Wire):
+    id: int
+    username: str
+    display_name: str
+    role: Literal["user", "staff", "admin"]
+    kind: Literal["human", "assistant", "contact"]
+
+
+class RoomRecord(Wire):
+    model_config = ConfigDict(extra="allow", frozen=True)  # views add counts (members_count, joined, unread)
+
+    id: int
+    slug: str
+    name: str
+    kind: Literal["public", "private", "direct", "whatsapp"]
+    topic: str
+    created_by: int | None
+    last_seq: int
+    archived_upto_seq: int
+    created_at: str | None
+
+
+class MessageRecordWire(Wire):
+    """The one message record: Socket.IO ``message`` events, REST history, the Kafka archive
+    record (plus ``v``) and the archive API."""
+
+    id: int
+    room_id: int
+    seq: int = Field(ge=1, description="gap-free per room; clients detect gaps and resume by it")
+    author_id: int | None
+    author_kind: Literal["user", "assistant", "contact", "system"]
+    author_name: str | None
+    body: str = Field(description="empty when deleted")
+    created_at: str
+    client_id: str | None
+    reply_to: int | None
+    edited_at: str | None
+    deleted_at: str | None
+    meta: dict[str, Any]
