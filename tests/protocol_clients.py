@@ -5,7 +5,8 @@ with aiohttp's HTTP client for long-polling and its WebSocket client, so every b
 sends is seen as it is. Each check runs against two servers with the same settings and the same
 probe handlers:
 
-- ``stock``: a plain ``socketio.AsyncServer`` on a plain aiohttp app, in its own process
+- ``stock``: a plain ``socketio.AsyncServer`` with python-socketio's ``AsyncRedisManager`` (the
+  manager ours extends) on a plain aiohttp app, in its own process
   (``python -m tests.protocol_clients``), so none of our run-time patches of engineio's classes
   (they patch classes, process-wide) can reach it: the reference behaviour;
 - ``ours``: chat-server from ``create_app`` on real PostgreSQL and Redis, every patch applied
@@ -14,7 +15,9 @@ probe handlers:
 
 The probe handlers follow the protocol repositories' reference server: ``echo`` emits its
 arguments back as ``echo-back`` (to the sender's sid, i.e. through the manager's ``emit``, the
-broadcast path), ``echo-ack`` acks with its arguments, ``/custom`` accepts any auth and acks its
+broadcast path), ``echo-ack`` acks with its arguments, ``join`` puts the sender in a room and
+``shout`` emits its arguments to that room as ``shouted``, ``ask`` sends the sender a
+``question`` with an ack id and acks with the client's answer, ``/custom`` accepts any auth and acks its
 ``auth`` event with it. Namespace ``/`` is the application's: ``ours`` checks an access token there,
 ``stock`` a fixed token, and both refuse others the same way.
 """
@@ -45,6 +48,9 @@ PATH = "/socket.io/"
 SEP = "\x1e"  # Engine.IO v4 record separator between packets of a polling payload
 MAX_PAYLOAD = 64 * 1024  # chat-server's limits.max_ws_message_bytes; the stock server gets the same
 STOCK_TOKEN = "stock-token"
+PROBE_ROOM = "probe-room"
+# events chat-server sends on its own (a user's presence goes to the user's sockets): not the probe's
+APP_EVENTS = ('42["presence",',)
 POSTED = (200, "OK")  # python-engineio's answer to a POST (the specification says "ok")
 
 # --- the probe handlers, the same on both servers ------------------------------------------------
@@ -58,6 +64,20 @@ def add_probe_handlers(sio: socketio.AsyncServer) -> None:
     @sio.on("echo-ack")
     async def echo_ack(sid: str, *args: Any) -> tuple[Any, ...]:
         return args
+
+    @sio.on("join")
+    async def join(sid: str) -> bool:
+        await sio.enter_room(sid, PROBE_ROOM)
+        return True
+
+    @sio.on("shout")
+    async def shout(sid: str, *args: Any) -> None:
+        await sio.emit("shouted", args, room=PROBE_ROOM)
+
+    @sio.on("ask")
+    async def ask(sid: str, *args: Any) -> Any:
+        # a server event with an ack id; the client's ACK (or BINARY_ACK) comes back as our ack
+        return await sio.call("question", args, to=sid, timeout=5)
 
     auths: dict[str, Any] = {}
 
@@ -96,12 +116,13 @@ class ProbeServer:
 
 
 @contextlib.asynccontextmanager
-async def serve_stock(ping_interval: float, ping_timeout: float, tmp: Path) -> AsyncIterator[ProbeServer]:
+async def serve_stock(ping_interval: float, ping_timeout: float, redis_url: str,
+                      tmp: Path) -> AsyncIterator[ProbeServer]:
     port = free_port()
     log_path = tmp / f"stock-{port}.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "tests.protocol_clients", str(port), str(ping_interval),
-                                 str(ping_timeout)], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+                                 str(ping_timeout), redis_url, f"stock{port}:socketio"], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         await asyncio.to_thread(wait_until, lambda: port_open(port), 30, "stock socketio server", proc, log_path)
         yield ProbeServer("stock", f"http://127.0.0.1:{port}", {"token": STOCK_TOKEN}, ping_interval, ping_timeout)
@@ -155,7 +176,7 @@ def probe_server_fixture(ping_interval: float, ping_timeout: float) -> Any:
                       tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ProbeServer]:
         tmp = tmp_path_factory.mktemp("probe")
         if request.param == "stock":
-            async with serve_stock(ping_interval, ping_timeout, tmp) as server:
+            async with serve_stock(ping_interval, ping_timeout, redis_service.url, tmp) as server:
                 yield server
         else:
             async with serve_ours(ping_interval, ping_timeout, pg_service, template_db, redis_service.url, key_dir,
@@ -251,6 +272,8 @@ class RawWs:
                     if self.auto_pong and msg.data == "2":
                         await self.ws.send_str("3")
                         continue
+                    if msg.data.startswith(APP_EVENTS):
+                        continue
                     return str(msg.data)
                 if msg.type == aiohttp.WSMsgType.BINARY:
                     return bytes(msg.data)
@@ -294,11 +317,12 @@ async def socketio_connect(ws: RawWs, auth: dict[str, Any] | None, namespace: st
 # --- the stock server process ----------------------------------------------------------------------
 
 
-def stock_app(ping_interval: float, ping_timeout: float) -> web.Application:
+def stock_app(ping_interval: float, ping_timeout: float, redis_url: str, channel: str) -> web.Application:
     """python-socketio as it ships, configured as ``server.app.make_sio`` configures ours."""
     from server import jsonlib
 
-    sio = socketio.AsyncServer(async_mode="aiohttp", json=jsonlib, cors_allowed_origins=None,
+    manager = socketio.AsyncRedisManager(redis_url, channel=channel, json=jsonlib)
+    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, json=jsonlib, cors_allowed_origins=None,
                                max_http_buffer_size=MAX_PAYLOAD, http_compression=False,
                                transports=["polling", "websocket"], ping_interval=ping_interval,
                                ping_timeout=ping_timeout)
@@ -317,4 +341,4 @@ def stock_app(ping_interval: float, ping_timeout: float) -> web.Application:
 
 if __name__ == "__main__":
     port, interval, timeout = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-    web.run_app(stock_app(interval, timeout), host="127.0.0.1", port=port, print=None)
+    web.run_app(stock_app(interval, timeout, sys.argv[4], sys.argv[5]), host="127.0.0.1", port=port, print=None)
