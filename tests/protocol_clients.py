@@ -222,7 +222,8 @@ class Polling:
         return await self.request("POST", self.session_url(), SEP.join(packets))
 
     async def get_until(self, predicate: Any, timeout: float = 5.0) -> list[str]:
-        """Poll (answering PINGs) until a packet matches ``predicate``; every packet received, in order."""
+        """Poll (answering PINGs, dropping chat-server's own events) until a packet matches
+        ``predicate``; every packet received, in order."""
         seen: list[str] = []
         async with asyncio.timeout(timeout):
             while True:
@@ -231,6 +232,8 @@ class Polling:
                 for p in packets:
                     if p == "2":
                         await self.post("3")
+                        continue
+                    if p.startswith(APP_EVENTS):
                         continue
                     seen.append(p)
                 if any(predicate(p) for p in seen):
