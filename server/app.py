@@ -90,8 +90,8 @@ def make_sio(config: Config) -> socketio.AsyncServer:
         max_http_buffer_size=config.limits.max_ws_message_bytes,
         http_compression=config.compression,
         transports=["polling", "websocket"],
-        ping_interval=25,
-        ping_timeout=20,
+        ping_interval=config.ping_interval_s,
+        ping_timeout=config.ping_timeout_s,
     )
     install_socket_poll()
     install_lean_sockets(sio.eio)

@@ -147,6 +147,11 @@ class Config:
     web_dist: Path | None = None
     build_web: bool = True
     compression: bool = False
+    # Engine.IO heartbeat: a PING this long after the open or the last PONG; a session whose
+    # PONG has not come ping_timeout_s after its PING is closed (seconds; clients learn both
+    # from the open packet)
+    ping_interval_s: float = 25.0
+    ping_timeout_s: float = 20.0
     limits: Limits = field(default_factory=Limits)
     ai: AISettings = field(default_factory=lambda: AISettings.from_env({}))
     kafka_bootstrap: str | None = None
@@ -225,6 +230,8 @@ class Config:
             web_dist=Path(web_dist) if web_dist else None,
             build_web=e.bool("BUILD_WEB", True),
             compression=e.bool("WS_COMPRESSION", False),
+            ping_interval_s=e.float("PING_INTERVAL_S", 25.0, 0.1),
+            ping_timeout_s=e.float("PING_TIMEOUT_S", 20.0, 0.1),
             limits=limits,
             ai=ai,
             kafka_bootstrap=e.str("KAFKA_BOOTSTRAP_SERVERS"),

@@ -6,8 +6,10 @@ recipient's send also logs and re-checks ping timeouts. ``FanoutRedisManager`` k
 protocol and the cross-node Redis bus as they are and changes only the local delivery of
 events without acks:
 
-- the Socket.IO packet is encoded once (JSON through orjson, no binary scan: we never send
-  binary), wrapped once as an Engine.IO packet whose ``encode()`` returns the cached frame;
+- the Socket.IO packet is encoded once (JSON through orjson, no binary scan: orjson refuses
+  bytes, and an emit with bytes in its data then takes the stock path, with attachments), wrapped
+  once as an Engine.IO packet whose ``encode()`` returns the cached frame; ``emit``'s arguments
+  mean what they mean in python-socketio (a tuple is several arguments, ``None`` none);
 - the shared frame goes to each recipient's ``PacketQueue`` (``lean_socket``): on a WebSocket
   with nothing queued ahead it is written straight away, otherwise it waits behind what is
   queued (acks and everything else), so per-socket order is always kept. No task per
@@ -95,6 +97,18 @@ class IndexedRooms:
         return [r for r in self._sid_rooms.get((namespace, sid), ()) if r is not None]
 
 
+def event_args(data: list[Any]) -> list[Any]:
+    """The arguments a client receives for a bus message's ``data`` list, as the stock managers
+    decide them (``AsyncPubSubManager._handle_emit`` then ``AsyncManager.emit``): one ``None``
+    means no argument, one tuple is spread, anything else is the arguments."""
+    if len(data) == 1:
+        only = data[0]
+        if only is None:
+            return []
+        return list(only) if isinstance(only, tuple) else [only]
+    return list(data)
+
+
 class FanoutRedisManager(IndexedRooms, RedisBus):
     async def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None,
                    skip_sid: Any = None, callback: Any = None, to: Any = None, **kwargs: Any) -> None:
@@ -104,24 +118,34 @@ class FanoutRedisManager(IndexedRooms, RedisBus):
                                callback=callback, **kwargs)
             return
         namespace = namespace or "/"
-        self._deliver_local(event, data, namespace, room, skip_sid)
-        await self._publish({"method": "emit", "event": event, "data": [data], "binary": False,
-                             "namespace": namespace, "room": room, "skip_sid": skip_sid,
-                             "callback": None, "host_id": self.host_id})
+        # python-socketio's ``emit`` contract: a tuple is several arguments, None none
+        bus_data = list(data) if isinstance(data, tuple) else [data]
+        try:
+            self._deliver_local(event, event_args(bus_data), namespace, room, skip_sid)
+            await self._publish({"method": "emit", "event": event, "data": bus_data, "binary": False,
+                                 "namespace": namespace, "room": room, "skip_sid": skip_sid,
+                                 "callback": None, "host_id": self.host_id})
+        except TypeError:
+            # orjson refuses bytes, and refuses them before anything was delivered or published
+            # (both encode the same data; the local encoding, when there is one, comes first).
+            # Binary payloads take the stock path: attachments, BINARY_EVENT, base64 on the bus.
+            if not sio_packet.Packet.data_is_binary(bus_data):
+                raise
+            await super().emit(event, data, namespace=namespace, room=room, skip_sid=skip_sid)
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
         if message.get("callback") is not None or message.get("binary"):
             await super()._handle_emit(message)
             return
         data = message["data"]
-        payload = data[0] if isinstance(data, list) and len(data) == 1 else data
-        self._deliver_local(message["event"], payload, message.get("namespace") or "/",
+        args = event_args(data) if isinstance(data, list) else [data]
+        self._deliver_local(message["event"], args, message.get("namespace") or "/",
                             message.get("room"), message.get("skip_sid"))
 
-    def _deliver_local(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any) -> int:
+    def _deliver_local(self, event: str, args: list[Any], namespace: str, room: Any, skip_sid: Any) -> int:
         if namespace not in self.rooms:
             return 0
-        pkt = sio_packet.Packet(sio_packet.EVENT, namespace=namespace, data=[event, data], binary=False)
+        pkt = sio_packet.Packet(sio_packet.EVENT, namespace=namespace, data=[event, *args], binary=False)
         frame = _EncodedPacket(pkt.encode())
         payload = frame.encode().encode()
         wire = text_frame(payload)  # the WebSocket frame every recipient gets, built once
