@@ -21,6 +21,16 @@ class Metrics:
         self.http = Counter("chat_http_requests_total", "HTTP requests", ["route", "status"], registry=r)
         self.errors = Counter("chat_errors_total", "Errors by code", ["code"], registry=r)
         self.fanout_failures = Counter("chat_fanout_failures_total", "Fan-out publish failures", registry=r)
+        self.slow_consumer_drops = Counter(
+            "chat_slow_consumer_drops_total",
+            "Sessions dropped because their outbound queue passed WS_QUEUE_MAX_BYTES or WS_QUEUE_MAX_PACKETS",
+            registry=r,
+        )
+        self.connections_refused = Counter(
+            "chat_connections_refused_total",
+            "Engine.IO handshakes refused: the client address had MAX_CONNECTIONS_PER_IP sessions open",
+            registry=r,
+        )
         self.gc_pause = Histogram(
             "chat_gc_pause_seconds", "Garbage-collector pauses of the event loop, by generation", ["generation"],
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1), registry=r,
