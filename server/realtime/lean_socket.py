@@ -31,9 +31,9 @@ reconnects and catches up with ``sync``. What a dropped session held before it w
 the cap, plus the transport's buffer (aiohttp pauses writing past its high-water mark, 64 KiB),
 plus the one packet the drain task is writing.
 
-Protocol errors: a WebSocket peer that sends CLOSE, a packet that does not decode, or an
-unknown packet type has its WebSocket closed (engineio's handler ends such sessions through its
-read timeout or an exception; ours has no read timeout).
+Protocol errors: a WebSocket peer that sends CLOSE, a packet that does not decode, or a packet
+of no Engine.IO type has its WebSocket closed (engineio's handler ends the session on an
+undecodable packet through an exception, after CLOSE through its read timeout; ours has none).
 """
 
 from __future__ import annotations
@@ -456,16 +456,17 @@ async def _websocket_handler(self: Any, ws: Any) -> None:
             break
         try:
             pkt = eio_packet.Packet(encoded_packet=p)
+            valid = 0 <= pkt.packet_type < len(eio_packet.packet_names)
         except Exception:
-            server.logger.info("%s: undecodable packet, closing the WebSocket", self.sid)
+            valid = False
+        if not valid:  # engineio would fail on it further in (an IndexError for type 7, say)
+            server.logger.info("%s: invalid packet, closing the WebSocket", self.sid)
             reason = server.reason.TRANSPORT_ERROR
             break
         try:
             await self.receive(pkt)
         except eio_exceptions.UnknownPacketError:
-            server.logger.info("%s: unknown packet type, closing the WebSocket", self.sid)
-            reason = server.reason.TRANSPORT_ERROR
-            break
+            pass  # a valid type a client does not send (OPEN, PING, NOOP): ignored, as by engineio
         except eio_exceptions.SocketIsClosedError:
             server.logger.info("Receive error -- socket is closed")
             break
