@@ -36,7 +36,7 @@ from .targets import NODE_DIR, Target
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 ALL_TARGETS = ["ours", "node", "pysio", "flask"]
-ALL_SCENARIOS = ["idle", "fanout", "rooms", "persist", "two_nodes"]
+ALL_SCENARIOS = ["idle", "fanout", "rooms", "persist", "two_nodes", "slow"]
 FANOUT_ONLY = {"flask"}  # Flask-SocketIO is the reference for room fan-out only
 TWO_NODE_TARGETS = ["ours", "pysio", "node"]
 
@@ -110,7 +110,7 @@ def run_target(name: str, plan: Plan, chosen: list[str], res: dict[str, Any]) ->
 def run(plan: Plan, targets: list[str], chosen: list[str], quick: bool) -> dict[str, Any]:
     res: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "quick": quick,
                            "machine": machine(), "plan": asdict(plan), "targets": targets,
-                           "fanout": {}, "idle": {}, "rooms": {}, "persist": {}, "two_nodes": {}, "errors": {}}
+                           "fanout": {}, "idle": {}, "rooms": {}, "persist": {}, "two_nodes": {}, "slow": {}, "errors": {}}
     t0 = time.monotonic()
     for name in targets:
         run_target(name, plan, chosen, res)
@@ -123,6 +123,14 @@ def run(plan: Plan, targets: list[str], chosen: list[str], quick: bool) -> dict[
             except Exception as exc:
                 res["errors"][f"{name} two_nodes"] = f"{type(exc).__name__}: {str(exc)[:600]}"
                 say(traceback.format_exc())
+    if "slow" in chosen and "ours" in targets:
+        wait_quiet()
+        say("== ours: slow consumers")
+        try:
+            res["slow"] = scenarios.slow_consumers(plan)
+        except Exception as exc:
+            res["errors"]["ours slow"] = f"{type(exc).__name__}: {str(exc)[:600]}"
+            say(traceback.format_exc())
     res["wall_s"] = round(time.monotonic() - t0)
     return res
 

@@ -171,6 +171,17 @@ def render(res: dict[str, Any]) -> str:
     if res.get("two_nodes"):
         out += ["### Two nodes over Redis (senders on node A; receivers on A, or split over A and B)", "",
                 *two_nodes_table(res), ""]
+    if res.get("slow"):
+        out += ["### Slow consumers (chat-server; clients that stop reading in a busy room)", "",
+                "| queue cap | clients (stalled) | body bytes | offered deliveries/s | readers: delivered | p50 ms | p99 ms | "
+                "max ms | RSS before / peak / after, MiB | sessions dropped | server cores |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for label, r in res["slow"].items():
+            out.append(f"| {label} | {_n(r['clients'])} ({r['stalled']}) | {_n(r['size'])} | {_n(r['offered_deliveries_s'])} | "
+                       f"{r['delivered_ratio'] * 100:.2f} % | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | "
+                       f"{r['rss_before_kib'] / 1024:.1f} / {r['rss_peak_kib'] / 1024:.1f} / {r['rss_after_kib'] / 1024:.1f} | "
+                       f"{r['drops']:.0f} | {r.get('server_cpu', 0):.2f} |")
+        out.append("")
     if res.get("errors"):
         out += ["### Scenarios that failed", "", *[f"- {k}: {v}" for k, v in res["errors"].items()], ""]
     return "\n".join(out)

@@ -6,6 +6,9 @@
 4. ``persist``    chat-server only: closed-loop ``message:send`` with acks through PostgreSQL
 5. ``two_nodes``  fan-out with senders on node A and receivers split over A and B, compared
                   with all clients on A, on the same Redis (and PostgreSQL for chat-server)
+6. ``slow``       chat-server only: clients that stop reading in a busy room with clients that
+                  read; server RSS and the readers' latency with the outbound queue cap, and
+                  with a cap too large to trip, for contrast
 
 The load generator runs on ``Plan.loadgen_cpus``; servers and their services on
 ``Plan.server_cpus``. chat-server needs users and rooms made over REST first; the references
@@ -17,7 +20,9 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +46,15 @@ class Plan:
     persist_clients: int = 40
     persist_rates: list[int] = field(default_factory=lambda: [1000, 2000, 3000, 4000, 5000, 6000, 8000])
     senders: int = 10
+    # ``slow``: clients in the room, of which ``slow_stalled`` stop reading; offered deliveries/s
+    # over all clients; message body size (bytes; large, so a stalled client's buffers fill fast)
+    # (the kernel takes up to tcp_wmem's maximum, 4 MiB here, for a stalled socket before the
+    # server's queue grows at all: 20 msgs/s of 32 KB pass that and the 1 MiB cap in ~8 s)
+    slow_clients: int = 200
+    slow_stalled: int = 100
+    slow_rate: int = 4000
+    slow_size: int = 32_000
+    slow_duration: float = 12.0
     loadgen_workers: int = 1
     server_cpus: list[int] = field(default_factory=lambda: [0])
     loadgen_cpus: list[int] = field(default_factory=lambda: [1])
@@ -205,3 +219,70 @@ def two_nodes(plan: Plan, name: str) -> dict[str, Any]:
         if pg is not None:
             pg.cleanup()
         shutil.rmtree(keys, ignore_errors=True)
+
+
+# a cap no stalled client reaches in a run: the contrast (what the node does without the cap)
+HUGE_CAP = {"WS_QUEUE_MAX_BYTES": str(1 << 40), "WS_QUEUE_MAX_PACKETS": str(1 << 40)}
+
+
+def slow_consumers(plan: Plan) -> dict[str, Any]:
+    """``plan.slow_stalled`` of ``plan.slow_clients`` clients in one room stop reading once
+    joined; the others read while 10 senders send ``plan.slow_size``-byte messages at
+    ``plan.slow_rate`` offered deliveries/s. Per queue cap (the default, and ``HUGE_CAP``): the
+    server's RSS (before, peak during the step, after), the readers' latency and delivery, and
+    the sessions dropped (``chat_slow_consumer_drops_total``). One fresh server per cap."""
+    out: dict[str, Any] = {}
+    for label, env in (("default cap", {}), ("huge cap", HUGE_CAP)):
+        target = Target("ours", env={"MAX_MESSAGE_CHARS": str(plan.slow_size + 100), **env},
+                        cpus=plan.server_cpus)
+        try:
+            target.start()
+            auth = fanout_room(target)
+            wait_idle(target)
+            extra = {"stalled": plan.slow_stalled, "size": plan.slow_size, "duration": plan.slow_duration, **auth}
+            with Loadgen(spec(plan, target, "fanout", plan.slow_clients, **extra), target.measured_pids()) as lg:
+                wait_idle(target)
+                before = target.rss_kib()
+                with PeakRss(target) as peak:
+                    r = lg.step(plan.slow_rate)
+                after = target.rss_kib()
+            r.update(rss_before_kib=before, rss_peak_kib=peak.kib, rss_after_kib=after,
+                     drops=metric(target, "chat_slow_consumer_drops_total"), stalled=plan.slow_stalled,
+                     size=plan.slow_size)
+            out[label] = r
+            say(f"   ours slow consumers, {label}: readers p50 {r['p50_ms']} p99 {r['p99_ms']} ms, delivered "
+                f"{r['delivered_ratio']}, RSS {before // 1024} -> peak {peak.kib // 1024} MiB, drops {r['drops']:.0f}")
+        finally:
+            target.stop()
+    return out
+
+
+class PeakRss:
+    """The highest RSS of the target's process, sampled every 100 ms while in the block."""
+
+    def __init__(self, target: Target) -> None:
+        self.target, self.kib = target, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.kib = max(self.kib, self.target.rss_kib())
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def metric(target: Target, name: str) -> float:
+    """One unlabelled sample from chat-server's /metrics (0 when absent)."""
+    with urllib.request.urlopen(target.url + "/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0

@@ -42,7 +42,8 @@ from .context import SERVICES, Services
 from .metrics import Metrics
 from .passwords import PasswordHasher
 from .realtime.fanout import FanoutRedisManager, install_socket_poll, make_websocket_class
-from .realtime.lean_socket import install_lean_sockets
+from .realtime.lean_socket import QueueLimits, install_lean_sockets
+from .realtime.peers import ChatSocketServer
 from .realtime.presence import Presence
 from .realtime.ratelimit import RateLimiter
 from .realtime.typing import TypingThrottle
@@ -82,7 +83,8 @@ def make_sio(config: Config) -> socketio.AsyncServer:
         redis_options={"socket_connect_timeout": config.redis_timeout_s, "health_check_interval": 10},
         json=jsonlib,
     )
-    sio = socketio.AsyncServer(
+    sio = ChatSocketServer(
+        connect_timeout_s=config.limits.connect_timeout_s,
         async_mode="aiohttp",
         client_manager=manager,
         json=jsonlib,
@@ -93,6 +95,10 @@ def make_sio(config: Config) -> socketio.AsyncServer:
         ping_interval=config.ping_interval_s,
         ping_timeout=config.ping_timeout_s,
     )
+    limits = config.limits
+    # the metrics are bound to the queue limits and on_refused once Services exist (_services_ctx)
+    sio.eio.configure_peers(limits.connections_per_ip, http.client_ip,
+                            QueueLimits(limits.ws_queue_max_bytes, limits.ws_queue_max_packets))
     install_socket_poll()
     install_lean_sockets(sio.eio)
     # our own websocket driver: permessage-deflate only when configured (off by default)
@@ -185,6 +191,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             batcher=SendBatcher(pool),
         )
         app[SIO].manager.on_dropped = svc.metrics.fanout_failures.inc  # bus events Redis never took
+        app[SIO].eio.count_to(svc.metrics.slow_consumer_drops.inc, svc.metrics.connections_refused.inc)
         svc.extras["http"] = http_session
         svc.extras["signing_secret"] = private_pem
         svc_holder["svc"] = svc

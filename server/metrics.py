@@ -26,6 +26,16 @@ class Metrics:
             "Sockets the server ended because their authorisation ended (expired, revoked, logged_out)",
             ["reason"], registry=r,
         )
+        self.slow_consumer_drops = Counter(
+            "chat_slow_consumer_drops_total",
+            "Sessions dropped because their outbound queue passed WS_QUEUE_MAX_BYTES or WS_QUEUE_MAX_PACKETS",
+            registry=r,
+        )
+        self.connections_refused = Counter(
+            "chat_connections_refused_total",
+            "Engine.IO handshakes refused: the client address had MAX_CONNECTIONS_PER_IP sessions open",
+            registry=r,
+        )
         self.gc_pause = Histogram(
             "chat_gc_pause_seconds", "Garbage-collector pauses of the event loop, by generation", ["generation"],
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1), registry=r,

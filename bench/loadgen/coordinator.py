@@ -135,8 +135,9 @@ class Loadgen:
         s, step = self.spec, self.steps
         self.steps += 1
         clients, duration, drain = int(s["clients"]), float(s["duration"]), float(s["drain"])
-        per_message = {"fanout": clients, "rooms": int(s["room_size"])}.get(s["mode"], 1)
-        rate = offered / per_message if s["mode"] == "fanout" else offered
+        readers = clients - int(s.get("stalled", 0))  # stalled clients read nothing: not counted
+        per_message = {"fanout": readers, "rooms": int(s["room_size"])}.get(s["mode"], 1)
+        rate = offered / clients if s["mode"] == "fanout" else offered
         t0_ns = time.time_ns() + int(settle * 1e9)
         for p in self.procs:
             assert p.stdin is not None

@@ -8,7 +8,8 @@ Driven over stdin/stdout by the coordinator (``bench.loadgen.__main__``), one li
                                                <raw_dir>/<step>-<index>.bin (int64 ns)
     coord  -> "stop" (or EOF)                  close every client and exit
 
-Modes: ``fanout`` (one room, S senders at a total rate), ``rooms`` (rooms of ``room_size``,
+Modes: ``fanout`` (one room, S senders at a total rate; with ``stalled``, the last clients
+stop reading once joined and are left out of the counts), ``rooms`` (rooms of ``room_size``,
 one sender per room at 1 msg/s), ``persist`` (closed loop of acked sends, latency = ack time),
 ``idle`` (connect only, hold until "stop"). Wall-clock start times keep the workers' senders
 in step with each other; send timestamps are ``time.time_ns()``, the clock receivers use too.
@@ -30,6 +31,7 @@ from urllib.parse import urlsplit
 from .wsclient import SioConnection, ack_ok, connect
 
 CONNECT_BATCH = 200  # concurrent handshakes per worker: bounded so the server's backlog holds
+STALLED_RCVBUF = 4096  # bytes: a stalled client's receive buffer (no window autotuning)
 
 
 def cpu_s() -> float:
@@ -81,7 +83,8 @@ class Worker:
             # persist: the samples are ack times; the message events the clients also get are not
             samples = None if self.spec["mode"] == "persist" else self.samples
             conns = await asyncio.gather(*(connect(*self.address(i), self.tokens[i % len(self.tokens)],
-                                                   samples, timeout) for i in batch))
+                                                   samples, timeout, STALLED_RCVBUF if self.stalled(i) else None)
+                                           for i in batch))
             self.conns.update(zip(batch, conns, strict=True))
         if self.spec["mode"] == "idle" or self.spec.get("no_join"):
             return
@@ -92,6 +95,13 @@ class Worker:
             bad = [a for _, a in acks if not ack_ok(a)]
             if bad:
                 raise RuntimeError(f"room:join refused: {bad[0][:300]!r}")
+        for i, conn in self.conns.items():
+            if self.stalled(i) and conn.transport is not None:
+                conn.transport.pause_reading()  # from now on it reads nothing: a slow consumer
+
+    def stalled(self, i: int) -> bool:
+        """The last ``stalled`` clients stop reading once joined (never senders: those come first)."""
+        return i >= int(self.spec["clients"]) - int(self.spec.get("stalled", 0))
 
     # --- one measured step --------------------------------------------------------------------
 
@@ -120,7 +130,7 @@ class Worker:
             for c in self.conns.values():
                 c.ack_callbacks.clear()  # unacked by now: counted as lost
         else:
-            result["received"] = sum(c.received for c in self.conns.values())
+            result["received"] = sum(c.received for i, c in self.conns.items() if not self.stalled(i))
             result["late"] = sum(c.late for c in self.conns.values())
         (self.raw_dir / f"{step}-{self.index}.bin").write_bytes(self.samples.tobytes())
         return result

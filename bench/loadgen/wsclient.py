@@ -23,6 +23,7 @@ import base64
 import hashlib
 import json
 import os
+import socket
 import time
 from array import array
 from collections.abc import Callable
@@ -266,11 +267,19 @@ class SioConnection(asyncio.Protocol):
 
 
 async def connect(host: str, port: int, token: str | None, samples: array[int] | None,
-                  timeout: float = 30.0) -> SioConnection:
-    """Open the TCP connection, upgrade, and complete the Socket.IO connect on ``/``."""
+                  timeout: float = 30.0, rcvbuf: int | None = None) -> SioConnection:
+    """Open the TCP connection, upgrade, and complete the Socket.IO connect on ``/``. ``rcvbuf``:
+    the socket's receive buffer, set before connecting (a stalled client's buffers fill fast)."""
     loop = asyncio.get_running_loop()
+    sock = None
+    if rcvbuf is not None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        await asyncio.wait_for(loop.sock_connect(sock, (host, port)), timeout)
     _, proto = await asyncio.wait_for(
-        loop.create_connection(lambda: SioConnection(host, port, token, samples), host, port), timeout)
+        loop.create_connection(lambda: SioConnection(host, port, token, samples),
+                               *((None, None) if sock is not None else (host, port)), sock=sock), timeout)
     try:
         await asyncio.wait_for(asyncio.shield(proto.connected), timeout)
     except BaseException:

@@ -20,6 +20,20 @@ the next PING (a Task, its coroutine, a Future, a timer handle and a context per
 ``(due, socket)`` - every session waits the same interval, so the FIFO stays in due order.
 Same protocol: a PING ``ping_interval`` after the session opened or after the client's last
 PONG; ``check_ping_timeout`` still closes sessions whose PONG does not come.
+
+Slow consumers: engineio's queue grows without bound behind a client that stops reading (until
+its ping deadline, ~45 s, every broadcast of its rooms piles up). A ``PacketQueue`` made with
+``QueueLimits`` holds at most ``max_packets`` packets and ``max_bytes`` bytes (encoded packet
+lengths) behind what the transport has taken; the packet that would pass either cap drops the
+session instead: what is queued is discarded, a WebSocket is aborted (a client that does not
+read would not complete a close handshake), a polling session gets CLOSE and ends. The client
+reconnects and catches up with ``sync``. What a dropped session held before it went is bounded:
+the cap, plus the transport's buffer (aiohttp pauses writing past its high-water mark, 64 KiB),
+plus the one packet the drain task is writing.
+
+Protocol errors: a WebSocket peer that sends CLOSE, a packet that does not decode, or a packet
+of no Engine.IO type has its WebSocket closed (engineio's handler ends the session on an
+undecodable packet through an exception, after CLOSE through its read timeout; ours has none).
 """
 
 from __future__ import annotations
@@ -29,6 +43,7 @@ import collections
 import logging
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSMsgType
@@ -39,12 +54,40 @@ from engineio import packet as eio_packet
 log = logging.getLogger(__name__)
 
 
+class QueueLimits:
+    """The cap on what one session may have queued behind a slow reader; one instance shared by
+    every queue of a server. ``on_drop`` is called once per session dropped (a metric)."""
+
+    __slots__ = ("max_bytes", "max_packets", "on_drop")
+
+    def __init__(self, max_bytes: int, max_packets: int, on_drop: Callable[[], object] | None = None) -> None:
+        self.max_bytes = max_bytes
+        self.max_packets = max_packets
+        self.on_drop = on_drop
+
+
+def packet_size(pkt: Any) -> int:
+    """What ``pkt`` (an Engine.IO packet) weighs on the queue's byte cap: its encoded length for
+    text and binary data (the type digit + the data; characters for text, which is what a mostly
+    ASCII JSON frame costs in bytes), a small constant for the data-less and OPEN packets. A pure
+    function of the packet, so what ``put`` adds ``get`` takes off exactly."""
+    data = pkt.data
+    return 1 + len(data) if isinstance(data, (str, bytes)) else 64
+
+
 class PacketQueue:
-    """An unbounded FIFO with ``asyncio.Queue``'s semantics for ``put``/``get``/``task_done``/``join``."""
+    """A FIFO with ``asyncio.Queue``'s semantics for ``put``/``get``/``task_done``/``join``;
+    unbounded without ``limits``, else a packet past the cap drops the session (module docstring)."""
 
-    __slots__ = ("_drain", "_getters", "_head", "_items", "_joiners", "_unfinished", "_ws")
+    __slots__ = ("_bytes", "_drain", "_dropped", "_getters", "_head", "_items", "_joiners", "_limits", "_owner",
+                 "_unfinished", "_ws")
 
-    def __init__(self) -> None:
+    def __init__(self, limits: QueueLimits | None = None) -> None:
+        self._limits = limits
+        self._bytes = 0  # sum of ``packet_size`` over the queued items
+        self._dropped = False  # past the cap: nothing is queued any more
+        # the engineio socket of the session (``bind``); a polling session is closed through it
+        self._owner: Any = None
         self._items: list[Any] | None = None
         self._head = 0  # index of the next item in ``_items``
         # futures of the coroutines waiting in ``get()`` (None when nobody waits); the name is
@@ -85,8 +128,23 @@ class PacketQueue:
             return False
         return True
 
+    def bind(self, owner: Any) -> None:
+        """The engineio socket this queue belongs to (engineio makes the queue before the socket
+        is complete, so it is bound when the session opens)."""
+        self._owner = owner
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def dropped(self) -> bool:
+        return self._dropped
+
     def put_frame(self, item: Any, payload: bytes | None) -> None:
         """``put_nowait(item)``; ``payload`` is ``item``'s encoded frame when the caller has it."""
+        if self._dropped:
+            return
         ws = self._ws
         if ws is not None:
             if item is not None and self._items is None and self._drain is None:
@@ -105,6 +163,15 @@ class PacketQueue:
         else:
             self._items.append(item)
         self._unfinished += 1
+        limits = self._limits
+        if item is not None and limits is not None:
+            self._bytes += packet_size(item)
+            if self._bytes > limits.max_bytes or len(self._items) - self._head > limits.max_packets:
+                self._overflow(limits)
+                return
+        self._wake_getter()
+
+    def _wake_getter(self) -> None:
         getters = self._getters
         if getters:
             for fut in getters:
@@ -114,6 +181,40 @@ class PacketQueue:
 
     async def put(self, item: Any) -> None:
         self.put_nowait(item)
+
+    def _overflow(self, limits: QueueLimits) -> None:
+        """Drop the session: its client reads slower than its rooms talk."""
+        self._dropped = True
+        self._discard()
+        owner = self._owner
+        log.info("%s: outbound queue past its cap, dropping the session", getattr(owner, "sid", "?"))
+        if limits.on_drop is not None:
+            limits.on_drop()
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            _abort(ws._sock)  # its handler sees the connection end and closes the session
+        elif owner is not None and not (owner.closing or owner.closed):
+            # polling: the pending (or next) GET answers CLOSE, then the session is gone
+            self._append(eio_packet.Packet(eio_packet.CLOSE))
+            self._append(None)
+            owner.server.start_background_task(owner.close, wait=False, abort=True,
+                                               reason=owner.server.reason.TRANSPORT_ERROR)
+
+    def _append(self, item: Any) -> None:
+        """Queue ``item`` past the cap and the drop (the end of a dropped polling session)."""
+        if self._items is None:
+            self._items = [item]
+        else:
+            self._items.append(item)
+        self._unfinished += 1
+        if item is not None and self._limits is not None:
+            self._bytes += packet_size(item)
+        self._wake_getter()
+
+    def _discard(self) -> None:
+        while self._items is not None:
+            self.get_nowait()
+            self.task_done()
 
     def attach(self, ws: Any) -> None:
         """From now on write packets to ``ws`` (an engineio WebSocket wrapper whose ``_sock`` is
@@ -136,6 +237,16 @@ class PacketQueue:
         ws = self._ws
         try:
             while self._items is not None:
+                try:
+                    # aiohttp's writer waits for a paused transport only every 64 KiB written:
+                    # wait before each packet, so a slow reader's backlog stays in the queue,
+                    # where the cap counts it
+                    await _writable(ws._sock)
+                except Exception:
+                    await self._dead(ws)
+                    return
+                if self._ws is not ws:  # dropped while waiting
+                    return
                 pkt = self.get_nowait()
                 try:
                     if pkt is None:
@@ -144,16 +255,18 @@ class PacketQueue:
                         return
                     await ws.send(pkt.encode())
                 except Exception:
-                    self._ws = None  # a dead connection: drop what is left (engineio's writer stops too)
-                    while self._items is not None:
-                        self.get_nowait()
-                        self.task_done()
-                    await ws.close()
+                    await self._dead(ws)
                     return
                 finally:
                     self.task_done()
         finally:
             self._drain = None
+
+    async def _dead(self, ws: Any) -> None:
+        """A dead connection: drop what is left (engineio's writer stops too)."""
+        self._ws = None
+        self._discard()
+        await ws.close()
 
     def get_nowait(self) -> Any:
         items = self._items
@@ -162,7 +275,9 @@ class PacketQueue:
         item = items[self._head]
         self._head += 1
         if self._head == len(items):
-            self._items, self._head = None, 0
+            self._items, self._head, self._bytes = None, 0, 0
+        elif item is not None and self._limits is not None:
+            self._bytes -= packet_size(item)
         return item
 
     async def get(self) -> Any:
@@ -246,6 +361,20 @@ def _open_transport(ws: Any) -> Any:
     return None if transport.is_closing() else transport
 
 
+async def _writable(ws: Any) -> None:
+    """Wait until aiohttp's WebSocketResponse ``ws`` takes more (its transport is not paused)."""
+    writer = getattr(ws, "_writer", None)
+    if writer is not None and writer.protocol._paused:
+        await writer.protocol._drain_helper()
+
+
+def _abort(ws: Any) -> None:
+    """Abort the connection of aiohttp's WebSocketResponse ``ws`` (no close handshake)."""
+    writer = ws._writer
+    if writer is not None and writer.transport is not None:
+        writer.transport.abort()
+
+
 def write_frame(ws: Any, payload: bytes, binary: bool = False) -> bool:
     """Write one uncompressed frame to aiohttp's WebSocketResponse ``ws`` now, if it can take it.
 
@@ -314,6 +443,7 @@ async def _websocket_handler(self: Any, ws: Any) -> None:
 
     queue.attach(ws)
     server.logger.info("%s: Upgrade to websocket successful", self.sid)
+    reason = server.reason.TRANSPORT_CLOSE
     while True:
         try:
             # no read timeout: a client that stops answering PINGs is closed by the PingScheduler
@@ -325,16 +455,39 @@ async def _websocket_handler(self: Any, ws: Any) -> None:
         if p is None:  # connection closed by client
             break
         try:
-            await self.receive(eio_packet.Packet(encoded_packet=p))
+            pkt = eio_packet.Packet(encoded_packet=p)
+            valid = 0 <= pkt.packet_type < len(eio_packet.packet_names)
+        except Exception:
+            valid = False
+        if not valid:  # engineio would fail on it further in (an IndexError for type 7, say)
+            server.logger.info("%s: invalid packet, closing the WebSocket", self.sid)
+            reason = server.reason.TRANSPORT_ERROR
+            break
+        try:
+            await self.receive(pkt)
         except eio_exceptions.UnknownPacketError:
-            pass
+            pass  # a valid type a client does not send (OPEN, PING, NOOP): ignored, as by engineio
         except eio_exceptions.SocketIsClosedError:
             server.logger.info("Receive error -- socket is closed")
             break
         except Exception:
             server.logger.exception("Unknown receive error")
+        if self.closed:  # the client sent CLOSE (or the server closed the session meanwhile)
+            break
     await queue.finish()
-    await self.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+    await self.close(wait=False, abort=True, reason=reason)
+
+
+async def end_session(sock: Any, reason: str) -> None:
+    """Close the Engine.IO session ``sock`` from the server side, its connection included.
+
+    engineio's ``close`` runs the disconnect handler and queues CLOSE; a polling client gets it
+    with its next GET. A lean WebSocket session's handler is waiting on a read with no timeout,
+    so its WebSocket is closed here too (after the CLOSE packet), which ends the handler."""
+    await sock.close(wait=False, abort=False, reason=reason)
+    queue = sock.queue
+    if isinstance(queue, PacketQueue):
+        await queue.finish()
 
 
 class PingScheduler:
@@ -405,9 +558,7 @@ class PingScheduler:
         if ws is None:
             return
         log.info("%s: no PONG within ping_timeout, closing the WebSocket", sock.sid)
-        transport = ws._sock._writer.transport if ws._sock._writer is not None else None
-        if transport is not None:
-            transport.abort()  # a client that stopped answering would not complete a close handshake
+        _abort(ws._sock)  # a client that stopped answering would not complete a close handshake
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -431,7 +582,8 @@ def install_lean_sockets(eio: Any) -> None:
     """Lean sessions for ``eio``: a ``PacketQueue`` per session instead of an ``asyncio.Queue``,
     and one task for all PINGs (``schedule_ping`` is patched on the class; servers without
     ``install_lean_sockets`` keep engineio's own behaviour)."""
-    eio.create_queue = lambda *args, **kwargs: PacketQueue()
+    if not isinstance(eio.create_queue(), PacketQueue):  # a server that does not make its own
+        eio.create_queue = lambda *args, **kwargs: PacketQueue()
     eio.lean_pings = PingScheduler(eio)
     eio_async_socket.AsyncSocket.schedule_ping = _schedule_ping
     eio_async_socket.AsyncSocket._websocket_handler = _websocket_handler

@@ -55,13 +55,6 @@ async def connected_polling(server: ProbeServer, http: aiohttp.ClientSession) ->
     return session
 
 
-def known_gap(request: pytest.FixtureRequest, server: ProbeServer, reason: str) -> None:
-    """Mark this run an expected failure on our server (strict: the fix turns it into a failure
-    that says to remove the mark)."""
-    if server.kind == "ours":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 # --- handshake -------------------------------------------------------------------------------------
 
 
@@ -166,8 +159,6 @@ async def test_polling_post_with_an_unknown_packet_type_is_ignored_and_the_sessi
 
 async def test_websocket_frame_with_an_unknown_packet_type_ends_the_session(
         request: pytest.FixtureRequest, server: ProbeServer, http: aiohttp.ClientSession) -> None:
-    known_gap(request, server, "lean_socket's WebSocket handler logs an undecodable frame and reads on "
-                               "(engineio's handler ends the session)")
     ws = await RawWs.connect(server, http)
     await ws.send("40" + json.dumps(server.auth))
     assert str(await ws.recv()).startswith('40{"sid":')
@@ -240,9 +231,6 @@ async def test_polling_close_packet_ends_the_session(server: ProbeServer, http: 
 
 async def test_websocket_close_packet_ends_the_session_and_its_websocket(
         request: pytest.FixtureRequest, fast_server: ProbeServer, http: aiohttp.ClientSession) -> None:
-    known_gap(request, fast_server, "lean_socket's WebSocket handler ends the Engine.IO session on CLOSE but "
-                                    "keeps reading: with no writer task and no read timeout nothing closes "
-                                    "the WebSocket (engineio's writer closes it after ping_interval + ping_timeout)")
     ws = await RawWs.connect(fast_server, http)
     await ws.send("40" + json.dumps(fast_server.auth))
     assert str(await ws.recv()).startswith('40{"sid":')

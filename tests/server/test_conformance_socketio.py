@@ -299,9 +299,6 @@ async def test_session_that_never_sends_connect_is_closed_after_the_connect_time
         redis_service: RedisService, key_dir: Path, tmp_path: Path, http: aiohttp.ClientSession) -> None:
     """Ours only: stock python-socketio keeps such a session as long as it answers PINGs (the
     specification says to close it; the Node server does after ``connectTimeout``)."""
-    request.applymarker(pytest.mark.xfail(strict=True, reason=(
-        "a session that never sends the Socket.IO CONNECT is never closed (limits.connect_timeout_s "
-        "is not enforced yet)")))
     async with serve_ours(10.0, 5.0, pg_service, template_db, redis_service.url, key_dir, tmp_path,
                           CONNECT_TIMEOUT_S="1") as ours:
         ws = await RawWs.connect(ours, http)
