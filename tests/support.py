@@ -245,3 +245,25 @@ async def two_in_a_room(harness: ServerHarness) -> tuple[Client, Client, int]:
     await alice.connect()
     await bob.connect()
     return alice, bob, room_id
+
+
+async def refused_connect(url: str, token: str, wait_timeout: float = 10) -> dict[str, Any]:
+    """Connect with ``token``; the handshake must be refused. Returns the server's reason, the
+    documented ``{code, message, details?}`` of the ``connect_error``."""
+    sio = socketio.AsyncClient(reconnection=False)
+    reasons: list[dict[str, Any]] = []
+
+    async def on_error(data: Any = None) -> None:
+        reasons.append(data or {})
+
+    sio.on("connect_error", on_error)
+    try:
+        await sio.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=wait_timeout)
+    except socketio.exceptions.ConnectionError:
+        pass
+    else:
+        await sio.disconnect()
+        raise AssertionError("the connect was accepted")
+    await sio.disconnect()
+    assert reasons, "the server gave no reason"
+    return dict(reasons[0]["data"])

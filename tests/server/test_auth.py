@@ -18,23 +18,7 @@ import socketio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from server.config import Config, ConfigError
-from tests.support import PASSWORD, Client, ServerHarness
-
-
-async def _refused_connect(node_url: str, token: str) -> dict[str, Any]:
-    """Connect with ``token``; the handshake must be refused. Returns the server's reason."""
-    sio = socketio.AsyncClient(reconnection=False)
-    reasons: list[dict[str, Any]] = []
-
-    async def on_error(data: dict[str, Any] | None = None) -> None:
-        reasons.append(data or {})
-
-    sio.on("connect_error", on_error)
-    with pytest.raises(socketio.exceptions.ConnectionError):
-        await sio.connect(node_url, auth={"token": token}, transports=["websocket"], wait_timeout=5)
-    await sio.disconnect()
-    assert reasons, "the server gave no reason"
-    return reasons[0]["data"]  # the documented {code, message}
+from tests.support import PASSWORD, Client, ServerHarness, refused_connect
 
 
 async def _login(h: ServerHarness, base: str, username: str, password: str) -> tuple[int, dict[str, Any]]:
@@ -101,7 +85,7 @@ async def test_logout_all_refuses_old_access_tokens_on_rest_and_socket(harness: 
     for tokens in (old, other_login):
         status, body = await Client(node.base_url, harness.http, alice.user, tokens).call("GET", "/api/v1/users/me")
         assert status == 401 and body["error"]["code"] == "unauthorized"
-        assert (await _refused_connect(node.base_url, tokens["access_token"]))["code"] == "unauthorized"
+        assert (await refused_connect(node.base_url, tokens["access_token"]))["code"] == "unauthorized"
         status, _ = await _refresh(harness, node.base_url, tokens["refresh_token"])
         assert status == 401
     # a new login works again
@@ -123,7 +107,7 @@ async def test_role_change_invalidates_tokens_and_open_sockets(harness: ServerHa
     bob.sio = None
     status, body = await bob.call("GET", "/api/v1/users/me")
     assert status == 401 and body["error"]["code"] == "unauthorized"
-    assert (await _refused_connect(node.base_url, bob.tokens["access_token"]))["code"] == "unauthorized"
+    assert (await refused_connect(node.base_url, bob.tokens["access_token"]))["code"] == "unauthorized"
     # the refresh token carries no role: rotating it yields an access token with the new role
     status, rotated = await _refresh(harness, node.base_url, bob.tokens["refresh_token"])
     assert status == 200
@@ -202,7 +186,7 @@ async def test_bad_tokens_are_refused_on_rest_and_on_connect(harness: ServerHarn
         async with harness.http.get(node.base_url + "/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}) as r:
             body = await r.json()
             assert r.status == 401 and body["error"]["code"] == "unauthorized", name
-        assert (await _refused_connect(node.base_url, token))["code"] == "unauthorized", name
+        assert (await refused_connect(node.base_url, token))["code"] == "unauthorized", name
     async with harness.http.get(node.base_url + "/api/v1/users/me") as r:
         assert r.status == 401 and (await r.json())["error"]["code"] == "unauthorized"
     async with harness.http.get(node.base_url + "/api/v1/users/me", headers={"Authorization": "Basic YTpi"}) as r:

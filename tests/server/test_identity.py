@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -19,13 +18,6 @@ from tests.support import PASSWORD, ChatNode, Client, ServerHarness, make_room
 
 PN = "PN700"
 HANDLE_RE = re.compile(r"^wa_[a-z]+$")
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[GraphApiFake]:
-    fake = await GraphApiFake().start()
-    yield fake
-    await fake.stop()
 
 
 async def _node(harness: ServerHarness, graph: GraphApiFake) -> ChatNode:

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 import socketio
 
 from tests.services import RedisService
-from tests.support import PASSWORD, ChatNode, Client, ServerHarness
+from tests.support import PASSWORD, ChatNode, Client, ServerHarness, refused_connect
 
 END_WITHIN_S = 2.0  # the promise: revocation_check_s (1 s) plus the query and the disconnect
 
@@ -60,20 +60,6 @@ class Sockets:
         self.opened.append(w.sio)
         await w.sio.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=10)
         return w
-
-    async def refused(self, url: str, token: str) -> dict[str, Any]:
-        sio = socketio.AsyncClient(reconnection=False)
-        reasons: list[dict[str, Any]] = []
-
-        async def on_error(data: Any = None) -> None:
-            reasons.append(data or {})
-
-        sio.on("connect_error", on_error)
-        with pytest.raises(socketio.exceptions.ConnectionError):
-            await sio.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=10)
-        await sio.disconnect()
-        assert reasons, "the server gave no reason"
-        return dict(reasons[0]["data"])
 
 
 @pytest.fixture
@@ -190,7 +176,7 @@ async def test_refresh_token_reuse_ends_that_logins_sockets_on_every_node_and_no
     assert await this_login_here.ended_with(timeout=END_WITHIN_S) == "revoked"
     assert await this_login.ended_with(timeout=END_WITHIN_S) == "revoked"
     # the family's access tokens are refused from now on, the other login's still work
-    assert (await sockets.refused(b.base_url, stolen["access_token"]))["code"] == "unauthorized"
+    assert (await refused_connect(b.base_url, stolen["access_token"]))["code"] == "unauthorized"
     await asyncio.sleep(2 * harness.config().revocation_check_s)  # a few more looks on node b
     await that_login.still_works()
 
@@ -234,9 +220,9 @@ async def test_a_users_socket_past_the_cap_is_refused_with_rate_limited_counting
                 await asyncio.sleep(0.05)
     finally:
         await r.aclose()
-    refused = await sockets.refused(a.base_url, token)
+    refused = await refused_connect(a.base_url, token)
     assert refused["code"] == "rate_limited"
-    assert (await sockets.refused(b.base_url, token))["code"] == "rate_limited"
+    assert (await refused_connect(b.base_url, token))["code"] == "rate_limited"
     # one closes: there is room for one more again
     await opened[0].sio.disconnect()
     async with asyncio.timeout(10):

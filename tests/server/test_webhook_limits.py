@@ -7,12 +7,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator
 from ipaddress import ip_network
 from typing import Any
 
 import asyncpg
-import pytest
 
 from tests.fakes.graph_api import GraphApiFake, make_text_webhook, signed_post, signed_post_headers
 from tests.services.postgres import PostgresService
@@ -20,13 +18,6 @@ from tests.support import ChatNode, Client, ServerHarness
 
 PN, SECRET, VERIFY = "PN900", "app-secret-limits", "verify-limits"
 CONTACT = "4917012399999"
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[GraphApiFake]:
-    fake = await GraphApiFake().start()
-    yield fake
-    await fake.stop()
 
 
 async def _setup(harness: ServerHarness, graph: GraphApiFake, **config: Any) -> tuple[ChatNode, Client]:

@@ -7,24 +7,15 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import pytest
 
 from tests.fakes.graph_api import GraphApiFake, make_status_webhook, make_text_webhook, signed_post
 from tests.support import ChatNode, Client, ServerHarness
 
 PN, SECRET, VERIFY = "PN100", "app-secret-xyz", "verify-me"
 CONTACT = "4917012345678"
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[GraphApiFake]:
-    fake = await GraphApiFake().start()
-    yield fake
-    await fake.stop()
 
 
 async def _setup(harness: ServerHarness, graph: GraphApiFake, **config: Any) -> tuple[ChatNode, Client, Client]:
