@@ -84,8 +84,16 @@ class ChatEngineServer(engineio.AsyncServer):
 
     async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
         request = args[0]
+        sid = request.query.get("sid")
+        if sid is not None:
+            sock = self.sockets.get(sid)
+            if sock is not None and sock.closed:
+                # a session the server closed (connect deadline, slow consumer) is forgotten here:
+                # engineio's POST path reaches its ``_get_socket``, whose KeyError for a closed
+                # session it does not catch (a 500); unknown, it answers 400 like any ended session
+                del self.sockets[sid]
         cap = self.max_per_address
-        if cap is None or request.method != "GET" or "sid" in request.query:
+        if cap is None or request.method != "GET" or sid is not None:
             return await super().handle_request(*args, **kwargs)
         # a handshake: a new session unless refused
         address = self.address_of(request)
