@@ -53,7 +53,7 @@ from .shutdown import graceful_shutdown
 from .storage import db as storage
 from .storage import users as udb
 from .storage.batcher import SendBatcher
-from .transport import http, http_whatsapp, static
+from .transport import http, http_events, http_whatsapp, static
 from .transport.middleware import error_middleware, passing_websockets, security_headers_middleware
 from .transport.socket import SocketTransport
 
@@ -119,6 +119,7 @@ def create_app(config: Config) -> web.Application:
     app[SIO] = sio
     sio.attach(app)
     http.add_routes(app)
+    http_events.add_event_routes(app, config)
     add_docs_page(app, "/api/docs", "/api/v1/openapi.json", "chat-server", config.web_dist or REPO_WEB_DIST)
     http_whatsapp.add_webhook_routes(app)
     static.add_static(app, config)

@@ -9,27 +9,29 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from chatcore.errors import Forbidden, Invalid, NotFound, TooLarge, Unavailable
-from chatcore.events import MessageRecord, iso, parse_iso
+from chatcore.events import MessageRecord, iso
 
 from ..storage import messages as db
 from ..storage import users as udb
 from .notify import emit, room_channel
-from .rooms import access_room_by_id, check_room_id, is_staff
+from .rooms import access_room_by_id, is_staff
 
 if TYPE_CHECKING:
     from ..context import Services
 
 log = logging.getLogger(__name__)
 
-CLIENT_ID_MAX = 64
+# The shapes of the socket payloads (ids, the client_id length, the rooms per sync, an aware
+# changed_since) are checked once, by their models in chatcore/protocol.py, before these
+# actions run; the checks here are the rules read from configuration (body length, page size).
 SYNC_MAX_PER_ROOM = 500  # more missed than this -> the client reloads the room (resync)
-SYNC_MAX_ROOMS = 200
 SYNC_MAX_CHANGED = 200  # edits and deletions replayed per room; more: resync
 SYNC_CHANGE_MARGIN = timedelta(seconds=10)
 
@@ -44,26 +46,16 @@ def check_body(svc: Services, body: Any) -> str:
     return body
 
 
-def check_client_id(client_id: Any) -> str:
-    if not isinstance(client_id, str) or not (1 <= len(client_id) <= CLIENT_ID_MAX):
-        raise Invalid(f"client_id must be a string of 1-{CLIENT_ID_MAX} characters", field="client_id")
-    return client_id
-
-
 async def do_send_message(
     svc: Services,
     user: udb.User,
-    room_id: Any,
-    body: Any,
-    client_id: Any,
-    reply_to: Any = None,
+    room_id: int,
+    body: str,
+    client_id: str,
+    reply_to: int | None = None,
 ) -> MessageRecord:
     started = time.perf_counter()
     body = check_body(svc, body)
-    client_id = check_client_id(client_id)
-    if reply_to is not None and (not isinstance(reply_to, int) or isinstance(reply_to, bool) or reply_to <= 0):
-        raise Invalid("reply_to must be a message id", field="reply_to")
-    room_id = check_room_id(room_id)
     svc.limiter.hit_batched("send", str(user.id), svc.config.limits.messages_per_10s, 10)
     fields = dict(author_id=user.id, author_kind="user", author_name=user.display_name, body=body,
                   client_id=client_id, reply_to=reply_to)
@@ -130,9 +122,7 @@ async def store_system_message(
     return msg
 
 
-async def _own_message(svc: Services, user: udb.User, message_id: Any) -> MessageRecord:
-    if not isinstance(message_id, int) or isinstance(message_id, bool) or message_id <= 0:
-        raise Invalid("id must be a message id", field="id")
+async def _own_message(svc: Services, user: udb.User, message_id: int) -> MessageRecord:
     msg = await db.get_message(svc.pool, message_id)
     if msg is None:
         raise NotFound("message not found")
@@ -144,7 +134,7 @@ async def _own_message(svc: Services, user: udb.User, message_id: Any) -> Messag
     return msg
 
 
-async def do_edit_message(svc: Services, user: udb.User, message_id: Any, body: Any) -> MessageRecord:
+async def do_edit_message(svc: Services, user: udb.User, message_id: int, body: str) -> MessageRecord:
     body = check_body(svc, body)
     msg = await _own_message(svc, user, message_id)
     updated = await db.edit_message(svc.pool, msg.id, body)
@@ -154,7 +144,7 @@ async def do_edit_message(svc: Services, user: udb.User, message_id: Any, body: 
     return updated
 
 
-async def do_delete_message(svc: Services, user: udb.User, message_id: Any) -> MessageRecord:
+async def do_delete_message(svc: Services, user: udb.User, message_id: int) -> MessageRecord:
     msg = await _own_message(svc, user, message_id)
     deleted = await db.delete_message(svc.pool, msg.id)
     assert deleted is not None
@@ -202,22 +192,16 @@ async def do_history(svc: Services, user: udb.User, room_id: Any, before_seq: An
     return {"messages": [m.to_wire() for m in archived] + hot, "has_more": has_more}
 
 
-async def do_sync(svc: Services, user: udb.User, cursors: Any, changed_since: Any = None) -> dict[str, Any]:
+async def do_sync(svc: Services, user: udb.User, cursors: Mapping[str, int],
+                  since: datetime | None = None) -> dict[str, Any]:
     """Replay what a reconnecting client missed: messages with seq > its cursor, per room, and,
-    given ``changed_since`` (the newest server time the client has seen), the messages it
-    already has that were edited or deleted since then."""
-    if not isinstance(cursors, dict) or len(cursors) > SYNC_MAX_ROOMS:
-        raise Invalid(f"cursors must be an object of at most {SYNC_MAX_ROOMS} rooms", field="cursors")
-    since = _parse_since(changed_since)
+    given ``since`` (``changed_since``, the newest server time the client has seen), the
+    messages it already has that were edited or deleted since then. ``cursors`` maps room ids
+    (decimal keys) to non-negative seqs (``protocol.SyncQuery``)."""
     as_of = await svc.pool.fetchval("SELECT now()")
     out: dict[str, Any] = {}
     for key, cursor in cursors.items():
-        try:
-            room_id = int(key)
-        except (TypeError, ValueError):
-            raise Invalid("cursor keys must be room ids", field="cursors") from None
-        if not isinstance(cursor, int) or isinstance(cursor, bool) or cursor < 0:
-            raise Invalid("cursor values must be non-negative integers", field="cursors")
+        room_id = int(key)
         try:
             room = await access_room_by_id(svc, user, room_id)
         except (NotFound, Forbidden) as exc:
@@ -240,15 +224,3 @@ async def do_sync(svc: Services, user: udb.User, cursors: Any, changed_since: An
         out[str(room_id)] = entry
     return {"rooms": out, "as_of": iso(as_of)}
 
-
-def _parse_since(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        since = parse_iso(value) if isinstance(value, str) else None
-    except ValueError:
-        since = None
-    if since is None or since.tzinfo is None:
-        raise Invalid("changed_since must be an ISO-8601 time with a time zone, as the server sends them",
-                      field="changed_since")
-    return since

@@ -176,7 +176,7 @@ async def room_view(svc: Services, room: db.Room, user: udb.User) -> dict[str, A
     return room.public(members_count=len(member_list), joined=any(m["id"] == user.id for m in member_list))
 
 
-async def do_join_room(svc: Services, user: udb.User, room_id: Any, sid: str | None) -> dict[str, Any]:
+async def do_join_room(svc: Services, user: udb.User, room_id: int, sid: str | None) -> dict[str, Any]:
     room = await access_room_by_id(svc, user, room_id)
     added = False
     if room.kind == "public":
@@ -199,7 +199,7 @@ async def do_join_room(svc: Services, user: udb.User, room_id: Any, sid: str | N
     }
 
 
-async def do_leave_room(svc: Services, user: udb.User, room_id: Any) -> None:
+async def do_leave_room(svc: Services, user: udb.User, room_id: int) -> None:
     room = await access_room_by_id(svc, user, room_id)
     if room.kind == "direct":
         raise Invalid("direct conversations cannot be left")
@@ -262,9 +262,7 @@ async def do_open_dm(svc: Services, user: udb.User, target_id: Any) -> tuple[db.
     return room, True
 
 
-async def do_mark_read(svc: Services, user: udb.User, room_id: Any, seq: Any) -> int:
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-        raise Invalid("seq must be a non-negative integer", field="seq")
+async def do_mark_read(svc: Services, user: udb.User, room_id: int, seq: int) -> int:
     room = await access_room_by_id(svc, user, room_id)
     cursor = await db.set_last_read(svc.pool, room.id, user.id, seq)
     if cursor is None:

@@ -5,9 +5,10 @@ user's cap (``rate_limited``). A socket lives as long as its token: ``auth {toke
 and ``actions/sessions.py`` ends it (``session:ended``) when the token expires or is revoked.
 Every client event is
 wrapped by ``_handler``: it resolves the connection, applies the per-connection event budget,
-checks the payload is an object, calls one action and turns the result or the ``ChatError``
-into ``{ok: true, ...}`` / ``{ok: false, error: {code, message}}``. Nothing a client sends can
-drop the connection or leak a stack trace.
+validates the payload with the event's model (``chatcore.protocol.CLIENT_EVENTS``; a refusal is
+``invalid`` with ``details.field``), calls one action with the typed values and turns the
+result or the ``ChatError`` into ``{ok: true, ...}`` / ``{ok: false, error: {code, message}}``.
+Nothing a client sends can drop the connection or leak a stack trace.
 """
 
 from __future__ import annotations
@@ -20,10 +21,25 @@ from typing import Any
 
 import asyncpg
 import socketio
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from chatcore.errors import ChatError, Invalid, RateLimited, Unauthorized
 from chatcore.events import TypingEvent
+from chatcore.protocol import (
+    CLIENT_EVENTS,
+    AuthRenew,
+    HistoryQuery,
+    MessageDelete,
+    MessageEdit,
+    MessageSend,
+    Payload,
+    ReadMark,
+    RoomRef,
+    SyncQuery,
+    TypingSet,
+    invalid_payload,
+)
 from chatcore.types import STAFF_ROLES
 
 from ..actions import messages as msg_actions
@@ -38,7 +54,8 @@ from .event_costs import event_cost
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[["Conn", str, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+# the third argument is the event's payload model (chatcore.protocol), already validated
+Handler = Callable[["Conn", str, Any], Awaitable[dict[str, Any] | None]]
 
 
 @dataclass(slots=True)
@@ -84,7 +101,8 @@ class SocketTransport:
             "auth": self.auth,
         }
         for event, fn in table.items():
-            self.sio.on(event, self._handler(event, fn))
+            # KeyError at start for an event without a model: every event is in the document
+            self.sio.on(event, self._handler(event, CLIENT_EVENTS[event].payload, fn))
 
     # --- connection lifecycle ---------------------------------------------------------------
 
@@ -139,8 +157,9 @@ class SocketTransport:
             raise RateLimited("too many events", retry_after=(cost - conn.tokens) / self.refill_per_s)
         conn.tokens -= cost
 
-    def _handler(self, event: str, fn: Handler) -> Callable[..., Awaitable[dict[str, Any]]]:
+    def _handler(self, event: str, model: type[Payload], fn: Handler) -> Callable[..., Awaitable[dict[str, Any]]]:
         metrics = self.svc.metrics
+        validate = model.model_validate
 
         async def wrapped(sid: str, *args: Any) -> dict[str, Any]:
             try:
@@ -151,7 +170,11 @@ class SocketTransport:
                 self._take_token(conn, event_cost(event, data, self.budget))
                 if not isinstance(data, dict):
                     raise Invalid("payload must be an object")
-                result = await fn(conn, sid, data)
+                try:
+                    payload = validate(data)  # a few microseconds for these small models
+                except ValidationError as exc:
+                    raise invalid_payload(exc) from None
+                result = await fn(conn, sid, payload)
                 metrics.events.labels(event, "ok").inc()
                 return {"ok": True, **(result or {})}
             except ChatError as exc:
@@ -169,50 +192,45 @@ class SocketTransport:
 
         return wrapped
 
-    # --- events -----------------------------------------------------------------------------
+    # --- events ---------------------------------------------------------------------------
 
-    async def room_join(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
-        return await room_actions.do_join_room(self.svc, conn.user, data.get("room_id"), sid)
+    async def room_join(self, conn: Conn, sid: str, p: RoomRef) -> dict[str, Any]:
+        return await room_actions.do_join_room(self.svc, conn.user, p.room_id, sid)
 
-    async def room_leave(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
-        await room_actions.do_leave_room(self.svc, conn.user, data.get("room_id"))
+    async def room_leave(self, conn: Conn, sid: str, p: RoomRef) -> dict[str, Any]:
+        await room_actions.do_leave_room(self.svc, conn.user, p.room_id)
         return {}
 
-    async def message_send(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
-        msg = await msg_actions.do_send_message(
-            self.svc, conn.user, data.get("room_id"), data.get("body"), data.get("client_id"), data.get("reply_to")
-        )
+    async def message_send(self, conn: Conn, sid: str, p: MessageSend) -> dict[str, Any]:
+        msg = await msg_actions.do_send_message(self.svc, conn.user, p.room_id, p.body, p.client_id, p.reply_to)
         return {"message": msg.to_wire()}
 
-    async def message_edit(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
-        msg = await msg_actions.do_edit_message(self.svc, conn.user, data.get("id"), data.get("body"))
+    async def message_edit(self, conn: Conn, sid: str, p: MessageEdit) -> dict[str, Any]:
+        msg = await msg_actions.do_edit_message(self.svc, conn.user, p.id, p.body)
         return {"message": msg.to_wire()}
 
-    async def message_delete(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
-        msg = await msg_actions.do_delete_message(self.svc, conn.user, data.get("id"))
+    async def message_delete(self, conn: Conn, sid: str, p: MessageDelete) -> dict[str, Any]:
+        msg = await msg_actions.do_delete_message(self.svc, conn.user, p.id)
         return {"message": msg.to_wire()}
 
-    async def typing(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
-        typing = data.get("typing")
-        if not isinstance(typing, bool):
-            raise Invalid("typing must be true or false", field="typing")
-        room = await room_actions.access_room_by_id(self.svc, conn.user, data.get("room_id"), write=True)
-        if await self.svc.typing.should_broadcast(room.id, conn.user.id, typing):
-            event = TypingEvent(room.id, {"id": conn.user.id, "display_name": conn.user.display_name}, typing)
+    async def typing(self, conn: Conn, sid: str, p: TypingSet) -> dict[str, Any]:
+        room = await room_actions.access_room_by_id(self.svc, conn.user, p.room_id, write=True)
+        if await self.svc.typing.should_broadcast(room.id, conn.user.id, p.typing):
+            event = TypingEvent(room.id, {"id": conn.user.id, "display_name": conn.user.display_name}, p.typing)
             payload = {**event.to_wire(), "ttl_ms": int(self.svc.config.typing_ttl_s * 1000)}
             await emit(self.svc, "typing", payload, to=room_channel(room.id), skip_sid=sid)
         return {}
 
-    async def history(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
-        return await msg_actions.do_history(self.svc, conn.user, data.get("room_id"), data.get("before_seq"), data.get("limit"))
+    async def history(self, conn: Conn, sid: str, p: HistoryQuery) -> dict[str, Any]:
+        return await msg_actions.do_history(self.svc, conn.user, p.room_id, p.before_seq, p.limit)
 
-    async def sync(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
-        return await msg_actions.do_sync(self.svc, conn.user, data.get("cursors"), data.get("changed_since"))
+    async def sync(self, conn: Conn, sid: str, p: SyncQuery) -> dict[str, Any]:
+        return await msg_actions.do_sync(self.svc, conn.user, p.cursors, p.changed_since)
 
-    async def auth(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
-        conn.user, claims = await do_renew(self.svc, conn.user, sid, data.get("token"))
+    async def auth(self, conn: Conn, sid: str, p: AuthRenew) -> dict[str, Any]:
+        conn.user, claims = await do_renew(self.svc, conn.user, sid, p.token)
         return {"expires_at": claims.expires_at}
 
-    async def read(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
-        cursor = await room_actions.do_mark_read(self.svc, conn.user, data.get("room_id"), data.get("seq"))
+    async def read(self, conn: Conn, sid: str, p: ReadMark) -> dict[str, Any]:
+        cursor = await room_actions.do_mark_read(self.svc, conn.user, p.room_id, p.seq)
         return {"last_read_seq": cursor}

@@ -1,0 +1,367 @@
+"""The Socket.IO event contract as pydantic models: every client event's payload and ack, the
+error ack, and every event the server sends.
+
+chat-server validates each incoming payload with its model (``CLIENT_EVENTS``) before it calls
+an action, and the AsyncAPI document (``chatcore/asyncapi.py``, served at
+``/api/v1/asyncapi.json``) is generated from the same tables, so the document cannot drift from
+what the server accepts. The server does not validate what it sends: broadcasts keep their
+``to_wire`` dicts (a pydantic round trip per message on the fan-out path would cost more than
+the fan-out), and ``tests/server/test_event_contract.py`` checks every ack and event a real
+server sends against these models.
+
+One statement per rule. Shape rules (strict types, positive ids, the ``client_id`` length, the
+rooms per ``sync``, an aware ``changed_since``) live here and the actions take typed values.
+Rules read from configuration (``MAX_MESSAGE_CHARS``, which answers ``too_large``; the
+``history`` page maximum, which REST shares) stay the actions' checks (``check_body``,
+``check_limit``); the fields here only type them and name the setting, and the document fills
+the configured values in (``CONFIG_LIMIT``).
+
+Payload models forbid unknown fields. A new optional field (e.g. ``message:send``
+``attachments``) is added to its model with a default; old clients keep working.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from .errors import Invalid
+from .events import parse_iso
+from .schemas import ErrorDetail, MessageRecordWire, RoomRecord, UserRecord, Wire
+
+CLIENT_ID_MAX = 64
+SYNC_MAX_ROOMS = 200
+
+# Marks a field whose bound is a configuration value, not a constant: the document builder
+# replaces {"x-config-limit": {keyword: setting}} by {keyword: value of limits.<setting>}.
+CONFIG_LIMIT = "x-config-limit"
+
+
+def _omitted(description: str = "") -> Any:
+    """A field the server leaves out (rather than sending null) when it has nothing to say."""
+
+    def drop_default(schema: dict[str, Any]) -> None:
+        schema.pop("default", None)
+
+    return Field(default=None, description=description or None, json_schema_extra=drop_default)
+
+
+# --- what clients send ----------------------------------------------------------------------
+
+
+class Payload(BaseModel):
+    """A client event's payload. Strict: JSON ``true`` is not 1 and ``"1"`` is not 1."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+RoomId = Annotated[int, Field(gt=0, description="a room id")]
+MessageId = Annotated[int, Field(gt=0, description="a message id")]
+Body = Annotated[str, Field(
+    description="plain text, not blank; longer than MAX_MESSAGE_CHARS characters is too_large",
+    json_schema_extra={CONFIG_LIMIT: {"maxLength": "max_body_chars"}},
+)]
+RoomKey = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,18}$", description="a room id, as an object key")]
+
+
+def _aware_time(value: Any) -> datetime:
+    try:
+        parsed = parse_iso(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise ValueError("must be an ISO-8601 time with a time zone, as the server sends them")
+    return parsed
+
+
+AwareTime = Annotated[datetime, BeforeValidator(_aware_time)]
+
+
+class RoomRef(Payload):
+    room_id: RoomId
+
+
+class MessageSend(Payload):
+    room_id: RoomId
+    body: Body
+    client_id: str = Field(
+        min_length=1, max_length=CLIENT_ID_MAX,
+        description="the sender's idempotency key (use a UUID): a retry with it returns the stored message",
+    )
+    reply_to: MessageId | None = None
+
+
+class MessageEdit(Payload):
+    id: MessageId
+    body: Body
+
+
+class MessageDelete(Payload):
+    id: MessageId
+
+
+class TypingSet(Payload):
+    room_id: RoomId
+    typing: bool
+
+
+class HistoryQuery(Payload):
+    room_id: RoomId
+    before_seq: Annotated[int, Field(ge=1)] | None = Field(default=None, description="page before this seq; none: the latest")
+    limit: int | None = Field(
+        default=None, description="messages per page, 1 to HISTORY_PAGE_MAX; 50 when left out",
+        json_schema_extra={"minimum": 1, CONFIG_LIMIT: {"maximum": "history_page_max"}},
+    )
+
+
+class SyncQuery(Payload):
+    cursors: dict[RoomKey, Annotated[int, Field(ge=0)]] = Field(
+        max_length=SYNC_MAX_ROOMS, description="room id -> the last seq the client holds (0: none)",
+        json_schema_extra={"additionalProperties": False},  # keys: only the room id pattern
+    )
+    changed_since: AwareTime | None = Field(
+        default=None, description="the newest server time the client has seen; adds each room's changed messages"
+    )
+
+
+class ReadMark(Payload):
+    room_id: RoomId
+    seq: int = Field(ge=0, description="the last seq read")
+
+
+class AuthRenew(Payload):
+    token: str = Field(description="a new access token of the same user")
+
+
+# --- acks -----------------------------------------------------------------------------------
+
+
+class Ack(Wire):
+    ok: Literal[True]
+
+
+class ErrorAck(Wire):
+    """The ack of every refused client event."""
+
+    ok: Literal[False]
+    error: ErrorDetail
+
+
+class EmptyAck(Ack):
+    pass
+
+
+class MessageAck(Ack):
+    message: MessageRecordWire
+
+
+class RoomView(RoomRecord):
+    """A room record as the socket sends it, with the counts of the asking user's view."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    members_count: int = _omitted("room:join only")
+    joined: bool = _omitted("whether the user is a member")
+
+
+class Member(Wire):
+    id: int
+    username: str
+    display_name: str
+    role: Literal["user", "staff", "admin"]
+    kind: Literal["human", "assistant", "contact"]
+    member_role: Literal["owner", "member"]
+    last_seen: str | None
+
+
+Presence = Literal["online", "offline"]
+
+
+class JoinAck(Ack):
+    room: RoomView
+    members: list[Member]
+    presence: dict[str, Presence] = Field(description="user id -> presence, for every member")
+    messages: list[MessageRecordWire] = Field(description="the latest page, ascending seq")
+    has_more: bool
+
+
+class HistoryAck(Ack):
+    messages: list[MessageRecordWire] = Field(description="ascending seq")
+    has_more: bool
+    archive_unavailable: bool = Field(default=False, description="chat-archive did not answer; ask again")
+    archive_pending: bool = Field(default=False, description="the older messages are on their way to the archive")
+
+
+class SyncRoom(Wire):
+    messages: list[MessageRecordWire] = Field(description="every message with seq above the cursor")
+    resync: bool = Field(description="the gap is too large or reaches the archive: reload the room")
+    last_seq: int = _omitted("absent with resync for an archived gap or a refused room")
+    changed: list[MessageRecordWire] = _omitted("with changed_since: messages up to the cursor edited or deleted since")
+    error: ErrorDetail = _omitted("the room is gone or no longer readable")
+
+
+class SyncAck(Ack):
+    rooms: dict[str, SyncRoom] = Field(description="room id -> what the client missed there")
+    as_of: str = Field(description="the server time of this answer, for the next changed_since")
+
+
+class ReadAck(Ack):
+    last_read_seq: int
+
+
+class AuthAck(Ack):
+    expires_at: int = Field(description="the new token's exp, seconds since the epoch")
+
+
+# --- what the server sends ------------------------------------------------------------------
+
+
+class TypingUser(Wire):
+    id: int
+    display_name: str
+
+
+class TypingEventWire(Wire):
+    room_id: int
+    user: TypingUser
+    typing: bool
+    ttl_ms: int = Field(description="drop the indicator after this long without a refresh")
+
+
+class PresenceEventWire(Wire):
+    user_id: int
+    status: Presence
+    last_seen: str | None
+
+
+class MemberJoined(Wire):
+    room_id: int
+    user: UserRecord
+    presence: Presence = _omitted("the member's presence at that moment; absent when Redis could not say")
+
+
+class MemberLeft(Wire):
+    room_id: int
+    user: UserRecord
+
+
+class AssistantDeltaWire(Wire):
+    room_id: int
+    reply_id: str = Field(description="the final message carries it as meta.reply_id")
+    text: str
+
+
+class WaContact(Wire):
+    wa_id: str
+    name: str
+
+
+class WaAssignee(Wire):
+    id: int
+    username: str
+    display_name: str
+
+
+class WaLastMessage(Wire):
+    id: int
+    seq: int
+    body: str
+    author_kind: Literal["user", "assistant", "contact", "system"]
+    created_at: str
+
+
+class ConversationView(Wire):
+    room_id: int
+    account_id: int
+    business_phone: str
+    contact: WaContact
+    status: Literal["open", "pending", "closed"]
+    ai_enabled: bool
+    mode: Literal["ai", "human"]
+    assignee: WaAssignee | None
+    unread: int
+    last_message: WaLastMessage | None
+    last_inbound_at: str | None
+    window_open: bool = Field(description="within WhatsApp's 24-hour service window")
+    updated_at: str | None
+
+
+class WaError(Wire):
+    code: int | None
+    title: str | None
+    state: str = _omitted("why a send failed (e.g. rate_limited, undeliverable); sends only")
+
+
+class WaStatus(Wire):
+    room_id: int
+    message_id: int
+    status: Literal["queued", "sent", "delivered", "read", "failed"]
+    error: WaError | None
+    wamid: str | None = _omitted("WhatsApp's message id")
+    retry_in_s: float = _omitted("queued: seconds until the outbox tries again")
+
+
+class SessionEnded(Wire):
+    reason: Literal["expired", "revoked", "logged_out"]
+
+
+# --- the event tables -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEvent:
+    payload: type[Payload]
+    ack: type[Ack]
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerEvent:
+    payload: type[BaseModel]
+    summary: str
+
+
+CLIENT_EVENTS: dict[str, ClientEvent] = {
+    "room:join": ClientEvent(RoomRef, JoinAck, "Open a room (joining it if public): its members and latest page"),
+    "room:leave": ClientEvent(RoomRef, EmptyAck, "Leave a room"),
+    "message:send": ClientEvent(MessageSend, MessageAck, "Send a message; idempotent on client_id"),
+    "message:edit": ClientEvent(MessageEdit, MessageAck, "Edit one's own message"),
+    "message:delete": ClientEvent(MessageDelete, MessageAck, "Delete one's own message (body becomes empty)"),
+    "typing": ClientEvent(TypingSet, EmptyAck, "Start or stop the typing indicator"),
+    "history": ClientEvent(HistoryQuery, HistoryAck, "A page of older messages, continuing into the archive"),
+    "sync": ClientEvent(SyncQuery, SyncAck, "What a reconnecting client missed, per room"),
+    "read": ClientEvent(ReadMark, ReadAck, "Move the read cursor"),
+    "auth": ClientEvent(AuthRenew, AuthAck, "Renew the socket's token in band"),
+}
+
+SERVER_EVENTS: dict[str, ServerEvent] = {
+    "message": ServerEvent(MessageRecordWire, "A new message in a room of the user"),
+    "message:updated": ServerEvent(MessageRecordWire, "A message after an edit or delete"),
+    "typing": ServerEvent(TypingEventWire, "Someone in the room started or stopped typing"),
+    "presence": ServerEvent(PresenceEventWire, "A user came online or went offline"),
+    "member:joined": ServerEvent(MemberJoined, "A user joined or was added to the room"),
+    "member:left": ServerEvent(MemberLeft, "A user left the room"),
+    "room:added": ServerEvent(RoomView, "The user was added to a room (invite, new direct conversation)"),
+    "assistant:delta": ServerEvent(AssistantDeltaWire, "The next chunk of a streaming assistant reply"),
+    "conversation:updated": ServerEvent(ConversationView, "A WhatsApp conversation changed (staff only)"),
+    "wa:status": ServerEvent(WaStatus, "Delivery status of an outbound WhatsApp message (staff only)"),
+    "session:ended": ServerEvent(SessionEnded, "The socket's authorisation ended; a server disconnect follows"),
+}
+
+
+def invalid_payload(exc: ValidationError) -> Invalid:
+    """The ``invalid`` error for a payload its model refused, naming the top-level field."""
+    first = exc.errors(include_url=False)[0]
+    loc = first["loc"]
+    if not loc:
+        return Invalid("payload must be an object")
+    field = str(loc[0])
+    if first["type"] == "missing":
+        return Invalid(f"{field} is required", field=field)
+    if first["type"] == "extra_forbidden":
+        return Invalid(f"{field} is not a field of this event", field=field)
+    where = ".".join(str(p) for p in loc)
+    return Invalid(f"{where}: {first['msg']}", field=field)
