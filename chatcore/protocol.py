@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .errors import Invalid
 from .events import parse_iso
 from .schemas import ErrorDetail, MessageRecordWire, RoomRecord, UserRecord, Wire
+from .types import ID_MAX
 
 CLIENT_ID_MAX = 64
 SYNC_MAX_ROOMS = 200
@@ -58,13 +59,21 @@ class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-RoomId = Annotated[int, Field(gt=0, description="a room id")]
-MessageId = Annotated[int, Field(gt=0, description="a message id")]
+RoomId = Annotated[int, Field(gt=0, le=ID_MAX, description="a room id")]
+MessageId = Annotated[int, Field(gt=0, le=ID_MAX, description="a message id")]
 Body = Annotated[str, Field(
     description="plain text, not blank; longer than MAX_MESSAGE_CHARS characters is too_large",
     json_schema_extra={CONFIG_LIMIT: {"maxLength": "max_body_chars"}},
 )]
-RoomKey = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,18}$", description="a room id, as an object key")]
+def _room_key_in_range(value: str) -> str:
+    if int(value) > ID_MAX:
+        raise ValueError("room id out of range")
+    return value
+
+
+RoomKey = Annotated[
+    str, Field(pattern=r"^[1-9][0-9]{0,18}$", description="a room id, as an object key"), AfterValidator(_room_key_in_range)
+]
 
 
 def _aware_time(value: Any) -> datetime:
@@ -110,7 +119,7 @@ class TypingSet(Payload):
 
 class HistoryQuery(Payload):
     room_id: RoomId
-    before_seq: Annotated[int, Field(ge=1)] | None = Field(default=None, description="page before this seq; none: the latest")
+    before_seq: Annotated[int, Field(ge=1, le=ID_MAX)] | None = Field(default=None, description="page before this seq; none: the latest")
     limit: int | None = Field(
         default=None, description="messages per page, 1 to HISTORY_PAGE_MAX; 50 when left out",
         json_schema_extra={"minimum": 1, CONFIG_LIMIT: {"maximum": "history_page_max"}},
@@ -118,7 +127,7 @@ class HistoryQuery(Payload):
 
 
 class SyncQuery(Payload):
-    cursors: dict[RoomKey, Annotated[int, Field(ge=0)]] = Field(
+    cursors: dict[RoomKey, Annotated[int, Field(ge=0, le=ID_MAX)]] = Field(
         max_length=SYNC_MAX_ROOMS, description="room id -> the last seq the client holds (0: none)",
         json_schema_extra={"additionalProperties": False},  # keys: only the room id pattern
     )
@@ -129,7 +138,7 @@ class SyncQuery(Payload):
 
 class ReadMark(Payload):
     room_id: RoomId
-    seq: int = Field(ge=0, description="the last seq read")
+    seq: int = Field(ge=0, le=ID_MAX, description="the last seq read")
 
 
 class AuthRenew(Payload):

@@ -16,3 +16,5 @@ JSON = dict[str, Any]
 
 ROLES: tuple[Role, ...] = ("user", "staff", "admin")
 STAFF_ROLES: frozenset[str] = frozenset({"staff", "admin"})
+
+ID_MAX = 2**63 - 1  # ids and seqs are PostgreSQL bigints: a larger number names nothing

@@ -18,7 +18,7 @@ import asyncpg
 from chatcore.access import Principal, RoomFacts, can_read_room, can_write_room, reads_through_compliance
 from chatcore.errors import Forbidden, Invalid, NotFound
 from chatcore.events import MemberEvent
-from chatcore.types import STAFF_ROLES
+from chatcore.types import ID_MAX, STAFF_ROLES
 
 from ..storage import access as adb
 from ..storage import messages as mdb
@@ -61,7 +61,7 @@ def _is_id(value: Any) -> bool:
 
 
 def check_room_id(room_id: Any) -> int:
-    if not isinstance(room_id, int) or isinstance(room_id, bool) or room_id <= 0:
+    if not isinstance(room_id, int) or isinstance(room_id, bool) or not 0 < room_id <= ID_MAX:
         raise Invalid("room_id must be a positive integer", field="room_id")
     return room_id
 

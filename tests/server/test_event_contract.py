@@ -214,6 +214,12 @@ INVALID_WITH_FIELD: list[tuple[str, dict[str, Any], str]] = [
     ("read", {"room_id": 1, "seq": -1}, "seq"),
     ("auth", {}, "token"),
     ("auth", {"token": 42}, "token"),
+    # beyond PostgreSQL's bigint: refused before any query (it used to be a 500 "internal")
+    ("room:join", {"room_id": 2**63}, "room_id"),
+    ("message:edit", {"id": 2**64 - 1, "body": "x"}, "id"),
+    ("history", {"room_id": 1, "before_seq": 2**63 + 5}, "before_seq"),
+    ("sync", {"cursors": {"9999999999999999999": 0}}, "cursors"),
+    ("read", {"room_id": 1, "seq": 2**63}, "seq"),
 ]
 
 
