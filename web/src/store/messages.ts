@@ -4,7 +4,7 @@
 // times (live event, the send ack, a sync replay, a history page) and is kept once, by `id`.
 // Own sends are pending, keyed by their `client_id`, until a message with that `client_id`
 // arrives; the server dedupes a resend with the same `client_id`, so retrying is always safe.
-import type { Message } from "../types";
+import type { Attachment, Message } from "../types";
 
 export type PendingState = "sending" | "queued" | "failed";
 
@@ -14,6 +14,8 @@ export interface PendingSend {
   body: string;
   reply_to: number | null;
   created_at: string;
+  /** Finished uploads sent with it (shown at once; their ids go in `attachments`). */
+  attachments?: Attachment[];
   state: PendingState;
   error?: string;
 }
@@ -147,6 +149,11 @@ export class RoomMessages {
     for (let s = before + 1; s < newest; s++) if (!this.seqs.has(s)) return s - 1;
     return null;
   }
+}
+
+/** The files of a message: [] when it has none or came from a server before uploads. */
+export function attachmentsOf(m: { attachments?: Attachment[] | null }): Attachment[] {
+  return Array.isArray(m.attachments) ? m.attachments : [];
 }
 
 /** An edited or deleted copy wins over an older copy of the same message. */
