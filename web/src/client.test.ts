@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ChatClient, type Change, MEDIA_REFRESH_MS } from "./client";
+import { ChatClient, type Change, MEDIA_REFRESH_MS, MEDIA_URL_FRESH_MS } from "./client";
 import { msg, uploaded } from "./testing";
 import type { Ack, Attachment, Message, Room } from "./types";
 
@@ -417,5 +417,17 @@ describe("ChatClient attachments", () => {
     // the user's Retry (unavailable WhatsApp media) always asks again
     expect(await client.refreshMedia(1, m1.id, true)).toBe(true);
     expect(server.sent("history")).toHaveLength(3);
+  });
+
+  it("counts media URLs as stale once held for MEDIA_URL_FRESH_MS, fresh again after a refresh", async () => {
+    const { server, client, clock } = setup();
+    server.post(1, 2, "").attachments = [uploaded("d", "report.pdf", "application/pdf")];
+    await client.openRoom(1);
+    const [m] = client.messages(1).sorted();
+    expect(client.mediaStale(1, m.id)).toBe(false);
+    clock.now += MEDIA_URL_FRESH_MS;
+    expect(client.mediaStale(1, m.id)).toBe(true);
+    await client.refreshMedia(1, m.id, true);
+    expect(client.mediaStale(1, m.id)).toBe(false);
   });
 });

@@ -56,6 +56,9 @@ const RETRY_DELAY_MS = 3_000;
 /** Signed media URLs live about an hour. A message whose media fails to load is fetched again
  * once; failing again within this time, the URL is not merely stale: no loop of re-fetches. */
 export const MEDIA_REFRESH_MS = 60_000;
+/** A record's media URLs older than this may have expired (the server signs them for 1 h by
+ * default): a download link that old is renewed before it is followed. */
+export const MEDIA_URL_FRESH_MS = 45 * 60_000;
 const ROOM_PAGES_MAX = 50; // of up to 100 rooms each: a bound, should a server keep answering has_more
 
 interface RoomPage {
@@ -104,7 +107,11 @@ export class ChatClient {
 
   messages(roomId: number): RoomMessages {
     let rm = this.msgs.get(roomId);
-    if (!rm) this.msgs.set(roomId, (rm = new RoomMessages()));
+    if (!rm) {
+      rm = new RoomMessages();
+      rm.clock = this.now;
+      this.msgs.set(roomId, rm);
+    }
     return rm;
   }
 
@@ -358,6 +365,12 @@ export class ChatClient {
       if (this.mediaLoads.get(roomId) === load) this.mediaLoads.delete(roomId);
     }
     return true;
+  }
+
+  /** The media URLs held for the message are old enough to have expired. */
+  mediaStale(roomId: number, messageId: number): boolean {
+    const at = this.messages(roomId).receivedAt(messageId);
+    return at !== undefined && this.now() - at >= MEDIA_URL_FRESH_MS;
   }
 
   private async loadMediaPage(roomId: number, to: number): Promise<void> {

@@ -38,7 +38,10 @@ export class RoomMessages {
   /** Why the last page of older history stopped short; older messages exist, ask again later. */
   olderHeldBack: "archive_pending" | "archive_unavailable" | null = null;
   readonly pending = new Map<string, PendingSend>();
+  /** The clock of `receivedAt`, replaceable in tests. */
+  clock: () => number = Date.now;
   private readonly byId = new Map<number, Message>();
+  private readonly received = new Map<number, number>();
   private readonly seqs = new Set<number>();
   private cache: Message[] | null = null;
 
@@ -57,10 +60,13 @@ export class RoomMessages {
     for (const m of messages) {
       if (m.client_id) this.pending.delete(m.client_id);
       const known = this.byId.get(m.id);
-      if (known && !isNewer(m, known)) continue;
-      this.byId.set(m.id, m);
+      if (known && !isNewer(m, known)) {
+        // the same message again (a page, a sync replay): its media URLs are the fresher ones
+        if (!isNewer(known, m) && mediaUrls(m) !== mediaUrls(known)) this.store({ ...known, attachments: m.attachments });
+        continue;
+      }
+      this.store(m);
       this.seqs.add(m.seq);
-      this.cache = null;
       if (!known) added.push(m);
     }
     added.sort((a, b) => a.seq - b.seq);
@@ -70,14 +76,19 @@ export class RoomMessages {
   /** Applies an edit or deletion; false when the message is not held (nothing to update). */
   update(m: Message): boolean {
     if (!this.byId.has(m.id)) return false;
-    this.byId.set(m.id, m);
-    this.cache = null;
+    this.store(m);
     return true;
+  }
+
+  /** When the copy held of a message arrived (ms): its signed media URLs are as old. */
+  receivedAt(id: number): number | undefined {
+    return this.received.get(id);
   }
 
   /** Drops everything held and starts again from a fresh latest page (after a `resync`). */
   reset(page: readonly Message[], hasMore: boolean): void {
     this.byId.clear();
+    this.received.clear();
     this.seqs.clear();
     this.cache = null;
     this.add(page);
@@ -87,6 +98,7 @@ export class RoomMessages {
 
   unload(): void {
     this.byId.clear();
+    this.received.clear();
     this.seqs.clear();
     this.cache = null;
     this.loaded = false;
@@ -143,6 +155,12 @@ export class RoomMessages {
     return [...this.pending.values()].filter((p) => p.state !== "failed");
   }
 
+  private store(m: Message): void {
+    this.byId.set(m.id, m);
+    this.received.set(m.id, this.clock());
+    this.cache = null;
+  }
+
   private firstGapAfter(before: number): number | null {
     if (before === 0) return null; // nothing held yet: a first message cannot show a gap
     const newest = this.lastSeq();
@@ -154,6 +172,10 @@ export class RoomMessages {
 /** The files of a message: [] when it has none or came from a server before uploads. */
 export function attachmentsOf(m: { attachments?: Attachment[] | null }): Attachment[] {
   return Array.isArray(m.attachments) ? m.attachments : [];
+}
+
+function mediaUrls(m: Message): string {
+  return attachmentsOf(m).map((a) => `${a.url} ${a.thumb_url ?? ""}`).join(" ");
 }
 
 /** An edited or deleted copy wins over an older copy of the same message. */

@@ -16,6 +16,8 @@ export interface MediaHandlers {
   onRetry?: (a: Attachment) => void;
   /** The user opened an image; `opener` gets the focus back when the viewer closes. */
   onOpen?: (a: Attachment, opener: HTMLElement) => void;
+  /** A download link was clicked (its URL may be old: the handler may renew it first). */
+  onLink?: (a: Attachment, e: MouseEvent) => void;
 }
 
 /** Thumbnails fit in this box (CSS px); the record's width/height keep the space reserved. */
@@ -58,12 +60,12 @@ export function attachmentItem(a: Attachment, handlers: MediaHandlers): HTMLElem
     case "audio": {
       const player = h("audio", { controls: true, preload: "none", src: safeUrl(a.url), testid: "attachment-audio", "aria-label": a.name });
       player.addEventListener("error", () => handlers.onError?.(a));
-      return h("figure", { class: "att att-audio", "data-attachment": a.id }, player, caption(a));
+      return h("figure", { class: "att att-audio", "data-attachment": a.id }, player, caption(a, handlers));
     }
     case "video": {
       const player = h("video", { controls: true, preload: "none", src: safeUrl(a.url), testid: "attachment-video", "aria-label": a.name, ...fitted(a) });
       player.addEventListener("error", () => handlers.onError?.(a));
-      return h("figure", { class: "att att-video", "data-attachment": a.id }, player, caption(a));
+      return h("figure", { class: "att att-video", "data-attachment": a.id }, player, caption(a, handlers));
     }
     case "unavailable":
       return h("div", { class: "att att-unavailable", testid: "attachment-unavailable", "data-attachment": a.id, role: "group", "aria-label": a.name || "media" },
@@ -71,7 +73,7 @@ export function attachmentItem(a: Attachment, handlers: MediaHandlers): HTMLElem
         h("span", { class: "att-text" }, h("span", { class: "att-name" }, a.name || "Media"), h("small", {}, "media unavailable")),
         handlers.onRetry ? h("button", { type: "button", testid: "attachment-retry", onclick: () => handlers.onRetry?.(a) }, "Retry") : null);
     default:
-      return fileCard(a);
+      return fileCard(a, handlers);
   }
 }
 
@@ -83,19 +85,21 @@ function imageItem(a: Attachment, handlers: MediaHandlers): HTMLElement {
   return h("figure", { class: "att att-image", "data-attachment": a.id }, open);
 }
 
-function fileCard(a: Attachment): HTMLElement {
+function fileCard(a: Attachment, handlers: MediaHandlers): HTMLElement {
   return h("div", { class: "att att-file", testid: "file-card", "data-attachment": a.id },
     h("span", { class: "att-icon", "aria-hidden": "true" }, typeLabel(a)),
     h("span", { class: "att-text" }, h("span", { class: "att-name", title: a.name }, a.name), h("small", {}, humanSize(a.size))),
-    downloadLink(a, "Download", "file-download"));
+    downloadLink(a, "Download", "file-download", handlers.onLink));
 }
 
-function caption(a: Attachment): HTMLElement {
-  return h("figcaption", {}, h("span", { class: "att-name" }, a.name), " ", h("small", {}, humanSize(a.size)), " ", downloadLink(a, "Download", "attachment-download"));
+function caption(a: Attachment, handlers: MediaHandlers): HTMLElement {
+  return h("figcaption", {}, h("span", { class: "att-name" }, a.name), " ", h("small", {}, humanSize(a.size)), " ", downloadLink(a, "Download", "attachment-download", handlers.onLink));
 }
 
-export function downloadLink(a: Attachment, text: string, testid: string): HTMLAnchorElement {
-  return h("a", { href: safeUrl(a.url), download: a.name || true, target: "_blank", rel: "noopener noreferrer", testid, "aria-label": `Download ${a.name}` }, text);
+export function downloadLink(a: Attachment, text: string, testid: string, onLink?: MediaHandlers["onLink"]): HTMLAnchorElement {
+  const link = h("a", { href: safeUrl(a.url), download: a.name || true, target: "_blank", rel: "noopener noreferrer", testid, "aria-label": `Download ${a.name}` }, text);
+  if (onLink) link.addEventListener("click", (e) => onLink(a, e));
+  return link;
 }
 
 /** The record's size scaled into the thumbnail box, so the space is reserved before it loads. */

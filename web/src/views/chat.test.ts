@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { ChatClient } from "../client";
+import { ChatClient, MEDIA_URL_FRESH_MS } from "../client";
 import { FakeXHR, flush, msg, uploaded } from "../testing";
 import type { Ack, Message } from "../types";
 import type { App } from "./app";
@@ -9,15 +9,18 @@ import { ChatView } from "./chat";
 const ME = { id: 1, username: "me", display_name: "Me", role: "user" as const, kind: "human" };
 
 /** The room view over a real ChatClient whose socket is a recorder; uploads go to FakeXHR. */
-function view() {
+function view(held: Message[] = []) {
   const sent: { event: string; data: any }[] = [];
+  const clock = { now: 1_000_000, sig: 1 };
   const emit = async <T,>(event: string, data: any): Promise<Ack<T>> => {
     sent.push({ event, data });
-    if (event === "room:join") return { ok: true, room: { id: 1, slug: "r", name: "room", kind: "public", topic: "", last_seq: 0 }, members: [], presence: {}, messages: [], has_more: false } as Ack<T>;
+    const signed = () => held.map((m) => ({ ...m, attachments: m.attachments?.map((a) => ({ ...a, url: `${a.url.split("?")[0]}?sig=${clock.sig}` })) }));
+    if (event === "room:join") return { ok: true, room: { id: 1, slug: "r", name: "room", kind: "public", topic: "", last_seq: held.length }, members: [], presence: {}, messages: signed(), has_more: false } as Ack<T>;
+    if (event === "history") return { ok: true, messages: signed(), has_more: false } as Ack<T>;
     if (event === "message:send") return { ok: true, message: msg(100, 1, { author_id: 1, body: data.body, client_id: data.client_id, attachments: data.attachments.map((id: string) => uploaded(id, `${id}.png`)) }) } as Ack<T>;
     return { ok: true } as Ack<T>;
   };
-  const client = new ChatClient({ me: () => ME, emit, connected: () => true, isVisible: () => true, call: async <T,>() => ({ rooms: [] }) as T });
+  const client = new ChatClient({ now: () => clock.now, me: () => ME, emit, connected: () => true, isVisible: () => true, call: async <T,>() => ({ rooms: [] }) as T });
   const app = {
     client, me: ME, conn: { connected: true, volatile: () => undefined },
     api: { freshToken: async () => "a1", refresh: async () => false, call: async () => ({}) },
@@ -26,7 +29,7 @@ function view() {
   const v = new ChatView(app, 1);
   client.subscribe((c) => v.update(c));
   document.body.replaceChildren(v.el);
-  return { v, sent, client };
+  return { v, sent, client, clock };
 }
 
 const q = <T extends Element = HTMLElement>(sel: string) => document.querySelector<T>(sel)!;
@@ -95,5 +98,31 @@ describe("the composer with files", () => {
     await pick("a.png");
     v.destroy();
     expect(FakeXHR.all[0].aborted).toBe(true);
+  });
+
+  it("a download link held for most of its hour is renewed before it is followed", async () => {
+    const { sent, clock } = view([msg(7, 1, { author_id: 2, body: "", attachments: [uploaded("d", "report.pdf", "application/pdf")] })]);
+    await flush();
+    const tab = { opener: {} as unknown, location: { href: "" }, close: () => undefined };
+    const open = vi.spyOn(window, "open").mockReturnValue(tab as unknown as Window);
+    const link = () => q<HTMLAnchorElement>("[data-testid=file-download]");
+    expect(link().getAttribute("href")).toBe("https://media.test/d?sig=1");
+    // what the app decided, seen after it; then no navigation in the test page
+    const prevented: boolean[] = [];
+    const stop = (e: Event) => { prevented.push(e.defaultPrevented); e.preventDefault(); };
+    document.addEventListener("click", stop);
+    link().dispatchEvent(new MouseEvent("click", { cancelable: true, bubbles: true }));
+    expect(prevented).toEqual([false]); // a fresh link is followed as it is
+    clock.now += MEDIA_URL_FRESH_MS;
+    clock.sig = 2;
+    link().dispatchEvent(new MouseEvent("click", { cancelable: true, bubbles: true }));
+    expect(prevented).toEqual([false, true]);
+    expect(open).toHaveBeenCalledOnce();
+    await flush();
+    expect(sent.filter((e) => e.event === "history")).toHaveLength(1);
+    expect(tab.opener).toBeNull();
+    expect(tab.location.href).toBe("https://media.test/d?sig=2");
+    expect(link().getAttribute("href")).toBe("https://media.test/d?sig=2");
+    document.removeEventListener("click", stop);
   });
 });

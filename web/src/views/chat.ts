@@ -9,7 +9,7 @@ import { attachmentsOf } from "../store/messages";
 import type { Attachment, Conversation, Message, User } from "../types";
 import { startUpload } from "../uploads";
 import type { App } from "./app";
-import { showViewer } from "./attachments";
+import { safeUrl, showViewer } from "./attachments";
 import { conversationBar } from "./conversation";
 import { FilePicker } from "./files";
 import { authorName, type ItemContext, messageItem, messageSig, pendingItem, quoteText, streamItem } from "./messages";
@@ -177,6 +177,7 @@ export class ChatView {
       onMediaError: (m) => void client.refreshMedia(this.roomId, m.id),
       onMediaRetry: (m) => void client.refreshMedia(this.roomId, m.id, true),
       onOpenImage: (m, a, opener) => this.openImage(m, a, opener),
+      onFollowLink: (m, a, e) => this.followLink(m, a, e),
     };
   }
 
@@ -256,6 +257,27 @@ export class ChatView {
   /** Send works with text or at least one finished upload. */
   private updateSend(): void {
     this.sendBtn.disabled = this.input.value.trim() === "" && !this.files.hasReady();
+  }
+
+  /**
+   * A download link whose URL may have expired (held for most of its hour): open the tab at once,
+   * while the click still allows it, fetch fresh URLs, then send the tab there.
+   */
+  private followLink(m: Message, a: Attachment, e: MouseEvent): void {
+    const client = this.app.client;
+    if (!client.mediaStale(this.roomId, m.id)) return;
+    e.preventDefault();
+    const tab = window.open("", "_blank");
+    if (tab) tab.opener = null;
+    void client.refreshMedia(this.roomId, m.id, true).then(() => {
+      const fresh = client.messages(this.roomId).get(m.id);
+      const url = safeUrl(fresh && attachmentsOf(fresh).find((x) => x.id === a.id)?.url);
+      if (url && tab) tab.location.href = url;
+      else {
+        tab?.close();
+        this.app.notice(url ? "The link was renewed: choose Download again." : "The file is no longer available.");
+      }
+    });
   }
 
   /** The viewer; should the full image's URL have expired, the message is fetched again once. */

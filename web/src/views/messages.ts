@@ -28,6 +28,8 @@ export interface ItemContext {
   onMediaRetry?: (m: Message, a: Attachment) => void;
   /** An image was clicked: show the viewer. */
   onOpenImage?: (m: Message, a: Attachment, opener: HTMLElement) => void;
+  /** A download link of `m` was clicked. */
+  onFollowLink?: (m: Message, a: Attachment, e: MouseEvent) => void;
 }
 
 const AUTHOR_FALLBACK: Record<string, string> = { assistant: "Assistant", system: "System", contact: "Contact", user: "Someone" };
@@ -61,6 +63,7 @@ export function messageItem(m: Message, ctx: ItemContext, continued = false): HT
     onError: ctx.onMediaError && ((a) => ctx.onMediaError?.(m, a)),
     onRetry: ctx.onMediaRetry && ((a) => ctx.onMediaRetry?.(m, a)),
     onOpen: ctx.onOpenImage && ((a, opener) => ctx.onOpenImage?.(m, a, opener)),
+    onLink: ctx.onFollowLink && ((a, e) => ctx.onFollowLink?.(m, a, e)),
   });
   if (media) li.append(media);
   if (mine && !m.deleted_at && !editing) li.append(tools(m, ctx));
