@@ -430,4 +430,15 @@ describe("ChatClient attachments", () => {
     await client.refreshMedia(1, m.id, true);
     expect(client.mediaStale(1, m.id)).toBe(false);
   });
+
+  it("a fetched copy without `attachments` (the archive, an older server) does not drop the files held", async () => {
+    const { server, client } = setup();
+    server.post(1, 2, "").attachments = [uploaded("a", "a.png")];
+    await client.openRoom(1);
+    const [m] = client.messages(1).sorted();
+    const { attachments: _dropped, ...bare } = server.messages.get(1)![0];
+    server.messages.get(1)![0] = bare; // a separate copy: the fake hands out its own objects
+    await client.refreshMedia(1, m.id, true);
+    expect(client.messages(1).get(m.id)!.attachments?.map((a) => a.id)).toEqual(["a"]);
+  });
 });

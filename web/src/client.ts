@@ -378,7 +378,8 @@ export class ChatClient {
     if (!ack.ok) return;
     const rm = this.messages(roomId);
     let changed = false;
-    for (const m of ack.messages) changed = rm.update(m) || changed;
+    // a copy without `attachments` (from the archive, or an older server) would drop the files
+    for (const m of ack.messages) if (Array.isArray(m.attachments)) changed = rm.update(m) || changed;
     if (changed) this.notify({ kind: "messages", roomId });
   }
 

@@ -109,6 +109,11 @@ describe("RoomMessages", () => {
     r.add([msg(1, 1, { attachments: [uploaded("a", "a.png", "image/png", { url: "https://media.test/a?sig=2" })] })]);
     expect(attachmentsOf(r.get(1)!)[0].url).toBe("https://media.test/a?sig=2");
     expect(r.receivedAt(1)).toBe(5000);
+    // a copy without the field (the archive, an older server) leaves the files alone
+    const bare = msg(1, 1);
+    delete bare.attachments;
+    r.add([bare]);
+    expect(attachmentsOf(r.get(1)!)[0].url).toBe("https://media.test/a?sig=2");
     // an older copy of an edited message does not undo the edit, deleted files do not come back
     r.update(msg(1, 1, { body: "", deleted_at: "2026-11-23T11:00:00Z", attachments: [] }));
     r.add([msg(1, 1, { attachments: [uploaded("a", "a.png", "image/png", { url: "https://media.test/a?sig=3" })] })]);

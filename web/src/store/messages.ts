@@ -62,7 +62,8 @@ export class RoomMessages {
       const known = this.byId.get(m.id);
       if (known && !isNewer(m, known)) {
         // the same message again (a page, a sync replay): its media URLs are the fresher ones
-        if (!isNewer(known, m) && mediaUrls(m) !== mediaUrls(known)) this.store({ ...known, attachments: m.attachments });
+        // (a copy without the field, from an older server or the archive, says nothing of them)
+        if (Array.isArray(m.attachments) && !isNewer(known, m) && mediaUrls(m) !== mediaUrls(known)) this.store({ ...known, attachments: m.attachments });
         continue;
       }
       this.store(m);
