@@ -112,7 +112,8 @@ function fitted(a: Attachment): { width?: number; height?: number } {
 const LABELS: [RegExp, string][] = [
   [/pdf/, "PDF"],
   [/zip|tar|gzip|x-7z|rar|compressed/, "ZIP"],
-  [/spreadsheet|excel|csv/, "XLS"],
+  [/csv/, "CSV"],
+  [/spreadsheet|excel/, "XLS"],
   [/presentation|powerpoint/, "PPT"],
   [/word|opendocument\.text|rtf/, "DOC"],
   [/^text\//, "TXT"],
