@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { ChatClient, type Change } from "./client";
-import { msg } from "./testing";
-import type { Ack, Message, Room } from "./types";
+import { ChatClient, type Change, MEDIA_REFRESH_MS, MEDIA_URL_FRESH_MS } from "./client";
+import { msg, uploaded } from "./testing";
+import type { Ack, Attachment, Message, Room } from "./types";
 
 const ME = { id: 1, username: "me", display_name: "Me", role: "user" as const, kind: "human" };
 
@@ -13,6 +13,8 @@ class FakeServer {
   connected = true;
   log: { event: string; data: any }[] = [];
   messages = new Map<number, Message[]>();
+  /** Stored uploads by id, as `POST /uploads` made them. */
+  uploads = new Map<string, Attachment>();
   failNext: Record<string, { code: string; message: string; details?: Record<string, unknown> }> = {};
   resyncRooms = new Set<number>();
   /** History answers `archive_pending` below this seq (0: never). */
@@ -48,7 +50,10 @@ class FakeServer {
         return { ok: true, room: joinedRoom(data.room_id, list.length), members: [{ ...ME, last_seen: null }], presence: { 1: "online" }, messages: list.slice(-3), has_more: list.length > 3 } as Ack<T>;
       case "message:send": {
         const dup = list.find((m) => m.client_id === data.client_id && m.author_id === ME.id);
-        return { ok: true, message: dup ?? this.post(data.room_id, ME.id, data.body, data.client_id) } as Ack<T>;
+        if (dup) return { ok: true, message: dup } as Ack<T>;
+        const m = this.post(data.room_id, ME.id, data.body, data.client_id);
+        m.attachments = ((data.attachments ?? []) as string[]).map((id) => this.uploads.get(id)!);
+        return { ok: true, message: m } as Ack<T>;
       }
       case "history": {
         const older = list.filter((m) => m.seq < (data.before_seq ?? Infinity));
@@ -90,7 +95,9 @@ function setup(opts: { visible?: number | null } = {}) {
   const changes: Change[] = [];
   let visible = opts.visible === undefined ? 1 : opts.visible;
   const rest: { method: string; path: string; body?: unknown }[] = [];
+  const clock = { now: 1_000_000 };
   const client = new ChatClient({
+    now: () => clock.now,
     me: () => ME,
     emit: server.emit,
     connected: () => server.connected,
@@ -102,7 +109,7 @@ function setup(opts: { visible?: number | null } = {}) {
     setTimeout: (fn, ms) => timers.push({ fn, ms }),
   });
   client.subscribe((c) => changes.push(c));
-  return { server, client, timers, changes, rest, show: (id: number | null) => { visible = id; } };
+  return { server, client, timers, changes, rest, clock, show: (id: number | null) => { visible = id; } };
 }
 
 /** The room record of a `room:join` ack: no read cursor or unread count in it. */
@@ -363,5 +370,75 @@ describe("ChatClient resume: edits made while away", () => {
     // the next resume asks from the answer's as_of
     await client.resume();
     expect(server.sent("sync")[1].changed_since).toBe("2026-11-23T10:07:00.000Z");
+  });
+});
+
+describe("ChatClient attachments", () => {
+  it("sends the finished uploads' ids as attachments, shows the files while pending, and accepts a message of files only", async () => {
+    const { server, client } = setup();
+    await client.openRoom(1);
+    const files = [uploaded("u1", "cat.png"), uploaded("u2", "notes.pdf", "application/pdf")];
+    for (const f of files) server.uploads.set(f.id, f);
+    const sending = client.send(1, "", null, files);
+    const pending = [...client.messages(1).pending.values()][0];
+    expect(pending.attachments?.map((a) => a.id)).toEqual(["u1", "u2"]);
+    await sending;
+    const [data] = server.sent("message:send");
+    expect(data.attachments).toEqual(["u1", "u2"]);
+    expect(data.body).toBe("");
+    const [m] = client.messages(1).sorted();
+    expect(m.attachments?.map((a) => a.name)).toEqual(["cat.png", "notes.pdf"]);
+    expect(client.messages(1).pending.size).toBe(0);
+  });
+
+  it("sends no attachments field for a text message (older servers accept it as ever)", async () => {
+    const { server, client } = setup();
+    await client.openRoom(1);
+    await client.send(1, "plain");
+    expect("attachments" in server.sent("message:send")[0]).toBe(false);
+  });
+
+  it("fetches the page around a message again for fresh media URLs, one page for failures together, at most once a minute without force", async () => {
+    const { server, client, clock } = setup();
+    for (let i = 1; i <= 3; i++) server.post(1, 2, `p${i}`).attachments = [uploaded(`a${i}`, `p${i}.png`)];
+    await client.openRoom(1);
+    const [m1, m2, m3] = client.messages(1).sorted();
+    // an hour later the signed URLs have expired; the server signs new ones
+    for (const m of server.messages.get(1)!) m.attachments = m.attachments!.map((a) => ({ ...a, url: a.url.replace("sig=1", "sig=2") }));
+    const results = await Promise.all([client.refreshMedia(1, m3.id), client.refreshMedia(1, m2.id)]);
+    expect(results).toEqual([true, true]);
+    expect(server.sent("history")).toEqual([{ room_id: 1, before_seq: 4, limit: 50 }]);
+    expect(client.messages(1).sorted().map((m) => m.attachments![0].url)).toEqual([1, 2, 3].map((i) => `https://media.test/a${i}?sig=2`));
+    // the fresh URL fails too: not an expiry, no loop of re-fetches
+    expect(await client.refreshMedia(1, m3.id)).toBe(false);
+    expect(server.sent("history")).toHaveLength(1);
+    clock.now += MEDIA_REFRESH_MS + 1;
+    expect(await client.refreshMedia(1, m3.id)).toBe(true);
+    // the user's Retry (unavailable WhatsApp media) always asks again
+    expect(await client.refreshMedia(1, m1.id, true)).toBe(true);
+    expect(server.sent("history")).toHaveLength(3);
+  });
+
+  it("counts media URLs as stale once held for MEDIA_URL_FRESH_MS, fresh again after a refresh", async () => {
+    const { server, client, clock } = setup();
+    server.post(1, 2, "").attachments = [uploaded("d", "report.pdf", "application/pdf")];
+    await client.openRoom(1);
+    const [m] = client.messages(1).sorted();
+    expect(client.mediaStale(1, m.id)).toBe(false);
+    clock.now += MEDIA_URL_FRESH_MS;
+    expect(client.mediaStale(1, m.id)).toBe(true);
+    await client.refreshMedia(1, m.id, true);
+    expect(client.mediaStale(1, m.id)).toBe(false);
+  });
+
+  it("a fetched copy without `attachments` (the archive, an older server) does not drop the files held", async () => {
+    const { server, client } = setup();
+    server.post(1, 2, "").attachments = [uploaded("a", "a.png")];
+    await client.openRoom(1);
+    const [m] = client.messages(1).sorted();
+    const { attachments: _dropped, ...bare } = server.messages.get(1)![0];
+    server.messages.get(1)![0] = bare; // a separate copy: the fake hands out its own objects
+    await client.refreshMedia(1, m.id, true);
+    expect(client.messages(1).get(m.id)!.attachments?.map((a) => a.id)).toEqual(["a"]);
   });
 });

@@ -15,7 +15,7 @@ import { PresenceMap } from "./store/presence";
 import { RoomList } from "./store/rooms";
 import { TypingState } from "./store/typing";
 import type {
-  Ack, AckError, Conversation, DeltaEvent, HistoryResult, JoinResult, Member, MemberEvent, Message,
+  Ack, AckError, Attachment, Conversation, DeltaEvent, HistoryResult, JoinResult, Member, MemberEvent, Message,
   PresenceEvent, Room, SyncResult, TypingEvent, User, WaStatusEvent,
 } from "./types";
 
@@ -41,6 +41,7 @@ export interface ClientDeps {
   call: <T>(method: string, path: string, body?: unknown) => Promise<T>;
   /** Timers, replaceable in tests. */
   setTimeout?: (fn: () => void, ms: number) => unknown;
+  now?: () => number;
 }
 
 export interface Stream {
@@ -52,6 +53,12 @@ export interface Stream {
 export const HISTORY_PAGE = 50;
 export const STREAM_STALE_MS = 60_000; // a reply with no delta for a minute has failed server-side
 const RETRY_DELAY_MS = 3_000;
+/** Signed media URLs live about an hour. A message whose media fails to load is fetched again
+ * once; failing again within this time, the URL is not merely stale: no loop of re-fetches. */
+export const MEDIA_REFRESH_MS = 60_000;
+/** A record's media URLs older than this may have expired (the server signs them for 1 h by
+ * default): a download link that old is renewed before it is followed. */
+export const MEDIA_URL_FRESH_MS = 45 * 60_000;
 const ROOM_PAGES_MAX = 50; // of up to 100 rooms each: a bound, should a server keep answering has_more
 
 interface RoomPage {
@@ -82,9 +89,15 @@ export class ChatClient {
   private readonly later: (fn: () => void, ms: number) => unknown;
   /** The server time of the last `sync` answer. */
   private asOf: string | null = null;
+  /** When the media URLs of a message were last fetched again, by message id. */
+  private readonly mediaRefreshed = new Map<number, number>();
+  /** A history page in flight for fresh media URLs, per room: the seqs it covers. */
+  private readonly mediaLoads = new Map<number, { from: number; to: number; done: Promise<void> }>();
+  private readonly now: () => number;
 
   constructor(private readonly deps: ClientDeps) {
     this.later = deps.setTimeout ?? ((fn, ms) => setTimeout(fn, ms));
+    this.now = deps.now ?? Date.now;
   }
 
   subscribe(fn: (c: Change) => void): () => void {
@@ -94,7 +107,11 @@ export class ChatClient {
 
   messages(roomId: number): RoomMessages {
     let rm = this.msgs.get(roomId);
-    if (!rm) this.msgs.set(roomId, (rm = new RoomMessages()));
+    if (!rm) {
+      rm = new RoomMessages();
+      rm.clock = this.now;
+      this.msgs.set(roomId, rm);
+    }
     return rm;
   }
 
@@ -279,10 +296,12 @@ export class ChatClient {
 
   // --- sending ----------------------------------------------------------------------------------
 
-  /** Shows the message as pending at once and sends it (now, or after the reconnect). */
-  async send(roomId: number, body: string, replyTo: number | null = null): Promise<PendingSend> {
+  /** Shows the message as pending at once and sends it (now, or after the reconnect).
+   * `attachments`: finished uploads (`POST /api/v1/uploads`); the body may then be empty. */
+  async send(roomId: number, body: string, replyTo: number | null = null, attachments: readonly Attachment[] = []): Promise<PendingSend> {
     const p = this.messages(roomId).queue({
       client_id: newClientId(), room_id: roomId, body, reply_to: replyTo, created_at: new Date().toISOString(),
+      ...(attachments.length ? { attachments: [...attachments] } : {}),
     });
     this.notify({ kind: "messages", roomId, stick: true });
     await this.deliver(p);
@@ -314,6 +333,54 @@ export class ChatClient {
     if (!ack.ok) return ack.error;
     this.onMessageUpdated(ack.message);
     return null;
+  }
+
+  // --- media ------------------------------------------------------------------------------------
+
+  /**
+   * The media of a message failed to load (its signed URLs expired) or the user asked to try
+   * unavailable media again: fetch the history page around it again, whose records carry fresh
+   * URLs, and apply them. Failures arriving together share one page. Without `force`, a message
+   * is fetched again at most once per MEDIA_REFRESH_MS; false when nothing was fetched.
+   */
+  async refreshMedia(roomId: number, messageId: number, force = false): Promise<boolean> {
+    const rm = this.messages(roomId);
+    const m = rm.get(messageId);
+    if (!m) return false;
+    const last = this.mediaRefreshed.get(messageId);
+    if (!force && last !== undefined && this.now() - last < MEDIA_REFRESH_MS) return false;
+    this.mediaRefreshed.set(messageId, this.now());
+    const inflight = this.mediaLoads.get(roomId);
+    if (inflight && m.seq >= inflight.from && m.seq <= inflight.to) {
+      await inflight.done;
+      return true;
+    }
+    // a page around the message: its neighbours on screen have URLs of the same age
+    const to = Math.max(m.seq, Math.min(rm.lastSeq(), m.seq + Math.floor(HISTORY_PAGE / 2)));
+    const load = { from: to - HISTORY_PAGE + 1, to, done: this.loadMediaPage(roomId, to) };
+    this.mediaLoads.set(roomId, load);
+    try {
+      await load.done;
+    } finally {
+      if (this.mediaLoads.get(roomId) === load) this.mediaLoads.delete(roomId);
+    }
+    return true;
+  }
+
+  /** The media URLs held for the message are old enough to have expired. */
+  mediaStale(roomId: number, messageId: number): boolean {
+    const at = this.messages(roomId).receivedAt(messageId);
+    return at !== undefined && this.now() - at >= MEDIA_URL_FRESH_MS;
+  }
+
+  private async loadMediaPage(roomId: number, to: number): Promise<void> {
+    const ack = await this.deps.emit<HistoryResult>("history", { room_id: roomId, before_seq: to + 1, limit: HISTORY_PAGE });
+    if (!ack.ok) return;
+    const rm = this.messages(roomId);
+    let changed = false;
+    // a copy without `attachments` (from the archive, or an older server) would drop the files
+    for (const m of ack.messages) if (Array.isArray(m.attachments)) changed = rm.update(m) || changed;
+    if (changed) this.notify({ kind: "messages", roomId });
   }
 
   // --- reconnect --------------------------------------------------------------------------------
@@ -416,6 +483,7 @@ export class ChatClient {
     rm.setPending(p.client_id, "sending");
     const ack = await this.deps.emit<{ message: Message }>("message:send", {
       room_id: p.room_id, body: p.body, client_id: p.client_id, ...(p.reply_to ? { reply_to: p.reply_to } : {}),
+      ...(p.attachments?.length ? { attachments: p.attachments.map((a) => a.id) } : {}),
     });
     if (ack.ok) {
       this.accept(p.room_id, [ack.message]);

@@ -1,7 +1,8 @@
 // Entry point: restore the session (refresh token in localStorage) or show the login page.
 //
-// Files: api.ts (REST, tokens) · connection.ts (socket, reconnect, banner state) · client.ts
-// (chat state: rooms, messages, pending sends, sync, typing, presence, streams, inbox) ·
+// Files: api.ts (REST, tokens) · uploads.ts (file uploads with progress) · connection.ts
+// (socket, reconnect, banner state) · client.ts (chat state: rooms, messages, pending sends,
+// sync, typing, presence, streams, inbox, fresh media URLs) ·
 // store/ (the pure state pieces, unit-tested) · views/ (render functions and panes) · dom.ts.
 import "./style.css";
 import { Api, REFRESH_KEY } from "./api";

@@ -30,6 +30,26 @@ export interface Message {
   edited_at: string | null;
   deleted_at: string | null;
   meta: Record<string, unknown>;
+  /** Files sent with the message ([] when none; servers before uploads omit it). */
+  attachments?: Attachment[];
+}
+
+/** What `POST /api/v1/uploads` answers: a stored file, not yet part of a message. */
+export interface Upload {
+  id: string;
+  name: string;
+  mime: string;
+  size: number;
+  /** Short-lived signed URLs (about an hour): usable in `src`/`href` without a token. */
+  url: string;
+  thumb_url: string | null;
+  width: number | null;
+  height: number | null;
+}
+
+/** A file of a message. `status: "unavailable"`: WhatsApp media the server could not fetch. */
+export interface Attachment extends Upload {
+  status?: "unavailable" | string;
 }
 
 export interface Room {

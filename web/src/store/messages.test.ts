@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { msg } from "../testing";
-import { RoomMessages } from "./messages";
+import { msg, uploaded } from "../testing";
+import { attachmentsOf, RoomMessages } from "./messages";
 
 const seqs = (r: RoomMessages) => r.sorted().map((m) => m.seq);
 
@@ -97,5 +97,32 @@ describe("RoomMessages", () => {
     r.add([msg(1, 1, { author_id: 7 }), msg(2, 2, { author_id: 7, deleted_at: "x" }), msg(3, 3, { author_id: 8 })]);
     expect(r.lastOwn(7)?.id).toBe(1);
     expect(r.lastOwn(9)).toBeUndefined();
+  });
+
+  it("takes the fresher media URLs of a message seen again, and notes when the copy arrived", () => {
+    const r = new RoomMessages();
+    let now = 1000;
+    r.clock = () => now;
+    r.add([msg(1, 1, { attachments: [uploaded("a", "a.png")] })]);
+    expect(r.receivedAt(1)).toBe(1000);
+    now = 5000;
+    r.add([msg(1, 1, { attachments: [uploaded("a", "a.png", "image/png", { url: "https://media.test/a?sig=2" })] })]);
+    expect(attachmentsOf(r.get(1)!)[0].url).toBe("https://media.test/a?sig=2");
+    expect(r.receivedAt(1)).toBe(5000);
+    // a copy without the field (the archive, an older server) leaves the files alone
+    const bare = msg(1, 1);
+    delete bare.attachments;
+    r.add([bare]);
+    expect(attachmentsOf(r.get(1)!)[0].url).toBe("https://media.test/a?sig=2");
+    // an older copy of an edited message does not undo the edit, deleted files do not come back
+    r.update(msg(1, 1, { body: "", deleted_at: "2026-11-23T11:00:00Z", attachments: [] }));
+    r.add([msg(1, 1, { attachments: [uploaded("a", "a.png", "image/png", { url: "https://media.test/a?sig=3" })] })]);
+    expect(r.get(1)!.deleted_at).not.toBeNull();
+    expect(attachmentsOf(r.get(1)!)).toEqual([]);
+  });
+
+  it("treats a record without attachments as having none", () => {
+    expect(attachmentsOf(msg(1, 1))).toEqual([]);
+    expect(attachmentsOf({ attachments: null as never })).toEqual([]);
   });
 });

@@ -4,7 +4,7 @@
 // times (live event, the send ack, a sync replay, a history page) and is kept once, by `id`.
 // Own sends are pending, keyed by their `client_id`, until a message with that `client_id`
 // arrives; the server dedupes a resend with the same `client_id`, so retrying is always safe.
-import type { Message } from "../types";
+import type { Attachment, Message } from "../types";
 
 export type PendingState = "sending" | "queued" | "failed";
 
@@ -14,6 +14,8 @@ export interface PendingSend {
   body: string;
   reply_to: number | null;
   created_at: string;
+  /** Finished uploads sent with it (shown at once; their ids go in `attachments`). */
+  attachments?: Attachment[];
   state: PendingState;
   error?: string;
 }
@@ -36,7 +38,10 @@ export class RoomMessages {
   /** Why the last page of older history stopped short; older messages exist, ask again later. */
   olderHeldBack: "archive_pending" | "archive_unavailable" | null = null;
   readonly pending = new Map<string, PendingSend>();
+  /** The clock of `receivedAt`, replaceable in tests. */
+  clock: () => number = Date.now;
   private readonly byId = new Map<number, Message>();
+  private readonly received = new Map<number, number>();
   private readonly seqs = new Set<number>();
   private cache: Message[] | null = null;
 
@@ -55,10 +60,14 @@ export class RoomMessages {
     for (const m of messages) {
       if (m.client_id) this.pending.delete(m.client_id);
       const known = this.byId.get(m.id);
-      if (known && !isNewer(m, known)) continue;
-      this.byId.set(m.id, m);
+      if (known && !isNewer(m, known)) {
+        // the same message again (a page, a sync replay): its media URLs are the fresher ones
+        // (a copy without the field, from an older server or the archive, says nothing of them)
+        if (Array.isArray(m.attachments) && !isNewer(known, m) && mediaUrls(m) !== mediaUrls(known)) this.store({ ...known, attachments: m.attachments });
+        continue;
+      }
+      this.store(m);
       this.seqs.add(m.seq);
-      this.cache = null;
       if (!known) added.push(m);
     }
     added.sort((a, b) => a.seq - b.seq);
@@ -68,14 +77,19 @@ export class RoomMessages {
   /** Applies an edit or deletion; false when the message is not held (nothing to update). */
   update(m: Message): boolean {
     if (!this.byId.has(m.id)) return false;
-    this.byId.set(m.id, m);
-    this.cache = null;
+    this.store(m);
     return true;
+  }
+
+  /** When the copy held of a message arrived (ms): its signed media URLs are as old. */
+  receivedAt(id: number): number | undefined {
+    return this.received.get(id);
   }
 
   /** Drops everything held and starts again from a fresh latest page (after a `resync`). */
   reset(page: readonly Message[], hasMore: boolean): void {
     this.byId.clear();
+    this.received.clear();
     this.seqs.clear();
     this.cache = null;
     this.add(page);
@@ -85,6 +99,7 @@ export class RoomMessages {
 
   unload(): void {
     this.byId.clear();
+    this.received.clear();
     this.seqs.clear();
     this.cache = null;
     this.loaded = false;
@@ -141,12 +156,27 @@ export class RoomMessages {
     return [...this.pending.values()].filter((p) => p.state !== "failed");
   }
 
+  private store(m: Message): void {
+    this.byId.set(m.id, m);
+    this.received.set(m.id, this.clock());
+    this.cache = null;
+  }
+
   private firstGapAfter(before: number): number | null {
     if (before === 0) return null; // nothing held yet: a first message cannot show a gap
     const newest = this.lastSeq();
     for (let s = before + 1; s < newest; s++) if (!this.seqs.has(s)) return s - 1;
     return null;
   }
+}
+
+/** The files of a message: [] when it has none or came from a server before uploads. */
+export function attachmentsOf(m: { attachments?: Attachment[] | null }): Attachment[] {
+  return Array.isArray(m.attachments) ? m.attachments : [];
+}
+
+function mediaUrls(m: Message): string {
+  return attachmentsOf(m).map((a) => `${a.url} ${a.thumb_url ?? ""}`).join(" ");
 }
 
 /** An edited or deleted copy wins over an older copy of the same message. */

@@ -5,10 +5,14 @@ import { fill, h, type Item, KeyedList } from "../dom";
 import type { PendingSend, RoomMessages } from "../store/messages";
 import { roomLabel } from "../store/rooms";
 import { TypingSender, typingText } from "../store/typing";
-import type { Conversation, Message, User } from "../types";
+import { attachmentsOf } from "../store/messages";
+import type { Attachment, Conversation, Message, User } from "../types";
+import { startUpload } from "../uploads";
 import type { App } from "./app";
+import { safeUrl, showViewer } from "./attachments";
 import { conversationBar } from "./conversation";
-import { authorName, type ItemContext, messageItem, messageSig, pendingItem, streamItem } from "./messages";
+import { FilePicker } from "./files";
+import { authorName, type ItemContext, messageItem, messageSig, pendingItem, quoteText, streamItem } from "./messages";
 
 const MAX_BODY = 4000; // the server's MAX_MESSAGE_CHARS default
 const NEAR_TOP_PX = 150;
@@ -26,6 +30,8 @@ export class ChatView {
   private readonly typingEl = h("div", { class: "typing", testid: "typing-indicator", "aria-live": "polite" });
   private readonly replyBar = h("div", { class: "reply-bar", testid: "reply-bar", hidden: true });
   private readonly input = h("textarea", { testid: "composer-input", rows: 2, maxlength: MAX_BODY, "aria-label": "Message", placeholder: "Write a message — Enter sends, Shift+Enter adds a line, @assistant asks the assistant" });
+  private readonly sendBtn = h("button", { type: "submit", class: "primary", testid: "send", disabled: true }, "Send");
+  private readonly files: FilePicker;
   private readonly keyed = new KeyedList(this.list);
   private readonly sender = new TypingSender();
   private editingId: number | null = null;
@@ -45,14 +51,19 @@ export class ChatView {
     this.input.addEventListener("keydown", (e) => this.onKey(e));
     this.input.addEventListener("input", () => this.onInput());
     this.input.addEventListener("blur", () => this.stopTyping());
+    this.files = new FilePicker(
+      (file, onProgress) => startUpload(file, { token: () => app.api.freshToken(), refresh: () => app.api.refresh() }, { onProgress }),
+      () => this.updateSend());
+    this.files.acceptPaste(this.input);
     this.el = h("section", { class: "chat", "aria-labelledby": "room-title" },
       h("header", {},
         h("div", { class: "title" }, h("a", { href: "#/", class: "back", testid: "back", "aria-label": "Back to the rooms" }, "‹"),
           h("div", {}, this.title, this.subtitle)),
         this.actions),
-      this.people, this.convo, this.invitePanel, this.list, this.typingEl, this.replyBar,
+      this.people, this.convo, this.invitePanel, this.list, this.typingEl, this.replyBar, this.files.el,
       h("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); this.submit(); } },
-        this.input, h("button", { type: "submit", class: "primary", testid: "send" }, "Send")));
+        this.files.button, this.files.input, this.input, this.sendBtn));
+    this.files.acceptDrops(this.el);
     this.renderHeader();
     this.renderMessages();
     void this.open();
@@ -71,6 +82,7 @@ export class ChatView {
 
   destroy(): void {
     this.stopTyping();
+    this.files.destroy();
   }
 
   // --- loading ----------------------------------------------------------------------------------
@@ -162,6 +174,10 @@ export class ChatView {
       onConfirmDelete: (m) => void this.remove(m),
       onRetry: (p: PendingSend) => void client.retry(this.roomId, p.client_id),
       onDiscard: (p: PendingSend) => client.discard(this.roomId, p.client_id),
+      onMediaError: (m) => void client.refreshMedia(this.roomId, m.id),
+      onMediaRetry: (m) => void client.refreshMedia(this.roomId, m.id, true),
+      onOpenImage: (m, a, opener) => this.openImage(m, a, opener),
+      onFollowLink: (m, a, e) => this.followLink(m, a, e),
     };
   }
 
@@ -226,14 +242,51 @@ export class ChatView {
 
   private submit(): void {
     const body = this.input.value.trim();
-    if (!body) return;
+    if (!body && !this.files.hasReady()) return;
     if (body.length > MAX_BODY) return this.app.notice(`A message can have at most ${MAX_BODY} characters.`);
     const replyTo = this.replyTo?.id ?? null;
+    const attachments = this.files.take();
     this.input.value = "";
     this.setReply(null);
     this.stopTyping();
+    this.updateSend();
     this.toBottom = true;
-    void this.app.client.send(this.roomId, body, replyTo);
+    void this.app.client.send(this.roomId, body, replyTo, attachments);
+  }
+
+  /** Send works with text or at least one finished upload. */
+  private updateSend(): void {
+    this.sendBtn.disabled = this.input.value.trim() === "" && !this.files.hasReady();
+  }
+
+  /**
+   * A download link whose URL may have expired (held for most of its hour): open the tab at once,
+   * while the click still allows it, fetch fresh URLs, then send the tab there.
+   */
+  private followLink(m: Message, a: Attachment, e: MouseEvent): void {
+    const client = this.app.client;
+    if (!client.mediaStale(this.roomId, m.id)) return;
+    e.preventDefault();
+    const tab = window.open("", "_blank");
+    if (tab) tab.opener = null;
+    void client.refreshMedia(this.roomId, m.id, true).then(() => {
+      const fresh = client.messages(this.roomId).get(m.id);
+      const url = safeUrl(fresh && attachmentsOf(fresh).find((x) => x.id === a.id)?.url);
+      if (url && tab) tab.location.href = url;
+      else {
+        tab?.close();
+        this.app.notice(url ? "The link was renewed: choose Download again." : "The file is no longer available.");
+      }
+    });
+  }
+
+  /** The viewer; should the full image's URL have expired, the message is fetched again once. */
+  private openImage(m: Message, a: Attachment, opener: HTMLElement): void {
+    showViewer(a, opener, async () => {
+      await this.app.client.refreshMedia(this.roomId, m.id, true);
+      const fresh = this.app.client.messages(this.roomId).get(m.id);
+      return (fresh && attachmentsOf(fresh).find((x) => x.id === a.id)) ?? null;
+    });
   }
 
   private onKey(e: KeyboardEvent): void {
@@ -253,6 +306,7 @@ export class ChatView {
   }
 
   private onInput(): void {
+    this.updateSend();
     if (this.input.value.trim() === "") this.stopTyping();
     else if (this.sender.input()) this.emitTyping(true);
   }
@@ -276,7 +330,7 @@ export class ChatView {
     this.replyTo = m;
     this.replyBar.hidden = !m;
     if (!m) return this.replyBar.replaceChildren();
-    fill(this.replyBar, h("span", {}, "Replying to ", h("b", {}, authorName(m)), ": ", m.body.slice(0, 80)),
+    fill(this.replyBar, h("span", {}, "Replying to ", h("b", {}, authorName(m)), ": ", quoteText(m, 80)),
       h("button", { type: "button", testid: "reply-cancel", "aria-label": "Cancel the reply", onclick: () => this.setReply(null) }, "×"));
     this.input.focus();
   }

@@ -3,10 +3,11 @@
 // Every piece of user text goes in through text nodes (h(..., text) / textContent); message
 // bodies are plain text and shown with `white-space: pre-wrap`, never parsed as HTML or Markdown.
 import { h, time } from "../dom";
-import type { PendingSend } from "../store/messages";
+import { attachmentsOf, type PendingSend } from "../store/messages";
 import { tick } from "../store/inbox";
 import type { Stream } from "../client";
-import type { Message } from "../types";
+import type { Attachment, Message } from "../types";
+import { attachmentList, attachmentsSig, attachmentSummary } from "./attachments";
 
 export interface ItemContext {
   meId: number | null;
@@ -22,6 +23,13 @@ export interface ItemContext {
   onConfirmDelete: (m: Message) => void;
   onRetry: (p: PendingSend) => void;
   onDiscard: (p: PendingSend) => void;
+  /** An attachment of `m` failed to load (expired URL?), or its media is to be fetched again. */
+  onMediaError?: (m: Message, a: Attachment) => void;
+  onMediaRetry?: (m: Message, a: Attachment) => void;
+  /** An image was clicked: show the viewer. */
+  onOpenImage?: (m: Message, a: Attachment, opener: HTMLElement) => void;
+  /** A download link of `m` was clicked. */
+  onFollowLink?: (m: Message, a: Attachment, e: MouseEvent) => void;
 }
 
 const AUTHOR_FALLBACK: Record<string, string> = { assistant: "Assistant", system: "System", contact: "Contact", user: "Someone" };
@@ -47,16 +55,27 @@ export function messageItem(m: Message, ctx: ItemContext, continued = false): HT
     status ? statusTick(status) : null);
   li.append(meta);
   if (m.reply_to) li.append(quote(m.reply_to, ctx));
+  const files = m.deleted_at ? [] : attachmentsOf(m);
   if (editing) li.append(editBox(m, ctx));
-  else li.append(h("div", { class: "body", testid: "message-body" }, m.deleted_at ? h("i", {}, "message deleted") : m.body));
+  // a message of files only has no text bubble
+  else if (m.deleted_at || m.body || !files.length) li.append(h("div", { class: "body", testid: "message-body" }, m.deleted_at ? h("i", {}, "message deleted") : m.body));
+  const media = attachmentList(files, {
+    onError: ctx.onMediaError && ((a) => ctx.onMediaError?.(m, a)),
+    onRetry: ctx.onMediaRetry && ((a) => ctx.onMediaRetry?.(m, a)),
+    onOpen: ctx.onOpenImage && ((a, opener) => ctx.onOpenImage?.(m, a, opener)),
+    onLink: ctx.onFollowLink && ((a, e) => ctx.onFollowLink?.(m, a, e)),
+  });
+  if (media) li.append(media);
   if (mine && !m.deleted_at && !editing) li.append(tools(m, ctx));
   return li;
 }
 
 export function pendingItem(p: PendingSend, ctx: ItemContext): HTMLLIElement {
   const note = p.state === "failed" ? `Not sent: ${p.error ?? "error"}` : p.state === "sending" ? "Sending…" : p.error ? `Waiting to retry (${p.error})` : "Waiting for the connection…";
+  const files = p.attachments ?? [];
   return h("li", { testid: "pending", "data-client-id": p.client_id, "data-state": p.state, class: `msg mine pending ${p.state}`, "aria-busy": p.state !== "failed" },
-    h("div", { class: "body", testid: "pending-body" }, p.body),
+    p.body || !files.length ? h("div", { class: "body", testid: "pending-body" }, p.body) : null,
+    attachmentList(files),
     h("div", { class: "meta", role: p.state === "failed" ? "alert" : undefined }, note,
       p.state === "failed" ? h("span", { class: "tools shown" },
         h("button", { type: "button", testid: "retry", onclick: () => ctx.onRetry(p) }, "Retry"),
@@ -76,8 +95,13 @@ function statusTick(status: string): HTMLElement {
 
 function quote(id: number, ctx: ItemContext): HTMLElement {
   const target = ctx.lookup(id);
-  const text = target ? (target.deleted_at ? "message deleted" : target.body.slice(0, 120)) : "an earlier message";
+  const text = target ? (target.deleted_at ? "message deleted" : quoteText(target)) : "an earlier message";
   return h("div", { class: "quote" }, "↪ ", target ? h("b", {}, authorName(target)) : null, target ? ": " : null, text);
+}
+
+/** The start of a message's text, or what files it carries when it has no text. */
+export function quoteText(m: Message, max = 120): string {
+  return m.body ? m.body.slice(0, max) : attachmentSummary(attachmentsOf(m));
 }
 
 function tools(m: Message, ctx: ItemContext): HTMLElement {
@@ -123,5 +147,5 @@ function editBox(m: Message, ctx: ItemContext): HTMLElement {
 export function messageSig(m: Message, ctx: ItemContext): string {
   const quoted = m.reply_to ? ctx.lookup(m.reply_to) : undefined;
   return [m.body, m.edited_at, m.deleted_at, m.author_name, ctx.status(m.id), ctx.editingId === m.id, ctx.confirmDeleteId === m.id,
-    ctx.meId, quoted?.body, quoted?.deleted_at].join("\u0000");
+    ctx.meId, quoted?.body, quoted?.deleted_at, attachmentsSig(attachmentsOf(m)), quoted && attachmentsOf(quoted).length].join("\u0000");
 }

@@ -1,0 +1,128 @@
+// @vitest-environment happy-dom
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { ChatClient, MEDIA_URL_FRESH_MS } from "../client";
+import { FakeXHR, flush, msg, uploaded } from "../testing";
+import type { Ack, Message } from "../types";
+import type { App } from "./app";
+import { ChatView } from "./chat";
+
+const ME = { id: 1, username: "me", display_name: "Me", role: "user" as const, kind: "human" };
+
+/** The room view over a real ChatClient whose socket is a recorder; uploads go to FakeXHR. */
+function view(held: Message[] = []) {
+  const sent: { event: string; data: any }[] = [];
+  const clock = { now: 1_000_000, sig: 1 };
+  const emit = async <T,>(event: string, data: any): Promise<Ack<T>> => {
+    sent.push({ event, data });
+    const signed = () => held.map((m) => ({ ...m, attachments: m.attachments?.map((a) => ({ ...a, url: `${a.url.split("?")[0]}?sig=${clock.sig}` })) }));
+    if (event === "room:join") return { ok: true, room: { id: 1, slug: "r", name: "room", kind: "public", topic: "", last_seq: held.length }, members: [], presence: {}, messages: signed(), has_more: false } as Ack<T>;
+    if (event === "history") return { ok: true, messages: signed(), has_more: false } as Ack<T>;
+    if (event === "message:send") return { ok: true, message: msg(100, 1, { author_id: 1, body: data.body, client_id: data.client_id, attachments: data.attachments.map((id: string) => uploaded(id, `${id}.png`)) }) } as Ack<T>;
+    return { ok: true } as Ack<T>;
+  };
+  const client = new ChatClient({ now: () => clock.now, me: () => ME, emit, connected: () => true, isVisible: () => true, call: async <T,>() => ({ rooms: [] }) as T });
+  const app = {
+    client, me: ME, conn: { connected: true, volatile: () => undefined },
+    api: { freshToken: async () => "a1", refresh: async () => false, call: async () => ({}) },
+    notice: () => undefined, go: () => undefined,
+  } as unknown as App;
+  const v = new ChatView(app, 1);
+  client.subscribe((c) => v.update(c));
+  document.body.replaceChildren(v.el);
+  return { v, sent, client, clock };
+}
+
+const q = <T extends Element = HTMLElement>(sel: string) => document.querySelector<T>(sel)!;
+
+async function pick(...names: string[]): Promise<void> {
+  const input = q<HTMLInputElement>("[data-testid=file-input]");
+  Object.defineProperty(input, "files", { value: names.map((n) => new File(["x"], n, { type: "image/png" })), configurable: true });
+  input.dispatchEvent(new Event("change"));
+  for (let i = 0; i < 10 && FakeXHR.all.length < names.length; i++) await flush();
+}
+
+beforeEach(() => {
+  FakeXHR.all = [];
+  vi.stubGlobal("XMLHttpRequest", FakeXHR);
+});
+
+afterEach(() => {
+  vi.unstubAllGlobals();
+});
+
+describe("the composer with files", () => {
+  it("enables Send once an upload finished, sends its id as `attachments` with an empty body, and clears the chips", async () => {
+    const { sent, client } = view();
+    await flush();
+    const send = q<HTMLButtonElement>("[data-testid=send]");
+    expect(send.disabled).toBe(true);
+    await pick("cat.png");
+    expect(send.disabled).toBe(true); // still uploading
+    FakeXHR.all[0].respond(201, uploaded("u1", "cat.png"));
+    await flush();
+    expect(send.disabled).toBe(false);
+    send.click();
+    await flush();
+    const sends = sent.filter((e) => e.event === "message:send").map((e) => e.data);
+    expect(sends).toHaveLength(1);
+    expect(sends[0].body).toBe("");
+    expect(sends[0].attachments).toEqual(["u1"]);
+    expect(document.querySelectorAll("[data-testid=chip]")).toHaveLength(0);
+    expect(send.disabled).toBe(true);
+    const shown = client.messages(1).sorted() as Message[];
+    expect(shown[0].attachments?.[0].id).toBe("u1");
+    const item = q(`[data-testid=message][data-id="100"]`);
+    expect(item.querySelector("[data-testid=attachment-image]")).not.toBeNull();
+    expect(item.querySelector("[data-testid=message-body]")).toBeNull();
+  });
+
+  it("sends text with the finished uploads only; a file still uploading stays for the next message", async () => {
+    const { sent } = view();
+    await flush();
+    await pick("a.png", "b.png");
+    FakeXHR.all[0].respond(201, uploaded("ua", "a.png"));
+    await flush();
+    const input = q<HTMLTextAreaElement>("[data-testid=composer-input]");
+    input.value = "two pictures, one on the way";
+    input.dispatchEvent(new Event("input"));
+    q<HTMLButtonElement>("[data-testid=send]").click();
+    await flush();
+    const [data] = sent.filter((e) => e.event === "message:send").map((e) => e.data);
+    expect(data).toMatchObject({ body: "two pictures, one on the way", attachments: ["ua"] });
+    expect([...document.querySelectorAll<HTMLElement>("[data-testid=chip]")].map((c) => c.dataset.state)).toEqual(["uploading"]);
+  });
+
+  it("leaving the room aborts the uploads in flight", async () => {
+    const { v } = view();
+    await flush();
+    await pick("a.png");
+    v.destroy();
+    expect(FakeXHR.all[0].aborted).toBe(true);
+  });
+
+  it("a download link held for most of its hour is renewed before it is followed", async () => {
+    const { sent, clock } = view([msg(7, 1, { author_id: 2, body: "", attachments: [uploaded("d", "report.pdf", "application/pdf")] })]);
+    await flush();
+    const tab = { opener: {} as unknown, location: { href: "" }, close: () => undefined };
+    const open = vi.spyOn(window, "open").mockReturnValue(tab as unknown as Window);
+    const link = () => q<HTMLAnchorElement>("[data-testid=file-download]");
+    expect(link().getAttribute("href")).toBe("https://media.test/d?sig=1");
+    // what the app decided, seen after it; then no navigation in the test page
+    const prevented: boolean[] = [];
+    const stop = (e: Event) => { prevented.push(e.defaultPrevented); e.preventDefault(); };
+    document.addEventListener("click", stop);
+    link().dispatchEvent(new MouseEvent("click", { cancelable: true, bubbles: true }));
+    expect(prevented).toEqual([false]); // a fresh link is followed as it is
+    clock.now += MEDIA_URL_FRESH_MS;
+    clock.sig = 2;
+    link().dispatchEvent(new MouseEvent("click", { cancelable: true, bubbles: true }));
+    expect(prevented).toEqual([false, true]);
+    expect(open).toHaveBeenCalledOnce();
+    await flush();
+    expect(sent.filter((e) => e.event === "history")).toHaveLength(1);
+    expect(tab.opener).toBeNull();
+    expect(tab.location.href).toBe("https://media.test/d?sig=2");
+    expect(link().getAttribute("href")).toBe("https://media.test/d?sig=2");
+    document.removeEventListener("click", stop);
+  });
+});
