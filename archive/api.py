@@ -9,26 +9,30 @@ chat-server's own service token (role ``service``) reads the history route only:
 applied the rule to its user before asking.
 
 Every list has a stable order and an opaque cursor: rooms by ``seq``; users and searches by
-``(created_at, id)``. Search needs a room or a user (so it always runs on an index) and uses
-an escaped, case-insensitive ``$regex``.
+``(created_at, id)``. Search is in a room or a user's messages (the caller's own when neither is named), so it always runs on an index, and uses
+an escaped, case-insensitive ``$regex``. Cursors are plain text a pattern describes: a room's
+is the last ``seq``; a time-ordered list's is ``<microseconds since 1970 UTC>.<id>``.
+
+Routes are declared with ``chatcore.api`` (models validate and generate the OpenAPI document).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from pydantic import AfterValidator, Field
 
 from chatcore.access import SERVICE_ROLE
-from chatcore.errors import ChatError, Forbidden, Invalid, NotFound, Unauthorized
-from chatcore.events import parse_iso
-from chatcore.openapi import REPO_WEB_DIST, add_docs_page, path_params
+from chatcore.api import Call, Id, PathParams, QueryParams, Reply, RouteTable, mount
+from chatcore.errors import ChatError, Conflict, Forbidden, NotFound, Unauthorized
+from chatcore.openapi import REPO_WEB_DIST, add_docs_page
+from chatcore.schemas import MessageRecordWire, Wire
 from chatcore.tokens import AccessClaims, TokenVerifier, bearer_matches
 
 from .access import ROOMS_PER_QUESTION, ChatServerAccess, Standing
@@ -68,7 +72,9 @@ async def errors(request: web.Request, handler: Callable[[web.Request], Awaitabl
         if exc.status < 400:
             raise
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "too_large"}.get(exc.status, "invalid")
-        return web.json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
+        # a 405 names the methods the path has (HTTP requires it)
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return web.json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status, headers=headers)
 
 
 def caller(request: web.Request) -> tuple[str, AccessClaims]:
@@ -102,136 +108,172 @@ async def readable_rooms(request: web.Request, query: dict[str, Any]) -> list[in
     return sorted((await standing(request, room_ids)).readable)
 
 
-def _int(request: web.Request, name: str, default: int | None = None) -> int | None:
-    raw = request.query.get(name) or request.match_info.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise Invalid(f"{name} must be an integer", field=name) from None
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _limit(request: web.Request) -> int:
-    limit = _int(request, "limit", 50) or 50
-    if not 1 <= limit <= MAX_LIMIT:
-        raise Invalid(f"limit must be 1-{MAX_LIMIT}", field="limit")
-    return limit
+def _instant(value: str) -> datetime:
+    """An ISO 8601 / RFC 3339 time (``Z`` or an offset; none: UTC)."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
 
 
-def _time_range(request: web.Request) -> dict[str, Any]:
+def _check_instant(value: str) -> str:
+    _instant(value)
+    return value
+
+
+Instant = Annotated[str, Field(json_schema_extra={"format": "date-time"}), AfterValidator(_check_instant)]
+SeqCursor = Annotated[str, Field(pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page")]
+TimeCursor = Annotated[str, Field(pattern=r"^[0-9]{1,16}[.][0-9]{1,18}$", description="next_cursor of the previous page")]
+
+
+class RoomPath(PathParams):
+    room_id: Id
+
+
+class UserPath(PathParams):
+    user_id: Id
+
+
+class Paged(QueryParams):
+    from_: Instant | None = Field(default=None, alias="from", description="from this time (inclusive)")
+    to: Instant | None = Field(default=None, description="before this time")
+    limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
+
+
+class RoomPage(Paged):
+    cursor: SeqCursor | None = None
+
+
+class TimePage(Paged):
+    cursor: TimeCursor | None = None
+
+
+class SearchQuery(TimePage):
+    q: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$", description="literal text, any case")
+    room_id: Id | None = Field(default=None, description="without room_id and user_id: the caller's own messages")
+    user_id: Id | None = None
+
+
+class HistoryQuery(QueryParams):
+    before_seq: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
+    limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
+
+
+class Page(Wire):
+    messages: list[MessageRecordWire]
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null on the last")
+
+
+class HistoryPage(Wire):
+    messages: list[MessageRecordWire] = Field(description="ascending by seq")
+    has_more: bool
+
+
+class Deleted(Wire):
+    deleted: int
+
+
+routes = RouteTable()
+
+
+def _time_range(q: Paged) -> dict[str, Any]:
     rng: dict[str, Any] = {}
-    for name, op in (("from", "$gte"), ("to", "$lt")):
-        raw = request.query.get(name)
-        if raw:
-            try:
-                rng[op] = parse_iso(raw)
-            except ValueError:
-                raise Invalid(f"{name} must be an ISO-8601 time", field=name) from None
+    if q.from_ is not None:
+        rng["$gte"] = _instant(q.from_)
+    if q.to is not None:
+        rng["$lt"] = _instant(q.to)
     return {"created_at": rng} if rng else {}
 
 
-def _encode_cursor(value: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(request: web.Request) -> Any:
-    raw = request.query.get("cursor")
-    if not raw:
-        return None
-    try:
-        return json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except ValueError:
-        raise Invalid("bad cursor", field="cursor") from None
+def _time_cursor(doc: dict[str, Any]) -> str:
+    at: datetime = doc["created_at"]
+    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return f"{(at - EPOCH) // timedelta(microseconds=1)}.{doc['_id']}"
 
 
 def _ok(data: Any) -> web.Response:
     return web.Response(body=orjson.dumps(data), content_type="application/json")
 
 
-async def _time_ordered(request: web.Request, base: dict[str, Any], route: str) -> web.Response:
+async def _time_ordered(request: web.Request, q: TimePage, base: dict[str, Any], route: str) -> Reply:
     """A page ordered by (created_at, id), after the cursor."""
-    limit = _limit(request)
-    query = {**base, **_time_range(request)}
-    cursor = _decode_cursor(request)
-    if cursor is not None:
-        try:
-            at, last_id = parse_iso(cursor[0]), int(cursor[1])
-        except (TypeError, ValueError, IndexError):
-            raise Invalid("bad cursor", field="cursor") from None
-        after = {"$or": [{"created_at": {"$gt": at}}, {"created_at": at, "_id": {"$gt": last_id}}]}
+    query = {**base, **_time_range(q)}
+    if q.cursor is not None:
+        micros, last_id = q.cursor.split(".")
+        at = EPOCH + timedelta(microseconds=int(micros))
+        after = {"$or": [{"created_at": {"$gt": at}}, {"created_at": at, "_id": {"$gt": int(last_id)}}]}
         query = {"$and": [query, after]}
-    docs = await request.app[STORE].find(query, [("created_at", 1), ("_id", 1)], limit + 1)
+    docs = await request.app[STORE].find(query, [("created_at", 1), ("_id", 1)], q.limit + 1)
     request.app[METRICS].queries.labels(route).inc()
-    page = docs[:limit]
-    nxt = _encode_cursor([page[-1]["created_at"].isoformat(), page[-1]["_id"]]) if len(docs) > limit else None
-    return _ok({"messages": [to_wire(d) for d in page], "next_cursor": nxt})
+    page = docs[:q.limit]
+    nxt = _time_cursor(page[-1]) if len(docs) > q.limit else None
+    return Reply({"messages": [to_wire(d) for d in page], "next_cursor": nxt})
 
 
-async def room_messages(request: web.Request) -> web.Response:
-    room_id, limit = _int(request, "room_id"), _limit(request)
-    await readable_room(request, room_id)
-    cursor = _decode_cursor(request)
-    query: dict[str, Any] = {"room_id": room_id, **_time_range(request)}
-    if cursor is not None:
-        if not isinstance(cursor, int):
-            raise Invalid("bad cursor", field="cursor")
-        query["seq"] = {"$gt": cursor}
-    docs = await request.app[STORE].find(query, [("seq", 1)], limit + 1)
+@routes.get("/archive/v1/rooms/{room_id}/messages", "A room's archive by seq", params=RoomPath, query=RoomPage,
+            responses={200: Page})
+async def room_messages(call: Call[None, RoomPage, RoomPath]) -> Reply:
+    request, q = call.request, call.query
+    room_id = await readable_room(request, call.path.room_id)
+    query: dict[str, Any] = {"room_id": room_id, **_time_range(q)}
+    if q.cursor is not None:
+        query["seq"] = {"$gt": int(q.cursor)}
+    docs = await request.app[STORE].find(query, [("seq", 1)], q.limit + 1)
     request.app[METRICS].queries.labels("room").inc()
-    page = docs[:limit]
-    return _ok({"messages": [to_wire(d) for d in page],
-                "next_cursor": _encode_cursor(page[-1]["seq"]) if len(docs) > limit else None})
+    page = docs[:q.limit]
+    return Reply({"messages": [to_wire(d) for d in page],
+                  "next_cursor": str(page[-1]["seq"]) if len(docs) > q.limit else None})
 
 
-async def room_history(request: web.Request) -> web.Response:
-    """chat-server's history continuation: the ``limit`` messages before ``before_seq``, ascending.
-
-    chat-server's service token, or a user who may read the room."""
-    room_id, limit = _int(request, "room_id"), _limit(request)
-    if caller(request)[1].role != SERVICE_ROLE:
+@routes.get("/archive/v1/rooms/{room_id}/history", "The page before before_seq (chat-server's history)",
+            params=RoomPath, query=HistoryQuery, responses={200: HistoryPage},
+            description="chat-server's service token, or a user who may read the room.")
+async def room_history(call: Call[None, HistoryQuery, RoomPath]) -> Reply:
+    request, q, room_id = call.request, call.query, call.path.room_id
+    if call.principal.role != SERVICE_ROLE:
         await readable_room(request, room_id)
-    before = _int(request, "before_seq")
     query: dict[str, Any] = {"room_id": room_id}
-    if before is not None:
-        query["seq"] = {"$lt": before}
-    docs = await request.app[STORE].find(query, [("seq", -1)], limit + 1)
+    if q.before_seq is not None:
+        query["seq"] = {"$lt": q.before_seq}
+    docs = await request.app[STORE].find(query, [("seq", -1)], q.limit + 1)
     request.app[METRICS].queries.labels("history").inc()
-    return _ok({"messages": [to_wire(d) for d in reversed(docs[:limit])], "has_more": len(docs) > limit})
+    return Reply({"messages": [to_wire(d) for d in reversed(docs[:q.limit])], "has_more": len(docs) > q.limit})
 
 
-async def user_messages(request: web.Request) -> web.Response:
-    _limit(request)
-    base: dict[str, Any] = {"author_id": _int(request, "user_id")}
-    return await _time_ordered(request, await _in_readable_rooms(request, base), "user")
+@routes.get("/archive/v1/users/{user_id}/messages", "A user's messages by time", params=UserPath, query=TimePage,
+            responses={200: Page})
+async def user_messages(call: Call[None, TimePage, UserPath]) -> Reply:
+    base: dict[str, Any] = {"author_id": call.path.user_id}
+    return await _time_ordered(call.request, call.query, await _in_readable_rooms(call.request, call.query, base), "user")
 
 
-async def _in_readable_rooms(request: web.Request, base: dict[str, Any]) -> dict[str, Any]:
-    rooms = await readable_rooms(request, {**base, **_time_range(request)})
+async def _in_readable_rooms(request: web.Request, q: Paged, base: dict[str, Any]) -> dict[str, Any]:
+    rooms = await readable_rooms(request, {**base, **_time_range(q)})
     return {**base, "room_id": {"$in": rooms}}
 
 
-async def search(request: web.Request) -> web.Response:
-    caller(request)
-    q = request.query.get("q", "")
-    if not 1 <= len(q) <= 200:
-        raise Invalid("q must be 1-200 characters", field="q")
-    room_id, user_id = _int(request, "room_id"), _int(request, "user_id")
-    if room_id is None and user_id is None:
-        raise Invalid("search needs room_id or user_id", field="room_id")
-    _limit(request)
-    base: dict[str, Any] = ArchiveStore.text_filter(q)
-    if user_id is not None:
-        base["author_id"] = user_id
-    if room_id is not None:
-        base["room_id"] = await readable_room(request, room_id)
+@routes.get("/archive/v1/search", "Literal, case-insensitive text search in a room or a user's messages",
+            query=SearchQuery, responses={200: Page},
+            description="In a room (room_id), a user's messages (user_id), or else the caller's own messages.")
+async def search(call: Call[None, SearchQuery, None]) -> Reply:
+    request, q = call.request, call.query
+    base: dict[str, Any] = ArchiveStore.text_filter(q.q)
+    if q.user_id is not None:
+        base["author_id"] = q.user_id
+    elif q.room_id is None:  # a search always runs on an index: the caller's own messages
+        base["author_id"] = call.principal.user_id
+    if q.room_id is not None:
+        base["room_id"] = await readable_room(request, q.room_id)
     else:
-        base = await _in_readable_rooms(request, base)
-    return await _time_ordered(request, base, "search")
+        base = await _in_readable_rooms(request, q, base)
+    return await _time_ordered(request, q, base, "search")
 
 
-async def export_room(request: web.Request) -> web.StreamResponse:
-    room_id = await readable_room(request, _int(request, "room_id"))
+@routes.get("/archive/v1/rooms/{room_id}/export", "A room's archive as JSON lines (one message record a line)",
+            params=RoomPath, responses={200: "application/x-ndjson"})
+async def export_room(call: Call[None, None, RoomPath]) -> web.StreamResponse:
+    request = call.request
+    room_id = await readable_room(request, call.path.room_id)
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson",
                                        "Content-Disposition": f'attachment; filename="room-{room_id}.jsonl"'})
     await resp.prepare(request)
@@ -246,15 +288,24 @@ async def export_room(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def run_retention(request: web.Request) -> web.Response:
-    if (await standing(request, [])).principal.role != "admin":
-        raise Forbidden("admin only")
+@routes.post("/archive/v1/retention/run", "Delete messages older than ARCHIVE_TTL_DAYS", auth="admin",
+             responses={200: Deleted}, description="Without ARCHIVE_TTL_DAYS the archive keeps everything: 409.")
+async def run_retention(call: Call[None, None, None]) -> Reply:
+    request = call.request
     days = request.app[STATUS].get("ttl_days")
     if days is None:
-        raise Invalid("ARCHIVE_TTL_DAYS is not set: the archive keeps everything")
+        raise Conflict("ARCHIVE_TTL_DAYS is not set: the archive keeps everything")
     deleted = await request.app[STORE].delete_older_than(days)
     request.app[METRICS].retention_deleted.inc(deleted)
-    return _ok({"deleted": deleted})
+    return Reply({"deleted": deleted})
+
+
+async def authenticate(request: web.Request, level: str) -> AccessClaims:
+    """``user``: a valid token (signature, expiry); ``admin``: chat-server says the caller is an admin now."""
+    claims = caller(request)[1]
+    if level == "admin" and (await standing(request, [])).principal.role != "admin":
+        raise Forbidden("admin only")
+    return claims
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -280,64 +331,18 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(request.app[METRICS].registry), content_type="text/plain")
 
 
-def _operation(summary: str, query: str = "", description: str = "") -> dict[str, Any]:
-    """An operation whose ``query`` names its query parameters ("name" required, "name?" optional)."""
-    params = [{"name": q.rstrip("?"), "in": "query", "required": not q.endswith("?"), "schema": {"type": "string"}}
-              for q in query.split()]
-    op: dict[str, Any] = {"summary": summary, "parameters": params,
-                          "responses": {"200": {"description": "success"}, "default": {"description": "error"}}}
-    if description:
-        op["description"] = description
-    return op
-
-
-_PAGED = "from? to? cursor? limit?"
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {"title": "chat-archive", "version": "1",
-             "description": "Query API of the message archive. Bearer token of a user (the access token "
-                            "chat-server issues); a room is readable under chat-server's rule (members, public "
-                            "rooms, WhatsApp rooms for staff, private rooms and DMs for members or with the "
-                            "audited compliance permission); others answer 404. Times are ISO 8601."},
-    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
-    "security": [{"bearer": []}],
-    "paths": {
-        "/archive/v1/rooms/{room_id}/messages": {"get": _operation("A room's archive by seq", _PAGED)},
-        "/archive/v1/rooms/{room_id}/history": {"get": _operation("The page before before_seq (chat-server's history)",
-                                                                  "before_seq? limit?")},
-        "/archive/v1/users/{user_id}/messages": {"get": _operation("A user's messages by time", _PAGED)},
-        "/archive/v1/search": {"get": _operation("Literal, case-insensitive text search in a room or a user's messages",
-                                                 "q room_id? user_id? " + _PAGED,
-                                                 "One of room_id and user_id is required.")},
-        "/archive/v1/rooms/{room_id}/export": {"get": _operation("A room's archive as JSON lines")},
-        "/archive/v1/retention/run": {"post": _operation("Delete messages older than ARCHIVE_TTL_DAYS", "",
-                                                         "Admin only.")},
-    },
-}
-for _path, _ops in OPENAPI["paths"].items():  # every id in a path is an integer
-    for _op in _ops.values():
-        _op["parameters"] = [{"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
-                             for name in path_params(_path)] + _op["parameters"]
+DESCRIPTION = ("Query API of the message archive. Bearer token of a user (the access token chat-server issues); a "
+               "room is readable under chat-server's rule (members, public rooms, WhatsApp rooms for staff, private "
+               "rooms and DMs for members or with the audited compliance permission); others answer 404. Times are "
+               "ISO 8601.")
 
 
 def add_routes(app: web.Application, web_dist: Path | None = None) -> None:
+    mount(app, routes.routes, authenticate, title="chat-archive", description=DESCRIPTION,
+          spec_path="/archive/v1/openapi.json")
     r = app.router
-    r.add_get("/archive/v1/rooms/{room_id}/messages", room_messages)
-    r.add_get("/archive/v1/rooms/{room_id}/history", room_history)
-    r.add_get("/archive/v1/users/{user_id}/messages", user_messages)
-    r.add_get("/archive/v1/search", search)
-    r.add_get("/archive/v1/rooms/{room_id}/export", export_room)
-    r.add_post("/archive/v1/retention/run", run_retention)
-    r.add_get("/archive/v1/openapi.json", openapi)
     r.add_get("/healthz", healthz)
     r.add_get("/readyz", readyz)
     r.add_get("/metrics", metrics)
     # Swagger UI, served from the web build like chat-server's /api/docs (same image, same files)
     add_docs_page(app, "/archive/docs", "/archive/v1/openapi.json", "chat-archive", web_dist or REPO_WEB_DIST)
-
-
-async def openapi(request: web.Request) -> web.Response:
-    return _ok(OPENAPI)
-
-
-

@@ -8,5 +8,6 @@ No module here imports ``server``, ``archive`` or ``ai``; they import from here:
 - ``tokens.py``: access tokens (Ed25519 JWTs): chat-server issues, every service verifies.
 - ``background.py``: supervised background loops and tasks.
 - ``types.py``: shared aliases, roles and room kinds.
-- ``openapi.py``: the OpenAPI document builder and the Swagger UI page both HTTP services serve.
+- ``api.py``: REST routes declared with pydantic models, which validate requests and generate the
+  OpenAPI 3.1 document; ``openapi.py``: the Swagger UI page both HTTP services serve.
 """

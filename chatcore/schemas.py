@@ -77,3 +77,73 @@ class MessageRecordWire(Wire):
     edited_at: str | None
     deleted_at: str | None
     meta: dict[str, Any]
+
+
+# --- the REST records built on the ones above (views of rooms and users, envelopes) -------------
+
+class Peer(Wire):
+    id: int | None
+    name: str | None
+
+
+class MemberRecord(Wire):
+    """A room member as ``GET /rooms/{id}`` lists it."""
+
+    id: int
+    username: str
+    display_name: str
+    role: Literal["user", "staff", "admin"]
+    kind: Literal["human", "assistant", "contact"]
+    member_role: str
+    last_seen: str | None
+
+
+class RoomView(RoomRecord):
+    """A room as one user sees it: the record plus that user's counts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    members_count: int
+    joined: bool
+    last_read_seq: int | None = Field(default=None, description="room lists only")
+    unread: int | None = Field(default=None, description="room lists only; capped")
+    peer: Peer | None = Field(default=None, description="direct rooms in room lists: the other member")
+    members: list[MemberRecord] | None = Field(default=None, description="GET /rooms/{id} only")
+
+
+class TokenPair(Wire):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"]
+    expires_in: str = Field(description="the access token's lifetime in seconds (a decimal string)")
+
+
+class Session(TokenPair):
+    """A login: the user and a fresh token pair."""
+
+    user: UserRecord
+
+
+class UserEnvelope(Wire):
+    user: UserRecord
+
+
+class UsersPage(Wire):
+    users: list[UserRecord]
+
+
+class RoomEnvelope(Wire):
+    room: RoomView
+
+
+class RoomsPage(Wire):
+    rooms: list[RoomView]
+    has_more: bool
+    next_cursor: int | None = Field(description="pass as after_id for the next page; null on the last")
+
+
+class MessagesPage(Wire):
+    messages: list[MessageRecordWire] = Field(description="ascending by seq")
+    has_more: bool
+    archive_unavailable: bool | None = Field(default=None, description="older messages are in an archive that did not answer")
+    archive_pending: bool | None = Field(default=None, description="the archive has not stored the next older ones yet")

@@ -118,10 +118,9 @@ def create_app(config: Config) -> web.Application:
     sio = make_sio(config)
     app[SIO] = sio
     sio.attach(app)
-    http.add_routes(app)
+    http.add_routes(app, config)
     http_events.add_event_routes(app, config)
     add_docs_page(app, "/api/docs", "/api/v1/openapi.json", "chat-server", config.web_dist or REPO_WEB_DIST)
-    http_whatsapp.add_webhook_routes(app)
     static.add_static(app, config)
     app.cleanup_ctx.append(_services_ctx)
     app.on_shutdown.append(graceful_shutdown(sio))

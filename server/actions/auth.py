@@ -38,7 +38,7 @@ DISPLAY_NAME_MAX = 64
 
 
 def check_username(username: Any) -> str:
-    if not isinstance(username, str) or not USERNAME_RE.match(username):
+    if not isinstance(username, str) or not USERNAME_RE.fullmatch(username):
         raise Invalid("username must be 3-32 letters, digits, '_', '.' or '-'", field="username")
     if username.lower() in RESERVED_USERNAMES:
         raise Conflict("username is taken", field="username")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from chatcore.access import Principal, RoomFacts, can_read_room, can_write_room, reads_through_compliance
-from chatcore.errors import Forbidden, Invalid, NotFound
+from chatcore.errors import Conflict, Forbidden, Invalid, NotFound
 from chatcore.events import MemberEvent
 from chatcore.types import ID_MAX, STAFF_ROLES
 
@@ -213,7 +213,7 @@ async def do_leave_room(svc: Services, user: udb.User, room_id: int) -> None:
 async def do_invite(svc: Services, user: udb.User, room_id: Any, target_id: Any) -> None:
     room = await access_room_by_id(svc, user, room_id, write=True)
     if room.kind not in ("public", "private"):
-        raise Invalid("members can only be added to public and private rooms")
+        raise Conflict("members can only be added to public and private rooms")
     if not _is_id(target_id):
         raise Invalid("user_id must be a positive integer", field="user_id")
     async with svc.pool.acquire() as conn:

@@ -1,20 +1,35 @@
 """REST routes under ``/api/v1`` plus ``/healthz``, ``/readyz`` and ``/metrics``.
 
-Each handler: parse JSON, authenticate, call one action, serialise. Every route is declared
-once in ``ROUTES`` with its OpenAPI description.
+Each route is declared once with ``chatcore.api``: pydantic models for its body, query, path
+and responses, which validate the request and generate the OpenAPI document
+(``/api/v1/openapi.json``). Each handler: take the validated values, call one action,
+serialise. Where an action enforces a rule on an input, the model states the same rule from the
+action's constants and runs the action's check (``Checked``), so the document cannot promise
+more than the server accepts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from ipaddress import ip_address
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from aiohttp import web
+from pydantic import BaseModel, BeforeValidator, Field
 
+from chatcore.api import Body, Call, Cursor, Id, IdPath, Link, QueryParams, Reply, RouteTable, mount
 from chatcore.errors import Forbidden, Invalid, NotFound, TooLarge, Unauthorized
-from chatcore.openapi import MESSAGE, ROOM, S_INT, S_STR, TOKENS, USER, ApiRoute, build_document, obj
+from chatcore.schemas import (
+    MessagesPage,
+    RoomEnvelope,
+    RoomsPage,
+    Session,
+    TokenPair,
+    UserEnvelope,
+    UserRecord,
+    UsersPage,
+    Wire,
+)
 from chatcore.tokens import bearer_matches
 from chatcore.types import ROLES, STAFF_ROLES
 
@@ -22,21 +37,19 @@ from ..actions import audit as audit_actions
 from ..actions import auth as auth_actions
 from ..actions import messages as msg_actions
 from ..actions import rooms as room_actions
+from ..config import Config
 from ..context import SERVICES, Services
 from ..readiness import check_dependencies
 from ..storage import rooms as rdb
 from ..storage import users as udb
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-ROUTES: list[tuple[ApiRoute, Handler]] = []
+routes = RouteTable()
 
-
-def api(method: str, path: str, summary: str, **spec: Any) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        ROUTES.append((ApiRoute(method, path, summary, **spec), fn))
-        return fn
-
-    return register
+# text PostgreSQL stores cannot hold NUL; every stored string refuses it
+NO_NUL = r"^[^\x00]*$"
+USERS_PAGE_MAX, ADMIN_USERS_PAGE_MAX = 50, 500
+assert set(room_actions.CREATABLE_KINDS) == {"public", "private"}
+assert set(ROLES) == {"user", "staff", "admin"}
 
 
 def svc_of(request: web.Request) -> Services:
@@ -44,6 +57,7 @@ def svc_of(request: web.Request) -> Services:
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
+    """A JSON object body, for routes not declared with a body model."""
     if request.content_length == 0 or not request.can_read_body:
         return {}
     limit = svc_of(request).config.limits.max_http_body_bytes
@@ -80,7 +94,7 @@ def client_ip(request: web.Request) -> str:
     return peer
 
 
-async def current_user(request: web.Request, role: str = "user") -> udb.User:
+async def current_user(request: web.Request, role: str | None = "user") -> udb.User:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         raise Unauthorized("missing bearer token")
@@ -92,206 +106,286 @@ async def current_user(request: web.Request, role: str = "user") -> udb.User:
     return user
 
 
-def path_id(request: web.Request, name: str = "id") -> int:
-    try:
-        value = int(request.match_info[name])
-    except ValueError:
-        raise NotFound("not found") from None
-    if value <= 0:
-        raise NotFound("not found")
-    return value
-
-
-def query_int(request: web.Request, name: str) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise Invalid(f"{name} must be an integer", field=name) from None
+def user_of(call: Call[Any, Any, Any]) -> udb.User:
+    user = call.principal
+    assert isinstance(user, udb.User), "route declared without auth"
+    return user
 
 
 def ok(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-# --- auth -------------------------------------------------------------------------------------
-
-@api("POST", "/api/v1/auth/register", "Create an account", auth=None, status=201,
-     body=obj(["username", "password"], username=S_STR, password=S_STR, display_name=S_STR), response=TOKENS)
-async def register(request: web.Request) -> web.Response:
-    data = await read_json(request)
-    user, tokens = await auth_actions.do_register(
-        svc_of(request), data.get("username"), data.get("password"), data.get("display_name"), client_ip(request)
-    )
-    return ok({"user": user.public(), **tokens}, 201)
+def checked(check: Any) -> BeforeValidator:
+    """Run an action's own check first (its readable ``ChatError``); the declared constraints state the same rule."""
+    return BeforeValidator(check)
 
 
-@api("POST", "/api/v1/auth/login", "Log in with username and password", auth=None,
-     body=obj(["username", "password"], username=S_STR, password=S_STR), response=TOKENS)
-async def login(request: web.Request) -> web.Response:
-    data = await read_json(request)
-    user, tokens = await auth_actions.do_login(svc_of(request), data.get("username"), data.get("password"), client_ip(request))
-    return ok({"user": user.public(), **tokens})
+# --- request models: the actions' rules, stated once ---------------------------------------------
+
+Username = Annotated[str, Field(min_length=3, max_length=32, pattern=r"^(?![wW][aA]_)[A-Za-z0-9_.-]{3,32}$",
+                                description="letters, digits, '_', '.', '-'; not starting with 'wa_' "
+                                            f"(reserved); {', '.join(sorted(auth_actions.RESERVED_USERNAMES))} are taken"),
+                     checked(auth_actions.check_username)]
+Password = Annotated[str, Field(min_length=auth_actions.PASSWORD_MIN, max_length=auth_actions.PASSWORD_MAX),
+                     checked(auth_actions.check_password)]
+DisplayName = Annotated[str, Field(max_length=auth_actions.DISPLAY_NAME_MAX, pattern=r"^(?:[^\x00]*\S[^\x00]*)?$",
+                                   description="empty: the username")]
+RoomName = Annotated[str, Field(min_length=1, max_length=room_actions.ROOM_NAME_MAX, pattern=r"^[^\x00]*\S[^\x00]*$",
+                                description="not only spaces; stored trimmed"),
+                     checked(room_actions.check_room_name)]
+Topic = Annotated[str, Field(max_length=room_actions.TOPIC_MAX, pattern=NO_NUL)]
 
 
-@api("POST", "/api/v1/auth/refresh", "Rotate a refresh token", auth=None, body=obj(["refresh_token"], refresh_token=S_STR))
-async def refresh(request: web.Request) -> web.Response:
-    data = await read_json(request)
-    return ok(await auth_actions.do_refresh(svc_of(request), data.get("refresh_token")))
+class RegisterBody(Body):
+    username: Username
+    password: Password
+    display_name: DisplayName | None = None
 
 
-@api("POST", "/api/v1/auth/logout", "Revoke this login's refresh tokens", status=204, body=obj([], refresh_token=S_STR))
-async def logout(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    data = await read_json(request)
-    await auth_actions.do_logout(svc_of(request), user, data.get("refresh_token"))
-    return web.Response(status=204)
+class LoginBody(Body):
+    username: str = Field(max_length=256, pattern=NO_NUL)
+    password: str = Field(max_length=auth_actions.PASSWORD_MAX)
 
 
-@api("POST", "/api/v1/auth/logout-all", "Revoke every token of the user", status=204)
-async def logout_all(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    await auth_actions.do_logout_all(svc_of(request), user)
-    return web.Response(status=204)
+class RefreshBody(Body):
+    refresh_token: str = Field(min_length=1, max_length=256)
 
 
-# --- users ------------------------------------------------------------------------------------
-
-@api("GET", "/api/v1/users/me", "The current user", response=obj(["user"], user=USER))
-async def me(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    return ok({"user": user.public()})
+class LogoutBody(Body):
+    refresh_token: str | None = Field(default=None, max_length=256, description="revokes this login; omitted: none")
 
 
-@api("GET", "/api/v1/users", "Find users by name", query={"q": S_STR, "limit": S_INT})
-async def find_users(request: web.Request) -> web.Response:
-    await current_user(request)
-    q = request.query.get("q", "")
-    if len(q) > 64:
-        raise Invalid("q is too long", field="q")
-    limit = min(max(query_int(request, "limit") or 20, 1), 50)
-    users = await udb.search_users(svc_of(request).pool, q, limit)
-    return ok({"users": [u.public() for u in users]})
+class FindUsersQuery(QueryParams):
+    q: str = Field(default="", max_length=64, pattern=NO_NUL)
+    limit: int = Field(default=20, ge=1, le=USERS_PAGE_MAX)
 
 
-# --- rooms ------------------------------------------------------------------------------------
-
-@api("GET", "/api/v1/rooms", "Rooms of the user and public rooms, with unread counts, by id; page with"
-     f" after_id=next_cursor while has_more (limit {room_actions.ROOMS_PAGE_DEFAULT}, at most {room_actions.ROOMS_PAGE_MAX})",
-     query={"after_id": S_INT, "limit": S_INT},
-     response=obj(["rooms", "has_more", "next_cursor"], rooms={"type": "array", "items": ROOM},
-                  has_more={"type": "boolean"}, next_cursor={"type": ["integer", "null"]}))
-async def list_rooms(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    return ok(await room_actions.do_list_rooms(svc_of(request), user, query_int(request, "after_id"),
-                                               query_int(request, "limit")))
+class RoomsQuery(QueryParams):
+    after_id: Cursor | None = None
+    limit: int | None = Field(default=None, ge=1, le=room_actions.ROOMS_PAGE_MAX,
+                              description=f"default {room_actions.ROOMS_PAGE_DEFAULT}")
 
 
-@api("POST", "/api/v1/rooms", "Create a public or private room", status=201,
-     body=obj(["name", "kind"], name=S_STR, kind={"enum": ["public", "private"]}, topic=S_STR,
-              members={"type": "array", "items": S_INT}), response=obj(["room"], room=ROOM))
-async def create_room(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    data = await read_json(request)
-    svc = svc_of(request)
-    room = await room_actions.do_create_room(svc, user, data.get("name"), data.get("kind"), data.get("topic"), data.get("members"))
-    return ok({"room": await room_actions.room_view(svc, room, user)}, 201)
+class CreateRoomBody(Body):
+    name: RoomName
+    kind: Literal["public", "private"] = Field(description="direct rooms: POST /api/v1/dms")
+    topic: Topic | None = None
+    members: list[Id] | None = Field(default=None, max_length=100, description="user ids to add")
 
 
-@api("GET", "/api/v1/rooms/{id}", "A room with its members", response=obj(["room"], room=ROOM))
-async def get_room(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    svc = svc_of(request)
-    room = await room_actions.access_room_by_id(svc, user, path_id(request))
+class UserIdBody(Body):
+    user_id: Id
+
+
+def history_query(config: Config) -> type[BaseModel]:
+    """The history page query; its largest page is configured (``HISTORY_PAGE_MAX``)."""
+    page_max = config.limits.history_page_max
+
+    class HistoryQuery(QueryParams):
+        before_seq: Id | None = Field(default=None, description="the page ends below this seq")
+        limit: int | None = Field(default=None, ge=1, le=page_max, description="default 50")
+
+    return HistoryQuery
+
+
+class AdminUsersQuery(QueryParams):
+    after_id: Cursor | None = None
+    limit: int = Field(default=100, ge=1, le=ADMIN_USERS_PAGE_MAX)
+
+
+class RoleBody(Body):
+    role: Literal["user", "staff", "admin"]
+
+
+class ComplianceBody(Body):
+    enabled: bool
+
+
+class AccessRoomsBody(Body):
+    room_ids: list[Id] = Field(max_length=room_actions.ACCESS_ROOMS_MAX)
+
+
+# --- response models only this module sends ----------------------------------------------------------
+
+class ComplianceUser(UserRecord):
+    compliance: bool
+
+
+class ComplianceEnvelope(Wire):
+    user: ComplianceUser
+
+
+class Standing(Wire):
+    id: int
+    role: Literal["user", "staff", "admin"]
+    compliance: bool
+
+
+class RoomFact(Wire):
+    id: int
+    kind: Literal["public", "private", "direct", "whatsapp"]
+    member: bool
+
+
+class AccessAnswer(Wire):
+    user: Standing
+    rooms: list[RoomFact]
+
+
+class ArchiveConfig(Wire):
+    enabled: bool
+    base_url: str = Field(description="empty: the same origin, under /archive/")
+
+
+ME = {"Me": Link("me", "the account just made")}
+ROOM_LINKS = {"GetRoom": Link("get_room", id="$response.body#/room/id"),
+              "RoomMessages": Link("room_messages", id="$response.body#/room/id")}
+
+
+# --- auth ---------------------------------------------------------------------------------------------
+
+@routes.post("/api/v1/auth/register", "Create an account", auth=None, body=RegisterBody, responses={201: Session},
+             links={201: {**ME, "SetRole": Link("admin_set_role", id="$response.body#/user/id"),
+                          "SetCompliance": Link("set_compliance", id="$response.body#/user/id"),
+                          "OpenDm": Link("open_dm", request_body={"user_id": "$response.body#/user/id"}),
+                          "Refresh": Link("refresh", request_body={"refresh_token": "$response.body#/refresh_token"})}})
+async def register(call: Call[RegisterBody, None, None]) -> Reply:
+    b = call.body
+    user, tokens = await auth_actions.do_register(svc_of(call.request), b.username, b.password, b.display_name,
+                                                  client_ip(call.request))
+    return Reply({"user": user.public(), **tokens}, 201)
+
+
+@routes.post("/api/v1/auth/login", "Log in with username and password", auth=None, body=LoginBody,
+             responses={200: Session})
+async def login(call: Call[LoginBody, None, None]) -> Reply:
+    user, tokens = await auth_actions.do_login(svc_of(call.request), call.body.username, call.body.password,
+                                               client_ip(call.request))
+    return Reply({"user": user.public(), **tokens})
+
+
+@routes.post("/api/v1/auth/refresh", "Rotate a refresh token", auth=None, body=RefreshBody, responses={200: TokenPair})
+async def refresh(call: Call[RefreshBody, None, None]) -> Reply:
+    return Reply(await auth_actions.do_refresh(svc_of(call.request), call.body.refresh_token))
+
+
+@routes.post("/api/v1/auth/logout", "Revoke this login's refresh tokens", body=LogoutBody, responses={204: None})
+async def logout(call: Call[LogoutBody, None, None]) -> Reply:
+    await auth_actions.do_logout(svc_of(call.request), user_of(call), call.body.refresh_token)
+    return Reply(None, 204)
+
+
+@routes.post("/api/v1/auth/logout-all", "Revoke every token of the user", responses={204: None})
+async def logout_all(call: Call[None, None, None]) -> Reply:
+    await auth_actions.do_logout_all(svc_of(call.request), user_of(call))
+    return Reply(None, 204)
+
+
+# --- users --------------------------------------------------------------------------------------------
+
+@routes.get("/api/v1/users/me", "The current user", responses={200: UserEnvelope})
+async def me(call: Call[None, None, None]) -> Reply:
+    return Reply({"user": user_of(call).public()})
+
+
+@routes.get("/api/v1/users", "Find users by name (username or display name, case-insensitive)", query=FindUsersQuery,
+            responses={200: UsersPage})
+async def find_users(call: Call[None, FindUsersQuery, None]) -> Reply:
+    users = await udb.search_users(svc_of(call.request).pool, call.query.q, call.query.limit)
+    return Reply({"users": [u.public() for u in users]})
+
+
+# --- rooms --------------------------------------------------------------------------------------------
+
+@routes.get("/api/v1/rooms", "Rooms of the user and public rooms, with unread counts, by id; page with"
+            " after_id=next_cursor while has_more", query=RoomsQuery, responses={200: RoomsPage})
+async def list_rooms(call: Call[None, RoomsQuery, None]) -> Reply:
+    q = call.query
+    return Reply(await room_actions.do_list_rooms(svc_of(call.request), user_of(call), q.after_id, q.limit))
+
+
+@routes.post("/api/v1/rooms", "Create a public or private room", body=CreateRoomBody, responses={201: RoomEnvelope},
+             links={201: ROOM_LINKS})
+async def create_room(call: Call[CreateRoomBody, None, None]) -> Reply:
+    svc, user, b = svc_of(call.request), user_of(call), call.body
+    room = await room_actions.do_create_room(svc, user, b.name, b.kind, b.topic, b.members)
+    return Reply({"room": await room_actions.room_view(svc, room, user)}, 201)
+
+
+@routes.get("/api/v1/rooms/{id}", "A room with its members", responses={200: RoomEnvelope})
+async def get_room(call: Call[None, None, IdPath]) -> Reply:
+    svc, user = svc_of(call.request), user_of(call)
+    room = await room_actions.access_room_by_id(svc, user, call.path.id)
     view = await room_actions.room_view(svc, room, user)
     view["members"] = await rdb.members(svc.pool, room.id)
-    return ok({"room": view})
+    return Reply({"room": view})
 
 
-@api("POST", "/api/v1/rooms/{id}/members", "Add a user to a room", status=204, body=obj(["user_id"], user_id=S_INT))
-async def add_member(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    data = await read_json(request)
-    await room_actions.do_invite(svc_of(request), user, path_id(request), data.get("user_id"))
-    return web.Response(status=204)
+@routes.post("/api/v1/rooms/{id}/members", "Add a user to a room", body=UserIdBody, responses={204: None})
+async def add_member(call: Call[UserIdBody, None, IdPath]) -> Reply:
+    await room_actions.do_invite(svc_of(call.request), user_of(call), call.path.id, call.body.user_id)
+    return Reply(None, 204)
 
 
-@api("GET", "/api/v1/rooms/{id}/messages", "History, newest page first; page with before_seq",
-     query={"before_seq": S_INT, "limit": S_INT},
-     response=obj(["messages", "has_more"], messages={"type": "array", "items": MESSAGE}, has_more={"type": "boolean"}))
-async def room_messages(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    result = await msg_actions.do_history(
-        svc_of(request), user, path_id(request), query_int(request, "before_seq"), query_int(request, "limit")
-    )
-    return ok(result)
+@routes.get("/api/v1/rooms/{id}/messages", "History, newest page first; page with before_seq", query=history_query,
+            responses={200: MessagesPage})
+async def room_messages(call: Call[None, Any, IdPath]) -> Reply:
+    q = call.query
+    return Reply(await msg_actions.do_history(svc_of(call.request), user_of(call), call.path.id, q.before_seq, q.limit))
 
 
-@api("POST", "/api/v1/dms", "Open (or find) the direct conversation with a user", body=obj(["user_id"], user_id=S_INT),
-     response=obj(["room"], room=ROOM))
-async def open_dm(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    data = await read_json(request)
-    svc = svc_of(request)
-    room, created = await room_actions.do_open_dm(svc, user, data.get("user_id"))
-    return ok({"room": await room_actions.room_view(svc, room, user)}, 201 if created else 200)
+@routes.post("/api/v1/dms", "Open (or find) the direct conversation with a user", body=UserIdBody,
+             responses={200: RoomEnvelope, 201: RoomEnvelope}, links={200: ROOM_LINKS, 201: ROOM_LINKS},
+             description="201 when the conversation was made by this call, 200 when it existed.")
+async def open_dm(call: Call[UserIdBody, None, None]) -> Reply:
+    svc, user = svc_of(call.request), user_of(call)
+    room, created = await room_actions.do_open_dm(svc, user, call.body.user_id)
+    return Reply({"room": await room_actions.room_view(svc, room, user)}, 201 if created else 200)
 
 
-# --- admin ------------------------------------------------------------------------------------
+# --- admin --------------------------------------------------------------------------------------------
 
-@api("GET", "/api/v1/admin/users", "All users", auth="admin", query={"after_id": S_INT, "limit": S_INT})
-async def admin_users(request: web.Request) -> web.Response:
-    await current_user(request, "admin")
-    limit = min(max(query_int(request, "limit") or 100, 1), 500)
-    users = await udb.list_users(svc_of(request).pool, limit, query_int(request, "after_id") or 0)
-    return ok({"users": [u.public() for u in users]})
+@routes.get("/api/v1/admin/users", "All users, by id; page with after_id", auth="admin", query=AdminUsersQuery,
+            responses={200: UsersPage})
+async def admin_users(call: Call[None, AdminUsersQuery, None]) -> Reply:
+    users = await udb.list_users(svc_of(call.request).pool, call.query.limit, call.query.after_id or 0)
+    return Reply({"users": [u.public() for u in users]})
 
 
-@api("PATCH", "/api/v1/admin/users/{id}", "Change a user's role", auth="admin", body=obj(["role"], role={"enum": list(ROLES)}))
-async def admin_set_role(request: web.Request) -> web.Response:
-    admin = await current_user(request, "admin")
-    data = await read_json(request)
-    role = data.get("role")
-    if role not in ROLES:
-        raise Invalid("role must be user, staff or admin", field="role")
-    target_id = path_id(request)
+@routes.patch("/api/v1/admin/users/{id}", "Change a user's role", auth="admin", body=RoleBody,
+              responses={200: UserEnvelope}, description="Admins cannot demote themselves (403).")
+async def admin_set_role(call: Call[RoleBody, None, IdPath]) -> Reply:
+    admin, role, target_id = user_of(call), call.body.role, call.path.id
     if target_id == admin.id and role != "admin":
-        raise Invalid("admins cannot demote themselves", field="role")
-    user = await auth_actions.do_set_role(svc_of(request), target_id, role)
+        raise Forbidden("admins cannot demote themselves")
+    user = await auth_actions.do_set_role(svc_of(call.request), target_id, role)
     if user is None:
         raise NotFound("user not found")
-    return ok({"user": user.public()})
+    return Reply({"user": user.public()})
 
 
-@api("PUT", "/api/v1/users/{id}/compliance", "Grant or revoke the compliance permission (audited)", auth="admin",
-     body=obj(["enabled"], enabled={"type": "boolean"}), response=obj(["user"], user=USER))
-async def set_compliance(request: web.Request) -> web.Response:
-    admin = await current_user(request, "admin")
-    data = await read_json(request)
-    user = await audit_actions.do_set_compliance(svc_of(request), admin, path_id(request), data.get("enabled"))
-    return ok({"user": {**user.public(), "compliance": user.compliance}})
+@routes.put("/api/v1/users/{id}/compliance", "Grant or revoke the compliance permission (audited)", auth="admin",
+            body=ComplianceBody, responses={200: ComplianceEnvelope})
+async def set_compliance(call: Call[ComplianceBody, None, IdPath]) -> Reply:
+    user = await audit_actions.do_set_compliance(svc_of(call.request), user_of(call), call.path.id, call.body.enabled)
+    return Reply({"user": {**user.public(), "compliance": user.compliance}})
 
 
-@api("POST", "/api/v1/access/rooms", "The caller's standing and the rooms of room_ids they may read (chat-archive's check)",
-     body=obj(["room_ids"], room_ids={"type": "array", "items": S_INT}),
-     response=obj(["user", "rooms"], user={"type": "object"}, rooms={"type": "array", "items": {"type": "object"}}))
-async def access_rooms(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    data = await read_json(request)
-    facts = await room_actions.room_access_facts(svc_of(request), user, data.get("room_ids"))
-    return ok({"user": {"id": user.id, "role": user.role, "compliance": user.compliance},
-               "rooms": [{"id": f.id, "kind": f.kind, "member": f.member} for f in facts]})
+@routes.post("/api/v1/access/rooms", "The caller's standing and the rooms of room_ids they may read (chat-archive's check)",
+             body=AccessRoomsBody, responses={200: AccessAnswer})
+async def access_rooms(call: Call[AccessRoomsBody, None, None]) -> Reply:
+    user = user_of(call)
+    facts = await room_actions.room_access_facts(svc_of(call.request), user, call.body.room_ids)
+    return Reply({"user": {"id": user.id, "role": user.role, "compliance": user.compliance},
+                  "rooms": [{"id": f.id, "kind": f.kind, "member": f.member} for f in facts]})
 
 
-@api("GET", "/api/v1/archive/config", "Whether the archive is on, and where its API lives")
-async def archive_config(request: web.Request) -> web.Response:
-    await current_user(request)
-    svc = svc_of(request)
-    url = svc.config.archive_url
+@routes.get("/api/v1/archive/config", "Whether the archive is on, and where its API lives", responses={200: ArchiveConfig})
+async def archive_config(call: Call[None, None, None]) -> Reply:
+    config = svc_of(call.request).config
     # browsers reach chat-archive through the same origin (nginx routes /archive/) unless told otherwise
-    return ok({"enabled": url is not None, "base_url": svc.config.archive_public_url or ""})
+    return Reply({"enabled": config.archive_url is not None, "base_url": config.archive_public_url or ""})
 
 
 # --- operations -------------------------------------------------------------------------------
@@ -314,16 +408,12 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=svc.metrics.render(), content_type="text/plain", charset="utf-8")
 
 
-def add_routes(app: web.Application, extra: list[tuple[ApiRoute, Handler]] | None = None) -> None:
-    table = ROUTES + (extra or [])
-    for spec, handler in table:
-        app.router.add_route(spec.method, spec.path, handler)
-    document = build_document([spec for spec, _ in table])
-
-    async def openapi(request: web.Request) -> web.Response:
-        return ok(document)
-
-    app.router.add_get("/api/v1/openapi.json", openapi)
+def add_routes(app: web.Application, config: Config, extra: RouteTable | None = None) -> None:
+    table = routes.routes + (extra.routes if extra is not None else [])
+    mount(app, table, current_user, settings=config, max_body_bytes=config.limits.max_http_body_bytes,
+          title="chat-server", spec_path="/api/v1/openapi.json",
+          description="The chat-server REST API. Bearer access tokens from register, login or refresh; errors are "
+                      "ErrorBody with a stable code.")
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

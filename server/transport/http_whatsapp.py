@@ -1,21 +1,29 @@
-"""WhatsApp routes: the Cloud API webhook, the staff inbox, admin accounts, login by code."""
+"""WhatsApp routes: the Cloud API webhook, the staff inbox, admin accounts, login by code.
+
+Declared in the same table as ``http.py`` (``chatcore.api``). The webhook routes read their raw
+body themselves: the signature is checked over its bytes before anything is parsed.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
 from aiohttp import web
+from pydantic import BeforeValidator, Field
 
-from chatcore.errors import Invalid, NotFound, Unavailable
-from chatcore.openapi import S_BOOL, S_INT, S_STR, TOKENS, obj
+from chatcore.api import Body, Call, Cursor, Id, IdPath, Link, QueryParams, RawBody, Reply
+from chatcore.errors import Conflict, NotFound, Unavailable
+from chatcore.schemas import Session, Wire
 
 from ..actions.auth import issue_tokens
-from ..actions.whatsapp import STATUSES, WhatsAppService, conversation_view
+from ..actions.whatsapp import OTP_TTL_S, STATUSES, WhatsAppService, check_phone, conversation_view
 from ..storage import whatsapp as db
-from .http import api, client_ip, current_user, ok, path_id, query_int, read_json, svc_of
+from .http import NO_NUL, client_ip, routes, svc_of, user_of
 
 WEBHOOK_MAX_BYTES = 1024 * 1024  # Meta batches many changes into one POST
+ACCOUNT_FIELD_MAX, ACCOUNT_NAME_MAX = 512, 80
+assert set(STATUSES) == {"open", "pending", "closed"}
 
 
 def wa(request: web.Request) -> WhatsAppService:
@@ -25,146 +33,256 @@ def wa(request: web.Request) -> WhatsAppService:
     return service
 
 
-async def webhook_verify(request: web.Request) -> web.Response:
-    service = wa(request)
-    service.admit_webhook(client_ip(request))
-    challenge = await service.verify_challenge(dict(request.query))
+# --- models ----------------------------------------------------------------------------------------
+
+# check_phone's rule on the raw input: spaces, '-', '(' and ')' anywhere, then +?[1-9] and 6-14 digits
+_SEP = r"[\s\-()]*"
+Phone = Annotated[str, Field(pattern=rf"^{_SEP}(?:\+{_SEP})?[1-9](?:{_SEP}\d){{6,14}}{_SEP}$",
+                             description="an international number like +4915112345678"),
+                  BeforeValidator(check_phone)]
+AccountField = Annotated[str, Field(min_length=1, max_length=ACCOUNT_FIELD_MAX, pattern=r"^[^\x00]*\S[^\x00]*$",
+                                    description="stored trimmed")]
+
+
+class ConversationsQuery(QueryParams):
+    status: Literal["open", "pending", "closed"] | None = None
+    assignee: Literal["me", "none"] | Id | None = Field(default=None, description="me, none (unassigned) or a user id")
+    ai: bool | None = None
+    unread: bool | None = None
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+class AssignBody(Body):
+    user_id: Id = Field(description="a staff member's id")
+
+
+class ReadBody(Body):
+    seq: Cursor
+
+
+class AccountBody(Body):
+    phone_number_id: AccountField
+    display_phone: AccountField
+    access_token: AccountField
+    app_secret: AccountField
+    verify_token: AccountField
+    name: str = Field(default="", max_length=ACCOUNT_NAME_MAX, pattern=NO_NUL)
+
+
+class OtpRequestBody(Body):
+    phone: Phone
+
+
+class OtpVerifyBody(Body):
+    phone: Phone
+    code: str = Field(min_length=6, max_length=6, pattern=r"^[0-9]{6}$")
+
+
+class VerifyQuery(QueryParams):
+    mode: str = Field(alias="hub.mode", pattern=NO_NUL)
+    verify_token: str = Field(alias="hub.verify_token", pattern=NO_NUL)
+    challenge: str = Field(alias="hub.challenge", pattern=NO_NUL)
+
+
+class Contact(Wire):
+    wa_id: str
+    name: str
+
+
+class Assignee(Wire):
+    id: int
+    username: str
+    display_name: str
+
+
+class LastMessage(Wire):
+    id: int
+    seq: int
+    body: str
+    author_kind: Literal["user", "assistant", "contact", "system"]
+    created_at: str
+
+
+class Conversation(Wire):
+    room_id: int
+    account_id: int
+    business_phone: str
+    contact: Contact
+    status: Literal["open", "pending", "closed"]
+    ai_enabled: bool
+    mode: Literal["ai", "human"]
+    assignee: Assignee | None
+    unread: int
+    last_message: LastMessage | None
+    last_inbound_at: str | None
+    window_open: bool
+    updated_at: str | None
+
+
+class ConversationEnvelope(Wire):
+    conversation: Conversation
+
+
+class Conversations(Wire):
+    conversations: list[Conversation]
+
+
+class Account(Wire):
+    id: int
+    phone_number_id: str
+    display_phone: str
+    name: str
+    created_at: str | None
+
+
+class AccountEnvelope(Wire):
+    account: Account
+
+
+class Accounts(Wire):
+    accounts: list[Account]
+
+
+class CodeSent(Wire):
+    sent: Literal[True]
+    expires_in: int = Field(description="seconds")
+
+
+class WebhookResult(Wire):
+    ok: Literal[True]
+    messages: int
+    statuses: int
+
+
+# --- webhook -----------------------------------------------------------------------------------------
+
+@routes.get("/webhooks/whatsapp", "Meta's subscription handshake: echoes hub.challenge for a known verify token",
+            auth=None, query=VerifyQuery, responses={200: "text/plain"}, tags=("webhooks",))
+async def webhook_verify(call: Call[None, VerifyQuery, None]) -> web.StreamResponse:
+    service = wa(call.request)
+    service.admit_webhook(client_ip(call.request))
+    challenge = await service.verify_challenge(dict(call.request.query))
     return web.Response(text=challenge, content_type="text/plain")
 
 
-async def webhook_receive(request: web.Request) -> web.Response:
+@routes.post("/webhooks/whatsapp", "Meta's webhook: messages and statuses, signed with the app secret",
+             auth=None, raw_body=RawBody("application/json", {"type": "object"}), responses={200: WebhookResult},
+             description="X-Hub-Signature-256 (HMAC-SHA256 of the raw body with an account's app secret) is checked "
+                         "before the body is parsed; unsigned or badly signed posts answer 401.", tags=("webhooks",))
+async def webhook_receive(call: Call[None, None, None]) -> Reply:
+    request = call.request
     service = wa(request)
     # counted before the body is read or the signature checked: a flood is refused at the door
     service.admit_webhook(client_ip(request))
     raw = await request.read()
     result = await service.handle_webhook(raw, request.headers.get("X-Hub-Signature-256"))
-    return ok({"ok": True, **result})
+    return Reply({"ok": True, **result})
 
 
-def _bool_query(request: web.Request, name: str) -> bool | None:
-    raw = request.query.get(name)
-    if raw in (None, ""):
-        return None
-    if raw in ("true", "1", "on"):
-        return True
-    if raw in ("false", "0", "off"):
-        return False
-    raise Invalid(f"{name} must be true or false", field=name)
+# --- staff inbox -------------------------------------------------------------------------------------
+
+CONVERSATION_LINKS = {
+    "GetConversation": Link("get_conversation", id="$response.body#/conversation/room_id"),
+    "Read": Link("read_conversation", id="$response.body#/conversation/room_id"),
+    "Takeover": Link("conversation_takeover", id="$response.body#/conversation/room_id"),
+    "Close": Link("conversation_close", id="$response.body#/conversation/room_id"),
+    "Reopen": Link("conversation_reopen", id="$response.body#/conversation/room_id"),
+}
 
 
-@api("GET", "/api/v1/wa/conversations", "WhatsApp conversations for the staff inbox", auth="staff",
-     query={"status": {"enum": list(STATUSES)}, "assignee": S_STR, "ai": S_BOOL, "unread": S_BOOL, "limit": S_INT})
-async def list_conversations(request: web.Request) -> web.Response:
-    user = await current_user(request, "staff")
-    status = request.query.get("status") or None
-    if status is not None and status not in STATUSES:
-        raise Invalid("status must be open, pending or closed", field="status")
-    assignee = request.query.get("assignee") or None
-    assignee_id = None
-    if assignee == "me":
-        assignee_id = user.id
-    elif assignee not in (None, "none"):
-        assignee_id = query_int(request, "assignee")
-    limit = min(max(query_int(request, "limit") or 100, 1), 500)
-    rows = await db.conversations(svc_of(request).pool, status=status, assignee_id=assignee_id,
-                                  unassigned=assignee == "none", ai=_bool_query(request, "ai"),
-                                  unread=_bool_query(request, "unread"), limit=limit)
-    return ok({"conversations": [conversation_view(r) for r in rows]})
+@routes.get("/api/v1/wa/conversations", "WhatsApp conversations for the staff inbox", auth="staff",
+            query=ConversationsQuery, responses={200: Conversations})
+async def list_conversations(call: Call[None, ConversationsQuery, None]) -> Reply:
+    q = call.query
+    assignee_id = user_of(call).id if q.assignee == "me" else q.assignee if isinstance(q.assignee, int) else None
+    rows = await db.conversations(svc_of(call.request).pool, status=q.status, assignee_id=assignee_id,
+                                  unassigned=q.assignee == "none", ai=q.ai, unread=q.unread, limit=q.limit)
+    return Reply({"conversations": [conversation_view(r) for r in rows]})
 
 
-@api("GET", "/api/v1/wa/conversations/{id}", "One WhatsApp conversation", auth="staff")
-async def get_conversation(request: web.Request) -> web.Response:
-    await current_user(request, "staff")
-    row = await db.conversation_row(svc_of(request).pool, path_id(request))
+@routes.get("/api/v1/wa/conversations/{id}", "One WhatsApp conversation (id: its room id)", auth="staff",
+            responses={200: ConversationEnvelope})
+async def get_conversation(call: Call[None, None, IdPath]) -> Reply:
+    row = await db.conversation_row(svc_of(call.request).pool, call.path.id)
     if row is None:
         raise NotFound("conversation not found")
-    return ok({"conversation": conversation_view(row)})
+    return Reply({"conversation": conversation_view(row)})
 
 
-def _transition_route(action: str, summary: str, body: dict[str, Any] | None = None) -> None:
-    @api("POST", f"/api/v1/wa/conversations/{{id}}/{action}", summary, auth="staff", body=body)
-    async def handler(request: web.Request) -> web.Response:
-        user = await current_user(request, "staff")
-        data = await read_json(request) if body is not None else {}
-        view = await wa(request).transition(path_id(request), action, user, data.get("user_id"))
-        return ok({"conversation": view})
+def _transition_route(action: str, summary: str, with_user: bool = False) -> None:
+    async def handler(call: Call[Any, None, IdPath]) -> Reply:
+        target = call.body.user_id if with_user else None
+        view = await wa(call.request).transition(call.path.id, action, user_of(call), target)
+        return Reply({"conversation": view})
+
+    handler.__name__ = f"conversation_{action}"
+    routes.post(f"/api/v1/wa/conversations/{{id}}/{action}", summary, auth="staff",
+                body=AssignBody if with_user else None, responses={200: ConversationEnvelope})(handler)
 
 
 _transition_route("takeover", "Take the conversation over from the assistant (AI off, assigned to you)")
 _transition_route("handback", "Hand the conversation back to the assistant")
-_transition_route("assign", "Assign the conversation to a staff member (AI off)", obj(["user_id"], user_id=S_INT))
+_transition_route("assign", "Assign the conversation to a staff member (AI off)", with_user=True)
 _transition_route("close", "Close the conversation")
 _transition_route("reopen", "Reopen the conversation")
 
 
-@api("POST", "/api/v1/wa/conversations/{id}/read", "Mark the conversation read up to seq", auth="staff",
-     body=obj(["seq"], seq=S_INT))
-async def read_conversation(request: web.Request) -> web.Response:
-    await current_user(request, "staff")
-    data = await read_json(request)
-    return ok({"conversation": await wa(request).mark_read(path_id(request), data.get("seq"))})
+@routes.post("/api/v1/wa/conversations/{id}/read", "Mark the conversation read up to seq", auth="staff",
+             body=ReadBody, responses={200: ConversationEnvelope})
+async def read_conversation(call: Call[ReadBody, None, IdPath]) -> Reply:
+    return Reply({"conversation": await wa(call.request).mark_read(call.path.id, call.body.seq)})
 
 
-ACCOUNT_FIELDS = ("phone_number_id", "display_phone", "access_token", "app_secret", "verify_token")
+# --- accounts ----------------------------------------------------------------------------------------
+
+@routes.get("/api/v1/admin/wa/accounts", "WhatsApp business numbers (secrets are never returned)", auth="admin",
+            responses={200: Accounts})
+async def list_accounts(call: Call[None, None, None]) -> Reply:
+    return Reply({"accounts": [a.public() for a in await db.list_accounts(svc_of(call.request).pool)]})
 
 
-@api("GET", "/api/v1/admin/wa/accounts", "WhatsApp business numbers (secrets are never returned)", auth="admin")
-async def list_accounts(request: web.Request) -> web.Response:
-    await current_user(request, "admin")
-    return ok({"accounts": [a.public() for a in await db.list_accounts(svc_of(request).pool)]})
-
-
-@api("POST", "/api/v1/admin/wa/accounts", "Add a WhatsApp business number", auth="admin", status=201,
-     body=obj(list(ACCOUNT_FIELDS), name=S_STR, **{f: S_STR for f in ACCOUNT_FIELDS}))
-async def create_account(request: web.Request) -> web.Response:
-    await current_user(request, "admin")
-    data = await read_json(request)
-    values = {}
-    for f in ACCOUNT_FIELDS:
-        v = data.get(f)
-        if not isinstance(v, str) or not v.strip() or len(v) > 512:
-            raise Invalid(f"{f} is required (a string of at most 512 characters)", field=f)
-        values[f] = v.strip()
-    name = data.get("name") or ""
-    if not isinstance(name, str) or len(name) > 80:
-        raise Invalid("name must be at most 80 characters", field="name")
-    svc = svc_of(request)
+@routes.post("/api/v1/admin/wa/accounts", "Add a WhatsApp business number", auth="admin", body=AccountBody,
+             responses={201: AccountEnvelope},
+             links={201: {"DeleteAccount": Link("delete_account", id="$response.body#/account/id"),
+                          "Accounts": Link("list_accounts")}},
+             description="A phone_number_id already configured answers 409.")
+async def create_account(call: Call[AccountBody, None, None]) -> Reply:
+    b = call.body
+    values = {f: getattr(b, f).strip() for f in ("phone_number_id", "display_phone", "access_token", "app_secret",
+                                                 "verify_token")}
+    svc = svc_of(call.request)
     try:
-        account = await db.insert_account(svc.pool, name=name, **values)
+        account = await db.insert_account(svc.pool, name=b.name, **values)
     except asyncpg.UniqueViolationError:
-        raise Invalid("this phone_number_id is already configured", field="phone_number_id") from None
+        raise Conflict("this phone_number_id is already configured", field="phone_number_id") from None
     if svc.whatsapp is not None:
         svc.whatsapp.forget_accounts()
-    return ok({"account": account.public()}, 201)
+    return Reply({"account": account.public()}, 201)
 
 
-@api("DELETE", "/api/v1/admin/wa/accounts/{id}", "Remove a WhatsApp business number", auth="admin", status=204)
-async def delete_account(request: web.Request) -> web.Response:
-    await current_user(request, "admin")
-    svc = svc_of(request)
-    if not await db.delete_account(svc.pool, path_id(request)):
+@routes.delete("/api/v1/admin/wa/accounts/{id}", "Remove a WhatsApp business number", auth="admin",
+               responses={204: None})
+async def delete_account(call: Call[None, None, IdPath]) -> Reply:
+    svc = svc_of(call.request)
+    if not await db.delete_account(svc.pool, call.path.id):
         raise NotFound("account not found")
     if svc.whatsapp is not None:
         svc.whatsapp.forget_accounts()
-    return web.Response(status=204)
+    return Reply(None, 204)
 
 
-@api("POST", "/api/v1/auth/otp/request", "Send a login code by WhatsApp", auth=None, status=202, body=obj(["phone"], phone=S_STR))
-async def otp_request(request: web.Request) -> web.Response:
-    data = await read_json(request)
-    await wa(request).request_code(data.get("phone"), client_ip(request))
-    return ok({"sent": True, "expires_in": 300}, 202)
+# --- login by code -----------------------------------------------------------------------------------
+
+@routes.post("/api/v1/auth/otp/request", "Send a login code by WhatsApp", auth=None, body=OtpRequestBody,
+             responses={202: CodeSent})
+async def otp_request(call: Call[OtpRequestBody, None, None]) -> Reply:
+    await wa(call.request).request_code(call.body.phone, client_ip(call.request))
+    return Reply({"sent": True, "expires_in": OTP_TTL_S}, 202)
 
 
-@api("POST", "/api/v1/auth/otp/verify", "Log in with a WhatsApp code", auth=None,
-     body=obj(["phone", "code"], phone=S_STR, code=S_STR), response=TOKENS)
-async def otp_verify(request: web.Request) -> web.Response:
-    data = await read_json(request)
-    user = await wa(request).verify_code(data.get("phone"), data.get("code"), client_ip(request))
-    tokens = await issue_tokens(svc_of(request), user)
-    return ok({"user": user.public(), **tokens})
-
-
-def add_webhook_routes(app: web.Application) -> None:
-    app.router.add_get("/webhooks/whatsapp", webhook_verify)
-    app.router.add_post("/webhooks/whatsapp", webhook_receive)
+@routes.post("/api/v1/auth/otp/verify", "Log in with a WhatsApp code", auth=None, body=OtpVerifyBody,
+             responses={200: Session}, links={200: {"Me": Link("me")}})
+async def otp_verify(call: Call[OtpVerifyBody, None, None]) -> Reply:
+    user = await wa(call.request).verify_code(call.body.phone, call.body.code, client_ip(call.request))
+    tokens = await issue_tokens(svc_of(call.request), user)
+    return Reply({"user": user.public(), **tokens})

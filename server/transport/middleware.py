@@ -48,7 +48,8 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
             raise
         code = _STATUS_CODES.get(exc.status, "invalid" if exc.status < 500 else "unavailable")
         message = exc.reason if exc.status != 413 else "request body too large"
-        return json_error(exc.status, code, message)
+        # a 405 names the methods the path has (HTTP requires it; aiohttp puts them on the exception)
+        return json_error(exc.status, code, message, {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None)
     except (TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, RedisError, OSError) as exc:
         log.warning("%s %s: dependency unavailable: %s", request.method, request.path, type(exc).__name__)
         return json_error(503, "unavailable", "service temporarily unavailable", {"Retry-After": "1"})
