@@ -180,7 +180,8 @@ class SocketTransport:
 
     async def message_send(self, conn: Conn, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         msg = await msg_actions.do_send_message(
-            self.svc, conn.user, data.get("room_id"), data.get("body"), data.get("client_id"), data.get("reply_to")
+            self.svc, conn.user, data.get("room_id"), data.get("body"), data.get("client_id"), data.get("reply_to"),
+            data.get("attachments"),
         )
         return {"message": msg.to_wire()}
 
