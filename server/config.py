@@ -129,7 +129,7 @@ class Limits:
 # audio, video, PDF, office documents, plain text and zip archives. Patterns may end in /*.
 DEFAULT_UPLOAD_TYPES: tuple[str, ...] = (
     "image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/avif", "image/heic", "image/heif",
-    "audio/*", "video/*", "application/pdf", "text/plain", "application/zip",
+    "audio/*", "video/*", "application/pdf", "text/plain", "text/csv", "application/zip",
     "application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint",
     "application/vnd.openxmlformats-officedocument.*", "application/vnd.oasis.opendocument.*",
 )

@@ -46,11 +46,17 @@ class S3FileStore:
 
     async def start(self, create_bucket: bool = False) -> S3FileStore:
         self._client = await self._stack.enter_async_context(get_session().create_client("s3", **self._args))
-        if create_bucket:
-            try:
-                await self._client.head_bucket(Bucket=self.bucket)
-            except ClientError:
-                await self._client.create_bucket(Bucket=self.bucket)
+        try:
+            if create_bucket:
+                try:
+                    await self._client.head_bucket(Bucket=self.bucket)
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") not in _MISSING:
+                        raise
+                    await self._client.create_bucket(Bucket=self.bucket)
+        except BaseException:
+            await self._stack.aclose()
+            raise
         return self
 
     async def put(self, key: str, chunks: AsyncIterable[bytes], max_bytes: int) -> int:
