@@ -22,7 +22,7 @@ from PIL import Image
 
 from chatcore.files import FileUrlSigner, read_secret
 from tests.services.s3 import S3Service
-from tests.support import Client, ChatNode, ServerHarness, make_room
+from tests.support import ChatNode, Client, ServerHarness, make_room
 
 BUCKET = "chat-files"
 
@@ -191,7 +191,7 @@ async def test_content_decides_the_stored_type_not_the_claimed_one(harness: Serv
     status, body = await upload(alice, b"just some words and not a picture\n" * 10, "cat.png", "image/png")
     assert status == 201, body
     assert body["mime"] == "text/plain" and body["thumb_url"] is None and body["width"] is None
-    _, got, headers = await fetch(alice, body["url"])
+    _, _, headers = await fetch(alice, body["url"])
     assert headers["Content-Type"].startswith("text/plain")
     status, body = await upload(alice, png(), "document.pdf", "application/pdf")
     assert status == 201 and body["mime"] == "image/png" and body["width"] == 640
@@ -281,7 +281,7 @@ async def test_only_the_uploader_can_attach_an_upload_and_an_unknown_id_is_inval
 async def test_an_upload_attaches_to_one_message_only_and_a_retry_returns_the_stored_message(
         harness: ServerHarness) -> None:
     node = await harness.start_node()
-    alice, bob, room_id = await members(harness, node)
+    alice, _bob, room_id = await members(harness, node)
     _, f = await upload(alice, b"once\n", "once.txt", "text/plain")
     payload = {"room_id": room_id, "body": "here", "client_id": "a-1", "attachments": [f["id"]]}
     acks = await asyncio.gather(*(alice.emit("message:send", payload) for _ in range(4)))  # retries, batched
@@ -325,7 +325,7 @@ async def test_a_user_who_cannot_read_the_room_never_gets_a_url_and_forged_or_ex
     later = f"{parts.path}?exp={int(q['exp']) + 3600}&sig={q['sig']}"
     as_thumb_of_other = f"{parts.path}?v=thumb&exp={q['exp']}&sig={q['sig']}"
     for forged in (tampered_sig, later, as_thumb_of_other, parts.path):
-        status, body, _ = await fetch(carol, forged)
+        status, _, _ = await fetch(carol, forged)
         assert status == 403, forged
     secret = read_secret(Path(harness.env["CHAT_DATA_DIR"]) / "keys" / "file-url.secret")
     expired = FileUrlSigner(secret, 60).url(f["id"], "secret.png", now=time.time() - 3600)
