@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from chatcore.access import SERVICE_ROLE
 from chatcore.errors import ChatError, Forbidden, Invalid, NotFound, Unauthorized
 from chatcore.events import parse_iso
+from chatcore.files import FileUrlSigner
 from chatcore.openapi import REPO_WEB_DIST, add_docs_page, path_params
 from chatcore.tokens import AccessClaims, TokenVerifier, bearer_matches
 
@@ -55,7 +56,8 @@ ACCESS = web.AppKey("access", ChatServerAccess)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 METRICS = web.AppKey("metrics", ArchiveMetrics)
 STATUS = web.AppKey("status", dict)
-METRICS_TOKEN = web.AppKey("metrics_token", str)  # empty: /metrics is open (keep it on the private network)
+METRICS_TOKEN = web.AppKey("metrics_token", str)
+SIGNER = web.AppKey("file_url_signer", FileUrlSigner)  # absent: attachment URLs are null  # empty: /metrics is open (keep it on the private network)
 
 
 @web.middleware
@@ -69,6 +71,12 @@ async def errors(request: web.Request, handler: Callable[[web.Request], Awaitabl
             raise
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "too_large"}.get(exc.status, "invalid")
         return web.json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status)
+
+
+def _wire(request: web.Request, doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored message as served: attachments signed when chat-archive shares chat-server's
+    file-URL secret (the caller passed the same access rule as live history to get here)."""
+    return to_wire(doc, request.app.get(SIGNER))
 
 
 def caller(request: web.Request) -> tuple[str, AccessClaims]:
@@ -165,7 +173,7 @@ async def _time_ordered(request: web.Request, base: dict[str, Any], route: str) 
     request.app[METRICS].queries.labels(route).inc()
     page = docs[:limit]
     nxt = _encode_cursor([page[-1]["created_at"].isoformat(), page[-1]["_id"]]) if len(docs) > limit else None
-    return _ok({"messages": [to_wire(d) for d in page], "next_cursor": nxt})
+    return _ok({"messages": [_wire(request, d) for d in page], "next_cursor": nxt})
 
 
 async def room_messages(request: web.Request) -> web.Response:
@@ -180,7 +188,7 @@ async def room_messages(request: web.Request) -> web.Response:
     docs = await request.app[STORE].find(query, [("seq", 1)], limit + 1)
     request.app[METRICS].queries.labels("room").inc()
     page = docs[:limit]
-    return _ok({"messages": [to_wire(d) for d in page],
+    return _ok({"messages": [_wire(request, d) for d in page],
                 "next_cursor": _encode_cursor(page[-1]["seq"]) if len(docs) > limit else None})
 
 
@@ -197,7 +205,7 @@ async def room_history(request: web.Request) -> web.Response:
         query["seq"] = {"$lt": before}
     docs = await request.app[STORE].find(query, [("seq", -1)], limit + 1)
     request.app[METRICS].queries.labels("history").inc()
-    return _ok({"messages": [to_wire(d) for d in reversed(docs[:limit])], "has_more": len(docs) > limit})
+    return _ok({"messages": [_wire(request, d) for d in reversed(docs[:limit])], "has_more": len(docs) > limit})
 
 
 async def user_messages(request: web.Request) -> web.Response:
@@ -240,7 +248,7 @@ async def export_room(request: web.Request) -> web.StreamResponse:
         docs = await request.app[STORE].find({"room_id": room_id, "seq": {"$gt": last}}, [("seq", 1)], EXPORT_PAGE)
         if not docs:
             break
-        await resp.write(b"".join(orjson.dumps(to_wire(d)) + b"\n" for d in docs))
+        await resp.write(b"".join(orjson.dumps(_wire(request, d)) + b"\n" for d in docs))
         last = docs[-1]["seq"]
     await resp.write_eof()
     return resp
