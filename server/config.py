@@ -142,7 +142,7 @@ class FileSettings:
 
     store: str = "local"  # local: CHAT_DATA_DIR/files; s3: an S3-compatible object store
     s3_endpoint_url: str | None = None
-    s3_bucket: str | None = None
+    s3_bucket: str | None = "chat-files"
     s3_access_key_id: str | None = field(default=None, repr=False)
     s3_secret_access_key: str | None = field(default=None, repr=False)
     s3_region: str = "us-east-1"
@@ -167,7 +167,7 @@ class FileSettings:
         settings = cls(
             store=store or "local",
             s3_endpoint_url=e.str("S3_ENDPOINT_URL"),
-            s3_bucket=e.str("S3_BUCKET"),
+            s3_bucket=e.str("S3_BUCKET", "chat-files"),
             s3_access_key_id=e.str("S3_ACCESS_KEY_ID"),
             s3_secret_access_key=e.str("S3_SECRET_ACCESS_KEY"),
             s3_region=e.str("S3_REGION", "us-east-1") or "us-east-1",
