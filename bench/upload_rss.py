@@ -48,7 +48,7 @@ async def run(mib: int, rounds: int) -> None:
                "ARGON2_INSECURE_TEST_PARAMS": "true", "LOG_LEVEL": "WARNING"}
         log = Path(tmp) / "server.log"
         with open(log, "ab") as out:
-            server = subprocess.Popen([sys.executable, "-m", "server"], env=env, cwd=REPO_ROOT, stdout=out,
+            server = subprocess.Popen([sys.executable, "-m", "server"], env=env, cwd=REPO_ROOT, stdout=out,  # noqa: ASYNC220
                                       stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_until(lambda: port_open(port), 120, "chat-server", server, log)
