@@ -25,6 +25,8 @@ COPY whatsapp_bridge ./whatsapp_bridge
 RUN pip install --prefix=/install .
 
 FROM python:3.11-slim-bookworm
+# libmagic1: upload types are detected from their bytes (python-magic)
+RUN apt-get update && apt-get install -y --no-install-recommends libmagic1 && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --create-home --uid 10001 --user-group chat \
     && mkdir -p /data && chown chat:chat /data
 COPY --from=build /install /usr/local

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from chatcore.events import MessageRecord
+from chatcore.events import Attachment, MessageRecord
 
 from .provider import Request, Turn, TurnRole, estimate_tokens
 
@@ -32,7 +32,16 @@ def to_turn(msg: MessageRecord, max_chars: int) -> Turn:
         role = "system-note"
     author = msg.author_name or msg.author_kind
     text = msg.body if len(msg.body) <= max_chars else msg.body[:max_chars] + " [truncated]"
+    if msg.attachments and msg.deleted_at is None:
+        text = " ".join([text, *(describe_attachment(a) for a in msg.attachments)]).strip()
     return Turn(role, author, text)
+
+
+def describe_attachment(a: Attachment) -> str:
+    """What the assistant learns of a file: its kind and name, never its bytes (the name is
+    the sender's text like the body, and goes into the prompt as data with it)."""
+    kind = a.mime.split("/", 1)[0]
+    return f"[{kind if kind in ('image', 'audio', 'video') else 'file'}: {a.name}]"
 
 
 def prompt_tokens(request: Request) -> int:

@@ -31,6 +31,7 @@ from pydantic import AfterValidator, Field
 from chatcore.access import SERVICE_ROLE
 from chatcore.api import Call, Id, PathParams, QueryParams, Reply, RouteTable, mount
 from chatcore.errors import ChatError, Conflict, Forbidden, NotFound, Unauthorized
+from chatcore.files import FileUrlSigner
 from chatcore.openapi import REPO_WEB_DIST, add_docs_page
 from chatcore.schemas import MessageRecordWire, Wire
 from chatcore.tokens import AccessClaims, TokenVerifier, bearer_matches
@@ -59,7 +60,8 @@ ACCESS = web.AppKey("access", ChatServerAccess)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 METRICS = web.AppKey("metrics", ArchiveMetrics)
 STATUS = web.AppKey("status", dict)
-METRICS_TOKEN = web.AppKey("metrics_token", str)  # empty: /metrics is open (keep it on the private network)
+METRICS_TOKEN = web.AppKey("metrics_token", str)
+SIGNER = web.AppKey("file_url_signer", FileUrlSigner)  # absent: attachment URLs are null  # empty: /metrics is open (keep it on the private network)
 
 
 @web.middleware
@@ -75,6 +77,12 @@ async def errors(request: web.Request, handler: Callable[[web.Request], Awaitabl
         # a 405 names the methods the path has (HTTP requires it)
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return web.json_response({"error": {"code": code, "message": exc.reason}}, status=exc.status, headers=headers)
+
+
+def _wire(request: web.Request, doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored message as served: attachments signed when chat-archive shares chat-server's
+    file-URL secret (the caller passed the same access rule as live history to get here)."""
+    return to_wire(doc, request.app.get(SIGNER))
 
 
 def caller(request: web.Request) -> tuple[str, AccessClaims]:
@@ -207,7 +215,7 @@ async def _time_ordered(request: web.Request, q: TimePage, base: dict[str, Any],
     request.app[METRICS].queries.labels(route).inc()
     page = docs[:q.limit]
     nxt = _time_cursor(page[-1]) if len(docs) > q.limit else None
-    return Reply({"messages": [to_wire(d) for d in page], "next_cursor": nxt})
+    return Reply({"messages": [_wire(request, d) for d in page], "next_cursor": nxt})
 
 
 @routes.get("/archive/v1/rooms/{room_id}/messages", "A room's archive by seq", params=RoomPath, query=RoomPage,
@@ -221,7 +229,7 @@ async def room_messages(call: Call[None, RoomPage, RoomPath]) -> Reply:
     docs = await request.app[STORE].find(query, [("seq", 1)], q.limit + 1)
     request.app[METRICS].queries.labels("room").inc()
     page = docs[:q.limit]
-    return Reply({"messages": [to_wire(d) for d in page],
+    return Reply({"messages": [_wire(request, d) for d in page],
                   "next_cursor": str(page[-1]["seq"]) if len(docs) > q.limit else None})
 
 
@@ -237,7 +245,7 @@ async def room_history(call: Call[None, HistoryQuery, RoomPath]) -> Reply:
         query["seq"] = {"$lt": q.before_seq}
     docs = await request.app[STORE].find(query, [("seq", -1)], q.limit + 1)
     request.app[METRICS].queries.labels("history").inc()
-    return Reply({"messages": [to_wire(d) for d in reversed(docs[:q.limit])], "has_more": len(docs) > q.limit})
+    return Reply({"messages": [_wire(request, d) for d in reversed(docs[:q.limit])], "has_more": len(docs) > q.limit})
 
 
 @routes.get("/archive/v1/users/{user_id}/messages", "A user's messages by time", params=UserPath, query=TimePage,
@@ -282,7 +290,7 @@ async def export_room(call: Call[None, None, RoomPath]) -> web.StreamResponse:
         docs = await request.app[STORE].find({"room_id": room_id, "seq": {"$gt": last}}, [("seq", 1)], EXPORT_PAGE)
         if not docs:
             break
-        await resp.write(b"".join(orjson.dumps(to_wire(d)) + b"\n" for d in docs))
+        await resp.write(b"".join(orjson.dumps(_wire(request, d)) + b"\n" for d in docs))
         last = docs[-1]["seq"]
     await resp.write_eof()
     return resp

@@ -11,10 +11,11 @@ from aiohttp import web
 from pymongo import AsyncMongoClient
 
 from chatcore.background import Supervisor
+from chatcore.files import FileUrlSigner, read_secret
 from chatcore.tokens import TokenVerifier
 
 from .access import ChatServerAccess
-from .api import ACCESS, METRICS, METRICS_TOKEN, STATUS, STORE, VERIFIER, ArchiveMetrics, add_routes, errors
+from .api import ACCESS, METRICS, METRICS_TOKEN, SIGNER, STATUS, STORE, VERIFIER, ArchiveMetrics, add_routes, errors
 from .config import ArchiveConfig
 from .consumer import ArchiveConsumer
 from .storage import ArchiveStore
@@ -32,6 +33,9 @@ def create_app(config: ArchiveConfig) -> web.Application:
     app[METRICS] = ArchiveMetrics()
     app[STATUS] = {"ttl_days": config.ttl_days, "consumer_alive": False, "retention_runs": 0}
     app[METRICS_TOKEN] = config.metrics_token or ""
+    if config.file_url_secret_file is not None:
+        # the same secret as chat-server's, so the archive API hands out URLs chat-server serves
+        app[SIGNER] = FileUrlSigner(read_secret(config.file_url_secret_file), config.file_url_ttl_s)
     add_routes(app, config.web_dist)
     app.cleanup_ctx.append(_resources)
     return app

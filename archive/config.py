@@ -32,6 +32,9 @@ class ArchiveConfig:
     stall_check_s: float = 15.0  # how often the consumer checks that the group's lag shrinks
     metrics_token: str | None = field(default=None, repr=False)  # required by /metrics when set
     web_dist: Path | None = None  # the web build, for Swagger UI on /archive/docs (default: the repo's)
+    # chat-server's file-URL secret, to hand out working attachment URLs; unset: URLs are null
+    file_url_secret_file: Path | None = None
+    file_url_ttl_s: int = 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> ArchiveConfig:
@@ -71,6 +74,8 @@ class ArchiveConfig:
             stall_check_s=num("ARCHIVE_STALL_CHECK_S", 15.0),
             metrics_token=env.get("METRICS_TOKEN") or None,
             web_dist=Path(env["WEB_DIST"]) if env.get("WEB_DIST") else None,
+            file_url_secret_file=Path(env["FILE_URL_SECRET_FILE"]) if env.get("FILE_URL_SECRET_FILE") else None,
+            file_url_ttl_s=int(num("FILE_URL_TTL_S", 3600.0) or 3600),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -19,7 +19,8 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import BulkWriteError, OperationFailure
 
-from chatcore.events import MessageRecord, iso
+from chatcore.events import Attachment, MessageRecord, iso
+from chatcore.files import FileUrlSigner
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +35,24 @@ def to_doc(record: dict[str, Any]) -> dict[str, Any]:
         "author_kind": msg.author_kind, "author_name": msg.author_name, "body": msg.body,
         "client_id": msg.client_id, "reply_to": msg.reply_to, "meta": msg.meta,
         "created_at": msg.created_at, "edited_at": msg.edited_at, "deleted_at": msg.deleted_at,
+        # metadata only: URLs expire, so whoever serves the message signs fresh ones
+        "attachments": [a.meta() for a in msg.attachments] if msg.deleted_at is None else [],
     }
 
 
-def to_wire(doc: dict[str, Any]) -> dict[str, Any]:
-    """The stored document -> the message record clients know."""
+def to_wire(doc: dict[str, Any], signer: FileUrlSigner | None = None) -> dict[str, Any]:
+    """The stored document -> the message record clients know. Attachments get signed URLs
+    when this process holds the file-URL secret (``FILE_URL_SECRET_FILE``), else null ones."""
+    files = [Attachment.from_wire(a) for a in doc.get("attachments") or ()] if doc.get("deleted_at") is None else []
+    if signer is not None:
+        files = [signer.sign(a) for a in files]
     return {
         "id": doc["_id"], "room_id": doc["room_id"], "seq": doc["seq"], "author_id": doc.get("author_id"),
         "author_kind": doc["author_kind"], "author_name": doc.get("author_name"), "body": doc.get("body", ""),
         "client_id": doc.get("client_id"), "reply_to": doc.get("reply_to"),
         "created_at": iso(doc["created_at"]), "edited_at": iso(doc.get("edited_at")),
         "deleted_at": iso(doc.get("deleted_at")), "meta": doc.get("meta") or {},
+        "attachments": [a.to_wire() for a in files],
     }
 
 

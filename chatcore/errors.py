@@ -51,6 +51,19 @@ class Conflict(ChatError):
     status = 409
 
 
+class Gone(NotFound):
+    """What was there is deleted (a deleted message's attachments): 410, code ``not_found``."""
+
+    status = 410
+
+
+class UnsupportedType(ChatError):
+    """An upload whose content (detected from its bytes) is not an allowed type."""
+
+    code = "unsupported_type"
+    status = 415
+
+
 class TooLarge(ChatError):
     code = "too_large"
     status = 413

@@ -8,7 +8,7 @@ JSON-ready dicts. The message record has the same flat shape everywhere: Socket.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +33,43 @@ def parse_iso(value: str | None) -> datetime | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file attached to a message: its metadata, plus short-lived signed URLs once a server
+    that holds the file-URL secret has signed it (``chatcore/files.py``). Stored records, the
+    Kafka record and archive documents carry no URLs (they would expire); every API re-signs.
+    An attachment has a thumbnail exactly when it has width and height (an image we decoded)."""
+
+    id: str
+    name: str
+    mime: str
+    size: int
+    width: int | None = None
+    height: int | None = None
+    url: str | None = None
+    thumb_url: str | None = None
+
+    @property
+    def has_thumb(self) -> bool:
+        return self.width is not None and self.height is not None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "mime": self.mime, "size": self.size, "url": self.url,
+                "thumb_url": self.thumb_url, "width": self.width, "height": self.height}
+
+    def meta(self) -> dict[str, Any]:
+        """What is stored (PostgreSQL ``messages.attachments``, the archive): no URLs."""
+        return {"id": self.id, "name": self.name, "mime": self.mime, "size": self.size,
+                "width": self.width, "height": self.height}
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Attachment:
+        """From a stored or wire dict; URLs are dropped (they are re-signed where served)."""
+        return cls(id=str(d["id"]), name=str(d["name"]), mime=str(d["mime"]), size=int(d["size"]),
+                   width=None if d.get("width") is None else int(d["width"]),
+                   height=None if d.get("height") is None else int(d["height"]))
+
+
+@dataclass(frozen=True, slots=True)
 class MessageRecord:
     """A chat message as clients, the archive and other packages see it."""
 
@@ -49,6 +86,10 @@ class MessageRecord:
     edited_at: datetime | None = None
     deleted_at: datetime | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
+
+    def with_attachments(self, attachments: tuple[Attachment, ...]) -> MessageRecord:
+        return replace(self, attachments=attachments)
 
     def to_wire(self) -> dict[str, Any]:
         # by hand: dataclasses.asdict deep-copies every field, on the path of every message
@@ -59,12 +100,17 @@ class MessageRecord:
             "created_at": iso(self.created_at), "client_id": self.client_id, "reply_to": self.reply_to,
             "edited_at": iso(self.edited_at), "deleted_at": iso(self.deleted_at),
             "meta": copy.deepcopy(self.meta) if self.meta else {},
+            # a deleted message's files are gone with it (their URLs are refused at once)
+            "attachments": [a.to_wire() for a in self.attachments] if self.deleted_at is None else [],
         }
 
     def to_archive(self) -> dict[str, Any]:
-        """The Kafka record for ``chat.messages.archive`` (keyed by room id)."""
+        """The Kafka record for ``chat.messages.archive`` (keyed by room id); attachments carry
+        their metadata with null URLs (whoever serves the archived message signs fresh ones)."""
         d = self.to_wire()
         d["body"] = self.body if self.deleted_at is None else ""
+        d["attachments"] = [{**a.meta(), "url": None, "thumb_url": None} for a in self.attachments] \
+            if self.deleted_at is None else []
         d["v"] = ARCHIVE_RECORD_VERSION
         return d
 
@@ -84,6 +130,7 @@ class MessageRecord:
             edited_at=parse_iso(d.get("edited_at")),
             deleted_at=parse_iso(d.get("deleted_at")),
             meta=dict(d.get("meta") or {}),
+            attachments=tuple(Attachment.from_wire(a) for a in d.get("attachments") or ()),
         )
 
 

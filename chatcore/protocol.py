@@ -62,7 +62,7 @@ class Payload(BaseModel):
 RoomId = Annotated[int, Field(gt=0, le=ID_MAX, description="a room id")]
 MessageId = Annotated[int, Field(gt=0, le=ID_MAX, description="a message id")]
 Body = Annotated[str, Field(
-    description="plain text, not blank; longer than MAX_MESSAGE_CHARS characters is too_large",
+    description="plain text, not blank (unless the message has attachments); longer than MAX_MESSAGE_CHARS characters is too_large",
     json_schema_extra={CONFIG_LIMIT: {"maxLength": "max_body_chars"}},
 )]
 def _room_key_in_range(value: str) -> str:
@@ -101,6 +101,11 @@ class MessageSend(Payload):
         description="the sender's idempotency key (use a UUID): a retry with it returns the stored message",
     )
     reply_to: MessageId | None = None
+    attachments: list[str] | None = Field(
+        default=None,
+        description="upload ids (POST /api/v1/uploads) of the sender's own unattached uploads, at most 10 "
+                    "(more is too_large); with attachments the body may be empty",
+    )
 
 
 class MessageEdit(Payload):

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 ErrorCode = Literal[
     "unauthorized", "forbidden", "not_found", "invalid", "rate_limited", "too_large", "unavailable",
-    "conflict", "internal",
+    "conflict", "unsupported_type", "internal",
 ]
 
 
@@ -60,6 +60,20 @@ class RoomRecord(Wire):
     created_at: str | None
 
 
+class AttachmentWire(Wire):
+    """A file attached to a message (docs/FILES.md). The URLs are short-lived and signed; a new
+    copy of the record carries fresh ones."""
+
+    id: str = Field(description="opaque upload id")
+    name: str
+    mime: str = Field(description="detected from the content")
+    size: int = Field(ge=0, description="bytes")
+    url: str | None = Field(description="signed download URL; null only in archive storage")
+    thumb_url: str | None = Field(description="signed thumbnail URL (images), else null")
+    width: int | None
+    height: int | None
+
+
 class MessageRecordWire(Wire):
     """The one message record: Socket.IO ``message`` events, REST history, the Kafka archive
     record (plus ``v``) and the archive API."""
@@ -77,6 +91,7 @@ class MessageRecordWire(Wire):
     edited_at: str | None
     deleted_at: str | None
     meta: dict[str, Any]
+    attachments: list[AttachmentWire] = Field(default_factory=list, description="[] when none, and when deleted")
 
 
 # --- the REST records built on the ones above (views of rooms and users, envelopes) -------------

@@ -54,11 +54,14 @@ web_build() {
   fi
 }
 
+# libmagic: upload types are detected from their bytes (python-magic)
+apt_install libmagic1
 python_env
 web_build
 if [ "$MODE" = test ]; then
   apt_install chromium nginx-light docker-compose
   [ -x scripts/fetch-kafka.sh ] && scripts/fetch-kafka.sh
   [ -x scripts/fetch-ferretdb.sh ] && scripts/fetch-ferretdb.sh
+  [ -x scripts/fetch-s3.sh ] && scripts/fetch-s3.sh
 fi
 log "ready ($MODE)"

@@ -1,8 +1,8 @@
 """The composition root: ``create_app(config)`` builds every part of chat-server.
 
-Resources open in ``cleanup_ctx`` in dependency order (keys, PostgreSQL, Redis, Socket.IO
-manager, services, socket sessions, background loops, assistant, WhatsApp, archive relay) and
-close in reverse.
+Resources open in ``cleanup_ctx`` in dependency order (keys, PostgreSQL, Redis, the file store,
+Socket.IO manager, services, socket sessions, background loops, assistant, WhatsApp, archive
+relay) and close in reverse.
 Tests build the app through this same function.
 """
 
@@ -34,11 +34,14 @@ from .actions.assistant import (
     PgMessageSource,
     RoomReplySink,
 )
+from .actions.files import run_sweep as run_file_sweep
+from .actions.files import sweep_interval_s
 from .actions.presence import on_presence_change
 from .actions.sessions import SESSIONS, SocketSessions
 from .actions.whatsapp import WhatsAppService
 from .config import Config
 from .context import SERVICES, Services
+from .files.service import FILES, FileService, build_file_service
 from .metrics import Metrics
 from .passwords import PasswordHasher
 from .realtime.fanout import FanoutRedisManager, install_socket_poll, make_websocket_class
@@ -53,7 +56,7 @@ from .shutdown import graceful_shutdown
 from .storage import db as storage
 from .storage import users as udb
 from .storage.batcher import SendBatcher
-from .transport import http, http_events, http_whatsapp, static
+from .transport import http, http_events, http_files, http_whatsapp, static
 from .transport.middleware import error_middleware, passing_websockets, security_headers_middleware
 from .transport.socket import SocketTransport
 
@@ -120,6 +123,7 @@ def create_app(config: Config) -> web.Application:
     sio.attach(app)
     http.add_routes(app, config)
     http_events.add_event_routes(app, config)
+    http_files.add_file_routes(app)
     add_docs_page(app, "/api/docs", "/api/v1/openapi.json", "chat-server", config.web_dist or REPO_WEB_DIST)
     static.add_static(app, config)
     app.cleanup_ctx.append(_services_ctx)
@@ -167,8 +171,10 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     node_id = config.node_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
     http_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     relay: ArchiveRelay | None = None
+    files: FileService | None = None
     try:
         await storage.migrate(pool)
+        files = await build_file_service(config)
         svc_holder: dict[str, Services] = {}
 
         async def presence_changed(user_id: int, status: str, at: object) -> None:
@@ -194,6 +200,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         app[SIO].eio.count_to(svc.metrics.slow_consumer_drops.inc, svc.metrics.connections_refused.inc)
         svc.extras["http"] = http_session
         svc.extras["signing_secret"] = private_pem
+        svc.extras[FILES] = files
         svc_holder["svc"] = svc
         svc.assistant_user_id = await _ensure_assistant_user(svc)
         app[SERVICES] = svc
@@ -209,6 +216,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         svc.whatsapp = WhatsAppService(svc, http_session)
         supervisor.loop("wa-outbox", svc.whatsapp.run_outbox)
+        supervisor.loop("file-sweep", lambda: run_file_sweep(svc), backoff_max_s=sweep_interval_s(files))
         relay = _start_archive(svc, http_session)
         log.info("chat-server node %s ready", node_id)
         yield
@@ -225,6 +233,8 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
                 log.warning("presence shutdown failed: %s", type(exc).__name__)
             await app[SIO].manager.close()  # publish what is queued (the offline presence included)
         await http_session.close()
+        if files is not None:
+            await files.store.close()
         await redis.aclose()
         await pool.close()
 

@@ -125,6 +125,65 @@ class Limits:
     ws_queue_max_packets: int = 2000  # per socket, outbound packets queued behind a slow reader
 
 
+# The default upload allow-list: common images (not SVG: it is a document that can run script),
+# audio, video, PDF, office documents, plain text and zip archives. Patterns may end in /*.
+DEFAULT_UPLOAD_TYPES: tuple[str, ...] = (
+    "image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/avif", "image/heic", "image/heif",
+    "audio/*", "video/*", "application/pdf", "text/plain", "text/csv", "application/zip",
+    "application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.*", "application/vnd.oasis.opendocument.*",
+)
+_MIME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.+-]*/(\*|[a-z0-9][a-z0-9.+-]*\*?)$")
+
+
+@dataclass(frozen=True)
+class FileSettings:
+    """Uploads and attachments (docs/FILES.md)."""
+
+    store: str = "local"  # local: CHAT_DATA_DIR/files; s3: an S3-compatible object store
+    s3_endpoint_url: str | None = None
+    s3_bucket: str | None = "chat-files"
+    s3_access_key_id: str | None = field(default=None, repr=False)
+    s3_secret_access_key: str | None = field(default=None, repr=False)
+    s3_region: str = "us-east-1"
+    max_upload_bytes: int = 25 * 1024 * 1024
+    allowed_types: tuple[str, ...] = DEFAULT_UPLOAD_TYPES
+    orphan_ttl_s: float = 3600.0  # an upload not attached to a message by then is deleted
+    url_ttl_s: int = 3600  # lifetime of a signed download URL
+    url_secret_file: Path | None = None  # unset: generated into CHAT_DATA_DIR/keys
+    archive_ttl_days: float | None = None  # ARCHIVE_TTL_DAYS: archived messages' files go with them
+
+    @classmethod
+    def from_env(cls, e: _Env) -> FileSettings:
+        store = e.str("FILE_STORE", "local")
+        if store not in ("local", "s3"):
+            raise ConfigError(f"FILE_STORE must be local or s3, got {store!r}")
+        types = e.list("UPLOAD_ALLOWED_TYPES") or DEFAULT_UPLOAD_TYPES
+        for t in types:
+            if not _MIME_PATTERN.match(t.lower()):
+                raise ConfigError(f"UPLOAD_ALLOWED_TYPES: {t!r} is not a MIME type or a pattern like image/*")
+        secret_file = e.str("FILE_URL_SECRET_FILE")
+        archive_ttl = e.float("ARCHIVE_TTL_DAYS", 0.0)
+        settings = cls(
+            store=store or "local",
+            s3_endpoint_url=e.str("S3_ENDPOINT_URL"),
+            s3_bucket=e.str("S3_BUCKET", "chat-files"),
+            s3_access_key_id=e.str("S3_ACCESS_KEY_ID"),
+            s3_secret_access_key=e.str("S3_SECRET_ACCESS_KEY"),
+            s3_region=e.str("S3_REGION", "us-east-1") or "us-east-1",
+            max_upload_bytes=e.int("MAX_UPLOAD_BYTES", 25 * 1024 * 1024, 1024, 5 * 1024**3),
+            allowed_types=tuple(t.lower() for t in types),
+            orphan_ttl_s=e.duration("UPLOAD_ORPHAN_TTL", "1h"),
+            url_ttl_s=e.int("FILE_URL_TTL_S", 3600, 60, 7 * 86400),
+            url_secret_file=Path(secret_file) if secret_file else None,
+            archive_ttl_days=archive_ttl or None,
+        )
+        if settings.store == "s3" and not (settings.s3_bucket and settings.s3_access_key_id
+                                           and settings.s3_secret_access_key):
+            raise ConfigError("FILE_STORE=s3 needs S3_BUCKET, S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY")
+        return settings
+
+
 @dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"
@@ -173,6 +232,7 @@ class Config:
     gc_pause_warn_s: float = 0.1  # a garbage-collector pause at least this long is logged
     revocation_check_s: float = 1.0  # how often each node checks PostgreSQL for revoked sessions
     argon2_insecure_test_params: bool = False  # allow Argon2 below the OWASP minimum (tests only)
+    files: FileSettings = field(default_factory=FileSettings)
 
     def __post_init__(self) -> None:
         _check_argon2_floor(self)
@@ -253,6 +313,7 @@ class Config:
             gc_pause_warn_s=e.float("GC_PAUSE_WARN_MS", 100.0) / 1000,
             revocation_check_s=e.float("REVOCATION_CHECK_S", 1.0, 0.1),
             argon2_insecure_test_params=e.bool("ARGON2_INSECURE_TEST_PARAMS", False),
+            files=FileSettings.from_env(e),
         )
         values.update(overrides)
         return cls(**values)

@@ -3,6 +3,11 @@
 Send order: validate -> rate limit -> insert with the room's next seq in one transaction ->
 commit -> fan-out -> ack. A retry with the same ``client_id`` returns the stored message and
 emits nothing new.
+
+Attachments (upload ids, at most ``MAX_ATTACHMENTS``) are checked before the insert (unknown ->
+``invalid``, someone else's -> ``forbidden``, attached already -> ``conflict``) and linked by the
+insert statement itself, whose constraints repeat the checks atomically for concurrent sends.
+Every record that leaves here carries freshly signed download URLs (``files.service.signed``).
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from chatcore.errors import Forbidden, Invalid, NotFound, TooLarge, Unavailable
-from chatcore.events import MessageRecord, iso
+from chatcore.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unavailable
+from chatcore.events import Attachment, MessageRecord, iso
 
+from ..files.service import signed, signed_wire
+from ..storage import files as fdb
 from ..storage import messages as db
 from ..storage import users as udb
+from .files import MAX_ATTACHMENTS
 from .notify import emit, room_channel
 from .rooms import access_room_by_id, is_staff
 
@@ -36,14 +44,47 @@ SYNC_MAX_CHANGED = 200  # edits and deletions replayed per room; more: resync
 SYNC_CHANGE_MARGIN = timedelta(seconds=10)
 
 
-def check_body(svc: Services, body: Any) -> str:
+def check_body(svc: Services, body: Any, *, may_be_empty: bool = False) -> str:
+    if may_be_empty and body is None:
+        return ""
     if not isinstance(body, str):
         raise Invalid("body must be a string", field="body")
     if len(body) > svc.config.limits.max_body_chars:
         raise TooLarge(f"body is longer than {svc.config.limits.max_body_chars} characters", field="body")
-    if not body.strip():
+    if not body.strip() and not may_be_empty:
         raise Invalid("body must not be empty", field="body")
     return body
+
+
+def check_attachment_ids(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) and 1 <= len(v) <= 64 for v in value):
+        raise Invalid("attachments must be a list of upload ids", field="attachments")
+    if len(value) > MAX_ATTACHMENTS:
+        raise TooLarge(f"a message has at most {MAX_ATTACHMENTS} attachments", field="attachments")
+    if len(set(value)) != len(value):
+        raise Invalid("an upload is listed twice", field="attachments")
+    return value
+
+
+async def _own_uploads(svc: Services, user: udb.User, ids: list[str], client_id: str) -> list[Attachment] | MessageRecord:
+    """The uploads as attachments, in the order given; or the stored message when this send is a
+    retry of one that attached them already."""
+    rows = await fdb.get_files(svc.pool, ids)
+    for file_id in ids:
+        row = rows.get(file_id)
+        if row is None:
+            raise Invalid(f"unknown upload {file_id} (uploads not attached within the time limit are deleted)",
+                          field="attachments")
+        if row.owner_id != user.id:
+            raise Forbidden("only the uploader can attach an upload", field="attachments")
+    if any(rows[i].message_id is not None for i in ids):
+        existing = await db.find_by_client_id(svc.pool, user.id, client_id)
+        if existing is not None:
+            return existing
+        raise Conflict("an upload can be attached to one message only; upload it again", field="attachments")
+    return [rows[i].attachment() for i in ids]
 
 
 async def do_send_message(
@@ -53,24 +94,40 @@ async def do_send_message(
     body: str,
     client_id: str,
     reply_to: int | None = None,
+    attachments: list[str] | None = None,
 ) -> MessageRecord:
+    """Store and fan out a user's message; the stored record, with signed attachment URLs."""
     started = time.perf_counter()
-    body = check_body(svc, body)
+    upload_ids = check_attachment_ids(attachments)
+    body = check_body(svc, body, may_be_empty=bool(upload_ids))
     svc.limiter.hit_batched("send", str(user.id), svc.config.limits.messages_per_10s, 10)
+    files: list[Attachment] = []
+    if upload_ids:
+        found = await _own_uploads(svc, user, upload_ids, client_id)
+        if isinstance(found, MessageRecord):
+            return signed(svc, _same_retry(found, room_id))
+        files = found
     fields = dict(author_id=user.id, author_kind="user", author_name=user.display_name, body=body,
-                  client_id=client_id, reply_to=reply_to)
+                  client_id=client_id, reply_to=reply_to, attachments=files)
     try:
         # the common case in one round trip, batched with concurrent sends to the room
         stored = await svc.batcher.insert_member_message(room_id, **fields)
         if stored is None:
             stored = await _send_checked(svc, user, room_id, fields)
-    except asyncpg.UniqueViolationError:
+    except asyncpg.UniqueViolationError as exc:
         # a retry (or a concurrent duplicate) of a stored message: return it, emit nothing
         existing = await db.find_by_client_id(svc.pool, user.id, client_id)
         if existing is None:
+            if exc.constraint_name == fdb.ATTACHMENT_PKEY:  # another send attached it meanwhile
+                raise Conflict("an upload can be attached to one message only; upload it again",
+                               field="attachments") from None
             raise
-        return _same_retry(existing, room_id)
+        return signed(svc, _same_retry(existing, room_id))
+    except asyncpg.ForeignKeyViolationError:
+        # the orphan sweep deleted an upload between the check and the insert
+        raise Invalid("an upload has expired; upload it again", field="attachments") from None
     msg, kind = stored
+    msg = signed(svc, msg)
     svc.metrics.messages.labels("user").inc()
     await emit(svc, "message", msg.to_wire(), to=room_channel(room_id))
     svc.metrics.send_latency.observe(time.perf_counter() - started)
@@ -85,6 +142,9 @@ async def _send_checked(svc: Services, user: udb.User, room_id: int, fields: dic
     if room.kind == "whatsapp":
         if not is_staff(user):
             raise Forbidden("only staff can write in WhatsApp conversations")
+        if fields.get("attachments"):
+            # the contact would get the text only: refuse rather than drop the files silently
+            raise Invalid("files cannot be sent to WhatsApp conversations yet", field="attachments")
         if svc.whatsapp is not None:
             # refuse before storing what cannot go out (e.g. outside the 24-hour window)
             meta = await svc.whatsapp.check_outbound(room.id)
@@ -140,6 +200,7 @@ async def do_edit_message(svc: Services, user: udb.User, message_id: int, body: 
     updated = await db.edit_message(svc.pool, msg.id, body)
     if updated is None:
         raise NotFound("message was deleted")
+    updated = signed(svc, updated)
     await emit(svc, "message:updated", updated.to_wire(), to=room_channel(updated.room_id))
     return updated
 
@@ -169,16 +230,16 @@ async def do_history(svc: Services, user: udb.User, room_id: Any, before_seq: An
     messages, has_more = await db.history(svc.pool, room.id, before_seq, limit)
     stops_under = messages[0].seq if messages else before_seq  # None: the page reached the room's end
     if has_more or svc.archive is None or (stops_under is not None and stops_under <= 1):
-        return {"messages": [m.to_wire() for m in messages], "has_more": has_more}
+        return {"messages": signed_wire(svc, messages), "has_more": has_more}
     # The hot part ran out. Read the watermark after it: the relay deletes rows and advances
     # ``archived_upto_seq`` in one transaction, so this covers every row the hot read missed.
     archived_upto = await svc.pool.fetchval("SELECT archived_upto_seq FROM rooms WHERE id = $1", room.id)
     below = messages[0].seq if messages else min(before_seq or archived_upto + 1, archived_upto + 1)
     if archived_upto == 0 or below <= 1:
-        return {"messages": [m.to_wire() for m in messages], "has_more": False}
+        return {"messages": signed_wire(svc, messages), "has_more": False}
     if len(messages) == limit:
-        return {"messages": [m.to_wire() for m in messages], "has_more": True}
-    hot = [m.to_wire() for m in messages]
+        return {"messages": signed_wire(svc, messages), "has_more": True}
+    hot = signed_wire(svc, messages)
     try:
         archived, has_more = await svc.archive.history(room.id, below, limit - len(messages))
     except Unavailable:
@@ -189,7 +250,8 @@ async def do_history(svc: Services, user: udb.User, room_id: Any, before_seq: An
         # moved it through Kafka and chat-archive has not stored it. Answer the hot part only,
         # so the client asks again instead of skipping those messages.
         return {"messages": hot, "has_more": True, "archive_pending": True}
-    return {"messages": [m.to_wire() for m in archived] + hot, "has_more": has_more}
+    # archived records carry attachment metadata without URLs: signed here, like the hot ones
+    return {"messages": signed_wire(svc, archived) + hot, "has_more": has_more}
 
 
 async def do_sync(svc: Services, user: udb.User, cursors: Mapping[str, int],
@@ -212,7 +274,7 @@ async def do_sync(svc: Services, user: udb.User, cursors: Mapping[str, int],
             continue
         missed = await db.after(svc.pool, room.id, cursor, SYNC_MAX_PER_ROOM + 1)
         resync = len(missed) > SYNC_MAX_PER_ROOM
-        entry: dict[str, Any] = {"messages": [] if resync else [m.to_wire() for m in missed], "resync": resync,
+        entry: dict[str, Any] = {"messages": [] if resync else signed_wire(svc, missed), "resync": resync,
                                  "last_seq": room.last_seq}
         if since is not None and not resync:
             # the margin covers edits whose transaction began before `since` and committed after
@@ -220,7 +282,7 @@ async def do_sync(svc: Services, user: udb.User, cursors: Mapping[str, int],
             if len(edits) > SYNC_MAX_CHANGED:
                 entry.update(messages=[], resync=True)
             else:
-                entry["changed"] = [m.to_wire() for m in edits]
+                entry["changed"] = signed_wire(svc, edits)
         out[str(room_id)] = entry
     return {"rooms": out, "as_of": iso(as_of)}
 

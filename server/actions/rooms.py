@@ -20,6 +20,7 @@ from chatcore.errors import Conflict, Forbidden, Invalid, NotFound
 from chatcore.events import MemberEvent
 from chatcore.types import ID_MAX, STAFF_ROLES
 
+from ..files.service import signed_wire
 from ..storage import access as adb
 from ..storage import messages as mdb
 from ..storage import rooms as db
@@ -194,7 +195,7 @@ async def do_join_room(svc: Services, user: udb.User, room_id: int, sid: str | N
         "room": room.public(members_count=len(member_list), joined=room.kind != "whatsapp" or added),
         "members": member_list,
         "presence": {str(uid): ("online" if on else "offline") for uid, on in online.items()},
-        "messages": [m.to_wire() for m in messages],
+        "messages": signed_wire(svc, messages),
         "has_more": has_more or room.archived_upto_seq > 0,
     }
 

@@ -17,6 +17,10 @@ Why this keeps the guarantees:
   single-message inserts elsewhere lock one room only, so no cycle can form.
 - *Retries.* A batch that hits a duplicate ``(author_id, client_id)`` (a client's retry) fails as
   a whole, atomically, and its items are then inserted one by one so each gets its own answer.
+- *Attachments.* Each item's attachment metadata goes into its message row, and the statement
+  inserts the ``message_attachments`` rows from those rows (``messages.ATTACH_CTE``): a message
+  and its files are linked in the one statement. An upload attached twice, or one that is gone,
+  fails the batch like a duplicate does, and the items then get their own answers one by one.
 """
 
 from __future__ import annotations
@@ -27,10 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import orjson
 
 from chatcore.events import MessageRecord
 
-from .messages import MSG_COLS, insert_member_message, to_record
+from .messages import ATTACH_CTE, MSG_COLS, attachments_param, insert_member_message, to_record
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +45,8 @@ LANES = 2
 INSERT_BATCH = (
     "WITH items AS ("
     "  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],"
-    "   $7::bigint[]) WITH ORDINALITY AS t(room_id, author_id, author_kind, author_name, body, client_id,"
-    "   reply_to, ord)),"
+    "   $7::bigint[], $8::text[]) WITH ORDINALITY AS t(room_id, author_id, author_kind, author_name, body, client_id,"
+    "   reply_to, attachments, ord)),"
     " ok AS (SELECT i.*, row_number() OVER (PARTITION BY i.room_id ORDER BY i.ord) AS n FROM items i"
     "  WHERE EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = i.room_id AND m.user_id = i.author_id)),"
     " counts AS (SELECT room_id, count(*) AS total FROM ok GROUP BY room_id),"
@@ -52,10 +57,11 @@ INSERT_BATCH = (
     " s AS (UPDATE rooms r SET last_seq = r.last_seq + c.total FROM locked l JOIN counts c ON c.room_id = l.id"
     "  WHERE r.id = l.id RETURNING r.id, r.last_seq, r.kind, c.total),"
     " ins AS (INSERT INTO messages (room_id, seq, author_id, author_kind, author_name, body, client_id,"
-    "  reply_to, meta)"
+    "  reply_to, meta, attachments)"
     "  SELECT ok.room_id, s.last_seq - s.total + ok.n, ok.author_id, ok.author_kind, ok.author_name, ok.body,"
-    "   ok.client_id, ok.reply_to, '{}'::jsonb FROM ok JOIN s ON s.id = ok.room_id ORDER BY ok.room_id, ok.n"
-    f"  RETURNING {MSG_COLS})"
+    "   ok.client_id, ok.reply_to, '{}'::jsonb, ok.attachments::jsonb FROM ok JOIN s ON s.id = ok.room_id"
+    f"   ORDER BY ok.room_id, ok.n RETURNING {MSG_COLS}),"
+    f"{ATTACH_CTE}"
     " SELECT ins.*, s.kind AS room_kind FROM ins JOIN s ON s.id = ins.room_id"
 )
 
@@ -119,8 +125,9 @@ class SendBatcher:
                 INSERT_BATCH, [p.room_id for p in batch],
                 [x["author_id"] for x in f], [x["author_kind"] for x in f], [x["author_name"] for x in f],
                 [x["body"] for x in f], [x["client_id"] for x in f], [x.get("reply_to") for x in f],
+                [orjson.dumps(attachments_param(x.get("attachments"))).decode() for x in f],
             )
-        except asyncpg.UniqueViolationError:
+        except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError):
             for p in batch:  # a retry is in the batch: let each item find its own answer
                 await self._one(p)
             return

@@ -1,4 +1,11 @@
-"""Messages. Per-room ``seq`` is assigned inside the insert transaction."""
+"""Messages. Per-room ``seq`` is assigned inside the insert transaction.
+
+A message's attachments are written by its insert statement: their metadata into
+``messages.attachments`` and one ``message_attachments`` row per file (``schema/0009``), so a
+send with files is as atomic as one without. A duplicate attachment raises
+``asyncpg.UniqueViolationError`` on ``message_attachments_pkey``; an upload that is gone or
+belongs to someone else raises ``asyncpg.ForeignKeyViolationError``.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,18 @@ from typing import Any
 
 import asyncpg
 
-from chatcore.events import MessageRecord
+from chatcore.events import Attachment, MessageRecord
 
 MSG_COLS = (
     "id, room_id, seq, author_id, author_kind, author_name, body, client_id, reply_to, meta,"
-    " created_at, edited_at, deleted_at"
+    " created_at, edited_at, deleted_at, attachments"
+)
+
+# appended to an insert whose CTE ``ins`` returns MSG_COLS: one attachment row per file, in order
+ATTACH_CTE = (
+    " att AS (INSERT INTO message_attachments (file_id, owner_id, message_id, position, attached_at)"
+    "  SELECT e.value->>'id', ins.author_id, ins.id, e.ord, ins.created_at"
+    "  FROM ins, jsonb_array_elements(ins.attachments) WITH ORDINALITY AS e(value, ord))"
 )
 
 
@@ -30,7 +44,12 @@ def to_record(row: asyncpg.Record) -> MessageRecord:
         created_at=row["created_at"],
         edited_at=row["edited_at"],
         deleted_at=row["deleted_at"],
+        attachments=tuple(Attachment.from_wire(a) for a in row["attachments"]) if row["attachments"] else (),
     )
+
+
+def attachments_param(attachments: tuple[Attachment, ...] | list[Attachment] | None) -> list[dict[str, Any]]:
+    return [a.meta() for a in attachments or ()]
 
 
 async def find_by_client_id(conn: asyncpg.Connection | asyncpg.Pool, author_id: int, client_id: str) -> MessageRecord | None:
@@ -41,9 +60,12 @@ async def find_by_client_id(conn: asyncpg.Connection | asyncpg.Pool, author_id: 
 
 
 INSERT_ONE = (
-    "WITH s AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq)"
-    " INSERT INTO messages (room_id, seq, author_id, author_kind, author_name, body, client_id, reply_to, meta)"
-    f" SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8 FROM s RETURNING {MSG_COLS}"
+    "WITH s AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq),"
+    " ins AS (INSERT INTO messages (room_id, seq, author_id, author_kind, author_name, body, client_id, reply_to,"
+    "  meta, attachments)"
+    f"  SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb FROM s RETURNING {MSG_COLS}),"
+    f"{ATTACH_CTE}"
+    " SELECT * FROM ins"
 )
 
 
@@ -58,6 +80,7 @@ async def insert_message(
     client_id: str | None = None,
     reply_to: int | None = None,
     meta: dict[str, Any] | None = None,
+    attachments: tuple[Attachment, ...] | list[Attachment] | None = None,
 ) -> MessageRecord:
     """Insert with the room's next seq, in one statement (one round trip).
 
@@ -66,7 +89,8 @@ async def insert_message(
     gap-free. The caller then reads the stored message.
     """
     row = await conn.fetchrow(
-        INSERT_ONE, room_id, author_id, author_kind, author_name, body, client_id, reply_to, meta or {}
+        INSERT_ONE, room_id, author_id, author_kind, author_name, body, client_id, reply_to, meta or {},
+        attachments_param(attachments),
     )
     if row is None:
         raise LookupError(f"room {room_id} does not exist")
@@ -76,10 +100,12 @@ async def insert_message(
 INSERT_MEMBER = (
     "WITH s AS (UPDATE rooms r SET last_seq = r.last_seq + 1 WHERE r.id = $1 AND r.kind <> 'whatsapp'"
     "   AND EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = $1 AND m.user_id = $2)"
-    "   RETURNING r.last_seq, r.kind)"
-    " INSERT INTO messages (room_id, seq, author_id, author_kind, author_name, body, client_id, reply_to, meta)"
-    f" SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, '{{}}'::jsonb FROM s RETURNING {MSG_COLS},"
-    " (SELECT kind FROM s) AS room_kind"
+    "   RETURNING r.last_seq, r.kind),"
+    " ins AS (INSERT INTO messages (room_id, seq, author_id, author_kind, author_name, body, client_id, reply_to,"
+    "  meta, attachments)"
+    f"  SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, '{{}}'::jsonb, $8::jsonb FROM s RETURNING {MSG_COLS}),"
+    f"{ATTACH_CTE}"
+    " SELECT ins.*, (SELECT kind FROM s) AS room_kind FROM ins"
 )
 
 
@@ -93,10 +119,12 @@ async def insert_member_message(
     body: str,
     client_id: str | None,
     reply_to: int | None,
+    attachments: tuple[Attachment, ...] | list[Attachment] | None = None,
 ) -> tuple[MessageRecord, str] | None:
     """Insert a member's message in one round trip; None when the author is not a member of a
     chat room (the caller then checks access the slow way). Same atomicity as ``insert_message``."""
-    row = await conn.fetchrow(INSERT_MEMBER, room_id, author_id, author_kind, author_name, body, client_id, reply_to)
+    row = await conn.fetchrow(INSERT_MEMBER, room_id, author_id, author_kind, author_name, body, client_id, reply_to,
+                              attachments_param(attachments))
     return None if row is None else (to_record(row), row["room_kind"])
 
 
@@ -152,9 +180,18 @@ async def edit_message(conn: asyncpg.Connection | asyncpg.Pool, message_id: int,
     return None if row is None else to_record(row)
 
 
+DELETE_ONE = (
+    "WITH d AS (UPDATE messages SET deleted_at = coalesce(deleted_at, now()), body = '' WHERE id = $1"
+    f"  RETURNING {MSG_COLS}),"
+    # the files go in the same statement: their URLs stop working at once (no row, 404) and
+    # the sweep deletes the bytes from the trash
+    " gone AS (DELETE FROM files f USING message_attachments a WHERE a.message_id = $1 AND a.file_id = f.id"
+    "  RETURNING f.id),"
+    " t AS (INSERT INTO file_trash (id) SELECT id FROM gone ON CONFLICT DO NOTHING)"
+    " SELECT * FROM d"
+)
+
+
 async def delete_message(conn: asyncpg.Connection | asyncpg.Pool, message_id: int) -> MessageRecord | None:
-    row = await conn.fetchrow(
-        f"UPDATE messages SET deleted_at = coalesce(deleted_at, now()), body = '' WHERE id = $1 RETURNING {MSG_COLS}",
-        message_id,
-    )
+    row = await conn.fetchrow(DELETE_ONE, message_id)
     return None if row is None else to_record(row)

@@ -202,7 +202,9 @@ class SocketTransport:
         return {}
 
     async def message_send(self, conn: Conn, sid: str, p: MessageSend) -> dict[str, Any]:
-        msg = await msg_actions.do_send_message(self.svc, conn.user, p.room_id, p.body, p.client_id, p.reply_to)
+        msg = await msg_actions.do_send_message(
+            self.svc, conn.user, p.room_id, p.body, p.client_id, p.reply_to, p.attachments
+        )
         return {"message": msg.to_wire()}
 
     async def message_edit(self, conn: Conn, sid: str, p: MessageEdit) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import os
 import re
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -53,9 +54,12 @@ async def graph() -> AsyncIterator[GraphApiFake]:
     await fake.stop()
 
 
+CONFIG_FILE = Path(__file__).with_name("schemathesis.toml")
+
+
 async def schemathesis(spec_url: str, token: str, *excluded_operations: str) -> tuple[int, str]:
     """Run the schemathesis CLI against ``spec_url``; (exit code, its report)."""
-    args = [sys.executable, "-m", "schemathesis.cli", "run", spec_url, "--checks", "all", "--seed", str(SEED),
+    args = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG_FILE), "run", spec_url, "--checks", "all", "--seed", str(SEED),
             "--max-examples", str(EXAMPLES), "--phases", "examples,coverage,fuzzing,stateful",
             "--header", f"Authorization: Bearer {token}", "--generation-database", "none",
             "--request-timeout", "15", "--no-color", "--output-truncate", "false"]

@@ -15,14 +15,14 @@ import yaml
 
 from tests.services.base import REPO_ROOT
 
-SERVICES = {"postgres", "redis", "kafka", "mongo", "chat-server-1", "chat-server-2", "chat-archive", "nginx"}
+SERVICES = {"postgres", "redis", "kafka", "mongo", "minio", "chat-server-1", "chat-server-2", "chat-archive", "nginx"}
 CONFIG_SOURCES = ["server/config.py", "server/__main__.py", "ai/settings.py", "archive/config.py", "archive/__main__.py"]
 
 
 def compose(*args: str, password: str | None = "example-only") -> subprocess.CompletedProcess[str]:
     exe = shutil.which("docker-compose")
     assert exe, "docker-compose is missing: scripts/bootstrap.sh test installs Debian's docker-compose"
-    env = {"PATH": "/usr/bin:/bin"}
+    env = {"PATH": "/usr/bin:/bin", "S3_SECRET_ACCESS_KEY": "example-only-s3"}
     if password is not None:
         env["POSTGRES_PASSWORD"] = password
     return subprocess.run([exe, "--env-file", str(REPO_ROOT / ".env.example"), *args], cwd=REPO_ROOT,
@@ -64,7 +64,8 @@ def test_compose_stack_has_health_checks_ordered_start_named_volumes_and_mounted
     assert services["chat-archive"]["command"] == ["chat-archive"]
     for n in chat:
         assert {k: v["condition"] for k, v in services[n]["depends_on"].items()} == {
-            "postgres": "service_healthy", "redis": "service_healthy", "kafka": "service_healthy"}
+            "postgres": "service_healthy", "redis": "service_healthy", "kafka": "service_healthy",
+            "minio": "service_healthy"}
     assert {n: services["nginx"]["depends_on"][n]["condition"] for n in chat} == {n: "service_healthy" for n in chat}
     assert {k: v["condition"] for k, v in services["chat-archive"]["depends_on"].items()} == {
         "kafka": "service_healthy", "mongo": "service_healthy"}
@@ -72,14 +73,15 @@ def test_compose_stack_has_health_checks_ordered_start_named_volumes_and_mounted
     assert node_ids == set(chat)
 
     # state lives in named volumes; only nginx is reachable from outside
-    assert set(doc["volumes"]) == {"pgdata", "kafkadata", "mongodata"}
+    assert set(doc["volumes"]) == {"pgdata", "kafkadata", "mongodata", "filedata"}
     for name, mount in (("postgres", "/var/lib/postgresql/data"), ("kafka", "/var/lib/kafka/data"), ("mongo", "/data/db")):
         assert any(volume_mount(v) == (True, mount) for v in services[name]["volumes"]), name
     assert [n for n, svc in services.items() if svc.get("ports")] == ["nginx"]
 
-    # the signing keys are mounted files; chat-archive only gets the public one
-    assert {s["source"] for n in chat for s in services[n]["secrets"]} == {"jwt_private", "jwt_public"}
-    assert {s["source"] for s in services["chat-archive"]["secrets"]} == {"jwt_public"}
+    # the signing keys are mounted files; chat-archive only gets the public one (and the
+    # file-URL secret, to hand out attachment URLs chat-server serves)
+    assert {s["source"] for n in chat for s in services[n]["secrets"]} == {"jwt_private", "jwt_public", "file_url_secret"}
+    assert {s["source"] for s in services["chat-archive"]["secrets"]} == {"jwt_public", "file_url_secret"}
     for n in chat:
         env = services[n]["environment"]
         assert env["JWT_PRIVATE_KEY_FILE"] == "/run/secrets/jwt_private"

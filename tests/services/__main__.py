@@ -1,4 +1,4 @@
-"""``python -m tests.services up [postgres redis kafka mongo]``: the test services for a local
+"""``python -m tests.services up [postgres redis kafka mongo s3]``: the test services for a local
 session. Prints the URLs to export, runs until Ctrl-C, then stops and removes everything."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from .ferretdb import FerretService
 from .kafka import KafkaService
 from .postgres import PostgresService
 from .redis import RedisService
+from .s3 import S3Service
 
 
 def main() -> None:
@@ -38,6 +39,11 @@ def main() -> None:
             f = FerretService().start()
             started.append(f)
             env["MONGO_URL"] = f.url
+        if "s3" in a.services:
+            s3 = S3Service().start()
+            started.append(s3)
+            env.update(FILE_STORE="s3", S3_ENDPOINT_URL=s3.url, S3_BUCKET="chat-files",
+                       S3_ACCESS_KEY_ID=s3.access_key, S3_SECRET_ACCESS_KEY=s3.secret_key, S3_REGION=s3.region)
         for k_, v in env.items():
             print(f"export {k_}={v}")
         print("# running; Ctrl-C stops and removes them", flush=True)
