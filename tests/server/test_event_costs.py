@@ -77,8 +77,11 @@ async def test_the_room_list_pages_by_id_and_caps_the_page_size(harness: ServerH
     _, first = await alice.call("GET", "/api/v1/rooms", expect=200)
     assert len(first["rooms"]) == ROOMS_PAGE_DEFAULT and first["has_more"] is True
     assert first["next_cursor"] == first["rooms"][-1]["id"]
-    _, capped = await alice.call("GET", f"/api/v1/rooms?limit={ROOMS_PAGE_MAX * 10}", expect=200)
+    _, capped = await alice.call("GET", f"/api/v1/rooms?limit={ROOMS_PAGE_MAX}", expect=200)
     assert len(capped["rooms"]) == ROOMS_PAGE_MAX and capped["has_more"] is True
+    # past the cap the document's maximum holds: a clear invalid, not a silently shorter page
+    status, body = await alice.call("GET", f"/api/v1/rooms?limit={ROOMS_PAGE_MAX + 1}")
+    assert status == 400 and body["error"]["details"]["field"] == "limit"
 
     seen: list[int] = []
     cursor: int | None = None
