@@ -30,7 +30,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from .errors import Invalid
 from .events import parse_iso
-from .schemas import ErrorDetail, MessageRecordWire, RoomRecord, UserRecord, Wire
+from .schemas import ErrorDetail, MemberRecord, MessageRecordWire, RoomRecord, UserRecord, Wire
 from .types import ID_MAX
 
 CLIENT_ID_MAX = 64
@@ -181,22 +181,12 @@ class RoomView(RoomRecord):
     joined: bool = _omitted("whether the user is a member")
 
 
-class Member(Wire):
-    id: int
-    username: str
-    display_name: str
-    role: Literal["user", "staff", "admin"]
-    kind: Literal["human", "assistant", "contact"]
-    member_role: Literal["owner", "member"]
-    last_seen: str | None
-
-
 Presence = Literal["online", "offline"]
 
 
 class JoinAck(Ack):
     room: RoomView
-    members: list[Member]
+    members: list[MemberRecord]
     presence: dict[str, Presence] = Field(description="user id -> presence, for every member")
     messages: list[MessageRecordWire] = Field(description="the latest page, ascending seq")
     has_more: bool

@@ -101,15 +101,10 @@ class Peer(Wire):
     name: str | None
 
 
-class MemberRecord(Wire):
-    """A room member as ``GET /rooms/{id}`` lists it."""
+class MemberRecord(UserRecord):
+    """A room member as ``GET /rooms/{id}`` and ``room:join`` list it."""
 
-    id: int
-    username: str
-    display_name: str
-    role: Literal["user", "staff", "admin"]
-    kind: Literal["human", "assistant", "contact"]
-    member_role: str
+    member_role: Literal["owner", "member"]
     last_seen: str | None
 
 

@@ -14,6 +14,7 @@ from pydantic import BeforeValidator, Field
 
 from chatcore.api import Body, Call, Cursor, Id, IdPath, Link, QueryParams, RawBody, Reply
 from chatcore.errors import Conflict, NotFound, Unavailable
+from chatcore.protocol import ConversationView
 from chatcore.schemas import Session, Wire
 
 from ..actions.auth import issue_tokens
@@ -84,47 +85,12 @@ class VerifyQuery(QueryParams):
     challenge: str = Field(alias="hub.challenge", pattern=NO_NUL)
 
 
-class Contact(Wire):
-    wa_id: str
-    name: str
-
-
-class Assignee(Wire):
-    id: int
-    username: str
-    display_name: str
-
-
-class LastMessage(Wire):
-    id: int
-    seq: int
-    body: str
-    author_kind: Literal["user", "assistant", "contact", "system"]
-    created_at: str
-
-
-class Conversation(Wire):
-    room_id: int
-    account_id: int
-    business_phone: str
-    contact: Contact
-    status: Literal["open", "pending", "closed"]
-    ai_enabled: bool
-    mode: Literal["ai", "human"]
-    assignee: Assignee | None
-    unread: int
-    last_message: LastMessage | None
-    last_inbound_at: str | None
-    window_open: bool
-    updated_at: str | None
-
-
 class ConversationEnvelope(Wire):
-    conversation: Conversation
+    conversation: ConversationView
 
 
 class Conversations(Wire):
-    conversations: list[Conversation]
+    conversations: list[ConversationView]
 
 
 class Account(Wire):
