@@ -19,7 +19,7 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import BulkWriteError, OperationFailure
 
-from chatcore.events import Attachment, MessageRecord, iso
+from chatcore.events import Attachment, MessageRecord, Reaction, iso
 from chatcore.files import FileUrlSigner
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,8 @@ def to_doc(record: dict[str, Any]) -> dict[str, Any]:
         "created_at": msg.created_at, "edited_at": msg.edited_at, "deleted_at": msg.deleted_at,
         # metadata only: URLs expire, so whoever serves the message signs fresh ones
         "attachments": [a.meta() for a in msg.attachments] if msg.deleted_at is None else [],
+        # the summary as the record carried it when the message left PostgreSQL (reactions stop there)
+        "reactions": [r.to_wire() for r in msg.reactions] if msg.deleted_at is None else [],
     }
 
 
@@ -53,6 +55,9 @@ def to_wire(doc: dict[str, Any], signer: FileUrlSigner | None = None) -> dict[st
         "created_at": iso(doc["created_at"]), "edited_at": iso(doc.get("edited_at")),
         "deleted_at": iso(doc.get("deleted_at")), "meta": doc.get("meta") or {},
         "attachments": [a.to_wire() for a in files],
+        # documents stored before reactions existed have no field
+        "reactions": [Reaction.from_wire(r).to_wire() for r in doc.get("reactions") or ()]
+        if doc.get("deleted_at") is None else [],
     }
 
 

@@ -2,7 +2,8 @@
 
 One frozen dataclass per record, one place (``to_wire``/``from_wire``) that turns each into
 JSON-ready dicts. The message record has the same flat shape everywhere: Socket.IO
-``message`` events, REST history, the Kafka archive record (plus ``v``) and the archive API.
+``message`` events, REST history, the Kafka archive record (plus ``v``) and the archive API,
+reactions included (a summary per emoji, ``Reaction``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 ARCHIVE_TOPIC = "chat.messages.archive"
 ARCHIVE_DLQ_TOPIC = "chat.messages.archive.dlq"
 ARCHIVE_RECORD_VERSION = 1
+REACTION_USER_IDS_MAX = 10  # user ids a reaction summary names; ``count`` says how many reacted
 
 
 def iso(ts: datetime | None) -> str | None:
@@ -70,6 +72,27 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class Reaction:
+    """One emoji's reactions on a message: how many users reacted with it and the first
+    ``REACTION_USER_IDS_MAX`` of them (in the order they reacted), so a popular message's
+    record stays small. The record is the same for every reader (it is broadcast), so it
+    cannot say whether the reader reacted: clients look for their id in ``user_ids`` and learn
+    the rest from the ``message:react`` ack's ``mine``."""
+
+    emoji: str
+    count: int
+    user_ids: tuple[int, ...] = ()
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"emoji": self.emoji, "count": self.count, "user_ids": list(self.user_ids)}
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> Reaction:
+        return cls(emoji=str(d["emoji"]), count=int(d["count"]),
+                   user_ids=tuple(int(u) for u in d.get("user_ids") or ())[:REACTION_USER_IDS_MAX])
+
+
+@dataclass(frozen=True, slots=True)
 class MessageRecord:
     """A chat message as clients, the archive and other packages see it."""
 
@@ -87,6 +110,7 @@ class MessageRecord:
     deleted_at: datetime | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     attachments: tuple[Attachment, ...] = ()
+    reactions: tuple[Reaction, ...] = ()
 
     def with_attachments(self, attachments: tuple[Attachment, ...]) -> MessageRecord:
         return replace(self, attachments=attachments)
@@ -102,6 +126,7 @@ class MessageRecord:
             "meta": copy.deepcopy(self.meta) if self.meta else {},
             # a deleted message's files are gone with it (their URLs are refused at once)
             "attachments": [a.to_wire() for a in self.attachments] if self.deleted_at is None else [],
+            "reactions": [r.to_wire() for r in self.reactions] if self.deleted_at is None else [],
         }
 
     def to_archive(self) -> dict[str, Any]:
@@ -131,6 +156,7 @@ class MessageRecord:
             deleted_at=parse_iso(d.get("deleted_at")),
             meta=dict(d.get("meta") or {}),
             attachments=tuple(Attachment.from_wire(a) for a in d.get("attachments") or ()),
+            reactions=tuple(Reaction.from_wire(r) for r in d.get("reactions") or ()),
         )
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import emoji as emoji_lib
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .errors import Invalid
@@ -35,6 +36,9 @@ from .types import ID_MAX
 
 CLIENT_ID_MAX = 64
 SYNC_MAX_ROOMS = 200
+# code points in one reaction emoji: the longest RGI sequences (ZWJ families with skin tones,
+# subdivision flags) have 10; a bound keeps a junk string from reaching the emoji table
+EMOJI_MAX_CHARS = 16
 
 # Marks a field whose bound is a configuration value, not a constant: the document builder
 # replaces {"x-config-limit": {keyword: setting}} by {keyword: value of limits.<setting>}.
@@ -117,6 +121,26 @@ class MessageDelete(Payload):
     id: MessageId
 
 
+def _one_emoji(value: str) -> str:
+    # the emoji package's table of fully-qualified and component sequences (Unicode's
+    # emoji-test.txt): one emoji, not text, not several emojis, not an emoji with text around it
+    if not emoji_lib.is_emoji(value):
+        raise ValueError("must be exactly one emoji")
+    return value
+
+
+ReactionEmoji = Annotated[str, Field(
+    min_length=1, max_length=EMOJI_MAX_CHARS,
+    description="exactly one emoji (skin tones, ZWJ sequences and flags included); anything else is invalid",
+), AfterValidator(_one_emoji)]
+
+
+class MessageReact(Payload):
+    id: MessageId
+    emoji: ReactionEmoji
+    on: bool = Field(description="true adds the caller's reaction, false removes it; both are idempotent")
+
+
 class TypingSet(Payload):
     room_id: RoomId
     typing: bool
@@ -172,6 +196,11 @@ class MessageAck(Ack):
     message: MessageRecordWire
 
 
+class ReactAck(Ack):
+    message: MessageRecordWire
+    mine: list[str] = Field(description="the emojis the caller now has on this message")
+
+
 class RoomView(RoomRecord):
     """A room record as the socket sends it, with the counts of the asking user's view."""
 
@@ -184,12 +213,20 @@ class RoomView(RoomRecord):
 Presence = Literal["online", "offline"]
 
 
+class ReadCursor(Wire):
+    user_id: int
+    last_read_seq: int
+
+
 class JoinAck(Ack):
     room: RoomView
     members: list[MemberRecord]
     presence: dict[str, Presence] = Field(description="user id -> presence, for every member")
     messages: list[MessageRecordWire] = Field(description="the latest page, ascending seq")
     has_more: bool
+    read_cursors: list[ReadCursor] = _omitted(
+        "every member's read cursor, for \"seen by\"; only in rooms with read receipts "
+        "(direct rooms, and rooms of at most READ_RECEIPTS_MAX_MEMBERS members)")
 
 
 class HistoryAck(Ack):
@@ -308,6 +345,12 @@ class WaStatus(Wire):
     retry_in_s: float = _omitted("queued: seconds until the outbox tries again")
 
 
+class ReadUpdated(Wire):
+    room_id: int
+    user_id: int
+    last_read_seq: int = Field(description="the member's read cursor moved up to this seq")
+
+
 class SessionEnded(Wire):
     reason: Literal["expired", "revoked", "logged_out"]
 
@@ -338,12 +381,14 @@ CLIENT_EVENTS: dict[str, ClientEvent] = {
     "history": ClientEvent(HistoryQuery, HistoryAck, "A page of older messages, continuing into the archive"),
     "sync": ClientEvent(SyncQuery, SyncAck, "What a reconnecting client missed, per room"),
     "read": ClientEvent(ReadMark, ReadAck, "Move the read cursor"),
+    "message:react": ClientEvent(MessageReact, ReactAck, "Add or remove one's emoji reaction to a message"),
     "auth": ClientEvent(AuthRenew, AuthAck, "Renew the socket's token in band"),
 }
 
 SERVER_EVENTS: dict[str, ServerEvent] = {
     "message": ServerEvent(MessageRecordWire, "A new message in a room of the user"),
-    "message:updated": ServerEvent(MessageRecordWire, "A message after an edit or delete"),
+    "message:updated": ServerEvent(MessageRecordWire, "A message after an edit, a delete or a reaction change"),
+    "read:updated": ServerEvent(ReadUpdated, "A member's read cursor moved (rooms with read receipts only)"),
     "typing": ServerEvent(TypingEventWire, "Someone in the room started or stopped typing"),
     "presence": ServerEvent(PresenceEventWire, "A user came online or went offline"),
     "member:joined": ServerEvent(MemberJoined, "A user joined or was added to the room"),

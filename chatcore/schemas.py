@@ -74,6 +74,15 @@ class AttachmentWire(Wire):
     height: int | None
 
 
+class ReactionWire(Wire):
+    """One emoji's reactions on a message (docs/PROTOCOL.md, Reactions)."""
+
+    emoji: str = Field(description="one emoji (skin tones and ZWJ sequences included)")
+    count: int = Field(ge=1, description="how many users reacted with it")
+    user_ids: list[int] = Field(max_length=10, description="the first users who reacted with it (at most 10), "
+                                                           "in order; whether the reader reacted is not in the record")
+
+
 class MessageRecordWire(Wire):
     """The one message record: Socket.IO ``message`` events, REST history, the Kafka archive
     record (plus ``v``) and the archive API."""
@@ -92,6 +101,8 @@ class MessageRecordWire(Wire):
     deleted_at: str | None
     meta: dict[str, Any]
     attachments: list[AttachmentWire] = Field(default_factory=list, description="[] when none, and when deleted")
+    reactions: list[ReactionWire] = Field(
+        default_factory=list, description="per emoji, in the order first used; [] when none, and when deleted")
 
 
 # --- the REST records built on the ones above (views of rooms and users, envelopes) -------------

@@ -201,6 +201,8 @@ class Config:
     refresh_ttl_s: int = 30 * 86400
     presence_ttl_s: float = 15.0  # a node that misses heartbeats this long is dead
     typing_ttl_s: float = 6.0  # clients re-send every 3 s while typing
+    # rooms with more members get no read receipts (read:updated): one read would fan out to all
+    read_receipts_max_members: int = 20
     db_timeout_s: float = 5.0
     redis_timeout_s: float = 2.0
     web_dist: Path | None = None
@@ -285,6 +287,7 @@ class Config:
             refresh_ttl_s=e.int("REFRESH_TOKEN_TTL_S", 30 * 86400, 60),
             presence_ttl_s=e.float("PRESENCE_TTL_S", 15.0, 1.0),
             typing_ttl_s=e.float("TYPING_TTL_S", 6.0, 0.5),
+            read_receipts_max_members=e.int("READ_RECEIPTS_MAX_MEMBERS", 20, 0),
             db_timeout_s=e.float("DB_TIMEOUT_S", 5.0, 0.1),
             redis_timeout_s=e.float("REDIS_TIMEOUT_S", 2.0, 0.1),
             web_dist=Path(web_dist) if web_dist else None,

@@ -23,10 +23,12 @@ from chatcore.types import ID_MAX, STAFF_ROLES
 from ..files.service import signed_wire
 from ..storage import access as adb
 from ..storage import messages as mdb
+from ..storage import receipts as rcdb
 from ..storage import rooms as db
 from ..storage import users as udb
 from .audit import record_compliance_read
 from .notify import emit, enter_channel, leave_channel, room_channel, user_channel
+from .receipts import receipts_enabled, receipts_of
 
 if TYPE_CHECKING:
     from ..context import Services
@@ -191,13 +193,16 @@ async def do_join_room(svc: Services, user: udb.User, room_id: int, sid: str | N
     member_list = await db.members(svc.pool, room.id)
     online = await svc.presence.online([m["id"] for m in member_list])
     messages, has_more = await mdb.history(svc.pool, room.id, None, JOIN_PAGE)
-    return {
+    out = {
         "room": room.public(members_count=len(member_list), joined=room.kind != "whatsapp" or added),
         "members": member_list,
         "presence": {str(uid): ("online" if on else "offline") for uid, on in online.items()},
         "messages": signed_wire(svc, messages),
         "has_more": has_more or room.archived_upto_seq > 0,
     }
+    if receipts_enabled(svc, room.kind, len(member_list)):
+        out["read_cursors"] = await rcdb.read_cursors(svc.pool, room.id)
+    return out
 
 
 async def do_leave_room(svc: Services, user: udb.User, room_id: int) -> None:
@@ -264,8 +269,12 @@ async def do_open_dm(svc: Services, user: udb.User, target_id: Any) -> tuple[db.
 
 
 async def do_mark_read(svc: Services, user: udb.User, room_id: int, seq: int) -> int:
+    """Move the user's read cursor up to ``seq``; in rooms with read receipts the room hears of
+    an advance (``actions/receipts.py``, throttled)."""
     room = await access_room_by_id(svc, user, room_id)
-    cursor = await db.set_last_read(svc.pool, room.id, user.id, seq)
-    if cursor is None:
+    moved = await rcdb.advance_read(svc.pool, room.id, user.id, seq, svc.config.read_receipts_max_members + 1)
+    if moved is None:
         raise Forbidden("not a member of this room")
-    return cursor
+    if moved.advanced and receipts_enabled(svc, moved.room_kind, moved.members):
+        await receipts_of(svc).advanced(room.id, user.id, moved.cursor)
+    return moved.cursor

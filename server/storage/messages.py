@@ -14,11 +14,11 @@ from typing import Any
 
 import asyncpg
 
-from chatcore.events import Attachment, MessageRecord
+from chatcore.events import Attachment, MessageRecord, Reaction
 
 MSG_COLS = (
     "id, room_id, seq, author_id, author_kind, author_name, body, client_id, reply_to, meta,"
-    " created_at, edited_at, deleted_at, attachments"
+    " created_at, edited_at, deleted_at, attachments, reactions"
 )
 
 # appended to an insert whose CTE ``ins`` returns MSG_COLS: one attachment row per file, in order
@@ -45,6 +45,8 @@ def to_record(row: asyncpg.Record) -> MessageRecord:
         edited_at=row["edited_at"],
         deleted_at=row["deleted_at"],
         attachments=tuple(Attachment.from_wire(a) for a in row["attachments"]) if row["attachments"] else (),
+        # the summary ``storage/reactions.py`` keeps on the row (schema/0012)
+        reactions=tuple(Reaction.from_wire(r) for r in row["reactions"]) if row["reactions"] else (),
     )
 
 
@@ -154,10 +156,10 @@ async def after(pool: asyncpg.Pool, room_id: int, after_seq: int, limit: int) ->
 
 
 async def changed(pool: asyncpg.Pool, room_id: int, upto_seq: int, since: datetime, limit: int) -> list[MessageRecord]:
-    """Messages up to ``upto_seq`` edited or deleted at or after ``since``, in seq order."""
+    """Messages up to ``upto_seq`` edited, deleted or reacted to at or after ``since``, in seq order."""
     rows = await pool.fetch(
         f"SELECT {MSG_COLS} FROM messages WHERE room_id = $1 AND seq <= $2"
-        " AND (edited_at >= $3 OR deleted_at >= $3) ORDER BY seq LIMIT $4",
+        " AND (edited_at >= $3 OR deleted_at >= $3 OR reacted_at >= $3) ORDER BY seq LIMIT $4",
         room_id, upto_seq, since, limit,
     )
     return [to_record(r) for r in rows]

@@ -9,6 +9,8 @@ in units of one cheap event:
     typing, read, message:send,    1      one or two queries (sends also have their own limit)
       message:edit, message:delete
     room:leave                     2      access check, delete, fan-out
+    message:react                  2      access check, a locked transaction of ~5 queries,
+                                          and a whole record fanned out to the room
     history                        3      a page of messages, maybe an archive call
     room:join                      4      membership, members, presence, latest page
     sync                           2 + ceil(rooms / 4), at most 30
@@ -32,6 +34,7 @@ EVENT_COSTS: dict[str, float] = {
     "message:edit": 1.0,
     "message:delete": 1.0,
     "room:leave": 2.0,
+    "message:react": 2.0,
     "history": 3.0,
     "room:join": 4.0,
 }

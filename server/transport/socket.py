@@ -32,6 +32,7 @@ from chatcore.protocol import (
     HistoryQuery,
     MessageDelete,
     MessageEdit,
+    MessageReact,
     MessageSend,
     Payload,
     ReadMark,
@@ -43,6 +44,7 @@ from chatcore.protocol import (
 from chatcore.types import STAFF_ROLES
 
 from ..actions import messages as msg_actions
+from ..actions import reactions as reaction_actions
 from ..actions import rooms as room_actions
 from ..actions.auth import authenticate_claims, do_renew
 from ..actions.notify import STAFF_CHANNEL, emit, room_channel, user_channel
@@ -94,6 +96,7 @@ class SocketTransport:
             "message:send": self.message_send,
             "message:edit": self.message_edit,
             "message:delete": self.message_delete,
+            "message:react": self.message_react,
             "typing": self.typing,
             "history": self.history,
             "sync": self.sync,
@@ -214,6 +217,10 @@ class SocketTransport:
     async def message_delete(self, conn: Conn, sid: str, p: MessageDelete) -> dict[str, Any]:
         msg = await msg_actions.do_delete_message(self.svc, conn.user, p.id)
         return {"message": msg.to_wire()}
+
+    async def message_react(self, conn: Conn, sid: str, p: MessageReact) -> dict[str, Any]:
+        msg, mine = await reaction_actions.do_react(self.svc, conn.user, p.id, p.emoji, p.on)
+        return {"message": msg.to_wire(), "mine": mine}
 
     async def typing(self, conn: Conn, sid: str, p: TypingSet) -> dict[str, Any]:
         room = await room_actions.access_room_by_id(self.svc, conn.user, p.room_id, write=True)

@@ -111,8 +111,11 @@ async def test_every_ack_and_event_real_clients_receive_validates_with_its_model
     reply = await alice.emit("message:send", {"room_id": public, "body": "re", "client_id": "c-2", "reply_to": first["id"]})
     assert reply["message"]["reply_to"] == first["id"]
     await alice.emit("message:edit", {"id": first["id"], "body": "hi, edited"})
+    reacted = await bob.emit("message:react", {"id": first["id"], "emoji": "👍🏽", "on": True})
+    assert reacted["mine"] == ["👍🏽"] and reacted["message"]["reactions"][0]["user_ids"] == [b_user.id]
+    await a_user.log.wait_for("message:updated", lambda m: m["reactions"])
     await alice.emit("message:delete", {"id": reply["message"]["id"]})
-    await b_user.log.wait_count("message:updated", 2)
+    await b_user.log.wait_count("message:updated", 3)
     await bob.emit("typing", {"room_id": public, "typing": True})
     await a_user.log.wait_for("typing")
     page = await bob.emit("history", {"room_id": public, "limit": 1, "before_seq": 2})
@@ -121,6 +124,7 @@ async def test_every_ack_and_event_real_clients_receive_validates_with_its_model
     synced = await bob.emit("sync", {"cursors": {str(public): 2, "99999999": 0}, "changed_since": first["created_at"]})
     assert synced["rooms"]["99999999"]["error"]["code"] == "not_found" and synced["rooms"][str(public)]["changed"]
     assert (await bob.emit("read", {"room_id": public, "seq": 2}))["last_read_seq"] == 2
+    await a_user.log.wait_for("read:updated", lambda e: e["user_id"] == b_user.id)  # a small room: receipts
     await bob.emit("auth", {"token": b_user.tokens["access_token"]})
     # room:added to carol (an invite, and a new direct conversation), member:joined to the room
     await a_user.call("POST", f"/api/v1/rooms/{shared}/members", {"user_id": c_user.id}, expect=204)
@@ -212,6 +216,8 @@ INVALID_WITH_FIELD: list[tuple[str, dict[str, Any], str]] = [
     ("sync", {"cursors": {"1": 0}, "changed_since": "2026-01-01T00:00:00"}, "changed_since"),
     ("sync", {"cursors": {"1": 0}, "changed_since": 1767225600}, "changed_since"),
     ("read", {"room_id": 1, "seq": -1}, "seq"),
+    ("message:react", {"id": 1, "emoji": "abc", "on": True}, "emoji"),
+    ("message:react", {"id": 1, "emoji": "👍", "on": 1}, "on"),
     ("auth", {}, "token"),
     ("auth", {"token": 42}, "token"),
     # beyond PostgreSQL's bigint: refused before any query (it used to be a 500 "internal")

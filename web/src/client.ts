@@ -14,9 +14,11 @@ import { Inbox } from "./store/inbox";
 import { PresenceMap } from "./store/presence";
 import { RoomList } from "./store/rooms";
 import { TypingState } from "./store/typing";
+import { MyReactions, reactionsOf } from "./store/reactions";
+import { ReadCursors } from "./store/receipts";
 import type {
   Ack, AckError, Attachment, Conversation, DeltaEvent, HistoryResult, JoinResult, Member, MemberEvent, Message,
-  PresenceEvent, Room, SyncResult, TypingEvent, User, WaStatusEvent,
+  PresenceEvent, ReadUpdate, Room, SyncResult, TypingEvent, User, WaStatusEvent,
 } from "./types";
 
 export type Emit = <T>(event: string, data: unknown, timeoutMs?: number) => Promise<Ack<T>>;
@@ -79,6 +81,10 @@ export class ChatClient {
   readonly inbox = new Inbox();
   readonly members = new Map<number, Member[]>();
   readonly streams = new Map<string, Stream>();
+  /** Read receipts of the rooms that have them. */
+  readonly receipts = new ReadCursors();
+  /** This user's own reactions as its `message:react` acks said. */
+  readonly myReactions = new MyReactions();
   private readonly msgs = new Map<number, RoomMessages>();
   private readonly typing = new Map<number, TypingState>();
   private readonly listeners = new Set<(c: Change) => void>();
@@ -139,6 +145,10 @@ export class ChatClient {
 
   onMessageUpdated(m: Message): void {
     if (this.messages(m.room_id).update(m)) this.notify({ kind: "messages", roomId: m.room_id });
+  }
+
+  onReadUpdated(e: ReadUpdate): void {
+    if (this.receipts.apply(e)) this.notify({ kind: "messages", roomId: e.room_id });
   }
 
   onTyping(e: TypingEvent): void {
@@ -217,6 +227,7 @@ export class ChatClient {
     const prev = this.rooms.get(roomId);
     this.rooms.upsert({ ...ack.room, joined: ack.room.kind === "whatsapp" ? prev?.joined : true, peer: prev?.peer });
     this.members.set(roomId, ack.members);
+    this.receipts.reset(roomId, ack.read_cursors);
     for (const u of ack.members) this.presence.set(u.id, ack.presence[String(u.id)] ?? "offline", u.last_seen);
     const rm = this.messages(roomId);
     // a room already held stays held (older pages included) unless the new page leaves a hole
@@ -325,6 +336,19 @@ export class ChatClient {
     const ack = await this.deps.emit<{ message: Message }>("message:edit", { id, body });
     if (!ack.ok) return ack.error;
     this.onMessageUpdated(ack.message);
+    return null;
+  }
+
+  /** Toggles this user's `emoji` on a message: removes it if they have it, else adds it. */
+  async react(roomId: number, id: number, emoji: string): Promise<AckError | null> {
+    const m = this.messages(roomId).get(id);
+    const held = m ? reactionsOf(m).find((r) => r.emoji === emoji) : undefined;
+    const on = !(held && this.myReactions.has(id, held, this.deps.me()?.id ?? null));
+    const ack = await this.deps.emit<{ message: Message; mine: string[] }>("message:react", { id, emoji, on });
+    if (!ack.ok) return ack.error;
+    this.myReactions.set(id, ack.mine);
+    if (!this.messages(roomId).update(ack.message)) return null;
+    this.notify({ kind: "messages", roomId });
     return null;
   }
 

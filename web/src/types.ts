@@ -32,6 +32,25 @@ export interface Message {
   meta: Record<string, unknown>;
   /** Files sent with the message ([] when none; servers before uploads omit it). */
   attachments?: Attachment[];
+  /** Emoji reactions, per emoji in the order first used ([] when none; older servers omit it). */
+  reactions?: Reaction[];
+}
+
+/** One emoji's reactions: `count` users, the first 10 of them in `user_ids`. */
+export interface Reaction {
+  emoji: string;
+  count: number;
+  user_ids: number[];
+}
+
+/** `read:updated`: a member's read cursor moved (rooms with read receipts only). */
+export interface ReadCursor {
+  user_id: number;
+  last_read_seq: number;
+}
+
+export interface ReadUpdate extends ReadCursor {
+  room_id: number;
 }
 
 /** What `POST /api/v1/uploads` answers: a stored file, not yet part of a message. */
@@ -130,6 +149,8 @@ export interface JoinResult {
   presence: Record<string, string>;
   messages: Message[];
   has_more: boolean;
+  /** Every member's read cursor, in rooms with read receipts (DMs, small rooms). */
+  read_cursors?: ReadCursor[];
 }
 
 export interface HistoryResult {

@@ -5,6 +5,7 @@
 // Own sends are pending, keyed by their `client_id`, until a message with that `client_id`
 // arrives; the server dedupes a resend with the same `client_id`, so retrying is always safe.
 import type { Attachment, Message } from "../types";
+import { reactionsSig } from "./reactions";
 
 export type PendingState = "sending" | "queued" | "failed";
 
@@ -64,6 +65,8 @@ export class RoomMessages {
         // the same message again (a page, a sync replay): its media URLs are the fresher ones
         // (a copy without the field, from an older server or the archive, says nothing of them)
         if (Array.isArray(m.attachments) && !isNewer(known, m) && mediaUrls(m) !== mediaUrls(known)) this.store({ ...known, attachments: m.attachments });
+        // reactions change without a timestamp: a later copy (a page, a sync) carries the later ones
+        if (Array.isArray(m.reactions) && !isNewer(known, m) && reactionsSig(m) !== reactionsSig(known)) this.store({ ...this.byId.get(m.id)!, reactions: m.reactions });
         continue;
       }
       this.store(m);

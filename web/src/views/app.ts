@@ -4,7 +4,7 @@ import type { Api } from "../api";
 import { ChatClient, type Change } from "../client";
 import { bannerText, Connection, type ConnState } from "../connection";
 import { fill, h } from "../dom";
-import type { Conversation, DeltaEvent, MemberEvent, Message, PresenceEvent, Room, TypingEvent, User, WaStatusEvent } from "../types";
+import type { Conversation, DeltaEvent, MemberEvent, Message, PresenceEvent, ReadUpdate, Room, TypingEvent, User, WaStatusEvent } from "../types";
 import { adminPane } from "./admin";
 import { archivePane } from "./archive";
 import { ChatView } from "./chat";
@@ -79,6 +79,7 @@ export class App implements AppContext {
       handlers: {
         message: (m: Message) => this.client.onMessage(m),
         "message:updated": (m: Message) => this.client.onMessageUpdated(m),
+        "read:updated": (e: ReadUpdate) => this.client.onReadUpdated(e),
         typing: (e: TypingEvent) => this.client.onTyping(e),
         presence: (e: PresenceEvent) => this.client.onPresence(e),
         "assistant:delta": (d: DeltaEvent) => this.client.onDelta(d),

@@ -13,6 +13,8 @@ import { safeUrl, showViewer } from "./attachments";
 import { conversationBar } from "./conversation";
 import { FilePicker } from "./files";
 import { authorName, type ItemContext, messageItem, messageSig, pendingItem, quoteText, streamItem } from "./messages";
+import { reactButton, type ReactionContext } from "./reactions";
+import { seenText } from "../store/receipts";
 
 const MAX_BODY = 4000; // the server's MAX_MESSAGE_CHARS default
 const NEAR_TOP_PX = 150;
@@ -36,6 +38,8 @@ export class ChatView {
   private readonly sender = new TypingSender();
   private editingId: number | null = null;
   private confirmDeleteId: number | null = null;
+  /** The message whose reaction picker is open. */
+  private pickerFor: number | null = null;
   private replyTo: Message | null = null;
   private loadingOlder = false;
   private prepending = false;
@@ -178,7 +182,33 @@ export class ChatView {
       onMediaRetry: (m) => void client.refreshMedia(this.roomId, m.id, true),
       onOpenImage: (m, a, opener) => this.openImage(m, a, opener),
       onFollowLink: (m, a, e) => this.followLink(m, a, e),
+      reactions: this.reactionContext(),
     };
+  }
+
+  private reactionContext(): ReactionContext {
+    const client = this.app.client;
+    const meId = this.app.me.id;
+    const names = new Map((client.members.get(this.roomId) ?? []).map((u) => [u.id, u.display_name]));
+    const lastOwn = client.messages(this.roomId).lastOwn(meId);
+    const direct = client.rooms.get(this.roomId)?.kind === "direct";
+    return {
+      meId,
+      mine: client.myReactions,
+      nameOf: (id) => names.get(id),
+      pickerFor: this.pickerFor,
+      onToggle: (m, emoji) => void this.react(m, emoji),
+      onPicker: (m) => { this.pickerFor = m ? m.id : null; this.renderMessages(); },
+      // "seen by" under the user's own last message only, in rooms with read receipts
+      seen: (m) => m.id === lastOwn?.id
+        ? seenText(client.receipts.seenBy(this.roomId, m.seq, meId).map((id) => names.get(id) ?? "someone"), direct)
+        : "",
+    };
+  }
+
+  private async react(m: Message, emoji: string): Promise<void> {
+    const err = await this.app.client.react(this.roomId, m.id, emoji);
+    if (err) this.app.notice(`No reaction: ${err.message}`);
   }
 
   private renderMessages(stick = false): void {
@@ -226,9 +256,10 @@ export class ChatView {
   private withReply(li: HTMLLIElement, m: Message): HTMLLIElement {
     if (m.deleted_at || m.author_kind === "system" || this.editingId === m.id) return li;
     const btn = h("button", { type: "button", testid: "reply", "aria-label": `Reply to ${authorName(m)}`, onclick: () => this.setReply(m) }, "Reply");
+    const react = this.app.client.rooms.get(this.roomId)?.kind !== "whatsapp" ? reactButton(m, this.reactionContext()) : null;
     const tools = li.querySelector(".tools:not(.shown)");
-    if (tools) tools.prepend(btn);
-    else li.append(h("div", { class: "tools" }, btn));
+    if (tools) tools.prepend(...[btn, react].filter((b) => b !== null));
+    else li.append(h("div", { class: "tools" }, btn, react));
     return li;
   }
 

@@ -8,6 +8,7 @@ import { tick } from "../store/inbox";
 import type { Stream } from "../client";
 import type { Attachment, Message } from "../types";
 import { attachmentList, attachmentsSig, attachmentSummary } from "./attachments";
+import { reactionBar, reactionPartSig, type ReactionContext, seenLine } from "./reactions";
 
 export interface ItemContext {
   meId: number | null;
@@ -30,6 +31,8 @@ export interface ItemContext {
   onOpenImage?: (m: Message, a: Attachment, opener: HTMLElement) => void;
   /** A download link of `m` was clicked. */
   onFollowLink?: (m: Message, a: Attachment, e: MouseEvent) => void;
+  /** Reactions and "seen by" under the body (views/reactions.ts). */
+  reactions?: ReactionContext;
 }
 
 const AUTHOR_FALLBACK: Record<string, string> = { assistant: "Assistant", system: "System", contact: "Contact", user: "Someone" };
@@ -66,6 +69,7 @@ export function messageItem(m: Message, ctx: ItemContext, continued = false): HT
     onLink: ctx.onFollowLink && ((a, e) => ctx.onFollowLink?.(m, a, e)),
   });
   if (media) li.append(media);
+  if (ctx.reactions && !m.deleted_at) li.append(...[reactionBar(m, ctx.reactions), seenLine(m, ctx.reactions)].filter((e) => e !== null));
   if (mine && !m.deleted_at && !editing) li.append(tools(m, ctx));
   return li;
 }
@@ -147,5 +151,6 @@ function editBox(m: Message, ctx: ItemContext): HTMLElement {
 export function messageSig(m: Message, ctx: ItemContext): string {
   const quoted = m.reply_to ? ctx.lookup(m.reply_to) : undefined;
   return [m.body, m.edited_at, m.deleted_at, m.author_name, ctx.status(m.id), ctx.editingId === m.id, ctx.confirmDeleteId === m.id,
-    ctx.meId, quoted?.body, quoted?.deleted_at, attachmentsSig(attachmentsOf(m)), quoted && attachmentsOf(quoted).length].join("\u0000");
+    ctx.meId, quoted?.body, quoted?.deleted_at, attachmentsSig(attachmentsOf(m)), quoted && attachmentsOf(quoted).length,
+    reactionPartSig(m, ctx.reactions)].join("\u0000");
 }
