@@ -165,14 +165,3 @@ async def rooms_for_user(pool: asyncpg.Pool, user_id: int, after_id: int = 0, li
             extra["peer"] = {"id": row["peer_id"], "name": row["peer_name"]}
         out.append(room.public(**extra))
     return out
-
-
-
-async def set_last_read(pool: asyncpg.Pool, room_id: int, user_id: int, seq: int) -> int | None:
-    """Moves the read cursor forward only; returns the new cursor or None if not a member."""
-    v = await pool.fetchval(
-        "UPDATE room_members m SET last_read_seq = greatest(m.last_read_seq, least($3, r.last_seq))"
-        " FROM rooms r WHERE r.id = m.room_id AND m.room_id = $1 AND m.user_id = $2 RETURNING m.last_read_seq",
-        room_id, user_id, seq,
-    )
-    return None if v is None else int(v)
