@@ -6,6 +6,7 @@ Graph call when WhatsApp would refuse it."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import struct
@@ -259,3 +260,32 @@ def _gif() -> bytes:
     out = io.BytesIO()
     Image.new("P", (8, 8)).save(out, "GIF")
     return out.getvalue()
+
+
+async def test_in_ai_mode_a_photo_without_caption_gets_an_answer_and_its_file(harness: ServerHarness,
+                                                                              graph: GraphApiFake) -> None:
+    graph.access_token = TOKEN
+    node = await harness.start_node(wa_graph_url=graph.base_url)
+    admin = await harness.user(node, role="admin")
+    staff = await harness.user(node, role="staff")
+    await admin.call("POST", "/api/v1/admin/wa/accounts", {
+        "phone_number_id": PN, "display_phone": "+1 555 000 2222", "access_token": TOKEN,
+        "app_secret": SECRET, "verify_token": "verify"}, expect=201)
+    image = png(100, 80)
+    graph.serve_media("IMG-AI", image, "image/png")
+    await _post(harness, node, make_media_webhook(PN, CONTACT, "Ann", "wamid.AI1", "image", media_id="IMG-AI",
+                                                  mime_type="image/png"))
+    [reply] = await graph.wait_for_sends(1)  # the assistant answered the photo
+    assert reply.json["type"] == "text" and reply.json["to"] == CONTACT
+
+    async def ready() -> bool:
+        rows = await staff.call("GET", "/api/v1/wa/conversations", expect=200)
+        room_id = rows[1]["conversations"][0]["room_id"]
+        _, hist = await staff.call("GET", f"/api/v1/rooms/{room_id}/messages", expect=200)
+        att = hist["messages"][0]["attachments"][0]
+        return "status" not in att and await _download(staff, att["url"]) == image
+
+    deadline = time.monotonic() + 15
+    while not await ready():
+        assert time.monotonic() < deadline, "the photo did not become ready"
+        await asyncio.sleep(0.1)
