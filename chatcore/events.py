@@ -18,6 +18,11 @@ ARCHIVE_DLQ_TOPIC = "chat.messages.archive.dlq"
 ARCHIVE_RECORD_VERSION = 1
 REACTION_USER_IDS_MAX = 10  # user ids a reaction summary names; ``count`` says how many reacted
 
+# an attachment's status when its bytes are not (yet) in the store; absent means ready
+ATTACHMENT_PENDING = "pending"
+ATTACHMENT_UNAVAILABLE = "unavailable"
+ATTACHMENT_STATUSES = (ATTACHMENT_PENDING, ATTACHMENT_UNAVAILABLE)
+
 
 def iso(ts: datetime | None) -> str | None:
     """UTC ISO-8601 with milliseconds and a Z suffix, or None."""
@@ -39,7 +44,12 @@ class Attachment:
     """A file attached to a message: its metadata, plus short-lived signed URLs once a server
     that holds the file-URL secret has signed it (``chatcore/files.py``). Stored records, the
     Kafka record and archive documents carry no URLs (they would expire); every API re-signs.
-    An attachment has a thumbnail exactly when it has width and height (an image we decoded)."""
+    An attachment has a thumbnail exactly when it has width and height (an image we decoded).
+
+    ``status`` is None for a file whose bytes are in the store (``ready``; the field is then left
+    out of every dict, so records without one are unchanged). Media a WhatsApp contact sent are
+    recorded before their bytes are fetched: ``pending`` until the fetch ends, ``unavailable``
+    when it failed (a staff retry fetches again). Neither has bytes, so neither gets URLs."""
 
     id: str
     name: str
@@ -49,26 +59,39 @@ class Attachment:
     height: int | None = None
     url: str | None = None
     thumb_url: str | None = None
+    status: str | None = None  # None (ready) | ATTACHMENT_PENDING | ATTACHMENT_UNAVAILABLE
 
     @property
     def has_thumb(self) -> bool:
         return self.width is not None and self.height is not None
 
+    @property
+    def ready(self) -> bool:
+        return self.status is None
+
     def to_wire(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "mime": self.mime, "size": self.size, "url": self.url,
-                "thumb_url": self.thumb_url, "width": self.width, "height": self.height}
+        d = {"id": self.id, "name": self.name, "mime": self.mime, "size": self.size, "url": self.url,
+             "thumb_url": self.thumb_url, "width": self.width, "height": self.height}
+        if self.status is not None:
+            d["status"] = self.status
+        return d
 
     def meta(self) -> dict[str, Any]:
         """What is stored (PostgreSQL ``messages.attachments``, the archive): no URLs."""
-        return {"id": self.id, "name": self.name, "mime": self.mime, "size": self.size,
-                "width": self.width, "height": self.height}
+        d = {"id": self.id, "name": self.name, "mime": self.mime, "size": self.size,
+             "width": self.width, "height": self.height}
+        if self.status is not None:
+            d["status"] = self.status
+        return d
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> Attachment:
         """From a stored or wire dict; URLs are dropped (they are re-signed where served)."""
+        status = d.get("status")
         return cls(id=str(d["id"]), name=str(d["name"]), mime=str(d["mime"]), size=int(d["size"]),
                    width=None if d.get("width") is None else int(d["width"]),
-                   height=None if d.get("height") is None else int(d["height"]))
+                   height=None if d.get("height") is None else int(d["height"]),
+                   status=status if status in ATTACHMENT_STATUSES else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,6 +80,8 @@ class FileUrlSigner:
         return hmac.compare_digest(self._sig(file_id, variant, int(exp)), sig)
 
     def sign(self, a: Attachment) -> Attachment:
+        if not a.ready:
+            return a  # no bytes to serve yet (WhatsApp media being fetched, or not fetched)
         return Attachment(a.id, a.name, a.mime, a.size, a.width, a.height, url=self.url(a.id, a.name),
                           thumb_url=self.url(a.id, a.name, "thumb") if a.has_thumb else None)
 

@@ -72,6 +72,10 @@ class AttachmentWire(Wire):
     thumb_url: str | None = Field(description="signed thumbnail URL (images), else null")
     width: int | None
     height: int | None
+    status: Literal["ready", "pending", "unavailable"] | None = Field(
+        default=None, description="absent when the file is ready; WhatsApp media: pending while the server fetches "
+                                  "it, unavailable when the fetch failed (url and thumb_url are then null; staff may "
+                                  "retry: POST /api/v1/wa/conversations/{id}/media/{attachment_id}/retry)")
 
 
 class ReactionWire(Wire):

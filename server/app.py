@@ -216,6 +216,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         svc.whatsapp = WhatsAppService(svc, http_session)
         supervisor.loop("wa-outbox", svc.whatsapp.run_outbox)
+        supervisor.loop("wa-media", svc.whatsapp.media.run)
         supervisor.loop("file-sweep", lambda: run_file_sweep(svc), backoff_max_s=sweep_interval_s(files))
         relay = _start_archive(svc, http_session)
         log.info("chat-server node %s ready", node_id)

@@ -1,7 +1,9 @@
 """The Graph API client for the WhatsApp Cloud API.
 
 ``POST {base_url}/{api_version}/{phone_number_id}/messages`` with ``Authorization: Bearer`` for
-texts (split at 4096 characters), templates and read receipts.
+texts (split at 4096 characters), templates, media messages and read receipts; media in and out:
+``GET /{media-id}`` (where a contact's file is), a ``GET`` of that URL (its bytes, streamed) and
+``POST /{phone_number_id}/media`` (a multipart upload, streamed, answering a media id).
 
 - Every attempt is bounded by ``timeout_s``; a call makes at most ``1 + max_retries`` attempts.
 - 429, 5xx, timeouts and network errors are retried with capped exponential backoff and jitter,
@@ -12,7 +14,8 @@ texts (split at 4096 characters), templates and read receipts.
 - Sends of one business number are paced ``min_interval_s`` apart (Meta limits throughput per
   number); different numbers do not wait for each other.
 - The access token goes only into the ``Authorization`` header: never into exceptions or logs
-  (Meta's error texts are scrubbed of it too).
+  (Meta's error texts are scrubbed of it too), and never to a media URL outside Meta's own hosts
+  (``media_url_allowed``).
 
 The pure rules (split, window, OTP template) live in ``rules.py``, the error type and code
 table in ``errors.py``; both are re-exported here.
@@ -26,14 +29,16 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
-from .errors import BAD_RESPONSE, INVALID, NETWORK, TIMEOUT, CloudApiError
+from .errors import BAD_RESPONSE, INVALID, NETWORK, TIMEOUT, TOO_LARGE, CloudApiError
+from .media import CAPTIONED, MediaInfo
 from .rules import SERVICE_WINDOW, TEXT_LIMIT, otp_template_components, split_text, within_service_window
 
 __all__ = [
@@ -41,6 +46,7 @@ __all__ = [
     "TEXT_LIMIT",
     "CloudApiClient",
     "CloudApiError",
+    "MediaInfo",
     "SendResult",
     "backoff_delay",
     "otp_template_components",
@@ -51,6 +57,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 REDACTED = "[redacted]"
+MEDIA_CHUNK = 256 * 1024  # bytes per read of a media download
+# Meta serves media from its CDN hosts; the bearer token is sent to nothing else
+MEDIA_HOST_SUFFIXES = (".fbsbx.com", ".facebook.com", ".fbcdn.net", ".whatsapp.net")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +105,13 @@ class CloudApiClient:
     def __init__(self, session: aiohttp.ClientSession, base_url: str = "https://graph.facebook.com",
                  api_version: str = "v21.0", timeout_s: float = 10, max_retries: int = 4,
                  min_interval_s: float = 0.0, *, backoff_base_s: float = 0.5, backoff_cap_s: float = 30.0,
-                 max_retry_after_s: float = 60.0) -> None:
+                 max_retry_after_s: float = 60.0, media_timeout_s: float = 60.0) -> None:
         self.session = session
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        # a media transfer (download or upload) as a whole, bytes included
+        self.media_timeout = aiohttp.ClientTimeout(total=media_timeout_s)
         self.max_retries = max_retries
         self.min_interval_s = min_interval_s
         self.backoff_base_s = backoff_base_s
@@ -141,6 +152,102 @@ class CloudApiClient:
             "messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
             "type": "template", "template": template})
 
+    async def send_media(self, phone_number_id: str, access_token: str, to: str, kind: str, media_id: str, *,
+                         caption: str | None = None, filename: str | None = None) -> SendResult:
+        """Send an uploaded file as an ``image``, ``video``, ``audio`` or ``document`` message;
+        ``caption`` only where WhatsApp shows one, ``filename`` for documents."""
+        body: dict[str, Any] = {"id": media_id}
+        if caption and kind in CAPTIONED:
+            body["caption"] = caption
+        if filename and kind == "document":
+            body["filename"] = filename
+        return await self._send(phone_number_id, access_token, {
+            "messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": kind, kind: body})
+
+    async def upload_media(self, phone_number_id: str, access_token: str, mime: str, filename: str,
+                           chunks: Callable[[], AsyncIterator[bytes]]) -> str:
+        """Upload a file for sending (``POST /{phone_number_id}/media``, multipart); its media id.
+
+        ``chunks`` opens the bytes afresh for each attempt: they stream from the store to Meta
+        and are never held whole."""
+        url = f"{self.base_url}/{self.api_version}/{phone_number_id}/media"
+
+        def form() -> aiohttp.MultipartWriter:
+            writer = aiohttp.MultipartWriter("form-data")
+            for name, value in (("messaging_product", "whatsapp"), ("type", mime)):
+                part = writer.append(value, {"Content-Type": "text/plain"})
+                part.set_content_disposition("form-data", name=name)
+            part = writer.append_payload(aiohttp.AsyncIterablePayload(chunks(), content_type=mime))
+            part.set_content_disposition("form-data", name="file", filename=filename)
+            return writer
+
+        _, data = await self._retrying(phone_number_id, lambda: self._attempt(
+            "POST", url, access_token, data=form(), timeout=self.media_timeout))
+        media_id = data.get("id")
+        if not isinstance(media_id, str) or not media_id:
+            raise CloudApiError(200, None, "the Graph API answered an upload without a media id", state=BAD_RESPONSE)
+        return media_id
+
+    async def media_info(self, media_id: str, access_token: str) -> MediaInfo:
+        """Where a contact's file is (``GET /{media-id}``): a URL valid for 5 minutes, its type,
+        size and SHA-256."""
+        url = f"{self.base_url}/{self.api_version}/{media_id}"
+        _, data = await self._retrying(media_id, lambda: self._attempt("GET", url, access_token))
+        where = data.get("url")
+        if not isinstance(where, str) or not where:
+            raise CloudApiError(200, None, "the Graph API answered without a media URL", state=BAD_RESPONSE)
+        size = _int(data.get("file_size"))
+        sha = data.get("sha256")
+        return MediaInfo(where, str(data.get("mime_type") or "application/octet-stream"), size,
+                         sha if isinstance(sha, str) and sha else None)
+
+    def media_url_allowed(self, url: str) -> bool:
+        """Whether the bearer token may be sent to ``url``: HTTPS on one of Meta's media hosts,
+        or the Graph API's own origin (a test server, a proxy in front of Meta)."""
+        try:
+            parts, base = urlsplit(url), urlsplit(self.base_url)
+        except ValueError:
+            return False
+        host = (parts.hostname or "").lower()
+        if (parts.scheme, parts.netloc) == (base.scheme, base.netloc):
+            return True
+        return parts.scheme == "https" and any(host.endswith(s) for s in MEDIA_HOST_SUFFIXES)
+
+    async def download_media(self, url: str, access_token: str, max_bytes: int) -> AsyncGenerator[bytes, None]:
+        """The bytes at a media URL, in chunks, never more than ``max_bytes`` (else
+        ``CloudApiError`` state ``too_large``). Getting an answer is retried like any call; once
+        bytes flow, a failure (timeout, cut connection) is raised to the caller."""
+        if not self.media_url_allowed(url):
+            raise CloudApiError(0, None, "the media URL is not on a WhatsApp media host", state=INVALID)
+        headers = {"Authorization": f"Bearer {access_token}"}
+        got = 0  # bytes yielded: once any are, a failure cannot be retried (they would repeat)
+        for attempt in range(self.max_retries + 1):
+            try:
+                async with self.session.get(url, headers=headers, timeout=self.media_timeout,
+                                            max_redirects=3) as resp:
+                    if resp.status >= 400:
+                        raw = await resp.content.read(64 * 1024)
+                        raise _http_error(resp.status, resp.reason or "", resp.headers.get("Retry-After"), raw,
+                                          access_token)
+                    if resp.content_length is not None and resp.content_length > max_bytes:
+                        raise _too_large(max_bytes)
+                    async for chunk in resp.content.iter_chunked(MEDIA_CHUNK):
+                        got += len(chunk)
+                        if got > max_bytes:
+                            raise _too_large(max_bytes)
+                        yield chunk
+                    return
+            except TimeoutError:
+                error = CloudApiError(0, None, "the media download did not finish in time", state=TIMEOUT)
+            except aiohttp.ClientError as exc:
+                error = CloudApiError(0, None, f"network error: {type(exc).__name__}", state=NETWORK)
+            except CloudApiError as exc:
+                error = exc
+            if got or not self._retry_again(error, attempt, "media download"):
+                raise error
+            await asyncio.sleep(backoff_delay(attempt, self.backoff_base_s, self.backoff_cap_s, error.retry_after_s))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     async def mark_read(self, phone_number_id: str, access_token: str, wamid: str) -> None:
         """Show the contact blue ticks on ``wamid`` (and everything before it)."""
         await self._post(phone_number_id, access_token,
@@ -169,25 +276,37 @@ class CloudApiClient:
     async def _post(self, phone_number_id: str, access_token: str,
                     payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         url = f"{self.base_url}/{self.api_version}/{phone_number_id}/messages"
-        headers = {"Authorization": f"Bearer {access_token}"}
+        return await self._retrying(phone_number_id, lambda: self._attempt("POST", url, access_token, json=payload))
+
+    def _retry_again(self, error: CloudApiError, attempt: int, url_label: str) -> bool:
+        too_long = error.retry_after_s is not None and error.retry_after_s > self.max_retry_after_s
+        if not error.retryable or attempt >= self.max_retries or too_long:
+            log.debug("WhatsApp API call for %s failed: %s", url_label, error)
+            return False
+        log.info("WhatsApp API %s (code %s) for %s; retry %d/%d", error.state, error.code, url_label,
+                 attempt + 1, self.max_retries)
+        return True
+
+    async def _retrying(self, label: str,
+                        attempt_once: Callable[[], Awaitable[tuple[int, dict[str, Any]]]]) -> tuple[int, dict[str, Any]]:
+        """``attempt_once`` until it succeeds, with backoff on passing failures (``label`` names
+        the number or media in logs: never the token)."""
         for attempt in range(self.max_retries + 1):
             try:
-                return await self._attempt(url, headers, payload, access_token)
+                return await attempt_once()
             except CloudApiError as error:
-                too_long = error.retry_after_s is not None and error.retry_after_s > self.max_retry_after_s
-                if not error.retryable or attempt >= self.max_retries or too_long:
-                    log.debug("WhatsApp API call for number %s failed: %s", phone_number_id, error)
+                if not self._retry_again(error, attempt, f"number or media {label}"):
                     raise
                 delay = backoff_delay(attempt, self.backoff_base_s, self.backoff_cap_s, error.retry_after_s)
-                log.info("WhatsApp API %s (code %s) for number %s; retry %d/%d in %.2f s",
-                         error.state, error.code, phone_number_id, attempt + 1, self.max_retries, delay)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _attempt(self, url: str, headers: dict[str, str], payload: dict[str, Any],
-                       access_token: str) -> tuple[int, dict[str, Any]]:
+    async def _attempt(self, method: str, url: str, access_token: str, *, json: dict[str, Any] | None = None,
+                       data: Any = None, timeout: aiohttp.ClientTimeout | None = None) -> tuple[int, dict[str, Any]]:
+        headers = {"Authorization": f"Bearer {access_token}"}
         try:
-            async with self.session.post(url, json=payload, headers=headers, timeout=self.timeout) as resp:
+            async with self.session.request(method, url, json=json, data=data, headers=headers,
+                                            timeout=timeout or self.timeout) as resp:
                 raw = await resp.read()
                 status, reason, retry_after = resp.status, resp.reason or "", resp.headers.get("Retry-After")
         except TimeoutError:  # also aiohttp's ServerTimeoutError, which is a ClientError too
@@ -195,19 +314,28 @@ class CloudApiClient:
         except aiohttp.ClientError as exc:
             # the type only: an aiohttp message may quote the request
             raise CloudApiError(0, None, f"network error: {type(exc).__name__}", state=NETWORK) from None
-        data = _json_object(raw)
         if status < 400:
-            return status, data
-        err = data.get("error")
-        err = err if isinstance(err, dict) else {}
-        error_data = err.get("error_data")
-        details = error_data.get("details") if isinstance(error_data, dict) else None
-        title = str(err.get("message") or reason or "no error message")
-        raise CloudApiError(
-            status, _int(err.get("code")), _scrub(title, access_token),
-            details=_scrub(str(details), access_token) if details else None,
-            retry_after_s=parse_retry_after(retry_after),
-        )
+            return status, _json_object(raw)
+        raise _http_error(status, reason, retry_after, raw, access_token)
+
+
+def _http_error(status: int, reason: str, retry_after: str | None, raw: bytes, access_token: str) -> CloudApiError:
+    """Meta's error envelope (or a proxy's page) as a ``CloudApiError``, scrubbed of the token."""
+    data = _json_object(raw)
+    err = data.get("error")
+    err = err if isinstance(err, dict) else {}
+    error_data = err.get("error_data")
+    details = error_data.get("details") if isinstance(error_data, dict) else None
+    title = str(err.get("message") or reason or "no error message")
+    return CloudApiError(
+        status, _int(err.get("code")), _scrub(title, access_token),
+        details=_scrub(str(details), access_token) if details else None,
+        retry_after_s=parse_retry_after(retry_after),
+    )
+
+
+def _too_large(max_bytes: int) -> CloudApiError:
+    return CloudApiError(0, None, f"the media file is larger than {max_bytes} bytes", state=TOO_LARGE)
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

@@ -51,6 +51,7 @@ NETWORK = "network"
 TIMEOUT = "timeout"
 BAD_RESPONSE = "bad_response"  # a 2xx that does not say what was sent
 INVALID = "invalid"
+TOO_LARGE = "too_large"  # a media file past the size we take
 
 
 def state_for(http_status: int, code: int | None) -> str:

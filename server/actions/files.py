@@ -61,12 +61,27 @@ async def do_upload(svc: Services, user: udb.User, filename: str | None, chunks:
     """Store one uploaded file; its record with signed URLs (``201`` body of POST /api/v1/uploads)."""
     files = files_of(svc)
     svc.limiter.hit_batched("upload", str(user.id), svc.config.limits.messages_per_10s, 10)
-    name = sanitise_name(filename)
+    att = await store_stream(files, new_file_id(), sanitise_name(filename), chunks, files.settings.max_upload_bytes,
+                             allowed=files.settings.allowed_types)
+    try:
+        await fdb.insert_file(svc.pool, att, user.id)
+    except BaseException:
+        await delete_bytes(files, att.id)
+        raise
+    return files.signer.sign(att).to_wire()
+
+
+async def store_stream(files: FileService, file_id: str, name: str, chunks: AsyncIterator[bytes], max_bytes: int,
+                       allowed: tuple[str, ...] | None) -> Attachment:
+    """Stream ``chunks`` into the store under ``file_id``: the type from the first bytes (refused
+    when ``allowed`` is given and does not match, before anything is stored), at most
+    ``max_bytes`` (else ``TooLarge``, nothing stored), images measured and thumbnailed from a
+    spooled copy on disk. The attachment's metadata; no ``files`` row (the caller writes it, and
+    deletes the bytes when it cannot). Any failure here leaves nothing stored."""
     head = await _sniff(chunks)
     mime = detect_mime(head)
-    if not type_allowed(mime, files.settings.allowed_types):
+    if allowed is not None and not type_allowed(mime, allowed):
         raise UnsupportedType(f"files of type {mime} are not accepted here", mime=mime)
-    file_id = new_file_id()
     # images are also spooled to a temporary file, for Pillow to read once stored
     spool = tempfile.NamedTemporaryFile(prefix="chat-upload-") if mime in THUMBNAILED else None
 
@@ -81,19 +96,18 @@ async def do_upload(svc: Services, user: udb.User, filename: str | None, chunks:
             yield chunk
 
     try:
-        size = await files.store.put(file_id, stream(), files.settings.max_upload_bytes)
+        size = await files.store.put(file_id, stream(), max_bytes)
         try:
-            att = await _finish(svc, files, user, Attachment(file_id, name, mime, size), spool)
+            return await _finish(files, Attachment(file_id, name, mime, size), spool)
         except BaseException:
-            await _delete_bytes(files, file_id)
+            await delete_bytes(files, file_id)
             raise
     finally:
         if spool is not None:
             spool.close()
-    return files.signer.sign(att).to_wire()
 
 
-async def _finish(svc: Services, files: FileService, user: udb.User, att: Attachment, spool: IO[bytes] | None) -> Attachment:
+async def _finish(files: FileService, att: Attachment, spool: IO[bytes] | None) -> Attachment:
     if spool is not None:
         await asyncio.to_thread(spool.flush)
         async with files.decode_slots:
@@ -101,7 +115,6 @@ async def _finish(svc: Services, files: FileService, user: udb.User, att: Attach
         if info is not None:
             await files.store.put(thumb_key(att.id), _one(info.thumb), len(info.thumb))
             att = Attachment(att.id, att.name, att.mime, att.size, info.width, info.height)
-    await fdb.insert_file(svc.pool, att, user.id)
     return att
 
 
@@ -109,7 +122,8 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-async def _delete_bytes(files: FileService, file_id: str) -> None:
+async def delete_bytes(files: FileService, file_id: str) -> None:
+    """The original and the thumbnail of ``file_id``, from the store (idempotent)."""
     for key in (file_id, thumb_key(file_id)):
         try:
             await files.store.delete(key)
@@ -166,7 +180,7 @@ async def sweep_once(svc: Services) -> int:
     done = 0
     while ids := await fdb.trash_batch(svc.pool, SWEEP_BATCH):
         for file_id in ids:
-            await _delete_bytes(files, file_id)
+            await delete_bytes(files, file_id)
         await fdb.forget_trashed(svc.pool, ids)
         done += len(ids)
         if len(ids) < SWEEP_BATCH:

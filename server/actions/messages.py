@@ -142,12 +142,13 @@ async def _send_checked(svc: Services, user: udb.User, room_id: int, fields: dic
     if room.kind == "whatsapp":
         if not is_staff(user):
             raise Forbidden("only staff can write in WhatsApp conversations")
-        if fields.get("attachments"):
-            # the contact would get the text only: refuse rather than drop the files silently
-            raise Invalid("files cannot be sent to WhatsApp conversations yet", field="attachments")
         if svc.whatsapp is not None:
-            # refuse before storing what cannot go out (e.g. outside the 24-hour window)
-            meta = await svc.whatsapp.check_outbound(room.id)
+            # refuse before storing what cannot go out (outside the 24-hour window; a file of a
+            # type or size WhatsApp does not take)
+            meta = await svc.whatsapp.check_outbound(room.id, fields.get("attachments") or ())
+        elif fields.get("attachments"):
+            # nothing could deliver the files: refuse rather than drop them silently
+            raise Invalid("files cannot be sent to WhatsApp conversations here", field="attachments")
     msg = await db.insert_message(svc.pool, room.id, meta=meta, **fields)
     return msg, room.kind
 

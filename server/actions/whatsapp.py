@@ -24,7 +24,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +32,15 @@ import aiohttp
 import asyncpg
 
 from chatcore.errors import Forbidden, Invalid, NotFound, Unauthorized, Unavailable
-from chatcore.events import MessageRecord, iso
-from whatsapp_bridge.cloud_api import CloudApiClient, CloudApiError, otp_template_components, within_service_window
+from chatcore.events import Attachment, MessageRecord, iso
+from whatsapp_bridge.cloud_api import (
+    CloudApiClient,
+    CloudApiError,
+    SendResult,
+    otp_template_components,
+    within_service_window,
+)
+from whatsapp_bridge.media import inbound_media
 from whatsapp_bridge.models import InboundMessage, StatusUpdate, status_advances
 from whatsapp_bridge.signature import parse_signature, verify_digest
 from whatsapp_bridge.webhook import WebhookFormatError, parse_webhook, verify_handshake
@@ -41,8 +48,10 @@ from whatsapp_bridge.webhook import WebhookFormatError, parse_webhook, verify_ha
 from ..storage import messages as mdb
 from ..storage import rooms as rdb
 from ..storage import users as udb
+from ..storage import wa_media as wdb
 from ..storage import whatsapp as db
 from .notify import STAFF_CHANNEL, emit, room_channel
+from .wa_media import MEDIA_MAX_RETRIES, WaMediaService, pending_attachment
 
 if TYPE_CHECKING:
     from ..context import Services
@@ -110,7 +119,12 @@ class WhatsAppService:
     def __init__(self, svc: Services, session: aiohttp.ClientSession) -> None:
         self.svc = svc
         self.api = CloudApiClient(session, base_url=svc.config.wa_graph_url, api_version=svc.config.wa_api_version,
-                                  timeout_s=10, max_retries=4, min_interval_s=svc.config.wa_send_interval_s)
+                                  timeout_s=10, max_retries=4, min_interval_s=svc.config.wa_send_interval_s,
+                                  media_timeout_s=svc.config.wa_media_timeout_s)
+        # fetches of contacts' media: fewer retries (a failure shows as unavailable, staff retry)
+        self.media = WaMediaService(svc, CloudApiClient(
+            session, base_url=svc.config.wa_graph_url, api_version=svc.config.wa_api_version, timeout_s=10,
+            max_retries=MEDIA_MAX_RETRIES, media_timeout_s=svc.config.wa_media_timeout_s))
         # codes are stored as HMACs keyed by a secret every node shares (derived from the signing key)
         self._otp_key = hashlib.sha256(b"otp:" + svc.extras["signing_secret"]).digest()
         self._accounts: list[db.Account] | None = None
@@ -214,11 +228,18 @@ class WhatsAppService:
                 contact = await self._new_contact(conn, account, inbound)
             if not await db.claim_inbound(conn, inbound.wamid, contact.room_id):
                 return None  # Meta retried or replayed this webhook
+            # a file is stored as a pending attachment (fetched after the commit) with the
+            # caption as the text; other kinds as their readable line
+            media = inbound_media(inbound.type, inbound.meta)
+            files: tuple[Attachment, ...] = (pending_attachment(media),) if media is not None else ()
             msg = await mdb.insert_message(
                 conn, contact.room_id, author_id=None, author_kind="contact",
-                author_name=inbound.contact_name or contact.name or inbound.wa_id, body=inbound.text,
-                meta={"wamid": inbound.wamid, "type": inbound.type, **inbound.meta},
+                author_name=inbound.contact_name or contact.name or inbound.wa_id,
+                body=media.caption if media is not None else inbound.text,
+                meta={"wamid": inbound.wamid, "type": inbound.type, **inbound.meta}, attachments=files,
             )
+            if media is not None:
+                await wdb.insert(conn, files[0].id, msg.id, contact.room_id, account.id, media.media_id, media.kind)
             await db.set_inbound_message(conn, inbound.wamid, msg.id)
             fields: dict[str, Any] = {"last_inbound_at": max(inbound.timestamp, contact.last_inbound_at or inbound.timestamp)}
             if contact.status == "closed":
@@ -235,6 +256,8 @@ class WhatsAppService:
 
     async def _after_inbound(self, msg: MessageRecord, contact: db.Contact, created: bool) -> None:
         await emit(self.svc, "message", msg.to_wire(), to=room_channel(contact.room_id))
+        for att in msg.attachments:  # after the message, so its message:updated follows it
+            self.media.start(att.id)
         await self.publish(contact.room_id)
         if contact.ai_enabled and contact.assignee_id is None and contact.status != "closed" and self.svc.assistant:
             self.svc.assistant.start(contact.room_id, msg)
@@ -295,14 +318,16 @@ class WhatsAppService:
 
     # --- outbound ---------------------------------------------------------------------------------
 
-    async def check_outbound(self, room_id: int) -> dict[str, Any]:
-        """Called before a staff message is stored: refuse what WhatsApp would refuse."""
+    async def check_outbound(self, room_id: int, files: Sequence[Attachment] = ()) -> dict[str, Any]:
+        """Called before a staff message is stored: refuse what WhatsApp would refuse (outside the
+        window; files of a type or size it does not take)."""
         contact = await db.contact_by_room(self.svc.pool, room_id)
         if contact is None:
             raise NotFound("conversation not found")
         if not within_service_window(contact.last_inbound_at, datetime.now(UTC)):
             raise Invalid("outside the 24-hour customer service window: only a template message can be sent",
                           reason="outside_window")
+        await self.media.check_outbound(files)
         return {"channel": "whatsapp"}
 
     async def on_staff_message(self, room_id: int, msg: MessageRecord) -> None:
@@ -341,7 +366,7 @@ class WhatsAppService:
             return
         event: dict[str, Any] = {"room_id": contact.room_id, "message_id": msg.id}
         try:
-            results = await self.api.send_text(account.phone_number_id, account.access_token, contact.wa_id, msg.body)
+            results = await self._send(account, contact, msg)
             await db.outbound_sent(self.svc.pool, row_id, [r.wamid for r in results])
             event.update(status="sent", wamid=results[0].wamid if results else None, error=None)
         except CloudApiError as exc:
@@ -356,6 +381,11 @@ class WhatsAppService:
                 event.update(status="failed", error=error)
                 log.warning("WhatsApp send for message %s failed: %s (%s)", msg.id, exc.state, exc.code)
         await emit(self.svc, "wa:status", event, to=[STAFF_CHANNEL, room_channel(contact.room_id)])
+
+    async def _send(self, account: db.Account, contact: db.Contact, msg: MessageRecord) -> list[SendResult]:
+        if msg.attachments:
+            return await self.media.send_files(account, contact.wa_id, msg)
+        return await self.api.send_text(account.phone_number_id, account.access_token, contact.wa_id, msg.body)
 
     async def sweep_outbox(self) -> int:
         """Send the queued rows that are due (the outbox); returns how many were tried."""

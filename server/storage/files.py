@@ -21,7 +21,7 @@ ATTACHMENT_PKEY = "message_attachments_pkey"  # the upload is attached to a mess
 @dataclass(frozen=True, slots=True)
 class FileRow:
     id: str
-    owner_id: int
+    owner_id: int | None  # None: media a WhatsApp contact sent (contacts have no user row)
     name: str
     mime: str
     size: int

@@ -12,10 +12,10 @@ import asyncpg
 from aiohttp import web
 from pydantic import BeforeValidator, Field
 
-from chatcore.api import Body, Call, Cursor, Id, IdPath, Link, QueryParams, RawBody, Reply
+from chatcore.api import Body, Call, Cursor, Id, IdPath, Link, PathParams, QueryParams, RawBody, Reply
 from chatcore.errors import Conflict, NotFound, Unavailable
 from chatcore.protocol import ConversationView
-from chatcore.schemas import Session, Wire
+from chatcore.schemas import MessageRecordWire, Session, Wire
 
 from ..actions.auth import issue_tokens
 from ..actions.whatsapp import OTP_TTL_S, STATUSES, WhatsAppService, check_phone, conversation_view
@@ -83,6 +83,16 @@ class VerifyQuery(QueryParams):
     mode: str = Field(alias="hub.mode", pattern=NO_NUL)
     verify_token: str = Field(alias="hub.verify_token", pattern=NO_NUL)
     challenge: str = Field(alias="hub.challenge", pattern=NO_NUL)
+
+
+class MediaPath(PathParams):
+    id: Id = Field(description="the conversation's room id")
+    attachment_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                               description="the attachment's id in the message record")
+
+
+class MessageEnvelope(Wire):
+    message: MessageRecordWire
 
 
 class ConversationEnvelope(Wire):
@@ -197,6 +207,18 @@ _transition_route("reopen", "Reopen the conversation")
              body=ReadBody, responses={200: ConversationEnvelope})
 async def read_conversation(call: Call[ReadBody, None, IdPath]) -> Reply:
     return Reply({"conversation": await wa(call.request).mark_read(call.path.id, call.body.seq)})
+
+
+@routes.post("/api/v1/wa/conversations/{id}/media/{attachment_id}/retry",
+             "Fetch a contact's file again after it could not be fetched", auth="staff", params=MediaPath,
+             responses={200: MessageEnvelope},
+             description="For an attachment whose status is unavailable: it becomes pending, is fetched from the "
+                         "Graph API again, and the message reaches the room as message:updated (ready, or "
+                         "unavailable again). A file that is ready or pending is left as it is. Answers the "
+                         "message as it is now.")
+async def retry_media(call: Call[None, None, MediaPath]) -> Reply:
+    msg = await wa(call.request).media.retry(call.path.id, call.path.attachment_id)
+    return Reply({"message": msg.to_wire()})
 
 
 # --- accounts ----------------------------------------------------------------------------------------

@@ -92,3 +92,23 @@ async def test_archived_messages_keep_their_attachments_with_fresh_urls_and_rete
         assert await _status(alice, archived["attachments"][0]["url"]) == 404
     finally:
         await archive.runner.cleanup()
+
+
+def test_an_attachment_status_survives_the_kafka_record_and_the_archive_and_only_ready_files_get_urls() -> None:
+    from datetime import UTC, datetime
+
+    from archive.storage import to_doc, to_wire
+    from chatcore.events import Attachment, MessageRecord
+    from chatcore.files import FileUrlSigner
+    from chatcore.schemas import MessageRecordWire
+
+    files = (Attachment("a" * 24, "image.jpg", "image/jpeg", 0, status="pending"),
+             Attachment("b" * 24, "doc.pdf", "application/pdf", 0, status="unavailable"),
+             Attachment("c" * 24, "plan.png", "image/png", 10, 4, 3))
+    msg = MessageRecord(1, 2, 3, None, "contact", "Ann", "", datetime.now(UTC), attachments=files)
+    record = msg.to_archive()
+    assert [a.get("status") for a in record["attachments"]] == ["pending", "unavailable", None]
+    served = to_wire(to_doc(record), FileUrlSigner(b"s" * 32, 3600))
+    MessageRecordWire.model_validate(served)
+    assert [(a.get("status"), a["url"] is None) for a in served["attachments"]] == [
+        ("pending", True), ("unavailable", True), (None, False)]

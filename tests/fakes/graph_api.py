@@ -15,6 +15,16 @@ failures). Failures are programmed per request, in order::
 
 With ``access_token`` set, a request without that bearer token gets Meta's 401 / code 190.
 
+Media, both ways. ``serve_media(media_id, data, mime)`` makes a contact's file available:
+``GET /{version}/{media_id}`` answers Meta's ``{url, mime_type, sha256 (hex), file_size, id}``
+with a URL on this server, and a ``GET`` of that URL (bearer token required) streams the bytes.
+An unknown media id answers Meta's 404 (code 100). ``fail_media_next(status, on="info" |
+"download", delay_s=...)`` programs failures and slow answers of those two (a delay longer
+than the client's timeout is a timeout). ``POST /{version}/{phone_number_id}/media`` takes a
+multipart upload (``messaging_product``, ``type``, ``file``), records it in ``uploads`` (the
+bytes, the part's file name and type) and answers ``{"id": ...}``; uploads share the failure
+queue of ``fail_next`` with message sends. ``media_requests`` records every media GET.
+
 Webhook builders produce real-shaped payloads (``make_text_webhook``, ``make_media_webhook``,
 ``make_message_webhook``, ``make_status_webhook``) and their signed POST (``signed_post``,
 ``signed_post_headers``) for the tests of chat-server's webhook route.
@@ -23,13 +33,14 @@ Webhook builders produce real-shaped payloads (``make_text_webhook``, ``make_med
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from tests.fakes import serve
 from whatsapp_bridge.signature import sign
@@ -72,6 +83,24 @@ class Recorded:
 
 
 @dataclass
+class Upload:
+    phone_number_id: str
+    headers: dict[str, str]
+    fields: dict[str, str]  # the text parts: messaging_product, type
+    filename: str | None
+    content_type: str | None
+    data: bytes
+    media_id: str
+
+
+@dataclass
+class MediaGet:
+    path: str
+    headers: dict[str, str]
+    on: str  # info | download
+
+
+@dataclass
 class _Failure:
     status: int
     code: int | None
@@ -87,6 +116,10 @@ class GraphApiFake:
     requests: list[Recorded] = field(default_factory=list)
     failures: list[_Failure] = field(default_factory=list)
     port: int = 0
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # media id -> (bytes, mime)
+    media_failures: dict[str, list[_Failure]] = field(default_factory=lambda: {"info": [], "download": []})
+    media_requests: list[MediaGet] = field(default_factory=list)
+    uploads: list[Upload] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _arrived: asyncio.Condition | None = None
@@ -114,8 +147,19 @@ class GraphApiFake:
         """Answer the next ``times`` requests normally: failures queued after them come later."""
         self.fail_next(200, None, times=times)
 
+    def serve_media(self, media_id: str, data: bytes, mime: str) -> None:
+        """A contact's file, as Meta keeps it for the business to download."""
+        self.media[media_id] = (data, mime)
+
+    def fail_media_next(self, status: int, code: int | None = None, *, on: str = "info", times: int = 1,
+                        delay_s: float = 0.0) -> None:
+        """Answer the next ``times`` media ``info`` (GET /{media-id}) or ``download`` requests with
+        ``status`` (after ``delay_s``); a status below 400 is a normal answer after the delay."""
+        self.media_failures[on].extend(_Failure(status, code, delay_s) for _ in range(times))
+
     def sends(self) -> list[Recorded]:
-        return [r for r in self.requests if r.json.get("type") in ("text", "template")]
+        return [r for r in self.requests
+                if r.json.get("type") in ("text", "template", "image", "video", "audio", "document", "sticker")]
 
     async def wait_for_sends(self, n: int, timeout: float = 10.0) -> list[Recorded]:
         assert self._arrived is not None, "start() the fake first"
@@ -128,6 +172,9 @@ class GraphApiFake:
         self._stopping = asyncio.Event()
         app = web.Application()
         app.router.add_post("/{version}/{number}/messages", self._messages)
+        app.router.add_post("/{version}/{number}/media", self._upload)
+        app.router.add_get("/{version}/{media_id}", self._media_info)
+        app.router.add_get("/download/{media_id}", self._media_download)
         self._runner, self.port = await serve(app)
         return self
 
@@ -166,6 +213,82 @@ class GraphApiFake:
         return web.json_response({"messaging_product": "whatsapp",
                                   "contacts": [{"input": body.get("to"), "wa_id": str(body.get("to", "")).lstrip("+")}],
                                   "messages": [{"id": wamid}]})
+
+
+    def _authorised(self, request: web.Request) -> bool:
+        return self.access_token is None or request.headers.get("Authorization") == f"Bearer {self.access_token}"
+
+    async def _media_failure(self, request: web.Request, on: str) -> web.Response | None:
+        assert self._stopping is not None
+        self.media_requests.append(MediaGet(request.path, dict(request.headers), on))
+        queue = self.media_failures[on]
+        failure = queue.pop(0) if queue else None
+        if failure is not None and failure.delay_s:
+            try:
+                await asyncio.wait_for(self._stopping.wait(), failure.delay_s)
+            except TimeoutError:
+                pass
+        if failure is not None and failure.status >= 400:
+            return _failure_response(failure)
+        if not self._authorised(request):
+            return web.json_response({"error": meta_error(190)}, status=401)
+        return None
+
+    async def _media_info(self, request: web.Request) -> web.Response:
+        media_id = request.match_info["media_id"]
+        refused = await self._media_failure(request, "info")
+        if refused is not None:
+            return refused
+        if media_id not in self.media:
+            return web.json_response({"error": meta_error(100, "Unsupported get request. Object does not exist")},
+                                     status=404)
+        data, mime = self.media[media_id]
+        return web.json_response({"messaging_product": "whatsapp", "url": f"{self.base_url}/download/{media_id}",
+                                  "mime_type": mime, "sha256": hashlib.sha256(data).hexdigest(),
+                                  "file_size": len(data), "id": media_id})
+
+    async def _media_download(self, request: web.Request) -> web.StreamResponse:
+        media_id = request.match_info["media_id"]
+        refused = await self._media_failure(request, "download")
+        if refused is not None:
+            return refused
+        if media_id not in self.media:
+            return web.Response(status=404, text="not found")
+        data, mime = self.media[media_id]
+        resp = web.StreamResponse(headers={"Content-Type": mime})
+        resp.content_length = len(data)
+        await resp.prepare(request)
+        for i in range(0, len(data), 64 * 1024):
+            await resp.write(data[i:i + 64 * 1024])
+        await resp.write_eof()
+        return resp
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        number = request.match_info["number"]
+        fields: dict[str, str] = {}
+        filename = content_type = None
+        data = b""
+        async for part in await request.multipart():
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "file":
+                filename, content_type = part.filename, part.headers.get("Content-Type")
+                data = bytes(await part.read())
+            elif part.name:
+                fields[part.name] = await part.text()
+        failure = self.failures.pop(0) if self.failures else None
+        if failure is not None and (failure.status >= 400 or failure.raw_body is not None):
+            return _failure_response(failure)
+        if not self._authorised(request):
+            return web.json_response({"error": meta_error(190)}, status=401)
+        if fields.get("messaging_product") != "whatsapp" or not data:
+            return web.json_response({"error": meta_error(100)}, status=400)
+        media_id = f"up{next(self._ids):08d}"
+        assert self._arrived is not None
+        async with self._arrived:
+            self.uploads.append(Upload(number, dict(request.headers), fields, filename, content_type, data, media_id))
+            self._arrived.notify_all()
+        return web.json_response({"id": media_id})
 
 
 def _failure_response(failure: _Failure) -> web.Response:
