@@ -192,6 +192,7 @@ class Member(Wire):
 
 
 Presence = Literal["online", "offline"]
+NotifyLevel = Literal["all", "mentions", "none"]
 
 
 class JoinAck(Ack):
@@ -200,6 +201,8 @@ class JoinAck(Ack):
     presence: dict[str, Presence] = Field(description="user id -> presence, for every member")
     messages: list[MessageRecordWire] = Field(description="the latest page, ascending seq")
     has_more: bool
+    mentions: int = Field(ge=0, description="the user's unread mentions in the room (capped at 1000); 0 for non-members")
+    notify: NotifyLevel = Field(description="the user's notification setting for the room; all for non-members")
 
 
 class HistoryAck(Ack):
@@ -224,6 +227,7 @@ class SyncAck(Ack):
 
 class ReadAck(Ack):
     last_read_seq: int
+    mentions: int = Field(ge=0, description="the mentions still unread above the cursor")
 
 
 class AuthAck(Ack):
@@ -318,6 +322,12 @@ class WaStatus(Wire):
     retry_in_s: float = _omitted("queued: seconds until the outbox tries again")
 
 
+class MentionEventWire(Wire):
+    room_id: int
+    message_id: int
+    seq: int = Field(description="the message's seq; the mention is read once the read cursor reaches it")
+
+
 class SessionEnded(Wire):
     reason: Literal["expired", "revoked", "logged_out"]
 
@@ -362,6 +372,7 @@ SERVER_EVENTS: dict[str, ServerEvent] = {
     "assistant:delta": ServerEvent(AssistantDeltaWire, "The next chunk of a streaming assistant reply"),
     "conversation:updated": ServerEvent(ConversationView, "A WhatsApp conversation changed (staff only)"),
     "wa:status": ServerEvent(WaStatus, "Delivery status of an outbound WhatsApp message (staff only)"),
+    "mention": ServerEvent(MentionEventWire, "The user was mentioned in a room they have not muted (their user channel only)"),
     "session:ended": ServerEvent(SessionEnded, "The socket's authorisation ended; a server disconnect follows"),
 }
 

@@ -22,6 +22,7 @@ from chatcore.types import ID_MAX, STAFF_ROLES
 
 from ..files.service import signed_wire
 from ..storage import access as adb
+from ..storage import mentions as mentions_db
 from ..storage import messages as mdb
 from ..storage import rooms as db
 from ..storage import users as udb
@@ -191,12 +192,15 @@ async def do_join_room(svc: Services, user: udb.User, room_id: int, sid: str | N
     member_list = await db.members(svc.pool, room.id)
     online = await svc.presence.online([m["id"] for m in member_list])
     messages, has_more = await mdb.history(svc.pool, room.id, None, JOIN_PAGE)
+    mentions, notify = await mentions_db.counts(svc.pool, room.id, user.id) or (0, "all")
     return {
         "room": room.public(members_count=len(member_list), joined=room.kind != "whatsapp" or added),
         "members": member_list,
         "presence": {str(uid): ("online" if on else "offline") for uid, on in online.items()},
         "messages": signed_wire(svc, messages),
         "has_more": has_more or room.archived_upto_seq > 0,
+        "mentions": mentions,
+        "notify": notify,
     }
 
 
@@ -263,9 +267,10 @@ async def do_open_dm(svc: Services, user: udb.User, target_id: Any) -> tuple[db.
     return room, True
 
 
-async def do_mark_read(svc: Services, user: udb.User, room_id: int, seq: int) -> int:
+async def do_mark_read(svc: Services, user: udb.User, room_id: int, seq: int) -> tuple[int, int]:
+    """Move the read cursor; the cursor and the mentions still unread above it."""
     room = await access_room_by_id(svc, user, room_id)
-    cursor = await db.set_last_read(svc.pool, room.id, user.id, seq)
-    if cursor is None:
+    found = await db.set_last_read(svc.pool, room.id, user.id, seq)
+    if found is None:
         raise Forbidden("not a member of this room")
-    return cursor
+    return found

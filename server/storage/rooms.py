@@ -144,7 +144,10 @@ async def rooms_for_user(pool: asyncpg.Pool, user_id: int, after_id: int = 0, li
         "   WHERE r.kind = 'direct' AND o.room_id = r.id AND o.user_id <> $1 LIMIT 1) AS peer_id,"
         # others' messages after the read cursor (own ones are read by sending them), capped
         f" (SELECT count(*) FROM (SELECT 1 FROM messages x WHERE m.user_id IS NOT NULL AND x.room_id = r.id"
-        f"   AND x.seq > m.last_read_seq AND x.author_id IS DISTINCT FROM $1 LIMIT {UNREAD_CAP}) u) AS unread"
+        f"   AND x.seq > m.last_read_seq AND x.author_id IS DISTINCT FROM $1 LIMIT {UNREAD_CAP}) u) AS unread,"
+        f" (SELECT count(*) FROM (SELECT 1 FROM mentions x WHERE m.user_id IS NOT NULL AND x.room_id = r.id"
+        f"   AND x.user_id = $1 AND x.seq > m.last_read_seq LIMIT {UNREAD_CAP}) u) AS mentions,"
+        " m.notify"
         " FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1"
         " WHERE r.id > $2 AND ((m.user_id IS NOT NULL AND r.kind <> 'whatsapp') OR r.kind = 'public')"
         " ORDER BY r.id LIMIT $3",
@@ -160,7 +163,10 @@ async def rooms_for_user(pool: asyncpg.Pool, user_id: int, after_id: int = 0, li
             "members_count": row["members_count"],
             "last_read_seq": row["last_read_seq"],
             "unread": row["unread"],
+            "mentions": row["mentions"],
         }
+        if joined:
+            extra["notify"] = row["notify"]
         if room.kind == "direct":
             extra["peer"] = {"id": row["peer_id"], "name": row["peer_name"]}
         out.append(room.public(**extra))
@@ -168,11 +174,15 @@ async def rooms_for_user(pool: asyncpg.Pool, user_id: int, after_id: int = 0, li
 
 
 
-async def set_last_read(pool: asyncpg.Pool, room_id: int, user_id: int, seq: int) -> int | None:
-    """Moves the read cursor forward only; returns the new cursor or None if not a member."""
-    v = await pool.fetchval(
-        "UPDATE room_members m SET last_read_seq = greatest(m.last_read_seq, least($3, r.last_seq))"
-        " FROM rooms r WHERE r.id = m.room_id AND m.room_id = $1 AND m.user_id = $2 RETURNING m.last_read_seq",
+async def set_last_read(pool: asyncpg.Pool, room_id: int, user_id: int, seq: int) -> tuple[int, int] | None:
+    """Moves the read cursor forward only; returns the new cursor and the mentions still unread
+    above it, or None if not a member. The mentions the cursor passed are deleted (read)."""
+    row = await pool.fetchrow(
+        "WITH c AS (UPDATE room_members m SET last_read_seq = greatest(m.last_read_seq, least($3, r.last_seq))"
+        "  FROM rooms r WHERE r.id = m.room_id AND m.room_id = $1 AND m.user_id = $2 RETURNING m.last_read_seq),"
+        " d AS (DELETE FROM mentions x USING c WHERE x.room_id = $1 AND x.user_id = $2 AND x.seq <= c.last_read_seq)"
+        " SELECT c.last_read_seq, (SELECT count(*) FROM (SELECT 1 FROM mentions x WHERE x.room_id = $1"
+        f"  AND x.user_id = $2 AND x.seq > c.last_read_seq LIMIT {UNREAD_CAP}) y) AS mentions FROM c",
         room_id, user_id, seq,
     )
-    return None if v is None else int(v)
+    return None if row is None else (int(row["last_read_seq"]), int(row["mentions"]))
