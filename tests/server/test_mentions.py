@@ -180,9 +180,10 @@ async def test_leaving_a_room_drops_its_mentions(harness: ServerHarness) -> None
     await alice.connect()
     await bob.connect()
     await alice.send(room_id, f"@{_name(bob)} hi")
-    await bob.emit("room:leave", {"room_id": room_id})
     conn = await asyncpg.connect(harness.database_url)
     try:
+        assert await conn.fetchval("SELECT count(*) FROM mentions WHERE user_id = $1", bob.id) == 1
+        await bob.emit("room:leave", {"room_id": room_id})
         assert await conn.fetchval("SELECT count(*) FROM mentions WHERE user_id = $1", bob.id) == 0
     finally:
         await conn.close()
