@@ -59,6 +59,7 @@ export class Notifier {
 
   /** Asks the browser; call only from a user's click. */
   async request(): Promise<Permission> {
+    this.unlockAudio(); // browsers allow sound once a page was clicked: this is the click
     const N = this.env.Notification;
     if (!N) return "unsupported";
     try {
@@ -84,6 +85,17 @@ export class Notifier {
       n.close();
     };
     return true;
+  }
+
+  private unlockAudio(): void {
+    const Ctx = this.env.AudioContext;
+    if (!Ctx) return;
+    try {
+      this.audio ??= new Ctx();
+      void this.audio.resume().catch(() => undefined);
+    } catch {
+      // no sound then
+    }
   }
 
   /** Two short, quiet tones (about 0.25 s). Silently nothing where WebAudio is missing or blocked. */
