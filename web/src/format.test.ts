@@ -25,6 +25,11 @@ const XSS = [
   "[click](vbscript:msgbox(1))",
   "[click](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
   "[click](//evil.example/phish)",
+  // markdown-it itself lets these through (data:image links, other schemes): format.ts refuses them
+  "[click](data:image/png;base64,iVBORw0KGgo=)",
+  "[click](ftp://evil.example/x)",
+  "[click](intent://evil#Intent;scheme=javascript;end)",
+  "<tel:+15550100>",
   "[click](/relative/path)",
   "![img](javascript:window.__xss=1)",
   "![img](https://evil.example/track.png)",
