@@ -211,6 +211,7 @@ class RoomView(RoomRecord):
 
 
 Presence = Literal["online", "offline"]
+NotifyLevel = Literal["all", "mentions", "none"]
 
 
 class ReadCursor(Wire):
@@ -227,6 +228,8 @@ class JoinAck(Ack):
     read_cursors: list[ReadCursor] = _omitted(
         "every member's read cursor, for \"seen by\"; only in rooms with read receipts "
         "(direct rooms, and rooms of at most READ_RECEIPTS_MAX_MEMBERS members)")
+    mentions: int = Field(ge=0, description="the user's unread mentions in the room (capped at 1000); 0 for non-members")
+    notify: NotifyLevel = Field(description="the user's notification setting for the room; all for non-members")
 
 
 class HistoryAck(Ack):
@@ -251,6 +254,7 @@ class SyncAck(Ack):
 
 class ReadAck(Ack):
     last_read_seq: int
+    mentions: int = Field(ge=0, description="the mentions still unread above the cursor")
 
 
 class AuthAck(Ack):
@@ -351,6 +355,12 @@ class ReadUpdated(Wire):
     last_read_seq: int = Field(description="the member's read cursor moved up to this seq")
 
 
+class MentionEventWire(Wire):
+    room_id: int
+    message_id: int
+    seq: int = Field(description="the message's seq; the mention is read once the read cursor reaches it")
+
+
 class SessionEnded(Wire):
     reason: Literal["expired", "revoked", "logged_out"]
 
@@ -397,6 +407,7 @@ SERVER_EVENTS: dict[str, ServerEvent] = {
     "assistant:delta": ServerEvent(AssistantDeltaWire, "The next chunk of a streaming assistant reply"),
     "conversation:updated": ServerEvent(ConversationView, "A WhatsApp conversation changed (staff only)"),
     "wa:status": ServerEvent(WaStatus, "Delivery status of an outbound WhatsApp message (staff only)"),
+    "mention": ServerEvent(MentionEventWire, "The user was mentioned in a room they have not muted (their user channel only)"),
     "session:ended": ServerEvent(SessionEnded, "The socket's authorisation ended; a server disconnect follows"),
 }
 

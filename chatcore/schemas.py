@@ -132,6 +132,9 @@ class RoomView(RoomRecord):
     joined: bool
     last_read_seq: int | None = Field(default=None, description="room lists only")
     unread: int | None = Field(default=None, description="room lists only; capped")
+    mentions: int | None = Field(default=None, description="room lists only: unread mentions of the user; capped")
+    notify: Literal["all", "mentions", "none"] | None = Field(
+        default=None, description="room lists, rooms the user belongs to: their notification setting")
     peer: Peer | None = Field(default=None, description="direct rooms in room lists: the other member")
     members: list[MemberRecord] | None = Field(default=None, description="GET /rooms/{id} only")
 

@@ -28,6 +28,7 @@ from ..storage import files as fdb
 from ..storage import messages as db
 from ..storage import users as udb
 from .files import MAX_ATTACHMENTS
+from .mentions import emit_mentions, store_mentions
 from .notify import emit, room_channel
 from .rooms import access_room_by_id, is_staff
 
@@ -127,9 +128,11 @@ async def do_send_message(
         # the orphan sweep deleted an upload between the check and the insert
         raise Invalid("an upload has expired; upload it again", field="attachments") from None
     msg, kind = stored
+    msg, mentioned = await store_mentions(svc, user, msg)
     msg = signed(svc, msg)
     svc.metrics.messages.labels("user").inc()
     await emit(svc, "message", msg.to_wire(), to=room_channel(room_id))
+    await emit_mentions(svc, msg, mentioned)
     svc.metrics.send_latency.observe(time.perf_counter() - started)
     await after_user_message(svc, kind, msg)
     return msg

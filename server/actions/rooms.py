@@ -22,6 +22,7 @@ from chatcore.types import ID_MAX, STAFF_ROLES
 
 from ..files.service import signed_wire
 from ..storage import access as adb
+from ..storage import mentions as mentions_db
 from ..storage import messages as mdb
 from ..storage import receipts as rcdb
 from ..storage import rooms as db
@@ -193,12 +194,15 @@ async def do_join_room(svc: Services, user: udb.User, room_id: int, sid: str | N
     member_list = await db.members(svc.pool, room.id)
     online = await svc.presence.online([m["id"] for m in member_list])
     messages, has_more = await mdb.history(svc.pool, room.id, None, JOIN_PAGE)
+    mentions, notify = await mentions_db.counts(svc.pool, room.id, user.id) or (0, "all")
     out = {
         "room": room.public(members_count=len(member_list), joined=room.kind != "whatsapp" or added),
         "members": member_list,
         "presence": {str(uid): ("online" if on else "offline") for uid, on in online.items()},
         "messages": signed_wire(svc, messages),
         "has_more": has_more or room.archived_upto_seq > 0,
+        "mentions": mentions,
+        "notify": notify,
     }
     if receipts_enabled(svc, room.kind, len(member_list)):
         out["read_cursors"] = await rcdb.read_cursors(svc.pool, room.id)
@@ -268,13 +272,14 @@ async def do_open_dm(svc: Services, user: udb.User, target_id: Any) -> tuple[db.
     return room, True
 
 
-async def do_mark_read(svc: Services, user: udb.User, room_id: int, seq: int) -> int:
-    """Move the user's read cursor up to ``seq``; in rooms with read receipts the room hears of
-    an advance (``actions/receipts.py``, throttled)."""
+async def do_mark_read(svc: Services, user: udb.User, room_id: int, seq: int) -> tuple[int, int]:
+    """Move the user's read cursor up to ``seq``; the cursor and the mentions still unread above
+    it (those it passed are read). In rooms with read receipts the room hears of an advance
+    (``actions/receipts.py``, throttled)."""
     room = await access_room_by_id(svc, user, room_id)
     moved = await rcdb.advance_read(svc.pool, room.id, user.id, seq, svc.config.read_receipts_max_members + 1)
     if moved is None:
         raise Forbidden("not a member of this room")
     if moved.advanced and receipts_enabled(svc, moved.room_kind, moved.members):
         await receipts_of(svc).advanced(room.id, user.id, moved.cursor)
-    return moved.cursor
+    return moved.cursor, await mentions_db.mark_read(svc.pool, room.id, user.id, moved.cursor)

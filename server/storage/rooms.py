@@ -144,7 +144,10 @@ async def rooms_for_user(pool: asyncpg.Pool, user_id: int, after_id: int = 0, li
         "   WHERE r.kind = 'direct' AND o.room_id = r.id AND o.user_id <> $1 LIMIT 1) AS peer_id,"
         # others' messages after the read cursor (own ones are read by sending them), capped
         f" (SELECT count(*) FROM (SELECT 1 FROM messages x WHERE m.user_id IS NOT NULL AND x.room_id = r.id"
-        f"   AND x.seq > m.last_read_seq AND x.author_id IS DISTINCT FROM $1 LIMIT {UNREAD_CAP}) u) AS unread"
+        f"   AND x.seq > m.last_read_seq AND x.author_id IS DISTINCT FROM $1 LIMIT {UNREAD_CAP}) u) AS unread,"
+        f" (SELECT count(*) FROM (SELECT 1 FROM mentions x WHERE m.user_id IS NOT NULL AND x.room_id = r.id"
+        f"   AND x.user_id = $1 AND x.seq > m.last_read_seq LIMIT {UNREAD_CAP}) u) AS mentions,"
+        " m.notify"
         " FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1"
         " WHERE r.id > $2 AND ((m.user_id IS NOT NULL AND r.kind <> 'whatsapp') OR r.kind = 'public')"
         " ORDER BY r.id LIMIT $3",
@@ -160,7 +163,10 @@ async def rooms_for_user(pool: asyncpg.Pool, user_id: int, after_id: int = 0, li
             "members_count": row["members_count"],
             "last_read_seq": row["last_read_seq"],
             "unread": row["unread"],
+            "mentions": row["mentions"],
         }
+        if joined:
+            extra["notify"] = row["notify"]
         if room.kind == "direct":
             extra["peer"] = {"id": row["peer_id"], "name": row["peer_name"]}
         out.append(room.public(**extra))

@@ -35,6 +35,7 @@ from chatcore.types import ROLES, STAFF_ROLES
 
 from ..actions import audit as audit_actions
 from ..actions import auth as auth_actions
+from ..actions import mentions as mention_actions
 from ..actions import messages as msg_actions
 from ..actions import rooms as room_actions
 from ..config import Config
@@ -189,6 +190,17 @@ def history_query(config: Config) -> type[BaseModel]:
     return HistoryQuery
 
 
+class RoomSettingsBody(Body):
+    notify: Literal["all", "mentions", "none"] = Field(
+        description="all: every message may notify; mentions: only mentions of the user; none: muted")
+
+
+class RoomSettings(Wire):
+    room_id: int
+    notify: Literal["all", "mentions", "none"]
+    mentions: int = Field(ge=0, description="the user's unread mentions in the room; capped")
+
+
 class AdminUsersQuery(QueryParams):
     after_id: Cursor | None = None
     limit: int = Field(default=100, ge=1, le=ADMIN_USERS_PAGE_MAX)
@@ -240,7 +252,8 @@ class ArchiveConfig(Wire):
 
 ME = {"Me": Link("me", "the account just made")}
 ROOM_LINKS = {"GetRoom": Link("get_room", id="$response.body#/room/id"),
-              "RoomMessages": Link("room_messages", id="$response.body#/room/id")}
+              "RoomMessages": Link("room_messages", id="$response.body#/room/id"),
+              "RoomSettings": Link("room_settings", id="$response.body#/room/id")}
 
 
 # --- auth ---------------------------------------------------------------------------------------------
@@ -298,7 +311,7 @@ async def find_users(call: Call[None, FindUsersQuery, None]) -> Reply:
 
 # --- rooms --------------------------------------------------------------------------------------------
 
-@routes.get("/api/v1/rooms", "Rooms of the user and public rooms, with unread counts, by id; page with"
+@routes.get("/api/v1/rooms", "Rooms of the user and public rooms, with unread and mention counts and notification settings, by id; page with"
             " after_id=next_cursor while has_more", query=RoomsQuery, responses={200: RoomsPage})
 async def list_rooms(call: Call[None, RoomsQuery, None]) -> Reply:
     q = call.query
@@ -326,6 +339,14 @@ async def get_room(call: Call[None, None, IdPath]) -> Reply:
 async def add_member(call: Call[UserIdBody, None, IdPath]) -> Reply:
     await room_actions.do_invite(svc_of(call.request), user_of(call), call.path.id, call.body.user_id)
     return Reply(None, 204)
+
+
+@routes.put("/api/v1/rooms/{id}/settings", "Set the user's notification setting for a room they belong to",
+            body=RoomSettingsBody, responses={200: RoomSettings},
+            description="403 for a room the user can see but is not a member of.")
+async def room_settings(call: Call[RoomSettingsBody, None, IdPath]) -> Reply:
+    return Reply(await mention_actions.do_set_room_settings(svc_of(call.request), user_of(call), call.path.id,
+                                                            call.body.notify))
 
 
 @routes.get("/api/v1/rooms/{id}/messages", "History, newest page first; page with before_seq", query=history_query,

@@ -241,5 +241,5 @@ class SocketTransport:
         return {"expires_at": claims.expires_at}
 
     async def read(self, conn: Conn, sid: str, p: ReadMark) -> dict[str, Any]:
-        cursor = await room_actions.do_mark_read(self.svc, conn.user, p.room_id, p.seq)
-        return {"last_read_seq": cursor}
+        cursor, mentions = await room_actions.do_mark_read(self.svc, conn.user, p.room_id, p.seq)
+        return {"last_read_seq": cursor, "mentions": mentions}

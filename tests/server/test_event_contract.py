@@ -125,6 +125,10 @@ async def test_every_ack_and_event_real_clients_receive_validates_with_its_model
     assert synced["rooms"]["99999999"]["error"]["code"] == "not_found" and synced["rooms"][str(public)]["changed"]
     assert (await bob.emit("read", {"room_id": public, "seq": 2}))["last_read_seq"] == 2
     await a_user.log.wait_for("read:updated", lambda e: e["user_id"] == b_user.id)  # a small room: receipts
+    # a mention: the mentioned member gets mention on their user channel
+    await alice.emit("message:send", {"room_id": shared, "body": f"@{b_user.user['username']} look",
+                                      "client_id": uuid.uuid4().hex})
+    await b_user.log.wait_for("mention")
     await bob.emit("auth", {"token": b_user.tokens["access_token"]})
     # room:added to carol (an invite, and a new direct conversation), member:joined to the room
     await a_user.call("POST", f"/api/v1/rooms/{shared}/members", {"user_id": c_user.id}, expect=204)

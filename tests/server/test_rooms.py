@@ -81,7 +81,7 @@ async def test_rooms_list_unread_counts_and_read_cursor(harness: ServerHarness) 
     assert [r["unread"] for r in listed["rooms"] if r["id"] == room_id] == [0]  # her own messages
     await bob.connect()
     ack = await bob.emit("read", {"room_id": room_id, "seq": 2})
-    assert ack == {"ok": True, "last_read_seq": 2}
+    assert ack == {"ok": True, "last_read_seq": 2, "mentions": 0}
     ack = await bob.emit("read", {"room_id": room_id, "seq": 1})  # never moves back
     assert ack["last_read_seq"] == 2
     _, listed = await bob.call("GET", "/api/v1/rooms", expect=200)

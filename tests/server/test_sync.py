@@ -64,7 +64,7 @@ async def test_read_moves_the_cursor_forward_only_and_drives_unread(harness: Ser
     for i in range(5):
         await alice.send(room_id, f"m{i}")
     assert await _unread(bob, room_id) == 5
-    assert await bob.emit("read", {"room_id": room_id, "seq": 3}) == {"ok": True, "last_read_seq": 3}
+    assert await bob.emit("read", {"room_id": room_id, "seq": 3}) == {"ok": True, "last_read_seq": 3, "mentions": 0}
     assert await _unread(bob, room_id) == 2
     assert (await bob.emit("read", {"room_id": room_id, "seq": 1}))["last_read_seq"] == 3  # never moves back
     # a cursor past the end is clamped to the room's last seq: later messages still count as unread

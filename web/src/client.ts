@@ -17,8 +17,8 @@ import { TypingState } from "./store/typing";
 import { MyReactions, reactionsOf } from "./store/reactions";
 import { ReadCursors } from "./store/receipts";
 import type {
-  Ack, AckError, Attachment, Conversation, DeltaEvent, HistoryResult, JoinResult, Member, MemberEvent, Message,
-  PresenceEvent, ReadUpdate, Room, SyncResult, TypingEvent, User, WaStatusEvent,
+  Ack, AckError, Attachment, Conversation, DeltaEvent, HistoryResult, JoinResult, Member, MemberEvent, MentionEvent, Message,
+  NotifyLevel, PresenceEvent, ReadUpdate, Room, SyncResult, TypingEvent, User, WaStatusEvent,
 } from "./types";
 
 export type Emit = <T>(event: string, data: unknown, timeoutMs?: number) => Promise<Ack<T>>;
@@ -31,7 +31,11 @@ export type Change =
   | { kind: "members"; roomId: number }
   | { kind: "inbox" }
   /** The socket is (re)connected: panes waiting for it can load now. */
-  | { kind: "connected" };
+  | { kind: "connected" }
+  /** A live message of someone else arrived (not a replay): notifications decide on it. */
+  | { kind: "incoming"; message: Message }
+  /** The server says the user was mentioned (`mention`; never for muted rooms). */
+  | { kind: "mention"; roomId: number; messageId: number };
 
 export interface ClientDeps {
   me: () => User | null;
@@ -140,7 +144,20 @@ export class ChatClient {
   // --- server events ----------------------------------------------------------------------------
 
   onMessage(m: Message): void {
+    const fresh = !this.messages(m.room_id).get(m.id) && m.seq > (this.rooms.get(m.room_id)?.last_seq ?? 0);
     this.accept(m.room_id, [m]);
+    if (fresh && m.author_id !== (this.deps.me()?.id ?? null)) this.notify({ kind: "incoming", message: m });
+  }
+
+  onMention(e: MentionEvent): void {
+    this.notify({ kind: "mention", roomId: e.room_id, messageId: e.message_id });
+  }
+
+  /** Stores the room's notification setting on the server (`PUT /rooms/{id}/settings`). */
+  async setNotify(roomId: number, notify: NotifyLevel): Promise<void> {
+    const r = await this.deps.call<{ notify: NotifyLevel; mentions: number }>("PUT", `/api/v1/rooms/${roomId}/settings`, { notify });
+    this.rooms.upsert({ id: roomId, notify: r.notify, mentions: r.mentions });
+    this.notify({ kind: "rooms" });
   }
 
   onMessageUpdated(m: Message): void {
@@ -225,7 +242,8 @@ export class ChatClient {
     const ack = await this.deps.emit<JoinResult>("room:join", { room_id: roomId });
     if (!ack.ok) return ack.error;
     const prev = this.rooms.get(roomId);
-    this.rooms.upsert({ ...ack.room, joined: ack.room.kind === "whatsapp" ? prev?.joined : true, peer: prev?.peer });
+    this.rooms.upsert({ ...ack.room, joined: ack.room.kind === "whatsapp" ? prev?.joined : true, peer: prev?.peer,
+      ...(ack.mentions !== undefined ? { mentions: ack.mentions } : {}), ...(ack.notify ? { notify: ack.notify } : {}) });
     this.members.set(roomId, ack.members);
     this.receipts.reset(roomId, ack.read_cursors);
     for (const u of ack.members) this.presence.set(u.id, ack.presence[String(u.id)] ?? "offline", u.last_seen);
@@ -296,7 +314,12 @@ export class ChatClient {
       let again = true;
       while (again) {
         const seq = this.rooms.get(roomId)?.last_read_seq ?? 0;
-        await this.deps.emit("read", { room_id: roomId, seq });
+        const ack = await this.deps.emit<{ last_read_seq: number; mentions?: number }>("read", { room_id: roomId, seq });
+        const room = this.rooms.get(roomId);
+        if (ack.ok && room && ack.mentions !== undefined && ack.last_read_seq >= (room.last_read_seq ?? 0)) {
+          room.mentions = ack.mentions;
+          this.notify({ kind: "rooms" });
+        }
         again = this.reading.get(roomId) === true;
         this.reading.set(roomId, false);
       }

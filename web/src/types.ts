@@ -83,6 +83,19 @@ export interface Room {
   last_read_seq?: number;
   members_count?: number;
   peer?: { id: number; name: string };
+  /** Unread mentions of the user (room lists, `room:join`); separate from `unread`. */
+  mentions?: number;
+  /** The user's notification setting for the room (rooms they belong to). */
+  notify?: NotifyLevel;
+}
+
+export type NotifyLevel = "all" | "mentions" | "none";
+
+/** `mention`: the user was mentioned in a room they have not muted. */
+export interface MentionEvent {
+  room_id: number;
+  message_id: number;
+  seq: number;
 }
 
 export interface Conversation {
@@ -151,6 +164,9 @@ export interface JoinResult {
   has_more: boolean;
   /** Every member's read cursor, in rooms with read receipts (DMs, small rooms). */
   read_cursors?: ReadCursor[];
+  /** Unread mentions of the user in the room, and their notification setting. */
+  mentions?: number;
+  notify?: NotifyLevel;
 }
 
 export interface HistoryResult {

@@ -75,3 +75,20 @@ describe("RoomList", () => {
     expect(list.get(4)).toBeUndefined();
   });
 });
+
+describe("mention counts", () => {
+  it("count live mentions of the user apart from unread, muted rooms too, and reset when read", () => {
+    const list = new RoomList();
+    list.setAll([room(1, { last_seq: 2, unread: 0, mentions: 1, notify: "none" })]);
+    list.onMessage(msg(3, 3, { room_id: 1, author_id: 2, meta: { mentions: [1] } }), 1, false);
+    list.onMessage(msg(4, 4, { room_id: 1, author_id: 2, meta: { mentions: [9] } }), 1, false);
+    list.onMessage(msg(5, 5, { room_id: 1, author_id: 2, meta: { mentions: [], mention_all: "room" } }), 1, false);
+    list.onMessage(msg(6, 6, { room_id: 1, author_id: 1, meta: { mentions: [1] } }), 1, false); // own
+    expect([list.get(1)?.mentions, list.get(1)?.unread]).toEqual([3, 3]);
+    expect(list.attention()).toBe(0); // muted
+    list.upsert({ id: 1, notify: "mentions" });
+    expect(list.attention()).toBe(3);
+    list.markRead(1, 6);
+    expect(list.get(1)?.mentions).toBe(0);
+  });
+});

@@ -5,6 +5,13 @@
 // the same seq does not count again); reading a room (`read {room_id, seq}`) moves the cursor.
 import type { Message, Room } from "../types";
 
+/** Whether `m` mentions the user `meId`: by id in `meta.mentions`, or everyone (`meta.mention_all`). */
+export function mentionsUser(m: Message, meId: number | null): boolean {
+  if (meId !== null && m.author_id === meId) return false;
+  const ids = m.meta?.mentions;
+  return Boolean(m.meta?.mention_all) || (meId !== null && Array.isArray(ids) && ids.includes(meId));
+}
+
 export interface RoomSections {
   rooms: Room[];
   direct: Room[];
@@ -52,7 +59,11 @@ export class RoomList {
     room.last_seq = m.seq;
     // on screen: the caller marks it read (moving the cursor here would skip telling the server);
     // own messages never count as unread, whichever tab sent them
-    if (!visible && room.joined && (meId === null || m.author_id !== meId)) room.unread = (room.unread ?? 0) + 1;
+    if (!visible && room.joined && (meId === null || m.author_id !== meId)) {
+      room.unread = (room.unread ?? 0) + 1;
+      // counted for muted rooms too, like the server does
+      if (mentionsUser(m, meId)) room.mentions = (room.mentions ?? 0) + 1;
+    }
     return true;
   }
 
@@ -63,6 +74,20 @@ export class RoomList {
     room.last_seq = Math.max(room.last_seq, seq);
     room.last_read_seq = Math.max(room.last_read_seq ?? 0, seq);
     room.unread = Math.max(0, room.last_seq - room.last_read_seq);
+    // the cursor passed every mention held; the server's read ack says what is left, if any
+    if (room.last_read_seq >= room.last_seq) room.mentions = 0;
+  }
+
+  /** What deserves the user's attention, for the tab title: unread messages of rooms set to
+   * notify about everything, unread mentions of rooms set to mentions only, nothing of muted rooms. */
+  attention(): number {
+    let n = 0;
+    for (const r of this.byId.values()) {
+      if (!r.joined || r.kind === "whatsapp") continue;
+      const level = r.notify ?? "all";
+      n += level === "all" ? r.unread ?? 0 : level === "mentions" ? r.mentions ?? 0 : 0;
+    }
+    return n;
   }
 
   totalUnread(): number {
@@ -100,5 +125,5 @@ export function unreadCount(lastSeq: number, lastReadSeq: number): number {
 
 function normalise(r: Room): Room {
   const unread = r.unread ?? (r.last_read_seq !== undefined ? unreadCount(r.last_seq, r.last_read_seq) : 0);
-  return { ...r, last_seq: r.last_seq ?? 0, unread };
+  return { ...r, last_seq: r.last_seq ?? 0, unread, mentions: r.mentions ?? 0 };
 }

@@ -4,7 +4,9 @@ import type { Api } from "../api";
 import { ChatClient, type Change } from "../client";
 import { bannerText, Connection, type ConnState } from "../connection";
 import { fill, h } from "../dom";
-import type { Conversation, DeltaEvent, MemberEvent, Message, PresenceEvent, ReadUpdate, Room, TypingEvent, User, WaStatusEvent } from "../types";
+import { Notifier, shouldNotify, titleWithCount } from "../notifications";
+import { mentionsUser, roomLabel } from "../store/rooms";
+import type { Conversation, DeltaEvent, MemberEvent, MentionEvent, Message, PresenceEvent, ReadUpdate, Room, TypingEvent, User, WaStatusEvent } from "../types";
 import { adminPane } from "./admin";
 import { archivePane } from "./archive";
 import { ChatView } from "./chat";
@@ -56,6 +58,7 @@ export class App implements AppContext {
   private readonly layout = h("div", { class: "layout" });
   private readonly sidebar: Sidebar;
   private ticker: ReturnType<typeof setInterval> | null = null;
+  readonly notifier = new Notifier();
   private noticeTimer: ReturnType<typeof setTimeout> | null = null;
   private staff: Promise<User[]> | null = null;
   private offRefreshed: (() => void) | null = null;
@@ -88,6 +91,7 @@ export class App implements AppContext {
         "member:left": (e: MemberEvent) => this.client.onMember(e, false),
         "conversation:updated": (c: Conversation) => this.client.onConversation(c),
         "wa:status": (s: WaStatusEvent) => this.client.onWaStatus(s),
+        mention: (e: MentionEvent) => this.client.onMention(e),
       },
     });
     this.client = new ChatClient({
@@ -188,7 +192,24 @@ export class App implements AppContext {
   private onChange(c: Change): void {
     if (c.kind === "rooms" || c.kind === "presence") this.sidebar.render(this.currentRoom, this.route.view);
     this.pane?.update?.(c);
-    if (c.kind === "rooms") document.title = this.client.rooms.totalUnread() ? `(${this.client.rooms.totalUnread()}) Chat` : "Chat";
+    if (c.kind === "rooms") document.title = titleWithCount(this.client.rooms.attention());
+    if (c.kind === "incoming" || c.kind === "mention") this.alert(c);
+  }
+
+  /** A desktop notification and a sound, when the room's setting asks for one and the user is not looking. */
+  private alert(c: Extract<Change, { kind: "incoming" | "mention" }>): void {
+    const roomId = c.kind === "incoming" ? c.message.room_id : c.roomId;
+    const message = c.kind === "incoming" ? c.message : this.client.messages(roomId).get(c.messageId) ?? null;
+    const room = this.client.rooms.get(roomId);
+    // a mention in a message comes twice (the message, then `mention`): the mention decides
+    const mentioned = c.kind === "mention" || (message !== null && mentionsUser(message, this.me.id));
+    if (c.kind === "incoming" && mentioned) return;
+    if (!shouldNotify({ room, message, meId: this.me.id, mention: mentioned, openRoomId: this.currentRoom, hidden: document.visibilityState === "hidden" })) return;
+    const where = room ? roomLabel(room) : "a room";
+    const who = message?.author_name ?? "Someone";
+    const title = mentioned ? `${who} mentioned you in ${where}` : `${who} in ${where}`;
+    const body = message ? message.body || "sent a file" : "";
+    this.notifier.show(c.kind === "incoming" ? c.message.id : c.messageId, title, body, () => this.go(`#/room/${roomId}`));
   }
 
   private setState(s: ConnState): void {

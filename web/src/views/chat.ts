@@ -6,12 +6,13 @@ import type { PendingSend, RoomMessages } from "../store/messages";
 import { roomLabel } from "../store/rooms";
 import { TypingSender, typingText } from "../store/typing";
 import { attachmentsOf } from "../store/messages";
-import type { Attachment, Conversation, Message, User } from "../types";
+import type { Attachment, Conversation, Message, NotifyLevel, Room, User } from "../types";
 import { startUpload } from "../uploads";
 import type { App } from "./app";
 import { safeUrl, showViewer } from "./attachments";
 import { conversationBar } from "./conversation";
 import { FilePicker } from "./files";
+import { MentionPicker } from "./mentions";
 import { authorName, type ItemContext, messageItem, messageSig, pendingItem, quoteText, streamItem } from "./messages";
 import { reactButton, type ReactionContext } from "./reactions";
 import { seenText } from "../store/receipts";
@@ -34,6 +35,7 @@ export class ChatView {
   private readonly input = h("textarea", { testid: "composer-input", rows: 2, maxlength: MAX_BODY, "aria-label": "Message", placeholder: "Write a message — Enter sends, Shift+Enter adds a line, @assistant asks the assistant" });
   private readonly sendBtn = h("button", { type: "submit", class: "primary", testid: "send", disabled: true }, "Send");
   private readonly files: FilePicker;
+  private readonly picker: MentionPicker;
   private readonly keyed = new KeyedList(this.list);
   private readonly sender = new TypingSender();
   private editingId: number | null = null;
@@ -54,7 +56,9 @@ export class ChatView {
     });
     this.input.addEventListener("keydown", (e) => this.onKey(e));
     this.input.addEventListener("input", () => this.onInput());
-    this.input.addEventListener("blur", () => this.stopTyping());
+    this.input.addEventListener("blur", () => { this.stopTyping(); this.picker.close(); });
+    this.input.addEventListener("click", () => this.picker.update());
+    this.picker = new MentionPicker(this.input, () => this.mentionSource(), () => this.onInput());
     this.files = new FilePicker(
       (file, onProgress) => startUpload(file, { token: () => app.api.freshToken(), refresh: () => app.api.refresh() }, { onProgress }),
       () => this.updateSend());
@@ -64,7 +68,7 @@ export class ChatView {
         h("div", { class: "title" }, h("a", { href: "#/", class: "back", testid: "back", "aria-label": "Back to the rooms" }, "‹"),
           h("div", {}, this.title, this.subtitle)),
         this.actions),
-      this.people, this.convo, this.invitePanel, this.list, this.typingEl, this.replyBar, this.files.el,
+      this.people, this.convo, this.invitePanel, this.list, this.typingEl, this.replyBar, this.files.el, this.picker.el,
       h("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); this.submit(); } },
         this.files.button, this.files.input, this.input, this.sendBtn));
     this.files.acceptDrops(this.el);
@@ -146,8 +150,35 @@ export class ChatView {
     const canInvite = room && room.joined && (room.kind === "private" || room.kind === "public");
     const canLeave = room && room.joined && (room.kind === "private" || room.kind === "public");
     fill(this.actions,
+      room && room.joined && room.kind !== "whatsapp" ? this.notifySelect(room) : null,
       canInvite ? h("button", { type: "button", testid: "invite", "aria-expanded": String(!this.invitePanel.hidden), onclick: () => this.toggleInvite() }, "Invite") : null,
       canLeave ? h("button", { type: "button", testid: "leave", onclick: () => void this.leave() }, "Leave") : null);
+  }
+
+  /** The room's notification setting (stored on the server for this user). */
+  private notifySelect(room: Room): HTMLElement {
+    const select = h("select", { testid: "notify-setting", "aria-label": "Notifications for this room" },
+      ...([["all", "All messages"], ["mentions", "Mentions only"], ["none", "Mute"]] as const).map(([value, label]) =>
+        h("option", { value, selected: (room.notify ?? "all") === value }, label)));
+    select.addEventListener("change", () => void this.setNotify(select.value as NotifyLevel));
+    return h("label", { class: "notify", title: "Notifications for this room" }, "🔔 ", select);
+  }
+
+  private async setNotify(level: NotifyLevel): Promise<void> {
+    try {
+      await this.app.client.setNotify(this.roomId, level);
+    } catch (err) {
+      this.app.notice(`Could not change the notifications: ${(err as Error).message}`);
+      this.renderHeader();
+    }
+  }
+
+  /** Who the composer's @-autocomplete offers: the members; @room and @here for owners and admins. */
+  private mentionSource(): { members: readonly User[]; meId: number; broadcast: boolean } {
+    const members = this.app.client.members.get(this.roomId) ?? [];
+    const mine = members.find((u) => u.id === this.app.me.id);
+    const broadcast = this.app.me.role === "admin" || mine?.member_role === "owner" || mine?.member_role === "admin";
+    return { members, meId: this.app.me.id, broadcast };
   }
 
   private person(u: User & { last_seen?: string | null }): HTMLElement {
@@ -167,6 +198,7 @@ export class ChatView {
     const rm = client.messages(this.roomId);
     return {
       meId: this.app.me.id,
+      meName: this.app.me.username,
       status: (id) => client.inbox.statuses.get(id),
       lookup: (id) => rm.get(id),
       editingId: this.editingId,
@@ -322,6 +354,7 @@ export class ChatView {
 
   private onKey(e: KeyboardEvent): void {
     if (e.isComposing) return;
+    if (this.picker.handleKey(e)) return;
     if (e.key === "Enter" && !e.shiftKey) {
       e.preventDefault();
       this.submit();
@@ -337,6 +370,7 @@ export class ChatView {
   }
 
   private onInput(): void {
+    this.picker.update();
     this.updateSend();
     if (this.input.value.trim() === "") this.stopTyping();
     else if (this.sender.input()) this.emitTyping(true);

@@ -1,10 +1,12 @@
 // Message items: a message, a pending send, a streaming assistant reply.
 //
 // Every piece of user text goes in through text nodes (h(..., text) / textContent); message
-// bodies are plain text and shown with `white-space: pre-wrap`, never parsed as HTML or Markdown.
+// bodies go through `format.ts` (a Markdown subset built as DOM nodes, never parsed as HTML).
 import { h, time } from "../dom";
+import { formatBody } from "../format";
 import { attachmentsOf, type PendingSend } from "../store/messages";
 import { tick } from "../store/inbox";
+import { mentionsUser } from "../store/rooms";
 import type { Stream } from "../client";
 import type { Attachment, Message } from "../types";
 import { attachmentList, attachmentsSig, attachmentSummary } from "./attachments";
@@ -12,6 +14,8 @@ import { reactionBar, reactionPartSig, type ReactionContext, seenLine } from "./
 
 export interface ItemContext {
   meId: number | null;
+  /** The signed-in user's username, to mark their own mentions. */
+  meName?: string | null;
   /** WhatsApp delivery status of an outbound message, if any. */
   status: (messageId: number) => string | undefined;
   lookup: (messageId: number) => Message | undefined;
@@ -61,7 +65,7 @@ export function messageItem(m: Message, ctx: ItemContext, continued = false): HT
   const files = m.deleted_at ? [] : attachmentsOf(m);
   if (editing) li.append(editBox(m, ctx));
   // a message of files only has no text bubble
-  else if (m.deleted_at || m.body || !files.length) li.append(h("div", { class: "body", testid: "message-body" }, m.deleted_at ? h("i", {}, "message deleted") : m.body));
+  else if (m.deleted_at || m.body || !files.length) li.append(messageBody(m, ctx, li));
   const media = attachmentList(files, {
     onError: ctx.onMediaError && ((a) => ctx.onMediaError?.(m, a)),
     onRetry: ctx.onMediaRetry && ((a) => ctx.onMediaRetry?.(m, a)),
@@ -72,6 +76,15 @@ export function messageItem(m: Message, ctx: ItemContext, continued = false): HT
   if (ctx.reactions && !m.deleted_at) li.append(...[reactionBar(m, ctx.reactions), seenLine(m, ctx.reactions)].filter((e) => e !== null));
   if (mine && !m.deleted_at && !editing) li.append(tools(m, ctx));
   return li;
+}
+
+/** The formatted body (docs/WEB.md, "Formatting"); marks `li` when the message mentions the reader. */
+function messageBody(m: Message, ctx: ItemContext, li: HTMLElement): HTMLElement {
+  if (m.deleted_at) return h("div", { class: "body", testid: "message-body" }, h("i", {}, "message deleted"));
+  if (mentionsUser(m, ctx.meId)) li.classList.add("mentions-me");
+  const body = h("div", { class: "body md", testid: "message-body" });
+  body.append(...formatBody(m.body, { me: ctx.meName ?? null, mentionAll: Boolean(m.meta?.mention_all) }));
+  return body;
 }
 
 export function pendingItem(p: PendingSend, ctx: ItemContext): HTMLLIElement {
@@ -151,6 +164,6 @@ function editBox(m: Message, ctx: ItemContext): HTMLElement {
 export function messageSig(m: Message, ctx: ItemContext): string {
   const quoted = m.reply_to ? ctx.lookup(m.reply_to) : undefined;
   return [m.body, m.edited_at, m.deleted_at, m.author_name, ctx.status(m.id), ctx.editingId === m.id, ctx.confirmDeleteId === m.id,
-    ctx.meId, quoted?.body, quoted?.deleted_at, attachmentsSig(attachmentsOf(m)), quoted && attachmentsOf(quoted).length,
-    reactionPartSig(m, ctx.reactions)].join("\u0000");
+    ctx.meId, ctx.meName, mentionsUser(m, ctx.meId), quoted?.body, quoted?.deleted_at, attachmentsSig(attachmentsOf(m)),
+    quoted && attachmentsOf(quoted).length, reactionPartSig(m, ctx.reactions)].join("\u0000");
 }

@@ -14,6 +14,8 @@ export class Sidebar {
   private readonly nav = h("nav", { class: "nav", "aria-label": "Sections" });
   private readonly found = h("ul", { class: "found", testid: "people-results", "aria-live": "polite" });
   private readonly status = h("p", { class: "error", role: "alert" });
+  /** Asks for the notification permission on the user's click only, never on load. */
+  private readonly notifyAsk = h("div", { class: "notify-ask", testid: "notify-ask", hidden: true });
 
   constructor(private readonly app: App) {
     const me = app.me;
@@ -22,6 +24,7 @@ export class Sidebar {
         h("span", { class: "who" }, h("b", { testid: "me" }, me.display_name), me.role !== "user" ? h("small", { class: "role" }, me.role) : null),
         h("button", { type: "button", testid: "logout", onclick: () => void app.logout() }, "Log out")),
       this.nav,
+      this.notifyAsk,
       this.list,
       this.createForm(),
       this.peopleForm(),
@@ -36,6 +39,7 @@ export class Sidebar {
       isStaff(me) ? this.navButton("nav-archive", "#/archive", "Archive", view === "archive") : null,
       me.role === "admin" ? this.navButton("nav-admin", "#/admin", "Admin", view === "admin") : null);
     this.nav.hidden = !isStaff(me);
+    this.renderNotifyAsk();
     const { rooms, direct, discover } = this.app.client.rooms.sections();
     // keyed, so a re-render (a message arrived) keeps the element, and the focus, of each item
     this.keyed.render([
@@ -44,6 +48,20 @@ export class Sidebar {
       ...(discover.length ? group("discover", "Public rooms to join", null) : []), ...discover.map((r) => this.item(r, current)),
     ]);
   }
+
+  private renderNotifyAsk(): void {
+    const state = this.app.notifier.permission();
+    this.notifyAsk.hidden = state !== "default" || this.dismissed;
+    if (state !== "default" || this.notifyAsk.childElementCount) return;
+    fill(this.notifyAsk, h("span", {}, "Get a notification when you are mentioned?"), " ",
+      h("button", { type: "button", testid: "notify-enable", onclick: async () => {
+        await this.app.notifier.request();
+        this.notifyAsk.hidden = true;
+      } }, "Enable notifications"),
+      h("button", { type: "button", class: "link", testid: "notify-dismiss", "aria-label": "Not now", onclick: () => { this.notifyAsk.hidden = true; this.dismissed = true; } }, "Not now"));
+  }
+
+  private dismissed = false;
 
   private navButton(testid: string, hash: string, label: string, active: boolean): HTMLElement {
     return h("a", { href: hash, testid, class: active ? "active" : "", "aria-current": active ? "page" : undefined }, label);
@@ -54,7 +72,8 @@ export class Sidebar {
     const unread = r.joined ? r.unread ?? 0 : 0;
     const presence = this.app.client.presence;
     const status = r.kind === "direct" && r.peer ? presence.describe(r.peer.id) : "";
-    return { key: `r${r.id}`, sig: [label, unread, r.joined, r.id === current, r.kind, status].join("|"), make: () => this.itemEl(r, label, unread, current) };
+    const mentions = r.joined ? r.mentions ?? 0 : 0;
+    return { key: `r${r.id}`, sig: [label, unread, mentions, r.notify, r.joined, r.id === current, r.kind, status].join("|"), make: () => this.itemEl(r, label, unread, current) };
   }
 
   private itemEl(r: Room, label: string, unread: number, current: number | null): HTMLElement {
@@ -62,13 +81,16 @@ export class Sidebar {
     const dot = r.kind === "direct" && r.peer
       ? h("span", { class: `dot ${presence.get(r.peer.id).status}`, testid: "presence-dot", "data-user": r.peer.id, title: presence.describe(r.peer.id) })
       : h("span", { class: "sigil", "aria-hidden": "true" }, r.kind === "private" ? lockIcon() : "#");
+    const mentions = r.joined ? r.mentions ?? 0 : 0;
+    const muted = r.joined && r.notify === "none";
     return h("li", {},
       h("a", {
         href: `#/room/${r.id}`, testid: "room-item", "data-room": r.id, "data-kind": r.kind,
-        class: `${r.id === current ? "active" : ""}${unread ? " has-unread" : ""}`,
+        class: `${r.id === current ? "active" : ""}${unread && !muted ? " has-unread" : ""}${muted ? " muted-room" : ""}`,
         "aria-current": r.id === current ? "page" : undefined,
-        "aria-label": `${label}${unread ? `, ${unread} unread` : ""}${r.joined ? "" : ", not joined"}`,
+        "aria-label": `${label}${mentions ? `, ${mentions} mention${mentions === 1 ? "" : "s"}` : ""}${unread ? `, ${unread} unread` : ""}${muted ? ", muted" : ""}${r.joined ? "" : ", not joined"}`,
       }, dot, h("span", { class: "name" }, label),
+      mentions ? h("span", { class: "badge mention-badge", testid: "mentions", title: "Unread mentions" }, `@${mentions > 99 ? "99+" : mentions}`) : null,
       unread ? h("span", { class: "badge", testid: "unread" }, unread > 99 ? "99+" : unread) : null,
       r.joined ? null : h("small", { class: "join" }, "join")));
   }
