@@ -9,7 +9,7 @@ score, so the keyset cursor compares exact values), ties by recency then id.
 Highlighting: ``ts_headline`` runs on the folded text (``chat_unaccent``), where ``cafe`` and
 ``café`` are the same word, with private-use characters as markers (removed from the body
 first, so a body cannot forge them); the action maps the fragments back onto the original
-text by position (``chat_unaccent`` maps one character to one).
+text by position (``chat_unaccent`` keeps one character for one).
 """
 
 from __future__ import annotations
