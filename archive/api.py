@@ -9,8 +9,10 @@ chat-server's own service token (role ``service``) reads the history route only:
 applied the rule to its user before asking.
 
 Every list has a stable order and an opaque cursor: rooms by ``seq``; users and searches by
-``(created_at, id)``. Search is in a room or a user's messages (the caller's own when neither is named), so it always runs on an index, and uses
-an escaped, case-insensitive ``$regex``. Cursors are plain text a pattern describes: a room's
+``(created_at, id)`` (searches may ask for newest first). Search is in a room or a user's messages (the caller's own when neither is named), so it runs on an index, or,
+with ``scope=readable`` (chat-server's search continuing into the archive, with the user's own
+token), in every room the caller may read: a scan of the time range, its rooms checked with
+chat-server like a user search's. It uses an escaped, case-insensitive ``$regex``. Cursors are plain text a pattern describes: a room's
 is the last ``seq``; a time-ordered list's is ``<microseconds since 1970 UTC>.<id>``.
 
 Routes are declared with ``chatcore.api`` (models validate and generate the OpenAPI document).
@@ -21,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from aiohttp import web
@@ -158,8 +160,13 @@ class TimePage(Paged):
 
 class SearchQuery(TimePage):
     q: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$", description="literal text, any case")
-    room_id: Id | None = Field(default=None, description="without room_id and user_id: the caller's own messages")
+    room_id: Id | None = Field(default=None, description="without room_id and user_id: see scope")
     user_id: Id | None = None
+    scope: Literal["own", "readable"] = Field(
+        default="own", description="without room_id and user_id: the caller's own messages (own), or every room "
+                                   "the caller may read (readable: a scan of the time range, at most "
+                                   f"{ROOMS_PER_QUESTION} rooms with hits)")
+    order: Literal["asc", "desc"] = Field(default="asc", description="by (created_at, id); desc: newest first")
 
 
 class HistoryQuery(QueryParams):
@@ -203,15 +210,17 @@ def _ok(data: Any) -> web.Response:
     return web.Response(body=orjson.dumps(data), content_type="application/json")
 
 
-async def _time_ordered(request: web.Request, q: TimePage, base: dict[str, Any], route: str) -> Reply:
-    """A page ordered by (created_at, id), after the cursor."""
+async def _time_ordered(request: web.Request, q: TimePage, base: dict[str, Any], route: str,
+                        direction: int = 1) -> Reply:
+    """A page ordered by (created_at, id), ascending (``direction`` 1) or descending (-1), after the cursor."""
     query = {**base, **_time_range(q)}
     if q.cursor is not None:
         micros, last_id = q.cursor.split(".")
         at = EPOCH + timedelta(microseconds=int(micros))
-        after = {"$or": [{"created_at": {"$gt": at}}, {"created_at": at, "_id": {"$gt": int(last_id)}}]}
+        op = "$gt" if direction > 0 else "$lt"
+        after = {"$or": [{"created_at": {op: at}}, {"created_at": at, "_id": {op: int(last_id)}}]}
         query = {"$and": [query, after]}
-    docs = await request.app[STORE].find(query, [("created_at", 1), ("_id", 1)], q.limit + 1)
+    docs = await request.app[STORE].find(query, [("created_at", direction), ("_id", direction)], q.limit + 1)
     request.app[METRICS].queries.labels(route).inc()
     page = docs[:q.limit]
     nxt = _time_cursor(page[-1]) if len(docs) > q.limit else None
@@ -262,19 +271,21 @@ async def _in_readable_rooms(request: web.Request, q: Paged, base: dict[str, Any
 
 @routes.get("/archive/v1/search", "Literal, case-insensitive text search in a room or a user's messages",
             query=SearchQuery, responses={200: Page},
-            description="In a room (room_id), a user's messages (user_id), or else the caller's own messages.")
+            description="In a room (room_id), a user's messages (user_id), or else the caller's own messages "
+                        "(scope=own) or every room they may read (scope=readable: chat-server's search asks so, "
+                        "with the user's own token).")
 async def search(call: Call[None, SearchQuery, None]) -> Reply:
     request, q = call.request, call.query
     base: dict[str, Any] = ArchiveStore.text_filter(q.q)
     if q.user_id is not None:
         base["author_id"] = q.user_id
-    elif q.room_id is None:  # a search always runs on an index: the caller's own messages
+    elif q.room_id is None and q.scope == "own":  # on an index: the caller's own messages
         base["author_id"] = call.principal.user_id
     if q.room_id is not None:
         base["room_id"] = await readable_room(request, q.room_id)
     else:
         base = await _in_readable_rooms(request, q, base)
-    return await _time_ordered(request, q, base, "search")
+    return await _time_ordered(request, q, base, "search", 1 if q.order == "asc" else -1)
 
 
 @routes.get("/archive/v1/rooms/{room_id}/export", "A room's archive as JSON lines (one message record a line)",

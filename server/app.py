@@ -54,9 +54,17 @@ from .relay.archive_client import ArchiveHistoryClient, service_token
 from .relay.relay import ArchiveRelay, RelaySettings
 from .shutdown import graceful_shutdown
 from .storage import db as storage
+from .storage import search as search_db
 from .storage import users as udb
 from .storage.batcher import SendBatcher
-from .transport import http, http_events, http_files, http_whatsapp, static
+from .transport import (
+    http,
+    http_events,
+    http_files,
+    http_search,  # noqa: F401  (its route joins http.routes on import)
+    http_whatsapp,
+    static,
+)
 from .transport.middleware import error_middleware, passing_websockets, security_headers_middleware
 from .transport.socket import SocketTransport
 
@@ -174,6 +182,8 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     files: FileService | None = None
     try:
         await storage.migrate(pool)
+        if await search_db.apply_language(pool, config.search_language):
+            log.info("search: text search configuration now %s; stored vectors recomputed", config.search_language)
         files = await build_file_service(config)
         svc_holder: dict[str, Services] = {}
 

@@ -236,6 +236,7 @@ class Config:
     revocation_check_s: float = 1.0  # how often each node checks PostgreSQL for revoked sessions
     argon2_insecure_test_params: bool = False  # allow Argon2 below the OWASP minimum (tests only)
     files: FileSettings = field(default_factory=FileSettings)
+    search_language: str = "simple"  # SEARCH_LANGUAGE: the text search configuration (docs/SEARCH.md)
 
     def __post_init__(self) -> None:
         _check_argon2_floor(self)
@@ -319,9 +320,26 @@ class Config:
             revocation_check_s=e.float("REVOCATION_CHECK_S", 1.0, 0.1),
             argon2_insecure_test_params=e.bool("ARGON2_INSECURE_TEST_PARAMS", False),
             files=FileSettings.from_env(e),
+            search_language=_search_language(e.str("SEARCH_LANGUAGE", "simple") or "simple"),
         )
         values.update(overrides)
         return cls(**values)
+
+
+# PostgreSQL's built-in text search configurations: simple (no stemming, no stop words) and the
+# snowball ones (stemming and stop words of one language)
+SEARCH_LANGUAGES = frozenset({
+    "simple", "arabic", "armenian", "basque", "catalan", "danish", "dutch", "english", "finnish", "french",
+    "german", "greek", "hindi", "hungarian", "indonesian", "irish", "italian", "lithuanian", "nepali",
+    "norwegian", "portuguese", "romanian", "russian", "serbian", "spanish", "swedish", "tamil", "turkish",
+    "yiddish",
+})
+
+
+def _search_language(value: str) -> str:
+    if value.lower() not in SEARCH_LANGUAGES:
+        raise ConfigError(f"SEARCH_LANGUAGE must be one of {', '.join(sorted(SEARCH_LANGUAGES))}, got {value!r}")
+    return value.lower()
 
 
 def _check_argon2_floor(config: Config) -> None:

@@ -6,6 +6,7 @@ import { roomLabel } from "../store/rooms";
 import type { Room, User } from "../types";
 import type { App } from "./app";
 import { isStaff } from "./app";
+import { SearchBox } from "./search";
 
 export class Sidebar {
   readonly el: HTMLElement;
@@ -23,6 +24,7 @@ export class Sidebar {
       h("header", {},
         h("span", { class: "who" }, h("b", { testid: "me" }, me.display_name), me.role !== "user" ? h("small", { class: "role" }, me.role) : null),
         h("button", { type: "button", testid: "logout", onclick: () => void app.logout() }, "Log out")),
+      new SearchBox(app).el,
       this.nav,
       this.notifyAsk,
       this.list,
