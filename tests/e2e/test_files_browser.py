@@ -1,0 +1,318 @@
+"""Files in a real browser: two people in one room, Alice attaches (paste, paperclip), Bob sees
+and opens; hostile names stay text; refused types show the server's reason; expired image URLs
+are renewed by the app; screenshots of a room with files on a desktop and a phone."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+from PIL import Image, ImageDraw
+from playwright.async_api import Page, WebSocketRoute, expect
+
+from chatcore.files import FileUrlSigner, read_secret
+from tests.e2e.conftest import screenshot
+from tests.e2e.test_browser import login, open_room, register
+from tests.support import ServerHarness
+
+WAIT_MS = 15000  # a bound on anything the UI waits for (uploads, fan-out, image loads)
+
+
+def png(width: int, height: int, colour: str = "#2f6fdf") -> bytes:
+    """A real PNG with these pixel dimensions (a picture, so screenshots show something)."""
+    img = Image.new("RGB", (width, height), "#f4f1ea")
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((width // 10, height // 10, width * 9 // 10, height * 9 // 10), fill=colour)
+    draw.ellipse((width // 3, height // 4, width * 2 // 3, height * 3 // 4), fill="#f2b134")
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+def pdf(text: str = "Quarterly plan") -> bytes:
+    """A small well-formed one-page PDF (libmagic reads it as application/pdf)."""
+    stream = f"BT /F1 24 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+               b" /Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+async def two_in_a_room(harness: ServerHarness, pages: Callable[..., Any], room: str, **node_config: Any) -> tuple[str, Page, Page]:
+    """A node, and Alice and Bob (each in their own browser context) with ``room`` open."""
+    node = await harness.start_node(**node_config)
+    a, b = await pages(), await pages()
+    await register(a, node.base_url, f"alice_{uuid.uuid4().hex[:5]}")
+    await a.get_by_test_id("new-room-name").fill(room)
+    await a.get_by_test_id("create-room").click()
+    await expect(a.get_by_test_id("room-title")).to_have_text(room)
+    await register(b, node.base_url, f"bob_{uuid.uuid4().hex[:5]}")
+    await open_room(b, room)
+    return node.base_url, a, b
+
+
+async def attach(page: Page, *files: tuple[str, str, bytes]) -> None:
+    """Picks files with the paperclip's file input: (name, claimed type, bytes) each."""
+    await page.get_by_test_id("file-input").set_input_files(
+        [{"name": name, "mimeType": mime, "buffer": data} for name, mime, data in files])
+
+
+async def send_when_uploaded(page: Page, count: int) -> None:
+    chips = page.get_by_test_id("chip")
+    await expect(chips).to_have_count(count)
+    await expect(chips.and_(page.locator("[data-state=done]"))).to_have_count(count, timeout=WAIT_MS)
+    await expect(page.get_by_test_id("send")).to_be_enabled()
+    await page.get_by_test_id("send").click()
+    await expect(chips).to_have_count(0)
+
+
+async def wait_loaded(page: Page, selector: str, min_width: int = 1) -> int:
+    """Waits (bounded) until the image ``selector`` is loaded; its natural width."""
+    handle = await page.wait_for_function(
+        "([sel, min]) => { const i = document.querySelector(sel); return i && i.complete && i.naturalWidth >= min ? i.naturalWidth : 0 }",
+        arg=[selector, min_width], timeout=WAIT_MS)
+    width: int = await handle.json_value()
+    return width
+
+
+def img_of(file_id: str, testid: str = "attachment-image") -> str:
+    return f'[data-attachment="{file_id}"] [data-testid={testid}]'
+
+
+async def test_a_pasted_image_reaches_the_other_person_as_a_thumbnail_and_opens_full_size(
+        harness: ServerHarness, pages: Callable[..., Any]) -> None:
+    base, a, b = await two_in_a_room(harness, pages, "photos")
+    picture = png(640, 480)
+    composer = a.get_by_test_id("composer-input")
+    await composer.focus()
+    # a real paste event, as a screenshot pasted from the clipboard arrives: a DataTransfer with a File
+    taken = await composer.evaluate("""(input, bytes) => {
+        const file = new File([new Uint8Array(bytes)], "image.png", { type: "image/png" });
+        const data = new DataTransfer();
+        data.items.add(file);
+        const event = new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true });
+        return !input.dispatchEvent(event);
+    }""", list(picture))
+    assert taken  # the app took the file (the default paste was prevented)
+    chip = a.get_by_test_id("chip")
+    await expect(chip).to_have_count(1)
+    await expect(chip.locator(".chip-name")).to_have_text(re.compile(r"^pasted-[0-9-]+\.png$"))
+    await send_when_uploaded(a, 1)
+
+    figure = b.get_by_test_id("message").locator("[data-attachment]")
+    await expect(figure).to_have_count(1, timeout=WAIT_MS)
+    file_id = await figure.get_attribute("data-attachment")
+    assert file_id
+    thumb = b.locator(img_of(file_id))
+    assert await wait_loaded(b, img_of(file_id)) == 320  # the server's thumbnail, not the original
+    assert (await thumb.get_attribute("width"), await thumb.get_attribute("height")) == ("320", "240")  # space reserved from the record
+    await wait_loaded(a, img_of(file_id))  # the sender sees it too
+
+    opener = b.locator(f'[data-attachment="{file_id}"]').get_by_test_id("attachment-open")
+    await opener.click()
+    viewer = b.get_by_test_id("viewer")
+    await expect(viewer).to_be_visible()
+    await expect(viewer).to_have_attribute("role", "dialog")
+    assert await wait_loaded(b, "[data-testid=viewer-image]") == 640  # the full image
+    href = await b.get_by_test_id("viewer-download").get_attribute("href")
+    assert href
+    async with harness.http.get(urljoin(base, href)) as r:
+        assert r.status == 200 and await r.read() == picture
+    await b.keyboard.press("Escape")
+    await expect(viewer).to_have_count(0)
+    await expect(opener).to_be_focused()
+
+
+async def test_a_pdf_from_the_paperclip_is_a_card_whose_link_downloads_the_same_bytes(
+        harness: ServerHarness, pages: Callable[..., Any]) -> None:
+    base, a, b = await two_in_a_room(harness, pages, "docs")
+    document = pdf()
+    await attach(a, ("Quarterly plan.pdf", "application/pdf", document))
+    await send_when_uploaded(a, 1)
+
+    card = b.get_by_test_id("file-card")
+    await expect(card).to_have_count(1, timeout=WAIT_MS)
+    await expect(card).to_contain_text("Quarterly plan.pdf")
+    await expect(card.locator("small")).to_have_text(f"{len(document)} B")
+    await expect(card.locator(".att-icon")).to_have_text("PDF")
+    link = card.get_by_test_id("file-download")
+    assert await link.get_attribute("download") == "Quarterly plan.pdf"
+    href = await link.get_attribute("href")
+    assert href and href.startswith("/files/")
+    async with harness.http.get(urljoin(base, href)) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"] == "application/pdf"
+        assert r.headers["Content-Disposition"].startswith("attachment")
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert await r.read() == document
+
+
+HOSTILE = "<img src=x onerror=window.__pwned=1>.png"
+
+
+async def test_a_hostile_file_name_is_shown_as_text_and_runs_nothing(harness: ServerHarness, pages: Callable[..., Any]) -> None:
+    _, a, b = await two_in_a_room(harness, pages, "names")
+    hostile_pdf = HOSTILE.replace(".png", ".pdf")
+    await attach(a, (HOSTILE, "image/png", png(80, 60)), (hostile_pdf, "application/pdf", pdf()))
+    await expect(a.get_by_test_id("chip").locator(".chip-name")).to_have_text([HOSTILE, hostile_pdf])
+    await send_when_uploaded(a, 2)
+
+    for page in (a, b):
+        message = page.get_by_test_id("message").filter(has=page.locator("[data-attachment]"))
+        await expect(message.locator("[data-attachment]")).to_have_count(2, timeout=WAIT_MS)
+        image = message.get_by_test_id("attachment-image")
+        await expect(image).to_have_attribute("alt", HOSTILE)
+        await expect(message.get_by_test_id("attachment-open")).to_have_attribute("title", HOSTILE)
+        await expect(message.get_by_test_id("file-card").locator(".att-name")).to_have_text(hostile_pdf)
+        # the only img in the message is the thumbnail; nothing was made from the name
+        assert await message.locator("img").count() == 1
+        assert await page.locator("[onerror], img[src=x]").count() == 0
+    await b.get_by_test_id("attachment-open").click()
+    await expect(b.locator(".viewer-title")).to_have_text(HOSTILE)
+    assert await b.locator("[data-testid=viewer] img").count() == 1
+    await b.get_by_test_id("viewer-close").click()
+    await expect(b.get_by_test_id("viewer")).to_have_count(0)
+    assert await a.evaluate("window.__pwned") is None and await b.evaluate("window.__pwned") is None
+
+
+async def test_a_file_of_a_refused_type_keeps_an_error_chip_with_the_servers_reason_and_is_not_sent(
+        harness: ServerHarness, pages: Callable[..., Any]) -> None:
+    _, a, b = await two_in_a_room(harness, pages, "refusals")
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>window.__pwned=1</script></svg>'
+    await attach(a, ("drawing.svg", "image/svg+xml", svg))
+    chip = a.get_by_test_id("chip")
+    await expect(chip).to_have_attribute("data-state", "error", timeout=WAIT_MS)
+    error = chip.get_by_test_id("chip-error")
+    await expect(error).to_have_attribute("data-code", "unsupported_type")
+    await expect(error).to_have_text("files of type image/svg+xml are not accepted here")
+    await expect(chip.get_by_test_id("chip-retry")).to_have_count(0)  # retrying cannot help
+    await expect(a.get_by_test_id("send")).to_be_disabled()  # nothing to send
+
+    await a.get_by_test_id("composer-input").fill("only words this time")
+    await a.get_by_test_id("send").click()
+    sent = b.get_by_test_id("message").filter(has_text="only words this time")
+    await expect(sent).to_have_count(1, timeout=WAIT_MS)
+    assert await b.locator("[data-attachment]").count() == 0
+    assert await a.locator("[data-testid=message-list] [data-attachment]").count() == 0
+    await expect(chip).to_have_count(0)  # the send cleared the refused chip
+    assert await a.evaluate("window.__pwned") is None
+
+
+def expire_urls_of(file_names: dict[str, tuple[str, ...]], signer: FileUrlSigner) -> Callable[[WebSocketRoute], None]:
+    """A WebSocket route that hands the page the ``message`` events of these files with URLs
+    signed two hours ago (properly signed, expired), as a page left open that long holds them.
+    ``file_names`` maps a file name to the fields to expire (``url``, ``thumb_url``); history and
+    every other frame pass unchanged."""
+    past = time.time() - 2 * 3600
+
+    def rewrite(frame: str | bytes) -> str | bytes:
+        if not isinstance(frame, str) or not frame.startswith('42["message",'):
+            return frame
+        event, record = json.loads(frame[2:])
+        for att in record.get("attachments") or []:
+            for field in file_names.get(att["name"], ()):
+                variant = "thumb" if field == "thumb_url" else "o"
+                att[field] = signer.url(att["id"], att["name"], variant, now=past)
+        return "42" + json.dumps([event, record])
+
+    def route(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+        server.on_message(lambda frame: ws.send(rewrite(frame)))
+
+    return route
+
+
+async def test_expired_image_urls_are_fetched_again_and_the_images_load(harness: ServerHarness, pages: Callable[..., Any]) -> None:
+    node = await harness.start_node()
+    config = harness.config()  # the node's secret: generated into its data directory at start
+    signer = FileUrlSigner(read_secret(config.data_dir / "keys" / "file-url.secret"), config.files.url_ttl_s)
+    a, b = await pages(), await pages()
+    await b.route_web_socket(re.compile(r"/socket\.io/"),
+                             expire_urls_of({"both.png": ("url", "thumb_url"), "full.png": ("url",)}, signer))
+    await register(a, node.base_url, f"alice_{uuid.uuid4().hex[:5]}")
+    await a.get_by_test_id("new-room-name").fill("old tab")
+    await a.get_by_test_id("create-room").click()
+    await register(b, node.base_url, f"bob_{uuid.uuid4().hex[:5]}")
+    await open_room(b, "old tab")
+    files: list[tuple[str, int]] = []
+    b.on("response", lambda r: files.append((urlsplit(r.url).path.split("/")[-1] + "?" + ",".join(
+        parse_qs(urlsplit(r.url).query).get("v", ["o"])), r.status)) if "/files/" in r.url else None)
+
+    # the thumbnail's URL expired: the image fails once, the app fetches the message again
+    await attach(a, ("both.png", "image/png", png(400, 300)))
+    await send_when_uploaded(a, 1)
+    figure = b.locator("[data-attachment]")
+    await expect(figure).to_have_count(1, timeout=WAIT_MS)
+    both = await figure.get_attribute("data-attachment")
+    assert both
+    assert await wait_loaded(b, img_of(both)) == 320
+    src = await b.locator(img_of(both)).get_attribute("src")
+    assert src and int(parse_qs(urlsplit(src).query)["exp"][0]) > time.time()  # a fresh URL replaced the expired one
+    assert files[:2] == [("both.png?thumb", 403), ("both.png?thumb", 200)]
+
+    # the thumbnail is fresh but the full image's URL expired: the viewer fetches it again once
+    await attach(a, ("full.png", "image/png", png(500, 250, "#3a9d5d")))
+    await send_when_uploaded(a, 1)
+    await expect(b.locator("[data-attachment]")).to_have_count(2, timeout=WAIT_MS)
+    full = await b.locator("[data-attachment]").nth(1).get_attribute("data-attachment")
+    assert full and full != both
+    await wait_loaded(b, img_of(full))
+    await b.locator(f'[data-attachment="{full}"]').get_by_test_id("attachment-open").click()
+    assert await wait_loaded(b, "[data-testid=viewer-image]") == 500
+    await expect(b.locator(".viewer-status")).to_have_text("")
+    assert [s for name, s in files if name == "full.png?o"] == [403, 200]
+
+
+async def test_a_room_with_an_image_a_pdf_and_the_viewer_on_a_desktop_and_a_phone(
+        harness: ServerHarness, pages: Callable[..., Any]) -> None:
+    base, a, b = await two_in_a_room(harness, pages, "trip")
+    await a.get_by_test_id("composer-input").fill("Photos and the itinerary from the trip")
+    await attach(a, ("harbour.png", "image/png", png(1200, 800)), ("Itinerary with a rather long file name.pdf",
+                                                                   "application/pdf", pdf("Itinerary")))
+    await send_when_uploaded(a, 2)
+    await attach(b, ("sunset.png", "image/png", png(600, 900, "#c0504d")))
+    await send_when_uploaded(b, 1)
+    await expect(a.locator("[data-attachment]")).to_have_count(3, timeout=WAIT_MS)
+    await expect(b.locator("[data-attachment]")).to_have_count(3, timeout=WAIT_MS)
+    for i in range(2):
+        await a.wait_for_function(f"() => {{ const i = document.querySelectorAll('[data-testid=attachment-image]')[{i}];"
+                                  " return i && i.complete && i.naturalWidth > 0 }", timeout=WAIT_MS)
+    await screenshot(a, "files-desktop")
+    await a.get_by_test_id("attachment-open").first.click()
+    await wait_loaded(a, "[data-testid=viewer-image]")
+    await screenshot(a, "files-desktop-viewer")
+
+    phone = await pages(390, 844)
+    bob = await b.get_by_test_id("me").text_content()
+    assert bob
+    await login(phone, base, bob)
+    await open_room(phone, "trip")
+    for i in range(2):
+        await phone.wait_for_function(f"() => {{ const i = document.querySelectorAll('[data-testid=attachment-image]')[{i}];"
+                                      " return i && i.complete && i.naturalWidth > 0 }", timeout=WAIT_MS)
+    await screenshot(phone, "files-phone")
+    card = phone.get_by_test_id("file-card")
+    box, viewport = await card.bounding_box(), phone.viewport_size
+    assert box and viewport and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"]  # the card fits the screen
+    await phone.get_by_test_id("attachment-open").first.click()
+    await wait_loaded(phone, "[data-testid=viewer-image]")
+    image = await phone.get_by_test_id("viewer-image").bounding_box()
+    assert image and image["width"] <= viewport["width"]  # the full image is scaled to the screen
+    await screenshot(phone, "files-phone-viewer")
