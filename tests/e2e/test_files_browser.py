@@ -4,17 +4,23 @@ are renewed by the app; screenshots of a room with files on a desktop and a phon
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import io
 import json
+import math
+import os
 import re
+import struct
 import time
 import uuid
+import wave
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 from PIL import Image, ImageDraw
-from playwright.async_api import Page, WebSocketRoute, expect
+from playwright.async_api import Page, Route, WebSocketRoute, expect
 
 from chatcore.files import FileUrlSigner, read_secret
 from tests.e2e.conftest import screenshot
@@ -316,3 +322,185 @@ async def test_a_room_with_an_image_a_pdf_and_the_viewer_on_a_desktop_and_a_phon
     image = await phone.get_by_test_id("viewer-image").bounding_box()
     assert image and image["width"] <= viewport["width"]  # the full image is scaled to the screen
     await screenshot(phone, "files-phone-viewer")
+
+
+def noise_png(width: int, height: int) -> bytes:
+    """A PNG that does not compress (random pixels): about 3 bytes a pixel."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(out, "PNG")
+    return out.getvalue()
+
+
+def wav(seconds: float = 1.0, rate: int = 8000) -> bytes:
+    """A mono 16-bit PCM WAV of a 440 Hz tone."""
+    frames = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate))) for i in range(int(seconds * rate)))
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(frames)
+    return out.getvalue()
+
+
+async def drop(page: Page, files: list[tuple[str, str, bytes]]) -> None:
+    """Drags files onto the open room and drops them, as a file manager does (real DragEvents
+    carrying a DataTransfer with File objects)."""
+    await page.locator("section.chat").evaluate("""(target, files) => {
+        const data = new DataTransfer();
+        for (const [name, type, bytes] of files) data.items.add(new File([new Uint8Array(bytes)], name, { type }));
+        for (const type of ["dragenter", "dragover", "drop"])
+            target.dispatchEvent(new DragEvent(type, { dataTransfer: data, bubbles: true, cancelable: true }));
+    }""", [[name, mime, list(data)] for name, mime, data in files])
+
+
+async def test_dropped_files_upload_one_too_large_keeps_its_reason_and_a_message_takes_at_most_ten(
+        harness: ServerHarness, pages: Callable[..., Any]) -> None:
+    limit = 64 * 1024
+    _, a, b = await two_in_a_room(harness, pages, "drops",
+                                  files=dataclasses.replace(harness.config().files, max_upload_bytes=limit))
+    big = noise_png(200, 200)
+    assert len(big) > limit
+    await drop(a, [("small.png", "image/png", png(120, 90)), ("big.png", "image/png", big)])
+    chips = a.get_by_test_id("chip")
+    await expect(chips).to_have_count(2)
+    await expect(chips.nth(0)).to_have_attribute("data-state", "done", timeout=WAIT_MS)
+    await expect(chips.nth(1)).to_have_attribute("data-state", "error", timeout=WAIT_MS)
+    await expect(chips.nth(1).get_by_test_id("chip-error")).to_have_attribute("data-code", "too_large")
+    await expect(chips.nth(1).get_by_test_id("chip-error")).to_have_text(f"the file is larger than {limit} bytes")
+    await screenshot(a, "files-chips-done-and-refused")
+    await a.get_by_test_id("send").click()
+    message = b.get_by_test_id("message").filter(has=b.locator("[data-attachment]"))
+    await expect(message).to_have_count(1, timeout=WAIT_MS)
+    await expect(message.locator("[data-attachment]")).to_have_count(1)
+    await expect(message.get_by_test_id("attachment-image")).to_have_attribute("alt", "small.png")
+    await expect(chips).to_have_count(0)
+
+    # eleven files picked at once: ten chips and a note; the ten go in one message
+    await attach(a, *[(f"note-{i:02}.txt", "text/plain", f"note {i}\n".encode()) for i in range(11)])
+    await expect(a.get_by_test_id("upload-limit")).to_have_text("A message can carry at most 10 files; 1 file was not added.")
+    await send_when_uploaded(a, 10)
+    await expect(a.get_by_test_id("upload-limit")).to_have_text("")
+    await expect(message).to_have_count(2, timeout=WAIT_MS)
+    cards = message.nth(1).get_by_test_id("file-card")
+    await expect(cards).to_have_count(10)
+    await expect(cards.locator(".att-name")).to_have_text([f"note-{i:02}.txt" for i in range(10)])
+    await expect(cards.first.locator(".att-icon")).to_have_text("TXT")
+
+
+async def test_a_file_still_uploading_stays_for_the_next_message_and_a_cancelled_one_goes_nowhere(
+        harness: ServerHarness, pages: Callable[..., Any]) -> None:
+    _, a, b = await two_in_a_room(harness, pages, "slow")
+    held: dict[str, asyncio.Event] = {"slow.txt": asyncio.Event(), "cancelled.txt": asyncio.Event()}
+    reached: list[str] = []
+
+    async def hold(route: Route) -> None:
+        body = route.request.post_data_buffer or b""
+        for name, release in held.items():
+            if f'filename="{name}"'.encode() in body:
+                reached.append(name)
+                await asyncio.wait_for(release.wait(), WAIT_MS / 1000)
+                break
+        try:
+            await route.continue_()
+        except Exception:  # the page aborted the request meanwhile
+            pass
+
+    await a.route("**/api/v1/uploads", hold)
+    await attach(a, ("quick.txt", "text/plain", b"quick\n"), ("slow.txt", "text/plain", b"slow\n"),
+                 ("cancelled.txt", "text/plain", b"never\n"))
+    chips = a.get_by_test_id("chip")
+    await expect(chips.filter(has_text="quick.txt")).to_have_attribute("data-state", "done", timeout=WAIT_MS)
+    await expect(chips.filter(has_text="slow.txt")).to_have_attribute("data-state", "uploading")
+    await expect(chips.filter(has_text="slow.txt").get_by_test_id("chip-progress")).to_be_visible()
+    await screenshot(a, "files-chips-uploading")
+    await chips.filter(has_text="cancelled.txt").get_by_test_id("chip-cancel").click()
+    await expect(chips).to_have_count(2)
+    await a.get_by_test_id("composer-input").fill("first part")
+    await a.get_by_test_id("send").click()
+    first = b.get_by_test_id("message").filter(has_text="first part")
+    await expect(first).to_have_count(1, timeout=WAIT_MS)
+    await expect(first.get_by_test_id("file-card")).to_have_count(1)
+    await expect(first.get_by_test_id("file-card")).to_contain_text("quick.txt")
+    await expect(chips).to_have_count(1)  # the slow one stays, still uploading
+    await expect(chips).to_have_attribute("data-state", "uploading")
+    await expect(a.get_by_test_id("send")).to_be_disabled()
+
+    held["slow.txt"].set()
+    held["cancelled.txt"].set()
+    await send_when_uploaded(a, 1)
+    await expect(b.get_by_test_id("file-card")).to_have_count(2, timeout=WAIT_MS)
+    await expect(b.get_by_test_id("file-card").nth(1)).to_contain_text("slow.txt")
+    await expect(b.get_by_test_id("file-card").filter(has_text="cancelled.txt")).to_have_count(0)
+    assert sorted(reached) == ["cancelled.txt", "slow.txt"]
+
+
+async def test_a_voice_note_plays_in_place_through_range_requests(harness: ServerHarness, pages: Callable[..., Any]) -> None:
+    _, a, b = await two_in_a_room(harness, pages, "voice")
+    ranges: list[tuple[int, str | None]] = []
+    b.on("response", lambda r: ranges.append((r.status, r.request.headers.get("range"))) if "/files/" in r.url else None)
+    await attach(a, ("voice note.wav", "audio/wav", wav(1.0)))
+    await send_when_uploaded(a, 1)
+    player = b.get_by_test_id("attachment-audio")
+    await expect(player).to_have_count(1, timeout=WAIT_MS)
+    await expect(player).to_have_attribute("aria-label", "voice note.wav")
+    await expect(player.locator("xpath=..").get_by_test_id("attachment-download")).to_have_attribute("download", "voice note.wav")
+    assert ranges == []  # nothing loads until played
+    await player.evaluate("audio => { audio.muted = true; return audio.play() }")
+    await b.wait_for_function("() => { const a = document.querySelector('[data-testid=attachment-audio]');"
+                              " return a && a.currentTime > 0 && Math.abs(a.duration - 1) < 0.05 }", timeout=WAIT_MS)
+    await player.evaluate("audio => new Promise((done) => { audio.addEventListener('seeked', done, { once: true }); audio.currentTime = 0.5 })")
+    assert any(status == 206 and rng for status, rng in ranges), ranges
+    assert all(status in (200, 206) for status, _ in ranges), ranges
+
+
+async def test_files_come_back_with_history_after_a_reload_and_go_when_the_message_is_deleted(
+        harness: ServerHarness, pages: Callable[..., Any]) -> None:
+    base, a, b = await two_in_a_room(harness, pages, "history")
+    await attach(a, ("map.png", "image/png", png(300, 200)), ("route.pdf", "application/pdf", pdf("Route")))
+    await send_when_uploaded(a, 2)
+    await expect(b.locator("[data-attachment]")).to_have_count(2, timeout=WAIT_MS)
+    image_id = await b.locator("[data-attachment]").first.get_attribute("data-attachment")
+    assert image_id
+
+    await b.reload()
+    await open_room(b, "history")
+    assert await wait_loaded(b, img_of(image_id)) == 300  # smaller than the thumbnail box: the thumbnail is the image's size
+    href = await b.get_by_test_id("file-download").get_attribute("href")
+    assert href
+    async with harness.http.get(urljoin(base, href)) as r:
+        assert r.status == 200
+
+    message = a.get_by_test_id("message").filter(has=a.locator("[data-attachment]"))
+    await message.hover()
+    await message.get_by_test_id("delete").click()
+    await message.get_by_test_id("delete-confirm").click()
+    await expect(b.locator("[data-attachment]")).to_have_count(0, timeout=WAIT_MS)
+    await expect(a.locator("[data-attachment]")).to_have_count(0)
+    async with harness.http.get(urljoin(base, href)) as r:
+        assert r.status == 404
+
+
+def heic() -> bytes:
+    """The start of an HEIC photo (what iPhones take): libmagic reads it as image/heic, which the
+    server accepts; Pillow cannot decode it (no thumbnail) and Chromium cannot display it."""
+    def box(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", 8 + len(payload)) + kind + payload
+    return box(b"ftyp", b"heic\0\0\0\0mif1heic") + box(b"meta", bytes(64)) + box(b"mdat", os.urandom(2000))
+
+
+async def test_a_phone_photo_the_browser_cannot_display_is_a_file_card_with_download_not_a_broken_image(
+        harness: ServerHarness, pages: Callable[..., Any]) -> None:
+    base, a, b = await two_in_a_room(harness, pages, "iphone")
+    photo = heic()
+    await attach(a, ("IMG_0042.HEIC", "image/heic", photo))
+    await send_when_uploaded(a, 1)
+    card = b.get_by_test_id("file-card")
+    await expect(card).to_have_count(1, timeout=WAIT_MS)
+    await expect(card.locator(".att-name")).to_have_text("IMG_0042.HEIC")
+    await expect(card.locator(".att-icon")).to_have_text("HEIC")
+    assert await b.get_by_test_id("attachment-image").count() == 0
+    href = await card.get_by_test_id("file-download").get_attribute("href")
+    assert href
+    async with harness.http.get(urljoin(base, href)) as r:
+        assert r.status == 200 and r.headers["Content-Type"] == "image/heic" and await r.read() == photo
