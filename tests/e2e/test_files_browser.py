@@ -168,6 +168,31 @@ async def test_a_pdf_from_the_paperclip_is_a_card_whose_link_downloads_the_same_
         assert r.headers["Content-Disposition"].startswith("attachment")
         assert r.headers["X-Content-Type-Options"] == "nosniff"
         assert await r.read() == document
+    async with b.expect_download(timeout=WAIT_MS) as download:
+        await link.click()  # as a person does: the browser saves it under its name
+    saved = await download.value
+    assert saved.suggested_filename == "Quarterly plan.pdf"
+    assert open(await saved.path(), "rb").read() == document
+
+
+async def test_a_text_file_with_markup_opened_in_a_tab_shows_as_text_in_a_sandbox(
+        harness: ServerHarness, pages: Callable[..., Any]) -> None:
+    base, a, b = await two_in_a_room(harness, pages, "notes")
+    notes = b"Meeting notes\nline two\n<img src=x onerror=window.__pwned=1>\n"
+    await attach(a, ("notes.txt", "text/plain", notes))
+    await send_when_uploaded(a, 1)
+    card = b.get_by_test_id("file-card")
+    await expect(card).to_have_count(1, timeout=WAIT_MS)
+    await expect(card.locator(".att-icon")).to_have_text("TXT")
+    href = await card.get_by_test_id("file-download").get_attribute("href")
+    assert href
+    tab = await b.context.new_page()
+    answer = await tab.goto(urljoin(base, href))
+    assert answer and answer.status == 200 and answer.headers["content-type"].startswith("text/plain")
+    assert await tab.locator("body").inner_text() == notes.decode()  # the markup, as text
+    assert await tab.locator("img").count() == 0
+    assert await tab.evaluate("self.origin") == "null"  # the sandbox: no access to the app's origin
+    assert await tab.evaluate("window.__pwned") is None
 
 
 HOSTILE = "<img src=x onerror=window.__pwned=1>.png"
