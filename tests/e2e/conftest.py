@@ -36,8 +36,10 @@ def web_built() -> Path:
     return index
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 async def browser(web_built: Path) -> AsyncIterator[Browser]:
+    """One Chromium for the session (a launch costs a second or two); each page gets its own
+    context, so tests share no cookies, storage or cache."""
     async with async_playwright() as pw:
         b = await pw.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
         yield b

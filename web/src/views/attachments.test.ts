@@ -37,6 +37,14 @@ describe("attachments in messages", () => {
     expect(img.hasAttribute("width")).toBe(false);
   });
 
+  it("show an image type browsers cannot display (HEIC from phones) as a file card, not a broken image", () => {
+    const li = messageItem(msg(1, 1, { attachments: [att("h", "IMG_0042.HEIC", "image/heic", { thumb_url: null })] }), ctx());
+    expect(li.querySelector("[data-testid=attachment-image]")).toBeNull();
+    const card = li.querySelector("[data-testid=file-card]")!;
+    expect(card.querySelector(".att-icon")?.textContent).toBe("HEIC");
+    expect(card.querySelector("[data-testid=file-download]")?.getAttribute("href")).toBe("https://media.test/h?sig=1");
+  });
+
   it("play audio (voice notes too) and video with controls, video without preloading", () => {
     const li = messageItem(msg(1, 1, { body: "", attachments: [att("v", "voice.ogg", "audio/ogg"), att("m", "clip.mp4", "video/mp4")] }), ctx());
     const audio = li.querySelector("audio")!;

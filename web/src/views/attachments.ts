@@ -26,10 +26,14 @@ const THUMB_MAX_H = 240;
 
 export type AttachmentKind = "image" | "audio" | "video" | "file" | "unavailable";
 
+/** Image types browsers display. Others the server accepts (HEIC/HEIF, phones' photo format) get
+ * no thumbnail and would be a broken image: they are files with a Download link. */
+const DISPLAYABLE_IMAGES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/avif"]);
+
 export function attachmentKind(a: Attachment): AttachmentKind {
   if (a.status === "unavailable" || safeUrl(a.url) === null) return "unavailable";
   const mime = (a.mime || "").toLowerCase();
-  if (mime.startsWith("image/")) return "image";
+  if (mime.startsWith("image/")) return DISPLAYABLE_IMAGES.has(mime) ? "image" : "file";
   if (mime.startsWith("audio/")) return "audio";
   if (mime.startsWith("video/")) return "video";
   return "file";
