@@ -391,6 +391,22 @@ describe("ChatClient attachments", () => {
     expect(client.messages(1).pending.size).toBe(0);
   });
 
+  it("asks the server to fetch an unavailable WhatsApp file again and shows the message it answers", async () => {
+    const { client } = setup();
+    await client.openRoom(1);
+    await client.send(1, "photo", null, []);
+    const [m] = client.messages(1).sorted();
+    const pendingAgain = { ...m, attachments: [{ id: "w1", name: "photo.jpg", mime: "image/jpeg", size: 0, url: null, thumb_url: null, width: null, height: null, status: "pending" as const }] };
+    const calls: string[] = [];
+    (client as unknown as { deps: { call: unknown } }).deps.call = async <T,>(method: string, path: string) => {
+      calls.push(`${method} ${path}`);
+      return { message: pendingAgain } as T;
+    };
+    await client.retryWhatsAppMedia(1, m.id, "w1");
+    expect(calls).toEqual(["POST /api/v1/wa/conversations/1/media/w1/retry"]);
+    expect(client.messages(1).get(m.id)?.attachments?.[0].status).toBe("pending");
+  });
+
   it("sends no attachments field for a text message (older servers accept it as ever)", async () => {
     const { server, client } = setup();
     await client.openRoom(1);

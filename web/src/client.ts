@@ -414,6 +414,17 @@ export class ChatClient {
     return true;
   }
 
+  /**
+   * Fetch a WhatsApp contact's file again that the server could not fetch (staff only): the
+   * answer is the message with the attachment pending, and message:updated follows when it is
+   * ready or unavailable again.
+   */
+  async retryWhatsAppMedia(roomId: number, messageId: number, attachmentId: string): Promise<void> {
+    const out = await this.deps.call<{ message: Message }>(
+      "POST", `/api/v1/wa/conversations/${roomId}/media/${encodeURIComponent(attachmentId)}/retry`);
+    if (out.message.id === messageId) this.onMessageUpdated(out.message);
+  }
+
   /** The media URLs held for the message are old enough to have expired. */
   mediaStale(roomId: number, messageId: number): boolean {
     const at = this.messages(roomId).receivedAt(messageId);

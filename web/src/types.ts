@@ -68,7 +68,7 @@ export interface Upload {
 
 /** A file of a message. `status: "unavailable"`: WhatsApp media the server could not fetch. */
 export interface Attachment extends Upload {
-  status?: "unavailable" | string;
+  status?: "pending" | "unavailable";
 }
 
 export interface Room {

@@ -118,6 +118,13 @@ describe("attachments in messages", () => {
     expect(retried).toEqual(["5:w"]);
   });
 
+  it("show a WhatsApp file still being fetched as pending, not as unavailable", () => {
+    const li = messageItem(msg(6, 1, { body: "", attachments: [att("p", "voice.ogg", "audio/ogg", { status: "pending", url: "", thumb_url: null })] }), ctx());
+    expect(li.querySelector("[data-testid=attachment-pending]")!.textContent).toContain("fetching media");
+    expect(li.querySelector("[data-testid=attachment-unavailable]")).toBeNull();
+    expect(li.querySelector("audio")).toBeNull();
+  });
+
   it("report an image that fails to load (expired URL) with its message", () => {
     const failed: string[] = [];
     const li = messageItem(msg(5, 1, { attachments: [att("a", "a.png", "image/png")] }), ctx({ onMediaError: (m, a) => failed.push(`${m.id}:${a.id}`) }));

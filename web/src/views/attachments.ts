@@ -24,13 +24,14 @@ export interface MediaHandlers {
 const THUMB_MAX_W = 320;
 const THUMB_MAX_H = 240;
 
-export type AttachmentKind = "image" | "audio" | "video" | "file" | "unavailable";
+export type AttachmentKind = "image" | "audio" | "video" | "file" | "pending" | "unavailable";
 
 /** Image types browsers display. Others the server accepts (HEIC/HEIF, phones' photo format) get
  * no thumbnail and would be a broken image: they are files with a Download link. */
 const DISPLAYABLE_IMAGES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/avif"]);
 
 export function attachmentKind(a: Attachment): AttachmentKind {
+  if (a.status === "pending") return "pending";
   if (a.status === "unavailable" || safeUrl(a.url) === null) return "unavailable";
   const mime = (a.mime || "").toLowerCase();
   if (mime.startsWith("image/")) return DISPLAYABLE_IMAGES.has(mime) ? "image" : "file";
@@ -71,6 +72,11 @@ export function attachmentItem(a: Attachment, handlers: MediaHandlers): HTMLElem
       player.addEventListener("error", () => handlers.onError?.(a));
       return h("figure", { class: "att att-video", "data-attachment": a.id }, player, caption(a, handlers));
     }
+    case "pending":
+      // a WhatsApp contact's file the server is still fetching: message:updated brings it
+      return h("div", { class: "att att-pending", testid: "attachment-pending", "data-attachment": a.id, role: "status", "aria-label": a.name || "media" },
+        h("span", { class: "att-icon", "aria-hidden": "true" }, "…"),
+        h("span", { class: "att-text" }, h("span", { class: "att-name" }, a.name || "Media"), h("small", {}, "fetching media…")));
     case "unavailable":
       return h("div", { class: "att att-unavailable", testid: "attachment-unavailable", "data-attachment": a.id, role: "group", "aria-label": a.name || "media" },
         h("span", { class: "att-icon", "aria-hidden": "true" }, "!"),

@@ -211,7 +211,7 @@ export class ChatView {
       onRetry: (p: PendingSend) => void client.retry(this.roomId, p.client_id),
       onDiscard: (p: PendingSend) => client.discard(this.roomId, p.client_id),
       onMediaError: (m) => void client.refreshMedia(this.roomId, m.id),
-      onMediaRetry: (m) => void client.refreshMedia(this.roomId, m.id, true),
+      onMediaRetry: (m, a) => void this.retryMedia(m, a),
       onOpenImage: (m, a, opener) => this.openImage(m, a, opener),
       onFollowLink: (m, a, e) => this.followLink(m, a, e),
       reactions: this.reactionContext(),
@@ -404,6 +404,18 @@ export class ChatView {
     const err = await this.app.client.edit(this.roomId, m.id, body);
     if (err) this.app.notice(`Not saved: ${err.message}`);
     this.setEditing(null);
+  }
+
+  /** Unavailable media: a WhatsApp contact's file is fetched again by the server (staff); other
+   *  files come back with fresh URLs from the history page around the message. */
+  private async retryMedia(m: Message, a: Attachment): Promise<void> {
+    const client = this.app.client;
+    if (client.rooms.get(this.roomId)?.kind !== "whatsapp") return void client.refreshMedia(this.roomId, m.id, true);
+    try {
+      await client.retryWhatsAppMedia(this.roomId, m.id, a.id);
+    } catch (err) {
+      this.app.notice(`Could not fetch the file again: ${(err as Error).message}`);
+    }
   }
 
   private async remove(m: Message): Promise<void> {
