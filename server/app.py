@@ -56,7 +56,14 @@ from .shutdown import graceful_shutdown
 from .storage import db as storage
 from .storage import users as udb
 from .storage.batcher import SendBatcher
-from .transport import http, http_events, http_files, http_whatsapp, static
+from .transport import (
+    http,
+    http_events,
+    http_files,
+    http_manage,  # noqa: F401  (its routes join http's table on import)
+    http_whatsapp,
+    static,
+)
 from .transport.middleware import error_middleware, passing_websockets, security_headers_middleware
 from .transport.socket import SocketTransport
 
