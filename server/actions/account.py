@@ -27,7 +27,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from chatcore.errors import Forbidden, Invalid, NotFound, Unauthorized
+from chatcore.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 
 from ..storage import audit as adb
 from ..storage import users as db
@@ -122,7 +122,7 @@ async def _target(conn: Any, admin: db.User, target_id: int, what: str) -> db.Us
     if target is None:
         raise NotFound("user not found")
     if target.kind != "human":
-        raise Invalid("only human accounts are managed here")
+        raise Conflict("only human accounts are managed here")
     return target
 
 
@@ -144,7 +144,7 @@ async def do_force_password_reset(svc: Services, admin: db.User, target_id: int)
     async with svc.pool.acquire() as conn, conn.transaction():
         target = await _target(conn, admin, target_id, "reset")
         if target.password_hash is None:
-            raise Invalid("this account signs in without a password (WhatsApp code)")
+            raise Conflict("this account signs in without a password (WhatsApp code)")
         user = await db.force_password_change(conn, target_id)
         assert user is not None
         await db.revoke_all_for_user(conn, target_id)
