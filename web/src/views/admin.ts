@@ -56,7 +56,7 @@ interface AdminUser extends User {
 
 /** Deactivate / reactivate and force a password reset (not on one's own account). */
 function accountCell(app: App, u: AdminUser, status: HTMLElement): HTMLElement {
-  const cell = h("td", { class: "row" });
+  const cell = h("div", { class: "row" });
   const render = () => {
     if (u.kind !== "human" || u.id === app.me.id) return fill(cell, u.deactivated_at ? "deactivated" : "active");
     const act = async (path: string, done: string) => {
@@ -77,7 +77,7 @@ function accountCell(app: App, u: AdminUser, status: HTMLElement): HTMLElement {
         : h("button", { type: "button", testid: "user-force-reset", onclick: () => void act("force-password-reset", `${u.username} must set a new password at the next login.`) }, "Force password reset"));
   };
   render();
-  return cell;
+  return h("td", {}, cell);
 }
 
 function userRow(app: App, u: AdminUser, status: HTMLElement): HTMLElement {
