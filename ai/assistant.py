@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import re
@@ -175,6 +176,7 @@ class Assistant:
     async def _reply(self, room_id: int, trigger: MessageRecord) -> MessageRecord | None:
         reply_id = secrets.token_hex(8)
         request = await self.context(room_id, trigger)
+        request = dataclasses.replace(request, handoff_possible=trigger.author_kind == "contact")
         key = answer_key(room_id, self.provider.name, self.provider.model, request)
         cached = await self.answers.get(key)
         if cached is not None:

@@ -1,7 +1,9 @@
 """The offline provider: no network, no model.
 
 Replies come from a knowledge base (YAML: a list of ``{questions: [...], answer: ...}``) by
-TF-IDF-weighted word overlap with the question; below a threshold it hands over to a person.
+TF-IDF-weighted word overlap with the question; below a threshold it says it does not know, and
+offers a person only where one is told (a WhatsApp conversation: ``Request.handoff_possible``;
+in team rooms nobody is).
 It takes the same ``Request`` a model gets and reads the question back from its data block, so
 it sees exactly what a model would. Summaries are extractive. Replies are labelled offline in
 their metadata.
@@ -31,6 +33,10 @@ MATCH_THRESHOLD = 0.35
 HANDOFF_REPLY = (
     "[HANDOFF] I'm not sure I can answer that well. I've asked a person from the team to take "
     "over; they will reply here."
+)
+DONT_KNOW_REPLY = (
+    "I don't know the answer to that. I can help with using this chat: rooms, direct messages, "
+    "invites, editing messages, your account and password."
 )
 SUMMARY_MAX_CHARS = 1200
 DEFAULT_KB = Path(__file__).with_name("knowledge_base.yaml")
@@ -86,14 +92,16 @@ class OfflineProvider:
                 best, best_score = entry, score
         return best, best_score
 
-    def answer(self, question: str) -> str:
+    def answer(self, question: str, handoff_possible: bool = False) -> str:
         entry, score = self.best(question)
-        return entry.answer if entry is not None and score >= MATCH_THRESHOLD else HANDOFF_REPLY
+        if entry is not None and score >= MATCH_THRESHOLD:
+            return entry.answer
+        return HANDOFF_REPLY if handoff_possible else DONT_KNOW_REPLY
 
     async def stream_reply(self, request: Request) -> AsyncIterator[str]:
         records = read_data_block(request.data)
         question = next((r["text"] for r in reversed(records) if r.get("role") == ROLE_NAMES["user"]), "")
-        text = self.answer(question)
+        text = self.answer(question, request.handoff_possible)
         # a few chunks, so clients see the same streaming as with a model
         parts = re.findall(r"\S+\s*", text)
         for i in range(0, len(parts), 4):

@@ -25,6 +25,9 @@ class Request:
 
     system: str
     data: str
+    # a person can take the conversation over (a WhatsApp conversation, where staff are told);
+    # in team rooms nobody is, so an assistant must not promise it there
+    handoff_possible: bool = False
 
 
 class ProviderError(Exception):

@@ -51,6 +51,25 @@ class Conflict(ChatError):
     status = 409
 
 
+class Archived(Forbidden):
+    """A write to an archived (read-only) room; its history stays readable."""
+
+    code = "archived"
+
+
+class Deactivated(Forbidden):
+    """The account was deactivated by an admin: no login, refresh, connect or token use."""
+
+    code = "deactivated"
+
+
+class PasswordChangeRequired(Forbidden):
+    """An admin forced a password reset: the login holds no tokens until a new password is set
+    (``POST /api/v1/auth/password``)."""
+
+    code = "password_change_required"
+
+
 class Gone(NotFound):
     """What was there is deleted (a deleted message's attachments): 410, code ``not_found``."""
 

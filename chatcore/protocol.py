@@ -361,6 +361,22 @@ class MentionEventWire(Wire):
     seq: int = Field(description="the message's seq; the mention is read once the read cursor reaches it")
 
 
+class RoomUpdated(RoomRecord):
+    """A room after its owners renamed it, changed its topic, archived or unarchived it, or
+    changed a member's role."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RoomDeleted(Wire):
+    room_id: int
+
+
+class MemberRemoved(Wire):
+    room_id: int
+    user_id: int = Field(description="the user removed: the receiving user (sent to their own channel only)")
+
+
 class SessionEnded(Wire):
     reason: Literal["expired", "revoked", "logged_out"]
 
@@ -404,6 +420,9 @@ SERVER_EVENTS: dict[str, ServerEvent] = {
     "member:joined": ServerEvent(MemberJoined, "A user joined or was added to the room"),
     "member:left": ServerEvent(MemberLeft, "A user left the room"),
     "room:added": ServerEvent(RoomView, "The user was added to a room (invite, new direct conversation)"),
+    "room:updated": ServerEvent(RoomUpdated, "The room's name, topic, archived state or member roles changed"),
+    "room:deleted": ServerEvent(RoomDeleted, "The room was deleted; drop it"),
+    "member:removed": ServerEvent(MemberRemoved, "The user was removed from a room by its owner; drop it"),
     "assistant:delta": ServerEvent(AssistantDeltaWire, "The next chunk of a streaming assistant reply"),
     "conversation:updated": ServerEvent(ConversationView, "A WhatsApp conversation changed (staff only)"),
     "wa:status": ServerEvent(WaStatus, "Delivery status of an outbound WhatsApp message (staff only)"),

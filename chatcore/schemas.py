@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 ErrorCode = Literal[
     "unauthorized", "forbidden", "not_found", "invalid", "rate_limited", "too_large", "unavailable",
-    "conflict", "unsupported_type", "internal",
+    "conflict", "unsupported_type", "archived", "deactivated", "password_change_required", "internal",
 ]
 
 
@@ -58,6 +58,7 @@ class RoomRecord(Wire):
     last_seq: int
     archived_upto_seq: int
     created_at: str | None
+    archived_at: str | None = Field(default=None, description="set: archived, read-only (sends refused)")
 
 
 class AttachmentWire(Wire):
@@ -114,6 +115,11 @@ class MessageRecordWire(Wire):
 class Peer(Wire):
     id: int | None
     name: str | None
+    kind: Literal["human", "assistant", "contact"] | None = Field(default=None, description="absent for a peer gone")
+    status: Literal["online", "offline"] | None = Field(
+        default=None, description="live presence at this answer (the assistant is always online); null: unknown."
+        " presence events update it")
+    last_seen: str | None = None
 
 
 class MemberRecord(UserRecord):

@@ -60,7 +60,9 @@ class _Env:
         except ValueError:
             raise ConfigError(f"{key} must be an integer, got {raw!r}") from None
         if (lo is not None and v < lo) or (hi is not None and v > hi):
-            raise ConfigError(f"{key} must be between {lo} and {hi}, got {v}")
+            allowed = (f"between {lo} and {hi}" if lo is not None and hi is not None
+                       else f"at least {lo}" if lo is not None else f"at most {hi}")
+            raise ConfigError(f"{key} must be {allowed}, got {v}")
         return v
 
     def float(self, key: _str, default: _float, lo: _float = 0.0) -> _float:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from chatcore.errors import Conflict, Forbidden, Invalid, Unauthorized
+from chatcore.errors import Conflict, Deactivated, Forbidden, Invalid, PasswordChangeRequired, Unauthorized
 from chatcore.tokens import AccessClaims
 
 from ..storage import users as db
@@ -67,6 +67,7 @@ def _hash_refresh(token: str) -> bytes:
 
 
 async def issue_tokens(svc: Services, user: db.User, family_id: uuid.UUID | None = None, conn: asyncpg.Connection | None = None) -> dict[str, str]:
+    check_active(user)  # every way in (password, refresh, WhatsApp code) passes here
     refresh = secrets.token_urlsafe(32)
     family_id = family_id or uuid.uuid4()
     await db.insert_refresh(conn or svc.pool, user.id, family_id, _hash_refresh(refresh), svc.config.refresh_ttl_s)
@@ -100,8 +101,17 @@ async def do_login(svc: Services, username: Any, password: Any, ip: str) -> tupl
     ok = await svc.passwords.verify(user.password_hash if user else None, password)
     if user is None or not ok or user.kind != "human":
         raise Unauthorized("wrong username or password")
+    # only after the password matched: these answers must not reveal an account's state to a guesser
+    check_active(user)
+    if user.must_change_password:
+        raise PasswordChangeRequired("an admin reset this password: set a new one (POST /api/v1/auth/password)")
     await _rehash_if_outdated(svc, user, password)
     return user, await issue_tokens(svc, user)
+
+
+def check_active(user: db.User) -> None:
+    if user.deactivated_at is not None:
+        raise Deactivated("this account is deactivated")
 
 
 async def _rehash_if_outdated(svc: Services, user: db.User, password: str) -> None:
@@ -122,6 +132,12 @@ async def do_refresh(svc: Services, refresh_token: Any) -> dict[str, str]:
         row = await db.get_refresh_for_update(conn, _hash_refresh(refresh_token))
         if row is None:
             raise Unauthorized("unknown refresh token")
+        owner = await db.get_user(conn, row.user_id)
+        if owner is not None:
+            # deactivation revokes every refresh token: say why rather than "reuse detected"
+            check_active(owner)
+            if owner.must_change_password:
+                raise PasswordChangeRequired("an admin reset this password: set a new one (POST /api/v1/auth/password)")
         if row.revoked_at is not None:
             # a rotated token presented again: it leaked, revoke the whole family
             revoke_family, revoke_user = row.family_id, row.user_id
@@ -191,6 +207,8 @@ async def authenticate(svc: Services, token: Any) -> db.User:
 async def authenticate_claims(svc: Services, token: Any) -> tuple[db.User, AccessClaims]:
     claims = svc.verifier.verify(token)
     user, family_revoked = await db.get_user_for_token(svc.pool, claims.user_id, claims.family)
+    if user is not None:
+        check_active(user)
     if user is None or user.token_version != claims.token_version or family_revoked:
         raise Unauthorized("token revoked")
     return user, claims

@@ -31,6 +31,7 @@ from chatcore.errors import Forbidden, Invalid
 from chatcore.events import MessageRecord
 
 from ..storage import mentions as db
+from ..storage import rooms as rooms_db
 from .notify import emit, user_channel
 from .rooms import access_room_by_id
 
@@ -94,7 +95,7 @@ async def store_mentions(svc: Services, user: User, msg: MessageRecord) -> tuple
 
 
 async def _online_members(svc: Services, room_id: int) -> list[int]:
-    ids = await db.member_ids(svc.pool, room_id)
+    ids = await rooms_db.member_ids(svc.pool, room_id)
     try:
         online = await svc.presence.online(ids)
     except Exception as exc:  # Redis away: @here reaches nobody rather than failing the send

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from chatcore.access import Principal, RoomFacts, can_read_room, can_write_room, reads_through_compliance
-from chatcore.errors import Conflict, Forbidden, Invalid, NotFound
-from chatcore.events import MemberEvent
+from chatcore.errors import Archived, Conflict, Forbidden, Invalid, NotFound
+from chatcore.events import MemberEvent, iso
 from chatcore.types import ID_MAX, STAFF_ROLES
 
 from ..files.service import signed_wire
@@ -91,6 +91,8 @@ async def access_room_by_id(svc: Services, user: udb.User, room_id: Any, *, writ
     if can_read_room(principal, facts):
         if write and not can_write_room(principal, facts):
             raise Forbidden("join the room first")
+        if write and room.archived_at is not None:
+            raise Archived("this room is archived: it is read-only")
         return room
     if compliance is not None and not write:
         principal = Principal(user.id, user.role, await udb.has_compliance(svc.pool, user.id))
@@ -158,7 +160,32 @@ async def do_list_rooms(svc: Services, user: udb.User, after_id: int | None, lim
     rows = await db.rooms_for_user(svc.pool, user.id, after_id or 0, size + 1)
     has_more = len(rows) > size
     rows = rows[:size]
+    await _with_peer_presence(svc, rows)
     return {"rooms": rows, "has_more": has_more, "next_cursor": rows[-1]["id"] if has_more else None}
+
+
+async def _with_peer_presence(svc: Services, rows: list[dict[str, Any]]) -> None:
+    """Fill each direct room's ``peer`` with its presence, so a client shows every DM's status
+    on load and follows the ``presence`` events from there. The assistant is always available."""
+    peers = [r["peer"] for r in rows if isinstance(r.get("peer"), dict) and r["peer"].get("id") is not None]
+    if not peers:
+        return
+    ids = list({p["id"] for p in peers})
+    facts = await db.users_presence_facts(svc.pool, ids)
+    try:
+        online = await svc.presence.online(ids)
+    except Exception:  # Redis away: the list still answers, statuses unknown
+        online = {}
+    for p in peers:
+        kind, last_seen = facts.get(p["id"], ("human", None))
+        p["kind"] = kind
+        p["last_seen"] = iso(last_seen)
+        if kind == "assistant":
+            p["status"] = "online"
+        elif p["id"] in online:
+            p["status"] = "online" if online[p["id"]] else "offline"
+        else:
+            p["status"] = None
 
 
 def _check_user_ids(value: Any) -> list[int]:
@@ -183,7 +210,7 @@ async def room_view(svc: Services, room: db.Room, user: udb.User) -> dict[str, A
 async def do_join_room(svc: Services, user: udb.User, room_id: int, sid: str | None) -> dict[str, Any]:
     room = await access_room_by_id(svc, user, room_id)
     added = False
-    if room.kind == "public":
+    if room.kind == "public" and room.archived_at is None:
         added = await db.add_member(svc.pool, room.id, user.id)
     if sid is not None:
         await svc.sio.enter_room(sid, room_channel(room.id))
@@ -191,6 +218,7 @@ async def do_join_room(svc: Services, user: udb.User, room_id: int, sid: str | N
         await enter_channel(svc, user.id, room_channel(room.id))
         await emit(svc, "member:joined", MemberEvent(room.id, user.public(), await _presence_of(svc, user.id)).to_wire(),
                    to=room_channel(room.id))
+        await post_notice(svc, room.id, f"{user.display_name} joined", "joined", user.id, seen_by=user.id)
     member_list = await db.members(svc.pool, room.id)
     online = await svc.presence.online([m["id"] for m in member_list])
     messages, has_more = await mdb.history(svc.pool, room.id, None, JOIN_PAGE)
@@ -218,6 +246,8 @@ async def do_leave_room(svc: Services, user: udb.User, room_id: int) -> None:
     if await db.remove_member(svc.pool, room.id, user.id):
         await leave_channel(svc, user.id, room_channel(room.id))
         await emit(svc, "member:left", MemberEvent(room.id, user.public()).to_wire(), to=room_channel(room.id))
+        if room.archived_at is None:
+            await post_notice(svc, room.id, f"{user.display_name} left", "left", user.id)
 
 
 async def do_invite(svc: Services, user: udb.User, room_id: Any, target_id: Any) -> None:
@@ -234,6 +264,26 @@ async def do_invite(svc: Services, user: udb.User, room_id: Any, target_id: Any)
         event = MemberEvent(room.id, target.public(), await _presence_of(svc, target_id))
         await emit(svc, "member:joined", event.to_wire(), to=room_channel(room.id))
         await emit(svc, "room:added", room.public(joined=True), to=user_channel(target_id))
+        await post_notice(svc, room.id, f"{user.display_name} added {target.display_name}", "added", target_id,
+                          actor_id=user.id, seen_by=user.id)
+
+
+async def post_notice(svc: Services, room_id: int, body: str, notice: str, user_id: int | None = None, *,
+                      actor_id: int | None = None, seen_by: int | None = None) -> None:
+    """A system message that keeps a membership or settings change in the room's history
+    (``meta.notice``: joined, left, added, removed, renamed, topic, archived, unarchived).
+    Stored without an author, so no one can edit it; ``seen_by`` (the actor) has it read."""
+    meta: dict[str, Any] = {"notice": notice}
+    if user_id is not None:
+        meta["user_id"] = user_id
+    if actor_id is not None:
+        meta["actor_id"] = actor_id
+    msg = await mdb.insert_message(svc.pool, room_id, author_id=None, author_kind="system", author_name=None,
+                                   body=body, meta=meta)
+    svc.metrics.messages.labels("system").inc()
+    if seen_by is not None:
+        await db.mark_read_to(svc.pool, room_id, seen_by, msg.seq)
+    await emit(svc, "message", msg.to_wire(), to=room_channel(room_id))
 
 
 async def _presence_of(svc: Services, user_id: int) -> str | None:

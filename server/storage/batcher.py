@@ -53,7 +53,7 @@ INSERT_BATCH = (
     # lock the rooms in id order before the UPDATE touches them: the UPDATE only reaches rows
     # that this scan has produced (and so locked)
     " locked AS MATERIALIZED (SELECT r.id FROM rooms r WHERE r.id IN (SELECT room_id FROM counts)"
-    "  AND r.kind <> 'whatsapp' ORDER BY r.id FOR UPDATE),"
+    "  AND r.kind <> 'whatsapp' AND r.archived_at IS NULL ORDER BY r.id FOR UPDATE),"
     " s AS (UPDATE rooms r SET last_seq = r.last_seq + c.total FROM locked l JOIN counts c ON c.room_id = l.id"
     "  WHERE r.id = l.id RETURNING r.id, r.last_seq, r.kind, c.total),"
     " ins AS (INSERT INTO messages (room_id, seq, author_id, author_kind, author_name, body, client_id,"

@@ -2,8 +2,8 @@
 and the per-room notification setting (``schema/0013``).
 
 The unread mention count of a room is the user's ``mentions`` rows above their read cursor
-(``rooms.rooms_for_user`` and ``rooms.set_last_read`` read it; ``set_last_read`` deletes the
-rows the cursor passed).
+(``rooms.rooms_for_user`` counts them; ``mark_read`` deletes the rows the read cursor passed
+and counts the rest).
 """
 
 from __future__ import annotations
@@ -41,10 +41,6 @@ async def resolve(conn: asyncpg.Connection | asyncpg.Pool, room_id: int, sender_
     named = {r["name"]: r["id"] for r in rows if r["name"] in usernames}
     role = next((r["role"] for r in rows if r["id"] == sender_id), None)
     return Resolved(named, role)
-
-
-async def member_ids(conn: asyncpg.Connection | asyncpg.Pool, room_id: int) -> list[int]:
-    return [r[0] for r in await conn.fetch("SELECT user_id FROM room_members WHERE room_id = $1", room_id)]
 
 
 STORE = (

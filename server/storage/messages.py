@@ -100,7 +100,9 @@ async def insert_message(
 
 
 INSERT_MEMBER = (
+    # an archived room takes no sends; the caller's slow path then says so (``archived``)
     "WITH s AS (UPDATE rooms r SET last_seq = r.last_seq + 1 WHERE r.id = $1 AND r.kind <> 'whatsapp'"
+    "   AND r.archived_at IS NULL"
     "   AND EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = $1 AND m.user_id = $2)"
     "   RETURNING r.last_seq, r.kind),"
     " ins AS (INSERT INTO messages (room_id, seq, author_id, author_kind, author_name, body, client_id, reply_to,"

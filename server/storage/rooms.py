@@ -10,7 +10,8 @@ import asyncpg
 
 from chatcore.events import iso
 
-ROOM_COLS = "r.id, r.slug, r.name, r.kind, r.topic, r.created_by, r.last_seq, r.archived_upto_seq, r.created_at"
+ROOM_COLS = ("r.id, r.slug, r.name, r.kind, r.topic, r.created_by, r.last_seq, r.archived_upto_seq, r.created_at,"
+             " r.archived_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,7 @@ class Room:
     last_seq: int
     archived_upto_seq: int
     created_at: datetime
+    archived_at: datetime | None  # set: read-only (sends refused), history readable
 
     def public(self, **extra: Any) -> dict[str, Any]:
         d = {
@@ -36,6 +38,7 @@ class Room:
             "last_seq": self.last_seq,
             "archived_upto_seq": self.archived_upto_seq,
             "created_at": iso(self.created_at),
+            "archived_at": iso(self.archived_at),
         }
         d.update(extra)
         return d
@@ -171,3 +174,83 @@ async def rooms_for_user(pool: asyncpg.Pool, user_id: int, after_id: int = 0, li
             extra["peer"] = {"id": row["peer_id"], "name": row["peer_name"]}
         out.append(room.public(**extra))
     return out
+
+
+
+# --- room management (actions/rooms.py: rename, topic, archive, delete, roles, directory) ------------
+
+
+async def update_room(conn: asyncpg.Connection | asyncpg.Pool, room_id: int, name: str | None,
+                      topic: str | None) -> Room | None:
+    """Set the name and/or topic (None: unchanged)."""
+    return _room(await conn.fetchrow(
+        f"UPDATE rooms r SET name = coalesce($2, r.name), topic = coalesce($3, r.topic) WHERE r.id = $1"
+        f" RETURNING {ROOM_COLS}",
+        room_id, name, topic))
+
+
+async def set_archived(conn: asyncpg.Connection | asyncpg.Pool, room_id: int, archived: bool) -> Room | None:
+    return _room(await conn.fetchrow(
+        "UPDATE rooms r SET archived_at = CASE WHEN $2 THEN coalesce(r.archived_at, now()) END WHERE r.id = $1"
+        f" RETURNING {ROOM_COLS}",
+        room_id, archived))
+
+
+# The room goes with its members and hot messages (foreign keys cascade); the files of those
+# messages go to the trash in the same statement, so their URLs stop working at once and the
+# sweep deletes the bytes (as deleting one message does).
+DELETE_ROOM = (
+    "WITH gone AS (DELETE FROM files f USING message_attachments a, messages m"
+    "  WHERE m.room_id = $1 AND a.message_id = m.id AND a.file_id = f.id RETURNING f.id),"
+    " t AS (INSERT INTO file_trash (id) SELECT id FROM gone ON CONFLICT DO NOTHING)"
+    " DELETE FROM rooms WHERE id = $1"
+)
+
+
+async def delete_room(conn: asyncpg.Connection | asyncpg.Pool, room_id: int) -> bool:
+    return str(await conn.execute(DELETE_ROOM, room_id)).endswith(" 1")
+
+
+async def member_ids(conn: asyncpg.Connection | asyncpg.Pool, room_id: int) -> list[int]:
+    return [r[0] for r in await conn.fetch("SELECT user_id FROM room_members WHERE room_id = $1", room_id)]
+
+
+async def member_role(conn: asyncpg.Connection | asyncpg.Pool, room_id: int, user_id: int) -> str | None:
+    """``owner`` or ``member``; None when not a member."""
+    role = await conn.fetchval("SELECT role FROM room_members WHERE room_id = $1 AND user_id = $2", room_id, user_id)
+    return None if role is None else str(role)
+
+
+async def set_member_role(conn: asyncpg.Connection | asyncpg.Pool, room_id: int, user_id: int, role: str) -> bool:
+    status = await conn.execute("UPDATE room_members SET role = $3 WHERE room_id = $1 AND user_id = $2",
+                                room_id, user_id, role)
+    return str(status).endswith(" 1")
+
+
+async def mark_read_to(conn: asyncpg.Connection | asyncpg.Pool, room_id: int, user_id: int, seq: int) -> None:
+    await conn.execute("UPDATE room_members SET last_read_seq = greatest(last_read_seq, $3)"
+                       " WHERE room_id = $1 AND user_id = $2", room_id, user_id, seq)
+
+
+async def directory(pool: asyncpg.Pool, query: str, before_id: int | None, limit: int) -> list[dict[str, Any]]:
+    """Public rooms that are not archived, newest first (below ``before_id``), whose name, slug
+    or topic contains ``query`` (case-insensitive), with member counts."""
+    pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = await pool.fetch(
+        f"SELECT {ROOM_COLS}, (SELECT count(*) FROM room_members x WHERE x.room_id = r.id) AS members_count"
+        " FROM rooms r WHERE r.kind = 'public' AND r.archived_at IS NULL AND ($2::bigint IS NULL OR r.id < $2)"
+        " AND ($1 = '%%' OR r.name ILIKE $1 OR r.slug ILIKE $1 OR r.topic ILIKE $1)"
+        " ORDER BY r.id DESC LIMIT $3",
+        pattern, before_id, limit)
+    out = []
+    for row in rows:
+        room = _room(row)
+        assert room is not None
+        out.append(room.public(members_count=row["members_count"]))
+    return out
+
+
+async def users_presence_facts(pool: asyncpg.Pool, user_ids: list[int]) -> dict[int, tuple[str, datetime | None]]:
+    """Kind and last seen of each user, for the presence of direct-room peers."""
+    rows = await pool.fetch("SELECT id, kind, last_seen_at FROM users WHERE id = ANY($1::bigint[])", user_ids)
+    return {r["id"]: (r["kind"], r["last_seen_at"]) for r in rows}

@@ -10,7 +10,8 @@ from typing import Any
 import asyncpg
 
 USER_COLS = (
-    "id, username, display_name, password_hash, phone, role, kind, token_version, last_seen_at, created_at, compliance"
+    "id, username, display_name, password_hash, phone, role, kind, token_version, last_seen_at, created_at, compliance,"
+    " deactivated_at, must_change_password"
 )
 
 
@@ -27,6 +28,8 @@ class User:
     last_seen_at: datetime | None
     created_at: datetime
     compliance: bool = False  # may read private rooms and DMs without membership (audited)
+    deactivated_at: datetime | None = None  # set: no login, refresh, connect or token use
+    must_change_password: bool = False  # an admin forced a reset: login refuses until it is changed
 
     def public(self) -> dict[str, Any]:
         return {
@@ -177,6 +180,48 @@ async def prune_revoked_families(pool: asyncpg.Pool, older_than_s: float) -> int
         "DELETE FROM revoked_families WHERE revoked_at < now() - make_interval(secs => $1)", float(older_than_s)
     )
     return int(status.split()[-1])
+
+
+# --- account management (actions/account.py) ------------------------------------------------
+
+
+async def set_display_name(pool: asyncpg.Pool, user_id: int, display_name: str) -> User | None:
+    return _user(await pool.fetchrow(
+        f"UPDATE users SET display_name = $2 WHERE id = $1 RETURNING {USER_COLS}", user_id, display_name))
+
+
+async def set_password(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, password_hash: str) -> None:
+    """A new password, which also ends a forced reset."""
+    await conn.execute("UPDATE users SET password_hash = $2, must_change_password = false WHERE id = $1",
+                       user_id, password_hash)
+
+
+async def set_deactivated(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, deactivated: bool) -> User | None:
+    """Deactivate (and invalidate every access token: the token-version bump ends the user's
+    sockets on every node) or reactivate a human or assistant account."""
+    return _user(await conn.fetchrow(
+        "UPDATE users SET deactivated_at = CASE WHEN $2 THEN coalesce(deactivated_at, now()) END,"
+        " token_version = token_version + CASE WHEN $2 THEN 1 ELSE 0 END, tv_reason = 'revoked'"
+        f" WHERE id = $1 RETURNING {USER_COLS}",
+        user_id, deactivated))
+
+
+async def force_password_change(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> User | None:
+    """Flag the account and invalidate its access tokens (the bump ends its sockets)."""
+    return _user(await conn.fetchrow(
+        "UPDATE users SET must_change_password = true, token_version = token_version + 1, tv_reason = 'revoked'"
+        f" WHERE id = $1 RETURNING {USER_COLS}",
+        user_id))
+
+
+async def other_families(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, keep: uuid.UUID | None) -> list[uuid.UUID]:
+    """The user's logins (refresh families) still usable, except ``keep``."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT family_id FROM refresh_tokens WHERE user_id = $1 AND expires_at > now()"
+        " AND ($2::uuid IS NULL OR family_id <> $2)"
+        " AND NOT EXISTS (SELECT 1 FROM revoked_families f WHERE f.family_id = refresh_tokens.family_id)",
+        user_id, keep)
+    return [r["family_id"] for r in rows]
 
 
 async def replace_password_hash(pool: asyncpg.Pool, user_id: int, old_hash: str, new_hash: str) -> bool:

@@ -15,13 +15,15 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from chatcore.api import Body, Call, Cursor, Id, IdPath, Link, QueryParams, Reply, RouteTable, mount
 from chatcore.errors import Forbidden, Invalid, NotFound, TooLarge, Unauthorized
+from chatcore.events import iso
 from chatcore.schemas import (
     MessagesPage,
     RoomEnvelope,
+    RoomRecord,
     RoomsPage,
     Session,
     TokenPair,
@@ -37,6 +39,7 @@ from ..actions import audit as audit_actions
 from ..actions import auth as auth_actions
 from ..actions import mentions as mention_actions
 from ..actions import messages as msg_actions
+from ..actions import room_admin
 from ..actions import rooms as room_actions
 from ..config import Config
 from ..context import SERVICES, Services
@@ -175,6 +178,13 @@ class CreateRoomBody(Body):
     members: list[Id] | None = Field(default=None, max_length=100, description="user ids to add")
 
 
+class DirectoryQuery(QueryParams):
+    q: str = Field(default="", max_length=80, pattern=NO_NUL, description="part of a name, handle (slug) or topic")
+    cursor: Id | None = Field(default=None, description="next_cursor of the previous page")
+    limit: int | None = Field(default=None, ge=1, le=room_admin.DIRECTORY_PAGE_MAX,
+                              description=f"default {room_admin.DIRECTORY_PAGE_DEFAULT}")
+
+
 class UserIdBody(Body):
     user_id: Id
 
@@ -220,6 +230,26 @@ class AccessRoomsBody(Body):
 
 # --- response models only this module sends ----------------------------------------------------------
 
+class DirectoryRoom(RoomRecord):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    members_count: int
+
+
+class DirectoryPage(Wire):
+    rooms: list[DirectoryRoom]
+    next_cursor: int | None = Field(description="pass as cursor for the next page; null on the last")
+
+
+class AdminUser(UserRecord):
+    deactivated_at: str | None = Field(description="set: the account is deactivated")
+    must_change_password: bool = Field(description="an admin forced a password reset not yet done")
+
+
+class AdminUsersPage(Wire):
+    users: list[AdminUser]
+
+
 class ComplianceUser(UserRecord):
     compliance: bool
 
@@ -254,6 +284,14 @@ ME = {"Me": Link("me", "the account just made")}
 ROOM_LINKS = {"GetRoom": Link("get_room", id="$response.body#/room/id"),
               "RoomMessages": Link("room_messages", id="$response.body#/room/id"),
               "RoomSettings": Link("room_settings", id="$response.body#/room/id")}
+# the management routes (http_manage.py) on a room just made, by its owner
+CREATED_ROOM_LINKS = {**ROOM_LINKS,
+                      "UpdateRoom": Link("update_room", id="$response.body#/room/id"),
+                      "DeleteRoom": Link("delete_room", id="$response.body#/room/id"),
+                      "SetMemberRole": Link("set_member_role", id="$response.body#/room/id",
+                                            user_id="$response.body#/room/created_by"),
+                      "RemoveMember": Link("remove_member", id="$response.body#/room/id",
+                                           user_id="$response.body#/room/created_by")}
 
 
 # --- auth ---------------------------------------------------------------------------------------------
@@ -319,11 +357,20 @@ async def list_rooms(call: Call[None, RoomsQuery, None]) -> Reply:
 
 
 @routes.post("/api/v1/rooms", "Create a public or private room", body=CreateRoomBody, responses={201: RoomEnvelope},
-             links={201: ROOM_LINKS})
+             links={201: CREATED_ROOM_LINKS})
 async def create_room(call: Call[CreateRoomBody, None, None]) -> Reply:
     svc, user, b = svc_of(call.request), user_of(call), call.body
     room = await room_actions.do_create_room(svc, user, b.name, b.kind, b.topic, b.members)
     return Reply({"room": await room_actions.room_view(svc, room, user)}, 201)
+
+
+# before /rooms/{id}: routes match in the order they are added
+@routes.get("/api/v1/rooms/directory", "Public rooms to join, newest first, with member counts; search by name,"
+            " handle or topic with q; page with cursor=next_cursor", query=DirectoryQuery,
+            responses={200: DirectoryPage})
+async def room_directory(call: Call[None, DirectoryQuery, None]) -> Reply:
+    q = call.query
+    return Reply(await room_admin.do_directory(svc_of(call.request), q.q, q.cursor, q.limit))
 
 
 @routes.get("/api/v1/rooms/{id}", "A room with its members", responses={200: RoomEnvelope})
@@ -367,11 +414,15 @@ async def open_dm(call: Call[UserIdBody, None, None]) -> Reply:
 
 # --- admin --------------------------------------------------------------------------------------------
 
-@routes.get("/api/v1/admin/users", "All users, by id; page with after_id", auth="admin", query=AdminUsersQuery,
-            responses={200: UsersPage})
+@routes.get("/api/v1/admin/users", "All users, by id, with their account state; page with after_id", auth="admin",
+            query=AdminUsersQuery, responses={200: AdminUsersPage})
 async def admin_users(call: Call[None, AdminUsersQuery, None]) -> Reply:
     users = await udb.list_users(svc_of(call.request).pool, call.query.limit, call.query.after_id or 0)
-    return Reply({"users": [u.public() for u in users]})
+    return Reply({"users": [admin_view(u) for u in users]})
+
+
+def admin_view(user: udb.User) -> dict[str, Any]:
+    return {**user.public(), "deactivated_at": iso(user.deactivated_at), "must_change_password": user.must_change_password}
 
 
 @routes.patch("/api/v1/admin/users/{id}", "Change a user's role", auth="admin", body=RoleBody,

@@ -157,7 +157,20 @@ async def test_offline_provider_answers_from_the_knowledge_base_without_network(
     assert reply is not None and "private" in reply.body and reply.meta["offline"] is True
     assert reply.meta["handoff"] is False
     reply = await assistant.reply(11, source.add(11, "@assistant flurb the quantum gizmo"))
-    assert reply is not None and reply.meta["handoff"] is True and "[HANDOFF]" not in reply.body
+    assert reply is not None and reply.meta["handoff"] is False and "don't know" in reply.body
+
+
+async def test_offline_provider_offers_a_person_only_where_one_is_told(redis: aioredis.Redis) -> None:
+    """In a team room nobody is told of a hand-off: the offline assistant says it does not know.
+    In a WhatsApp conversation (a contact asks) staff are: it hands over."""
+    source = MemorySource()
+    assistant, _sink = _assistant(AISettings(provider="offline"), redis, source)
+    team = await assistant.reply(12, source.add(12, "@assistant flurb the quantum gizmo"))
+    assert team is not None and team.meta["handoff"] is False
+    assert "person" not in team.body and "take over" not in team.body
+    contact = await assistant.reply(13, source.add(13, "flurb the quantum gizmo", author="Dana", kind="contact",
+                                                   author_id=None))
+    assert contact is not None and contact.meta["handoff"] is True and "person" in contact.body
 
 
 async def test_openai_compatible_provider_streams(redis: aioredis.Redis) -> None:

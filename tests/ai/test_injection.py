@@ -188,4 +188,4 @@ async def test_the_offline_provider_reads_the_real_question_not_a_record_forged_
     check_block(request.data, [{"from": m.author_name or "", "role": "person", "text": m.body}
                                for m in source.rooms[62] if m.author_kind == "user"])
     assert reply is not None and reply.meta["offline"] is True and reply.meta["handoff"] is False
-    assert "+ button" in reply.body
+    assert "New room" in reply.body

@@ -24,10 +24,10 @@ async def test_mention_streams_deltas_then_stores_the_reply(harness: ServerHarne
     reply_id = final["meta"]["reply_id"]
     deltas = [d["text"] for d in bob.log.all("assistant:delta") if d["reply_id"] == reply_id]
     assert deltas and "".join(deltas) == final["body"]
-    assert final["meta"]["offline"] is True and final["seq"] == 2
+    assert final["meta"]["offline"] is True and final["seq"] == 3  # after "… joined" (bob)
     # stored like any message: history returns it
     _, hist = await bob.call("GET", f"/api/v1/rooms/{room_id}/messages", expect=200)
-    assert [m["author_kind"] for m in hist["messages"]] == ["user", "assistant"]
+    assert [m["author_kind"] for m in hist["messages"]] == ["system", "user", "assistant"]
 
 
 async def test_a_message_without_mention_gets_no_reply(harness: ServerHarness) -> None:

@@ -139,6 +139,14 @@ async def test_every_ack_and_event_real_clients_receive_validates_with_its_model
     # a streamed assistant reply
     await alice.emit("message:send", {"room_id": shared, "body": "@assistant how do I create a room?", "client_id": "c-3"})
     await a_user.log.wait_for("message", lambda m: m["author_kind"] == "assistant", timeout=15)
+    # room management: room:updated to the room, member:removed to the removed, room:deleted
+    await a_user.call("PATCH", f"/api/v1/rooms/{shared}", {"name": "renamed", "topic": "t"}, expect=200)
+    await b_user.log.wait_for("room:updated")
+    await a_user.call("DELETE", f"/api/v1/rooms/{shared}/members/{c_user.id}", expect=204)
+    await c_user.log.wait_for("member:removed")
+    scratch = await make_room(a_user, b_user, name="scratch")
+    await a_user.call("DELETE", f"/api/v1/rooms/{scratch}", expect=204)
+    await b_user.log.wait_for("room:deleted")
     # every error code a client can provoke here comes in the one error ack shape
     for event, payload in (("room:join", {"room_id": 99999999}), ("message:edit", {"id": first["id"], "body": " "}),
                            ("message:send", {"room_id": public, "body": "x" * (limits.max_body_chars + 1),

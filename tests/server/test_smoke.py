@@ -15,7 +15,7 @@ async def test_two_users_exchange_a_message(harness: ServerHarness) -> None:
     assert (await bob.emit("room:join", {"room_id": room_id}))["ok"]
     sent = await alice.send(room_id, "hello bob")
     got = await bob.log.wait_for("message", lambda m: m["id"] == sent["id"])
-    assert got["body"] == "hello bob" and got["seq"] == 1
+    assert got["body"] == "hello bob" and got["seq"] == 2  # after bob's "… joined" notice
 
 
 async def test_send_paths_member_retry_and_non_member(harness: ServerHarness) -> None:

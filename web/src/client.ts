@@ -28,6 +28,7 @@ export type Change =
   | { kind: "messages"; roomId: number; stick?: boolean }
   | { kind: "typing"; roomId: number }
   | { kind: "presence"; userId: number }
+  | { kind: "gone"; roomId: number }
   | { kind: "members"; roomId: number }
   | { kind: "inbox" }
   /** The socket is (re)connected: panes waiting for it can load now. */
@@ -234,7 +235,40 @@ export class ChatClient {
       after = data.next_cursor;
     }
     this.rooms.setAll(all);
+    this.seedPeerPresence(all);
     this.notify({ kind: "rooms" });
+  }
+
+  /**
+   * Every DM shows its person's presence from the start: the room list carries each peer's
+   * status, and `presence` events (which reach every co-member, so every DM peer) keep it live.
+   * The assistant is always available.
+   */
+  seedPeerPresence(rooms: readonly Room[]): void {
+    for (const r of rooms) {
+      const p = r.peer;
+      if (r.kind !== "direct" || !p) continue;
+      if (p.kind === "assistant") this.presence.set(p.id, "online");
+      else if (p.status) this.presence.set(p.id, p.status, p.last_seen ?? null);
+    }
+  }
+
+  /** `room:updated`: a new name, topic or archived state, kept with this user's counts. */
+  onRoomUpdated(r: Room): void {
+    const prev = this.rooms.get(r.id);
+    if (!prev) return;
+    this.rooms.upsert({ ...r, joined: prev.joined, unread: prev.unread, last_read_seq: prev.last_read_seq,
+      last_seq: Math.max(prev.last_seq, r.last_seq), peer: prev.peer, members_count: prev.members_count });
+    this.notify({ kind: "rooms" });
+  }
+
+  /** `room:deleted`, or `member:removed` for this user: the room is gone from here. */
+  onRoomGone(roomId: number): void {
+    this.rooms.remove(roomId);
+    this.messages(roomId).unload();
+    this.members.delete(roomId);
+    this.notify({ kind: "rooms" });
+    this.notify({ kind: "gone", roomId });
   }
 
   /** Joins (public rooms) or subscribes, loads the latest page, members and presence. */

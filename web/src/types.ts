@@ -82,11 +82,30 @@ export interface Room {
   unread?: number;
   last_read_seq?: number;
   members_count?: number;
-  peer?: { id: number; name: string };
+  /** Direct rooms in the room list: the other person, with their presence at that moment. */
+  peer?: Peer;
+  /** Set: archived by its owners, read-only (sends answer `archived`). */
+  archived_at?: string | null;
+  created_by?: number | null;
   /** Unread mentions of the user (room lists, `room:join`); separate from `unread`. */
   mentions?: number;
   /** The user's notification setting for the room (rooms they belong to). */
   notify?: NotifyLevel;
+}
+
+export interface Peer {
+  id: number;
+  name: string;
+  kind?: string | null;
+  /** null: the server could not say (Redis away) */
+  status?: "online" | "offline" | null;
+  last_seen?: string | null;
+}
+
+/** `member:removed` (to the removed user only) and `room:deleted`. */
+export interface RoomGoneEvent {
+  room_id: number;
+  user_id?: number;
 }
 
 export type NotifyLevel = "all" | "mentions" | "none";

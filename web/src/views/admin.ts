@@ -32,7 +32,7 @@ function usersSection(app: App, status: HTMLElement): HTMLElement {
   let after = 0;
   const load = async () => {
     try {
-      const r = await app.api.call<{ users: User[] }>("GET", `/api/v1/admin/users?limit=${USERS_PAGE}&after_id=${after}`);
+      const r = await app.api.call<{ users: AdminUser[] }>("GET", `/api/v1/admin/users?limit=${USERS_PAGE}&after_id=${after}`);
       for (const u of r.users) body.append(userRow(app, u, status));
       if (r.users.length) after = r.users[r.users.length - 1].id;
       more.hidden = r.users.length < USERS_PAGE;
@@ -44,11 +44,43 @@ function usersSection(app: App, status: HTMLElement): HTMLElement {
   void load();
   return h("section", { "aria-labelledby": "admin-users" }, h("h2", { id: "admin-users" }, "Users"),
     h("div", { class: "table-wrap" }, h("table", { testid: "admin-users" },
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "User"), h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Kind"), h("th", { scope: "col" }, "Role"))),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "User"), h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Kind"), h("th", { scope: "col" }, "Role"), h("th", { scope: "col" }, "Account"))),
       body)), more);
 }
 
-function userRow(app: App, u: User, status: HTMLElement): HTMLElement {
+/** A user as admins list them: with the account's state. */
+interface AdminUser extends User {
+  deactivated_at?: string | null;
+  must_change_password?: boolean;
+}
+
+/** Deactivate / reactivate and force a password reset (not on one's own account). */
+function accountCell(app: App, u: AdminUser, status: HTMLElement): HTMLElement {
+  const cell = h("div", { class: "row" });
+  const render = () => {
+    if (u.kind !== "human" || u.id === app.me.id) return fill(cell, u.deactivated_at ? "deactivated" : "active");
+    const act = async (path: string, done: string) => {
+      try {
+        const r = await app.api.call<{ user: AdminUser }>("POST", `/api/v1/admin/users/${u.id}/${path}`);
+        Object.assign(u, r.user);
+        say(status, done);
+        render();
+      } catch (err) {
+        say(status, (err as Error).message);
+      }
+    };
+    fill(cell,
+      u.deactivated_at
+        ? h("button", { type: "button", testid: "user-reactivate", onclick: () => void act("reactivate", `${u.username} can log in again.`) }, "Reactivate")
+        : h("button", { type: "button", class: "danger", testid: "user-deactivate", onclick: () => void act("deactivate", `${u.username} is deactivated and was logged out.`) }, "Deactivate"),
+      u.must_change_password ? h("small", { class: "muted" }, "must set a new password")
+        : h("button", { type: "button", testid: "user-force-reset", onclick: () => void act("force-password-reset", `${u.username} must set a new password at the next login.`) }, "Force password reset"));
+  };
+  render();
+  return h("td", {}, cell);
+}
+
+function userRow(app: App, u: AdminUser, status: HTMLElement): HTMLElement {
   const select = h("select", { testid: "role-select", "data-user": u.id, "aria-label": `Role of ${u.username}`, disabled: u.kind !== "human" },
     ...["user", "staff", "admin"].map((r) => h("option", { value: r, selected: r === u.role }, r)));
   select.addEventListener("change", async () => {
@@ -62,7 +94,7 @@ function userRow(app: App, u: User, status: HTMLElement): HTMLElement {
       say(status, (err as Error).message);
     }
   });
-  return h("tr", { "data-user": u.id }, h("td", {}, u.username), h("td", {}, u.display_name), h("td", {}, u.kind), h("td", {}, select));
+  return h("tr", { "data-user": u.id }, h("td", {}, u.username), h("td", {}, u.display_name), h("td", {}, u.kind), h("td", {}, select), accountCell(app, u, status));
 }
 
 function accountsSection(app: App, status: HTMLElement): HTMLElement {

@@ -6,14 +6,16 @@ import { bannerText, Connection, type ConnState } from "../connection";
 import { fill, h } from "../dom";
 import { Notifier, shouldNotify, titleWithCount } from "../notifications";
 import { mentionsUser, roomLabel } from "../store/rooms";
-import type { Conversation, DeltaEvent, MemberEvent, MentionEvent, Message, PresenceEvent, ReadUpdate, Room, TypingEvent, User, WaStatusEvent } from "../types";
+import type { Conversation, DeltaEvent, MemberEvent, MentionEvent, Message, PresenceEvent, ReadUpdate, Room, RoomGoneEvent, TypingEvent, User, WaStatusEvent } from "../types";
+import { DEFAULT_MAX_MESSAGE_CHARS, fetchMaxMessageChars } from "../store/limits";
+import { accountPane } from "./account";
 import { adminPane } from "./admin";
 import { archivePane } from "./archive";
 import { ChatView } from "./chat";
 import { InboxView } from "./inbox";
 import { Sidebar } from "./sidebar";
 
-export type Route = { view: "home" } | { view: "room"; roomId: number } | { view: "inbox" } | { view: "archive" } | { view: "admin" };
+export type Route = { view: "home" } | { view: "room"; roomId: number } | { view: "inbox" } | { view: "archive" } | { view: "admin" } | { view: "account" };
 
 export function parseRoute(hash: string): Route {
   const m = /^#\/room\/(\d+)$/.exec(hash);
@@ -21,6 +23,7 @@ export function parseRoute(hash: string): Route {
   if (hash === "#/inbox") return { view: "inbox" };
   if (hash === "#/archive") return { view: "archive" };
   if (hash === "#/admin") return { view: "admin" };
+  if (hash === "#/account") return { view: "account" };
   return { view: "home" };
 }
 
@@ -49,6 +52,8 @@ export class App implements AppContext {
   readonly client: ChatClient;
   readonly conn: Connection;
   readonly me: User;
+  /** The server's MAX_MESSAGE_CHARS (GET /api/v1/config); the default until it answers. */
+  maxMessageChars = DEFAULT_MAX_MESSAGE_CHARS;
   private route: Route = { view: "home" };
   private pane: Pane | null = null;
   private state: ConnState = { status: "connecting" };
@@ -87,6 +92,9 @@ export class App implements AppContext {
         presence: (e: PresenceEvent) => this.client.onPresence(e),
         "assistant:delta": (d: DeltaEvent) => this.client.onDelta(d),
         "room:added": (r: Room) => this.client.onRoomAdded(r),
+        "room:updated": (r: Room) => this.client.onRoomUpdated(r),
+        "room:deleted": (e: RoomGoneEvent) => this.client.onRoomGone(e.room_id),
+        "member:removed": (e: RoomGoneEvent) => this.client.onRoomGone(e.room_id),
         "member:joined": (e: MemberEvent) => this.client.onMember(e, true),
         "member:left": (e: MemberEvent) => this.client.onMember(e, false),
         "conversation:updated": (c: Conversation) => this.client.onConversation(c),
@@ -113,6 +121,7 @@ export class App implements AppContext {
     // re-renders what depends on the clock: typing expiry, "last seen", the reconnect countdown
     this.ticker = setInterval(() => this.tick(), 1000);
     void this.client.refreshRooms().catch((e: Error) => this.notice(e.message));
+    void fetchMaxMessageChars((method, path) => this.api.call(method, path)).then((n) => { this.maxMessageChars = n; });
     this.offRefreshed = this.api.onRefreshed(() => void this.conn.renew()); // the socket keeps up
     this.conn.start();
     this.navigate();
@@ -140,6 +149,12 @@ export class App implements AppContext {
     else location.hash = hash;
   }
 
+  /** The user's own record changed (a new display name). */
+  renamed(u: User): void {
+    Object.assign(this.me, { display_name: u.display_name });
+    this.sidebar.renamed(u.display_name);
+  }
+
   notice(text: string): void {
     this.noticeEl.textContent = text;
     this.noticeEl.hidden = !text;
@@ -165,7 +180,10 @@ export class App implements AppContext {
     this.route = route;
     this.pane?.destroy?.();
     this.pane = this.makePane(route);
-    fill(this.main, this.pane.el);
+    // on a phone the sidebar is hidden while a pane is open: the pages without their own back link get one
+    const back = route.view === "inbox" || route.view === "archive" || route.view === "admin" || route.view === "account"
+      ? h("a", { href: "#/", class: "pane-back", testid: "pane-back" }, "‹ Rooms") : null;
+    fill(this.main, back, this.pane.el);
     this.layout.classList.toggle("show-main", route.view !== "home");
     this.sidebar.render(this.currentRoom, route.view);
   }
@@ -184,12 +202,18 @@ export class App implements AppContext {
         return { el: archivePane(this) };
       case "admin":
         return { el: adminPane(this) };
+      case "account":
+        return { el: accountPane(this) };
       default:
         return { el: h("section", { class: "empty" }, h("h2", {}, `Hello, ${this.me.display_name}`), h("p", {}, "Pick a room on the left, create one, or message someone.")) };
     }
   }
 
   private onChange(c: Change): void {
+    if (c.kind === "gone" && this.currentRoom === c.roomId) {
+      this.notice("This room was deleted, or you were removed from it.");
+      return this.go("#/");
+    }
     if (c.kind === "rooms" || c.kind === "presence") this.sidebar.render(this.currentRoom, this.route.view);
     this.pane?.update?.(c);
     if (c.kind === "rooms") document.title = titleWithCount(this.client.rooms.attention());

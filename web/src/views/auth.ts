@@ -1,6 +1,6 @@
 // The login page: username + password (log in or create an account), or a one-time code sent
 // by WhatsApp.
-import type { Api } from "../api";
+import { type Api, ApiError } from "../api";
 import { fill, h, say } from "../dom";
 import type { User } from "../types";
 
@@ -21,6 +21,7 @@ export function authView(root: HTMLElement, api: Api, onLoggedIn: (u: User) => v
     try {
       onLoggedIn(await api.login(path, body));
     } catch (e) {
+      if (e instanceof ApiError && e.code === "password_change_required") showReset(body.username, body.password);
       say(err, (e as Error).message);
     } finally {
       busy = false;
@@ -43,6 +44,21 @@ export function authView(root: HTMLElement, api: Api, onLoggedIn: (u: User) => v
     }
   };
 
+  // an admin forced a reset: the old password once more, and a new one, then in
+  const newPass = h("input", { testid: "reset-new-password", type: "password", autocomplete: "new-password", minlength: 8, required: true });
+  const resetForm = h("form", { class: "reset", testid: "reset-form", "aria-label": "Set a new password", hidden: true },
+    h("p", {}, "An administrator asked you to choose a new password."),
+    field("New password", newPass),
+    h("button", { type: "submit", class: "primary", testid: "reset-submit" }, "Set password and log in"));
+  const showReset = (username: string, password: string) => {
+    resetForm.hidden = false;
+    resetForm.onsubmit = (e) => {
+      e.preventDefault();
+      void go("/api/v1/auth/password", { username, password, new_password: newPass.value });
+    };
+    newPass.focus();
+  };
+
   fill(root, h("main", { class: "auth" },
     h("h1", {}, "Chat"),
     h("form", { "aria-label": "Log in with a password", onsubmit: (e) => { e.preventDefault(); void go("/api/v1/auth/login", { username: user.value.trim(), password: pass.value }); } },
@@ -51,6 +67,7 @@ export function authView(root: HTMLElement, api: Api, onLoggedIn: (u: User) => v
       h("div", { class: "row" },
         h("button", { type: "submit", class: "primary", testid: "login-submit" }, "Log in"),
         h("button", { type: "button", testid: "register-submit", onclick: register }, "Create account"))),
+    resetForm,
     h("details", { class: "otp" }, h("summary", {}, "Log in with a WhatsApp code"),
       h("form", { "aria-label": "Log in with a WhatsApp code", onsubmit: (e) => { e.preventDefault(); void go("/api/v1/auth/otp/verify", { phone: phone.value.trim(), code: code.value.trim() }); } },
         field("Phone number", phone),

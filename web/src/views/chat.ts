@@ -3,6 +3,7 @@
 import type { Change } from "../client";
 import { fill, h, type Item, KeyedList } from "../dom";
 import type { PendingSend, RoomMessages } from "../store/messages";
+import { DEFAULT_MAX_MESSAGE_CHARS, lengthNote } from "../store/limits";
 import { roomLabel } from "../store/rooms";
 import { TypingSender, typingText } from "../store/typing";
 import { attachmentsOf } from "../store/messages";
@@ -13,11 +14,15 @@ import { safeUrl, showViewer } from "./attachments";
 import { conversationBar } from "./conversation";
 import { FilePicker } from "./files";
 import { MentionPicker } from "./mentions";
+import { RoomSettings } from "./roomsettings";
 import { authorName, type ItemContext, messageItem, messageSig, pendingItem, quoteText, streamItem } from "./messages";
 import { reactButton, type ReactionContext } from "./reactions";
 import { seenText } from "../store/receipts";
 
-const MAX_BODY = 4000; // the server's MAX_MESSAGE_CHARS default
+const LONG_PLACEHOLDER = "Write a message — Enter sends, Shift+Enter adds a line, @assistant asks the assistant";
+const SHORT_PLACEHOLDER = "Message";
+const PHONE = "(max-width: 720px)";
+const TOUCH = "(hover: none)";
 const NEAR_TOP_PX = 150;
 const NEAR_BOTTOM_PX = 60;
 
@@ -32,7 +37,12 @@ export class ChatView {
   private readonly list = h("ul", { class: "messages", testid: "message-list", role: "log", "aria-labelledby": "room-title", tabindex: 0 });
   private readonly typingEl = h("div", { class: "typing", testid: "typing-indicator", "aria-live": "polite" });
   private readonly replyBar = h("div", { class: "reply-bar", testid: "reply-bar", hidden: true });
-  private readonly input = h("textarea", { testid: "composer-input", rows: 2, maxlength: MAX_BODY, "aria-label": "Message", placeholder: "Write a message — Enter sends, Shift+Enter adds a line, @assistant asks the assistant" });
+  // no maxlength: it would cut a pasted text silently; the counter says what is too long instead
+  private readonly input = h("textarea", { testid: "composer-input", rows: 2, "aria-label": "Message", "aria-describedby": "composer-count", placeholder: LONG_PLACEHOLDER });
+  private readonly counter = h("p", { class: "counter", testid: "composer-count", id: "composer-count", "aria-live": "polite", hidden: true });
+  private readonly archivedNote = h("p", { class: "archived-note", testid: "archived-note", role: "status", hidden: true }, "This room is archived: it is read-only.");
+  private readonly settingsPanel = h("div", { class: "settings-panel", testid: "room-settings", hidden: true });
+  private readonly composer: HTMLFormElement;
   private readonly sendBtn = h("button", { type: "submit", class: "primary", testid: "send", disabled: true }, "Send");
   private readonly files: FilePicker;
   private readonly picker: MentionPicker;
@@ -63,14 +73,17 @@ export class ChatView {
       (file, onProgress) => startUpload(file, { token: () => app.api.freshToken(), refresh: () => app.api.refresh() }, { onProgress }),
       () => this.updateSend());
     this.files.acceptPaste(this.input);
+    this.fitPlaceholder();
+    this.list.addEventListener("click", (e) => this.onTap(e));
+    this.composer = h("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); this.submit(); } },
+      this.files.button, this.files.input, this.input, this.sendBtn);
     this.el = h("section", { class: "chat", "aria-labelledby": "room-title" },
       h("header", {},
         h("div", { class: "title" }, h("a", { href: "#/", class: "back", testid: "back", "aria-label": "Back to the rooms" }, "‹"),
           h("div", {}, this.title, this.subtitle)),
         this.actions),
-      this.people, this.convo, this.invitePanel, this.list, this.typingEl, this.replyBar, this.files.el, this.picker.el,
-      h("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); this.submit(); } },
-        this.files.button, this.files.input, this.input, this.sendBtn));
+      this.people, this.convo, this.invitePanel, this.settingsPanel, this.list, this.typingEl, this.replyBar, this.files.el,
+      this.picker.el, this.counter, this.archivedNote, this.composer);
     this.files.acceptDrops(this.el);
     this.renderHeader();
     this.renderMessages();
@@ -149,9 +162,15 @@ export class ChatView {
     this.people.hidden = room?.kind === "direct" || members.length === 0;
     const canInvite = room && room.joined && (room.kind === "private" || room.kind === "public");
     const canLeave = room && room.joined && (room.kind === "private" || room.kind === "public");
+    const archived = Boolean(room?.archived_at);
+    this.archivedNote.hidden = !archived;
+    this.composer.hidden = archived;
+    const canManage = room && (room.kind === "private" || room.kind === "public")
+      && (this.app.me.role === "admin" || members.some((u) => u.id === this.app.me.id && u.member_role === "owner"));
     fill(this.actions,
       room && room.joined && room.kind !== "whatsapp" ? this.notifySelect(room) : null,
-      canInvite ? h("button", { type: "button", testid: "invite", "aria-expanded": String(!this.invitePanel.hidden), onclick: () => this.toggleInvite() }, "Invite") : null,
+      canManage ? h("button", { type: "button", testid: "room-settings-open", "aria-expanded": String(!this.settingsPanel.hidden), onclick: () => this.toggleSettings() }, "Settings") : null,
+      canInvite && !archived ? h("button", { type: "button", testid: "invite", "aria-expanded": String(!this.invitePanel.hidden), onclick: () => this.toggleInvite() }, "Invite") : null,
       canLeave ? h("button", { type: "button", testid: "leave", onclick: () => void this.leave() }, "Leave") : null);
   }
 
@@ -306,7 +325,8 @@ export class ChatView {
   private submit(): void {
     const body = this.input.value.trim();
     if (!body && !this.files.hasReady()) return;
-    if (body.length > MAX_BODY) return this.app.notice(`A message can have at most ${MAX_BODY} characters.`);
+    const note = lengthNote(body.length, this.maxChars);
+    if (note.over) return this.app.notice(`Not sent: the message is ${note.text}.`);
     const replyTo = this.replyTo?.id ?? null;
     const attachments = this.files.take();
     this.input.value = "";
@@ -319,7 +339,52 @@ export class ChatView {
 
   /** Send works with text or at least one finished upload. */
   private updateSend(): void {
-    this.sendBtn.disabled = this.input.value.trim() === "" && !this.files.hasReady();
+    const note = lengthNote(this.input.value.trim().length, this.maxChars);
+    this.counter.hidden = !note.show;
+    this.counter.textContent = note.text;
+    this.counter.classList.toggle("over", note.over);
+    this.input.setAttribute("aria-invalid", String(note.over));
+    this.sendBtn.disabled = note.over || (this.input.value.trim() === "" && !this.files.hasReady());
+  }
+
+  private get maxChars(): number {
+    return this.app.maxMessageChars || DEFAULT_MAX_MESSAGE_CHARS;
+  }
+
+  /** The long placeholder does not fit a phone's composer: a short one there. */
+  private fitPlaceholder(): void {
+    const phone = typeof matchMedia === "function" && matchMedia(PHONE).matches;
+    this.input.placeholder = phone ? SHORT_PLACEHOLDER : LONG_PLACEHOLDER;
+    this.input.title = LONG_PLACEHOLDER;
+  }
+
+  /**
+   * On touch screens a message's buttons (Reply, Edit, Delete) stay hidden until the message is
+   * tapped, one message at a time; a tap on a button, link or media does its own thing.
+   */
+  private onTap(e: MouseEvent): void {
+    if (typeof matchMedia !== "function" || !matchMedia(TOUCH).matches) return;
+    const target = e.target as HTMLElement;
+    if (target.closest("button, a, input, textarea, video, audio, img")) return;
+    const li = target.closest<HTMLElement>(".msg");
+    const wasOpen = li?.classList.contains("tools-open") ?? false;
+    for (const open of this.list.querySelectorAll(".msg.tools-open")) open.classList.remove("tools-open");
+    if (li && !wasOpen) li.classList.add("tools-open");
+  }
+
+  private toggleSettings(): void {
+    if (!this.settingsPanel.hidden) {
+      this.settingsPanel.hidden = true;
+      this.renderHeader();
+      return;
+    }
+    const room = this.app.client.rooms.get(this.roomId);
+    if (!room) return;
+    const settings = new RoomSettings(this.app, room, this.app.client.members.get(this.roomId) ?? [], () => this.toggleSettings());
+    fill(this.settingsPanel, settings.el);
+    this.settingsPanel.hidden = false;
+    this.renderHeader();
+    settings.focus();
   }
 
   /**

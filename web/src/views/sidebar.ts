@@ -22,7 +22,9 @@ export class Sidebar {
     const me = app.me;
     this.el = h("aside", { "aria-label": "Navigation" },
       h("header", {},
-        h("span", { class: "who" }, h("b", { testid: "me" }, me.display_name), me.role !== "user" ? h("small", { class: "role" }, me.role) : null),
+        h("a", { class: "who", href: "#/account", testid: "account-link", title: "Your account" },
+          h("span", { class: "avatar", "aria-hidden": "true" }, initials(me.display_name)),
+          h("b", { testid: "me" }, me.display_name), me.role !== "user" ? h("small", { class: "role" }, me.role) : null),
         h("button", { type: "button", testid: "logout", onclick: () => void app.logout() }, "Log out")),
       new SearchBox(app).el,
       this.nav,
@@ -31,6 +33,13 @@ export class Sidebar {
       this.createForm(),
       this.peopleForm(),
       this.status);
+  }
+
+  renamed(name: string): void {
+    const b = this.el.querySelector('[data-testid="me"]');
+    if (b) b.textContent = name;
+    const avatar = this.el.querySelector(".who .avatar");
+    if (avatar) avatar.textContent = initials(name);
   }
 
   render(current: number | null, view: string): void {
@@ -153,6 +162,13 @@ export class Sidebar {
     if (bot) await this.openDm(bot);
     else say(this.status, "The assistant is not available.");
   }
+}
+
+/** Up to two initials of a name, the avatar until uploads are used for it. */
+export function initials(name: string): string {
+  const parts = name.trim().split(/\s+/).filter(Boolean);
+  const letters = parts.length > 1 ? [parts[0], parts[parts.length - 1]] : parts;
+  return letters.map((p) => [...p][0]?.toUpperCase() ?? "").join("") || "?";
 }
 
 function group(key: string, title: string, empty: string | null): Item[] {
