@@ -107,7 +107,7 @@ async def test_room_messages_page_by_seq_with_a_stable_cursor_and_time_range(see
     assert first == {"id": 101, "room_id": ROOM, "seq": 1, "author_id": ALICE, "author_kind": "user",
                      "author_name": f"u{ALICE}", "body": "hay 1", "client_id": None, "reply_to": None,
                      "created_at": iso(T0 + timedelta(minutes=1)), "edited_at": None, "deleted_at": None, "meta": {},
-                     "attachments": []}
+                     "attachments": [], "reactions": []}
     ranged = await _pages(seeded.base_url, f"/archive/v1/rooms/{ROOM}/messages", token, limit=4,
                           **{"from": iso(T0 + timedelta(minutes=10)), "to": iso(T0 + timedelta(minutes=20))})
     assert [m["seq"] for p in ranged for m in p] == list(range(10, 20))  # from inclusive, to exclusive
