@@ -188,11 +188,11 @@ def test_the_upstream_code_a_patch_relies_on_is_what_it_was_written_against(targ
     dist, recorded, ours = GUARDED[target]
     installed = importlib.metadata.version(dist)
     actual = source_hash(target)
+    origin = getattr(importlib.util.find_spec(target.split(":")[0]), "origin", "?")
     assert actual == recorded, (
-        f"{target} changed: {dist} {installed} has a different source than {dist} "
-        f"{CHECKED_VERSIONS[dist]}, which {ours} was written against. Re-check that patch against the new "
-        f"source ({importlib.util.find_spec(target.split(':')[0]).origin}), then record the new hash {actual!r} "  # type: ignore[union-attr]
-        f"and the version in tests/server/test_upstream_pins.py."
+        f"{target} changed: its source in {dist} {installed} differs from {dist} {CHECKED_VERSIONS[dist]}, "
+        f"the version our code was checked against ({ours}). Re-check that code against the new source "
+        f"({origin}), then record the new hash {actual!r} and the version in tests/server/test_upstream_pins.py."
     )
 
 
