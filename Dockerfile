@@ -1,28 +1,31 @@
 # One image for both processes: chat-server (the default command) and chat-archive
 # (docker-compose.yml runs both from it).
 #   web     builds the browser app: web/ -> web/dist
-#   build   installs the Python package (server, ai, archive, whatsapp_bridge) into /install
+#   build   installs requirements-runtime.lock (every dependency pinned with its file hashes, the
+#           versions the tests ran: scripts/lock), then the Python package (server, ai, archive,
+#           whatsapp_bridge) without resolving anything, into /install
 #   final   Python runtime + /install + web/dist; a non-root user; no secret anywhere: keys and
 #           passwords arrive at run time (mounted files, environment)
 FROM node:22-bookworm-slim AS web
 WORKDIR /src/web
 COPY web/package.json web/package-lock.json ./
-# npm ci refuses lock files that lack another platform's optional packages; npm install then
-# follows the same lock file
-RUN npm ci --no-audit --no-fund || npm install --no-audit --no-fund
+# exactly package-lock.json (which lists every platform's optional packages)
+RUN npm ci --no-audit --no-fund
 COPY web/ ./
 RUN npm run build
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
+COPY requirements-runtime.lock ./
+RUN pip install --prefix=/install --require-hashes -r requirements-runtime.lock
 COPY pyproject.toml README.md ./
 COPY chatcore ./chatcore
 COPY server ./server
 COPY ai ./ai
 COPY archive ./archive
 COPY whatsapp_bridge ./whatsapp_bridge
-RUN pip install --prefix=/install .
+RUN pip install --prefix=/install --no-deps .
 
 FROM python:3.11-slim-bookworm
 # libmagic1: upload types are detected from their bytes (python-magic)

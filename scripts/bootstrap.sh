@@ -2,11 +2,13 @@
 # Idempotent set-up of everything the project needs on a fresh machine.
 #   scripts/bootstrap.sh serve   Python env + web app build (what `scripts/serve` needs)
 #   scripts/bootstrap.sh test    the above + system packages, Kafka and FerretDB for the tests
+#   scripts/bootstrap.sh python  the Python env only (VENV=/some/dir puts it elsewhere than .venv)
 # Each step checks before it acts, so re-running is cheap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 MODE=${1:-serve}
+VENV=${VENV:-.venv}
 log() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi; }
@@ -23,16 +25,20 @@ apt_install() {
 python_env() {
   local py=${PYTHON:-python3}
   # a venv without pip is one whose creation was interrupted: make it again
-  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
-    log "creating .venv"
-    "$py" -m venv --clear .venv
+  if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+    log "creating $VENV"
+    "$py" -m venv --clear "$VENV"
   fi
-  local stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+  # requirements.lock pins every package and its file hashes (scripts/lock writes it from
+  # pyproject.toml); pyproject.toml itself brings the project's entry points and package data
+  local stamp
+  stamp="$VENV/.installed-$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
-    log "installing Python dependencies"
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[dev,bench]'
-    rm -f .venv/.installed-* && touch "$stamp"
+    log "installing Python dependencies from requirements.lock"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+    # the locked setuptools builds it: nothing unpinned is fetched for the build
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+    rm -f "$VENV"/.installed-* && touch "$stamp"
   fi
 }
 
@@ -41,9 +47,9 @@ web_build() {
   local stamp=web/node_modules/.installed-$(sha256sum web/package-lock.json 2>/dev/null | cut -c1-16)
   if [ ! -f "$stamp" ]; then
     log "installing web dependencies"
-    # npm ci refuses lock files without every platform's optional packages (rollup's), which
-    # some npm configurations write; npm install follows the lock file just the same.
-    (cd web && { npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error; })
+    # exactly package-lock.json (it lists every platform's optional packages, which npm ci needs);
+    # --prefer-offline: what npm's cache holds is not fetched again
+    (cd web && npm ci --no-audit --no-fund --prefer-offline --loglevel=error)
     touch "$stamp"
   fi
   local newest_src
@@ -57,6 +63,7 @@ web_build() {
 # libmagic: upload types are detected from their bytes (python-magic)
 apt_install libmagic1
 python_env
+[ "$MODE" = python ] && { log "ready ($MODE)"; exit 0; }
 web_build
 if [ "$MODE" = test ]; then
   apt_install chromium nginx-light docker-compose
