@@ -36,6 +36,23 @@ def message(page: Page, text: str | re.Pattern[str]) -> Any:
     return page.get_by_test_id("message").filter(has=page.get_by_test_id("message-body").filter(has_text=text))
 
 
+# The WCAG contrast ratio of an element's text against the first opaque background behind it.
+CONTRAST = """el => {
+    const rgb = c => c.match(/[\\d.]+/g).map(Number);
+    const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+        .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+    let bg = el;
+    while (bg && (rgb(getComputedStyle(bg).backgroundColor)[3] ?? 1) === 0) bg = bg.parentElement;
+    const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(rgb(getComputedStyle(bg ?? document.body).backgroundColor))];
+    return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}"""
+
+
+async def contrast(locator: Any) -> float:
+    ratio: float = await locator.evaluate(CONTRAST)
+    return ratio
+
+
 # --- 1. hostile Markdown, links and HTML ---------------------------------------------------------
 
 # every payload would set window.__pwned if any of it ran
@@ -186,6 +203,9 @@ async def test_search_finds_an_older_message_jumps_to_it_and_never_shows_a_priva
     await expect(hits.get_by_test_id("hit-room")).to_have_text("#lobby")
     await expect(hits.get_by_test_id("hit-author")).to_have_text(alice.user["username"])
     await expect(hits.get_by_test_id("hit-snippet").locator("mark")).to_have_text("zeppelin")
+    # readable in the dark sidebar: the highlighted word and the result's time
+    assert await contrast(hits.get_by_test_id("hit-snippet").locator("mark")) >= 4.5
+    assert await contrast(hits.locator("time")) >= 4.5
     await screenshot(b, "team-search")
 
     await hits.click()
@@ -199,6 +219,7 @@ async def test_search_finds_an_older_message_jumps_to_it_and_never_shows_a_priva
     await b.get_by_test_id("search-input").fill("confidential")
     await b.get_by_test_id("search-input").press("Enter")
     await expect(b.get_by_test_id("search-status")).to_have_text("No messages found.", timeout=WAIT_MS)
+    assert await contrast(b.get_by_test_id("search-status")) >= 4.5
     await expect(hits).to_have_count(0)
 
 
@@ -238,6 +259,7 @@ async def test_a_mention_notifies_with_the_authors_name_badge_and_title_until_th
     await login(b, node.base_url, bob.user["username"])
     await expect(b.get_by_test_id("notify-ask")).to_be_visible()
     assert await b.evaluate("window.__asked") == 0  # never asked on page load
+    assert await contrast(b.get_by_test_id("notify-ask").locator("span")) >= 4.5  # the question is readable
     await b.get_by_test_id("notify-enable").click()
     await expect(b.get_by_test_id("notify-ask")).to_be_hidden()
     assert await b.evaluate("[window.__asked, Notification.permission]") == [1, "granted"]
@@ -256,7 +278,7 @@ async def test_a_mention_notifies_with_the_authors_name_badge_and_title_until_th
     await a.get_by_test_id("send").click()
     await expect(message(a, "hello").locator(".mention")).to_have_text(f"@{bob.user['username']}")
 
-    await b.wait_for_function("window.__notes.length >= 1", timeout=WAIT_MS)
+    await b.wait_for_function("() => window.__notes.length >= 1", timeout=WAIT_MS)
     notes = await b.evaluate("window.__notes")
     assert len(notes) == 1, notes
     assert notes[0]["title"] == f"{alice.user['username']} mentioned you in plans", notes
@@ -281,7 +303,7 @@ async def test_a_mention_notifies_with_the_authors_name_badge_and_title_until_th
     await expect(plans_item.get_by_test_id("unread")).to_have_text("1", timeout=WAIT_MS)  # it arrived
     await open_room(a, "standup")  # a mention in an unmuted room, after the muted one: it notifies
     await say(a, f"@{bob.user['username']} standup in 5")
-    await b.wait_for_function("window.__notes.length >= 2", timeout=WAIT_MS)
+    await b.wait_for_function("() => window.__notes.length >= 2", timeout=WAIT_MS)
     notes = await b.evaluate("window.__notes")
     assert [n["title"] for n in notes] == [f"{alice.user['username']} mentioned you in plans",
                                            f"{alice.user['username']} mentioned you in standup"], notes
