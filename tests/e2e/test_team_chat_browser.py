@@ -75,6 +75,10 @@ HOSTILE = [
     "[vb](vbscript:window.__pwned=1)",
     "[data](data:text/html;base64,PHNjcmlwdD53aW5kb3cuX19wd25lZD0xPC9zY3JpcHQ+)",
     "[protocol relative](//evil.example/x)",
+    # markdown-it itself lets these through (image data: URLs, other schemes): the app's own check must refuse them
+    "[png data](data:image/png;base64,iVBORw0KGgo=)",
+    "<data:image/gif;base64,R0lGODlhAQABAAAAACw=>",
+    "[file](file:///etc/passwd) [ftp](ftp://example.com/f) ftp://example.com/bare //evil.example/bare",
     "<javascript:window.__pwned=1>",
     "<JAVASCRIPT:window.__pwned=1>",
     "<data:text/html,<script>window.__pwned=1</script>>",
