@@ -178,6 +178,8 @@ async def test_hostile_markdown_runs_nothing_in_the_readers_browser_while_format
     await expect(fmt.locator("a", has_text="the site")).to_have_attribute("href", "https://example.com/a?b=1")
     await expect(fmt.locator('a[href="https://example.org/x"]')).to_have_count(1)
     await expect(fmt.locator('a[href="mailto:team@example.com"]')).to_have_count(1)
+    await fmt.scroll_into_view_if_needed()
+    await b.mouse.move(0, 0)
     await screenshot(b, "team-markdown")
     assert await a.evaluate("window.__pwned ?? null") is None and await b.evaluate("window.__pwned ?? null") is None
 
