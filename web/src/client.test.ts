@@ -308,6 +308,16 @@ describe("ChatClient receiving", () => {
     expect(client.messages(5).size).toBe(0);
     expect(client.rooms.get(5)?.unread).toBe(1);
   });
+
+  it("still finds a live message of a room never opened when its mention comes, for the notification", async () => {
+    const { server, client } = setup({ visible: null });
+    client.rooms.setAll([room(5)]);
+    const m = server.post(5, 2, "@me hello");
+    client.onMessage(m);
+    expect(client.findMessage(5, m.id)?.body).toBe("@me hello");
+    expect(client.findMessage(6, m.id)).toBeUndefined(); // an id is only looked up in its own room
+    expect(client.messages(5).size).toBe(0);
+  });
 });
 
 describe("ChatClient members", () => {

@@ -66,6 +66,8 @@ export const MEDIA_REFRESH_MS = 60_000;
 /** A record's media URLs older than this may have expired (the server signs them for 1 h by
  * default): a download link that old is renewed before it is followed. */
 export const MEDIA_URL_FRESH_MS = 45 * 60_000;
+/** Live messages remembered for notifications in rooms whose messages are not kept. */
+const RECENT_MAX = 50;
 const ROOM_PAGES_MAX = 50; // of up to 100 rooms each: a bound, should a server keep answering has_more
 
 interface RoomPage {
@@ -105,6 +107,9 @@ export class ChatClient {
   /** A history page in flight for fresh media URLs, per room: the seqs it covers. */
   private readonly mediaLoads = new Map<number, { from: number; to: number; done: Promise<void> }>();
   private readonly now: () => number;
+  /** The latest live messages of others, by id, whatever the room: a `mention` (which carries only
+   * ids) of a room not open, whose messages are not kept, still names its author and text. */
+  private readonly recent = new Map<number, Message>();
 
   constructor(private readonly deps: ClientDeps) {
     this.later = deps.setTimeout ?? ((fn, ms) => setTimeout(fn, ms));
@@ -147,7 +152,19 @@ export class ChatClient {
   onMessage(m: Message): void {
     const fresh = !this.messages(m.room_id).get(m.id) && m.seq > (this.rooms.get(m.room_id)?.last_seq ?? 0);
     this.accept(m.room_id, [m]);
-    if (fresh && m.author_id !== (this.deps.me()?.id ?? null)) this.notify({ kind: "incoming", message: m });
+    if (fresh && m.author_id !== (this.deps.me()?.id ?? null)) {
+      this.recent.set(m.id, m);
+      if (this.recent.size > RECENT_MAX) this.recent.delete(this.recent.keys().next().value as number);
+      this.notify({ kind: "incoming", message: m });
+    }
+  }
+
+  /** A message of `roomId` held on screen or just received live (for notifications). */
+  findMessage(roomId: number, messageId: number): Message | undefined {
+    const held = this.messages(roomId).get(messageId);
+    if (held) return held;
+    const m = this.recent.get(messageId);
+    return m?.room_id === roomId ? m : undefined;
   }
 
   onMention(e: MentionEvent): void {

@@ -223,7 +223,7 @@ export class App implements AppContext {
   /** A desktop notification and a sound, when the room's setting asks for one and the user is not looking. */
   private alert(c: Extract<Change, { kind: "incoming" | "mention" }>): void {
     const roomId = c.kind === "incoming" ? c.message.room_id : c.roomId;
-    const message = c.kind === "incoming" ? c.message : this.client.messages(roomId).get(c.messageId) ?? null;
+    const message = c.kind === "incoming" ? c.message : this.client.findMessage(roomId, c.messageId) ?? null;
     const room = this.client.rooms.get(roomId);
     // a mention in a message comes twice (the message, then `mention`): the mention decides
     const mentioned = c.kind === "mention" || (message !== null && mentionsUser(message, this.me.id));
