@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -126,4 +125,8 @@ class Service:
 
     def cleanup(self) -> None:
         self.stop()
-        shutil.rmtree(self.base_dir, ignore_errors=True)
+        # Removing a service's data (PostgreSQL's per-test databases, Kafka's logs) took minutes
+        # on a busy disk and held the session's last teardown past the test timeout: a detached
+        # ``rm`` finishes it after the session.
+        subprocess.Popen(["rm", "-rf", str(self.base_dir)], start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
