@@ -44,6 +44,9 @@ class UserRecord(Wire):
     display_name: str
     role: Literal["user", "staff", "admin"]
     kind: Literal["human", "assistant", "contact"]
+    avatar_url: str | None = Field(
+        default=None, description="signed, short-lived URL of the user's picture (a WebP thumbnail, docs/FILES.md "
+                                  "Avatars); null: no picture, show initials")
 
 
 class RoomRecord(Wire):
@@ -120,6 +123,7 @@ class Peer(Wire):
         default=None, description="live presence at this answer (the assistant is always online); null: unknown."
         " presence events update it")
     last_seen: str | None = None
+    avatar_url: str | None = Field(default=None, description="the peer's picture, as in the user record")
 
 
 class MemberRecord(UserRecord):

@@ -20,6 +20,13 @@ password, new_password}`` (``do_finish_forced_reset``) sets the new one and answ
 session. The flag holds until then, so no half-authorised session exists meanwhile.
 
 Admin changes are recorded in ``audit_log`` in the same transaction.
+
+Pictures (``do_set_avatar``, ``do_remove_avatar``): the user's own upload, not attached to a
+message, of a raster type that has a thumbnail (``AVATAR_TYPES``), becomes their picture in one
+transaction that locks the upload's row (so the orphan sweep cannot take it meanwhile) and
+trashes the previous picture's file (the sweep then deletes its bytes). Every user record sent
+to clients carries ``avatar_url``, the signed URL of the picture's thumbnail
+(``public_user``, ``avatar_url``), or null.
 """
 
 from __future__ import annotations
@@ -27,9 +34,11 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from chatcore.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from chatcore.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, UnsupportedType
 
+from ..files.service import files_of
 from ..storage import audit as adb
+from ..storage import files as fdb
 from ..storage import users as db
 from .auth import (
     PASSWORD_MAX,
@@ -44,6 +53,49 @@ if TYPE_CHECKING:
     from ..context import Services
 
 DEACTIVATE, REACTIVATE, FORCE_RESET = "user.deactivate", "user.reactivate", "user.force_password_reset"
+# the raster types content.py thumbnails that browsers show everywhere (BMP is thumbnailed but not offered)
+AVATAR_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+AVATAR_NAME = "avatar.webp"  # the name in the URL path is cosmetic; thumbnails are WebP
+
+
+def avatar_url(svc: Services, file_id: str | None) -> str | None:
+    """The signed thumbnail URL of a picture (None: no picture). Expiries are rounded
+    (chatcore/files.py), so the same picture signed within a minute gives the same URL."""
+    return None if file_id is None else files_of(svc).signer.url(file_id, AVATAR_NAME, "thumb")
+
+
+def public_user(svc: Services, user: db.User) -> dict[str, Any]:
+    """``user``'s record for clients, with its picture's URL signed."""
+    return user.public(avatar_url(svc, user.avatar_file_id))
+
+
+async def do_set_avatar(svc: Services, user: db.User, upload_id: Any) -> db.User:
+    """Make the user's own unattached image upload their picture; the previous one is trashed."""
+    if not isinstance(upload_id, str) or not upload_id:
+        raise Invalid("upload_id is required", field="upload_id")
+    async with svc.pool.acquire() as conn, conn.transaction():
+        row = await fdb.lock_upload(conn, upload_id)
+        if row is None:
+            raise Invalid("unknown upload; upload the picture first (POST /api/v1/uploads)", field="upload_id")
+        if row.owner_id != user.id:
+            raise Forbidden("only your own uploads can be your picture", field="upload_id")
+        if row.message_id is not None:
+            raise Conflict("this upload is attached to a message; upload the picture again", field="upload_id")
+        if row.mime not in AVATAR_TYPES or row.width is None:
+            raise UnsupportedType("a picture must be a PNG, JPEG, WebP or GIF image", mime=row.mime)
+        updated, old = await db.set_avatar(conn, user.id, row.id)
+        if old is not None and old != row.id:
+            await fdb.trash_avatar(conn, old)
+    return updated
+
+
+async def do_remove_avatar(svc: Services, user: db.User) -> db.User:
+    """No picture any more (initials); the file is trashed. Idempotent."""
+    async with svc.pool.acquire() as conn, conn.transaction():
+        updated, old = await db.set_avatar(conn, user.id, None)
+        if old is not None:
+            await fdb.trash_avatar(conn, old)
+    return updated
 
 
 async def do_set_display_name(svc: Services, user: db.User, display_name: Any) -> db.User:

@@ -25,6 +25,7 @@ from chatcore.events import MemberEvent
 
 from ..storage import rooms as db
 from ..storage import users as udb
+from .account import public_user
 from .notify import emit, leave_channel, room_channel, user_channel
 from .rooms import TOPIC_MAX, access_room_by_id, check_room_name, post_notice
 
@@ -120,7 +121,7 @@ async def do_remove_member(svc: Services, user: udb.User, room_id: int, target_i
     # their sockets leave first, so nothing sent from here on reaches them
     await leave_channel(svc, target_id, room_channel(room.id))
     await emit(svc, "member:removed", {"room_id": room.id, "user_id": target_id}, to=user_channel(target_id))
-    await emit(svc, "member:left", MemberEvent(room.id, target.public()).to_wire(), to=room_channel(room.id))
+    await emit(svc, "member:left", MemberEvent(room.id, public_user(svc, target)).to_wire(), to=room_channel(room.id))
     if room.archived_at is None:
         await post_notice(svc, room.id, f"{user.display_name} removed {target.display_name}", "removed",
                           target_id, actor_id=user.id, seen_by=user.id)

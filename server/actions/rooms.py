@@ -27,6 +27,7 @@ from ..storage import messages as mdb
 from ..storage import receipts as rcdb
 from ..storage import rooms as db
 from ..storage import users as udb
+from .account import avatar_url, public_user
 from .audit import record_compliance_read
 from .notify import emit, enter_channel, leave_channel, room_channel, user_channel
 from .receipts import receipts_enabled, receipts_of
@@ -177,9 +178,10 @@ async def _with_peer_presence(svc: Services, rows: list[dict[str, Any]]) -> None
     except Exception:  # Redis away: the list still answers, statuses unknown
         online = {}
     for p in peers:
-        kind, last_seen = facts.get(p["id"], ("human", None))
+        kind, last_seen, avatar = facts.get(p["id"], ("human", None, None))
         p["kind"] = kind
         p["last_seen"] = iso(last_seen)
+        p["avatar_url"] = avatar_url(svc, avatar)
         if kind == "assistant":
             p["status"] = "online"
         elif p["id"] in online:
@@ -202,6 +204,14 @@ async def _add_existing_user(conn: asyncpg.Connection, room_id: int, user_id: in
     return await db.add_member(conn, room_id, user_id)
 
 
+async def members_view(svc: Services, room_id: int) -> list[dict[str, Any]]:
+    """The room's member records as clients get them (pictures signed)."""
+    out = await db.members(svc.pool, room_id)
+    for m in out:
+        m["avatar_url"] = avatar_url(svc, m.pop("avatar_file_id"))
+    return out
+
+
 async def room_view(svc: Services, room: db.Room, user: udb.User) -> dict[str, Any]:
     member_list = await db.members(svc.pool, room.id)
     return room.public(members_count=len(member_list), joined=any(m["id"] == user.id for m in member_list))
@@ -216,10 +226,10 @@ async def do_join_room(svc: Services, user: udb.User, room_id: int, sid: str | N
         await svc.sio.enter_room(sid, room_channel(room.id))
     if added:
         await enter_channel(svc, user.id, room_channel(room.id))
-        await emit(svc, "member:joined", MemberEvent(room.id, user.public(), await _presence_of(svc, user.id)).to_wire(),
+        await emit(svc, "member:joined", MemberEvent(room.id, public_user(svc, user), await _presence_of(svc, user.id)).to_wire(),
                    to=room_channel(room.id))
         await post_notice(svc, room.id, f"{user.display_name} joined", "joined", user.id, seen_by=user.id)
-    member_list = await db.members(svc.pool, room.id)
+    member_list = await members_view(svc, room.id)
     online = await svc.presence.online([m["id"] for m in member_list])
     messages, has_more = await mdb.history(svc.pool, room.id, None, JOIN_PAGE)
     mentions, notify = await mentions_db.counts(svc.pool, room.id, user.id) or (0, "all")
@@ -245,7 +255,7 @@ async def do_leave_room(svc: Services, user: udb.User, room_id: int) -> None:
         return
     if await db.remove_member(svc.pool, room.id, user.id):
         await leave_channel(svc, user.id, room_channel(room.id))
-        await emit(svc, "member:left", MemberEvent(room.id, user.public()).to_wire(), to=room_channel(room.id))
+        await emit(svc, "member:left", MemberEvent(room.id, public_user(svc, user)).to_wire(), to=room_channel(room.id))
         if room.archived_at is None:
             await post_notice(svc, room.id, f"{user.display_name} left", "left", user.id)
 
@@ -261,7 +271,7 @@ async def do_invite(svc: Services, user: udb.User, room_id: Any, target_id: Any)
         target = await udb.get_user(conn, target_id)
     if added and target is not None:
         await enter_channel(svc, target_id, room_channel(room.id))
-        event = MemberEvent(room.id, target.public(), await _presence_of(svc, target_id))
+        event = MemberEvent(room.id, public_user(svc, target), await _presence_of(svc, target_id))
         await emit(svc, "member:joined", event.to_wire(), to=room_channel(room.id))
         await emit(svc, "room:added", room.public(joined=True), to=user_channel(target_id))
         await post_notice(svc, room.id, f"{user.display_name} added {target.display_name}", "added", target_id,

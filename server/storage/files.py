@@ -4,6 +4,9 @@ Attaching happens in the message's insert statement (``storage/messages.py``,
 ``storage/batcher.py``): see ``schema/0009_files.sql`` for the constraints that make it
 atomic. Everything that ends a file moves its id into ``file_trash`` in the same statement as
 the row's deletion; the sweep (``server/files/service.py``) deletes the bytes, then the trash row.
+
+An upload that is a user's picture (``users.avatar_file_id``) is in use like an attached one:
+the orphan sweep keeps it; replacing or removing the picture trashes it (``trash_avatar``).
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ async def get_servable(pool: asyncpg.Pool, file_id: str) -> tuple[FileRow, datet
 TRASH_ORPHANS = (
     "WITH gone AS (DELETE FROM files f WHERE f.created_at < now() - make_interval(secs => $1)"
     "  AND NOT EXISTS (SELECT 1 FROM message_attachments a WHERE a.file_id = f.id)"
+    "  AND NOT EXISTS (SELECT 1 FROM users u WHERE u.avatar_file_id = f.id)"
     "  AND f.id IN (SELECT id FROM files WHERE created_at < now() - make_interval(secs => $1)"
     "   ORDER BY created_at LIMIT $2) RETURNING f.id)"
     " INSERT INTO file_trash (id) SELECT id FROM gone ON CONFLICT DO NOTHING"
@@ -97,7 +101,7 @@ TRASH_EXPIRED = (
 
 
 async def trash_orphans(pool: asyncpg.Pool, older_than_s: float, limit: int = 500) -> int:
-    """Uploads never attached to a message within ``older_than_s``."""
+    """Uploads neither attached to a message nor a user's picture within ``older_than_s``."""
     status = await pool.execute(TRASH_ORPHANS, older_than_s, limit)
     return int(status.split()[-1])
 
@@ -126,3 +130,27 @@ async def forget_trashed(pool: asyncpg.Pool, ids: list[str]) -> None:
 async def trash_now(pool: asyncpg.Pool, file_id: str) -> None:
     """An upload whose row could not be completed (the insert failed after the bytes were stored)."""
     await pool.execute("INSERT INTO file_trash (id) VALUES ($1) ON CONFLICT DO NOTHING", file_id)
+
+
+async def lock_upload(conn: asyncpg.Connection, file_id: str) -> FileRow | None:
+    """The upload, its row locked until the transaction ends: the orphan sweep's delete of it
+    waits, then re-checks, so it cannot remove an upload being made someone's picture."""
+    row = await conn.fetchrow(
+        f"SELECT {_COLS} FROM files f LEFT JOIN message_attachments a ON a.file_id = f.id WHERE f.id = $1"
+        " FOR UPDATE OF f",
+        file_id,
+    )
+    return None if row is None else _row(row)
+
+
+async def trash_avatar(conn: asyncpg.Connection | asyncpg.Pool, file_id: str) -> None:
+    """A picture that was replaced or removed: its row goes and its id into the trash, unless it
+    is (still) in use elsewhere: attached to a message (the message keeps it) or another
+    user's picture (never, as pictures are the owner's own uploads; checked all the same)."""
+    await conn.execute(
+        "WITH gone AS (DELETE FROM files f WHERE f.id = $1"
+        "  AND NOT EXISTS (SELECT 1 FROM message_attachments a WHERE a.file_id = f.id)"
+        "  AND NOT EXISTS (SELECT 1 FROM users u WHERE u.avatar_file_id = f.id) RETURNING f.id)"
+        " INSERT INTO file_trash (id) SELECT id FROM gone ON CONFLICT DO NOTHING",
+        file_id,
+    )

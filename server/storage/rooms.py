@@ -108,8 +108,11 @@ async def is_member(conn: asyncpg.Connection | asyncpg.Pool, room_id: int, user_
 
 
 async def members(conn: asyncpg.Connection | asyncpg.Pool, room_id: int, limit: int = 500) -> list[dict[str, Any]]:
+    """The members as records, except that ``avatar_file_id`` stands where the record's
+    ``avatar_url`` goes: ``actions.rooms.members_view`` signs it."""
     rows = await conn.fetch(
-        "SELECT u.id, u.username, u.display_name, u.role, u.kind, m.role AS member_role, u.last_seen_at"
+        "SELECT u.id, u.username, u.display_name, u.role, u.kind, m.role AS member_role, u.last_seen_at,"
+        " u.avatar_file_id"
         " FROM room_members m JOIN users u ON u.id = m.user_id WHERE m.room_id = $1"
         " ORDER BY m.joined_at LIMIT $2",
         room_id, limit,
@@ -123,6 +126,7 @@ async def members(conn: asyncpg.Connection | asyncpg.Pool, room_id: int, limit: 
             "kind": r["kind"],
             "member_role": r["member_role"],
             "last_seen": iso(r["last_seen_at"]),
+            "avatar_file_id": r["avatar_file_id"],
         }
         for r in rows
     ]
@@ -250,7 +254,9 @@ async def directory(pool: asyncpg.Pool, query: str, before_id: int | None, limit
     return out
 
 
-async def users_presence_facts(pool: asyncpg.Pool, user_ids: list[int]) -> dict[int, tuple[str, datetime | None]]:
-    """Kind and last seen of each user, for the presence of direct-room peers."""
-    rows = await pool.fetch("SELECT id, kind, last_seen_at FROM users WHERE id = ANY($1::bigint[])", user_ids)
-    return {r["id"]: (r["kind"], r["last_seen_at"]) for r in rows}
+async def users_presence_facts(pool: asyncpg.Pool,
+                               user_ids: list[int]) -> dict[int, tuple[str, datetime | None, str | None]]:
+    """Kind, last seen and avatar file of each user, for direct-room peers."""
+    rows = await pool.fetch("SELECT id, kind, last_seen_at, avatar_file_id FROM users WHERE id = ANY($1::bigint[])",
+                            user_ids)
+    return {r["id"]: (r["kind"], r["last_seen_at"], r["avatar_file_id"]) for r in rows}

@@ -11,7 +11,7 @@ import asyncpg
 
 USER_COLS = (
     "id, username, display_name, password_hash, phone, role, kind, token_version, last_seen_at, created_at, compliance,"
-    " deactivated_at, must_change_password"
+    " deactivated_at, must_change_password, avatar_file_id"
 )
 
 
@@ -30,14 +30,18 @@ class User:
     compliance: bool = False  # may read private rooms and DMs without membership (audited)
     deactivated_at: datetime | None = None  # set: no login, refresh, connect or token use
     must_change_password: bool = False  # an admin forced a reset: login refuses until it is changed
+    avatar_file_id: str | None = None  # the upload shown as the user's picture (its thumbnail)
 
-    def public(self) -> dict[str, Any]:
+    def public(self, avatar_url: str | None = None) -> dict[str, Any]:
+        """The record clients get. ``avatar_url`` is the signed thumbnail URL of ``avatar_file_id``
+        (``actions.account.public_user`` signs it); storage holds no signer."""
         return {
             "id": self.id,
             "username": self.username,
             "display_name": self.display_name,
             "role": self.role,
             "kind": self.kind,
+            "avatar_url": avatar_url,
         }
 
 
@@ -188,6 +192,16 @@ async def prune_revoked_families(pool: asyncpg.Pool, older_than_s: float) -> int
 async def set_display_name(pool: asyncpg.Pool, user_id: int, display_name: str) -> User | None:
     return _user(await pool.fetchrow(
         f"UPDATE users SET display_name = $2 WHERE id = $1 RETURNING {USER_COLS}", user_id, display_name))
+
+
+async def set_avatar(conn: asyncpg.Connection, user_id: int, file_id: str | None) -> tuple[User, str | None]:
+    """Point the user's picture at ``file_id`` (None: no picture); the user as it now is and the
+    previous picture's file id. The caller holds a transaction (the old id is read under a row lock)."""
+    old = await conn.fetchval("SELECT avatar_file_id FROM users WHERE id = $1 FOR UPDATE", user_id)
+    user = _user(await conn.fetchrow(
+        f"UPDATE users SET avatar_file_id = $2 WHERE id = $1 RETURNING {USER_COLS}", user_id, file_id))
+    assert user is not None
+    return user, old
 
 
 async def set_password(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, password_hash: str) -> None:

@@ -35,16 +35,15 @@ from chatcore.schemas import (
 from chatcore.tokens import bearer_matches
 from chatcore.types import ROLES, STAFF_ROLES
 
+from ..actions import account, room_admin
 from ..actions import audit as audit_actions
 from ..actions import auth as auth_actions
 from ..actions import mentions as mention_actions
 from ..actions import messages as msg_actions
-from ..actions import room_admin
 from ..actions import rooms as room_actions
 from ..config import Config
 from ..context import SERVICES, Services
 from ..readiness import check_dependencies
-from ..storage import rooms as rdb
 from ..storage import users as udb
 
 routes = RouteTable()
@@ -305,7 +304,7 @@ async def register(call: Call[RegisterBody, None, None]) -> Reply:
     b = call.body
     user, tokens = await auth_actions.do_register(svc_of(call.request), b.username, b.password, b.display_name,
                                                   client_ip(call.request))
-    return Reply({"user": user.public(), **tokens}, 201)
+    return Reply({"user": account.public_user(svc_of(call.request), user), **tokens}, 201)
 
 
 @routes.post("/api/v1/auth/login", "Log in with username and password", auth=None, body=LoginBody,
@@ -313,7 +312,7 @@ async def register(call: Call[RegisterBody, None, None]) -> Reply:
 async def login(call: Call[LoginBody, None, None]) -> Reply:
     user, tokens = await auth_actions.do_login(svc_of(call.request), call.body.username, call.body.password,
                                                client_ip(call.request))
-    return Reply({"user": user.public(), **tokens})
+    return Reply({"user": account.public_user(svc_of(call.request), user), **tokens})
 
 
 @routes.post("/api/v1/auth/refresh", "Rotate a refresh token", auth=None, body=RefreshBody, responses={200: TokenPair})
@@ -337,14 +336,14 @@ async def logout_all(call: Call[None, None, None]) -> Reply:
 
 @routes.get("/api/v1/users/me", "The current user", responses={200: UserEnvelope})
 async def me(call: Call[None, None, None]) -> Reply:
-    return Reply({"user": user_of(call).public()})
+    return Reply({"user": account.public_user(svc_of(call.request), user_of(call))})
 
 
 @routes.get("/api/v1/users", "Find users by name (username or display name, case-insensitive)", query=FindUsersQuery,
             responses={200: UsersPage})
 async def find_users(call: Call[None, FindUsersQuery, None]) -> Reply:
     users = await udb.search_users(svc_of(call.request).pool, call.query.q, call.query.limit)
-    return Reply({"users": [u.public() for u in users]})
+    return Reply({"users": [account.public_user(svc_of(call.request), u) for u in users]})
 
 
 # --- rooms --------------------------------------------------------------------------------------------
@@ -378,7 +377,7 @@ async def get_room(call: Call[None, None, IdPath]) -> Reply:
     svc, user = svc_of(call.request), user_of(call)
     room = await room_actions.access_room_by_id(svc, user, call.path.id)
     view = await room_actions.room_view(svc, room, user)
-    view["members"] = await rdb.members(svc.pool, room.id)
+    view["members"] = await room_actions.members_view(svc, room.id)
     return Reply({"room": view})
 
 
@@ -418,11 +417,12 @@ async def open_dm(call: Call[UserIdBody, None, None]) -> Reply:
             query=AdminUsersQuery, responses={200: AdminUsersPage})
 async def admin_users(call: Call[None, AdminUsersQuery, None]) -> Reply:
     users = await udb.list_users(svc_of(call.request).pool, call.query.limit, call.query.after_id or 0)
-    return Reply({"users": [admin_view(u) for u in users]})
+    return Reply({"users": [admin_view(svc_of(call.request), u) for u in users]})
 
 
-def admin_view(user: udb.User) -> dict[str, Any]:
-    return {**user.public(), "deactivated_at": iso(user.deactivated_at), "must_change_password": user.must_change_password}
+def admin_view(svc: Services, user: udb.User) -> dict[str, Any]:
+    return {**account.public_user(svc, user), "deactivated_at": iso(user.deactivated_at),
+            "must_change_password": user.must_change_password}
 
 
 @routes.patch("/api/v1/admin/users/{id}", "Change a user's role", auth="admin", body=RoleBody,
@@ -434,14 +434,14 @@ async def admin_set_role(call: Call[RoleBody, None, IdPath]) -> Reply:
     user = await auth_actions.do_set_role(svc_of(call.request), target_id, role)
     if user is None:
         raise NotFound("user not found")
-    return Reply({"user": user.public()})
+    return Reply({"user": account.public_user(svc_of(call.request), user)})
 
 
 @routes.put("/api/v1/users/{id}/compliance", "Grant or revoke the compliance permission (audited)", auth="admin",
             body=ComplianceBody, responses={200: ComplianceEnvelope})
 async def set_compliance(call: Call[ComplianceBody, None, IdPath]) -> Reply:
     user = await audit_actions.do_set_compliance(svc_of(call.request), user_of(call), call.path.id, call.body.enabled)
-    return Reply({"user": {**user.public(), "compliance": user.compliance}})
+    return Reply({"user": {**account.public_user(svc_of(call.request), user), "compliance": user.compliance}})
 
 
 @routes.post("/api/v1/access/rooms", "The caller's standing and the rooms of room_ids they may read (chat-archive's check)",

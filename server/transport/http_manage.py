@@ -45,6 +45,11 @@ class DisplayNameBody(Body):
     display_name: ChosenName
 
 
+class AvatarBody(Body):
+    upload_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                           description="the id POST /api/v1/uploads answered")
+
+
 class ChangePasswordBody(Body):
     current_password: str = Field(max_length=auth_actions.PASSWORD_MAX)
     new_password: Password
@@ -109,7 +114,27 @@ async def set_member_role(call: Call[MemberRoleBody, None, MemberPath]) -> Reply
 @routes.patch("/api/v1/users/me", "Change the display name", body=DisplayNameBody, responses={200: UserEnvelope})
 async def update_me(call: Call[DisplayNameBody, None, None]) -> Reply:
     user = await account.do_set_display_name(svc_of(call.request), user_of(call), call.body.display_name)
-    return Reply({"user": user.public()})
+    return Reply({"user": account.public_user(svc_of(call.request), user)})
+
+
+@routes.put("/api/v1/users/me/avatar", "Set the user's picture to one of their image uploads", body=AvatarBody,
+            responses={200: UserEnvelope},
+            description="The upload must be the user's own (403 forbidden), known (400 invalid), not attached to a "
+                        "message (409 conflict) and a PNG, JPEG, WebP or GIF image with a thumbnail (415 "
+                        "unsupported_type). The previous picture's file is deleted. The user record's avatar_url is "
+                        "then the picture's signed thumbnail URL.")
+async def set_avatar(call: Call[AvatarBody, None, None]) -> Reply:
+    svc = svc_of(call.request)
+    user = await account.do_set_avatar(svc, user_of(call), call.body.upload_id)
+    return Reply({"user": account.public_user(svc, user)})
+
+
+@routes.delete("/api/v1/users/me/avatar", "Remove the user's picture (initials are shown again)",
+               responses={200: UserEnvelope}, description="Its file is deleted. Removing no picture is not an error.")
+async def remove_avatar(call: Call[None, None, None]) -> Reply:
+    svc = svc_of(call.request)
+    user = await account.do_remove_avatar(svc, user_of(call))
+    return Reply({"user": account.public_user(svc, user)})
 
 
 @routes.post("/api/v1/users/me/password", "Change the password; every other login of the user is logged out",
@@ -134,14 +159,14 @@ async def finish_password_reset(call: Call[FinishResetBody, None, None]) -> Repl
     b = call.body
     user, tokens = await account.do_finish_forced_reset(svc_of(call.request), b.username, b.password, b.new_password,
                                                         client_ip(call.request))
-    return Reply({"user": user.public(), **tokens})
+    return Reply({"user": account.public_user(svc_of(call.request), user), **tokens})
 
 
 # --- admins: other accounts ----------------------------------------------------------------------
 
 async def _admin_set(call: Call[None, None, IdPath], active: bool) -> Reply:
     user = await account.do_set_active(svc_of(call.request), user_of(call), call.path.id, active)
-    return Reply({"user": admin_view(user)})
+    return Reply({"user": admin_view(svc_of(call.request), user)})
 
 
 @routes.post("/api/v1/admin/users/{id}/deactivate", "Deactivate an account (admins)", auth="admin",
@@ -164,7 +189,7 @@ async def reactivate_user(call: Call[None, None, IdPath]) -> Reply:
                          "password_change_required until POST /api/v1/auth/password.")
 async def force_password_reset(call: Call[None, None, IdPath]) -> Reply:
     user = await account.do_force_password_reset(svc_of(call.request), user_of(call), call.path.id)
-    return Reply({"user": admin_view(user)})
+    return Reply({"user": admin_view(svc_of(call.request), user)})
 
 
 # --- what the web app shows ----------------------------------------------------------------------

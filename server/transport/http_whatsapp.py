@@ -17,6 +17,7 @@ from chatcore.errors import Conflict, NotFound, Unavailable
 from chatcore.protocol import ConversationView
 from chatcore.schemas import MessageRecordWire, Session, Wire
 
+from ..actions import account
 from ..actions.auth import issue_tokens
 from ..actions.whatsapp import OTP_TTL_S, STATUSES, WhatsAppService, check_phone, conversation_view
 from ..storage import whatsapp as db
@@ -273,4 +274,4 @@ async def otp_request(call: Call[OtpRequestBody, None, None]) -> Reply:
 async def otp_verify(call: Call[OtpVerifyBody, None, None]) -> Reply:
     user = await wa(call.request).verify_code(call.body.phone, call.body.code, client_ip(call.request))
     tokens = await issue_tokens(svc_of(call.request), user)
-    return Reply({"user": user.public(), **tokens})
+    return Reply({"user": account.public_user(svc_of(call.request), user), **tokens})

@@ -8,6 +8,8 @@ export interface User {
   display_name: string;
   role: Role;
   kind: "human" | "assistant" | "contact" | string;
+  /** Signed, short-lived URL of the user's picture (a thumbnail); null: none, show initials. */
+  avatar_url?: string | null;
 }
 
 /** A room member as listed by `room:join`. */
@@ -100,6 +102,7 @@ export interface Peer {
   /** null: the server could not say (Redis away) */
   status?: "online" | "offline" | null;
   last_seen?: string | null;
+  avatar_url?: string | null;
 }
 
 /** `member:removed` (to the removed user only) and `room:deleted`. */

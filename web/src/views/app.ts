@@ -155,6 +155,12 @@ export class App implements AppContext {
     this.sidebar.renamed(u.display_name);
   }
 
+  /** The user's picture changed (account page): the header shows the new one. */
+  pictured(u: User): void {
+    Object.assign(this.me, { avatar_url: u.avatar_url ?? null });
+    this.sidebar.pictured();
+  }
+
   notice(text: string): void {
     this.noticeEl.textContent = text;
     this.noticeEl.hidden = !text;

@@ -16,6 +16,7 @@ import { FilePicker } from "./files";
 import { MentionPicker } from "./mentions";
 import { RoomSettings } from "./roomsettings";
 import { authorName, type ItemContext, messageItem, messageSig, pendingItem, quoteText, streamItem } from "./messages";
+import { avatar } from "./avatar";
 import { reactButton, type ReactionContext } from "./reactions";
 import { seenText } from "../store/receipts";
 
@@ -205,7 +206,7 @@ export class ChatView {
     const label = p.describe(u.id);
     return h("li", { class: "person", title: `${u.display_name}: ${label}` },
       h("span", { class: `dot ${p.get(u.id).status}`, testid: "presence-dot", "data-user": u.id, role: "img", "aria-label": label }),
-      u.display_name, u.kind === "assistant" ? h("small", {}, " (assistant)") : null);
+      avatar(u.display_name, u.avatar_url, "small"), u.display_name, u.kind === "assistant" ? h("small", {}, " (assistant)") : null);
   }
 
   private renderConversation(): void {

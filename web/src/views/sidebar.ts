@@ -6,6 +6,7 @@ import { roomLabel } from "../store/rooms";
 import type { Room, User } from "../types";
 import type { App } from "./app";
 import { isStaff } from "./app";
+import { avatar, setAvatar } from "./avatar";
 import { SearchBox } from "./search";
 
 export class Sidebar {
@@ -23,7 +24,7 @@ export class Sidebar {
     this.el = h("aside", { "aria-label": "Navigation" },
       h("header", {},
         h("a", { class: "who", href: "#/account", testid: "account-link", title: "Your account" },
-          h("span", { class: "avatar", "aria-hidden": "true" }, initials(me.display_name)),
+          avatar(me.display_name, me.avatar_url),
           h("b", { testid: "me" }, me.display_name), me.role !== "user" ? h("small", { class: "role" }, me.role) : null),
         h("button", { type: "button", testid: "logout", onclick: () => void app.logout() }, "Log out")),
       new SearchBox(app).el,
@@ -38,8 +39,13 @@ export class Sidebar {
   renamed(name: string): void {
     const b = this.el.querySelector('[data-testid="me"]');
     if (b) b.textContent = name;
-    const avatar = this.el.querySelector(".who .avatar");
-    if (avatar) avatar.textContent = initials(name);
+    this.pictured();
+  }
+
+  /** The header's picture after a rename or a picture change (app.me holds both). */
+  pictured(): void {
+    const el = this.el.querySelector<HTMLElement>(".who .avatar");
+    if (el) setAvatar(el, this.app.me.display_name, this.app.me.avatar_url);
   }
 
   render(current: number | null, view: string): void {
@@ -84,7 +90,8 @@ export class Sidebar {
     const presence = this.app.client.presence;
     const status = r.kind === "direct" && r.peer ? presence.describe(r.peer.id) : "";
     const mentions = r.joined ? r.mentions ?? 0 : 0;
-    return { key: `r${r.id}`, sig: [label, unread, mentions, r.notify, r.joined, r.id === current, r.kind, status].join("|"), make: () => this.itemEl(r, label, unread, current) };
+    const picture = r.kind === "direct" ? r.peer?.avatar_url ?? "" : "";
+    return { key: `r${r.id}`, sig: [label, unread, mentions, r.notify, r.joined, r.id === current, r.kind, status, picture].join("|"), make: () => this.itemEl(r, label, unread, current) };
   }
 
   private itemEl(r: Room, label: string, unread: number, current: number | null): HTMLElement {
@@ -100,7 +107,7 @@ export class Sidebar {
         class: `${r.id === current ? "active" : ""}${unread && !muted ? " has-unread" : ""}${muted ? " muted-room" : ""}`,
         "aria-current": r.id === current ? "page" : undefined,
         "aria-label": `${label}${mentions ? `, ${mentions} mention${mentions === 1 ? "" : "s"}` : ""}${unread ? `, ${unread} unread` : ""}${muted ? ", muted" : ""}${r.joined ? "" : ", not joined"}`,
-      }, dot, h("span", { class: "name" }, label),
+      }, dot, r.kind === "direct" && r.peer ? avatar(label, r.peer.avatar_url, "small") : null, h("span", { class: "name" }, label),
       mentions ? h("span", { class: "badge mention-badge", testid: "mentions", title: "Unread mentions" }, `@${mentions > 99 ? "99+" : mentions}`) : null,
       unread ? h("span", { class: "badge", testid: "unread" }, unread > 99 ? "99+" : unread) : null,
       r.joined ? null : h("small", { class: "join" }, "join")));
@@ -164,12 +171,7 @@ export class Sidebar {
   }
 }
 
-/** Up to two initials of a name, the avatar until uploads are used for it. */
-export function initials(name: string): string {
-  const parts = name.trim().split(/\s+/).filter(Boolean);
-  const letters = parts.length > 1 ? [parts[0], parts[parts.length - 1]] : parts;
-  return letters.map((p) => [...p][0]?.toUpperCase() ?? "").join("") || "?";
-}
+export { initials } from "./avatar";
 
 function group(key: string, title: string, empty: string | null): Item[] {
   const out: Item[] = [{ key: `g${key}`, sig: title, make: () => h("li", { class: "group", role: "presentation" }, title) }];
