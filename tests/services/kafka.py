@@ -34,12 +34,21 @@ def ensure_jars() -> Path:
     return LIBS
 
 
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka's own ``Uuid.randomUuid`` makes it: never starting with "-",
+    which the storage tool's argument parser would take for an option (1 id in 64 did)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
+
+
 class KafkaService(Service):
     def __init__(self, base_dir: Path | None = None, port: int | None = None) -> None:
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="chat-kafka-"))
         self.port = port or free_port()
         self.controller_port = free_port()
-        self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        self.cluster_id = new_cluster_id()
         self._proc: ManagedProcess | None = None
 
     @property
