@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -61,6 +62,15 @@ class ArchiveEnv:
                 "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap, "MONGO_URL": self.ferret.url, "MONGO_DB": self.db,
                 "ARCHIVE_TOPIC": self.topic, "ARCHIVE_DLQ_TOPIC": self.dlq, "ARCHIVE_GROUP_ID": self.group,
                 "JWT_PUBLIC_KEY_FILE": str(self.public_key), "ARCHIVE_PORT": str(port), "ARCHIVE_HOST": "127.0.0.1"}
+
+    async def document(self, message_id: int) -> dict[str, Any] | None:
+        """The archive's stored document of one message (what the consumer wrote)."""
+        client: AsyncMongoClient = AsyncMongoClient(self.ferret.url, serverSelectionTimeoutMS=5000)
+        try:
+            doc: dict[str, Any] | None = await client[self.db]["messages"].find_one({"_id": message_id})
+            return doc
+        finally:
+            await client.close()
 
     async def count(self) -> tuple[int, int]:
         """(documents, distinct ids) in the archive."""

@@ -13,7 +13,6 @@ from typing import Any
 
 import aiohttp
 from PIL import Image
-from pymongo import AsyncMongoClient
 
 from tests.archive.conftest import ArchiveEnv, start_archive
 from tests.archive.test_api_and_history import _get, _relaying_node, _wait_archived
@@ -54,11 +53,7 @@ async def test_archived_messages_keep_their_attachments_with_fresh_urls_and_rete
         await _wait_archived(alice, room_id, 1, archive_env)
 
         # the archived document: metadata only
-        client: AsyncMongoClient = AsyncMongoClient(archive_env.ferret.url, serverSelectionTimeoutMS=5000)
-        try:
-            doc = await client[archive_env.db]["messages"].find_one({"_id": sent["id"]})
-        finally:
-            await client.close()
+        doc = await archive_env.document(sent["id"])
         assert doc is not None
         assert [a["id"] for a in doc["attachments"]] == [image["id"], note["id"]]
         assert doc["attachments"][0] == {"id": image["id"], "name": "plan.png", "mime": "image/png",

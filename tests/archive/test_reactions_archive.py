@@ -4,8 +4,6 @@ chat-archive's own API serve it; an archived message takes no new reactions."""
 
 from __future__ import annotations
 
-from pymongo import AsyncMongoClient
-
 from tests.archive.conftest import ArchiveEnv, start_archive
 from tests.archive.test_api_and_history import _get, _wait_archived
 from tests.support import ServerHarness, make_room
@@ -41,11 +39,7 @@ async def test_an_archived_message_keeps_its_reactions_on_every_read_path(
         bob.base_url = relaying.base_url
         await _wait_archived(alice, room_id, 1, archive_env)
 
-        client: AsyncMongoClient = AsyncMongoClient(archive_env.ferret.url, serverSelectionTimeoutMS=5000)
-        try:
-            doc = await client[archive_env.db]["messages"].find_one({"_id": msg["id"]})
-        finally:
-            await client.close()
+        doc = await archive_env.document(msg["id"])
         assert doc is not None and doc["reactions"] == expected
 
         _, page = await alice.call("GET", f"/api/v1/rooms/{room_id}/messages", expect=200)
