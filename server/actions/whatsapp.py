@@ -33,6 +33,7 @@ import asyncpg
 
 from chatcore.errors import Forbidden, Invalid, NotFound, Unauthorized, Unavailable
 from chatcore.events import Attachment, MessageRecord, iso
+from chatcore.types import STAFF_ROLES
 from whatsapp_bridge.cloud_api import (
     CloudApiClient,
     CloudApiError,
@@ -295,7 +296,7 @@ class WhatsAppService:
                 if not isinstance(target_id, int) or isinstance(target_id, bool):
                     raise Invalid("user_id must be a staff user's id", field="user_id")
                 target = await udb.get_user(conn, target_id)
-                if target is None or target.role not in ("staff", "admin"):
+                if target is None or target.role not in STAFF_ROLES:
                     raise Invalid("user_id must be a staff user's id", field="user_id")
                 fields = {"ai_enabled": False, "assignee_id": target.id}
             elif action == "close":

@@ -33,7 +33,7 @@ from chatcore.schemas import (
     Wire,
 )
 from chatcore.tokens import bearer_matches
-from chatcore.types import ROLES, STAFF_ROLES
+from chatcore.types import DESK_MANAGER_ROLES, ROLES, STAFF_ROLES
 
 from ..actions import audit as audit_actions
 from ..actions import auth as auth_actions
@@ -53,7 +53,7 @@ routes = RouteTable()
 NO_NUL = r"^[^\x00]*$"
 USERS_PAGE_MAX, ADMIN_USERS_PAGE_MAX = 50, 500
 assert set(room_actions.CREATABLE_KINDS) == {"public", "private"}
-assert set(ROLES) == {"user", "staff", "admin"}
+assert set(ROLES) == {"user", "staff", "supervisor", "admin"}
 
 
 def svc_of(request: web.Request) -> Services:
@@ -105,6 +105,8 @@ async def current_user(request: web.Request, role: str | None = "user") -> udb.U
     user = await auth_actions.authenticate(svc_of(request), header[7:].strip())
     if role == "staff" and user.role not in STAFF_ROLES:
         raise Forbidden("staff only")
+    if role == "supervisor" and user.role not in DESK_MANAGER_ROLES:
+        raise Forbidden("supervisors and admins only")
     if role == "admin" and user.role != "admin":
         raise Forbidden("admin only")
     return user
@@ -217,7 +219,7 @@ class AdminUsersQuery(QueryParams):
 
 
 class RoleBody(Body):
-    role: Literal["user", "staff", "admin"]
+    role: Literal["user", "staff", "supervisor", "admin"]
 
 
 class ComplianceBody(Body):
@@ -260,7 +262,7 @@ class ComplianceEnvelope(Wire):
 
 class Standing(Wire):
     id: int
-    role: Literal["user", "staff", "admin"]
+    role: Literal["user", "staff", "supervisor", "admin"]
     compliance: bool
 
 

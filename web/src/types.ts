@@ -1,6 +1,6 @@
 // Wire shapes shared with chat-server (docs/PROTOCOL.md) and chat-archive.
 
-export type Role = "user" | "staff" | "admin";
+export type Role = "user" | "staff" | "supervisor" | "admin";
 
 export interface User {
   id: number;

@@ -82,7 +82,7 @@ function accountCell(app: App, u: AdminUser, status: HTMLElement): HTMLElement {
 
 function userRow(app: App, u: AdminUser, status: HTMLElement): HTMLElement {
   const select = h("select", { testid: "role-select", "data-user": u.id, "aria-label": `Role of ${u.username}`, disabled: u.kind !== "human" },
-    ...["user", "staff", "admin"].map((r) => h("option", { value: r, selected: r === u.role }, r)));
+    ...["user", "staff", "supervisor", "admin"].map((r) => h("option", { value: r, selected: r === u.role }, r)));
   select.addEventListener("change", async () => {
     const previous = u.role;
     try {

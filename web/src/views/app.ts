@@ -28,7 +28,7 @@ export function parseRoute(hash: string): Route {
 }
 
 export function isStaff(u: User | null): boolean {
-  return u?.role === "staff" || u?.role === "admin";
+  return u?.role === "staff" || u?.role === "supervisor" || u?.role === "admin";
 }
 
 /** What every pane gets. */
