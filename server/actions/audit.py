@@ -1,4 +1,10 @@
-"""The audited compliance permission: grants, revocations, and the reads made through it.
+"""The audit log's writers: who changed access or data, and the compliance permission's grants,
+revocations and the reads made through it.
+
+Audit is a side effect of an action, written with ``record`` on the action's own connection
+inside its transaction, never from a route: a change commits with its row or not at all. The
+actor is an ``Actor`` (the user and the client address the request came from); the address
+goes into ``meta.ip``. ``None`` is the command line (an operator on the host).
 
 Compliance lets a user read private rooms and direct conversations they are not a member of
 (the rule is ``chatcore.access``). Only admins grant or revoke it (REST or the
@@ -14,6 +20,7 @@ before the messages are returned; if the row cannot be written, the read fails.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -27,6 +34,24 @@ if TYPE_CHECKING:
     from ..context import Services
 
 GRANT, REVOKE, READ = "compliance.grant", "compliance.revoke", "compliance.read"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts, for the audit row: the user and the client address of their request."""
+
+    user: udb.User
+    ip: str | None = None
+
+
+async def record(conn: asyncpg.Connection, actor: Actor | None, action: str, target_type: str,
+                 target_id: int | None, meta: dict[str, Any] | None = None) -> int:
+    """One audit row, in the caller's transaction (``conn`` inside ``conn.transaction()``)."""
+    full = dict(meta or {})
+    if actor is not None and actor.ip is not None:
+        full["ip"] = actor.ip
+    return await db.insert_entry(conn, actor.user.id if actor is not None else None, action, target_type, target_id,
+                                 full)
 
 
 async def set_compliance(pool: asyncpg.Pool, actor_id: int | None, target_id: int, enabled: bool,

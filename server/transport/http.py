@@ -118,6 +118,11 @@ def user_of(call: Call[Any, Any, Any]) -> udb.User:
     return user
 
 
+def actor_of(call: Call[Any, Any, Any]) -> audit_actions.Actor:
+    """The caller as the audit log records them: the user and their client address."""
+    return audit_actions.Actor(user_of(call), client_ip(call.request))
+
+
 def ok(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 

@@ -117,6 +117,15 @@ export interface MentionEvent {
   seq: number;
 }
 
+/** A private note in a WhatsApp conversation (staff only; never sent to the contact). */
+export interface Note {
+  id: number;
+  room_id: number;
+  author: { id: number; username: string; display_name: string };
+  body: string;
+  created_at: string;
+}
+
 export interface Conversation {
   room_id: number;
   account_id: number;

@@ -12,6 +12,7 @@ import { startUpload } from "../uploads";
 import type { App } from "./app";
 import { safeUrl, showViewer } from "./attachments";
 import { conversationBar } from "./conversation";
+import { NotesPanel } from "./notes";
 import { FilePicker } from "./files";
 import { MentionPicker } from "./mentions";
 import { RoomSettings } from "./roomsettings";
@@ -59,6 +60,7 @@ export class ChatView {
   private opened = false;
   private error = "";
   private conversation: Conversation | null = null;
+  private notes: NotesPanel | null = null;
 
   constructor(private readonly app: App, private readonly roomId: number) {
     this.list.addEventListener("scroll", () => {
@@ -95,6 +97,7 @@ export class ChatView {
     else if (c.kind === "messages" && c.roomId === this.roomId) this.renderMessages(c.stick);
     else if (c.kind === "typing" && c.roomId === this.roomId) this.renderTyping();
     else if (c.kind === "rooms" || c.kind === "presence" || (c.kind === "members" && c.roomId === this.roomId)) this.renderHeader();
+    else if (c.kind === "notes" && c.roomId === this.roomId) this.notes?.render();
     else if (c.kind === "inbox") {
       this.conversation = this.app.client.inbox.get(this.roomId) ?? this.conversation;
       this.renderConversation();
@@ -209,7 +212,8 @@ export class ChatView {
   }
 
   private renderConversation(): void {
-    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null);
+    if (this.conversation && !this.notes) this.notes = new NotesPanel(this.app, this.roomId);
+    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null, this.notes?.el ?? null);
   }
 
   private itemContext(): ItemContext {
