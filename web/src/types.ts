@@ -117,6 +117,16 @@ export interface MentionEvent {
   seq: number;
 }
 
+/** A saved reply (`/shortcut`); shared by the desk or the user's own. */
+export interface CannedReply {
+  id: number;
+  scope: "shared" | "personal";
+  shortcut: string;
+  body: string;
+  created_at: string;
+  updated_at: string;
+}
+
 /** A private note in a WhatsApp conversation (staff only; never sent to the contact). */
 export interface Note {
   id: number;

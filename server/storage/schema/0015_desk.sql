@@ -16,3 +16,21 @@ CREATE TABLE notes (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX notes_room ON notes (room_id, id);
+
+-- Canned replies (server/actions/canned_replies.py): shared ones (owner_id NULL, managed by
+-- supervisors and admins) and personal ones (owner_id: the staff member). A shortcut is unique
+-- within its scope: the shared set, or one person's set.
+CREATE TABLE canned_replies (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    owner_id    bigint REFERENCES users(id) ON DELETE CASCADE,
+    shortcut    text NOT NULL,
+    body        text NOT NULL,
+    created_by  bigint REFERENCES users(id) ON DELETE SET NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX canned_replies_shared_shortcut ON canned_replies (shortcut) WHERE owner_id IS NULL;
+CREATE UNIQUE INDEX canned_replies_personal_shortcut ON canned_replies (owner_id, shortcut) WHERE owner_id IS NOT NULL;
+
+-- the audit log listing (GET /api/v1/audit) pages newest first by id, filtered by action
+CREATE INDEX audit_log_action ON audit_log (action, id);

@@ -7,12 +7,14 @@ import { DEFAULT_MAX_MESSAGE_CHARS, lengthNote } from "../store/limits";
 import { roomLabel } from "../store/rooms";
 import { TypingSender, typingText } from "../store/typing";
 import { attachmentsOf } from "../store/messages";
-import type { Attachment, Conversation, Message, NotifyLevel, Room, User } from "../types";
+import type { Attachment, CannedReply, Conversation, Message, NotifyLevel, Room, User } from "../types";
 import { startUpload } from "../uploads";
 import type { App } from "./app";
 import { safeUrl, showViewer } from "./attachments";
 import { conversationBar } from "./conversation";
 import { NotesPanel } from "./notes";
+import { CannedPicker } from "./canned";
+import { cannedListPath } from "../store/canned";
 import { FilePicker } from "./files";
 import { MentionPicker } from "./mentions";
 import { RoomSettings } from "./roomsettings";
@@ -47,6 +49,7 @@ export class ChatView {
   private readonly sendBtn = h("button", { type: "submit", class: "primary", testid: "send", disabled: true }, "Send");
   private readonly files: FilePicker;
   private readonly picker: MentionPicker;
+  private readonly canned: CannedPicker;
   private readonly keyed = new KeyedList(this.list);
   private readonly sender = new TypingSender();
   private editingId: number | null = null;
@@ -68,9 +71,15 @@ export class ChatView {
     });
     this.input.addEventListener("keydown", (e) => this.onKey(e));
     this.input.addEventListener("input", () => this.onInput());
-    this.input.addEventListener("blur", () => { this.stopTyping(); this.picker.close(); });
+    this.input.addEventListener("blur", () => { this.stopTyping(); this.picker.close(); this.canned.close(); });
     this.input.addEventListener("click", () => this.picker.update());
     this.picker = new MentionPicker(this.input, () => this.mentionSource(), () => this.onInput());
+    this.canned = new CannedPicker(this.input, {
+      enabled: () => this.app.client.rooms.get(this.roomId)?.kind === "whatsapp",
+      list: async (prefix) => (await app.api.call<{ canned_replies: CannedReply[] }>("GET", cannedListPath(prefix))).canned_replies,
+      render: async (id) => (await app.api.call<{ text: string }>("POST", `/api/v1/canned-replies/${id}/render`, { conversation_id: roomId })).text,
+      onError: (message) => app.notice(message),
+    }, () => this.onInput());
     this.files = new FilePicker(
       (file, onProgress) => startUpload(file, { token: () => app.api.freshToken(), refresh: () => app.api.refresh() }, { onProgress }),
       () => this.updateSend());
@@ -85,7 +94,7 @@ export class ChatView {
           h("div", {}, this.title, this.subtitle)),
         this.actions),
       this.people, this.convo, this.invitePanel, this.settingsPanel, this.list, this.typingEl, this.replyBar, this.files.el,
-      this.picker.el, this.counter, this.archivedNote, this.composer);
+      this.picker.el, this.canned.el, this.counter, this.archivedNote, this.composer);
     this.files.acceptDrops(this.el);
     this.renderHeader();
     this.renderMessages();
@@ -423,7 +432,7 @@ export class ChatView {
 
   private onKey(e: KeyboardEvent): void {
     if (e.isComposing) return;
-    if (this.picker.handleKey(e)) return;
+    if (this.canned.handleKey(e) || this.picker.handleKey(e)) return;
     if (e.key === "Enter" && !e.shiftKey) {
       e.preventDefault();
       this.submit();
@@ -440,6 +449,7 @@ export class ChatView {
 
   private onInput(): void {
     this.picker.update();
+    void this.canned.update();
     this.updateSend();
     if (this.input.value.trim() === "") this.stopTyping();
     else if (this.sender.input()) this.emitTyping(true);
