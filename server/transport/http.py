@@ -438,7 +438,7 @@ async def admin_set_role(call: Call[RoleBody, None, IdPath]) -> Reply:
     admin, role, target_id = user_of(call), call.body.role, call.path.id
     if target_id == admin.id and role != "admin":
         raise Forbidden("admins cannot demote themselves")
-    user = await auth_actions.do_set_role(svc_of(call.request), target_id, role)
+    user = await auth_actions.do_set_role(svc_of(call.request), actor_of(call), target_id, role)
     if user is None:
         raise NotFound("user not found")
     return Reply({"user": user.public()})
@@ -447,7 +447,7 @@ async def admin_set_role(call: Call[RoleBody, None, IdPath]) -> Reply:
 @routes.put("/api/v1/users/{id}/compliance", "Grant or revoke the compliance permission (audited)", auth="admin",
             body=ComplianceBody, responses={200: ComplianceEnvelope})
 async def set_compliance(call: Call[ComplianceBody, None, IdPath]) -> Reply:
-    user = await audit_actions.do_set_compliance(svc_of(call.request), user_of(call), call.path.id, call.body.enabled)
+    user = await audit_actions.do_set_compliance(svc_of(call.request), actor_of(call), call.path.id, call.body.enabled)
     return Reply({"user": {**user.public(), "compliance": user.compliance}})
 
 
