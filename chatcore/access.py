@@ -7,7 +7,8 @@ a looser rule than the live store (it used to let every staff token read every r
 
 The rule:
 
-- a WhatsApp conversation room (``whatsapp``) is readable by staff and admins, and only them;
+- a WhatsApp conversation room (``whatsapp``) is readable by staff, supervisors and admins
+  (``STAFF_ROLES``), and only them;
 - a member reads the other rooms they belong to;
 - a public room is readable by every user;
 - a private room or a direct conversation (``private``, ``direct``) is readable only by its
@@ -18,7 +19,7 @@ The rule:
 
 The service identity (``SERVICE_ROLE``) is not a user: chat-server signs short tokens with it
 for its own history reads from the archive, after it applied this rule itself. No user row can
-carry it (``users.role`` is checked to user/staff/admin), so chat-server refuses it as a user.
+carry it (``users.role`` is checked to user/staff/supervisor/admin), so chat-server refuses it as a user.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ Declaring a route (``server/transport/http.py`` has many examples)::
         ...
         return Reply(RoomEnvelope(...) or a plain dict, 201)
 
-``auth`` is ``"user"`` (the default), ``"staff"``, ``"admin"`` or ``None``; the service gives
+``auth`` is ``"user"`` (the default), ``"staff"``, ``"supervisor"``, ``"admin"`` or ``None``; the service gives
 ``mount`` the function that checks a bearer token for a level. A handler may return a
 ``web.StreamResponse`` itself (plain text, a download); routes that read their body raw (a
 signed webhook) declare it with ``raw_body`` and call ``await call.request.read()``. A status a
@@ -65,7 +65,7 @@ Int = Annotated[int, BeforeValidator(_integral)]
 Id = Annotated[int, Field(ge=1, le=INT64_MAX, description="a positive 64-bit id"), BeforeValidator(_integral)]
 Cursor = Annotated[int, Field(ge=0, le=INT64_MAX), BeforeValidator(_integral)]
 
-AuthLevel = Literal["user", "staff", "admin"] | None
+AuthLevel = Literal["user", "staff", "supervisor", "admin"] | None
 Authenticator = Callable[[web.Request, str], Awaitable[Any]]
 ModelFactory = Callable[[Any], type[BaseModel]]
 ModelSpec = type[BaseModel] | ModelFactory
@@ -365,8 +365,8 @@ def build_document(mounted: list[Mounted], title: str, description: str = "") ->
     for m in mounted:
         r = m.route
         op: dict[str, Any] = {"operationId": r.operation_id, "summary": r.summary}
-        if r.description or r.auth in ("staff", "admin"):
-            role = f"Requires role {r.auth} or higher." if r.auth in ("staff", "admin") else ""
+        if r.description or r.auth in ("staff", "supervisor", "admin"):
+            role = f"Requires role {r.auth} or higher." if r.auth in ("staff", "supervisor", "admin") else ""
             op["description"] = " ".join(x for x in (r.description, role) if x)
         if r.tags:
             op["tags"] = list(r.tags)

@@ -349,6 +349,22 @@ class WaStatus(Wire):
     retry_in_s: float = _omitted("queued: seconds until the outbox tries again")
 
 
+class NoteAuthor(Wire):
+    id: int
+    username: str
+    display_name: str
+
+
+class NoteView(Wire):
+    """A private note in a WhatsApp conversation: staff only, never sent to the contact."""
+
+    id: int
+    room_id: int = Field(description="the conversation's room id")
+    author: NoteAuthor
+    body: str
+    created_at: str
+
+
 class ReadUpdated(Wire):
     room_id: int
     user_id: int
@@ -426,6 +442,7 @@ SERVER_EVENTS: dict[str, ServerEvent] = {
     "assistant:delta": ServerEvent(AssistantDeltaWire, "The next chunk of a streaming assistant reply"),
     "conversation:updated": ServerEvent(ConversationView, "A WhatsApp conversation changed (staff only)"),
     "wa:status": ServerEvent(WaStatus, "Delivery status of an outbound WhatsApp message (staff only)"),
+    "note:added": ServerEvent(NoteView, "A private note was added to a WhatsApp conversation (staff only)"),
     "mention": ServerEvent(MentionEventWire, "The user was mentioned in a room they have not muted (their user channel only)"),
     "session:ended": ServerEvent(SessionEnded, "The socket's authorisation ended; a server disconnect follows"),
 }

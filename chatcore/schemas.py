@@ -42,7 +42,7 @@ class UserRecord(Wire):
     id: int
     username: str
     display_name: str
-    role: Literal["user", "staff", "admin"]
+    role: Literal["user", "staff", "supervisor", "admin"]
     kind: Literal["human", "assistant", "contact"]
     avatar_url: str | None = Field(
         default=None, description="signed, short-lived URL of the user's picture (a WebP thumbnail, docs/FILES.md "

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     ca.add_argument("username")
     sr = sub.add_parser("set-role", help="change a user's role")
     sr.add_argument("username")
-    sr.add_argument("role", choices=["user", "staff", "admin"])
+    sr.add_argument("role", choices=["user", "staff", "supervisor", "admin"])
     sc = sub.add_parser("set-compliance", help="grant (on) or revoke (off) the compliance permission")
     sc.add_argument("username")
     sc.add_argument("state", choices=["on", "off"])

@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Any
 from chatcore.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, UnsupportedType
 
 from ..files.service import files_of
-from ..storage import audit as adb
 from ..storage import files as fdb
 from ..storage import users as db
+from . import audit
 from .auth import (
     PASSWORD_MAX,
     check_active,
@@ -178,28 +178,28 @@ async def _target(conn: Any, admin: db.User, target_id: int, what: str) -> db.Us
     return target
 
 
-async def do_set_active(svc: Services, admin: db.User, target_id: int, active: bool) -> db.User:
+async def do_set_active(svc: Services, actor: audit.Actor, target_id: int, active: bool) -> db.User:
     """Deactivate (``active`` False) or reactivate an account."""
     async with svc.pool.acquire() as conn, conn.transaction():
-        await _target(conn, admin, target_id, "reactivate" if active else "deactivate")
+        await _target(conn, actor.user, target_id, "reactivate" if active else "deactivate")
         user = await db.set_deactivated(conn, target_id, not active)
         assert user is not None
         if not active:
             await db.revoke_all_for_user(conn, target_id)
-        await adb.insert_entry(conn, admin.id, REACTIVATE if active else DEACTIVATE, "user", target_id, {})
+        await audit.record(conn, actor, REACTIVATE if active else DEACTIVATE, "user", target_id)
     if not active:
         await close_sockets(svc, target_id, "revoked", keep_version=user.token_version)
     return user
 
 
-async def do_force_password_reset(svc: Services, admin: db.User, target_id: int) -> db.User:
+async def do_force_password_reset(svc: Services, actor: audit.Actor, target_id: int) -> db.User:
     async with svc.pool.acquire() as conn, conn.transaction():
-        target = await _target(conn, admin, target_id, "reset")
+        target = await _target(conn, actor.user, target_id, "reset")
         if target.password_hash is None:
             raise Conflict("this account signs in without a password (WhatsApp code)")
         user = await db.force_password_change(conn, target_id)
         assert user is not None
         await db.revoke_all_for_user(conn, target_id)
-        await adb.insert_entry(conn, admin.id, FORCE_RESET, "user", target_id, {})
+        await audit.record(conn, actor, FORCE_RESET, "user", target_id)
     await close_sockets(svc, target_id, "revoked", keep_version=user.token_version)
     return user

@@ -23,12 +23,14 @@ from chatcore.errors import Conflict, Deactivated, Forbidden, Invalid, PasswordC
 from chatcore.tokens import AccessClaims
 
 from ..storage import users as db
+from . import audit
 from .sessions import sessions_of
 
 if TYPE_CHECKING:
     from ..context import Services
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
+ROLE_CHANGED = "user.role"
 RESERVED_USERNAMES = frozenset({"assistant", "system", "admin", "root", "staff"})
 # handles of accounts made by WhatsApp code login (``wa_`` + random letters): nobody may register
 # one, so no name can pass for a code-login account or squat the handle of one
@@ -177,9 +179,15 @@ async def do_logout_all(svc: Services, user: db.User) -> None:
     await close_sockets(svc, user.id, "logged_out")
 
 
-async def do_set_role(svc: Services, user_id: int, role: str) -> db.User | None:
-    """Change a role; tokens and open sockets that carry the old one stop working."""
-    user = await db.set_role(svc.pool, user_id, role)  # bumps token_version
+async def do_set_role(svc: Services, actor: audit.Actor, user_id: int, role: str) -> db.User | None:
+    """Change a role, with its audit row in the same transaction; tokens and open sockets that
+    carry the old one stop working."""
+    async with svc.pool.acquire() as conn, conn.transaction():
+        before = await db.get_user(conn, user_id)
+        if before is None:
+            return None
+        user = await db.set_role(conn, user_id, role)  # bumps token_version
+        await audit.record(conn, actor, ROLE_CHANGED, "user", user_id, {"from": before.role, "to": role})
     if user is not None:
         # a socket keeps the user (and the staff channel) it connected with: end it, the
         # client reconnects with a refreshed token that carries the new role

@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import asyncpg
 
-from chatcore.errors import Forbidden, Invalid, NotFound, Unauthorized, Unavailable
+from chatcore.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
 from chatcore.events import Attachment, MessageRecord, iso
+from chatcore.types import STAFF_ROLES
 from whatsapp_bridge.cloud_api import (
     CloudApiClient,
     CloudApiError,
@@ -50,6 +51,7 @@ from ..storage import rooms as rdb
 from ..storage import users as udb
 from ..storage import wa_media as wdb
 from ..storage import whatsapp as db
+from . import audit
 from .notify import STAFF_CHANNEL, emit, room_channel
 from .wa_media import MEDIA_MAX_RETRIES, WaMediaService, pending_attachment
 
@@ -113,6 +115,34 @@ OUTBOX_BATCH = 50
 # a first attempt still "queued" after this long lost its node mid-send: sent again, which may
 # send it twice if the node died after Meta accepted it (at least once, never lost)
 OUTBOX_STUCK_S = 120.0
+
+
+ACCOUNT_ADDED, ACCOUNT_REMOVED = "wa_account.add", "wa_account.remove"
+
+
+async def do_add_account(svc: Services, actor: audit.Actor, name: str, **values: str) -> db.Account:
+    """Add a business number, with its audit row (no secrets in it) in the same transaction."""
+    try:
+        async with svc.pool.acquire() as conn, conn.transaction():
+            account = await db.insert_account(conn, name=name, **values)
+            await audit.record(conn, actor, ACCOUNT_ADDED, "wa_account", account.id,
+                               {"phone_number_id": account.phone_number_id, "display_phone": account.display_phone})
+    except asyncpg.UniqueViolationError:
+        raise Conflict("this phone_number_id is already configured", field="phone_number_id") from None
+    if svc.whatsapp is not None:
+        svc.whatsapp.forget_accounts()
+    return account
+
+
+async def do_remove_account(svc: Services, actor: audit.Actor, account_id: int) -> None:
+    async with svc.pool.acquire() as conn, conn.transaction():
+        account = await db.get_account(conn, account_id)
+        if account is None or not await db.delete_account(conn, account_id):
+            raise NotFound("account not found")
+        await audit.record(conn, actor, ACCOUNT_REMOVED, "wa_account", account_id,
+                           {"phone_number_id": account.phone_number_id, "display_phone": account.display_phone})
+    if svc.whatsapp is not None:
+        svc.whatsapp.forget_accounts()
 
 
 class WhatsAppService:
@@ -282,20 +312,22 @@ class WhatsAppService:
         await emit(self.svc, "conversation:updated", view, to=[STAFF_CHANNEL, room_channel(room_id)])
         return view
 
-    async def transition(self, room_id: int, action: str, actor: udb.User, target_id: Any = None) -> dict[str, Any]:
+    async def transition(self, room_id: int, action: str, actor: audit.Actor, target_id: Any = None) -> dict[str, Any]:
+        """One staff action on the conversation, with its audit row (``conversation.<action>``,
+        the state before and after) in the same transaction."""
         async with self.svc.pool.acquire() as conn, conn.transaction():
             contact = await db.contact_by_room(conn, room_id, for_update=True)
             if contact is None:
                 raise NotFound("conversation not found")
             if action == "takeover":
-                fields: dict[str, Any] = {"ai_enabled": False, "assignee_id": actor.id, "status": "open"}
+                fields: dict[str, Any] = {"ai_enabled": False, "assignee_id": actor.user.id, "status": "open"}
             elif action == "handback":
                 fields = {"ai_enabled": True, "assignee_id": None, "status": "open"}
             elif action == "assign":
                 if not isinstance(target_id, int) or isinstance(target_id, bool):
                     raise Invalid("user_id must be a staff user's id", field="user_id")
                 target = await udb.get_user(conn, target_id)
-                if target is None or target.role not in ("staff", "admin"):
+                if target is None or target.role not in STAFF_ROLES:
                     raise Invalid("user_id must be a staff user's id", field="user_id")
                 fields = {"ai_enabled": False, "assignee_id": target.id}
             elif action == "close":
@@ -305,6 +337,9 @@ class WhatsAppService:
             else:
                 raise NotFound("unknown action")
             await db.update_contact(conn, contact.id, **fields)
+            before = {k: getattr(contact, k) for k in fields}
+            await audit.record(conn, actor, f"conversation.{action}", "conversation", room_id,
+                               {"from": before, "to": fields})
         return await self.publish(room_id)
 
     async def mark_read(self, room_id: int, seq: Any) -> dict[str, Any]:

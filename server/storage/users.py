@@ -100,7 +100,7 @@ async def list_users(pool: asyncpg.Pool, limit: int, after_id: int = 0) -> list[
     return [User(**dict(r)) for r in rows]
 
 
-async def set_role(pool: asyncpg.Pool, user_id: int, role: str) -> User | None:
+async def set_role(pool: asyncpg.Connection | asyncpg.Pool, user_id: int, role: str) -> User | None:
     # bumping token_version makes old tokens (with the old role) invalid
     return _user(
         await pool.fetchrow(

@@ -33,7 +33,7 @@ from chatcore.schemas import (
     Wire,
 )
 from chatcore.tokens import bearer_matches
-from chatcore.types import ROLES, STAFF_ROLES
+from chatcore.types import DESK_MANAGER_ROLES, ROLES, STAFF_ROLES
 
 from ..actions import account, room_admin
 from ..actions import audit as audit_actions
@@ -52,7 +52,7 @@ routes = RouteTable()
 NO_NUL = r"^[^\x00]*$"
 USERS_PAGE_MAX, ADMIN_USERS_PAGE_MAX = 50, 500
 assert set(room_actions.CREATABLE_KINDS) == {"public", "private"}
-assert set(ROLES) == {"user", "staff", "admin"}
+assert set(ROLES) == {"user", "staff", "supervisor", "admin"}
 
 
 def svc_of(request: web.Request) -> Services:
@@ -104,6 +104,8 @@ async def current_user(request: web.Request, role: str | None = "user") -> udb.U
     user = await auth_actions.authenticate(svc_of(request), header[7:].strip())
     if role == "staff" and user.role not in STAFF_ROLES:
         raise Forbidden("staff only")
+    if role == "supervisor" and user.role not in DESK_MANAGER_ROLES:
+        raise Forbidden("supervisors and admins only")
     if role == "admin" and user.role != "admin":
         raise Forbidden("admin only")
     return user
@@ -113,6 +115,11 @@ def user_of(call: Call[Any, Any, Any]) -> udb.User:
     user = call.principal
     assert isinstance(user, udb.User), "route declared without auth"
     return user
+
+
+def actor_of(call: Call[Any, Any, Any]) -> audit_actions.Actor:
+    """The caller as the audit log records them: the user and their client address."""
+    return audit_actions.Actor(user_of(call), client_ip(call.request))
 
 
 def ok(data: Any, status: int = 200) -> web.Response:
@@ -216,7 +223,7 @@ class AdminUsersQuery(QueryParams):
 
 
 class RoleBody(Body):
-    role: Literal["user", "staff", "admin"]
+    role: Literal["user", "staff", "supervisor", "admin"]
 
 
 class ComplianceBody(Body):
@@ -259,7 +266,7 @@ class ComplianceEnvelope(Wire):
 
 class Standing(Wire):
     id: int
-    role: Literal["user", "staff", "admin"]
+    role: Literal["user", "staff", "supervisor", "admin"]
     compliance: bool
 
 
@@ -431,7 +438,7 @@ async def admin_set_role(call: Call[RoleBody, None, IdPath]) -> Reply:
     admin, role, target_id = user_of(call), call.body.role, call.path.id
     if target_id == admin.id and role != "admin":
         raise Forbidden("admins cannot demote themselves")
-    user = await auth_actions.do_set_role(svc_of(call.request), target_id, role)
+    user = await auth_actions.do_set_role(svc_of(call.request), actor_of(call), target_id, role)
     if user is None:
         raise NotFound("user not found")
     return Reply({"user": account.public_user(svc_of(call.request), user)})
@@ -440,7 +447,7 @@ async def admin_set_role(call: Call[RoleBody, None, IdPath]) -> Reply:
 @routes.put("/api/v1/users/{id}/compliance", "Grant or revoke the compliance permission (audited)", auth="admin",
             body=ComplianceBody, responses={200: ComplianceEnvelope})
 async def set_compliance(call: Call[ComplianceBody, None, IdPath]) -> Reply:
-    user = await audit_actions.do_set_compliance(svc_of(call.request), user_of(call), call.path.id, call.body.enabled)
+    user = await audit_actions.do_set_compliance(svc_of(call.request), actor_of(call), call.path.id, call.body.enabled)
     return Reply({"user": {**account.public_user(svc_of(call.request), user), "compliance": user.compliance}})
 
 

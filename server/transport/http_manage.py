@@ -17,7 +17,7 @@ from chatcore.schemas import RoomEnvelope, Session, TokenPair, UserEnvelope, Wir
 from ..actions import account, room_admin
 from ..actions import auth as auth_actions
 from ..actions import rooms as room_actions
-from .http import NO_NUL, Password, RoomName, Topic, admin_view, client_ip, routes, svc_of, user_of
+from .http import NO_NUL, Password, RoomName, Topic, actor_of, admin_view, client_ip, routes, svc_of, user_of
 from .http import AdminUser as AdminUserRecord
 
 # a display name someone chose: not empty, not only spaces (the account page has no "reset to username")
@@ -165,7 +165,7 @@ async def finish_password_reset(call: Call[FinishResetBody, None, None]) -> Repl
 # --- admins: other accounts ----------------------------------------------------------------------
 
 async def _admin_set(call: Call[None, None, IdPath], active: bool) -> Reply:
-    user = await account.do_set_active(svc_of(call.request), user_of(call), call.path.id, active)
+    user = await account.do_set_active(svc_of(call.request), actor_of(call), call.path.id, active)
     return Reply({"user": admin_view(svc_of(call.request), user)})
 
 
@@ -188,7 +188,7 @@ async def reactivate_user(call: Call[None, None, IdPath]) -> Reply:
              description="Every token of the user is revoked and its sockets end; login then answers 403 "
                          "password_change_required until POST /api/v1/auth/password.")
 async def force_password_reset(call: Call[None, None, IdPath]) -> Reply:
-    user = await account.do_force_password_reset(svc_of(call.request), user_of(call), call.path.id)
+    user = await account.do_force_password_reset(svc_of(call.request), actor_of(call), call.path.id)
     return Reply({"user": admin_view(svc_of(call.request), user)})
 
 

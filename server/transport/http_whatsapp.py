@@ -8,20 +8,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import asyncpg
 from aiohttp import web
 from pydantic import BeforeValidator, Field
 
 from chatcore.api import Body, Call, Cursor, Id, IdPath, Link, PathParams, QueryParams, RawBody, Reply
-from chatcore.errors import Conflict, NotFound, Unavailable
+from chatcore.errors import NotFound, Unavailable
 from chatcore.protocol import ConversationView
 from chatcore.schemas import MessageRecordWire, Session, Wire
 
 from ..actions import account
 from ..actions.auth import issue_tokens
-from ..actions.whatsapp import OTP_TTL_S, STATUSES, WhatsAppService, check_phone, conversation_view
+from ..actions.whatsapp import (
+    OTP_TTL_S,
+    STATUSES,
+    WhatsAppService,
+    check_phone,
+    conversation_view,
+    do_add_account,
+    do_remove_account,
+)
 from ..storage import whatsapp as db
-from .http import NO_NUL, client_ip, routes, svc_of, user_of
+from .http import NO_NUL, actor_of, client_ip, routes, svc_of, user_of
 
 WEBHOOK_MAX_BYTES = 1024 * 1024  # Meta batches many changes into one POST
 ACCOUNT_FIELD_MAX, ACCOUNT_NAME_MAX = 512, 80
@@ -189,7 +196,7 @@ async def get_conversation(call: Call[None, None, IdPath]) -> Reply:
 def _transition_route(action: str, summary: str, with_user: bool = False) -> None:
     async def handler(call: Call[Any, None, IdPath]) -> Reply:
         target = call.body.user_id if with_user else None
-        view = await wa(call.request).transition(call.path.id, action, user_of(call), target)
+        view = await wa(call.request).transition(call.path.id, action, actor_of(call), target)
         return Reply({"conversation": view})
 
     handler.__name__ = f"conversation_{action}"
@@ -239,24 +246,14 @@ async def create_account(call: Call[AccountBody, None, None]) -> Reply:
     b = call.body
     values = {f: getattr(b, f).strip() for f in ("phone_number_id", "display_phone", "access_token", "app_secret",
                                                  "verify_token")}
-    svc = svc_of(call.request)
-    try:
-        account = await db.insert_account(svc.pool, name=b.name, **values)
-    except asyncpg.UniqueViolationError:
-        raise Conflict("this phone_number_id is already configured", field="phone_number_id") from None
-    if svc.whatsapp is not None:
-        svc.whatsapp.forget_accounts()
+    account = await do_add_account(svc_of(call.request), actor_of(call), b.name, **values)
     return Reply({"account": account.public()}, 201)
 
 
 @routes.delete("/api/v1/admin/wa/accounts/{id}", "Remove a WhatsApp business number", auth="admin",
                responses={204: None})
 async def delete_account(call: Call[None, None, IdPath]) -> Reply:
-    svc = svc_of(call.request)
-    if not await db.delete_account(svc.pool, call.path.id):
-        raise NotFound("account not found")
-    if svc.whatsapp is not None:
-        svc.whatsapp.forget_accounts()
+    await do_remove_account(svc_of(call.request), actor_of(call), call.path.id)
     return Reply(None, 204)
 
 

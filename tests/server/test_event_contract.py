@@ -167,7 +167,7 @@ async def test_every_ack_and_event_real_clients_receive_validates_with_its_model
         for name, items in c.received().items():
             received.setdefault(name, []).extend(items)
     _validate_events(received)
-    whatsapp_only = {"conversation:updated", "wa:status"}  # test_whatsapp_events_staff_receive_…
+    whatsapp_only = {"conversation:updated", "wa:status", "note:added"}  # test_whatsapp_events_staff_receive_…
     assert set(received) == set(SERVER_EVENTS) - whatsapp_only
 
 
@@ -203,10 +203,12 @@ async def test_whatsapp_events_staff_receive_validate_with_their_models(harness:
     await staff_user.log.wait_for("wa:status", lambda e: e["status"] == "failed", timeout=15)
     conv = await staff_user.log.wait_for("conversation:updated", lambda c: c["last_message"] is not None)
     assert conv["contact"]["wa_id"].startswith("4917")
+    await staff_user.call("POST", f"/api/v1/wa/conversations/{conv['room_id']}/notes", {"body": "VIP"}, expect=201)
+    await staff_user.log.wait_for("note:added", timeout=10)
 
     received = staff.received()
     _validate_events(received)
-    assert {"conversation:updated", "wa:status"} <= set(received)
+    assert {"conversation:updated", "wa:status", "note:added"} <= set(received)
 
 
 # --- malformed payloads ---------------------------------------------------------------------

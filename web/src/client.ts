@@ -11,6 +11,7 @@
 import type { PendingSend } from "./store/messages";
 import { RoomMessages } from "./store/messages";
 import { Inbox } from "./store/inbox";
+import { Notes } from "./store/notes";
 import { PresenceMap } from "./store/presence";
 import { RoomList } from "./store/rooms";
 import { TypingState } from "./store/typing";
@@ -18,7 +19,7 @@ import { MyReactions, reactionsOf } from "./store/reactions";
 import { ReadCursors } from "./store/receipts";
 import type {
   Ack, AckError, Attachment, Conversation, DeltaEvent, HistoryResult, JoinResult, Member, MemberEvent, MentionEvent, Message,
-  NotifyLevel, PresenceEvent, ReadUpdate, Room, SyncResult, TypingEvent, User, WaStatusEvent,
+  Note, NotifyLevel, PresenceEvent, ReadUpdate, Room, SyncResult, TypingEvent, User, WaStatusEvent,
 } from "./types";
 
 export type Emit = <T>(event: string, data: unknown, timeoutMs?: number) => Promise<Ack<T>>;
@@ -31,6 +32,8 @@ export type Change =
   | { kind: "gone"; roomId: number }
   | { kind: "members"; roomId: number }
   | { kind: "inbox" }
+  /** A WhatsApp conversation's private notes changed. */
+  | { kind: "notes"; roomId: number }
   /** The socket is (re)connected: panes waiting for it can load now. */
   | { kind: "connected" }
   /** A live message of someone else arrived (not a replay): notifications decide on it. */
@@ -86,6 +89,7 @@ export class ChatClient {
   readonly rooms = new RoomList();
   readonly presence = new PresenceMap();
   readonly inbox = new Inbox();
+  readonly notes = new Notes();
   readonly members = new Map<number, Member[]>();
   readonly streams = new Map<string, Stream>();
   /** Read receipts of the rooms that have them. */
@@ -231,6 +235,24 @@ export class ChatClient {
   onConversation(c: Conversation): void {
     this.inbox.upsert(c);
     this.notify({ kind: "inbox" });
+  }
+
+  onNote(n: Note): void {
+    this.notes.add(n);
+    this.notify({ kind: "notes", roomId: n.room_id });
+  }
+
+  /** Loads a WhatsApp conversation's private notes (staff). */
+  async loadNotes(roomId: number): Promise<void> {
+    const r = await this.deps.call<{ notes: Note[] }>("GET", `/api/v1/wa/conversations/${roomId}/notes`);
+    this.notes.setAll(roomId, r.notes);
+    this.notify({ kind: "notes", roomId });
+  }
+
+  /** Adds a private note; it shows at once (the live event for it is then a no-op). */
+  async addNote(roomId: number, body: string): Promise<void> {
+    const r = await this.deps.call<{ note: Note }>("POST", `/api/v1/wa/conversations/${roomId}/notes`, { body });
+    this.onNote(r.note);
   }
 
   onWaStatus(s: WaStatusEvent): void {

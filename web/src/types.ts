@@ -1,6 +1,6 @@
 // Wire shapes shared with chat-server (docs/PROTOCOL.md) and chat-archive.
 
-export type Role = "user" | "staff" | "admin";
+export type Role = "user" | "staff" | "supervisor" | "admin";
 
 export interface User {
   id: number;
@@ -118,6 +118,25 @@ export interface MentionEvent {
   room_id: number;
   message_id: number;
   seq: number;
+}
+
+/** A saved reply (`/shortcut`); shared by the desk or the user's own. */
+export interface CannedReply {
+  id: number;
+  scope: "shared" | "personal";
+  shortcut: string;
+  body: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A private note in a WhatsApp conversation (staff only; never sent to the contact). */
+export interface Note {
+  id: number;
+  room_id: number;
+  author: { id: number; username: string; display_name: string };
+  body: string;
+  created_at: string;
 }
 
 export interface Conversation {

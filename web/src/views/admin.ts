@@ -1,8 +1,9 @@
 // Admin pages: users and their roles; the WhatsApp business numbers (secrets are write-only:
-// the server never returns them).
+// the server never returns them); the audit log.
 import { fill, h, say } from "../dom";
 import type { User } from "../types";
 import type { App } from "./app";
+import { auditSection } from "./audit";
 
 interface Account {
   id: number;
@@ -23,7 +24,8 @@ const ACCOUNT_FIELDS: [name: string, label: string, secret: boolean][] = [
 
 export function adminPane(app: App): HTMLElement {
   const status = h("p", { class: "notice-inline", testid: "admin-status", role: "status" });
-  return h("section", { class: "admin", "aria-label": "Administration" }, status, usersSection(app, status), accountsSection(app, status));
+  return h("section", { class: "admin", "aria-label": "Administration" }, status, usersSection(app, status), accountsSection(app, status),
+    auditSection(app, status));
 }
 
 function usersSection(app: App, status: HTMLElement): HTMLElement {
@@ -82,7 +84,7 @@ function accountCell(app: App, u: AdminUser, status: HTMLElement): HTMLElement {
 
 function userRow(app: App, u: AdminUser, status: HTMLElement): HTMLElement {
   const select = h("select", { testid: "role-select", "data-user": u.id, "aria-label": `Role of ${u.username}`, disabled: u.kind !== "human" },
-    ...["user", "staff", "admin"].map((r) => h("option", { value: r, selected: r === u.role }, r)));
+    ...["user", "staff", "supervisor", "admin"].map((r) => h("option", { value: r, selected: r === u.role }, r)));
   select.addEventListener("change", async () => {
     const previous = u.role;
     try {

@@ -6,7 +6,7 @@ import { bannerText, Connection, type ConnState } from "../connection";
 import { fill, h } from "../dom";
 import { Notifier, shouldNotify, titleWithCount } from "../notifications";
 import { mentionsUser, roomLabel } from "../store/rooms";
-import type { Conversation, DeltaEvent, MemberEvent, MentionEvent, Message, PresenceEvent, ReadUpdate, Room, RoomGoneEvent, TypingEvent, User, WaStatusEvent } from "../types";
+import type { Conversation, DeltaEvent, MemberEvent, MentionEvent, Message, Note, PresenceEvent, ReadUpdate, Room, RoomGoneEvent, TypingEvent, User, WaStatusEvent } from "../types";
 import { DEFAULT_MAX_MESSAGE_CHARS, fetchMaxMessageChars } from "../store/limits";
 import { accountPane } from "./account";
 import { adminPane } from "./admin";
@@ -28,7 +28,7 @@ export function parseRoute(hash: string): Route {
 }
 
 export function isStaff(u: User | null): boolean {
-  return u?.role === "staff" || u?.role === "admin";
+  return u?.role === "staff" || u?.role === "supervisor" || u?.role === "admin";
 }
 
 /** What every pane gets. */
@@ -99,6 +99,7 @@ export class App implements AppContext {
         "member:left": (e: MemberEvent) => this.client.onMember(e, false),
         "conversation:updated": (c: Conversation) => this.client.onConversation(c),
         "wa:status": (s: WaStatusEvent) => this.client.onWaStatus(s),
+        "note:added": (n: Note) => this.client.onNote(n),
         mention: (e: MentionEvent) => this.client.onMention(e),
       },
     });

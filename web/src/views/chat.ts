@@ -7,11 +7,14 @@ import { DEFAULT_MAX_MESSAGE_CHARS, lengthNote } from "../store/limits";
 import { roomLabel } from "../store/rooms";
 import { TypingSender, typingText } from "../store/typing";
 import { attachmentsOf } from "../store/messages";
-import type { Attachment, Conversation, Message, NotifyLevel, Room, User } from "../types";
+import type { Attachment, CannedReply, Conversation, Message, NotifyLevel, Room, User } from "../types";
 import { startUpload } from "../uploads";
 import type { App } from "./app";
 import { safeUrl, showViewer } from "./attachments";
 import { conversationBar } from "./conversation";
+import { NotesPanel } from "./notes";
+import { CannedPicker } from "./canned";
+import { cannedListPath } from "../store/canned";
 import { FilePicker } from "./files";
 import { MentionPicker } from "./mentions";
 import { RoomSettings } from "./roomsettings";
@@ -47,6 +50,7 @@ export class ChatView {
   private readonly sendBtn = h("button", { type: "submit", class: "primary", testid: "send", disabled: true }, "Send");
   private readonly files: FilePicker;
   private readonly picker: MentionPicker;
+  private readonly canned: CannedPicker;
   private readonly keyed = new KeyedList(this.list);
   private readonly sender = new TypingSender();
   private editingId: number | null = null;
@@ -60,6 +64,7 @@ export class ChatView {
   private opened = false;
   private error = "";
   private conversation: Conversation | null = null;
+  private notes: NotesPanel | null = null;
 
   constructor(private readonly app: App, private readonly roomId: number) {
     this.list.addEventListener("scroll", () => {
@@ -67,9 +72,15 @@ export class ChatView {
     });
     this.input.addEventListener("keydown", (e) => this.onKey(e));
     this.input.addEventListener("input", () => this.onInput());
-    this.input.addEventListener("blur", () => { this.stopTyping(); this.picker.close(); });
+    this.input.addEventListener("blur", () => { this.stopTyping(); this.picker.close(); this.canned.close(); });
     this.input.addEventListener("click", () => this.picker.update());
     this.picker = new MentionPicker(this.input, () => this.mentionSource(), () => this.onInput());
+    this.canned = new CannedPicker(this.input, {
+      enabled: () => this.app.client.rooms.get(this.roomId)?.kind === "whatsapp",
+      list: async (prefix) => (await app.api.call<{ canned_replies: CannedReply[] }>("GET", cannedListPath(prefix))).canned_replies,
+      render: async (id) => (await app.api.call<{ text: string }>("POST", `/api/v1/canned-replies/${id}/render`, { conversation_id: roomId })).text,
+      onError: (message) => app.notice(message),
+    }, () => this.onInput());
     this.files = new FilePicker(
       (file, onProgress) => startUpload(file, { token: () => app.api.freshToken(), refresh: () => app.api.refresh() }, { onProgress }),
       () => this.updateSend());
@@ -84,7 +95,7 @@ export class ChatView {
           h("div", {}, this.title, this.subtitle)),
         this.actions),
       this.people, this.convo, this.invitePanel, this.settingsPanel, this.list, this.typingEl, this.replyBar, this.files.el,
-      this.picker.el, this.counter, this.archivedNote, this.composer);
+      this.picker.el, this.canned.el, this.counter, this.archivedNote, this.composer);
     this.files.acceptDrops(this.el);
     this.renderHeader();
     this.renderMessages();
@@ -96,6 +107,7 @@ export class ChatView {
     else if (c.kind === "messages" && c.roomId === this.roomId) this.renderMessages(c.stick);
     else if (c.kind === "typing" && c.roomId === this.roomId) this.renderTyping();
     else if (c.kind === "rooms" || c.kind === "presence" || (c.kind === "members" && c.roomId === this.roomId)) this.renderHeader();
+    else if (c.kind === "notes" && c.roomId === this.roomId) this.notes?.render();
     else if (c.kind === "inbox") {
       this.conversation = this.app.client.inbox.get(this.roomId) ?? this.conversation;
       this.renderConversation();
@@ -210,7 +222,8 @@ export class ChatView {
   }
 
   private renderConversation(): void {
-    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null);
+    if (this.conversation && !this.notes) this.notes = new NotesPanel(this.app, this.roomId);
+    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null, this.notes?.el ?? null);
   }
 
   private itemContext(): ItemContext {
@@ -420,7 +433,7 @@ export class ChatView {
 
   private onKey(e: KeyboardEvent): void {
     if (e.isComposing) return;
-    if (this.picker.handleKey(e)) return;
+    if (this.canned.handleKey(e) || this.picker.handleKey(e)) return;
     if (e.key === "Enter" && !e.shiftKey) {
       e.preventDefault();
       this.submit();
@@ -437,6 +450,7 @@ export class ChatView {
 
   private onInput(): void {
     this.picker.update();
+    void this.canned.update();
     this.updateSend();
     if (this.input.value.trim() === "") this.stopTyping();
     else if (this.sender.input()) this.emitTyping(true);
