@@ -233,9 +233,9 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             Assistant(config.ai, build_provider(config.ai), redis, PgMessageSource(svc), RoomReplySink(svc),
                       key_prefix=config.redis_prefix, registry=svc.metrics.registry),
         )
-        svc.whatsapp = WhatsAppService(svc, http_session)
-        supervisor.loop("wa-outbox", svc.whatsapp.run_outbox)
-        supervisor.loop("wa-media", svc.whatsapp.media.run)
+        svc.whatsapp = whatsapp = WhatsAppService(svc, http_session)
+        supervisor.loop("wa-outbox", whatsapp.run_outbox)
+        supervisor.loop("wa-media", whatsapp.media.run)
         supervisor.loop("file-sweep", lambda: run_file_sweep(svc), backoff_max_s=sweep_interval_s(files))
         relay = _start_archive(svc, http_session)
         log.info("chat-server node %s ready", node_id)

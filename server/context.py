@@ -1,12 +1,16 @@
 """The per-process service container handed to actions.
 
-Built once by ``create_app`` and stored under ``SERVICES``; actions receive it explicitly.
+Built once by ``create_app`` and stored under ``SERVICES``; actions receive it explicitly. It
+knows the assistant and the WhatsApp bridge only by the interfaces other actions call
+(``AssistantHooks``, ``WhatsAppHooks``), so no action is imported here and the arrows stay one
+way (actions -> context).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -14,6 +18,7 @@ import socketio
 from aiohttp import web
 
 from chatcore.background import Supervisor
+from chatcore.events import Attachment, MessageRecord
 from chatcore.tokens import TokenIssuer, TokenVerifier
 
 from .config import Config
@@ -24,9 +29,25 @@ from .realtime.typing import TypingThrottle
 from .storage.batcher import SendBatcher
 
 if TYPE_CHECKING:
-    from .actions.assistant import AssistantBridge
-    from .actions.whatsapp import WhatsAppService
     from .passwords import PasswordHasher
+
+
+class AssistantHooks(Protocol):
+    """What other actions ask of the assistant (``actions/assistant.py: AssistantBridge``)."""
+
+    async def maybe_trigger(self, room_kind: str, msg: MessageRecord) -> None: ...
+
+    def start(self, room_id: int, trigger: MessageRecord) -> None: ...
+
+
+class WhatsAppHooks(Protocol):
+    """What other actions ask of the WhatsApp bridge (``actions/whatsapp.py: WhatsAppService``)."""
+
+    async def check_outbound(self, room_id: int, files: Sequence[Attachment] = ()) -> dict[str, Any]: ...
+
+    async def on_staff_message(self, room_id: int, msg: MessageRecord) -> None: ...
+
+    async def on_assistant_reply(self, room_id: int, msg: MessageRecord) -> None: ...
 
 
 @dataclass
@@ -46,8 +67,8 @@ class Services:
     node_id: str
     batcher: SendBatcher
     assistant_user_id: int = 0
-    assistant: AssistantBridge | None = None
-    whatsapp: WhatsAppService | None = None
+    assistant: AssistantHooks | None = None
+    whatsapp: WhatsAppHooks | None = None
     archive: Any = None  # ArchiveHistoryClient when ARCHIVE_URL is set
     extras: dict[str, Any] = field(default_factory=dict)
 

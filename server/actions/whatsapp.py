@@ -129,7 +129,7 @@ async def do_add_account(svc: Services, actor: audit.Actor, name: str, **values:
                                {"phone_number_id": account.phone_number_id, "display_phone": account.display_phone})
     except asyncpg.UniqueViolationError:
         raise Conflict("this phone_number_id is already configured", field="phone_number_id") from None
-    if svc.whatsapp is not None:
+    if isinstance(svc.whatsapp, WhatsAppService):
         svc.whatsapp.forget_accounts()
     return account
 
@@ -141,7 +141,7 @@ async def do_remove_account(svc: Services, actor: audit.Actor, account_id: int) 
             raise NotFound("account not found")
         await audit.record(conn, actor, ACCOUNT_REMOVED, "wa_account", account_id,
                            {"phone_number_id": account.phone_number_id, "display_phone": account.display_phone})
-    if svc.whatsapp is not None:
+    if isinstance(svc.whatsapp, WhatsAppService):
         svc.whatsapp.forget_accounts()
 
 

@@ -37,7 +37,7 @@ assert set(STATUSES) == {"open", "pending", "closed"}
 
 def wa(request: web.Request) -> WhatsAppService:
     service = svc_of(request).whatsapp
-    if service is None:
+    if not isinstance(service, WhatsAppService):
         raise Unavailable("WhatsApp is not enabled")
     return service
 
