@@ -4,6 +4,7 @@
 import { fill, h } from "../dom";
 import { type Candidate, candidates, insertMention, mentionAt, type MentionQuery } from "../store/mentions";
 import type { User } from "../types";
+import { listKey } from "./listkeys";
 
 let nextId = 0;
 
@@ -50,18 +51,16 @@ export class MentionPicker {
   /** Keys while the list is open; true when the key was the list's. */
   handleKey(e: KeyboardEvent): boolean {
     if (!this.open) return false;
-    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
-      const n = this.items.length;
-      this.active = (this.active + (e.key === "ArrowDown" ? 1 : n - 1)) % n;
+    const key = listKey(e, this.items.length, this.active);
+    if (key === null) return false;
+    if (key.kind === "move") {
+      this.active = key.index;
       this.render();
-    } else if (e.key === "Enter" || e.key === "Tab") {
-      if (e.shiftKey && e.key === "Enter") return false;
+    } else if (key.kind === "pick") {
       this.pick(this.active);
-    } else if (e.key === "Escape") {
+    } else {
       this.dismissedAt = this.at?.start ?? null;
       this.close();
-    } else {
-      return false;
     }
     e.preventDefault();
     e.stopPropagation();
