@@ -1,5 +1,8 @@
 // Builders shared by the unit tests.
-import type { Message } from "./types";
+import type { ChatClient } from "./client";
+import type { Message, User } from "./types";
+import type { App } from "./views/app";
+import { ChatView } from "./views/chat";
 
 export function msg(id: number, seq: number, extra: Partial<Message> = {}): Message {
   return {
@@ -63,3 +66,16 @@ export function uploaded(id: string, name: string, mime = "image/png", extra: Re
 
 /** Lets pending promise callbacks run. */
 export const flush = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+/** A ChatView of `roomId` on `client`, mounted in the document, with an app shell that does nothing. */
+export function mountChat(client: ChatClient, me: User, roomId = 1): ChatView {
+  const app = {
+    client, me, conn: { connected: true, volatile: () => undefined },
+    api: { freshToken: async () => "a1", refresh: async () => false, call: async () => ({}) },
+    notice: () => undefined, go: () => undefined,
+  } as unknown as App;
+  const v = new ChatView(app, roomId);
+  client.subscribe((c) => v.update(c));
+  document.body.replaceChildren(v.el);
+  return v;
+}

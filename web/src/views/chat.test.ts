@@ -1,10 +1,8 @@
 // @vitest-environment happy-dom
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ChatClient, MEDIA_URL_FRESH_MS } from "../client";
-import { FakeXHR, flush, msg, uploaded } from "../testing";
+import { FakeXHR, flush, mountChat, msg, uploaded } from "../testing";
 import type { Ack, Message } from "../types";
-import type { App } from "./app";
-import { ChatView } from "./chat";
 
 const ME = { id: 1, username: "me", display_name: "Me", role: "user" as const, kind: "human" };
 
@@ -21,14 +19,7 @@ function view(held: Message[] = []) {
     return { ok: true } as Ack<T>;
   };
   const client = new ChatClient({ now: () => clock.now, me: () => ME, emit, connected: () => true, isVisible: () => true, call: async <T,>() => ({ rooms: [] }) as T });
-  const app = {
-    client, me: ME, conn: { connected: true, volatile: () => undefined },
-    api: { freshToken: async () => "a1", refresh: async () => false, call: async () => ({}) },
-    notice: () => undefined, go: () => undefined,
-  } as unknown as App;
-  const v = new ChatView(app, 1);
-  client.subscribe((c) => v.update(c));
-  document.body.replaceChildren(v.el);
+  const v = mountChat(client, ME);
   return { v, sent, client, clock };
 }
 

@@ -1,10 +1,9 @@
 // @vitest-environment happy-dom
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ChatClient } from "../client";
-import { flush, msg } from "../testing";
+import { flush, mountChat, msg } from "../testing";
 import type { Ack, Message } from "../types";
 import type { App } from "./app";
-import { ChatView } from "./chat";
 import { FLASH_MS, jumpToMessage, resultItem, SearchBox, type SearchHit, searchPath, snippetNodes } from "./search";
 
 const ME = { id: 1, username: "me", display_name: "Me", role: "user" as const, kind: "human" };
@@ -98,14 +97,7 @@ describe("jumping to a result", () => {
       return { ok: true } as Ack<T>;
     };
     const client = new ChatClient({ me: () => ME, emit, connected: () => true, isVisible: () => true, call: async <T,>() => ({ rooms: [] }) as T });
-    const app = {
-      client, me: ME, conn: { connected: true, volatile: () => undefined },
-      api: { freshToken: async () => "a1", refresh: async () => false, call: async () => ({}) },
-      notice: () => undefined, go: () => undefined,
-    } as unknown as App;
-    const v = new ChatView(app, 1);
-    client.subscribe((c) => v.update(c));
-    document.body.replaceChildren(v.el);
+    mountChat(client, ME);
     const find = (id: number) => document.querySelector<HTMLElement>(`[data-testid=message][data-id="${id}"]`);
     return { client, sent, find };
   }
