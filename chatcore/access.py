@@ -7,15 +7,16 @@ a looser rule than the live store (it used to let every staff token read every r
 
 The rule:
 
-- a WhatsApp conversation room (``whatsapp``) is readable by staff, supervisors and admins
-  (``STAFF_ROLES``), and only them;
+- a WhatsApp conversation room (``whatsapp``) is readable by supervisors and admins
+  (``DESK_MANAGER_ROLES``), and by staff when it is in one of their queues, assigned to them, or
+  in no queue (``RoomFacts.in_queues``, computed by chat-server); by nobody else;
 - a member reads the other rooms they belong to;
 - a public room is readable by every user;
 - a private room or a direct conversation (``private``, ``direct``) is readable only by its
   members, or by a user holding the explicit compliance permission (granted by an admin,
   audited, and every read through it audited);
-- writing needs membership, except in WhatsApp rooms, where staff write; compliance never
-  grants writing.
+- writing needs membership, except in WhatsApp rooms, where the staff who may read them
+  write; compliance never grants writing.
 
 The service identity (``SERVICE_ROLE``) is not a user: chat-server signs short tokens with it
 for its own history reads from the archive, after it applied this rule itself. No user row can
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .types import STAFF_ROLES
+from .types import DESK_MANAGER_ROLES, STAFF_ROLES
 
 SERVICE_ROLE = "service"
 SERVICE_USER_ID = 0  # no user has id 0 (ids are identity columns from 1)
@@ -51,12 +52,21 @@ class RoomFacts:
     id: int
     kind: str
     member: bool
+    # WhatsApp rooms: the conversation is in one of the principal's queues, assigned to them or
+    # in no queue (docs/DESK.md); other rooms ignore it. chat-archive gets only the rooms
+    # chat-server found readable, so its default (true) cannot widen the rule there.
+    in_queues: bool = True
+
+
+def _desk_reads(principal: Principal, room: RoomFacts) -> bool:
+    # staff only, membership aside: a demoted staff user loses these rooms with the role, and a
+    # staff member (not a supervisor or admin) those outside their queues
+    return principal.role in DESK_MANAGER_ROLES or (principal.role in STAFF_ROLES and room.in_queues)
 
 
 def _readable_without_compliance(principal: Principal, room: RoomFacts) -> bool:
     if room.kind in STAFF_KINDS:
-        # staff only, membership aside: a demoted staff user loses these rooms with the role
-        return principal.role in STAFF_ROLES
+        return _desk_reads(principal, room)
     return room.member or room.kind == "public"  # private, direct and unknown kinds: members only
 
 
@@ -75,5 +85,5 @@ def reads_through_compliance(principal: Principal, room: RoomFacts) -> bool:
 def can_write_room(principal: Principal, room: RoomFacts) -> bool:
     """Whether ``principal`` may post in ``room``: members, and staff in WhatsApp rooms."""
     if room.kind in STAFF_KINDS:
-        return principal.role in STAFF_ROLES
+        return _desk_reads(principal, room)
     return room.member

@@ -318,6 +318,12 @@ class WaLastMessage(Wire):
     created_at: str
 
 
+class QueueRef(Wire):
+    id: int
+    name: str
+    color: str = Field(description="#rrggbb")
+
+
 class ConversationView(Wire):
     room_id: int
     account_id: int
@@ -327,6 +333,9 @@ class ConversationView(Wire):
     ai_enabled: bool
     mode: Literal["ai", "human"]
     assignee: WaAssignee | None
+    queue: QueueRef | None = Field(description="the queue (department) it is in; null: in none")
+    routing: Literal["routed", "menu", "menu_again"] = Field(
+        description="menu: the greeting menu was sent and the contact's answer is awaited")
     unread: int
     last_message: WaLastMessage | None
     last_inbound_at: str | None
@@ -363,6 +372,61 @@ class NoteView(Wire):
     author: NoteAuthor
     body: str
     created_at: str
+
+
+class QueueMember(Wire):
+    user_id: int
+    username: str
+    display_name: str
+    capacity: int | None = Field(description="open conversations auto-assigned at most; null: DESK_AGENT_CAPACITY")
+
+
+class QueueView(Wire):
+    """A queue (department) of the support desk."""
+
+    id: int
+    name: str
+    color: str = Field(description="#rrggbb")
+    description: str
+    greeting: str = Field(description="sent to the contact when a conversation is routed to the queue")
+    away_message: str = Field(description="sent once when a conversation waits and no agent is available")
+    members: list[QueueMember]
+    created_at: str
+    updated_at: str
+
+
+class QueueDeleted(Wire):
+    id: int
+
+
+class TimelineRef(Wire):
+    id: int
+    name: str
+
+
+class ConversationEventView(Wire):
+    """A system event in a conversation's timeline: staff only, never sent to the contact."""
+
+    id: int
+    room_id: int = Field(description="the conversation's room id")
+    kind: Literal["opened", "reopened", "routed", "queued", "assigned", "taken_over", "handed_back", "transferred",
+                  "first_response", "closed"]
+    actor: TimelineRef | None = Field(description="the staff member who acted; null: the contact or the desk itself")
+    queue: TimelineRef | None = Field(description="the conversation's queue after the event")
+    from_queue: TimelineRef | None
+    from_user: TimelineRef | None
+    to_user: TimelineRef | None
+    note: str = Field(description="the optional note of a transfer or assignment")
+    meta: dict[str, Any] = Field(description="e.g. via (menu, ai, default) for routed, auto for assigned")
+    created_at: str
+
+
+class ConversationHandover(Wire):
+    """To the agents who lost (``from``) or gained (``to``) a conversation."""
+
+    role: Literal["from", "to"]
+    conversation: ConversationView
+    event: ConversationEventView
 
 
 class ReadUpdated(Wire):
@@ -443,6 +507,10 @@ SERVER_EVENTS: dict[str, ServerEvent] = {
     "conversation:updated": ServerEvent(ConversationView, "A WhatsApp conversation changed (staff only)"),
     "wa:status": ServerEvent(WaStatus, "Delivery status of an outbound WhatsApp message (staff only)"),
     "note:added": ServerEvent(NoteView, "A private note was added to a WhatsApp conversation (staff only)"),
+    "conversation:event": ServerEvent(ConversationEventView, "A system event in a conversation's timeline (staff who see it)"),
+    "conversation:handover": ServerEvent(ConversationHandover, "A conversation was assigned to or taken from the user"),
+    "queue:updated": ServerEvent(QueueView, "A queue was created or changed (supervisors, admins, its members)"),
+    "queue:deleted": ServerEvent(QueueDeleted, "A queue was deleted (supervisors, admins, its members)"),
     "mention": ServerEvent(MentionEventWire, "The user was mentioned in a room they have not muted (their user channel only)"),
     "session:ended": ServerEvent(SessionEnded, "The socket's authorisation ended; a server disconnect follows"),
 }

@@ -34,6 +34,7 @@ from .actions.assistant import (
     PgMessageSource,
     RoomReplySink,
 )
+from .actions.conversations import run_sweeper as run_desk_sweeper
 from .actions.files import run_sweep as run_file_sweep
 from .actions.files import sweep_interval_s
 from .actions.presence import on_presence_change
@@ -61,10 +62,12 @@ from .transport import (
     http,
     http_audit,  # noqa: F401  (its route joins http.routes on import)
     http_canned_replies,  # noqa: F401  (its routes join http.routes on import)
+    http_conversations,  # noqa: F401  (its routes join http.routes on import)
     http_events,
     http_files,
     http_manage,  # noqa: F401  (its routes join http's table on import)
     http_notes,  # noqa: F401  (its routes join http.routes on import)
+    http_queues,  # noqa: F401  (its routes join http.routes on import)
     http_search,  # noqa: F401  (its route joins http.routes on import)
     http_whatsapp,
     static,
@@ -236,6 +239,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         svc.whatsapp = whatsapp = WhatsAppService(svc, http_session)
         supervisor.loop("wa-outbox", whatsapp.run_outbox)
         supervisor.loop("wa-media", whatsapp.media.run)
+        supervisor.loop("desk-assign", lambda: run_desk_sweeper(svc))
         supervisor.loop("file-sweep", lambda: run_file_sweep(svc), backoff_max_s=sweep_interval_s(files))
         relay = _start_archive(svc, http_session)
         log.info("chat-server node %s ready", node_id)

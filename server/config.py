@@ -230,6 +230,8 @@ class Config:
     wa_retry_base_s: float = 5.0  # first wait before a queued WhatsApp send is tried again; doubles
     wa_media_timeout_s: float = 60.0  # one media download or upload with the Graph API, bytes included
     wa_api_version: str = "v21.0"
+    desk_agent_capacity: int = 5  # open conversations auto-assigned to an agent whose membership sets none
+    desk_assign_sweep_s: float = 5.0  # how often each node assigns conversations waiting in queues
     wa_otp_template: str = "login_code"
     wa_otp_language: str = "en_US"
     log_level: str = "INFO"
@@ -314,6 +316,8 @@ class Config:
             wa_media_timeout_s=e.float("WA_MEDIA_TIMEOUT_S", 60.0, 0.1),
             wa_send_interval_s=e.float("WA_SEND_INTERVAL_S", 1 / 80, 0.0),
             wa_api_version=e.str("WA_API_VERSION", "v21.0"),
+            desk_agent_capacity=e.int("DESK_AGENT_CAPACITY", 5, 1, 1000),
+            desk_assign_sweep_s=e.float("DESK_ASSIGN_SWEEP_S", 5.0, 0.1),
             wa_otp_template=e.str("WA_OTP_TEMPLATE", "login_code"),
             wa_otp_language=e.str("WA_OTP_LANGUAGE", "en_US"),
             log_level=(e.str("LOG_LEVEL", "INFO") or "INFO").upper(),

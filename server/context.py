@@ -49,6 +49,8 @@ class WhatsAppHooks(Protocol):
 
     async def on_assistant_reply(self, room_id: int, msg: MessageRecord) -> None: ...
 
+    async def send_notice(self, room_id: int, text: str, meta: dict[str, Any]) -> MessageRecord | None: ...
+
 
 @dataclass
 class Services:

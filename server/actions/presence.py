@@ -10,6 +10,7 @@ from chatcore.events import PresenceEvent, iso
 
 from ..storage import rooms as rdb
 from ..storage import users as udb
+from .conversations import assign_for_agent
 from .notify import emit, room_channel, user_channel
 
 if TYPE_CHECKING:
@@ -26,3 +27,5 @@ async def on_presence_change(svc: Services, user_id: int, status: str, at: datet
     channels = [room_channel(r) for r in room_ids] + [user_channel(user_id)]
     event = PresenceEvent(user_id, status, iso(at))
     await emit(svc, "presence", event.to_wire(), to=channels)
+    if status == "online":
+        await assign_for_agent(svc, user_id)  # conversations waiting in their queues

@@ -15,15 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from chatcore.access import Principal, RoomFacts, can_read_room, can_write_room, reads_through_compliance
+from chatcore.access import STAFF_KINDS, Principal, RoomFacts, can_read_room, can_write_room, reads_through_compliance
 from chatcore.errors import Archived, Conflict, Forbidden, Invalid, NotFound
 from chatcore.events import MemberEvent, iso
-from chatcore.types import ID_MAX, STAFF_ROLES
+from chatcore.types import DESK_MANAGER_ROLES, ID_MAX, STAFF_ROLES
 
 from ..files.service import signed_wire
 from ..storage import access as adb
 from ..storage import mentions as mentions_db
 from ..storage import messages as mdb
+from ..storage import queues as queues_db
 from ..storage import receipts as rcdb
 from ..storage import rooms as db
 from ..storage import users as udb
@@ -87,7 +88,10 @@ async def access_room_by_id(svc: Services, user: udb.User, room_id: Any, *, writ
     room, member = await db.get_room_for_user(svc.pool, room_id, user.id)
     if room is None:
         raise NotFound("room not found")
-    facts = RoomFacts(room.id, room.kind, member)
+    # staff (not supervisors or admins) read a WhatsApp room only within their queues
+    in_queues = (room.kind not in STAFF_KINDS or user.role in DESK_MANAGER_ROLES
+                 or await queues_db.conversation_visible(svc.pool, room.id, user.id))
+    facts = RoomFacts(room.id, room.kind, member, in_queues)
     principal = Principal(user.id, user.role)
     if can_read_room(principal, facts):
         if write and not can_write_room(principal, facts):

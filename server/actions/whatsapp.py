@@ -1,18 +1,11 @@
-"""WhatsApp conversations: inbound webhooks, outbound replies, the AI/human state machine.
+"""WhatsApp conversations: inbound webhooks, outbound replies, login by code.
 
-State per conversation (``wa_contacts``): ``ai_enabled``, ``assignee_id``, ``status``.
-
-    AI mode     ai_enabled and no assignee      the assistant answers every contact message
-    human mode  not ai_enabled (assignee or not) the assistant is silent
-
-    takeover (or any staff reply)  -> human, assignee = that staff user
-    assign(user)                   -> human, assignee = user
-    handback                       -> AI, no assignee
-    AI hand-off decision           -> human, status pending (waiting for a person)
-    close / reopen                 -> status closed / open; a contact writing reopens it
-
-The assistant is asked to reply only in AI mode, and its reply is sent only if the
-conversation is still in AI mode when the reply is ready (a takeover during generation wins).
+The conversation's state machine (AI/human mode, assignment, queues, the timeline) is
+``actions/conversations.py``; routing into queues is ``actions/queues.py``. Here: a contact's
+message is stored (a new conversation writes ``opened``, one that was closed ``reopened``),
+then routed by the number's rule, and only when routing does not take it does the assistant
+answer (in AI mode). The assistant's reply is sent only if the conversation is still in AI mode
+when the reply is ready (a takeover during generation wins).
 """
 
 from __future__ import annotations
@@ -32,8 +25,7 @@ import aiohttp
 import asyncpg
 
 from chatcore.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
-from chatcore.events import Attachment, MessageRecord, iso
-from chatcore.types import STAFF_ROLES
+from chatcore.events import Attachment, MessageRecord
 from whatsapp_bridge.cloud_api import (
     CloudApiClient,
     CloudApiError,
@@ -47,11 +39,13 @@ from whatsapp_bridge.signature import parse_signature, verify_digest
 from whatsapp_bridge.webhook import WebhookFormatError, parse_webhook, verify_handshake
 
 from ..storage import messages as mdb
+from ..storage import queues as qdb
 from ..storage import rooms as rdb
 from ..storage import users as udb
 from ..storage import wa_media as wdb
 from ..storage import whatsapp as db
-from . import audit
+from . import audit, conversations, queues
+from .messages import store_system_message
 from .notify import STAFF_CHANNEL, emit, room_channel
 from .wa_media import MEDIA_MAX_RETRIES, WaMediaService, pending_attachment
 
@@ -77,27 +71,6 @@ CODE_LOGIN_DISPLAY_NAME = "WhatsApp user"
 
 def new_code_login_handle() -> str:
     return "wa_" + "".join(secrets.choice(CODE_LOGIN_HANDLE_ALPHABET) for _ in range(CODE_LOGIN_HANDLE_LEN))
-
-
-def conversation_view(row: asyncpg.Record, now: datetime | None = None) -> dict[str, Any]:
-    now = now or datetime.now(UTC)
-    last = row["last_message"]
-    return {
-        "room_id": row["room_id"],
-        "account_id": row["account_id"],
-        "business_phone": row["display_phone"],
-        "contact": {"wa_id": row["wa_id"], "name": row["name"]},
-        "status": row["status"],
-        "ai_enabled": row["ai_enabled"],
-        "mode": "ai" if row["ai_enabled"] and row["assignee_id"] is None else "human",
-        "assignee": None if row["a_id"] is None else {
-            "id": row["a_id"], "username": row["a_username"], "display_name": row["a_display_name"]},
-        "unread": max(0, row["last_seq"] - row["staff_read_seq"]),
-        "last_message": last,
-        "last_inbound_at": iso(row["last_inbound_at"]),
-        "window_open": within_service_window(row["last_inbound_at"], now),
-        "updated_at": iso(row["updated_at"]),
-    }
 
 
 # Webhook posts are checked against the accounts' app secrets held in memory, so a forged or
@@ -256,6 +229,7 @@ class WhatsAppService:
             created = contact is None
             if contact is None:
                 contact = await self._new_contact(conn, account, inbound)
+            reopened = contact.status == "closed"
             if not await db.claim_inbound(conn, inbound.wamid, contact.room_id):
                 return None  # Meta retried or replayed this webhook
             # a file is stored as a pending attachment (fetched after the commit) with the
@@ -272,23 +246,28 @@ class WhatsAppService:
                 await wdb.insert(conn, files[0].id, msg.id, contact.room_id, account.id, media.media_id, media.kind)
             await db.set_inbound_message(conn, inbound.wamid, msg.id)
             fields: dict[str, Any] = {"last_inbound_at": max(inbound.timestamp, contact.last_inbound_at or inbound.timestamp)}
-            if contact.status == "closed":
+            if reopened:
                 fields["status"] = "open"
             if inbound.contact_name and inbound.contact_name != contact.name:
                 fields["name"] = inbound.contact_name
             contact = await db.update_contact(conn, contact.id, **fields)
-        return msg, contact, created
+            if created or reopened:
+                await qdb.insert_event(conn, contact.room_id, "opened" if created else "reopened",
+                                       queue_id=contact.queue_id, meta={"by": "contact"})
+        return msg, contact, created or reopened
 
     async def _new_contact(self, conn: asyncpg.Connection, account: db.Account, inbound: InboundMessage) -> db.Contact:
         name = inbound.contact_name or f"+{inbound.wa_id}"
         room = await rdb.insert_room(conn, f"wa-{account.id}-{inbound.wa_id}", name, "whatsapp", "", None)
         return await db.insert_contact(conn, account.id, inbound.wa_id, inbound.contact_name or "", room.id)
 
-    async def _after_inbound(self, msg: MessageRecord, contact: db.Contact, created: bool) -> None:
+    async def _after_inbound(self, msg: MessageRecord, contact: db.Contact, fresh: bool) -> None:
         await emit(self.svc, "message", msg.to_wire(), to=room_channel(contact.room_id))
         for att in msg.attachments:  # after the message, so its message:updated follows it
             self.media.start(att.id)
         await self.publish(contact.room_id)
+        if await queues.route_inbound(self.svc, contact, msg, fresh):
+            return
         if contact.ai_enabled and contact.assignee_id is None and contact.status != "closed" and self.svc.assistant:
             self.svc.assistant.start(contact.room_id, msg)
 
@@ -305,42 +284,7 @@ class WhatsAppService:
     # --- conversation state ---------------------------------------------------------------------
 
     async def publish(self, room_id: int) -> dict[str, Any]:
-        row = await db.conversation_row(self.svc.pool, room_id)
-        if row is None:
-            raise NotFound("conversation not found")
-        view = conversation_view(row)
-        await emit(self.svc, "conversation:updated", view, to=[STAFF_CHANNEL, room_channel(room_id)])
-        return view
-
-    async def transition(self, room_id: int, action: str, actor: audit.Actor, target_id: Any = None) -> dict[str, Any]:
-        """One staff action on the conversation, with its audit row (``conversation.<action>``,
-        the state before and after) in the same transaction."""
-        async with self.svc.pool.acquire() as conn, conn.transaction():
-            contact = await db.contact_by_room(conn, room_id, for_update=True)
-            if contact is None:
-                raise NotFound("conversation not found")
-            if action == "takeover":
-                fields: dict[str, Any] = {"ai_enabled": False, "assignee_id": actor.user.id, "status": "open"}
-            elif action == "handback":
-                fields = {"ai_enabled": True, "assignee_id": None, "status": "open"}
-            elif action == "assign":
-                if not isinstance(target_id, int) or isinstance(target_id, bool):
-                    raise Invalid("user_id must be a staff user's id", field="user_id")
-                target = await udb.get_user(conn, target_id)
-                if target is None or target.role not in STAFF_ROLES:
-                    raise Invalid("user_id must be a staff user's id", field="user_id")
-                fields = {"ai_enabled": False, "assignee_id": target.id}
-            elif action == "close":
-                fields = {"status": "closed"}
-            elif action == "reopen":
-                fields = {"status": "open"}
-            else:
-                raise NotFound("unknown action")
-            await db.update_contact(conn, contact.id, **fields)
-            before = {k: getattr(contact, k) for k in fields}
-            await audit.record(conn, actor, f"conversation.{action}", "conversation", room_id,
-                               {"from": before, "to": fields})
-        return await self.publish(room_id)
+        return await conversations.publish(self.svc, room_id)
 
     async def mark_read(self, room_id: int, seq: Any) -> dict[str, Any]:
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
@@ -369,10 +313,9 @@ class WhatsAppService:
         contact = await db.contact_by_room(self.svc.pool, room_id)
         if contact is None:
             return
-        if contact.ai_enabled and msg.author_id is not None:
-            # a staff reply takes the conversation over: the AI must not talk over a person
-            await db.update_contact(self.svc.pool, contact.id, ai_enabled=False, assignee_id=msg.author_id)
-            await self.publish(room_id)
+        if msg.author_id is not None:
+            # a staff reply takes an AI-mode conversation over: the AI must not talk over a person
+            await conversations.on_staff_reply(self.svc, contact, msg.author_id)
         self.svc.supervisor.spawn(f"wa-send:{msg.id}", self._deliver(contact, msg))
 
     async def on_assistant_reply(self, room_id: int, msg: MessageRecord) -> None:
@@ -386,6 +329,16 @@ class WhatsAppService:
         if msg.meta.get("handoff"):
             await db.update_contact(self.svc.pool, contact.id, ai_enabled=False, status="pending")
             await self.publish(room_id)
+
+    async def send_notice(self, room_id: int, text: str, meta: dict[str, Any]) -> MessageRecord | None:
+        """A desk message to the contact (greeting menu, routing notice, away message): stored in
+        the room as a system message, then sent through the outbox like a reply."""
+        contact = await db.contact_by_room(self.svc.pool, room_id)
+        if contact is None:
+            return None
+        msg = await store_system_message(self.svc, room_id, text, author_kind="system", meta=meta)
+        await self._deliver(contact, msg)
+        return msg
 
     async def _deliver(self, contact: db.Contact, msg: MessageRecord) -> None:
         row_id = await db.insert_outbound(self.svc.pool, msg.id, contact.room_id)

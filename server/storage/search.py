@@ -22,6 +22,7 @@ import asyncpg
 from chatcore.access import RoomFacts
 from chatcore.events import MessageRecord
 
+from .access import IN_QUEUES_SQL
 from .messages import MSG_COLS, to_record
 
 CONFIG = "chat_search"
@@ -90,12 +91,13 @@ async def searchable_rooms(pool: asyncpg.Pool, user_id: int) -> list[RoomFacts]:
     """The facts of every room the shared rule could let ``user_id`` read without the
     compliance permission: their own rooms, public rooms and WhatsApp rooms (the rule decides)."""
     rows = await pool.fetch(
-        "SELECT r.id, r.kind, m.user_id IS NOT NULL AS member FROM rooms r"
+        "SELECT r.id, r.kind, m.user_id IS NOT NULL AS member,"
+        f" {IN_QUEUES_SQL.replace('$2', '$1')} AS in_queues FROM rooms r"
         " LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1"
         " WHERE m.user_id IS NOT NULL OR r.kind IN ('public', 'whatsapp')",
         user_id,
     )
-    return [RoomFacts(int(r["id"]), str(r["kind"]), bool(r["member"])) for r in rows]
+    return [RoomFacts(int(r["id"]), str(r["kind"]), bool(r["member"]), bool(r["in_queues"])) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,12 @@ import asyncpg
 
 from chatcore.events import iso
 
+from .queues import VISIBLE_SQL
+
 ACCOUNT_COLS = "id, phone_number_id, display_phone, name, access_token, app_secret, verify_token, created_at"
 CONTACT_COLS = (
     "c.id, c.account_id, c.wa_id, c.name, c.room_id, c.ai_enabled, c.assignee_id, c.status,"
-    " c.last_inbound_at, c.staff_read_seq, c.updated_at"
+    " c.last_inbound_at, c.staff_read_seq, c.updated_at, c.queue_id, c.routing_state, c.away_sent, c.queued_at"
 )
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
@@ -52,6 +54,10 @@ class Contact:
     last_inbound_at: datetime | None
     staff_read_seq: int
     updated_at: datetime
+    queue_id: int | None = None
+    routing_state: str = "routed"  # routed, menu, menu_again (server/actions/queues.py)
+    away_sent: bool = False
+    queued_at: datetime | None = None
 
 
 def _account(row: asyncpg.Record | None) -> Account | None:
@@ -107,7 +113,8 @@ async def insert_contact(conn: asyncpg.Connection, account_id: int, wa_id: str, 
 
 
 async def update_contact(conn: Conn, contact_id: int, **fields: Any) -> Contact:
-    allowed = {"name", "ai_enabled", "assignee_id", "status", "last_inbound_at", "staff_read_seq"}
+    allowed = {"name", "ai_enabled", "assignee_id", "status", "last_inbound_at", "staff_read_seq", "queue_id",
+               "routing_state", "away_sent", "queued_at"}
     assert fields and set(fields) <= allowed
     sets = ", ".join(f"{k} = ${i}" for i, k in enumerate(fields, start=2))
     row = await conn.fetchrow(
@@ -119,35 +126,55 @@ async def update_contact(conn: Conn, contact_id: int, **fields: Any) -> Contact:
     return contact
 
 
+async def claim_contact(conn: Conn, contact_id: int, user_id: int) -> Contact | None:
+    """Take the conversation for ``user_id`` (human mode, open) unless another person holds it:
+    one conditional UPDATE, so of concurrent claims (any node) exactly one matches the row."""
+    return _contact(await conn.fetchrow(
+        "UPDATE wa_contacts AS c SET ai_enabled = false, assignee_id = $2, status = 'open', updated_at = now()"
+        f" WHERE c.id = $1 AND (c.assignee_id IS NULL OR c.assignee_id = $2) RETURNING {CONTACT_COLS}",
+        contact_id, user_id))
+
+
+async def claim_away(conn: Conn, queue_id: int) -> list[int]:
+    """Room ids of the queue's waiting conversations whose contact has not had the away message
+    in this stay, marked as having it (each claimed once, whatever node asks)."""
+    return [int(r["room_id"]) for r in await conn.fetch(
+        "UPDATE wa_contacts c SET away_sent = true WHERE c.queue_id = $1 AND c.assignee_id IS NULL"
+        " AND c.status <> 'closed' AND c.routing_state = 'routed' AND NOT c.ai_enabled AND NOT c.away_sent"
+        " RETURNING c.room_id", queue_id)]
+
+
+_VIEW_SELECT = (
+    f"SELECT {CONTACT_COLS}, r.last_seq, a.display_phone,"
+    " (SELECT row_to_json(x) FROM (SELECT m.id, m.seq, m.body, m.author_kind, m.created_at"
+    "    FROM messages m WHERE m.room_id = c.room_id ORDER BY m.seq DESC LIMIT 1) x) AS last_message,"
+    " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name,"
+    " q.name AS q_name, q.color AS q_color"
+    " FROM wa_contacts c JOIN rooms r ON r.id = c.room_id JOIN wa_accounts a ON a.id = c.account_id"
+    " LEFT JOIN users u ON u.id = c.assignee_id LEFT JOIN queues q ON q.id = c.queue_id"
+)
+
+
 async def conversations(pool: Conn, *, status: str | None, assignee_id: int | None, unassigned: bool,
-                        ai: bool | None, unread: bool | None, limit: int) -> list[asyncpg.Record]:
+                        ai: bool | None, unread: bool | None, limit: int, queue_id: int | None = None,
+                        visible_to: int | None = None) -> list[asyncpg.Record]:
+    """``visible_to``: a staff member's id, to list only what they see (``queues.VISIBLE_SQL``)."""
     return await pool.fetch(
-        f"SELECT {CONTACT_COLS}, r.last_seq, a.display_phone,"
-        " (SELECT row_to_json(x) FROM (SELECT m.id, m.seq, m.body, m.author_kind, m.created_at"
-        "    FROM messages m WHERE m.room_id = c.room_id ORDER BY m.seq DESC LIMIT 1) x) AS last_message,"
-        " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name"
-        " FROM wa_contacts c JOIN rooms r ON r.id = c.room_id JOIN wa_accounts a ON a.id = c.account_id"
-        " LEFT JOIN users u ON u.id = c.assignee_id"
+        f"{_VIEW_SELECT}"
         " WHERE ($1::text IS NULL OR c.status = $1)"
         "   AND ($2::bigint IS NULL OR c.assignee_id = $2)"
         "   AND (NOT $3 OR c.assignee_id IS NULL)"
         "   AND ($4::boolean IS NULL OR c.ai_enabled = $4)"
         "   AND ($5::boolean IS NULL OR (r.last_seq > c.staff_read_seq) = $5)"
+        "   AND ($7::bigint IS NULL OR c.queue_id = $7)"
+        f"   AND ($8::bigint IS NULL OR {VISIBLE_SQL.format(uid='$8')})"
         " ORDER BY c.updated_at DESC LIMIT $6",
-        status, assignee_id, unassigned, ai, unread, limit,
+        status, assignee_id, unassigned, ai, unread, limit, queue_id, visible_to,
     )
 
 
 async def conversation_row(pool: Conn, room_id: int) -> asyncpg.Record | None:
-    rows = await pool.fetch(
-        f"SELECT {CONTACT_COLS}, r.last_seq, a.display_phone,"
-        " (SELECT row_to_json(x) FROM (SELECT m.id, m.seq, m.body, m.author_kind, m.created_at"
-        "    FROM messages m WHERE m.room_id = c.room_id ORDER BY m.seq DESC LIMIT 1) x) AS last_message,"
-        " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name"
-        " FROM wa_contacts c JOIN rooms r ON r.id = c.room_id JOIN wa_accounts a ON a.id = c.account_id"
-        " LEFT JOIN users u ON u.id = c.assignee_id WHERE c.room_id = $1",
-        room_id,
-    )
+    rows = await pool.fetch(f"{_VIEW_SELECT} WHERE c.room_id = $1", room_id)
     return rows[0] if rows else None
 
 

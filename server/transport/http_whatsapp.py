@@ -12,18 +12,18 @@ from aiohttp import web
 from pydantic import BeforeValidator, Field
 
 from chatcore.api import Body, Call, Cursor, Id, IdPath, Link, PathParams, QueryParams, RawBody, Reply
-from chatcore.errors import NotFound, Unavailable
+from chatcore.errors import Unavailable
 from chatcore.protocol import ConversationView
 from chatcore.schemas import MessageRecordWire, Session, Wire
 
 from ..actions import account
+from ..actions import conversations as conv_actions
 from ..actions.auth import issue_tokens
 from ..actions.whatsapp import (
     OTP_TTL_S,
     STATUSES,
     WhatsAppService,
     check_phone,
-    conversation_view,
     do_add_account,
     do_remove_account,
 )
@@ -58,6 +58,7 @@ class ConversationsQuery(QueryParams):
     assignee: Literal["me", "none"] | Id | None = Field(default=None, description="me, none (unassigned) or a user id")
     ai: bool | None = None
     unread: bool | None = None
+    queue_id: Id | None = Field(default=None, description="only conversations in this queue")
     limit: int = Field(default=100, ge=1, le=500)
 
 
@@ -171,37 +172,43 @@ CONVERSATION_LINKS = {
     "Takeover": Link("conversation_takeover", id="$response.body#/conversation/room_id"),
     "Close": Link("conversation_close", id="$response.body#/conversation/room_id"),
     "Reopen": Link("conversation_reopen", id="$response.body#/conversation/room_id"),
+    "Events": Link("list_conversation_events", id="$response.body#/conversation/room_id"),
 }
 
 
 @routes.get("/api/v1/wa/conversations", "WhatsApp conversations for the staff inbox", auth="staff",
-            query=ConversationsQuery, responses={200: Conversations})
+            query=ConversationsQuery, responses={200: Conversations},
+            description="Staff get the conversations of their queues, those assigned to them and those in no queue; "
+                        "supervisors and admins get all.")
 async def list_conversations(call: Call[None, ConversationsQuery, None]) -> Reply:
     q = call.query
     assignee_id = user_of(call).id if q.assignee == "me" else q.assignee if isinstance(q.assignee, int) else None
-    rows = await db.conversations(svc_of(call.request).pool, status=q.status, assignee_id=assignee_id,
-                                  unassigned=q.assignee == "none", ai=q.ai, unread=q.unread, limit=q.limit)
-    return Reply({"conversations": [conversation_view(r) for r in rows]})
+    views = await conv_actions.do_list(svc_of(call.request), user_of(call), status=q.status, assignee_id=assignee_id,
+                                       unassigned=q.assignee == "none", ai=q.ai, unread=q.unread, limit=q.limit,
+                                       queue_id=q.queue_id)
+    return Reply({"conversations": views})
 
 
 @routes.get("/api/v1/wa/conversations/{id}", "One WhatsApp conversation (id: its room id)", auth="staff",
-            responses={200: ConversationEnvelope})
+            responses={200: ConversationEnvelope},
+            description="A conversation outside the caller's queues answers 403 (details.reason outside_queues).")
 async def get_conversation(call: Call[None, None, IdPath]) -> Reply:
-    row = await db.conversation_row(svc_of(call.request).pool, call.path.id)
-    if row is None:
-        raise NotFound("conversation not found")
-    return Reply({"conversation": conversation_view(row)})
+    return Reply({"conversation": await conv_actions.do_get(svc_of(call.request), user_of(call), call.path.id)})
 
 
 def _transition_route(action: str, summary: str, with_user: bool = False) -> None:
     async def handler(call: Call[Any, None, IdPath]) -> Reply:
         target = call.body.user_id if with_user else None
-        view = await wa(call.request).transition(call.path.id, action, actor_of(call), target)
+        view = await conv_actions.do_transition(svc_of(call.request), call.path.id, action, actor_of(call),
+                                                user_id=target)
         return Reply({"conversation": view})
 
     handler.__name__ = f"conversation_{action}"
+    description = ("A conversation another person holds answers 409 conflict (details.reason taken): of two agents "
+                   "taking it at once, one wins. " if action == "takeover" else "")
     routes.post(f"/api/v1/wa/conversations/{{id}}/{action}", summary, auth="staff",
-                body=AssignBody if with_user else None, responses={200: ConversationEnvelope})(handler)
+                body=AssignBody if with_user else None, responses={200: ConversationEnvelope},
+                description=description + "Outside the caller's queues: 403. Audited; one timeline event.")(handler)
 
 
 _transition_route("takeover", "Take the conversation over from the assistant (AI off, assigned to you)")
@@ -214,6 +221,7 @@ _transition_route("reopen", "Reopen the conversation")
 @routes.post("/api/v1/wa/conversations/{id}/read", "Mark the conversation read up to seq", auth="staff",
              body=ReadBody, responses={200: ConversationEnvelope})
 async def read_conversation(call: Call[ReadBody, None, IdPath]) -> Reply:
+    await conv_actions.access_conversation(svc_of(call.request), user_of(call), call.path.id)
     return Reply({"conversation": await wa(call.request).mark_read(call.path.id, call.body.seq)})
 
 
@@ -225,6 +233,7 @@ async def read_conversation(call: Call[ReadBody, None, IdPath]) -> Reply:
                          "unavailable again). A file that is ready or pending is left as it is. Answers the "
                          "message as it is now.")
 async def retry_media(call: Call[None, None, MediaPath]) -> Reply:
+    await conv_actions.access_conversation(svc_of(call.request), user_of(call), call.path.id)
     msg = await wa(call.request).media.retry(call.path.id, call.path.attachment_id)
     return Reply({"message": msg.to_wire()})
 

@@ -167,7 +167,8 @@ async def test_every_ack_and_event_real_clients_receive_validates_with_its_model
         for name, items in c.received().items():
             received.setdefault(name, []).extend(items)
     _validate_events(received)
-    whatsapp_only = {"conversation:updated", "wa:status", "note:added"}  # test_whatsapp_events_staff_receive_…
+    whatsapp_only = {"conversation:updated", "wa:status", "note:added",  # test_whatsapp_events_staff_receive_…
+                     "conversation:event", "conversation:handover", "queue:updated", "queue:deleted"}
     assert set(received) == set(SERVER_EVENTS) - whatsapp_only
 
 
@@ -205,10 +206,22 @@ async def test_whatsapp_events_staff_receive_validate_with_their_models(harness:
     assert conv["contact"]["wa_id"].startswith("4917")
     await staff_user.call("POST", f"/api/v1/wa/conversations/{conv['room_id']}/notes", {"body": "VIP"}, expect=201)
     await staff_user.log.wait_for("note:added", timeout=10)
+    # the desk: a queue with the staff member in it, a transfer to them, the queue deleted
+    _, body = await admin.call("POST", "/api/v1/queues", {"name": "Support", "members": [{"user_id": staff_user.id}]},
+                               expect=201)
+    queue_id = body["queue"]["id"]
+    await staff_user.log.wait_for("queue:updated", timeout=10)
+    await admin.call("POST", f"/api/v1/wa/conversations/{conv['room_id']}/transfer",
+                     {"queue_id": queue_id, "user_id": staff_user.id, "note": "yours"}, expect=200)
+    await staff_user.log.wait_for("conversation:handover", timeout=10)
+    await staff_user.log.wait_for("conversation:event", timeout=10)
+    await admin.call("DELETE", f"/api/v1/queues/{queue_id}", expect=204)
+    await staff_user.log.wait_for("queue:deleted", timeout=10)
 
     received = staff.received()
     _validate_events(received)
-    assert {"conversation:updated", "wa:status", "note:added"} <= set(received)
+    assert {"conversation:updated", "wa:status", "note:added", "queue:updated", "conversation:handover",
+            "conversation:event", "queue:deleted"} <= set(received)
 
 
 # --- malformed payloads ---------------------------------------------------------------------
