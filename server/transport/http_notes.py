@@ -12,7 +12,7 @@ from chatcore.protocol import NoteView
 from chatcore.schemas import Wire
 
 from ..actions import notes as actions
-from .http import actor_of, routes, svc_of
+from .http import actor_of, routes, svc_of, user_of
 
 
 class NoteBody(Body):
@@ -46,5 +46,6 @@ async def add_note(call: Call[NoteBody, None, IdPath]) -> Reply:
 @routes.get("/api/v1/wa/conversations/{id}/notes", "A WhatsApp conversation's private notes (staff only)",
             auth="staff", query=NotesQuery, responses={200: NotesPage})
 async def list_notes(call: Call[None, NotesQuery, IdPath]) -> Reply:
-    notes = await actions.do_list_notes(svc_of(call.request), call.path.id, call.query.before_id, call.query.limit)
+    notes = await actions.do_list_notes(svc_of(call.request), user_of(call), call.path.id, call.query.before_id,
+                                        call.query.limit)
     return Reply({"notes": [n.to_wire() for n in notes]})
