@@ -154,6 +154,36 @@ export interface Conversation {
   last_inbound_at: string | null;
   window_open: boolean;
   updated_at?: string;
+  /** The queue (department) it is in; null: in none. */
+  queue?: { id: number; name: string; color: string } | null;
+  /** "menu" while the greeting menu waits for the contact's answer. */
+  routing?: "routed" | "menu" | "menu_again";
+}
+
+/** A queue (department) of the support desk. */
+export interface Queue {
+  id: number;
+  name: string;
+  color: string;
+  description: string;
+  greeting: string;
+  away_message: string;
+  members: { user_id: number; username: string; display_name: string; capacity: number | null }[];
+}
+
+/** A system event in a conversation's timeline: staff only, never sent to the contact. */
+export interface ConversationEvent {
+  id: number;
+  room_id: number;
+  kind: string;
+  actor: { id: number; name: string } | null;
+  queue: { id: number; name: string } | null;
+  from_queue: { id: number; name: string } | null;
+  from_user: { id: number; name: string } | null;
+  to_user: { id: number; name: string } | null;
+  note: string;
+  meta: Record<string, unknown>;
+  created_at: string;
 }
 
 export interface AckError {

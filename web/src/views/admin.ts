@@ -1,9 +1,10 @@
 // Admin pages: users and their roles; the WhatsApp business numbers (secrets are write-only:
-// the server never returns them); the audit log.
+// the server never returns them) and their routing rules; the desk's queues; the audit log.
 import { fill, h, say } from "../dom";
 import type { User } from "../types";
 import type { App } from "./app";
 import { auditSection } from "./audit";
+import { queuesSection, routingControl } from "./queues";
 
 interface Account {
   id: number;
@@ -25,7 +26,7 @@ const ACCOUNT_FIELDS: [name: string, label: string, secret: boolean][] = [
 export function adminPane(app: App): HTMLElement {
   const status = h("p", { class: "notice-inline", testid: "admin-status", role: "status" });
   return h("section", { class: "admin", "aria-label": "Administration" }, status, usersSection(app, status), accountsSection(app, status),
-    auditSection(app, status));
+    queuesSection(app, status), auditSection(app, status));
 }
 
 function usersSection(app: App, status: HTMLElement): HTMLElement {
@@ -105,7 +106,7 @@ function accountsSection(app: App, status: HTMLElement): HTMLElement {
     try {
       const r = await app.api.call<{ accounts: Account[] }>("GET", "/api/v1/admin/wa/accounts");
       fill(list, ...r.accounts.map((a) => h("li", { "data-account": a.id },
-        h("b", {}, a.display_phone), ` ${a.name ? `${a.name} ` : ""}(${a.phone_number_id}) `,
+        h("b", {}, a.display_phone), ` ${a.name ? `${a.name} ` : ""}(${a.phone_number_id}) `, routingControl(app, a.id, status), " ",
         h("button", { type: "button", testid: "wa-account-remove", "aria-label": `Remove ${a.display_phone}`, onclick: async () => {
           try {
             await app.api.call("DELETE", `/api/v1/admin/wa/accounts/${a.id}`);

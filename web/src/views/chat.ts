@@ -13,6 +13,7 @@ import type { App } from "./app";
 import { safeUrl, showViewer } from "./attachments";
 import { conversationBar } from "./conversation";
 import { NotesPanel } from "./notes";
+import { TimelinePanel } from "./timeline";
 import { CannedPicker } from "./canned";
 import { cannedListPath } from "../store/canned";
 import { FilePicker } from "./files";
@@ -65,6 +66,7 @@ export class ChatView {
   private error = "";
   private conversation: Conversation | null = null;
   private notes: NotesPanel | null = null;
+  private timeline: TimelinePanel | null = null;
 
   constructor(private readonly app: App, private readonly roomId: number) {
     this.list.addEventListener("scroll", () => {
@@ -109,7 +111,9 @@ export class ChatView {
     else if (c.kind === "rooms" || c.kind === "presence" || (c.kind === "members" && c.roomId === this.roomId)) this.renderHeader();
     else if (c.kind === "notes" && c.roomId === this.roomId) this.notes?.render();
     else if (c.kind === "inbox") {
-      this.conversation = this.app.client.inbox.get(this.roomId) ?? this.conversation;
+      const next = this.app.client.inbox.get(this.roomId);
+      if (next && next !== this.conversation) void this.timeline?.reload();
+      this.conversation = next ?? this.conversation;
       this.renderConversation();
     }
   }
@@ -223,7 +227,9 @@ export class ChatView {
 
   private renderConversation(): void {
     if (this.conversation && !this.notes) this.notes = new NotesPanel(this.app, this.roomId);
-    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null, this.notes?.el ?? null);
+    if (this.conversation && !this.timeline) this.timeline = new TimelinePanel(this.app, this.roomId);
+    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null, this.timeline?.el ?? null,
+      this.notes?.el ?? null);
   }
 
   private itemContext(): ItemContext {

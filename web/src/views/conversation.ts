@@ -1,5 +1,6 @@
 // The WhatsApp controls above a conversation (staff): who answers (assistant or a person), take
-// over, hand back, assign, close, reopen, and whether the 24-hour reply window is open.
+// over, hand back, assign, close, reopen, the queue it is in, and whether the 24-hour reply
+// window is open.
 import { fill, h } from "../dom";
 import { aiAnswering } from "../store/inbox";
 import type { Conversation, User } from "../types";
@@ -29,6 +30,8 @@ export function conversationBar(app: App, c: Conversation): HTMLElement {
     h("span", { class: `mode ${ai ? "ai" : "human"}`, testid: "wa-mode" }, modeText(c)),
     h("span", { class: `status ${c.status}`, testid: "conv-status" }, c.status),
     h("span", { class: "contact" }, `+${c.contact.wa_id}`),
+    c.queue ? h("span", { class: "queue-badge", testid: "conv-queue", style: `border-color: ${c.queue.color}` }, c.queue.name)
+      : c.routing && c.routing !== "routed" ? h("span", { class: "queue-badge", testid: "conv-queue" }, "waiting for the menu answer") : null,
     // a conversation the assistant handed off is human and unassigned: both actions make sense
     c.assignee?.id !== app.me.id ? h("button", { type: "button", testid: "takeover", onclick: act("takeover") }, "Take over") : null,
     ai ? null : h("button", { type: "button", testid: "handback", onclick: act("handback") }, "Hand back to AI"),
