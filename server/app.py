@@ -59,6 +59,7 @@ from .storage import users as udb
 from .storage.batcher import SendBatcher
 from .transport import (
     http,
+    http_assist,  # noqa: F401  (its routes join http.routes on import)
     http_audit,  # noqa: F401  (its route joins http.routes on import)
     http_canned_replies,  # noqa: F401  (its routes join http.routes on import)
     http_events,

@@ -13,6 +13,7 @@ import type { App } from "./app";
 import { safeUrl, showViewer } from "./attachments";
 import { conversationBar } from "./conversation";
 import { NotesPanel } from "./notes";
+import { AssistPanel, type AssistDraft } from "./assist";
 import { CannedPicker } from "./canned";
 import { cannedListPath } from "../store/canned";
 import { FilePicker } from "./files";
@@ -65,6 +66,7 @@ export class ChatView {
   private error = "";
   private conversation: Conversation | null = null;
   private notes: NotesPanel | null = null;
+  private assist: AssistPanel | null = null;
 
   constructor(private readonly app: App, private readonly roomId: number) {
     this.list.addEventListener("scroll", () => {
@@ -223,7 +225,23 @@ export class ChatView {
 
   private renderConversation(): void {
     if (this.conversation && !this.notes) this.notes = new NotesPanel(this.app, this.roomId);
-    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null, this.notes?.el ?? null);
+    if (this.conversation && !this.assist) this.assist = this.assistPanel();
+    if (this.conversation) this.assist?.onConversation(this.conversation);
+    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null, this.assist?.el ?? null,
+      this.notes?.el ?? null);
+  }
+
+  private assistPanel(): AssistPanel {
+    return new AssistPanel({
+      ask: async (kind) => (await this.app.api.call<{ draft: AssistDraft }>(
+        "POST", `/api/v1/wa/conversations/${this.roomId}/assist/${kind}`)).draft,
+      useSuggestion: (text) => {
+        this.input.value = text;
+        this.input.focus();
+        this.onInput();
+      },
+      onError: (message) => this.app.notice(message),
+    }, this.app.me.id);
   }
 
   private itemContext(): ItemContext {
