@@ -129,3 +129,24 @@ async def test_admins_list_the_log_filtered_and_paged_newest_first(harness: Serv
     assert len(past["entries"]) == 3
     status, body = await sup.call("GET", "/api/v1/audit")
     assert status == 403 and body["error"]["code"] == "forbidden"
+
+
+async def test_the_audit_log_refuses_updates_deletes_and_truncation(harness: ServerHarness) -> None:
+    node = await harness.start_node()
+    admin = await harness.user(node, role="admin")
+    target = await harness.user(node)
+    await admin.call("PATCH", f"/api/v1/admin/users/{target.id}", {"role": "staff"}, expect=200)
+    conn = await asyncpg.connect(harness.database_url)
+    try:
+        before = await conn.fetch("SELECT * FROM audit_log ORDER BY id")
+        assert [r["action"] for r in before] == ["user.role"]
+        for sql in ("UPDATE audit_log SET action = 'user.nothing'", "DELETE FROM audit_log", "TRUNCATE audit_log"):
+            try:
+                await conn.execute(sql)
+            except asyncpg.InsufficientPrivilegeError as exc:
+                assert "append-only" in str(exc)
+            else:
+                raise AssertionError(f"{sql} went through")
+        assert await conn.fetch("SELECT * FROM audit_log ORDER BY id") == before
+    finally:
+        await conn.close()
