@@ -66,6 +66,7 @@ from .transport import (
     http_files,
     http_manage,  # noqa: F401  (its routes join http's table on import)
     http_notes,  # noqa: F401  (its routes join http.routes on import)
+    http_reports,  # noqa: F401  (its routes join http.routes on import)
     http_search,  # noqa: F401  (its route joins http.routes on import)
     http_whatsapp,
     static,
