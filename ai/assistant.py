@@ -15,6 +15,10 @@
    (only before the first chunk went out, so nothing is ever said twice).
 5. ``sink.delta`` for each chunk, ``sink.final`` with the whole text; any failure ends in
    ``sink.system`` with a short message. Nothing escapes ``reply`` but cancellation.
+
+Agent assist (``staff_summary``, ``suggest_reply``) asks the same provider on the same context
+for staff: under the staff member's quota and the room's lock, returning a ``Draft`` that is
+stored nowhere and sent to nobody.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import logging
 import random
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -300,6 +304,77 @@ class Assistant:
         if not verdict.allowed:
             raise _RefreshRefused("quota")
 
+    # --- agent assist: drafts for staff, stored nowhere and sent to nobody ---------------------
+
+    async def staff_summary(self, room_id: int, staff_id: int) -> Draft:
+        """The conversation so far in a few lines, for staff taking it over: the room's cached
+        summary (brought up to ``recent_k`` messages before the newest, exactly as a reply would
+        fold it) plus the newest messages folded on top, uncached, so the assistant's own
+        context keeps its shape."""
+        async with self._assist_slot(room_id, staff_id):
+            latest = await self.source.latest(room_id, 1)
+            upto = latest[-1].seq if latest else 0
+            summary = await self.summaries.get(room_id) or Summary("", 0)
+            fold_upto = upto - self.settings.recent_k
+            if fold_upto > summary.upto_seq:
+                try:
+                    summary = await self._refresh(room_id, summary, fold_upto)
+                except _RefreshRefused as exc:
+                    raise AssistRefused(exc.kind) from None
+            tail = self._turns(await self.source.between(room_id, summary.upto_seq, upto))
+            text = summary.text
+            if tail:
+                self.provider_calls += 1
+                text = await self._bounded(self.provider.summarise(summary.text, tail))
+            return Draft(text.strip(), upto, self.provider.name, self.provider.model, self.provider.offline)
+
+    async def suggest_reply(self, room_id: int, staff_id: int) -> Draft:
+        """A reply to the newest message, for staff to edit before they send it themselves: the
+        same request the assistant would answer, without the hand-off offer."""
+        async with self._assist_slot(room_id, staff_id):
+            latest = await self.source.latest(room_id, 1)
+            if not latest:
+                return Draft("", 0, self.provider.name, self.provider.model, self.provider.offline)
+            request = dataclasses.replace(await self.context(room_id, latest[-1]), handoff_possible=False)
+            self.provider_calls += 1
+
+            async def collect() -> str:
+                parts = [c async for c in _strip_marker(self.provider.stream_reply(request)) if isinstance(c, str)]
+                return "".join(parts)
+
+            text = await self._bounded(collect())
+            return Draft(text.strip(), latest[-1].seq, self.provider.name, self.provider.model, self.provider.offline)
+
+    async def _bounded(self, work: Awaitable[str]) -> str:
+        try:
+            async with asyncio.timeout(self.settings.timeout_s):
+                return await work
+        except TimeoutError:
+            raise ProviderError("timeout", "the provider did not answer in time") from None
+
+    @contextlib.asynccontextmanager
+    async def _assist_slot(self, room_id: int, staff_id: int) -> AsyncIterator[None]:
+        """The staff member's hourly quota, then the room lock (a summary refresh must not race
+        a reply's) and the provider slots, like a reply job."""
+        try:
+            verdict = await self.quotas.take(f"user:{staff_id}", self.settings.quota_per_user_per_hour)
+        except (RedisError, OSError) as exc:
+            raise AssistRefused("redis unavailable") from exc
+        if not verdict.allowed:
+            raise AssistRefused("quota", verdict.retry_in_s)
+        async with contextlib.AsyncExitStack() as held:
+            wait = asyncio.timeout(self.settings.lock_wait_s)
+            try:
+                async with wait:
+                    await held.enter_async_context(self._room_lock(room_id))
+                    await held.enter_async_context(self.slots)
+                    await held.enter_async_context(self._global_slot())
+            except TimeoutError:
+                if not wait.expired():
+                    raise
+                raise AssistRefused("busy") from None
+            yield
+
     # --- locks ----------------------------------------------------------------------------------
 
     def _room_lock(self, room_id: int) -> _RedisLock:
@@ -308,6 +383,28 @@ class Assistant:
     def _global_slot(self) -> _RedisSlot:
         return _RedisSlot(self.redis, f"{self.prefix}slots", self.settings.global_concurrency,
                           self.settings.lock_ttl_s)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Draft:
+    """Text the assistant wrote for staff (a summary or a suggested reply); ``upto_seq`` is the
+    newest message it read."""
+
+    text: str
+    upto_seq: int
+    provider: str
+    model: str
+    offline: bool
+
+
+class AssistRefused(Exception):
+    """An agent-assist request not attempted: ``quota`` (the staff member's hourly quota;
+    ``retry_after_s`` until it refills), ``busy`` (no room lock or slot in time), or Redis away."""
+
+    def __init__(self, kind: str, retry_after_s: int = 0) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.retry_after_s = retry_after_s
 
 
 class _RefreshRefused(Exception):

@@ -42,13 +42,15 @@ class ChatServerAccess:
         self.urls = [u.rstrip("/") + "/api/v1/access/rooms" for u in base_urls]
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
 
-    async def standing(self, authorization: str, room_ids: list[int]) -> Standing:
+    async def standing(self, authorization: str, room_ids: list[int], purpose: dict[str, Any] | None = None) -> Standing:
+        """``purpose`` (``{action, params, client_ip}``) is what the request is for: chat-server
+        writes it to its audit log when the caller is staff (``docs/DESK.md``)."""
         if len(room_ids) > ROOMS_PER_QUESTION:
             raise Invalid(f"the query touches more than {ROOMS_PER_QUESTION} rooms: narrow it with room_id or from/to")
         failure = "no CHAT_SERVER_URL"
         for url in self.urls:
             try:
-                status, body = await self._ask(url, authorization, room_ids)
+                status, body = await self._ask(url, authorization, room_ids, purpose)
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 failure = type(exc).__name__  # this node is away: the next one may answer
                 continue
@@ -58,8 +60,12 @@ class ChatServerAccess:
             return self._standing(status, body, room_ids)
         raise Unavailable(f"chat-server cannot confirm access ({failure})")
 
-    async def _ask(self, url: str, authorization: str, room_ids: list[int]) -> tuple[int, Any]:
-        async with self.session.post(url, json={"room_ids": room_ids}, timeout=self.timeout,
+    async def _ask(self, url: str, authorization: str, room_ids: list[int],
+                   purpose: dict[str, Any] | None) -> tuple[int, Any]:
+        question: dict[str, Any] = {"room_ids": room_ids}
+        if purpose is not None:
+            question["purpose"] = purpose
+        async with self.session.post(url, json=question, timeout=self.timeout,
                                      headers={"Authorization": authorization}) as resp:
             body = await resp.json(content_type=None) if resp.status in (200, 401, 403) else None
             return resp.status, body

@@ -95,27 +95,42 @@ def caller(request: web.Request) -> tuple[str, AccessClaims]:
     return header, request.app[VERIFIER].verify(header[7:].strip())
 
 
-async def standing(request: web.Request, room_ids: list[int]) -> Standing:
-    """The caller's current standing from chat-server, and which of ``room_ids`` they may read."""
+async def standing(request: web.Request, room_ids: list[int], action: str | None = None) -> Standing:
+    """The caller's current standing from chat-server, and which of ``room_ids`` they may read.
+
+    ``action`` (``archive.query``, ``.search``, ``.export``, ``.retention``) tells chat-server
+    what the request is for, with its parameters and the caller's address: a staff caller's
+    request is written to chat-server's audit log before the answer comes back."""
     header, claims = caller(request)
     if claims.role == SERVICE_ROLE:
         raise Forbidden("the service token reads room history only")
-    return await request.app[ACCESS].standing(header, [r for r in room_ids if r > 0])
+    purpose = None if action is None else {
+        "action": action, "params": _audited_params(request), "peer": request.remote or "",
+        "forwarded_for": request.headers.getall("X-Forwarded-For", [])[:8]}
+    return await request.app[ACCESS].standing(header, [r for r in room_ids if r > 0], purpose)
 
 
-async def readable_room(request: web.Request, room_id: int | None) -> int:
+def _audited_params(request: web.Request) -> dict[str, str | int | None]:
+    """The request's path and query parameters, as the audit row keeps them (bounded)."""
+    params: dict[str, str | int | None] = {"path": request.path[:200]}
+    for key, value in list(request.query.items())[:11]:
+        params[key[:40]] = value[:200]
+    return params
+
+
+async def readable_room(request: web.Request, room_id: int | None, action: str = "archive.query") -> int:
     """``room_id`` if the caller may read it; ``not_found`` otherwise, as for a room that does not exist."""
     caller(request)
-    if room_id is None or room_id <= 0 or room_id not in (await standing(request, [room_id])).readable:
+    if room_id is None or room_id <= 0 or room_id not in (await standing(request, [room_id], action)).readable:
         raise NotFound("room not found")
     return room_id
 
 
-async def readable_rooms(request: web.Request, query: dict[str, Any]) -> list[int]:
+async def readable_rooms(request: web.Request, query: dict[str, Any], action: str = "archive.query") -> list[int]:
     """The rooms of the messages ``query`` matches that the caller may read (one question to chat-server)."""
     caller(request)  # a bad token is refused before MongoDB is asked anything
     room_ids = await request.app[STORE].room_ids(query, ROOMS_PER_QUESTION + 1)
-    return sorted((await standing(request, room_ids)).readable)
+    return sorted((await standing(request, room_ids, action)).readable)
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -264,8 +279,9 @@ async def user_messages(call: Call[None, TimePage, UserPath]) -> Reply:
     return await _time_ordered(call.request, call.query, await _in_readable_rooms(call.request, call.query, base), "user")
 
 
-async def _in_readable_rooms(request: web.Request, q: Paged, base: dict[str, Any]) -> dict[str, Any]:
-    rooms = await readable_rooms(request, {**base, **_time_range(q)})
+async def _in_readable_rooms(request: web.Request, q: Paged, base: dict[str, Any],
+                             action: str = "archive.query") -> dict[str, Any]:
+    rooms = await readable_rooms(request, {**base, **_time_range(q)}, action)
     return {**base, "room_id": {"$in": rooms}}
 
 
@@ -282,9 +298,9 @@ async def search(call: Call[None, SearchQuery, None]) -> Reply:
     elif q.room_id is None and q.scope == "own":  # on an index: the caller's own messages
         base["author_id"] = call.principal.user_id
     if q.room_id is not None:
-        base["room_id"] = await readable_room(request, q.room_id)
+        base["room_id"] = await readable_room(request, q.room_id, "archive.search")
     else:
-        base = await _in_readable_rooms(request, q, base)
+        base = await _in_readable_rooms(request, q, base, "archive.search")
     return await _time_ordered(request, q, base, "search", 1 if q.order == "asc" else -1)
 
 
@@ -292,7 +308,7 @@ async def search(call: Call[None, SearchQuery, None]) -> Reply:
             params=RoomPath, responses={200: "application/x-ndjson"})
 async def export_room(call: Call[None, None, RoomPath]) -> web.StreamResponse:
     request = call.request
-    room_id = await readable_room(request, call.path.room_id)
+    room_id = await readable_room(request, call.path.room_id, "archive.export")
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson",
                                        "Content-Disposition": f'attachment; filename="room-{room_id}.jsonl"'})
     await resp.prepare(request)
@@ -322,7 +338,8 @@ async def run_retention(call: Call[None, None, None]) -> Reply:
 async def authenticate(request: web.Request, level: str) -> AccessClaims:
     """``user``: a valid token (signature, expiry); ``admin``: chat-server says the caller is an admin now."""
     claims = caller(request)[1]
-    if level == "admin" and (await standing(request, [])).principal.role != "admin":
+    # the archive's one admin route is the retention run; chat-server audits it for admins only
+    if level == "admin" and (await standing(request, [], "archive.retention")).principal.role != "admin":
         raise Forbidden("admin only")
     return claims
 

@@ -60,6 +60,7 @@ from .storage import users as udb
 from .storage.batcher import SendBatcher
 from .transport import (
     http,
+    http_assist,  # noqa: F401  (its routes join http.routes on import)
     http_audit,  # noqa: F401  (its route joins http.routes on import)
     http_canned_replies,  # noqa: F401  (its routes join http.routes on import)
     http_conversations,  # noqa: F401  (its routes join http.routes on import)
@@ -68,6 +69,7 @@ from .transport import (
     http_manage,  # noqa: F401  (its routes join http's table on import)
     http_notes,  # noqa: F401  (its routes join http.routes on import)
     http_queues,  # noqa: F401  (its routes join http.routes on import)
+    http_reports,  # noqa: F401  (its routes join http.routes on import)
     http_search,  # noqa: F401  (its route joins http.routes on import)
     http_whatsapp,
     static,

@@ -29,6 +29,8 @@ from .realtime.typing import TypingThrottle
 from .storage.batcher import SendBatcher
 
 if TYPE_CHECKING:
+    from ai.assistant import Draft
+
     from .passwords import PasswordHasher
 
 
@@ -38,6 +40,10 @@ class AssistantHooks(Protocol):
     async def maybe_trigger(self, room_kind: str, msg: MessageRecord) -> None: ...
 
     def start(self, room_id: int, trigger: MessageRecord) -> None: ...
+
+    async def staff_summary(self, room_id: int, staff_id: int) -> Draft: ...
+
+    async def suggest_reply(self, room_id: int, staff_id: int) -> Draft: ...
 
 
 class WhatsAppHooks(Protocol):

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ai.assistant import Assistant, mentions_assistant
+from ai.assistant import Assistant, Draft, mentions_assistant
 from chatcore.events import AssistantDelta, MessageRecord
 
 from ..storage import messages as mdb
@@ -85,3 +85,9 @@ class AssistantBridge:
 
     def start(self, room_id: int, trigger: MessageRecord) -> None:
         self.svc.supervisor.spawn(f"ai-reply:{room_id}:{trigger.id}", self.assistant.reply(room_id, trigger))
+
+    async def staff_summary(self, room_id: int, staff_id: int) -> Draft:
+        return await self.assistant.staff_summary(room_id, staff_id)
+
+    async def suggest_reply(self, room_id: int, staff_id: int) -> Draft:
+        return await self.assistant.suggest_reply(room_id, staff_id)

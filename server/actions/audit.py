@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import asyncpg
 
@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from ..context import Services
 
 GRANT, REVOKE, READ = "compliance.grant", "compliance.revoke", "compliance.read"
+# staff reading the archive through chat-archive (one row per request; ``POST /api/v1/access/rooms``)
+ArchiveAction = Literal["archive.query", "archive.search", "archive.export", "archive.retention"]
+RETENTION = "archive.retention"  # admins only: a refused request leaves no row
+AUDITED_ROOM_IDS_MAX = 100  # a row lists at most this many of the rooms a request could read
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,9 +25,12 @@ from chatcore.events import MemberEvent
 
 from ..storage import rooms as db
 from ..storage import users as udb
+from . import audit
 from .account import public_user
 from .notify import emit, leave_channel, room_channel, user_channel
 from .rooms import TOPIC_MAX, access_room_by_id, check_room_name, post_notice
+
+ROOM_DELETED, MEMBER_REMOVED = "room.delete", "room.member_remove"
 
 if TYPE_CHECKING:
     from ..context import Services
@@ -94,19 +97,26 @@ async def do_update_room(svc: Services, user: udb.User, room_id: int, *, name: A
     return room
 
 
-async def do_delete_room(svc: Services, user: udb.User, room_id: int) -> None:
-    """Delete the room, its memberships and its hot messages (their files are trashed)."""
+async def do_delete_room(svc: Services, actor: audit.Actor, room_id: int) -> None:
+    """Delete the room, its memberships and its hot messages (their files are trashed). A server
+    admin's deletion is audited (an owner's of their own room is not a staff action)."""
+    user = actor.user
     room = await managed_room(svc, user, room_id)
     async with svc.pool.acquire() as conn, conn.transaction():
         members = await db.member_ids(conn, room.id)
         if not await db.delete_room(conn, room.id):
             raise NotFound("room not found")
+        if user.role == "admin":
+            await audit.record(conn, actor, ROOM_DELETED, "room", room.id,
+                               {"name": room.name, "kind": room.kind, "members": len(members)})
     await emit(svc, "room:deleted", {"room_id": room.id}, to=room_channel(room.id))
     for uid in members:
         await leave_channel(svc, uid, room_channel(room.id))
 
 
-async def do_remove_member(svc: Services, user: udb.User, room_id: int, target_id: int) -> None:
+async def do_remove_member(svc: Services, actor: audit.Actor, room_id: int, target_id: int) -> None:
+    """An owner or a server admin removes a member; an admin's removal is audited."""
+    user = actor.user
     room = await managed_room(svc, user, room_id)
     if target_id == user.id:
         raise Forbidden("owners leave a room with room:leave, not by removing themselves")
@@ -116,8 +126,11 @@ async def do_remove_member(svc: Services, user: udb.User, room_id: int, target_i
     if role == "owner" and user.role != "admin":
         raise Forbidden("owners are removed by a server admin (or demoted first)")
     target = await udb.get_user(svc.pool, target_id)
-    if target is None or not await db.remove_member(svc.pool, room.id, target_id):
-        raise NotFound("not a member of this room")
+    async with svc.pool.acquire() as conn, conn.transaction():
+        if target is None or not await db.remove_member(conn, room.id, target_id):
+            raise NotFound("not a member of this room")
+        if user.role == "admin":
+            await audit.record(conn, actor, MEMBER_REMOVED, "room", room.id, {"user_id": target_id, "role": role})
     # their sockets leave first, so nothing sent from here on reaches them
     await leave_channel(svc, target_id, room_channel(room.id))
     await emit(svc, "member:removed", {"room_id": room.id, "user_id": target_id}, to=user_channel(target_id))

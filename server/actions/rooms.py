@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -28,6 +29,7 @@ from ..storage import queues as queues_db
 from ..storage import receipts as rcdb
 from ..storage import rooms as db
 from ..storage import users as udb
+from . import audit
 from .account import avatar_url, public_user
 from .audit import record_compliance_read
 from .notify import emit, enter_channel, leave_channel, room_channel, user_channel
@@ -110,23 +112,40 @@ async def access_room_by_id(svc: Services, user: udb.User, room_id: Any, *, writ
 ACCESS_ROOMS_MAX = 1000  # room ids per access question (chat-archive asks once per request)
 
 
-async def room_access_facts(svc: Services, user: udb.User, room_ids: Any) -> list[RoomFacts]:
+@dataclass(frozen=True, slots=True)
+class ArchivePurpose:
+    """What chat-archive's request is for (``audit.ARCHIVE_ACTIONS``), its parameters, and who
+    asked from where."""
+
+    action: str
+    params: dict[str, Any]
+    actor: audit.Actor
+
+
+async def room_access_facts(svc: Services, user: udb.User, room_ids: Any,
+                            purpose: ArchivePurpose | None = None) -> list[RoomFacts]:
     """The facts of the rooms of ``room_ids`` that ``user`` may read, for chat-archive's check.
 
     Rooms the user may not read are left out, like rooms that do not exist: asking reveals no
     more than the rest of the API does. Rooms readable only through the compliance permission
-    are audited, one row for the whole question."""
+    are audited, one row for the whole question. A staff member's archive request (``purpose``)
+    is audited too, one row naming the action, its parameters and the rooms it may read,
+    written before the answer leaves: no answer without its row."""
     if (not isinstance(room_ids, list) or len(room_ids) > ACCESS_ROOMS_MAX
             or not all(_is_id(r) for r in room_ids)):
         raise Invalid(f"room_ids must be a list of at most {ACCESS_ROOMS_MAX} room ids", field="room_ids")
-    if not room_ids:
-        return []
     principal = principal_of(user)
     facts = [f for f in await adb.room_facts(svc.pool, list(dict.fromkeys(room_ids)), user.id)
-             if can_read_room(principal, f)]
+             if can_read_room(principal, f)] if room_ids else []
     audited = [f.id for f in facts if reads_through_compliance(principal, f)]
     if audited:
         await record_compliance_read(svc, user.id, audited, "archive")
+    if purpose is not None and user.role in STAFF_ROLES and (purpose.action != audit.RETENTION or user.role == "admin"):
+        ids = [f.id for f in facts]
+        async with svc.pool.acquire() as conn:
+            await audit.record(conn, purpose.actor, purpose.action, "room", ids[0] if len(ids) == 1 else None, {
+                "via": "archive", "params": purpose.params, "rooms": len(ids),
+                "room_ids": ids[:audit.AUDITED_ROOM_IDS_MAX]})
     return facts
 
 

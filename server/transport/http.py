@@ -10,7 +10,7 @@ more than the server accepts.
 
 from __future__ import annotations
 
-from ipaddress import ip_address
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -79,14 +79,19 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 
 
 def client_ip(request: web.Request) -> str:
-    """The client's address for per-IP limits. Behind proxies listed in ``TRUSTED_PROXIES`` (nginx
-    in front of the nodes), the right-most address in ``X-Forwarded-For`` that is not one of
-    them: each trusted proxy appends the address it saw, and only those entries can be
-    believed (a client can put anything on the left). Otherwise the peer address."""
-    peer = request.remote or "unknown"
-    trusted = svc_of(request).config.trusted_proxies
-    hops = [peer] + [h.strip() for v in reversed(request.headers.getall("X-Forwarded-For", []))
-                     for h in reversed(v.split(",")) if h.strip()]
+    """The client's address for per-IP limits and the audit log (``client_address``)."""
+    return client_address(request.remote, request.headers.getall("X-Forwarded-For", []),
+                          svc_of(request).config.trusted_proxies)
+
+
+def client_address(peer: str | None, forwarded_for: list[str],
+                   trusted: tuple[IPv4Network | IPv6Network, ...]) -> str:
+    """Behind proxies listed in ``TRUSTED_PROXIES`` (nginx in front of the nodes), the right-most
+    address in ``X-Forwarded-For`` that is not one of them: each trusted proxy appends the
+    address it saw, and only those entries can be believed (a client can put anything on the
+    left). Otherwise the peer address."""
+    peer = peer or "unknown"
+    hops = [peer] + [h.strip() for v in reversed(forwarded_for) for h in reversed(v.split(",")) if h.strip()]
     for i, hop in enumerate(hops):  # from the peer leftwards, while the hop is a trusted proxy
         try:
             ip = ip_address(hop)
@@ -230,8 +235,24 @@ class ComplianceBody(Body):
     enabled: bool
 
 
+class AccessPurpose(BaseModel):
+    """What chat-archive asks for (audited when the caller is staff)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: audit_actions.ArchiveAction
+    params: dict[str, Annotated[str, Field(max_length=200)] | int | None] = Field(
+        default_factory=dict, max_length=12, description="the query's parameters, as the archive received them")
+    peer: str = Field(default="", max_length=64, description="the address chat-archive's request came from")
+    forwarded_for: list[Annotated[str, Field(max_length=512)]] = Field(
+        default_factory=list, max_length=8, description="that request's X-Forwarded-For headers, believed only "
+                                                        "from TRUSTED_PROXIES, as for chat-server's own requests")
+
+
 class AccessRoomsBody(Body):
     room_ids: list[Id] = Field(max_length=room_actions.ACCESS_ROOMS_MAX)
+    purpose: AccessPurpose | None = Field(
+        default=None, description="chat-archive says what the request is for; staff callers' requests are audited")
 
 
 # --- response models only this module sends ----------------------------------------------------------
@@ -454,8 +475,12 @@ async def set_compliance(call: Call[ComplianceBody, None, IdPath]) -> Reply:
 @routes.post("/api/v1/access/rooms", "The caller's standing and the rooms of room_ids they may read (chat-archive's check)",
              body=AccessRoomsBody, responses={200: AccessAnswer})
 async def access_rooms(call: Call[AccessRoomsBody, None, None]) -> Reply:
-    user = user_of(call)
-    facts = await room_actions.room_access_facts(svc_of(call.request), user, call.body.room_ids)
+    user, purpose, svc = user_of(call), call.body.purpose, svc_of(call.request)
+    audit_as = None
+    if purpose is not None:
+        ip = client_address(purpose.peer or call.request.remote, purpose.forwarded_for, svc.config.trusted_proxies)
+        audit_as = room_actions.ArchivePurpose(purpose.action, dict(purpose.params), audit_actions.Actor(user, ip))
+    facts = await room_actions.room_access_facts(svc, user, call.body.room_ids, audit_as)
     return Reply({"user": {"id": user.id, "role": user.role, "compliance": user.compliance},
                   "rooms": [{"id": f.id, "kind": f.kind, "member": f.member} for f in facts]})
 

@@ -88,7 +88,7 @@ async def update_room(call: Call[UpdateRoomBody, None, IdPath]) -> Reply:
 @routes.delete("/api/v1/rooms/{id}", "Delete a room with its members and messages (owners, admins)",
                responses={204: None}, description="Members get room:deleted.")
 async def delete_room(call: Call[None, None, IdPath]) -> Reply:
-    await room_admin.do_delete_room(svc_of(call.request), user_of(call), call.path.id)
+    await room_admin.do_delete_room(svc_of(call.request), actor_of(call), call.path.id)
     return Reply(None, 204)
 
 
@@ -97,7 +97,7 @@ async def delete_room(call: Call[None, None, IdPath]) -> Reply:
                description="The removed user gets member:removed and stops receiving the room's events; the room gets "
                            "member:left. Owners are removed by admins only; to leave, use room:leave.")
 async def remove_member(call: Call[None, None, MemberPath]) -> Reply:
-    await room_admin.do_remove_member(svc_of(call.request), user_of(call), call.path.id, call.path.user_id)
+    await room_admin.do_remove_member(svc_of(call.request), actor_of(call), call.path.id, call.path.user_id)
     return Reply(None, 204)
 
 

@@ -229,3 +229,47 @@ async def test_chat_servers_service_token_reads_history_only(world: World, key_d
     async with aiohttp.ClientSession() as s, s.post(f"{world.url}/archive/v1/retention/run",
                                                     headers={"Authorization": f"Bearer {token}"}) as r:
         assert r.status == 403
+
+
+async def _archive_audit(database_url: str) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT actor_id, action, target_type, target_id, meta::text AS meta FROM audit_log"
+                                " WHERE action LIKE 'archive.%' ORDER BY id")
+        return [{"actor_id": r["actor_id"], "action": r["action"], "target_type": r["target_type"],
+                 "target_id": r["target_id"], **json.loads(r["meta"])} for r in rows]
+    finally:
+        await conn.close()
+
+
+async def test_each_staff_archive_query_search_and_export_leaves_one_audit_row_and_users_reads_none(
+        world: World, harness: ServerHarness) -> None:
+    staff, admin, wa = world.chat.staff, world.chat.admin, world.rooms["whatsapp"]
+    base = f"{world.url}/archive/v1"
+    # a member reading their own rooms is no staff action: nothing is written
+    assert await _reads(world, world.alice.tokens["access_token"], world.rooms["public"]) == _all(200)
+    assert await _archive_audit(harness.database_url) == []
+
+    token = staff.tokens["access_token"]
+    assert (await _get(f"{base}/rooms/{wa}/messages", token, limit=5))[0] == 200
+    assert (await _get(f"{base}/search", token, q="needle", room_id=wa))[0] == 200
+    assert (await _get(f"{base}/rooms/{wa}/export", token))[0] == 200
+    assert (await _get(f"{base}/users/{world.alice.id}/messages", token))[0] == 200
+    rows = await _archive_audit(harness.database_url)
+    assert [(r["actor_id"], r["action"], r["target_type"], r["target_id"]) for r in rows] == [
+        (staff.id, "archive.query", "room", wa), (staff.id, "archive.search", "room", wa),
+        (staff.id, "archive.export", "room", wa), (staff.id, "archive.query", "room", None)]
+    assert rows[0]["params"] == {"path": f"/archive/v1/rooms/{wa}/messages", "limit": "5"}
+    assert rows[1]["params"]["q"] == "needle"
+    assert all(r["ip"] == "127.0.0.1" and r["via"] == "archive" for r in rows)
+    # the user-scoped list reads every room of Alice's that staff may read: public and WhatsApp
+    assert (rows[3]["rooms"], sorted(rows[3]["room_ids"])) == (2, sorted([world.rooms["public"], wa]))
+
+    # the archive's admin route: a refused staff request leaves no row, an admin's leaves one
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as s:
+        for client, status in ((staff, 403), (admin, 409)):  # 409: this archive keeps everything
+            async with s.post(f"{base}/retention/run",
+                              headers={"Authorization": f"Bearer {client.tokens['access_token']}"}) as r:
+                assert r.status == status
+    rows = await _archive_audit(harness.database_url)
+    assert [(r["actor_id"], r["action"]) for r in rows[4:]] == [(admin.id, "archive.retention")]

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from tests.fakes.graph_api import GraphApiFake, make_text_webhook, signed_post
-from tests.support import ServerHarness
+from tests.support import ServerHarness, make_room
 
 PN, SECRET = "PN600", "app-secret-audit"
 ACCOUNT = {"phone_number_id": PN, "display_phone": "+1 555 000 6666", "access_token": "EAAG-token",
@@ -129,3 +129,47 @@ async def test_admins_list_the_log_filtered_and_paged_newest_first(harness: Serv
     assert len(past["entries"]) == 3
     status, body = await sup.call("GET", "/api/v1/audit")
     assert status == 403 and body["error"]["code"] == "forbidden"
+
+
+async def test_the_audit_log_refuses_updates_deletes_and_truncation(harness: ServerHarness) -> None:
+    node = await harness.start_node()
+    admin = await harness.user(node, role="admin")
+    target = await harness.user(node)
+    await admin.call("PATCH", f"/api/v1/admin/users/{target.id}", {"role": "staff"}, expect=200)
+    conn = await asyncpg.connect(harness.database_url)
+    try:
+        before = await conn.fetch("SELECT * FROM audit_log ORDER BY id")
+        assert [r["action"] for r in before] == ["user.role"]
+        for sql in ("UPDATE audit_log SET action = 'user.nothing'", "DELETE FROM audit_log", "TRUNCATE audit_log"):
+            try:
+                await conn.execute(sql)
+            except asyncpg.InsufficientPrivilegeError as exc:
+                assert "append-only" in str(exc)
+            else:
+                raise AssertionError(f"{sql} went through")
+        assert await conn.fetch("SELECT * FROM audit_log ORDER BY id") == before
+    finally:
+        await conn.close()
+
+
+async def test_an_admins_room_deletion_and_member_removal_leave_one_row_each_and_an_owners_none(
+        harness: ServerHarness) -> None:
+    node = await harness.start_node()
+    admin, owner, member = await harness.user(node, role="admin"), await harness.user(node), await harness.user(node)
+    rows = AuditRows(harness.database_url)
+    await rows.new()
+    mine = await make_room(owner, member, name="owners-own")
+    await owner.call("DELETE", f"/api/v1/rooms/{mine}/members/{member.id}", expect=204)
+    await owner.call("DELETE", f"/api/v1/rooms/{mine}", expect=204)
+    assert await rows.new() == []  # an owner managing their own room is no staff action
+
+    room = await make_room(owner, member, name="moderated")
+    await admin.call("DELETE", f"/api/v1/rooms/{room}/members/{member.id}", expect=204)
+    status, _ = await admin.call("DELETE", f"/api/v1/rooms/{room}/members/{member.id}")
+    assert status == 404  # refused: no second row
+    await admin.call("DELETE", f"/api/v1/rooms/{room}", expect=204)
+    new = await rows.new()
+    assert [(r["action"], r["actor_id"], r["target_type"], r["target_id"]) for r in new] == [
+        ("room.member_remove", admin.id, "room", room), ("room.delete", admin.id, "room", room)]
+    assert new[0]["meta"]["user_id"] == member.id and new[0]["meta"]["role"] == "member"
+    assert (new[1]["meta"]["name"], new[1]["meta"]["kind"], new[1]["meta"]["ip"]) == ("moderated", "public", "127.0.0.1")

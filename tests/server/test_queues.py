@@ -271,7 +271,8 @@ async def test_staff_are_held_to_their_queues_and_bad_targets_change_nothing(
     assert [c["room_id"] for c in listed["conversations"]] == [room_id]
     for method, path, body in (("GET", "", None), ("POST", "/takeover", None), ("POST", "/close", None),
                                ("GET", "/events", None), ("POST", "/transfer", {"queue_id": first}),
-                               ("GET", "/notes", None), ("POST", "/notes", {"body": "x"})):
+                               ("GET", "/notes", None), ("POST", "/notes", {"body": "x"}),
+                               ("POST", "/assist/summary", None), ("POST", "/assist/suggestion", None)):
         status, err = await mine.call(method, f"/api/v1/wa/conversations/{room_id}{path}", body)
         assert "error" in err, (path, status, err)
         assert (status, err["error"]["code"], err["error"]["details"]["reason"]) == (403, "forbidden", "outside_queues")

@@ -13,9 +13,10 @@ import { adminPane } from "./admin";
 import { archivePane } from "./archive";
 import { ChatView } from "./chat";
 import { InboxView } from "./inbox";
+import { reportsPane } from "./reports";
 import { Sidebar } from "./sidebar";
 
-export type Route = { view: "home" } | { view: "room"; roomId: number } | { view: "inbox" } | { view: "archive" } | { view: "admin" } | { view: "account" };
+export type Route = { view: "home" } | { view: "room"; roomId: number } | { view: "inbox" } | { view: "archive" } | { view: "admin" } | { view: "account" } | { view: "reports" };
 
 export function parseRoute(hash: string): Route {
   const m = /^#\/room\/(\d+)$/.exec(hash);
@@ -23,12 +24,18 @@ export function parseRoute(hash: string): Route {
   if (hash === "#/inbox") return { view: "inbox" };
   if (hash === "#/archive") return { view: "archive" };
   if (hash === "#/admin") return { view: "admin" };
+  if (hash === "#/reports") return { view: "reports" };
   if (hash === "#/account") return { view: "account" };
   return { view: "home" };
 }
 
 export function isStaff(u: User | null): boolean {
   return u?.role === "staff" || u?.role === "supervisor" || u?.role === "admin";
+}
+
+/** Supervisors and admins: the desk's managers (reports, shared canned replies). */
+export function isDeskManager(u: User | null): boolean {
+  return u?.role === "supervisor" || u?.role === "admin";
 }
 
 /** What every pane gets. */
@@ -183,7 +190,8 @@ export class App implements AppContext {
   private navigate(): void {
     const route = parseRoute(location.hash);
     const staffOnly = route.view === "inbox" || route.view === "archive";
-    if ((staffOnly && !isStaff(this.me)) || (route.view === "admin" && this.me.role !== "admin")) return this.go("#/");
+    if ((staffOnly && !isStaff(this.me)) || (route.view === "admin" && this.me.role !== "admin")
+      || (route.view === "reports" && !isDeskManager(this.me))) return this.go("#/");
     this.route = route;
     this.pane?.destroy?.();
     this.pane = this.makePane(route);
@@ -209,6 +217,8 @@ export class App implements AppContext {
         return { el: archivePane(this) };
       case "admin":
         return { el: adminPane(this) };
+      case "reports":
+        return { el: reportsPane(this) };
       case "account":
         return { el: accountPane(this) };
       default:

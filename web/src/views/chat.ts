@@ -14,6 +14,7 @@ import { safeUrl, showViewer } from "./attachments";
 import { conversationBar } from "./conversation";
 import { NotesPanel } from "./notes";
 import { TimelinePanel } from "./timeline";
+import { AssistPanel, type AssistDraft } from "./assist";
 import { CannedPicker } from "./canned";
 import { cannedListPath } from "../store/canned";
 import { FilePicker } from "./files";
@@ -67,6 +68,7 @@ export class ChatView {
   private conversation: Conversation | null = null;
   private notes: NotesPanel | null = null;
   private timeline: TimelinePanel | null = null;
+  private assist: AssistPanel | null = null;
 
   constructor(private readonly app: App, private readonly roomId: number) {
     this.list.addEventListener("scroll", () => {
@@ -228,8 +230,23 @@ export class ChatView {
   private renderConversation(): void {
     if (this.conversation && !this.notes) this.notes = new NotesPanel(this.app, this.roomId);
     if (this.conversation && !this.timeline) this.timeline = new TimelinePanel(this.app, this.roomId);
-    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null, this.timeline?.el ?? null,
-      this.notes?.el ?? null);
+    if (this.conversation && !this.assist) this.assist = this.assistPanel();
+    if (this.conversation) this.assist?.onConversation(this.conversation);
+    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null, this.assist?.el ?? null,
+      this.timeline?.el ?? null, this.notes?.el ?? null);
+  }
+
+  private assistPanel(): AssistPanel {
+    return new AssistPanel({
+      ask: async (kind) => (await this.app.api.call<{ draft: AssistDraft }>(
+        "POST", `/api/v1/wa/conversations/${this.roomId}/assist/${kind}`)).draft,
+      useSuggestion: (text) => {
+        this.input.value = text;
+        this.input.focus();
+        this.onInput();
+      },
+      onError: (message) => this.app.notice(message),
+    }, this.app.me.id);
   }
 
   private itemContext(): ItemContext {
