@@ -16,7 +16,7 @@ new or reopened conversation:
              provider deterministically: words of the queue's name and description found in
              the message; else the default queue, else the first queue by name) and the
              contact is told which queue
-    default  the number's default queue
+    default  the number's default queue (none set: the conversation is left in no queue)
 
 A routed conversation is in human mode (the assistant is silent) and is auto-assigned
 (``actions/conversations.py``). Messages to the contact (menu, "you are with Sales", away
@@ -55,13 +55,15 @@ ROUTED_TO = "You are now in the queue of {name}. An agent will be with you short
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 
 
-def check_color(value: str) -> str:
-    if not COLOR_RE.match(value):
+def check_color(value: Any) -> str:
+    if not isinstance(value, str) or not COLOR_RE.match(value):
         raise Invalid("color must be #rrggbb", field="color")
     return value.lower()
 
 
-def check_name(value: str) -> str:
+def check_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"a queue name is 1-{NAME_MAX} characters", field="name")
     name = value.strip()
     if not name or len(name) > NAME_MAX or "\x00" in name:
         raise Invalid(f"a queue name is 1-{NAME_MAX} characters", field="name")
@@ -69,11 +71,12 @@ def check_name(value: str) -> str:
 
 
 def _members(members: list[tuple[int, int | None]] | None) -> list[tuple[int, int | None]] | None:
+    """The member list with each agent once (a repeated agent: the last entry counts)."""
     if members is None:
         return None
-    if len(members) > MEMBERS_MAX or len({uid for uid, _ in members}) != len(members):
-        raise Invalid("members must list each agent once", field="members")
-    return members
+    if len(members) > MEMBERS_MAX:
+        raise Invalid(f"a queue has at most {MEMBERS_MAX} members", field="members")
+    return list(dict(members).items())
 
 
 async def _check_staff(conn: asyncpg.Connection, members: list[tuple[int, int | None]]) -> None:
@@ -81,7 +84,7 @@ async def _check_staff(conn: asyncpg.Connection, members: list[tuple[int, int | 
     found = await db.staff_ids(conn, ids, sorted(STAFF_ROLES))
     missing = [uid for uid in ids if uid not in found]
     if missing:
-        raise Invalid("every member must be an active staff user", field="members", user_ids=missing)
+        raise NotFound("every member must be an active staff user", field="members", user_ids=missing)
 
 
 async def do_create(svc: Services, actor: audit.Actor, values: dict[str, str],
@@ -181,8 +184,6 @@ async def do_set_routing(svc: Services, actor: audit.Actor, account_id: int, rou
                          default_queue_id: int | None) -> dict[str, Any]:
     if routing not in ROUTINGS:
         raise Invalid(f"routing must be one of {', '.join(ROUTINGS)}", field="routing")
-    if routing == "default" and default_queue_id is None:
-        raise Invalid("routing 'default' needs a default_queue_id", field="default_queue_id")
     async with svc.pool.acquire() as conn, conn.transaction():
         before = await db.get_routing(conn, account_id)
         if before is None:

@@ -32,7 +32,8 @@ class MemberBody(Body):
                                  description="open conversations auto-assigned at most; null: DESK_AGENT_CAPACITY")
 
 
-Members = Annotated[list[MemberBody], Field(max_length=actions.MEMBERS_MAX, description="each agent once")]
+Members = Annotated[list[MemberBody], Field(max_length=actions.MEMBERS_MAX,
+                                           description="an agent listed twice counts once (the last entry)")]
 
 
 class QueueCreate(Body):
@@ -65,7 +66,8 @@ class RoutingBody(Body):
     routing: Literal["none", "menu", "ai", "default"] = Field(
         description="none: no queues; menu: numbered greeting menu; ai: the assistant's triage; "
                     "default: every conversation to default_queue_id")
-    default_queue_id: Id | None = Field(default=None, description="required by default; the fallback of menu and ai")
+    default_queue_id: Id | None = Field(default=None, description="the queue of default routing (unset: conversations "
+                                                                  "stay in no queue); the fallback of menu and ai")
 
 
 class Routing(Wire):
@@ -92,7 +94,7 @@ async def list_queues(call: Call[None, None, None]) -> Reply:
 
 @routes.post("/api/v1/queues", "Create a queue (department)", auth="admin", body=QueueCreate,
              responses={201: QueueEnvelope}, links={201: LINKS},
-             description="A name taken answers 409; a member who is not an active staff user 400. Audited.")
+             description="A name taken answers 409; a member who is not an active staff user 404. Audited.")
 async def create_queue(call: Call[QueueCreate, None, None]) -> Reply:
     b = call.body
     values: dict[str, Any] = {"name": b.name, "color": b.color, "description": b.description.strip(),

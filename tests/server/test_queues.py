@@ -316,7 +316,7 @@ async def test_staff_are_held_to_their_queues_and_bad_targets_change_nothing(
     status, err = await admin.call("POST", "/api/v1/queues", {"name": "Sales"})
     assert (status, err["error"]["code"]) == (409, "conflict")
     status, err = await admin.call("POST", "/api/v1/queues", {"name": "Z", "members": [{"user_id": 999999}]})
-    assert (status, err["error"]["code"], err["error"]["details"]["field"]) == (400, "invalid", "members")
+    assert (status, err["error"]["code"], err["error"]["details"]["field"]) == (404, "not_found", "members")
     status, err = await admin.call("PUT", f"/api/v1/admin/wa/accounts/{account_id}/routing",
                                    {"routing": "default", "default_queue_id": 999999})
     assert (status, err["error"]["code"]) == (404, "not_found")
