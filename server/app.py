@@ -61,8 +61,10 @@ from .transport import (
     http,
     http_audit,  # noqa: F401  (its route joins http.routes on import)
     http_canned_replies,  # noqa: F401  (its routes join http.routes on import)
+    http_contacts,  # noqa: F401  (its routes join http.routes on import)
     http_events,
     http_files,
+    http_labels,  # noqa: F401  (its routes join http.routes on import)
     http_manage,  # noqa: F401  (its routes join http's table on import)
     http_notes,  # noqa: F401  (its routes join http.routes on import)
     http_search,  # noqa: F401  (its route joins http.routes on import)

@@ -49,6 +49,8 @@ class WhatsAppHooks(Protocol):
 
     async def on_assistant_reply(self, room_id: int, msg: MessageRecord) -> None: ...
 
+    async def publish(self, room_id: int) -> dict[str, Any]: ...
+
 
 @dataclass
 class Services:

@@ -13,7 +13,15 @@ from chatcore.events import iso
 ACCOUNT_COLS = "id, phone_number_id, display_phone, name, access_token, app_secret, verify_token, created_at"
 CONTACT_COLS = (
     "c.id, c.account_id, c.wa_id, c.name, c.room_id, c.ai_enabled, c.assignee_id, c.status,"
-    " c.last_inbound_at, c.staff_read_seq, c.updated_at"
+    " c.last_inbound_at, c.staff_read_seq, c.updated_at, c.contact_id, c.bsuid"
+)
+# what a conversation view adds to the row: the contact's name (staff may have edited it) and
+# the conversation's labels
+CONVERSATION_EXTRA = (
+    " p.name AS person_name,"
+    " (SELECT coalesce(json_agg(json_build_object('id', l.id, 'name', l.name, 'color', l.color)"
+    "    ORDER BY lower(l.name), l.id), '[]'::json)"
+    "  FROM conversation_labels cl JOIN labels l ON l.id = cl.label_id WHERE cl.room_id = c.room_id) AS labels"
 )
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
@@ -52,6 +60,8 @@ class Contact:
     last_inbound_at: datetime | None
     staff_read_seq: int
     updated_at: datetime
+    contact_id: int | None  # the person (``contacts``)
+    bsuid: str | None  # their business-scoped user id, when WhatsApp sent one
 
 
 def _account(row: asyncpg.Record | None) -> Account | None:
@@ -95,11 +105,19 @@ async def contact_by_room(conn: Conn, room_id: int, *, for_update: bool = False)
     return _contact(await conn.fetchrow(f"SELECT {CONTACT_COLS} FROM wa_contacts c WHERE c.room_id = $1{lock}", room_id))
 
 
-async def insert_contact(conn: asyncpg.Connection, account_id: int, wa_id: str, name: str, room_id: int) -> Contact:
+async def contact_of_person(conn: Conn, account_id: int, person_id: int) -> Contact | None:
+    """The conversation of the person ``person_id`` (``contacts.id``) on the business number."""
+    return _contact(await conn.fetchrow(
+        f"SELECT {CONTACT_COLS} FROM wa_contacts c WHERE c.account_id = $1 AND c.contact_id = $2",
+        account_id, person_id))
+
+
+async def insert_contact(conn: asyncpg.Connection, account_id: int, wa_id: str, name: str, room_id: int,
+                         contact_id: int | None = None, bsuid: str | None = None) -> Contact:
     row = await conn.fetchrow(
-        "INSERT INTO wa_contacts AS c (account_id, wa_id, name, room_id) VALUES ($1, $2, $3, $4)"
+        "INSERT INTO wa_contacts AS c (account_id, wa_id, name, room_id, contact_id, bsuid) VALUES ($1, $2, $3, $4, $5, $6)"
         f" RETURNING {CONTACT_COLS}",
-        account_id, wa_id, name, room_id,
+        account_id, wa_id, name, room_id, contact_id, bsuid,
     )
     contact = _contact(row)
     assert contact is not None
@@ -107,7 +125,8 @@ async def insert_contact(conn: asyncpg.Connection, account_id: int, wa_id: str, 
 
 
 async def update_contact(conn: Conn, contact_id: int, **fields: Any) -> Contact:
-    allowed = {"name", "ai_enabled", "assignee_id", "status", "last_inbound_at", "staff_read_seq"}
+    allowed = {"name", "ai_enabled", "assignee_id", "status", "last_inbound_at", "staff_read_seq", "wa_id", "bsuid",
+               "contact_id"}
     assert fields and set(fields) <= allowed
     sets = ", ".join(f"{k} = ${i}" for i, k in enumerate(fields, start=2))
     row = await conn.fetchrow(
@@ -120,21 +139,35 @@ async def update_contact(conn: Conn, contact_id: int, **fields: Any) -> Contact:
 
 
 async def conversations(pool: Conn, *, status: str | None, assignee_id: int | None, unassigned: bool,
-                        ai: bool | None, unread: bool | None, limit: int) -> list[asyncpg.Record]:
+                        ai: bool | None, unread: bool | None, limit: int, label_id: int | None = None,
+                        like: str | None = None, digits: str | None = None, text: str | None = None,
+                        ) -> list[asyncpg.Record]:
+    """``label_id``: with that label; ``like`` (an ILIKE pattern on the contact's names and email),
+    ``digits`` (a substring of their number) and ``text`` (a full-text query on the messages,
+    the ``chat_search`` index of storage/search.py): any of the three matches."""
     return await pool.fetch(
         f"SELECT {CONTACT_COLS}, r.last_seq, a.display_phone,"
         " (SELECT row_to_json(x) FROM (SELECT m.id, m.seq, m.body, m.author_kind, m.created_at"
         "    FROM messages m WHERE m.room_id = c.room_id ORDER BY m.seq DESC LIMIT 1) x) AS last_message,"
-        " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name"
+        " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name,"
+        f" {CONVERSATION_EXTRA}"
         " FROM wa_contacts c JOIN rooms r ON r.id = c.room_id JOIN wa_accounts a ON a.id = c.account_id"
         " LEFT JOIN users u ON u.id = c.assignee_id"
+        " LEFT JOIN contacts p ON p.id = c.contact_id"
         " WHERE ($1::text IS NULL OR c.status = $1)"
         "   AND ($2::bigint IS NULL OR c.assignee_id = $2)"
         "   AND (NOT $3 OR c.assignee_id IS NULL)"
         "   AND ($4::boolean IS NULL OR c.ai_enabled = $4)"
         "   AND ($5::boolean IS NULL OR (r.last_seq > c.staff_read_seq) = $5)"
+        "   AND ($7::bigint IS NULL OR EXISTS (SELECT 1 FROM conversation_labels cl"
+        "        WHERE cl.room_id = c.room_id AND cl.label_id = $7))"
+        "   AND ($8::text IS NULL OR c.name ILIKE $8 OR p.name ILIKE $8 OR p.email ILIKE $8"
+        "        OR ($9::text IS NOT NULL AND (c.wa_id LIKE '%' || $9 || '%' OR p.phone LIKE '%' || $9 || '%'))"
+        "        OR ($10::text IS NOT NULL AND EXISTS (SELECT 1 FROM messages m WHERE m.room_id = c.room_id"
+        "            AND m.deleted_at IS NULL"
+        "            AND m.search_doc @@ websearch_to_tsquery('chat_search', chat_unaccent($10)))))"
         " ORDER BY c.updated_at DESC LIMIT $6",
-        status, assignee_id, unassigned, ai, unread, limit,
+        status, assignee_id, unassigned, ai, unread, limit, label_id, like, digits, text,
     )
 
 
@@ -143,12 +176,30 @@ async def conversation_row(pool: Conn, room_id: int) -> asyncpg.Record | None:
         f"SELECT {CONTACT_COLS}, r.last_seq, a.display_phone,"
         " (SELECT row_to_json(x) FROM (SELECT m.id, m.seq, m.body, m.author_kind, m.created_at"
         "    FROM messages m WHERE m.room_id = c.room_id ORDER BY m.seq DESC LIMIT 1) x) AS last_message,"
-        " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name"
+        " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name,"
+        f" {CONVERSATION_EXTRA}"
         " FROM wa_contacts c JOIN rooms r ON r.id = c.room_id JOIN wa_accounts a ON a.id = c.account_id"
-        " LEFT JOIN users u ON u.id = c.assignee_id WHERE c.room_id = $1",
+        " LEFT JOIN users u ON u.id = c.assignee_id LEFT JOIN contacts p ON p.id = c.contact_id"
+        " WHERE c.room_id = $1",
         room_id,
     )
     return rows[0] if rows else None
+
+
+async def contact_conversations(pool: Conn, contact_id: int, limit: int) -> list[asyncpg.Record]:
+    """The conversations of the person ``contact_id`` on every business number, the most recently
+    active first."""
+    return await pool.fetch(
+        f"SELECT {CONTACT_COLS}, r.last_seq, a.display_phone,"
+        " (SELECT row_to_json(x) FROM (SELECT m.id, m.seq, m.body, m.author_kind, m.created_at"
+        "    FROM messages m WHERE m.room_id = c.room_id ORDER BY m.seq DESC LIMIT 1) x) AS last_message,"
+        " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name,"
+        f" {CONVERSATION_EXTRA}"
+        " FROM wa_contacts c JOIN rooms r ON r.id = c.room_id JOIN wa_accounts a ON a.id = c.account_id"
+        " LEFT JOIN users u ON u.id = c.assignee_id LEFT JOIN contacts p ON p.id = c.contact_id"
+        " WHERE c.contact_id = $1 ORDER BY c.updated_at DESC, c.id DESC LIMIT $2",
+        contact_id, limit,
+    )
 
 
 async def claim_inbound(conn: asyncpg.Connection, wamid: str, room_id: int) -> bool:
