@@ -167,7 +167,9 @@ async def test_every_ack_and_event_real_clients_receive_validates_with_its_model
         for name, items in c.received().items():
             received.setdefault(name, []).extend(items)
     _validate_events(received)
-    whatsapp_only = {"conversation:updated", "wa:status", "note:added"}  # test_whatsapp_events_staff_receive_…
+    # test_whatsapp_events_staff_receive_…
+    whatsapp_only = {"conversation:updated", "wa:status", "note:added", "contact:updated", "label:updated",
+                     "label:deleted"}
     assert set(received) == set(SERVER_EVENTS) - whatsapp_only
 
 
@@ -205,10 +207,21 @@ async def test_whatsapp_events_staff_receive_validate_with_their_models(harness:
     assert conv["contact"]["wa_id"].startswith("4917")
     await staff_user.call("POST", f"/api/v1/wa/conversations/{conv['room_id']}/notes", {"body": "VIP"}, expect=201)
     await staff_user.log.wait_for("note:added", timeout=10)
+    _, body = await admin.call("POST", "/api/v1/labels", {"name": "VIP", "color": "#1f883d"}, expect=201)
+    label_id = body["label"]["id"]
+    await staff_user.call("PUT", f"/api/v1/wa/conversations/{conv['room_id']}/labels/{label_id}", expect=200)
+    await staff_user.log.wait_for("conversation:updated", lambda c: c["labels"], timeout=10)
+    await staff_user.call("PATCH", f"/api/v1/contacts/{conv['contact']['id']}", {
+        "name": "Ann Lee", "email": "ann@example.com", "attributes": {"plan": "pro", "seats": 3, "vip": True}},
+        expect=200)
+    await staff_user.log.wait_for("contact:updated", timeout=10)
+    await admin.call("DELETE", f"/api/v1/labels/{label_id}", expect=204)
+    await staff_user.log.wait_for("label:deleted", timeout=10)
 
     received = staff.received()
     _validate_events(received)
-    assert {"conversation:updated", "wa:status", "note:added"} <= set(received)
+    assert {"conversation:updated", "wa:status", "note:added", "contact:updated", "label:updated",
+            "label:deleted"} <= set(received)
 
 
 # --- malformed payloads ---------------------------------------------------------------------
