@@ -12,6 +12,7 @@ import { startUpload } from "../uploads";
 import type { App } from "./app";
 import { safeUrl, showViewer } from "./attachments";
 import { conversationBar } from "./conversation";
+import { ContactPanel } from "./contact";
 import { NotesPanel } from "./notes";
 import { CannedPicker } from "./canned";
 import { cannedListPath } from "../store/canned";
@@ -65,6 +66,7 @@ export class ChatView {
   private error = "";
   private conversation: Conversation | null = null;
   private notes: NotesPanel | null = null;
+  private contactPanel: ContactPanel | null = null;
 
   constructor(private readonly app: App, private readonly roomId: number) {
     this.list.addEventListener("scroll", () => {
@@ -108,6 +110,7 @@ export class ChatView {
     else if (c.kind === "typing" && c.roomId === this.roomId) this.renderTyping();
     else if (c.kind === "rooms" || c.kind === "presence" || (c.kind === "members" && c.roomId === this.roomId)) this.renderHeader();
     else if (c.kind === "notes" && c.roomId === this.roomId) this.notes?.render();
+    else if ((c.kind === "contact" && c.contactId === this.contactPanel?.contactId) || c.kind === "labels") this.contactPanel?.refresh();
     else if (c.kind === "inbox") {
       this.conversation = this.app.client.inbox.get(this.roomId) ?? this.conversation;
       this.renderConversation();
@@ -223,7 +226,9 @@ export class ChatView {
 
   private renderConversation(): void {
     if (this.conversation && !this.notes) this.notes = new NotesPanel(this.app, this.roomId);
-    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null, this.notes?.el ?? null);
+    if (this.conversation && !this.contactPanel) this.contactPanel = new ContactPanel(this.app, this.conversation);
+    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null, this.contactPanel?.el ?? null,
+      this.notes?.el ?? null);
   }
 
   private itemContext(): ItemContext {
