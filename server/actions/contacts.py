@@ -161,8 +161,17 @@ def search_terms(q: str | None) -> tuple[str | None, str | None]:
 
 
 async def check_label(conn: Any, label_id: int | None) -> None:
+    """A filter by a label that does not exist is ``not_found`` (naming the field), not an empty page."""
     if label_id is not None and await ldb.get(conn, label_id) is None:
-        raise Invalid("no such label", field="label")
+        raise NotFound("label not found", field="label")
+
+
+async def inbox_filters(svc: Services, label_id: int | None, q: str | None) -> dict[str, Any]:
+    """The conversation list's label and search filters as ``storage.whatsapp.conversations``
+    takes them (``label_id``, ``like``, ``digits``, ``text``); an unknown label is ``not_found``."""
+    await check_label(svc.pool, label_id)
+    like, digits = search_terms(q)
+    return {"label_id": label_id, "like": like, "digits": digits, "text": (q or "").strip() or None}
 
 
 async def do_list(svc: Services, q: str | None, label_id: int | None, cursor: int | None,

@@ -24,7 +24,7 @@ AttributeValue = Annotated[str, Field(max_length=actions.ATTRIBUTE_VALUE_MAX, pa
 
 class ContactsQuery(QueryParams):
     q: str = Field(default="", max_length=200, pattern=NO_NUL, description="part of a name, email or number")
-    label: Id | None = Field(default=None, description="only contacts with this label (an unknown one is invalid)")
+    label: Id | None = Field(default=None, description="only contacts with this label (an unknown one is 404)")
     cursor: Id | None = Field(default=None, description="the previous page's next_cursor")
     limit: int = Field(default=50, ge=1, le=actions.PAGE_MAX)
 
@@ -39,7 +39,9 @@ class ContactPatch(Body):
     attributes: Annotated[dict[AttributeKey, AttributeValue],
                           Field(max_length=actions.ATTRIBUTES_MAX_KEYS,
                                 description=f"replaces the whole object; at most {actions.ATTRIBUTES_MAX_BYTES} "
-                                            "bytes as JSON (too_large past it)"),
+                                            "bytes as JSON (too_large past it)",
+                                json_schema_extra={"additionalProperties": False,
+                                                   "propertyNames": {"pattern": actions.ATTRIBUTE_KEY_PATTERN}}),
                           checked(actions.check_attributes)] | None = None
 
 

@@ -59,7 +59,7 @@ class ConversationsQuery(QueryParams):
     ai: bool | None = None
     unread: bool | None = None
     limit: int = Field(default=100, ge=1, le=500)
-    label: Id | None = Field(default=None, description="only conversations with this label (an unknown one is invalid)")
+    label: Id | None = Field(default=None, description="only conversations with this label (an unknown one is 404)")
     q: str = Field(default="", max_length=200, pattern=NO_NUL,
                    description="the contact's name, email or number, or words of the messages (full-text search)")
 
@@ -182,12 +182,9 @@ CONVERSATION_LINKS = {
 async def list_conversations(call: Call[None, ConversationsQuery, None]) -> Reply:
     q = call.query
     assignee_id = user_of(call).id if q.assignee == "me" else q.assignee if isinstance(q.assignee, int) else None
-    pool = svc_of(call.request).pool
-    await contacts.check_label(pool, q.label)
-    like, digits = contacts.search_terms(q.q)
-    rows = await db.conversations(pool, status=q.status, assignee_id=assignee_id,
-                                  unassigned=q.assignee == "none", ai=q.ai, unread=q.unread, limit=q.limit,
-                                  label_id=q.label, like=like, digits=digits, text=q.q.strip() or None)
+    filters = await contacts.inbox_filters(svc_of(call.request), q.label, q.q)
+    rows = await db.conversations(svc_of(call.request).pool, status=q.status, assignee_id=assignee_id,
+                                  unassigned=q.assignee == "none", ai=q.ai, unread=q.unread, limit=q.limit, **filters)
     return Reply({"conversations": [conversation_view(r) for r in rows]})
 
 

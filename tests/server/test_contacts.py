@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from server.storage.db import migrate
 from tests.fakes.graph_api import GraphApiFake, make_identity_webhook, signed_post
 from tests.support import ChatNode, Client, ServerHarness
 
@@ -207,3 +208,37 @@ async def test_every_edit_leaves_one_audit_row_and_reaches_staff_not_users(
 def _meta(row: asyncpg.Record) -> dict[str, Any]:
     meta = row["meta"]
     return json.loads(meta) if isinstance(meta, str) else dict(meta)
+
+
+async def test_the_schema_migration_makes_one_contact_per_number_of_existing_conversations(
+        harness: ServerHarness, graph: GraphApiFake) -> None:
+    node, staff = await _setup(harness, graph, PN, PN2)
+    await _post(harness, node, make_identity_webhook(PN, "wamid.M1", "hi", wa_id=NUMBER, name="Kim"))
+    await _post(harness, node, make_identity_webhook(PN2, "wamid.M2", "hi", wa_id=NUMBER, name="Kim K"))
+    await _post(harness, node, make_identity_webhook(PN, "wamid.M3", "hi", wa_id=NEW_NUMBER, name="Lou"))
+    await _wait_messages(harness, 3)
+    pool = await asyncpg.create_pool(harness.database_url, min_size=1, max_size=1)
+    try:
+        # the database as it was before 0018: conversations without contacts
+        await pool.execute("DROP TABLE contact_labels, conversation_labels, labels, contact_identities;"
+                           " ALTER TABLE wa_contacts DROP COLUMN contact_id, DROP COLUMN bsuid; DROP TABLE contacts;"
+                           " DELETE FROM schema_migrations WHERE version = 18")
+        assert await migrate(pool) == ["0018_contacts.sql"]
+        people = await pool.fetch("SELECT id, name, phone FROM contacts ORDER BY phone")
+        # named by the profile name of the conversation active last (the assistant may still touch either)
+        assert [p["phone"] for p in people] == ["+" + NUMBER, "+" + NEW_NUMBER]
+        assert people[0]["name"] in ("Kim", "Kim K") and people[1]["name"] == "Lou"
+        links = await pool.fetch("SELECT wa_id, contact_id FROM wa_contacts ORDER BY id")
+        by_number = {p["phone"]: p["id"] for p in people}
+        assert [(r["wa_id"], r["contact_id"]) for r in links] == [
+            (NUMBER, by_number["+" + NUMBER]), (NUMBER, by_number["+" + NUMBER]), (NEW_NUMBER, by_number["+" + NEW_NUMBER])]
+        identities = await pool.fetch("SELECT kind, value FROM contact_identities WHERE contact_id = $1 ORDER BY kind",
+                                      by_number["+" + NUMBER])
+        assert [(r["kind"], r["value"]) for r in identities] == [("phone", "+" + NUMBER), ("wa_id", NUMBER)]
+    finally:
+        await pool.close()
+    # a new contact after the migration gets an id of its own (the identity sequence moved on)
+    await _post(harness, node, make_identity_webhook(PN, "wamid.M4", "hi", wa_id="4917055501877", name="Max"))
+    await _wait_messages(harness, 4)
+    _, body = await staff.call("GET", "/api/v1/contacts?q=Max", expect=200)
+    assert len(body["contacts"]) == 1

@@ -165,6 +165,6 @@ async def test_the_inbox_filters_by_label_status_ai_and_searches_names_numbers_a
     assert await _room_ids(staff, f"?q=parcel&label={urgent}&ai=true") == {ida}
     assert await _room_ids(staff, "?q=nothing%20like%20this") == set()
     status, body = await staff.call("GET", f"/api/v1/wa/conversations?label={urgent + 99}")
-    assert status == 400 and body["error"]["code"] == "invalid" and body["error"]["details"]["field"] == "label"
+    assert status == 404 and body["error"]["code"] == "not_found" and body["error"]["details"]["field"] == "label"
     status, body = await staff.call("GET", f"/api/v1/contacts?label={urgent + 99}")
-    assert status == 400 and body["error"]["details"]["field"] == "label"
+    assert status == 404 and body["error"]["details"]["field"] == "label"
