@@ -300,8 +300,49 @@ class AssistantDeltaWire(Wire):
 
 
 class WaContact(Wire):
-    wa_id: str
+    id: int | None = Field(description="the contact (person) id: GET /api/v1/contacts/{id}")
+    wa_id: str = Field(description="the address replies go to: the number's digits, or the BSUID when no number is known")
+    name: str = Field(description="the contact's name (as staff set it, else the WhatsApp profile name)")
+    bsuid: str | None = Field(description="the business-scoped user id WhatsApp sent, if any")
+
+
+class LabelRef(Wire):
+    id: int
     name: str
+    color: str = Field(description="#rrggbb")
+
+
+class LabelView(Wire):
+    id: int
+    name: str
+    color: str = Field(description="#rrggbb")
+    created_at: str
+    updated_at: str
+
+
+class LabelDeleted(Wire):
+    id: int
+
+
+class ContactIdentity(Wire):
+    kind: Literal["wa_id", "bsuid", "phone"]
+    value: str
+
+
+class ContactView(Wire):
+    """A person behind WhatsApp conversations (staff only)."""
+
+    id: int
+    name: str
+    name_edited: bool = Field(description="staff set the name: WhatsApp profile names no longer replace it")
+    phone: str | None = Field(description="E.164, from WhatsApp")
+    email: str | None
+    notes: str
+    attributes: dict[str, str | int | float | bool | None]
+    identities: list[ContactIdentity]
+    labels: list[LabelRef]
+    created_at: str
+    updated_at: str
 
 
 class WaAssignee(Wire):
@@ -329,6 +370,7 @@ class ConversationView(Wire):
     account_id: int
     business_phone: str
     contact: WaContact
+    labels: list[LabelRef]
     status: Literal["open", "pending", "closed"]
     ai_enabled: bool
     mode: Literal["ai", "human"]
@@ -511,6 +553,9 @@ SERVER_EVENTS: dict[str, ServerEvent] = {
     "conversation:handover": ServerEvent(ConversationHandover, "A conversation was assigned to or taken from the user"),
     "queue:updated": ServerEvent(QueueView, "A queue was created or changed (supervisors, admins, its members)"),
     "queue:deleted": ServerEvent(QueueDeleted, "A queue was deleted (supervisors, admins, its members)"),
+    "contact:updated": ServerEvent(ContactView, "A contact was changed by staff or got a label (staff only)"),
+    "label:updated": ServerEvent(LabelView, "A label was created or changed (staff only)"),
+    "label:deleted": ServerEvent(LabelDeleted, "A label was deleted: drop it everywhere (staff only)"),
     "mention": ServerEvent(MentionEventWire, "The user was mentioned in a room they have not muted (their user channel only)"),
     "session:ended": ServerEvent(SessionEnded, "The socket's authorisation ended; a server disconnect follows"),
 }

@@ -63,9 +63,11 @@ from .transport import (
     http_assist,  # noqa: F401  (its routes join http.routes on import)
     http_audit,  # noqa: F401  (its route joins http.routes on import)
     http_canned_replies,  # noqa: F401  (its routes join http.routes on import)
+    http_contacts,  # noqa: F401  (its routes join http.routes on import)
     http_conversations,  # noqa: F401  (its routes join http.routes on import)
     http_events,
     http_files,
+    http_labels,  # noqa: F401  (its routes join http.routes on import)
     http_manage,  # noqa: F401  (its routes join http's table on import)
     http_notes,  # noqa: F401  (its routes join http.routes on import)
     http_queues,  # noqa: F401  (its routes join http.routes on import)

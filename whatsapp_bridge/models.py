@@ -37,13 +37,21 @@ class InboundMessage:
     """One message a contact sent to a business number."""
 
     phone_number_id: str  # the business number it was sent to (metadata.phone_number_id)
-    wa_id: str  # the contact's WhatsApp id (its phone number, digits only)
+    wa_id: str | None  # the sender's number, digits only (``from``); None when only a BSUID came
     contact_name: str | None  # contacts[].profile.name; absent for some types and in some regions
     wamid: str  # Meta's message id: the idempotency key for webhook retries and replays
     timestamp: datetime
     type: str  # Meta's type: text, image, location, interactive, ...
     text: str  # the body of a text message, a readable placeholder for anything else
     meta: dict[str, Any] = field(default_factory=dict)  # media ids, mime types, reply ids, context
+    # the business-scoped user id (``from_user_id``, 2026 payloads): stable across the user's
+    # number changes, and the only id of a user who hides their number behind a username
+    bsuid: str | None = None
+
+    @property
+    def sender(self) -> str:
+        """The address replies go to: the number when known, else the BSUID."""
+        return self.wa_id or self.bsuid or ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,12 +68,15 @@ def _parse_value(value: dict[str, Any], batch: WebhookBatch) -> None:
     number = str(_dict(value.get("metadata")).get("phone_number_id") or "")
     if not number:
         raise WebhookFormatError("changes[].value.metadata.phone_number_id is missing")
+    # contacts[] names the senders, by wa_id (their number) and/or user_id (their BSUID)
     names: dict[str, str] = {}
     for contact in _list(value.get("contacts", []), "contacts"):
         name = _dict(_dict(contact).get("profile")).get("name")
-        wa_id = _dict(contact).get("wa_id")
-        if isinstance(name, str) and wa_id:
-            names[str(wa_id)] = name
+        if not isinstance(name, str):
+            continue
+        for key in ("wa_id", "user_id"):
+            if _dict(contact).get(key):
+                names[str(_dict(contact)[key])] = name
     for msg in _list(value.get("messages", []), "messages"):
         inbound = _message(number, msg, names)
         if inbound is not None:
@@ -86,13 +89,16 @@ def _parse_value(value: dict[str, Any], batch: WebhookBatch) -> None:
 
 
 def _message(number: str, msg: Any, names: dict[str, str]) -> InboundMessage | None:
-    if not isinstance(msg, dict) or not msg.get("id") or not msg.get("from"):
+    # the sender is ``from`` (a phone number's digits), ``from_user_id`` (a BSUID), or both
+    if not isinstance(msg, dict) or not msg.get("id") or not (msg.get("from") or msg.get("from_user_id")):
         log.warning("webhook message without id or sender skipped")
         return None
     text, meta = describe(msg)
-    wa_id = str(msg["from"])
-    return InboundMessage(number, wa_id, names.get(wa_id), str(msg["id"]), _timestamp(msg.get("timestamp")),
-                          str(msg.get("type") or "unknown"), text, meta)
+    wa_id = str(msg["from"]) if msg.get("from") else None
+    bsuid = str(msg["from_user_id"]) if msg.get("from_user_id") else None
+    name = names.get(bsuid or "") or names.get(wa_id or "")
+    return InboundMessage(number, wa_id, name, str(msg["id"]), _timestamp(msg.get("timestamp")),
+                          str(msg.get("type") or "unknown"), text, meta, bsuid=bsuid)
 
 
 def _status(number: str, status: Any) -> StatusUpdate | None:

@@ -6,7 +6,8 @@ member sees the shared set and their own; someone else's personal reply is ``not
 it did not exist.
 
 A body may hold variables, filled in when the reply is rendered for a conversation
-(``do_render``): ``{{contact.name}}`` (the WhatsApp contact's name, or their number) and
+(``do_render``): ``{{contact.name}}`` (the contact's name as staff set it, else their WhatsApp
+profile name, or their number) and
 ``{{agent.name}}`` (the display name of the staff member rendering it). An unknown variable is
 refused when the reply is saved (``invalid`` naming it), so rendering never meets one.
 
@@ -24,6 +25,7 @@ from chatcore.errors import Conflict, Forbidden, Invalid, NotFound
 from chatcore.types import DESK_MANAGER_ROLES
 
 from ..storage import canned_replies as db
+from ..storage import contacts as cdb
 from ..storage import whatsapp as wdb
 from . import audit
 
@@ -133,5 +135,7 @@ async def do_render(svc: Services, actor: audit.Actor, reply_id: int, room_id: i
     contact = await wdb.contact_by_room(svc.pool, room_id)
     if contact is None:
         raise NotFound("conversation not found")
-    return render(reply.body, {"contact.name": contact.name or f"+{contact.wa_id}",
+    person = await cdb.get(svc.pool, contact.contact_id) if contact.contact_id is not None else None
+    name = (person.name if person is not None else "") or contact.name or f"+{contact.wa_id}"
+    return render(reply.body, {"contact.name": name,
                                "agent.name": actor.user.display_name or actor.user.username})

@@ -45,6 +45,7 @@ from ..storage import users as udb
 from ..storage import wa_media as wdb
 from ..storage import whatsapp as db
 from . import audit, conversations, queues
+from . import contacts as contact_actions
 from .messages import store_system_message
 from .notify import STAFF_CHANNEL, emit, room_channel
 from .wa_media import MEDIA_MAX_RETRIES, WaMediaService, pending_attachment
@@ -225,10 +226,11 @@ class WhatsAppService:
 
     async def _store_inbound(self, account: db.Account, inbound: InboundMessage) -> tuple[MessageRecord, db.Contact, bool] | None:
         async with self.svc.pool.acquire() as conn, conn.transaction():
-            contact = await db.get_contact(conn, account.id, inbound.wa_id)
+            person_id = await contact_actions.resolve_inbound(conn, inbound.wa_id, inbound.bsuid, inbound.contact_name)
+            contact = await self._conversation_of(conn, account, person_id, inbound)
             created = contact is None
             if contact is None:
-                contact = await self._new_contact(conn, account, inbound)
+                contact = await self._new_contact(conn, account, inbound, person_id)
             reopened = contact.status == "closed"
             if not await db.claim_inbound(conn, inbound.wamid, contact.room_id):
                 return None  # Meta retried or replayed this webhook
@@ -238,7 +240,7 @@ class WhatsAppService:
             files: tuple[Attachment, ...] = (pending_attachment(media),) if media is not None else ()
             msg = await mdb.insert_message(
                 conn, contact.room_id, author_id=None, author_kind="contact",
-                author_name=inbound.contact_name or contact.name or inbound.wa_id,
+                author_name=inbound.contact_name or contact.name or inbound.sender,
                 body=media.caption if media is not None else inbound.text,
                 meta={"wamid": inbound.wamid, "type": inbound.type, **inbound.meta}, attachments=files,
             )
@@ -256,10 +258,33 @@ class WhatsAppService:
                                        queue_id=contact.queue_id, meta={"by": "contact"})
         return msg, contact, created or reopened
 
-    async def _new_contact(self, conn: asyncpg.Connection, account: db.Account, inbound: InboundMessage) -> db.Contact:
-        name = inbound.contact_name or f"+{inbound.wa_id}"
-        room = await rdb.insert_room(conn, f"wa-{account.id}-{inbound.wa_id}", name, "whatsapp", "", None)
-        return await db.insert_contact(conn, account.id, inbound.wa_id, inbound.contact_name or "", room.id)
+    async def _conversation_of(self, conn: asyncpg.Connection, account: db.Account, person_id: int,
+                               inbound: InboundMessage) -> db.Contact | None:
+        """The person's conversation on this number, its reply address brought up to date: the
+        number they write from now (a changed number with the same BSUID), else their BSUID."""
+        contact = await db.contact_of_person(conn, account.id, person_id)
+        if contact is None:
+            return None
+        fields: dict[str, Any] = {}
+        if inbound.bsuid and contact.bsuid != inbound.bsuid:
+            fields["bsuid"] = inbound.bsuid
+        if inbound.wa_id and contact.wa_id != inbound.wa_id:
+            taken = await db.get_contact(conn, account.id, inbound.wa_id)
+            if taken is None:
+                fields["wa_id"] = inbound.wa_id
+        return await db.update_contact(conn, contact.id, **fields) if fields else contact
+
+    async def _new_contact(self, conn: asyncpg.Connection, account: db.Account, inbound: InboundMessage,
+                           person_id: int) -> db.Contact:
+        name = inbound.contact_name or (f"+{inbound.wa_id}" if inbound.wa_id else inbound.sender)
+        address = inbound.sender
+        if inbound.bsuid and await db.get_contact(conn, account.id, address) is not None:
+            # the number is another person's earlier conversation (a recycled number now named
+            # by this BSUID): their history stays theirs, this person is addressed by BSUID
+            address = inbound.bsuid
+        room = await rdb.insert_room(conn, f"wa-{account.id}-c{person_id}", name, "whatsapp", "", None)
+        return await db.insert_contact(conn, account.id, address, inbound.contact_name or "", room.id,
+                                       contact_id=person_id, bsuid=inbound.bsuid)
 
     async def _after_inbound(self, msg: MessageRecord, contact: db.Contact, fresh: bool) -> None:
         await emit(self.svc, "message", msg.to_wire(), to=room_channel(contact.room_id))

@@ -15,7 +15,16 @@ from .queues import VISIBLE_SQL
 ACCOUNT_COLS = "id, phone_number_id, display_phone, name, access_token, app_secret, verify_token, created_at"
 CONTACT_COLS = (
     "c.id, c.account_id, c.wa_id, c.name, c.room_id, c.ai_enabled, c.assignee_id, c.status,"
-    " c.last_inbound_at, c.staff_read_seq, c.updated_at, c.queue_id, c.routing_state, c.away_sent, c.queued_at"
+    " c.last_inbound_at, c.staff_read_seq, c.updated_at, c.queue_id, c.routing_state, c.away_sent, c.queued_at,"
+    " c.contact_id, c.bsuid"
+)
+# what a conversation view adds to the row: the contact's name (staff may have edited it) and
+# the conversation's labels
+CONVERSATION_EXTRA = (
+    " p.name AS person_name,"
+    " (SELECT coalesce(json_agg(json_build_object('id', l.id, 'name', l.name, 'color', l.color)"
+    "    ORDER BY lower(l.name), l.id), '[]'::json)"
+    "  FROM conversation_labels cl JOIN labels l ON l.id = cl.label_id WHERE cl.room_id = c.room_id) AS labels"
 )
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
@@ -54,6 +63,8 @@ class Contact:
     last_inbound_at: datetime | None
     staff_read_seq: int
     updated_at: datetime
+    contact_id: int | None = None  # the person (``contacts``)
+    bsuid: str | None = None  # their business-scoped user id, when WhatsApp sent one
     queue_id: int | None = None
     routing_state: str = "routed"  # routed, menu, menu_again (server/actions/queues.py)
     away_sent: bool = False
@@ -101,11 +112,19 @@ async def contact_by_room(conn: Conn, room_id: int, *, for_update: bool = False)
     return _contact(await conn.fetchrow(f"SELECT {CONTACT_COLS} FROM wa_contacts c WHERE c.room_id = $1{lock}", room_id))
 
 
-async def insert_contact(conn: asyncpg.Connection, account_id: int, wa_id: str, name: str, room_id: int) -> Contact:
+async def contact_of_person(conn: Conn, account_id: int, person_id: int) -> Contact | None:
+    """The conversation of the person ``person_id`` (``contacts.id``) on the business number."""
+    return _contact(await conn.fetchrow(
+        f"SELECT {CONTACT_COLS} FROM wa_contacts c WHERE c.account_id = $1 AND c.contact_id = $2",
+        account_id, person_id))
+
+
+async def insert_contact(conn: asyncpg.Connection, account_id: int, wa_id: str, name: str, room_id: int,
+                         contact_id: int | None = None, bsuid: str | None = None) -> Contact:
     row = await conn.fetchrow(
-        "INSERT INTO wa_contacts AS c (account_id, wa_id, name, room_id) VALUES ($1, $2, $3, $4)"
+        "INSERT INTO wa_contacts AS c (account_id, wa_id, name, room_id, contact_id, bsuid) VALUES ($1, $2, $3, $4, $5, $6)"
         f" RETURNING {CONTACT_COLS}",
-        account_id, wa_id, name, room_id,
+        account_id, wa_id, name, room_id, contact_id, bsuid,
     )
     contact = _contact(row)
     assert contact is not None
@@ -114,7 +133,7 @@ async def insert_contact(conn: asyncpg.Connection, account_id: int, wa_id: str, 
 
 async def update_contact(conn: Conn, contact_id: int, **fields: Any) -> Contact:
     allowed = {"name", "ai_enabled", "assignee_id", "status", "last_inbound_at", "staff_read_seq", "queue_id",
-               "routing_state", "away_sent", "queued_at"}
+               "routing_state", "away_sent", "queued_at", "wa_id", "bsuid", "contact_id"}
     assert fields and set(fields) <= allowed
     sets = ", ".join(f"{k} = ${i}" for i, k in enumerate(fields, start=2))
     row = await conn.fetchrow(
@@ -149,16 +168,23 @@ _VIEW_SELECT = (
     " (SELECT row_to_json(x) FROM (SELECT m.id, m.seq, m.body, m.author_kind, m.created_at"
     "    FROM messages m WHERE m.room_id = c.room_id ORDER BY m.seq DESC LIMIT 1) x) AS last_message,"
     " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name,"
-    " q.name AS q_name, q.color AS q_color"
+    " q.name AS q_name, q.color AS q_color,"
+    f" {CONVERSATION_EXTRA}"
     " FROM wa_contacts c JOIN rooms r ON r.id = c.room_id JOIN wa_accounts a ON a.id = c.account_id"
     " LEFT JOIN users u ON u.id = c.assignee_id LEFT JOIN queues q ON q.id = c.queue_id"
+    " LEFT JOIN contacts p ON p.id = c.contact_id"
 )
 
 
 async def conversations(pool: Conn, *, status: str | None, assignee_id: int | None, unassigned: bool,
                         ai: bool | None, unread: bool | None, limit: int, queue_id: int | None = None,
-                        visible_to: int | None = None) -> list[asyncpg.Record]:
-    """``visible_to``: a staff member's id, to list only what they see (``queues.VISIBLE_SQL``)."""
+                        visible_to: int | None = None, label_id: int | None = None,
+                        like: str | None = None, digits: str | None = None, text: str | None = None,
+                        ) -> list[asyncpg.Record]:
+    """``visible_to``: a staff member's id, to list only what they see (``queues.VISIBLE_SQL``);
+    ``label_id``: with that label; ``like`` (an ILIKE pattern on the contact's names and email),
+    ``digits`` (a substring of their number) and ``text`` (a full-text query on the messages,
+    the ``chat_search`` index of storage/search.py): any of the three matches."""
     return await pool.fetch(
         f"{_VIEW_SELECT}"
         " WHERE ($1::text IS NULL OR c.status = $1)"
@@ -168,14 +194,28 @@ async def conversations(pool: Conn, *, status: str | None, assignee_id: int | No
         "   AND ($5::boolean IS NULL OR (r.last_seq > c.staff_read_seq) = $5)"
         "   AND ($7::bigint IS NULL OR c.queue_id = $7)"
         f"   AND ($8::bigint IS NULL OR {VISIBLE_SQL.format(uid='$8')})"
+        "   AND ($9::bigint IS NULL OR EXISTS (SELECT 1 FROM conversation_labels cl"
+        "        WHERE cl.room_id = c.room_id AND cl.label_id = $9))"
+        "   AND ($10::text IS NULL OR c.name ILIKE $10 OR p.name ILIKE $10 OR p.email ILIKE $10"
+        "        OR ($11::text IS NOT NULL AND (c.wa_id LIKE '%' || $11 || '%' OR p.phone LIKE '%' || $11 || '%'))"
+        "        OR ($12::text IS NOT NULL AND EXISTS (SELECT 1 FROM messages m WHERE m.room_id = c.room_id"
+        "            AND m.deleted_at IS NULL"
+        "            AND m.search_doc @@ websearch_to_tsquery('chat_search', chat_unaccent($12)))))"
         " ORDER BY c.updated_at DESC LIMIT $6",
-        status, assignee_id, unassigned, ai, unread, limit, queue_id, visible_to,
+        status, assignee_id, unassigned, ai, unread, limit, queue_id, visible_to, label_id, like, digits, text,
     )
 
 
 async def conversation_row(pool: Conn, room_id: int) -> asyncpg.Record | None:
     rows = await pool.fetch(f"{_VIEW_SELECT} WHERE c.room_id = $1", room_id)
     return rows[0] if rows else None
+
+
+async def contact_conversations(pool: Conn, contact_id: int, limit: int) -> list[asyncpg.Record]:
+    """The conversations of the person ``contact_id`` on every business number, the most recently
+    active first."""
+    return await pool.fetch(f"{_VIEW_SELECT} WHERE c.contact_id = $1 ORDER BY c.updated_at DESC, c.id DESC LIMIT $2",
+                            contact_id, limit)
 
 
 async def claim_inbound(conn: asyncpg.Connection, wamid: str, room_id: int) -> bool:

@@ -16,7 +16,7 @@ from chatcore.errors import Unavailable
 from chatcore.protocol import ConversationView
 from chatcore.schemas import MessageRecordWire, Session, Wire
 
-from ..actions import account
+from ..actions import account, contacts
 from ..actions import conversations as conv_actions
 from ..actions.auth import issue_tokens
 from ..actions.whatsapp import (
@@ -60,6 +60,9 @@ class ConversationsQuery(QueryParams):
     unread: bool | None = None
     queue_id: Id | None = Field(default=None, description="only conversations in this queue")
     limit: int = Field(default=100, ge=1, le=500)
+    label: Id | None = Field(default=None, description="only conversations with this label (an unknown one is 404)")
+    q: str = Field(default="", max_length=200, pattern=NO_NUL,
+                   description="the contact's name, email or number, or words of the messages (full-text search)")
 
 
 class AssignBody(Body):
@@ -183,9 +186,10 @@ CONVERSATION_LINKS = {
 async def list_conversations(call: Call[None, ConversationsQuery, None]) -> Reply:
     q = call.query
     assignee_id = user_of(call).id if q.assignee == "me" else q.assignee if isinstance(q.assignee, int) else None
+    filters = await contacts.inbox_filters(svc_of(call.request), q.label, q.q)
     views = await conv_actions.do_list(svc_of(call.request), user_of(call), status=q.status, assignee_id=assignee_id,
                                        unassigned=q.assignee == "none", ai=q.ai, unread=q.unread, limit=q.limit,
-                                       queue_id=q.queue_id)
+                                       queue_id=q.queue_id, **filters)
     return Reply({"conversations": views})
 
 

@@ -321,6 +321,19 @@ def make_message_webhook(phone_number_id: str, wa_id: str, name: str, wamid: str
     return _envelope(phone_number_id, {"contacts": [{"profile": {"name": name}, "wa_id": wa_id}], "messages": [msg]})
 
 
+def make_identity_webhook(phone_number_id: str, wamid: str, body: str, *, wa_id: str | None = None,
+                          bsuid: str | None = None, name: str | None = None, ts: int | None = None) -> dict[str, Any]:
+    """A 2026 text webhook whose sender is a number (``from``/``wa_id``), a business-scoped user
+    id (``from_user_id``/``user_id``), or both."""
+    msg: dict[str, Any] = {"id": wamid, "timestamp": _ts(ts), "type": "text", "text": {"body": body}}
+    contact: dict[str, Any] = {"profile": {"name": name}} if name is not None else {}
+    if wa_id is not None:
+        msg["from"] = contact["wa_id"] = wa_id
+    if bsuid is not None:
+        msg["from_user_id"] = contact["user_id"] = bsuid
+    return _envelope(phone_number_id, {"contacts": [contact], "messages": [msg]})
+
+
 def make_text_webhook(phone_number_id: str, wa_id: str, name: str, wamid: str, body: str,
                       ts: int | None = None) -> dict[str, Any]:
     return make_message_webhook(phone_number_id, wa_id, name, wamid, {"type": "text", "text": {"body": body}}, ts)

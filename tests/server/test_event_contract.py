@@ -167,8 +167,9 @@ async def test_every_ack_and_event_real_clients_receive_validates_with_its_model
         for name, items in c.received().items():
             received.setdefault(name, []).extend(items)
     _validate_events(received)
-    whatsapp_only = {"conversation:updated", "wa:status", "note:added",  # test_whatsapp_events_staff_receive_…
-                     "conversation:event", "conversation:handover", "queue:updated", "queue:deleted"}
+    # test_whatsapp_events_staff_receive_…
+    whatsapp_only = {"conversation:updated", "wa:status", "note:added", "conversation:event", "conversation:handover",
+                     "queue:updated", "queue:deleted", "contact:updated", "label:updated", "label:deleted"}
     assert set(received) == set(SERVER_EVENTS) - whatsapp_only
 
 
@@ -218,10 +219,21 @@ async def test_whatsapp_events_staff_receive_validate_with_their_models(harness:
     await admin.call("DELETE", f"/api/v1/queues/{queue_id}", expect=204)
     await staff_user.log.wait_for("queue:deleted", timeout=10)
 
+    _, body = await admin.call("POST", "/api/v1/labels", {"name": "VIP", "color": "#1f883d"}, expect=201)
+    label_id = body["label"]["id"]
+    await staff_user.call("PUT", f"/api/v1/wa/conversations/{conv['room_id']}/labels/{label_id}", expect=200)
+    await staff_user.log.wait_for("conversation:updated", lambda c: c["labels"], timeout=10)
+    await staff_user.call("PATCH", f"/api/v1/contacts/{conv['contact']['id']}", {
+        "name": "Ann Lee", "email": "ann@example.com", "attributes": {"plan": "pro", "seats": 3, "vip": True}},
+        expect=200)
+    await staff_user.log.wait_for("contact:updated", timeout=10)
+    await admin.call("DELETE", f"/api/v1/labels/{label_id}", expect=204)
+    await staff_user.log.wait_for("label:deleted", timeout=10)
+
     received = staff.received()
     _validate_events(received)
     assert {"conversation:updated", "wa:status", "note:added", "queue:updated", "conversation:handover",
-            "conversation:event", "queue:deleted"} <= set(received)
+            "conversation:event", "queue:deleted", "contact:updated", "label:updated", "label:deleted"} <= set(received)
 
 
 # --- malformed payloads ---------------------------------------------------------------------

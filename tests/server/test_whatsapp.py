@@ -42,7 +42,8 @@ async def test_contact_message_reaches_staff_and_gets_exactly_one_ai_reply(harne
         status, _ = await _post(harness, node, wh)
         assert status == 200
     conv = await staff.log.wait_for("conversation:updated", timeout=10)
-    assert conv["contact"] == {"wa_id": CONTACT, "name": "Ann"} and conv["mode"] == "ai"
+    assert conv["contact"] == {"id": conv["contact"]["id"], "wa_id": CONTACT, "name": "Ann", "bsuid": None}
+    assert conv["mode"] == "ai" and conv["labels"] == []
     [send] = await graph.wait_for_sends(1)
     assert send.json["to"] == CONTACT and send.json["text"]["body"]
     _, body = await staff.call("GET", f"/api/v1/rooms/{conv['room_id']}/messages", expect=200)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.graph_api import (
+    make_identity_webhook,
     make_media_webhook,
     make_message_webhook,
     make_status_webhook,
@@ -228,3 +229,19 @@ def test_a_garbled_body_raises_webhook_format_error(payload: Any) -> None:
 def test_webhook_format_error_is_a_value_error() -> None:
     # chat-server answers both a JSON decoding error and a bad envelope with one except clause
     assert issubclass(WebhookFormatError, ValueError)
+
+
+# --- business-scoped user ids (2026 payloads) ----------------------------------------------------
+
+@pytest.mark.parametrize(("wa_id", "bsuid"), [(None, "US.13491208655302741918"),
+                                               (WA, "US.13491208655302741918"), (WA, None)])
+def test_a_sender_given_by_number_by_bsuid_or_both_is_parsed_with_its_name(wa_id: str | None,
+                                                                           bsuid: str | None) -> None:
+    batch = parse_webhook(make_identity_webhook(PN, "wamid.B1", "hi", wa_id=wa_id, bsuid=bsuid, name=NAME))
+    [msg] = batch.messages
+    assert (msg.wa_id, msg.bsuid, msg.contact_name, msg.text) == (wa_id, bsuid, NAME, "hi")
+    assert msg.sender == (wa_id or bsuid)
+
+
+def test_a_message_with_neither_number_nor_bsuid_is_skipped() -> None:
+    assert parse_webhook(make_identity_webhook(PN, "wamid.B2", "hi", name=NAME)).messages == []

@@ -18,8 +18,8 @@ import { TypingState } from "./store/typing";
 import { MyReactions, reactionsOf } from "./store/reactions";
 import { ReadCursors } from "./store/receipts";
 import type {
-  Ack, AckError, Attachment, Conversation, DeltaEvent, HistoryResult, JoinResult, Member, MemberEvent, MentionEvent, Message,
-  Note, NotifyLevel, PresenceEvent, ReadUpdate, Room, SyncResult, TypingEvent, User, WaStatusEvent,
+  Ack, AckError, Attachment, Contact, Conversation, DeltaEvent, HistoryResult, JoinResult, Member, MemberEvent, MentionEvent, Message,
+  Label, Note, NotifyLevel, PresenceEvent, ReadUpdate, Room, SyncResult, TypingEvent, User, WaStatusEvent,
 } from "./types";
 
 export type Emit = <T>(event: string, data: unknown, timeoutMs?: number) => Promise<Ack<T>>;
@@ -34,6 +34,10 @@ export type Change =
   | { kind: "inbox" }
   /** A WhatsApp conversation's private notes changed. */
   | { kind: "notes"; roomId: number }
+  /** A contact changed (staff edit, labels). */
+  | { kind: "contact"; contactId: number }
+  /** The set of labels changed (created, renamed, recoloured, deleted). */
+  | { kind: "labels" }
   /** The socket is (re)connected: panes waiting for it can load now. */
   | { kind: "connected" }
   /** A live message of someone else arrived (not a replay): notifications decide on it. */
@@ -90,6 +94,11 @@ export class ChatClient {
   readonly presence = new PresenceMap();
   readonly inbox = new Inbox();
   readonly notes = new Notes();
+  /** Contacts loaded by the contact panel, kept live by `contact:updated`. */
+  readonly contacts = new Map<number, Contact>();
+  /** Every label, by id, once loaded (`GET /api/v1/labels`), kept live by `label:updated`/`label:deleted`. */
+  readonly labels = new Map<number, Label>();
+  private labelsLoaded = false;
   readonly members = new Map<number, Member[]>();
   readonly streams = new Map<string, Stream>();
   /** Read receipts of the rooms that have them. */
@@ -234,6 +243,43 @@ export class ChatClient {
 
   onConversation(c: Conversation): void {
     this.inbox.upsert(c);
+    this.notify({ kind: "inbox" });
+  }
+
+  onContact(c: Contact): void {
+    this.contacts.set(c.id, c);
+    this.notify({ kind: "contact", contactId: c.id });
+  }
+
+  /** Loads every label (staff), once: later changes arrive as events. */
+  async loadLabels(): Promise<Label[]> {
+    if (!this.labelsLoaded) {
+      const r = await this.deps.call<{ labels: Label[] }>("GET", "/api/v1/labels");
+      this.labelsLoaded = true;
+      this.setLabels(r.labels);
+    }
+    return [...this.labels.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  setLabels(list: readonly Label[]): void {
+    this.labels.clear();
+    for (const l of list) this.labels.set(l.id, l);
+    this.notify({ kind: "labels" });
+  }
+
+  onLabel(l: Label): void {
+    this.labels.set(l.id, l);
+    this.inbox.relabel(l);
+    for (const c of this.contacts.values()) c.labels = c.labels.map((x) => (x.id === l.id ? { ...x, name: l.name, color: l.color } : x));
+    this.notify({ kind: "labels" });
+    this.notify({ kind: "inbox" });
+  }
+
+  onLabelDeleted(id: number): void {
+    this.labels.delete(id);
+    this.inbox.dropLabel(id);
+    for (const c of this.contacts.values()) c.labels = c.labels.filter((x) => x.id !== id);
+    this.notify({ kind: "labels" });
     this.notify({ kind: "inbox" });
   }
 

@@ -139,11 +139,37 @@ export interface Note {
   created_at: string;
 }
 
+/** A coloured label (docs/DESK.md, Labels); `color` is #rrggbb. */
+export interface Label {
+  id: number;
+  name: string;
+  color: string;
+  created_at?: string;
+  updated_at?: string;
+}
+
+/** The person behind WhatsApp conversations (staff only). */
+export interface Contact {
+  id: number;
+  name: string;
+  name_edited: boolean;
+  phone: string | null;
+  email: string | null;
+  notes: string;
+  attributes: Record<string, string | number | boolean | null>;
+  identities: { kind: "wa_id" | "bsuid" | "phone"; value: string }[];
+  labels: Label[];
+  created_at: string;
+  updated_at: string;
+}
+
 export interface Conversation {
   room_id: number;
   account_id: number;
   business_phone?: string;
-  contact: { wa_id: string; name: string };
+  /** `id`: the contact (person); `wa_id`: the address replies go to; `bsuid`: WhatsApp's business-scoped user id. */
+  contact: { id?: number | null; wa_id: string; name: string; bsuid?: string | null };
+  labels?: Label[];
   status: "open" | "pending" | "closed" | string;
   ai_enabled: boolean;
   /** "ai" while the assistant answers (AI on, nobody assigned), "human" otherwise. */

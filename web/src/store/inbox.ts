@@ -1,12 +1,17 @@
 // The staff WhatsApp inbox: conversations from `GET /api/v1/wa/conversations`, kept live by
 // `conversation:updated` (the same object), plus delivery ticks from `wa:status`.
-import type { Conversation } from "../types";
+import type { Conversation, Label } from "../types";
 
 export interface InboxFilter {
   status?: string; // open | pending | closed
   assignee?: string; // "me" | "none" | a user id
   ai?: boolean;
   unread?: boolean;
+  label?: number;
+  /** Search: the contact's name, email or number, or words of the messages (decided by the server). */
+  q?: string;
+  /** With `q`: the rooms the server found; live updates of other rooms stay hidden. */
+  found?: ReadonlySet<number>;
 }
 
 export class Inbox {
@@ -21,6 +26,18 @@ export class Inbox {
 
   upsert(c: Conversation): void {
     this.byRoom.set(c.room_id, c);
+  }
+
+  /** A label changed (`label:updated`): the chips of every conversation show it as it is now. */
+  relabel(label: Label): void {
+    for (const c of this.byRoom.values()) {
+      if (c.labels?.some((l) => l.id === label.id)) c.labels = c.labels.map((l) => (l.id === label.id ? { id: label.id, name: label.name, color: label.color } : l));
+    }
+  }
+
+  /** A label was deleted (`label:deleted`): it comes off every conversation. */
+  dropLabel(id: number): void {
+    for (const c of this.byRoom.values()) if (c.labels) c.labels = c.labels.filter((l) => l.id !== id);
   }
 
   get(roomId: number): Conversation | undefined {
@@ -52,6 +69,8 @@ export function matches(c: Conversation, f: InboxFilter, meId: number | null): b
   if (f.assignee === "none" && c.assignee !== null) return false;
   if (f.assignee === "me" && c.assignee?.id !== meId) return false;
   if (f.assignee && f.assignee !== "me" && f.assignee !== "none" && String(c.assignee?.id) !== f.assignee) return false;
+  if (f.label !== undefined && !(c.labels ?? []).some((l) => l.id === f.label)) return false;
+  if (f.q && f.found && !f.found.has(c.room_id)) return false;
   return true;
 }
 
@@ -62,6 +81,8 @@ export function filterQuery(f: InboxFilter): string {
   if (f.assignee) p.set("assignee", f.assignee);
   if (f.ai !== undefined) p.set("ai", String(f.ai));
   if (f.unread !== undefined) p.set("unread", String(f.unread));
+  if (f.label !== undefined) p.set("label", String(f.label));
+  if (f.q?.trim()) p.set("q", f.q.trim());
   const s = p.toString();
   return s ? `?${s}` : "";
 }

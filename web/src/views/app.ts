@@ -6,7 +6,7 @@ import { bannerText, Connection, type ConnState } from "../connection";
 import { fill, h } from "../dom";
 import { Notifier, shouldNotify, titleWithCount } from "../notifications";
 import { mentionsUser, roomLabel } from "../store/rooms";
-import type { Conversation, DeltaEvent, MemberEvent, MentionEvent, Message, Note, PresenceEvent, ReadUpdate, Room, RoomGoneEvent, TypingEvent, User, WaStatusEvent } from "../types";
+import type { Contact, Conversation, DeltaEvent, Label, MemberEvent, MentionEvent, Message, Note, PresenceEvent, ReadUpdate, Room, RoomGoneEvent, TypingEvent, User, WaStatusEvent } from "../types";
 import { DEFAULT_MAX_MESSAGE_CHARS, fetchMaxMessageChars } from "../store/limits";
 import { accountPane } from "./account";
 import { adminPane } from "./admin";
@@ -107,6 +107,9 @@ export class App implements AppContext {
         "conversation:updated": (c: Conversation) => this.client.onConversation(c),
         "wa:status": (s: WaStatusEvent) => this.client.onWaStatus(s),
         "note:added": (n: Note) => this.client.onNote(n),
+        "contact:updated": (c: Contact) => this.client.onContact(c),
+        "label:updated": (l: Label) => this.client.onLabel(l),
+        "label:deleted": (e: { id: number }) => this.client.onLabelDeleted(e.id),
         mention: (e: MentionEvent) => this.client.onMention(e),
       },
     });

@@ -12,6 +12,7 @@ import { startUpload } from "../uploads";
 import type { App } from "./app";
 import { safeUrl, showViewer } from "./attachments";
 import { conversationBar } from "./conversation";
+import { ContactPanel } from "./contact";
 import { NotesPanel } from "./notes";
 import { TimelinePanel } from "./timeline";
 import { AssistPanel, type AssistDraft } from "./assist";
@@ -69,6 +70,7 @@ export class ChatView {
   private notes: NotesPanel | null = null;
   private timeline: TimelinePanel | null = null;
   private assist: AssistPanel | null = null;
+  private contactPanel: ContactPanel | null = null;
 
   constructor(private readonly app: App, private readonly roomId: number) {
     this.list.addEventListener("scroll", () => {
@@ -112,6 +114,7 @@ export class ChatView {
     else if (c.kind === "typing" && c.roomId === this.roomId) this.renderTyping();
     else if (c.kind === "rooms" || c.kind === "presence" || (c.kind === "members" && c.roomId === this.roomId)) this.renderHeader();
     else if (c.kind === "notes" && c.roomId === this.roomId) this.notes?.render();
+    else if ((c.kind === "contact" && c.contactId === this.contactPanel?.contactId) || c.kind === "labels") this.contactPanel?.refresh();
     else if (c.kind === "inbox") {
       const next = this.app.client.inbox.get(this.roomId);
       if (next && next !== this.conversation) void this.timeline?.reload();
@@ -231,9 +234,10 @@ export class ChatView {
     if (this.conversation && !this.notes) this.notes = new NotesPanel(this.app, this.roomId);
     if (this.conversation && !this.timeline) this.timeline = new TimelinePanel(this.app, this.roomId);
     if (this.conversation && !this.assist) this.assist = this.assistPanel();
+    if (this.conversation && !this.contactPanel) this.contactPanel = new ContactPanel(this.app, this.conversation);
     if (this.conversation) this.assist?.onConversation(this.conversation);
-    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null, this.assist?.el ?? null,
-      this.timeline?.el ?? null, this.notes?.el ?? null);
+    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null, this.contactPanel?.el ?? null,
+      this.assist?.el ?? null, this.timeline?.el ?? null, this.notes?.el ?? null);
   }
 
   private assistPanel(): AssistPanel {

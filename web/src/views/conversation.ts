@@ -5,6 +5,7 @@ import { fill, h } from "../dom";
 import { aiAnswering } from "../store/inbox";
 import type { Conversation, User } from "../types";
 import type { App } from "./app";
+import { labelChip } from "./contact";
 
 export function modeText(c: Conversation): string {
   if (aiAnswering(c)) return "AI answering";
@@ -29,9 +30,10 @@ export function conversationBar(app: App, c: Conversation): HTMLElement {
   return h("div", { class: "wa-bar", role: "group", "aria-label": "WhatsApp conversation" },
     h("span", { class: `mode ${ai ? "ai" : "human"}`, testid: "wa-mode" }, modeText(c)),
     h("span", { class: `status ${c.status}`, testid: "conv-status" }, c.status),
-    h("span", { class: "contact" }, `+${c.contact.wa_id}`),
+    h("span", { class: "contact" }, /^\d+$/.test(c.contact.wa_id) ? `+${c.contact.wa_id}` : c.contact.wa_id),
     c.queue ? h("span", { class: "queue-badge", testid: "conv-queue", style: `border-color: ${c.queue.color}` }, c.queue.name)
       : c.routing && c.routing !== "routed" ? h("span", { class: "queue-badge", testid: "conv-queue" }, "waiting for the menu answer") : null,
+    ...(c.labels ?? []).map((l) => labelChip(l)),
     // a conversation the assistant handed off is human and unassigned: both actions make sense
     c.assignee?.id !== app.me.id ? h("button", { type: "button", testid: "takeover", onclick: act("takeover") }, "Take over") : null,
     ai ? null : h("button", { type: "button", testid: "handback", onclick: act("handback") }, "Hand back to AI"),
