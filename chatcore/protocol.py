@@ -365,6 +365,26 @@ class NoteView(Wire):
     created_at: str
 
 
+class CampaignProgress(Wire):
+    """A campaign's counts (supervisors and admins). Every count but ``queued`` and ``sending``
+    only grows; events are sent one node at a time per campaign, and ``seq`` orders them."""
+
+    campaign_id: int
+    seq: int = Field(description="grows by one per event of this campaign: keep the highest")
+    status: Literal["draft", "running", "paused", "completed", "cancelled"]
+    pause_reason: str | None
+    total: int
+    queued: int
+    sending: int = Field(description="claimed by a node, the Graph API call under way")
+    sent: int = Field(description="taken by Meta (a wamid), whatever happened after")
+    delivered: int = Field(description="delivered or read")
+    read: int
+    failed: int
+    replied: int
+    skipped: int = Field(description="opted out, contacted in the last 24 hours, or cancelled")
+    unknown: int = Field(description="the sender was lost mid-call: maybe sent, never sent again")
+
+
 class ReadUpdated(Wire):
     room_id: int
     user_id: int
@@ -443,6 +463,7 @@ SERVER_EVENTS: dict[str, ServerEvent] = {
     "conversation:updated": ServerEvent(ConversationView, "A WhatsApp conversation changed (staff only)"),
     "wa:status": ServerEvent(WaStatus, "Delivery status of an outbound WhatsApp message (staff only)"),
     "note:added": ServerEvent(NoteView, "A private note was added to a WhatsApp conversation (staff only)"),
+    "campaign:progress": ServerEvent(CampaignProgress, "A campaign's counts changed (supervisors and admins only)"),
     "mention": ServerEvent(MentionEventWire, "The user was mentioned in a room they have not muted (their user channel only)"),
     "session:ended": ServerEvent(SessionEnded, "The socket's authorisation ended; a server disconnect follows"),
 }

@@ -230,6 +230,11 @@ class Config:
     wa_retry_base_s: float = 5.0  # first wait before a queued WhatsApp send is tried again; doubles
     wa_media_timeout_s: float = 60.0  # one media download or upload with the Graph API, bytes included
     wa_api_version: str = "v21.0"
+    # Meta's messaging tier: business-initiated messages (campaign sends) per number in any 24 h
+    wa_tier_limit_per_day: int = 1000
+    campaign_max_recipients: int = 100_000  # rows of one campaign CSV; more -> too_large
+    # a contact's reply that is one of these (case and surrounding blanks ignored) opts them out
+    campaign_stop_keywords: tuple[str, ...] = ("STOP", "UNSUBSCRIBE", "STOPP", "ARRET", "BAJA", "PARAR")
     wa_otp_template: str = "login_code"
     wa_otp_language: str = "en_US"
     log_level: str = "INFO"
@@ -314,6 +319,10 @@ class Config:
             wa_media_timeout_s=e.float("WA_MEDIA_TIMEOUT_S", 60.0, 0.1),
             wa_send_interval_s=e.float("WA_SEND_INTERVAL_S", 1 / 80, 0.0),
             wa_api_version=e.str("WA_API_VERSION", "v21.0"),
+            wa_tier_limit_per_day=e.int("WA_TIER_LIMIT_PER_DAY", 1000, 1),
+            campaign_max_recipients=e.int("CAMPAIGN_MAX_RECIPIENTS", 100_000, 1, 10_000_000),
+            campaign_stop_keywords=tuple(k.upper() for k in e.list("CAMPAIGN_STOP_KEYWORDS"))
+            or ("STOP", "UNSUBSCRIBE", "STOPP", "ARRET", "BAJA", "PARAR"),
             wa_otp_template=e.str("WA_OTP_TEMPLATE", "login_code"),
             wa_otp_language=e.str("WA_OTP_LANGUAGE", "en_US"),
             log_level=(e.str("LOG_LEVEL", "INFO") or "INFO").upper(),
