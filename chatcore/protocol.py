@@ -318,6 +318,11 @@ class WaLastMessage(Wire):
     created_at: str
 
 
+class WaCampaignRef(Wire):
+    id: int
+    name: str
+
+
 class ConversationView(Wire):
     room_id: int
     account_id: int
@@ -331,6 +336,7 @@ class ConversationView(Wire):
     last_message: WaLastMessage | None
     last_inbound_at: str | None
     window_open: bool = Field(description="within WhatsApp's 24-hour service window")
+    campaign: WaCampaignRef | None = Field(default=None, description="the campaign the contact replied to")
     updated_at: str | None
 
 

@@ -97,6 +97,7 @@ def conversation_view(row: asyncpg.Record, now: datetime | None = None) -> dict[
         "last_message": last,
         "last_inbound_at": iso(row["last_inbound_at"]),
         "window_open": within_service_window(row["last_inbound_at"], now),
+        "campaign": None if row["campaign_id"] is None else {"id": row["campaign_id"], "name": row["campaign_name"]},
         "updated_at": iso(row["updated_at"]),
     }
 

@@ -125,9 +125,10 @@ async def conversations(pool: Conn, *, status: str | None, assignee_id: int | No
         f"SELECT {CONTACT_COLS}, r.last_seq, a.display_phone,"
         " (SELECT row_to_json(x) FROM (SELECT m.id, m.seq, m.body, m.author_kind, m.created_at"
         "    FROM messages m WHERE m.room_id = c.room_id ORDER BY m.seq DESC LIMIT 1) x) AS last_message,"
-        " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name"
+        " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name,"
+        " cp.id AS campaign_id, cp.name AS campaign_name"
         " FROM wa_contacts c JOIN rooms r ON r.id = c.room_id JOIN wa_accounts a ON a.id = c.account_id"
-        " LEFT JOIN users u ON u.id = c.assignee_id"
+        " LEFT JOIN users u ON u.id = c.assignee_id LEFT JOIN campaigns cp ON cp.id = c.campaign_id"
         " WHERE ($1::text IS NULL OR c.status = $1)"
         "   AND ($2::bigint IS NULL OR c.assignee_id = $2)"
         "   AND (NOT $3 OR c.assignee_id IS NULL)"
@@ -143,9 +144,10 @@ async def conversation_row(pool: Conn, room_id: int) -> asyncpg.Record | None:
         f"SELECT {CONTACT_COLS}, r.last_seq, a.display_phone,"
         " (SELECT row_to_json(x) FROM (SELECT m.id, m.seq, m.body, m.author_kind, m.created_at"
         "    FROM messages m WHERE m.room_id = c.room_id ORDER BY m.seq DESC LIMIT 1) x) AS last_message,"
-        " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name"
+        " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name,"
+        " cp.id AS campaign_id, cp.name AS campaign_name"
         " FROM wa_contacts c JOIN rooms r ON r.id = c.room_id JOIN wa_accounts a ON a.id = c.account_id"
-        " LEFT JOIN users u ON u.id = c.assignee_id WHERE c.room_id = $1",
+        " LEFT JOIN users u ON u.id = c.assignee_id LEFT JOIN campaigns cp ON cp.id = c.campaign_id WHERE c.room_id = $1",
         room_id,
     )
     return rows[0] if rows else None

@@ -260,3 +260,121 @@ async def test_a_campaign_sends_each_recipient_once_records_statuses_and_exports
         lines = (await r.text()).splitlines()
     assert lines[0].startswith("line,phone,state") and len(lines) == 41
     _assert_monotonic(admin.log.all("campaign:progress"))
+
+
+async def test_pause_stops_sending_and_resume_finishes_without_repeating_anyone(
+        harness: ServerHarness, graph: GraphApiFake) -> None:
+    node = await harness.start_node(wa_graph_url=graph.base_url, wa_send_interval_s=0.05)
+    _, admin, account_id = await _setup(harness, graph, node=node)
+    cid = await _campaign(admin, account_id, _csv(60))
+    await admin.call("POST", f"/api/v1/campaigns/{cid}/start", expect=200)
+    await graph.wait_for_sends(5, timeout=15)
+    _, paused = await admin.call("POST", f"/api/v1/campaigns/{cid}/pause", expect=200)
+    assert paused["campaign"]["status"] == "paused" and paused["campaign"]["pause_reason"] == "by_staff"
+    deadline = time.monotonic() + 10
+    while (await admin.call("GET", f"/api/v1/campaigns/{cid}", expect=200))[1]["counts"]["sending"]:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    at_pause = len(_template_sends(graph))
+    await asyncio.sleep(1.0)  # several pacing intervals: a running sender would have sent more
+    assert len(_template_sends(graph)) == at_pause < 60
+    status, _ = await admin.call("POST", f"/api/v1/campaigns/{cid}/pause")
+    assert status == 409
+    await admin.call("POST", f"/api/v1/campaigns/{cid}/resume", expect=200)
+    body = await _wait_status(admin, cid, "completed")
+    assert body["counts"]["sent"] == 60
+    assert sorted(Counter(s.json["to"] for s in _template_sends(graph)).values()) == [1] * 60
+
+
+async def test_stop_opts_out_for_good_replies_are_counted_and_contacted_today_is_skipped(
+        harness: ServerHarness, graph: GraphApiFake) -> None:
+    node, admin, account_id = await _setup(harness, graph)
+    staff = await harness.user(node, role="staff")
+    await staff.connect()
+    ann, bo, cy, dee = "+491710000001", "+491710000002", "+491710000003", "+491710000004"
+    first = await _campaign(admin, account_id, f"phone,first_name,order\n{ann},Ann,1\n{bo},Bo,2\n{cy},Cy,3\n")
+    await admin.call("POST", f"/api/v1/campaigns/{first}/start", expect=200)
+    await _wait_status(admin, first, "completed")
+    await _post(harness, node, make_text_webhook(PN, ann[1:], "Ann", "wamid.R1", " Stop "))
+    await _post(harness, node, make_text_webhook(PN, bo[1:], "Bo", "wamid.R2", "Thanks, when exactly?"))
+    conv = await staff.log.wait_for("conversation:updated", lambda c: c["contact"]["wa_id"] == bo[1:], timeout=10)
+    assert conv["campaign"] == {"id": first, "name": "October orders"}
+    _, stats = await admin.call("GET", f"/api/v1/campaigns/{first}/stats", expect=200)
+    assert stats["counts"]["replied"] == 2
+    second = await _campaign(admin, account_id, f"phone,first_name,order\n{ann},Ann,4\n{bo},Bo,5\n{dee},Dee,6\n")
+    await admin.call("POST", f"/api/v1/campaigns/{second}/start", expect=200)
+    body = await _wait_status(admin, second, "completed")
+    assert body["counts"]["sent"] == 1 and body["counts"]["skipped"] == 2
+    _, rec = await admin.call("GET", f"/api/v1/campaigns/{second}/recipients?state=skipped", expect=200)
+    assert {r["phone"]: r["reason"] for r in rec["recipients"]} == {ann: "opted_out", bo: "contacted_today"}
+    tos = [s.json["to"] for s in _template_sends(graph)]
+    assert sorted(tos) == sorted([ann[1:], bo[1:], cy[1:], dee[1:]])  # each once; Ann and Bo not again
+
+
+async def test_failures_are_final_grouped_by_meta_code_and_passing_ones_are_retried(
+        harness: ServerHarness, graph: GraphApiFake) -> None:
+    _, admin, account_id = await _setup(harness, graph)
+    phones = [f"+4917200000{i:02d}" for i in range(6)]
+    graph.fail_for(phones[0], 400, 131026)
+    graph.fail_for(phones[1], 400, 131026)
+    graph.fail_for(phones[2], 400, 131047)
+    graph.fail_next(429, 130429, retry_after="1")  # one passing failure: whoever is first, again later
+    csv_text = "phone,first_name,order\n" + "".join(f"{p},N{i},{i}\n" for i, p in enumerate(phones))
+    cid = await _campaign(admin, account_id, csv_text)
+    await admin.call("POST", f"/api/v1/campaigns/{cid}/start", expect=200)
+    body = await _wait_status(admin, cid, "completed")
+    assert body["counts"]["sent"] == 3 and body["counts"]["failed"] == 3
+    _, stats = await admin.call("GET", f"/api/v1/campaigns/{cid}/stats", expect=200)
+    assert [(f["code"], f["count"]) for f in stats["failures"]] == [(131026, 2), (131047, 1)]
+    assert "undeliverable" in stats["failures"][0]["title"].lower()
+    calls = Counter(s.json["to"] for s in _template_sends(graph))
+    assert sum(calls.values()) == 7  # six recipients, one of them twice: the 429 was retried ...
+    _, rec = await admin.call("GET", f"/api/v1/campaigns/{cid}/recipients", expect=200)
+    # ... and nobody else was called again: a final failure is final
+    assert {r["phone"][1:]: r["attempts"] for r in rec["recipients"]} == dict(calls)
+
+
+async def test_a_template_meta_paused_pauses_the_campaign_unsent(harness: ServerHarness, graph: GraphApiFake) -> None:
+    _, admin, account_id = await _setup(harness, graph)
+    graph.fail_for("+491730000000", 400, 132015)
+    cid = await _campaign(admin, account_id, "phone,first_name,order\n+491730000000,Ann,1\n")
+    await admin.call("POST", f"/api/v1/campaigns/{cid}/start", expect=200)
+    body = await _wait_status(admin, cid, "paused")
+    assert body["campaign"]["pause_reason"] == "template_paused"
+    assert body["counts"]["queued"] == 1 and body["counts"]["failed"] == 0
+    _, listed = await admin.call("GET", f"/api/v1/wa/accounts/{account_id}/templates", expect=200)
+    assert {t["name"]: t["status"] for t in listed["templates"]}["order_update"] == "PAUSED"
+    status, err = await admin.call("POST", f"/api/v1/campaigns/{cid}/resume")
+    assert status == 400 and err["error"]["details"]["reason"] == "not_approved"
+
+
+async def test_the_messaging_tier_limit_holds_across_nodes(harness: ServerHarness, graph: GraphApiFake) -> None:
+    a = await harness.start_node(wa_graph_url=graph.base_url, wa_send_interval_s=0.0, wa_tier_limit_per_day=5)
+    await harness.start_node(wa_graph_url=graph.base_url, wa_send_interval_s=0.0, wa_tier_limit_per_day=5)
+    _, admin, account_id = await _setup(harness, graph, node=a)
+    cid = await _campaign(admin, account_id, _csv(12))
+    await admin.call("POST", f"/api/v1/campaigns/{cid}/start", expect=200)
+    await graph.wait_for_sends(5, timeout=15)
+    await asyncio.sleep(1.5)  # both nodes' lanes keep asking meanwhile
+    assert len(_template_sends(graph)) == 5
+    _, body = await admin.call("GET", f"/api/v1/campaigns/{cid}", expect=200)
+    assert body["campaign"]["status"] == "running" and body["counts"]["queued"] == 7
+
+
+async def test_pacing_is_never_exceeded_in_total_across_two_nodes(harness: ServerHarness, graph: GraphApiFake) -> None:
+    interval, n = 0.05, 40
+    a = await harness.start_node(wa_graph_url=graph.base_url, wa_send_interval_s=interval)
+    await harness.start_node(wa_graph_url=graph.base_url, wa_send_interval_s=interval)
+    _, admin, account_id = await _setup(harness, graph, node=a)
+    cid = await _campaign(admin, account_id, _csv(n))
+    await admin.call("POST", f"/api/v1/campaigns/{cid}/start", expect=200)
+    await _wait_status(admin, cid, "completed")
+    times = sorted(s.at for s in _template_sends(graph))
+    assert len(times) == n
+    # one number's slots are handed out one interval apart for both nodes together: n sends
+    # span at least (n - 1) intervals (less a little scheduling jitter), and no window holds
+    # more than its share (two nodes pacing each on their own would send twice as fast)
+    assert times[-1] - times[0] >= (n - 1) * interval * 0.9
+    window = 0.5
+    for i, t in enumerate(times):
+        assert sum(1 for u in times[i:] if u < t + window) <= window / interval + 2
