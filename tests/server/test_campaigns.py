@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -378,3 +379,59 @@ async def test_pacing_is_never_exceeded_in_total_across_two_nodes(harness: Serve
     window = 0.5
     for i, t in enumerate(times):
         assert sum(1 for u in times[i:] if u < t + window) <= window / interval + 2
+
+
+def _spawn_two(harness: ServerHarness, graph: GraphApiFake) -> tuple[ChatNode, ChatNode]:
+    env = {"WA_GRAPH_URL": graph.base_url, "WA_SEND_INTERVAL_S": "0", "WA_TIER_LIMIT_PER_DAY": "1000000"}
+    return harness.spawn_node(**env), harness.spawn_node(**env)
+
+
+async def _recipient_states(harness: ServerHarness, cid: int) -> dict[str, str]:
+    conn = await asyncpg.connect(harness.database_url)
+    try:
+        rows = await conn.fetch("SELECT phone, state FROM campaign_recipients WHERE campaign_id = $1", cid)
+    finally:
+        await conn.close()
+    return {r["phone"][1:]: r["state"] for r in rows}
+
+
+async def test_ten_thousand_recipients_on_two_nodes_are_each_sent_exactly_once(
+        harness: ServerHarness, graph: GraphApiFake) -> None:
+    n = 10_000
+    a, _ = _spawn_two(harness, graph)
+    _, admin, account_id = await _setup(harness, graph, node=a)
+    await admin.connect()
+    cid = await _campaign(admin, account_id, _csv(n))
+    await admin.call("POST", f"/api/v1/campaigns/{cid}/start", expect=200)
+    body = await _wait_status(admin, cid, "completed", timeout=300)
+    assert body["counts"]["sent"] == n and body["counts"]["unknown"] == 0
+    calls = Counter(s.json["to"] for s in _template_sends(graph))
+    assert len(calls) == n and set(calls.values()) == {1}
+    final = await admin.log.wait_for("campaign:progress", lambda e: e["status"] == "completed", timeout=10)
+    assert final["sent"] == n
+    events = admin.log.all("campaign:progress")
+    assert len(events) > 2
+    _assert_monotonic(events)
+
+
+async def test_a_node_killed_mid_campaign_never_causes_a_second_send(
+        harness: ServerHarness, graph: GraphApiFake) -> None:
+    n = 1000
+    a, b = _spawn_two(harness, graph)
+    _, admin, account_id = await _setup(harness, graph, node=a)
+    graph.delay_next(0.05, times=n)  # slow answers: each node has sends in flight when b dies
+    cid = await _campaign(admin, account_id, _csv(n))
+    await admin.call("POST", f"/api/v1/campaigns/{cid}/start", expect=200)
+    await graph.wait_for_sends(n // 3, timeout=60)
+    assert b.process is not None
+    b.process.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(b.process.wait, 10)
+    body = await _wait_status(admin, cid, "completed", timeout=60)
+    calls = Counter(s.json["to"] for s in _template_sends(graph))
+    assert set(calls.values()) == {1}  # nobody twice
+    states = await _recipient_states(harness, cid)
+    assert set(states.values()) <= {"sent", "unknown"}
+    assert body["counts"]["sent"] + body["counts"]["unknown"] == n
+    # every recipient marked sent reached the fake; the unknown ones are those b had in flight
+    assert {p for p, st in states.items() if st == "sent"} <= set(calls)
+    assert 0 < body["counts"]["unknown"] <= 8  # at most one in flight per lane of b
