@@ -365,6 +365,11 @@ class QueueRef(Wire):
     color: str = Field(description="#rrggbb")
 
 
+class WaCampaignRef(Wire):
+    id: int
+    name: str
+
+
 class ConversationView(Wire):
     room_id: int
     account_id: int
@@ -382,6 +387,7 @@ class ConversationView(Wire):
     last_message: WaLastMessage | None
     last_inbound_at: str | None
     window_open: bool = Field(description="within WhatsApp's 24-hour service window")
+    campaign: WaCampaignRef | None = Field(default=None, description="the campaign the contact replied to")
     updated_at: str | None
 
 
@@ -471,6 +477,26 @@ class ConversationHandover(Wire):
     event: ConversationEventView
 
 
+class CampaignProgress(Wire):
+    """A campaign's counts (supervisors and admins). Every count but ``queued`` and ``sending``
+    only grows; events are sent one node at a time per campaign, and ``seq`` orders them."""
+
+    campaign_id: int
+    seq: int = Field(description="grows by one per event of this campaign: keep the highest")
+    status: Literal["draft", "running", "paused", "completed", "cancelled"]
+    pause_reason: str | None
+    total: int
+    queued: int
+    sending: int = Field(description="claimed by a node, the Graph API call under way")
+    sent: int = Field(description="taken by Meta (a wamid), whatever happened after")
+    delivered: int = Field(description="delivered or read")
+    read: int
+    failed: int
+    replied: int
+    skipped: int = Field(description="opted out, contacted in the last 24 hours, or cancelled")
+    unknown: int = Field(description="the sender was lost mid-call: maybe sent, never sent again")
+
+
 class ReadUpdated(Wire):
     room_id: int
     user_id: int
@@ -556,6 +582,7 @@ SERVER_EVENTS: dict[str, ServerEvent] = {
     "contact:updated": ServerEvent(ContactView, "A contact was changed by staff or got a label (staff only)"),
     "label:updated": ServerEvent(LabelView, "A label was created or changed (staff only)"),
     "label:deleted": ServerEvent(LabelDeleted, "A label was deleted: drop it everywhere (staff only)"),
+    "campaign:progress": ServerEvent(CampaignProgress, "A campaign's counts changed (supervisors and admins only)"),
     "mention": ServerEvent(MentionEventWire, "The user was mentioned in a room they have not muted (their user channel only)"),
     "session:ended": ServerEvent(SessionEnded, "The socket's authorisation ended; a server disconnect follows"),
 }

@@ -34,6 +34,7 @@ from .actions.assistant import (
     PgMessageSource,
     RoomReplySink,
 )
+from .actions.campaign_sender import CampaignSender
 from .actions.conversations import run_sweeper as run_desk_sweeper
 from .actions.files import run_sweep as run_file_sweep
 from .actions.files import sweep_interval_s
@@ -62,6 +63,7 @@ from .transport import (
     http,
     http_assist,  # noqa: F401  (its routes join http.routes on import)
     http_audit,  # noqa: F401  (its route joins http.routes on import)
+    http_campaigns,  # noqa: F401  (its routes join http.routes on import)
     http_canned_replies,  # noqa: F401  (its routes join http.routes on import)
     http_contacts,  # noqa: F401  (its routes join http.routes on import)
     http_conversations,  # noqa: F401  (its routes join http.routes on import)
@@ -244,6 +246,8 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         supervisor.loop("wa-outbox", whatsapp.run_outbox)
         supervisor.loop("wa-media", whatsapp.media.run)
         supervisor.loop("desk-assign", lambda: run_desk_sweeper(svc))
+        svc.campaigns = campaigns = CampaignSender(svc, http_session)
+        campaigns.start()
         supervisor.loop("file-sweep", lambda: run_file_sweep(svc), backoff_max_s=sweep_interval_s(files))
         relay = _start_archive(svc, http_session)
         log.info("chat-server node %s ready", node_id)

@@ -232,6 +232,11 @@ class Config:
     wa_api_version: str = "v21.0"
     desk_agent_capacity: int = 5  # open conversations auto-assigned to an agent whose membership sets none
     desk_assign_sweep_s: float = 5.0  # how often each node assigns conversations waiting in queues
+    # Meta's messaging tier: business-initiated messages (campaign sends) per number in any 24 h
+    wa_tier_limit_per_day: int = 1000
+    campaign_max_recipients: int = 100_000  # rows of one campaign CSV; more -> too_large
+    # a contact's reply that is one of these (case and surrounding blanks ignored) opts them out
+    campaign_stop_keywords: tuple[str, ...] = ("STOP", "UNSUBSCRIBE", "STOPP", "ARRET", "BAJA", "PARAR")
     wa_otp_template: str = "login_code"
     wa_otp_language: str = "en_US"
     log_level: str = "INFO"
@@ -318,6 +323,10 @@ class Config:
             wa_api_version=e.str("WA_API_VERSION", "v21.0"),
             desk_agent_capacity=e.int("DESK_AGENT_CAPACITY", 5, 1, 1000),
             desk_assign_sweep_s=e.float("DESK_ASSIGN_SWEEP_S", 5.0, 0.1),
+            wa_tier_limit_per_day=e.int("WA_TIER_LIMIT_PER_DAY", 1000, 1),
+            campaign_max_recipients=e.int("CAMPAIGN_MAX_RECIPIENTS", 100_000, 1, 10_000_000),
+            campaign_stop_keywords=tuple(k.upper() for k in e.list("CAMPAIGN_STOP_KEYWORDS"))
+            or ("STOP", "UNSUBSCRIBE", "STOPP", "ARRET", "BAJA", "PARAR"),
             wa_otp_template=e.str("WA_OTP_TEMPLATE", "login_code"),
             wa_otp_language=e.str("WA_OTP_LANGUAGE", "en_US"),
             log_level=(e.str("LOG_LEVEL", "INFO") or "INFO").upper(),

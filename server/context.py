@@ -2,7 +2,7 @@
 
 Built once by ``create_app`` and stored under ``SERVICES``; actions receive it explicitly. It
 knows the assistant and the WhatsApp bridge only by the interfaces other actions call
-(``AssistantHooks``, ``WhatsAppHooks``), so no action is imported here and the arrows stay one
+(``AssistantHooks``, ``WhatsAppHooks``, ``CampaignHooks``), so no action is imported here and the arrows stay one
 way (actions -> context).
 """
 
@@ -20,6 +20,7 @@ from aiohttp import web
 from chatcore.background import Supervisor
 from chatcore.events import Attachment, MessageRecord
 from chatcore.tokens import TokenIssuer, TokenVerifier
+from whatsapp_bridge.models import StatusUpdate
 
 from .config import Config
 from .metrics import Metrics
@@ -59,6 +60,14 @@ class WhatsAppHooks(Protocol):
     async def publish(self, room_id: int) -> dict[str, Any]: ...
 
 
+class CampaignHooks(Protocol):
+    """What the WhatsApp bridge tells campaigns (``actions/campaigns.py: CampaignService``)."""
+
+    async def on_status(self, status: StatusUpdate) -> None: ...
+
+    async def on_inbound(self, account_id: int, wa_id: str, text: str) -> None: ...
+
+
 @dataclass
 class Services:
     config: Config
@@ -78,6 +87,7 @@ class Services:
     assistant_user_id: int = 0
     assistant: AssistantHooks | None = None
     whatsapp: WhatsAppHooks | None = None
+    campaigns: CampaignHooks | None = None
     archive: Any = None  # ArchiveHistoryClient when ARCHIVE_URL is set
     extras: dict[str, Any] = field(default_factory=dict)
 

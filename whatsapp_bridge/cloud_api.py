@@ -33,7 +33,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -151,6 +151,36 @@ class CloudApiClient:
         return await self._send(phone_number_id, access_token, {
             "messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
             "type": "template", "template": template})
+
+    async def list_templates(self, waba_id: str, access_token: str, *, page_size: int = 100,
+                             max_pages: int = 50) -> list[dict[str, Any]]:
+        """The message templates of a WhatsApp Business Account (``GET /{waba-id}/message_templates``),
+        following Meta's ``paging.cursors.after`` for at most ``max_pages`` pages (each attempt
+        bounded by ``timeout_s``, retried like every call)."""
+        url = f"{self.base_url}/{self.api_version}/{waba_id}/message_templates"
+        fields = "name,language,status,category,components"
+        found: list[dict[str, Any]] = []
+        after: str | None = None
+        for _ in range(max_pages):
+            page_url = f"{url}?fields={fields}&limit={page_size}" + (f"&after={quote(after, safe='')}" if after else "")
+
+            def attempt(u: str = page_url) -> Awaitable[tuple[int, dict[str, Any]]]:
+                return self._attempt("GET", u, access_token)
+
+            _, data = await self._retrying(waba_id, attempt)
+            items = data.get("data")
+            if not isinstance(items, list):
+                raise CloudApiError(200, None, "the Graph API answered a template list without data",
+                                    state=BAD_RESPONSE)
+            found.extend(t for t in items if isinstance(t, dict))
+            paging = data.get("paging")
+            cursors = paging.get("cursors") if isinstance(paging, dict) else None
+            nxt = cursors.get("after") if isinstance(cursors, dict) and isinstance(paging, dict) and paging.get("next") else None
+            if not isinstance(nxt, str) or not nxt:
+                return found
+            after = nxt
+        log.warning("template list of %s cut at %d pages", waba_id, max_pages)
+        return found
 
     async def send_media(self, phone_number_id: str, access_token: str, to: str, kind: str, media_id: str, *,
                          caption: str | None = None, filename: str | None = None) -> SendResult:

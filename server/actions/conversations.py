@@ -53,7 +53,7 @@ from ..storage import queues as qdb
 from ..storage import users as udb
 from ..storage import whatsapp as db
 from . import audit
-from .notify import STAFF_CHANNEL, emit, room_channel, user_channel
+from .notify import DESK_CHANNEL, STAFF_CHANNEL, emit, room_channel, user_channel
 
 if TYPE_CHECKING:
     from ..context import Services
@@ -63,7 +63,6 @@ log = logging.getLogger(__name__)
 ACTIONS = ("takeover", "handback", "assign", "transfer", "close", "reopen")
 EVENT_KINDS = {"takeover": "taken_over", "handback": "handed_back", "assign": "assigned", "transfer": "transferred",
                "close": "closed", "reopen": "reopened"}
-DESK_CHANNEL = "desk"  # supervisors' and admins' sockets: they see every conversation
 NOTE_MAX_CHARS = 1000
 EVENTS_PAGE_MAX = 200
 SWEEP_BATCH = 50  # waiting conversations assigned per queue per sweep
@@ -99,6 +98,7 @@ def conversation_view(row: asyncpg.Record, now: datetime | None = None) -> dict[
         "last_message": last,
         "last_inbound_at": iso(row["last_inbound_at"]),
         "window_open": within_service_window(row["last_inbound_at"], now),
+        "campaign": None if row["campaign_id"] is None else {"id": row["campaign_id"], "name": row["campaign_name"]},
         "updated_at": iso(row["updated_at"]),
     }
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STAFF_CHANNEL = "staff"
+DESK_CHANNEL = "desk"  # sockets of supervisors and admins: every conversation, campaign progress
 EMIT_TIMEOUT_S = 2.0
 
 

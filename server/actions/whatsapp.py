@@ -36,6 +36,7 @@ from whatsapp_bridge.cloud_api import (
 from whatsapp_bridge.media import inbound_media
 from whatsapp_bridge.models import InboundMessage, StatusUpdate, status_advances
 from whatsapp_bridge.signature import parse_signature, verify_digest
+from whatsapp_bridge.templates import send_components
 from whatsapp_bridge.webhook import WebhookFormatError, parse_webhook, verify_handshake
 
 from ..storage import messages as mdb
@@ -218,6 +219,11 @@ class WhatsAppService:
                 update = await self._apply_status(status)
                 if update is not None:
                     changed.append(update)
+                elif self.svc.campaigns is not None:
+                    await self.svc.campaigns.on_status(status)
+        if self.svc.campaigns is not None:
+            for msg, contact, _ in stored:
+                await self.svc.campaigns.on_inbound(contact.account_id, contact.wa_id, msg.body)
         for msg, contact, created in stored:
             self.svc.supervisor.spawn(f"wa-inbound:{msg.id}", self._after_inbound(msg, contact, created))
         for event in changed:
@@ -395,7 +401,16 @@ class WhatsAppService:
                 log.warning("WhatsApp send for message %s failed: %s (%s)", msg.id, exc.state, exc.code)
         await emit(self.svc, "wa:status", event, to=[STAFF_CHANNEL, room_channel(contact.room_id)])
 
+    async def attempt_queued(self, contact: db.Contact, msg: MessageRecord, row_id: int) -> None:
+        """The first delivery attempt of an outbox row written by another action (a template)."""
+        await self._attempt(contact, msg, row_id, attempts=0)
+
     async def _send(self, account: db.Account, contact: db.Contact, msg: MessageRecord) -> list[SendResult]:
+        template = msg.meta.get("template")
+        if isinstance(template, dict):
+            components = send_components(template.get("param_counts") or {}, list(template.get("parameters") or []))
+            return [await self.api.send_template(account.phone_number_id, account.access_token, contact.wa_id,
+                                                 template["name"], template["language"], components)]
         if msg.attachments:
             return await self.media.send_files(account, contact.wa_id, msg)
         return await self.api.send_text(account.phone_number_id, account.access_token, contact.wa_id, msg.body)

@@ -168,11 +168,11 @@ _VIEW_SELECT = (
     " (SELECT row_to_json(x) FROM (SELECT m.id, m.seq, m.body, m.author_kind, m.created_at"
     "    FROM messages m WHERE m.room_id = c.room_id ORDER BY m.seq DESC LIMIT 1) x) AS last_message,"
     " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name,"
-    " q.name AS q_name, q.color AS q_color,"
+    " q.name AS q_name, q.color AS q_color, cp.id AS campaign_id, cp.name AS campaign_name,"
     f" {CONVERSATION_EXTRA}"
     " FROM wa_contacts c JOIN rooms r ON r.id = c.room_id JOIN wa_accounts a ON a.id = c.account_id"
     " LEFT JOIN users u ON u.id = c.assignee_id LEFT JOIN queues q ON q.id = c.queue_id"
-    " LEFT JOIN contacts p ON p.id = c.contact_id"
+    " LEFT JOIN contacts p ON p.id = c.contact_id LEFT JOIN campaigns cp ON cp.id = c.campaign_id"
 )
 
 

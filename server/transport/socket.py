@@ -47,8 +47,8 @@ from ..actions import messages as msg_actions
 from ..actions import reactions as reaction_actions
 from ..actions import rooms as room_actions
 from ..actions.auth import authenticate_claims, do_renew
-from ..actions.conversations import DESK_CHANNEL, queue_channel
-from ..actions.notify import STAFF_CHANNEL, emit, room_channel, user_channel
+from ..actions.conversations import queue_channel
+from ..actions.notify import DESK_CHANNEL, STAFF_CHANNEL, emit, room_channel, user_channel
 from ..actions.sessions import SocketSessions, sessions_of
 from ..context import Services
 from ..storage import queues as queues_db

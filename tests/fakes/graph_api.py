@@ -25,6 +25,11 @@ multipart upload (``messaging_product``, ``type``, ``file``), records it in ``up
 bytes, the part's file name and type) and answers ``{"id": ...}``; uploads share the failure
 queue of ``fail_next`` with message sends. ``media_requests`` records every media GET.
 
+Templates: ``set_templates(waba_id, [...])`` serves ``GET /{version}/{waba_id}/message_templates``
+as Meta does, ``limit`` items a page with ``paging.cursors.after`` and ``paging.next`` while more
+remain (``template_requests`` records each page asked for). ``fail_for(to, status, code)`` makes
+every send to one recipient fail (a number not on WhatsApp: 131026), whatever the order.
+
 Webhook builders produce real-shaped payloads (``make_text_webhook``, ``make_media_webhook``,
 ``make_message_webhook``, ``make_status_webhook``) and their signed POST (``signed_post``,
 ``signed_post_headers``) for the tests of chat-server's webhook route.
@@ -59,6 +64,7 @@ META_ERRORS: dict[int, tuple[str, str]] = {
     131026: ("Message undeliverable", "Unable to deliver message to the recipient."),
     131047: ("Re-engagement message", "Message failed to send because more than 24 hours have passed since "
                                       "the customer last replied to this number."),
+    132015: ("Template is paused", "The template has been paused due to low quality."),
     131056: ("(Business Account, Consumer Account) pair rate limit hit",
              "Too many messages sent from the sender phone number to the same recipient phone number in a short period."),
 }
@@ -120,6 +126,9 @@ class GraphApiFake:
     media_failures: dict[str, list[_Failure]] = field(default_factory=lambda: {"info": [], "download": []})
     media_requests: list[MediaGet] = field(default_factory=list)
     uploads: list[Upload] = field(default_factory=list)
+    templates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # waba id -> templates
+    template_requests: list[dict[str, str]] = field(default_factory=list)
+    failing_recipients: dict[str, _Failure] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _arrived: asyncio.Condition | None = None
@@ -157,6 +166,13 @@ class GraphApiFake:
         ``status`` (after ``delay_s``); a status below 400 is a normal answer after the delay."""
         self.media_failures[on].extend(_Failure(status, code, delay_s) for _ in range(times))
 
+    def set_templates(self, waba_id: str, templates: list[dict[str, Any]]) -> None:
+        self.templates[waba_id] = templates
+
+    def fail_for(self, to: str, status: int, code: int | None = None) -> None:
+        """Every send to ``to`` fails with ``status`` and Meta's body for ``code``."""
+        self.failing_recipients[to.lstrip("+")] = _Failure(status, code)
+
     def sends(self) -> list[Recorded]:
         return [r for r in self.requests
                 if r.json.get("type") in ("text", "template", "image", "video", "audio", "document", "sticker")]
@@ -174,6 +190,7 @@ class GraphApiFake:
         app.router.add_post("/{version}/{number}/messages", self._messages)
         app.router.add_post("/{version}/{number}/media", self._upload)
         app.router.add_get("/{version}/{media_id}", self._media_info)
+        app.router.add_get("/{version}/{waba_id}/message_templates", self._templates)
         app.router.add_get("/download/{media_id}", self._media_download)
         self._runner, self.port = await serve(app)
         return self
@@ -201,6 +218,8 @@ class GraphApiFake:
                 await asyncio.wait_for(self._stopping.wait(), failure.delay_s)
             except TimeoutError:
                 pass
+        if failure is None and isinstance(body, dict):
+            failure = self.failing_recipients.get(str(body.get("to", "")).lstrip("+"))
         if failure is not None and (failure.status >= 400 or failure.raw_body is not None):
             return _failure_response(failure)
         if self.access_token is not None and request.headers.get("Authorization") != f"Bearer {self.access_token}":
@@ -214,6 +233,23 @@ class GraphApiFake:
                                   "contacts": [{"input": body.get("to"), "wa_id": str(body.get("to", "")).lstrip("+")}],
                                   "messages": [{"id": wamid}]})
 
+
+    async def _templates(self, request: web.Request) -> web.Response:
+        self.template_requests.append(dict(request.query))
+        if not self._authorised(request):
+            return web.json_response({"error": meta_error(190)}, status=401)
+        waba = request.match_info["waba_id"]
+        if waba not in self.templates:
+            return web.json_response({"error": meta_error(100, "Unsupported get request. Object does not exist")},
+                                     status=400)
+        items = self.templates[waba]
+        limit = int(request.query.get("limit", "25"))
+        start = int(request.query.get("after", "0"))
+        page = items[start:start + limit]
+        body: dict[str, Any] = {"data": page, "paging": {"cursors": {"before": str(start), "after": str(start + limit)}}}
+        if start + limit < len(items):
+            body["paging"]["next"] = f"{self.base_url}{request.path}?limit={limit}&after={start + limit}"
+        return web.json_response(body)
 
     def _authorised(self, request: web.Request) -> bool:
         return self.access_token is None or request.headers.get("Authorization") == f"Bearer {self.access_token}"

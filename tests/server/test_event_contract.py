@@ -169,7 +169,8 @@ async def test_every_ack_and_event_real_clients_receive_validates_with_its_model
     _validate_events(received)
     # test_whatsapp_events_staff_receive_…
     whatsapp_only = {"conversation:updated", "wa:status", "note:added", "conversation:event", "conversation:handover",
-                     "queue:updated", "queue:deleted", "contact:updated", "label:updated", "label:deleted"}
+                     "queue:updated", "queue:deleted", "contact:updated", "label:updated", "label:deleted",
+                     "campaign:progress"}
     assert set(received) == set(SERVER_EVENTS) - whatsapp_only
 
 
@@ -230,10 +231,28 @@ async def test_whatsapp_events_staff_receive_validate_with_their_models(harness:
     await admin.call("DELETE", f"/api/v1/labels/{label_id}", expect=204)
     await staff_user.log.wait_for("label:deleted", timeout=10)
 
+    # a campaign's progress reaches supervisors and admins
+    boss = Checked(admin)
+    await boss.connect()
+    graph.set_templates("555", [{"name": "hello", "language": "en", "status": "APPROVED", "category": "UTILITY",
+                                 "components": [{"type": "BODY", "text": "Hello {{1}}"}]}])
+    _, accounts = await admin.call("GET", "/api/v1/admin/wa/accounts", expect=200)
+    account_id = accounts["accounts"][0]["id"]
+    await admin.call("POST", f"/api/v1/wa/accounts/{account_id}/templates/sync", {"waba_id": "555"}, expect=200)
+    _, created = await admin.call("POST", "/api/v1/campaigns", {"account_id": account_id, "name": "c", "template": "hello",
+                                                                "language": "en", "variables": ["name"]}, expect=201)
+    cid = created["campaign"]["id"]
+    await admin.call("PUT", f"/api/v1/campaigns/{cid}/recipients", data=b"phone,name\n+4917000000103,Cy\n",
+                     headers={"Content-Type": "text/csv"}, expect=200)
+    await admin.call("POST", f"/api/v1/campaigns/{cid}/start", expect=200)
+    await admin.log.wait_for("campaign:progress", lambda e: e["status"] == "completed", timeout=15)
+
     received = staff.received()
     _validate_events(received)
     assert {"conversation:updated", "wa:status", "note:added", "queue:updated", "conversation:handover",
             "conversation:event", "queue:deleted", "contact:updated", "label:updated", "label:deleted"} <= set(received)
+    assert "campaign:progress" not in received  # staff who are not supervisors do not get it
+    _validate_events(boss.received())
 
 
 # --- malformed payloads ---------------------------------------------------------------------

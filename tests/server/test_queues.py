@@ -150,6 +150,10 @@ async def test_auto_assignment_respects_online_state_and_capacity_across_two_nod
     assert held == sorted([a.id, b.id])  # capacity 1 each; the offline agent got none
     waiting = [r["wa_id"] for r in rows if r["assignee_id"] is None]
     assert len(waiting) == 2
+    async def away_sent_out() -> bool:  # the outbox sends after the commit that marked them
+        return all(_texts_to(graph, wa_id) for wa_id in waiting)
+
+    await _until(away_sent_out)
     for wa_id in waiting:  # the away message went out once to each waiting contact
         assert _texts_to(graph, wa_id) == ["All agents are busy, hold on."]
     # the third agent comes online (on node two): one waiting conversation is theirs, the other still waits
@@ -272,7 +276,8 @@ async def test_staff_are_held_to_their_queues_and_bad_targets_change_nothing(
     for method, path, body in (("GET", "", None), ("POST", "/takeover", None), ("POST", "/close", None),
                                ("GET", "/events", None), ("POST", "/transfer", {"queue_id": first}),
                                ("GET", "/notes", None), ("POST", "/notes", {"body": "x"}),
-                               ("POST", "/assist/summary", None), ("POST", "/assist/suggestion", None)):
+                               ("POST", "/assist/summary", None), ("POST", "/assist/suggestion", None),
+                               ("POST", "/template", {"name": "hello", "language": "en", "parameters": []})):
         status, err = await mine.call(method, f"/api/v1/wa/conversations/{room_id}{path}", body)
         assert "error" in err, (path, status, err)
         assert (status, err["error"]["code"], err["error"]["details"]["reason"]) == (403, "forbidden", "outside_queues")
