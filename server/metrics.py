@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
@@ -12,6 +14,11 @@ class Metrics:
         self.connections = Gauge("chat_socket_connections", "Open Socket.IO connections on this node", registry=r)
         self.events = Counter("chat_socket_events_total", "Client events handled", ["event", "outcome"], registry=r)
         self.messages = Counter("chat_messages_total", "Messages stored", ["author_kind"], registry=r)
+        self.send_retries = Counter(
+            "chat_message_send_retries_total",
+            "message:send resends of a stored client_id, answered with the stored message (no second copy)",
+            registry=r,
+        )
         self.send_latency = Histogram(
             "chat_message_send_seconds",
             "message:send from receipt to ack (store + fan-out)",
@@ -41,5 +48,17 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1), registry=r,
         )
 
+        # read at scrape time, in the loop that serves /metrics: a count that keeps growing under
+        # steady load is a leak (the soak in bench/soak.py watches it)
+        self.tasks = Gauge("chat_asyncio_tasks", "asyncio tasks alive in the node's event loop", registry=r)
+        self.tasks.set_function(_task_count)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _task_count() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # no running loop (a registry read outside the app)
+        return 0.0

@@ -23,6 +23,7 @@ from tests.services.base import REPO_ROOT, free_port, port_open, wait_until
 
 _names = itertools.count(1)
 PASSWORD = "correct horse battery"
+PRESENCE_TTL_S = 2.0  # test nodes: a dead node's heartbeat key expires after this
 
 
 def test_env(database_url: str, redis_url: str, prefix: str, key_dir: Path, data_dir: Path) -> dict[str, str]:
@@ -39,10 +40,18 @@ def test_env(database_url: str, redis_url: str, prefix: str, key_dir: Path, data
         "ARGON2_INSECURE_TEST_PARAMS": "true",  # cheap hashes below OWASP's floor, for tests only
         "RATE_LIMIT_REGISTER_PER_MIN": "1000",
         "RATE_LIMIT_LOGIN_PER_MIN": "1000",
-        "PRESENCE_TTL_S": "2",
+        "PRESENCE_TTL_S": str(PRESENCE_TTL_S),
         "AI_PROVIDER": "offline",
         "BUILD_WEB": "false",
     }
+
+
+def fault_seconds(variable: str, default: float) -> float:
+    """A fault test's duration (an outage, an absence), from the environment: the default run
+    uses a short one that still tells a broken implementation apart; the long variants the
+    promises name run with e.g. ``CHAT_FAULT_REDIS_OUTAGE_S=60`` (docs/RELIABILITY.md)."""
+    value = os.environ.get(variable)
+    return float(value) if value else default
 
 
 class EventLog:

@@ -106,6 +106,7 @@ async def do_send_message(
     if upload_ids:
         found = await _own_uploads(svc, user, upload_ids, client_id)
         if isinstance(found, MessageRecord):
+            svc.metrics.send_retries.inc()
             return signed(svc, _same_retry(found, room_id))
         files = found
     fields = dict(author_id=user.id, author_kind="user", author_name=user.display_name, body=body,
@@ -123,6 +124,7 @@ async def do_send_message(
                 raise Conflict("an upload can be attached to one message only; upload it again",
                                field="attachments") from None
             raise
+        svc.metrics.send_retries.inc()
         return signed(svc, _same_retry(existing, room_id))
     except asyncpg.ForeignKeyViolationError:
         # the orphan sweep deleted an upload between the check and the insert

@@ -17,6 +17,12 @@ message format inside it and the manager's semantics, and changes three things:
   another publisher) are decoded as before.
 - Events published by this node are delivered locally by the emitter (``FanoutRedisManager``),
   as before; only the other nodes act on the bus copy.
+- **The subscription is ours.** The stock listener retries a lost subscription after 1, 2, 4, …
+  up to 60 s, so after a long Redis outage fan-out between nodes could stay off for a minute
+  after Redis was back. ``_redis_listen_with_retries`` here subscribes on a connection of its
+  own and retries every ``resubscribe_max_s`` at most, so fan-out resumes within that (plus a
+  connect) of Redis returning. Events published while the subscription was down are lost to
+  the other nodes; clients get them through ``sync`` (or a ``seq`` gap), as the protocol says.
 """
 
 from __future__ import annotations
@@ -38,6 +44,11 @@ PUBLISH_BATCH = 512
 class RedisBus(socketio.AsyncRedisManager):
     publish_timeout_s = 2.0
     max_queued = 20_000
+    # first and longest wait between subscription attempts while Redis is away: a resubscribe
+    # costs one connect refused, and fan-out must resume within seconds of Redis returning
+    resubscribe_min_s = 0.1
+    resubscribe_max_s = 1.0
+    subscribe_timeout_s = 5.0
     connected: bool
     redis: Any
 
@@ -51,6 +62,7 @@ class RedisBus(socketio.AsyncRedisManager):
         self._host = self.host_id.encode()
         self.on_dropped: Callable[[int], None] = lambda n: None  # e.g. a metric
         self.published = 0
+        self.subscriptions = 0  # successful (re)subscriptions of the listener
 
     # --- publishing ---------------------------------------------------------------------------
 
@@ -123,6 +135,31 @@ class RedisBus(socketio.AsyncRedisManager):
 
     # --- receiving ----------------------------------------------------------------------------
 
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        """Messages on the channel, forever: resubscribes on a fresh connection after any
+        failure, waiting ``resubscribe_min_s`` doubling up to ``resubscribe_max_s``."""
+        delay = self.resubscribe_min_s
+        while True:
+            client = self._get_redis_module().Redis.from_url(self.redis_url, **self.redis_options)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                async with asyncio.timeout(self.subscribe_timeout_s):
+                    await pubsub.subscribe(self.channel)
+                self.subscriptions += 1
+                if self.subscriptions > 1:
+                    log.info("bus: subscribed again to %s", self.channel)
+                delay = self.resubscribe_min_s
+                async for message in pubsub.listen():
+                    yield message
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("bus: subscription lost (%s); retrying in %.1f s", type(exc).__name__, delay)
+            finally:
+                await _close_quietly(pubsub, client)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.resubscribe_max_s)
+
     async def _listen(self) -> AsyncIterator[Any]:
         channel = self.channel.encode()
         own = self._host + SEP
@@ -145,3 +182,15 @@ class RedisBus(socketio.AsyncRedisManager):
 
     def _has_local_room(self, room: str) -> bool:
         return any(room in rooms for rooms in self.rooms.values())
+
+
+async def _close_quietly(pubsub: Any, client: Any) -> None:
+    """Close a subscription and its client; a connection Redis already dropped may fail to."""
+    for close in (pubsub.aclose, client.aclose):
+        try:
+            async with asyncio.timeout(1.0):
+                await close()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            pass

@@ -158,7 +158,18 @@ class ChatSocketServer(socketio.AsyncServer):
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         self.eio.session_closed(eio_sid)
+        if reason == self.eio.reason.CLIENT_DISCONNECT:
+            self._answer_pending_poll(eio_sid)
         await super()._handle_eio_disconnect(eio_sid, reason)
+
+    def _answer_pending_poll(self, eio_sid: str) -> None:
+        """A polling client that sent CLOSE (a logout's ``session:ended``, a closed tab) still has
+        its long-poll GET open; engineio queues nothing on such a close, so that request held a
+        connection and a handler for ping_interval + ping_timeout (45 s), and an in-process
+        shutdown waited for it. The end-of-queue marker answers it now (an empty payload)."""
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is not None and not sock.upgraded and isinstance(sock.queue, PacketQueue):
+            sock.queue.put_nowait(None)
 
     def namespace_connected(self, eio_sid: str) -> bool:
         """True while the session has a namespace connected (or a connect under way)."""

@@ -49,7 +49,7 @@ class Sockets:
     def __init__(self) -> None:
         self.opened: list[socketio.AsyncClient] = []
 
-    async def open(self, url: str, token: str) -> Watched:
+    async def open(self, url: str, token: str, transport: str = "websocket") -> Watched:
         w = Watched(socketio.AsyncClient(reconnection=False))
 
         async def on_ended(data: Any = None) -> None:
@@ -58,7 +58,7 @@ class Sockets:
         w.sio.on("session:ended", on_ended)
         w.sio.on("disconnect", lambda *_: w.dropped.set())
         self.opened.append(w.sio)
-        await w.sio.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=10)
+        await w.sio.connect(url, auth={"token": token}, transports=[transport], wait_timeout=10)
         return w
 
 
@@ -140,6 +140,32 @@ async def test_logout_all_on_one_node_ends_the_users_sockets_on_another_within_t
     assert await on_b.ended_with(timeout=END_WITHIN_S) == "logged_out"
     await bystander.still_works()
     assert await ended_metric(b, "logged_out") == 1.0
+
+
+async def test_logout_all_ends_every_socket_of_every_login_on_two_nodes_with_session_ended(
+        harness: ServerHarness, sockets: Sockets) -> None:
+    """S4: several logins (browser tabs, a phone), several sockets each, both transports, on two
+    nodes: one logout-all ends all of them with ``session:ended {reason: logged_out}`` and a
+    disconnect within 2 s; nobody else's socket is touched."""
+    a, b = await harness.start_node(), await harness.start_node()
+    alice, bob = await harness.user(a), await harness.user(b)
+    logins = [alice.tokens, await login(harness, a, alice), await login(harness, b, alice)]
+    mine = [await sockets.open(node.base_url, tokens["access_token"], transport)
+            for tokens in logins for node in (a, b) for transport in ("websocket", "polling")]
+    others = [await sockets.open(node.base_url, bob.tokens["access_token"]) for node in (a, b)]
+    await alice.call("POST", "/api/v1/auth/logout-all", expect=204)
+    reasons = await asyncio.gather(*(w.ended_with(timeout=END_WITHIN_S) for w in mine))
+    assert reasons == ["logged_out"] * len(mine) == ["logged_out"] * 12
+    assert all(len(w.ended) == 1 for w in mine)
+    for w in others:
+        await w.still_works()
+    assert await ended_metric(a, "logged_out") + await ended_metric(b, "logged_out") == 12.0
+    for tokens in logins:  # and none of those logins can open a socket again
+        assert (await refused_connect(b.base_url, tokens["access_token"]))["code"] == "unauthorized"
+    # nothing of the ended sessions holds the nodes (a polling client's last long-poll included)
+    for node in (a, b):
+        async with asyncio.timeout(5):
+            await harness.stop_node(node)
 
 
 async def test_logout_all_ends_sockets_on_other_nodes_within_two_seconds_while_redis_is_down(
