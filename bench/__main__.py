@@ -75,28 +75,32 @@ def wait_quiet(max_wait: float = 90.0, cores: float = 0.3) -> float:
             return busy
 
 
-def run_target(name: str, plan: Plan, chosen: list[str], res: dict[str, Any]) -> None:
-    want = [s for s in ("idle", "fanout", "rooms", "persist") if s in chosen
+REPEATED = ("idle", "fanout", "rooms", "persist")  # run ``--repeat`` times, one fresh server per round
+
+
+def run_target(name: str, plan: Plan, chosen: list[str], res: dict[str, Any], rnd: int) -> None:
+    want = [s for s in REPEATED if s in chosen
             and not (name in FANOUT_ONLY and s != "fanout") and not (s == "persist" and name != "ours")]
     if not want:
         return
     wait_quiet()
-    say(f"== {name}")
+    say(f"== {name} (round {rnd + 1} of {plan.repeat})")
     target = Target(name, cpus=plan.server_cpus)
     try:
         target.start()
         for s in want:  # idle first: the RSS baseline of a fresh process
             try:
                 if s == "idle":
-                    res["idle"][name] = scenarios.idle(plan, target)
+                    r: Any = scenarios.idle(plan, target)
                 elif s == "fanout":
-                    res["fanout"][name] = scenarios.fanout(plan, target, scenarios.fanout_room(target))
+                    r = scenarios.fanout(plan, target, scenarios.fanout_room(target))
                 elif s == "rooms":
-                    res["rooms"][name] = scenarios.rooms(plan, target)
-                elif s == "persist":
-                    res["persist"][name] = scenarios.persist(plan, target)
+                    r = scenarios.rooms(plan, target)
+                else:
+                    r = scenarios.persist(plan, target)
+                res["rounds"][s].setdefault(name, []).append(r)
             except Exception as exc:
-                res["errors"][f"{name} {s}"] = f"{type(exc).__name__}: {str(exc)[:600]}"
+                res["errors"][f"{name} {s} (round {rnd + 1})"] = f"{type(exc).__name__}: {str(exc)[:600]}"
                 say(traceback.format_exc())
                 if target.proc is None or target.proc.poll() is not None:
                     break
@@ -110,10 +114,15 @@ def run_target(name: str, plan: Plan, chosen: list[str], res: dict[str, Any]) ->
 def run(plan: Plan, targets: list[str], chosen: list[str], quick: bool) -> dict[str, Any]:
     res: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "quick": quick,
                            "machine": machine(), "plan": asdict(plan), "targets": targets,
-                           "fanout": {}, "idle": {}, "rooms": {}, "persist": {}, "two_nodes": {}, "slow": {}, "errors": {}}
+                           "fanout": {}, "idle": {}, "rooms": {}, "persist": {}, "two_nodes": {}, "slow": {}, "errors": {},
+                           "rounds": {s: {} for s in REPEATED}}
     t0 = time.monotonic()
-    for name in targets:
-        run_target(name, plan, chosen, res)
+    for rnd in range(plan.repeat):  # rounds interleave the targets: a noisy minute hits them alike
+        for name in targets:
+            run_target(name, plan, chosen, res, rnd)
+    for s in REPEATED:  # the tables show each target's median round
+        for name, rounds in res["rounds"][s].items():
+            res[s][name] = report.median_round(s, rounds)
     if "two_nodes" in chosen:
         for name in [t for t in TWO_NODE_TARGETS if t in targets]:
             wait_quiet()
@@ -146,11 +155,14 @@ def main() -> None:
     r.add_argument("--room-clients", type=int, help="connections in the many-rooms scenario")
     r.add_argument("--idle", help="idle connection counts, comma-separated")
     r.add_argument("--workers", type=int, default=1, help="load-generator worker processes")
+    r.add_argument("--repeat", type=int, help="rounds of each scenario (default 3; the report gives "
+                   "the median and the min-max spread)")
     r.add_argument("--no-write", action="store_true", help="print only; keep bench/results/ as it is")
     r.add_argument("--data-dir", help="where chat-server keeps its embedded PostgreSQL and Redis "
                    "(default: a temporary directory under /tmp; /dev/shm takes the disk's fsync out)")
     r.add_argument("--tag", help="results file name suffix: bench/results/<date>-<tag>.md")
-    pr = sub.add_parser("profile", help="py-spy profile of chat-server under one scenario")
+    pr = sub.add_parser("profile", help="profile of chat-server under one scenario (py-spy; PostgreSQL "
+                        "statements; Redis commands)")
     pr.add_argument("--scenario", choices=["fanout", "persist"], default="fanout")
     pr.add_argument("--rate", type=int, help="fanout: offered deliveries/s (default 60,000); "
                     "persist: offered msgs/s (default 0: closed loop)")
@@ -172,6 +184,8 @@ def main() -> None:
 
     plan = Plan.quick() if a.quick else Plan.full()
     overrides: dict[str, Any] = {"loadgen_workers": a.workers}
+    if a.repeat:
+        overrides["repeat"] = a.repeat
     if a.clients:
         overrides["clients"] = a.clients
     if a.room_clients:
