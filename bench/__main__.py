@@ -37,6 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 ALL_TARGETS = ["ours", "node", "pysio", "flask"]
 ALL_SCENARIOS = ["idle", "fanout", "rooms", "persist", "two_nodes", "slow"]
+# the default run: the ratios against Node (fan-out, memory, many rooms) and the persisted path
+# against Node+pg and the database's limit (inside ``persist``), each over ``--repeat`` rounds
+DEFAULT_TARGETS = ["ours", "node"]
+DEFAULT_SCENARIOS = ["idle", "fanout", "rooms", "persist"]
 FANOUT_ONLY = {"flask"}  # Flask-SocketIO is the reference for room fan-out only
 TWO_NODE_TARGETS = ["ours", "pysio", "node"]
 
@@ -61,7 +65,7 @@ def machine() -> dict[str, Any]:
             "node": node, "platform": platform.platform(), "versions": versions}
 
 
-def wait_quiet(max_wait: float = 90.0, cores: float = 0.3) -> float:
+def wait_quiet(max_wait: float = 60.0, cores: float = 0.3) -> float:
     """Wait until the machine's busy CPU over one second drops below ``cores`` (bounded);
     returns the last reading."""
     deadline = time.monotonic() + max_wait
@@ -83,7 +87,7 @@ def run_target(name: str, plan: Plan, chosen: list[str], res: dict[str, Any], rn
             and not (name in FANOUT_ONLY and s != "fanout") and not (s == "persist" and name != "ours")]
     if not want:
         return
-    wait_quiet()
+    wait_quiet(plan.quiet_wait)
     say(f"== {name} (round {rnd + 1} of {plan.repeat})")
     target = Target(name, cpus=plan.server_cpus)
     try:
@@ -125,7 +129,7 @@ def run(plan: Plan, targets: list[str], chosen: list[str], quick: bool) -> dict[
             res[s][name] = report.median_round(s, rounds)
     if "two_nodes" in chosen:
         for name in [t for t in TWO_NODE_TARGETS if t in targets]:
-            wait_quiet()
+            wait_quiet(plan.quiet_wait)
             say(f"== {name}: two nodes")
             try:
                 res["two_nodes"][name] = scenarios.two_nodes(plan, name)
@@ -133,7 +137,7 @@ def run(plan: Plan, targets: list[str], chosen: list[str], quick: bool) -> dict[
                 res["errors"][f"{name} two_nodes"] = f"{type(exc).__name__}: {str(exc)[:600]}"
                 say(traceback.format_exc())
     if "slow" in chosen and "ours" in targets:
-        wait_quiet()
+        wait_quiet(plan.quiet_wait)
         say("== ours: slow consumers")
         try:
             res["slow"] = scenarios.slow_consumers(plan)
@@ -149,8 +153,10 @@ def main() -> None:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the scenarios against every target and write bench/results/")
     r.add_argument("--quick", action="store_true", help="a smaller run that finishes in a few minutes")
-    r.add_argument("--targets", default=",".join(ALL_TARGETS))
-    r.add_argument("--scenarios", default=",".join(ALL_SCENARIOS))
+    r.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
+                   help=f"comma-separated, or 'all' ({','.join(ALL_TARGETS)})")
+    r.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS),
+                   help=f"comma-separated, or 'all' ({','.join(ALL_SCENARIOS)})")
     r.add_argument("--clients", type=int, help="clients in the fan-out room")
     r.add_argument("--room-clients", type=int, help="connections in the many-rooms scenario")
     r.add_argument("--idle", help="idle connection counts, comma-separated")
@@ -196,7 +202,9 @@ def main() -> None:
     if a.data_dir:
         os.environ["BENCH_DATA_DIR"] = a.data_dir  # read by Target, also in the two-node scenario
     os.sched_setaffinity(0, set(plan.loadgen_cpus))  # the harness itself stays off the server's CPU
-    res = run(plan, [t for t in a.targets.split(",") if t], [s for s in a.scenarios.split(",") if s], a.quick)
+    targets = ALL_TARGETS if a.targets == "all" else [t for t in a.targets.split(",") if t]
+    chosen = ALL_SCENARIOS if a.scenarios == "all" else [s for s in a.scenarios.split(",") if s]
+    res = run(plan, targets, chosen, a.quick)
     cmd = "python -m bench " + " ".join(sys.argv[1:])
     text = report.render(res)
     print(text)

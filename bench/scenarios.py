@@ -63,6 +63,7 @@ class Plan:
     repeat: int = 3  # rounds of every repeated scenario; the report gives the median and the spread
     knee_start: int = 10_000  # fan-out: the first offered deliveries/s of the knee search
     knee_precision: float = 0.10  # fan-out: bisect until the failing rate is within this of the passing one
+    quiet_wait: float = 60.0  # seconds the harness waits (at most) for a quiet machine before each target
     server_cpus: list[int] = field(default_factory=lambda: [0])
     loadgen_cpus: list[int] = field(default_factory=lambda: [1])
 
@@ -70,14 +71,14 @@ class Plan:
     def quick() -> Plan:
         return Plan(clients=500, rates=[10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 120_000, 140_000],
                     idle_counts=[1000, 2000], room_clients=2000, duration=3.0, two_node_rates=[10_000, 20_000],
-                    persist_rates=[1000, 2000, 3000, 4000], knee_precision=0.2)
+                    persist_rates=[1000, 2000, 3000, 4000], knee_precision=0.2, quiet_wait=15.0)
 
     @staticmethod
     def full() -> Plan:
         return Plan(clients=1000, rates=[10_000, 20_000, 40_000, 60_000, 70_000, 80_000, 90_000, 100_000, 110_000,
                                          120_000, 135_000, 150_000, 175_000],
-                    idle_counts=[5000, 10_000], room_clients=10_000, duration=5.0,
-                    two_node_rates=[10_000, 20_000, 40_000])
+                    idle_counts=[5000, 10_000], room_clients=10_000, duration=4.0,
+                    two_node_rates=[10_000, 20_000, 40_000], persist_rates=[1000, 2000, 3000, 4000, 6000, 8000])
 
 
 def say(text: str) -> None:
