@@ -39,7 +39,7 @@ import asyncpg
 import psutil
 
 from .loadgen import Loadgen
-from .loadgen.coordinator import tree_cpu_s
+from .loadgen.coordinator import machine_busy_s, tree_cpu_s
 from .scenarios import Plan, fanout_room, spec
 from .targets import Target, free_port
 
@@ -251,10 +251,12 @@ def profile(scenario: str, rate: int, clients: int, seconds: float, out_dir: Pat
                                    preexec_fn=lambda: os.sched_setaffinity(0, cpus))
             result: dict[str, Any] = {}
             cpu0 = (cpu_s(target.pid, False), cpu_s(pg_pid, True), cpu_s(redis_pid, False))
+            busy0, wall0 = machine_busy_s(), time.monotonic()
             t = threading.Thread(target=lambda: result.update(lg.step(rate)))
             t.start()
             t.join(seconds + 120)
             cpu1 = (cpu_s(target.pid, False), cpu_s(pg_pid, True), cpu_s(redis_pid, False))
+            busy, wall = machine_busy_s() - busy0, time.monotonic() - wall0
             rec.wait(seconds + 60)
             stmts = statements(pgs.dsn()) if pgs is not None else []
             cmds = redis_commandstats(redis_sock)
@@ -264,6 +266,12 @@ def profile(scenario: str, rate: int, clients: int, seconds: float, out_dir: Pat
         parts = [("chat-server (Python)", cpu1[0] - cpu0[0]), ("PostgreSQL", cpu1[1] - cpu0[1]),
                  ("Redis", cpu1[2] - cpu0[2])]
         total = sum(v for _, v in parts) or 1.0
+        # the machine may be shared: what everything else did meanwhile (py-spy and the load
+        # generator included) says how far to trust the absolute figures
+        others = max(0.0, busy - total) / wall
+        extra += [f"Machine: {os.cpu_count()} CPUs busy {busy / wall:.2f} cores on average over the window, of which "
+                  f"{others:.2f} outside chat-server, its PostgreSQL and Redis (the load generator, py-spy, and "
+                  f"any other work on the machine).", ""]
         extra += ["## CPU per acked message" if scenario == "persist" else "## CPU per delivered message", "",
                   f"{acked:,} {'acks' if scenario == 'persist' else 'deliveries'} in the step; CPU over the step "
                   "and its drain.", "", "| process | CPU s | share | µs per message |", "|---|---:|---:|---:|",

@@ -71,7 +71,7 @@ class Plan:
     def quick() -> Plan:
         return Plan(clients=500, rates=[10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 120_000, 140_000],
                     idle_counts=[1000, 2000], room_clients=2000, duration=3.0, two_node_rates=[10_000, 20_000],
-                    persist_rates=[1000, 2000, 3000, 4000], knee_precision=0.2, quiet_wait=15.0)
+                    persist_rates=[1000, 2000, 3000], knee_precision=0.2, quiet_wait=15.0)
 
     @staticmethod
     def full() -> Plan:
