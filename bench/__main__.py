@@ -206,16 +206,17 @@ def main() -> None:
     chosen = ALL_SCENARIOS if a.scenarios == "all" else [s for s in a.scenarios.split(",") if s]
     res = run(plan, targets, chosen, a.quick)
     cmd = "python -m bench " + " ".join(sys.argv[1:])
+    name = f"{stamp}-quick" if a.quick else stamp
+    if a.tag:
+        name = f"{name}-{a.tag}"
+    if not a.no_write:  # the raw figures first: a report that fails to render loses nothing
+        (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=1))
     text = report.render(res)
     print(text)
     if a.no_write:
         return
-    name = f"{stamp}-quick" if a.quick else stamp
-    if a.tag:
-        name = f"{name}-{a.tag}"
     (RESULTS / f"{name}.md").write_text(f"# Benchmark {stamp}\n\nCommand: `.venv/bin/{cmd}` "
                                         f"({res['wall_s'] // 60} min {res['wall_s'] % 60} s)\n\n{text}\n")
-    (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=1))
     say(f"wrote {RESULTS / name}.md and .json")
 
 

@@ -106,7 +106,12 @@ def summary(res: dict[str, Any]) -> tuple[list[str], list[str]]:
                      f"{spread(_figures(res, 'fanout', 'ours', fan))}{capped('ours')} | "
                      f"{spread(_figures(res, 'fanout', ref, fan))}{capped(ref)} | {spread(ratios, '{:.2f}')} |")
         if ref == "node" and ratios:
-            targets.append(f"| fan-out ≥ 1.0x Node | {spread(ratios, '{:.2f}')} | {'yes' if med(ratios) >= 1.0 else 'no'} |")
+            bound = {"ours": capped("ours"), "node": capped("node")}
+            note = (" (Node's knee above the generator: an upper bound)" if bound["node"] and not bound["ours"]
+                    else " (ours' knee above the generator: a lower bound)" if bound["ours"] and not bound["node"]
+                    else " (both above the generator)" if bound["ours"] else "")
+            targets.append(f"| fan-out ≥ 1.0x Node | {spread(ratios, '{:.2f}')}{note} | "
+                           f"{'yes' if med(ratios) >= 1.0 else 'no'} |")
     idle = rounds.get("idle", {})
     if idle.get("ours"):
         counts = [it["clients"] for it in idle["ours"][0]]
