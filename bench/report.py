@@ -238,6 +238,8 @@ def render(res: dict[str, Any]) -> str:
                 out.append(f"| {who} | {label} ({x['clients']} clients) | {offered} | {_n(x['acks_s'])} | "
                            f"{x['delivered_ratio'] * 100:.2f} % | {x['p50_ms']} | {x['p99_ms']} | {x['max_ms']} | "
                            f"{x['errors']} | {cpu:.2f} | {per} | {x.get('loadgen_cpu', 0):.2f} |")
+            if r.get("nodepg_error"):
+                out.append(f"| Node+pg | did not run: {r['nodepg_error'][:200]} | | | | | | | | | | |")
         out += ["", "Server cores: ours = chat-server + its PostgreSQL + Redis; Node+pg = node + PostgreSQL; "
                 "database limit = PostgreSQL alone (its asyncpg client runs on the load generator's CPU).", ""]
     if res.get("two_nodes"):
