@@ -95,6 +95,13 @@ def summary(res: dict[str, Any]) -> tuple[list[str], list[str]]:
     def fan(r: list[dict[str, Any]]) -> float:
         return float(sustainable(r)[0])
 
+    def fan_cell(name: str) -> str:
+        figures = _figures(res, "fanout", name, fan)
+        if figures and not any(figures):  # no step passed: below the lowest rate offered
+            low = min(s["offered_deliveries_s"] for r in rounds["fanout"][name] for s in r)
+            return f"< {_n(low)} (no step passed)"
+        return spread(figures)
+
     def capped(name: str) -> str:
         return " (generator-bound above)" if any(sustainable(r)[1] for r in rounds.get("fanout", {}).get(name, [])) else ""
 
@@ -103,8 +110,7 @@ def summary(res: dict[str, Any]) -> tuple[list[str], list[str]]:
             break
         ratios = _ratios(res, "fanout", "ours", ref, fan, fan)
         lines.append(f"| sustainable fan-out, deliveries/s (p99 ≤ 50 ms, ≥ 99.9 %) vs {ref} | "
-                     f"{spread(_figures(res, 'fanout', 'ours', fan))}{capped('ours')} | "
-                     f"{spread(_figures(res, 'fanout', ref, fan))}{capped(ref)} | {spread(ratios, '{:.2f}')} |")
+                     f"{fan_cell('ours')}{capped('ours')} | {fan_cell(ref)}{capped(ref)} | {spread(ratios, '{:.2f}')} |")
         if ref == "node" and ratios:
             bound = {"ours": capped("ours"), "node": capped("node")}
             note = (" (Node's knee above the generator: an upper bound)" if bound["node"] and not bound["ours"]
