@@ -37,6 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 ALL_TARGETS = ["ours", "node", "pysio", "flask"]
 ALL_SCENARIOS = ["idle", "fanout", "rooms", "persist", "two_nodes", "slow"]
+# the default run: the ratios against Node (fan-out, memory, many rooms) and the persisted path
+# against Node+pg and the database's limit (inside ``persist``), each over ``--repeat`` rounds
+DEFAULT_TARGETS = ["ours", "node"]
+DEFAULT_SCENARIOS = ["idle", "fanout", "rooms", "persist"]
 FANOUT_ONLY = {"flask"}  # Flask-SocketIO is the reference for room fan-out only
 TWO_NODE_TARGETS = ["ours", "pysio", "node"]
 
@@ -61,7 +65,7 @@ def machine() -> dict[str, Any]:
             "node": node, "platform": platform.platform(), "versions": versions}
 
 
-def wait_quiet(max_wait: float = 90.0, cores: float = 0.3) -> float:
+def wait_quiet(max_wait: float = 60.0, cores: float = 0.3) -> float:
     """Wait until the machine's busy CPU over one second drops below ``cores`` (bounded);
     returns the last reading."""
     deadline = time.monotonic() + max_wait
@@ -75,28 +79,32 @@ def wait_quiet(max_wait: float = 90.0, cores: float = 0.3) -> float:
             return busy
 
 
-def run_target(name: str, plan: Plan, chosen: list[str], res: dict[str, Any]) -> None:
-    want = [s for s in ("idle", "fanout", "rooms", "persist") if s in chosen
+REPEATED = ("idle", "fanout", "rooms", "persist")  # run ``--repeat`` times, one fresh server per round
+
+
+def run_target(name: str, plan: Plan, chosen: list[str], res: dict[str, Any], rnd: int) -> None:
+    want = [s for s in REPEATED if s in chosen
             and not (name in FANOUT_ONLY and s != "fanout") and not (s == "persist" and name != "ours")]
     if not want:
         return
-    wait_quiet()
-    say(f"== {name}")
+    wait_quiet(plan.quiet_wait)
+    say(f"== {name} (round {rnd + 1} of {plan.repeat})")
     target = Target(name, cpus=plan.server_cpus)
     try:
         target.start()
         for s in want:  # idle first: the RSS baseline of a fresh process
             try:
                 if s == "idle":
-                    res["idle"][name] = scenarios.idle(plan, target)
+                    r: Any = scenarios.idle(plan, target)
                 elif s == "fanout":
-                    res["fanout"][name] = scenarios.fanout(plan, target, scenarios.fanout_room(target))
+                    r = scenarios.fanout(plan, target, scenarios.fanout_room(target))
                 elif s == "rooms":
-                    res["rooms"][name] = scenarios.rooms(plan, target)
-                elif s == "persist":
-                    res["persist"][name] = scenarios.persist(plan, target)
+                    r = scenarios.rooms(plan, target)
+                else:
+                    r = scenarios.persist(plan, target)
+                res["rounds"][s].setdefault(name, []).append(r)
             except Exception as exc:
-                res["errors"][f"{name} {s}"] = f"{type(exc).__name__}: {str(exc)[:600]}"
+                res["errors"][f"{name} {s} (round {rnd + 1})"] = f"{type(exc).__name__}: {str(exc)[:600]}"
                 say(traceback.format_exc())
                 if target.proc is None or target.proc.poll() is not None:
                     break
@@ -110,13 +118,18 @@ def run_target(name: str, plan: Plan, chosen: list[str], res: dict[str, Any]) ->
 def run(plan: Plan, targets: list[str], chosen: list[str], quick: bool) -> dict[str, Any]:
     res: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "quick": quick,
                            "machine": machine(), "plan": asdict(plan), "targets": targets,
-                           "fanout": {}, "idle": {}, "rooms": {}, "persist": {}, "two_nodes": {}, "slow": {}, "errors": {}}
+                           "fanout": {}, "idle": {}, "rooms": {}, "persist": {}, "two_nodes": {}, "slow": {}, "errors": {},
+                           "rounds": {s: {} for s in REPEATED}}
     t0 = time.monotonic()
-    for name in targets:
-        run_target(name, plan, chosen, res)
+    for rnd in range(plan.repeat):  # rounds interleave the targets: a noisy minute hits them alike
+        for name in targets:
+            run_target(name, plan, chosen, res, rnd)
+    for s in REPEATED:  # the tables show each target's median round
+        for name, rounds in res["rounds"][s].items():
+            res[s][name] = report.median_round(s, rounds)
     if "two_nodes" in chosen:
         for name in [t for t in TWO_NODE_TARGETS if t in targets]:
-            wait_quiet()
+            wait_quiet(plan.quiet_wait)
             say(f"== {name}: two nodes")
             try:
                 res["two_nodes"][name] = scenarios.two_nodes(plan, name)
@@ -124,7 +137,7 @@ def run(plan: Plan, targets: list[str], chosen: list[str], quick: bool) -> dict[
                 res["errors"][f"{name} two_nodes"] = f"{type(exc).__name__}: {str(exc)[:600]}"
                 say(traceback.format_exc())
     if "slow" in chosen and "ours" in targets:
-        wait_quiet()
+        wait_quiet(plan.quiet_wait)
         say("== ours: slow consumers")
         try:
             res["slow"] = scenarios.slow_consumers(plan)
@@ -140,17 +153,22 @@ def main() -> None:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the scenarios against every target and write bench/results/")
     r.add_argument("--quick", action="store_true", help="a smaller run that finishes in a few minutes")
-    r.add_argument("--targets", default=",".join(ALL_TARGETS))
-    r.add_argument("--scenarios", default=",".join(ALL_SCENARIOS))
+    r.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
+                   help=f"comma-separated, or 'all' ({','.join(ALL_TARGETS)})")
+    r.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS),
+                   help=f"comma-separated, or 'all' ({','.join(ALL_SCENARIOS)})")
     r.add_argument("--clients", type=int, help="clients in the fan-out room")
     r.add_argument("--room-clients", type=int, help="connections in the many-rooms scenario")
     r.add_argument("--idle", help="idle connection counts, comma-separated")
     r.add_argument("--workers", type=int, default=1, help="load-generator worker processes")
+    r.add_argument("--repeat", type=int, help="rounds of each scenario (default 3; the report gives "
+                   "the median and the min-max spread)")
     r.add_argument("--no-write", action="store_true", help="print only; keep bench/results/ as it is")
     r.add_argument("--data-dir", help="where chat-server keeps its embedded PostgreSQL and Redis "
                    "(default: a temporary directory under /tmp; /dev/shm takes the disk's fsync out)")
     r.add_argument("--tag", help="results file name suffix: bench/results/<date>-<tag>.md")
-    pr = sub.add_parser("profile", help="py-spy profile of chat-server under one scenario")
+    pr = sub.add_parser("profile", help="profile of chat-server under one scenario (py-spy; PostgreSQL "
+                        "statements; Redis commands)")
     pr.add_argument("--scenario", choices=["fanout", "persist"], default="fanout")
     pr.add_argument("--rate", type=int, help="fanout: offered deliveries/s (default 60,000); "
                     "persist: offered msgs/s (default 0: closed loop)")
@@ -172,6 +190,8 @@ def main() -> None:
 
     plan = Plan.quick() if a.quick else Plan.full()
     overrides: dict[str, Any] = {"loadgen_workers": a.workers}
+    if a.repeat:
+        overrides["repeat"] = a.repeat
     if a.clients:
         overrides["clients"] = a.clients
     if a.room_clients:
@@ -182,18 +202,21 @@ def main() -> None:
     if a.data_dir:
         os.environ["BENCH_DATA_DIR"] = a.data_dir  # read by Target, also in the two-node scenario
     os.sched_setaffinity(0, set(plan.loadgen_cpus))  # the harness itself stays off the server's CPU
-    res = run(plan, [t for t in a.targets.split(",") if t], [s for s in a.scenarios.split(",") if s], a.quick)
+    targets = ALL_TARGETS if a.targets == "all" else [t for t in a.targets.split(",") if t]
+    chosen = ALL_SCENARIOS if a.scenarios == "all" else [s for s in a.scenarios.split(",") if s]
+    res = run(plan, targets, chosen, a.quick)
     cmd = "python -m bench " + " ".join(sys.argv[1:])
+    name = f"{stamp}-quick" if a.quick else stamp
+    if a.tag:
+        name = f"{name}-{a.tag}"
+    if not a.no_write:  # the raw figures first: a report that fails to render loses nothing
+        (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=1))
     text = report.render(res)
     print(text)
     if a.no_write:
         return
-    name = f"{stamp}-quick" if a.quick else stamp
-    if a.tag:
-        name = f"{name}-{a.tag}"
     (RESULTS / f"{name}.md").write_text(f"# Benchmark {stamp}\n\nCommand: `.venv/bin/{cmd}` "
                                         f"({res['wall_s'] // 60} min {res['wall_s'] % 60} s)\n\n{text}\n")
-    (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=1))
     say(f"wrote {RESULTS / name}.md and .json")
 
 

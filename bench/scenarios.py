@@ -3,7 +3,9 @@
 1. ``fanout``     N clients in one room, 10 senders, a ladder of offered deliveries/s
 2. ``rooms``      many connections in rooms of 10, one message per room per second
 3. ``idle``       server RSS growth per idle connection, measured at two counts on one process
-4. ``persist``    chat-server only: closed-loop ``message:send`` with acks through PostgreSQL
+4. ``persist``    chat-server: closed-loop ``message:send`` with acks through PostgreSQL, then
+                  on the same PostgreSQL the Node+pg reference (``nodepg``) and the database's
+                  own limit (``persist_refs.py``), then an open-loop ladder for chat-server
 5. ``two_nodes``  fan-out with senders on node A and receivers split over A and B, compared
                   with all clients on A, on the same Redis (and PostgreSQL for chat-server)
 6. ``slow``       chat-server only: clients that stop reading in a busy room with clients that
@@ -27,7 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import persist_refs
 from .loadgen import Loadgen
+from .loadgen.coordinator import NOISY_CPU
 from .targets import Target, pin_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +60,10 @@ class Plan:
     slow_size: int = 32_000
     slow_duration: float = 12.0
     loadgen_workers: int = 1
+    repeat: int = 3  # rounds of every repeated scenario; the report gives the median and the spread
+    knee_start: int = 10_000  # fan-out: the first offered deliveries/s of the knee search
+    knee_precision: float = 0.10  # fan-out: bisect until the failing rate is within this of the passing one
+    quiet_wait: float = 60.0  # seconds the harness waits (at most) for a quiet machine before each target
     server_cpus: list[int] = field(default_factory=lambda: [0])
     loadgen_cpus: list[int] = field(default_factory=lambda: [1])
 
@@ -63,14 +71,14 @@ class Plan:
     def quick() -> Plan:
         return Plan(clients=500, rates=[10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 120_000, 140_000],
                     idle_counts=[1000, 2000], room_clients=2000, duration=3.0, two_node_rates=[10_000, 20_000],
-                    persist_rates=[1000, 2000, 3000, 4000])
+                    persist_rates=[1000, 2000, 3000], knee_precision=0.2, quiet_wait=15.0)
 
     @staticmethod
     def full() -> Plan:
         return Plan(clients=1000, rates=[10_000, 20_000, 40_000, 60_000, 70_000, 80_000, 90_000, 100_000, 110_000,
                                          120_000, 135_000, 150_000, 175_000],
-                    idle_counts=[5000, 10_000], room_clients=10_000, duration=5.0,
-                    two_node_rates=[10_000, 20_000, 40_000])
+                    idle_counts=[5000, 10_000], room_clients=10_000, duration=4.0,
+                    two_node_rates=[10_000, 20_000, 40_000], persist_rates=[1000, 2000, 3000, 4000, 6000, 8000])
 
 
 def say(text: str) -> None:
@@ -110,10 +118,80 @@ def fanout_room(target: Target, users: int = 100) -> dict[str, Any]:
     return {"room": target.create_rooms(tokens[:1], "fanout")[0], "tokens": tokens}
 
 
+GENERATOR_BOUND = 0.8  # load-generator cores above which a step measures the generator, not the server
+P99_MS, DELIVERED = 50.0, 0.999
+
+
+def measured_step(lg: Loadgen, target: Target, rate: int, label: str, retries: int = 2) -> dict[str, Any]:
+    """One step after the server is idle again (an overloaded step leaves a backlog behind);
+    repeated when it failed while other processes were busy; marked ``generator_bound`` when
+    the load generator's own core was above ``GENERATOR_BOUND`` (its result is not counted)."""
+    r: dict[str, Any] = {}
+    for attempt in range(retries + 1):
+        wait_idle(target)
+        prev = r
+        r = lg.step(rate)
+        if attempt:
+            r["retried_after_other_cpu"] = prev.get("other_cpu", 0)
+        r["ok"] = r["p99_ms"] <= P99_MS and r["delivered_ratio"] >= DELIVERED and not r.get("lost")
+        r["generator_bound"] = r["loadgen_cpu"] > GENERATOR_BOUND
+        if r.get("lost"):
+            # the server closed sessions (stock Engine.IO: a PONG processed more than
+            # ping_timeout after its PING, i.e. an outbound backlog over 20 s): the step fails,
+            # and the next one starts with a full set of fresh connections
+            say(f"   {label} {rate}/s: the server closed {r['lost']} connections; reconnecting")
+            lg.restart()
+        if r["ok"] or r.get("other_cpu", 0) < NOISY_CPU:
+            break
+    say(f"   {label} {rate}/s: p50 {r['p50_ms']} p99 {r['p99_ms']} ms, delivered {r['delivered_ratio']}, cores: "
+        f"loadgen {r['loadgen_cpu']:.2f} server {r.get('server_cpu', 0):.2f} other {r.get('other_cpu', 0):.2f}"
+        f"{' GENERATOR-BOUND' if r['generator_bound'] else ''}")
+    return r
+
+
+def knee(plan: Plan, lg: Loadgen, target: Target, label: str) -> list[dict[str, Any]]:
+    """The sustainable fan-out rate, searched: double from ``plan.knee_start`` until a step
+    fails (halve when the first fails), then bisect between the highest passing and the lowest
+    failing rate until they are within ``plan.knee_precision``. A generator-bound step ends the
+    search without counting: the knee is then above what this machine's generator can offer."""
+    steps: list[dict[str, Any]] = []
+    lo, hi = 0, 0
+    rate = plan.knee_start
+    floor = plan.knee_start // 16
+    while True:
+        r = measured_step(lg, target, rate, label)
+        steps.append(r)
+        if r["generator_bound"]:
+            return steps
+        if r["ok"]:
+            lo = rate
+            if hi:
+                break
+            rate *= 2
+        else:
+            hi = rate
+            if lo:
+                break
+            if rate <= floor:
+                return steps
+            rate //= 2
+    while (hi - lo) / lo > plan.knee_precision:
+        mid = int(round((lo + hi) / 2, -2))
+        r = measured_step(lg, target, mid, label)
+        steps.append(r)
+        if r["generator_bound"]:
+            break
+        if r["ok"]:
+            lo = mid
+        else:
+            hi = mid
+    return steps
+
+
 def fanout(plan: Plan, target: Target, auth: dict[str, Any]) -> list[dict[str, Any]]:
     with Loadgen(spec(plan, target, "fanout", plan.clients, **auth), target.measured_pids()) as lg:
         wait_idle(target)  # connecting and joining leave work behind (presence, member events)
-        return lg.ladder(plan.rates, label=f"{target.name} fanout")
+        return knee(plan, lg, target, f"{target.name} fanout")
 
 
 def idle(plan: Plan, target: Target) -> list[dict[str, Any]]:
@@ -163,18 +241,69 @@ def rooms(plan: Plan, target: Target) -> dict[str, Any]:
 
 
 def persist(plan: Plan, target: Target) -> dict[str, Any]:
-    """Each client sends into its own room: the storage path, not the fan-out. First a closed
-    loop (one send in flight per client), then an open-loop ladder of offered messages/s."""
+    """Each client sends into its own room: the storage path, not the fan-out.
+
+    On chat-server's own PostgreSQL, one after the other with the same clients, users and
+    rooms: chat-server closed loop (one send in flight per client); the Node+pg reference
+    closed loop (its own database, ``persist_refs.prepare_ref_db``); the database's limit,
+    chat-server's insert statements straight from asyncpg, one per message and batched; then
+    chat-server's open-loop ladder of offered messages/s (latency and loss show instead of a
+    lower send rate)."""
     wait_idle(target)
     tokens = target.register(plan.persist_clients, "persist")
     own = target.create_rooms(tokens, "own", kind="private")
-    with Loadgen(spec(plan, target, "persist", plan.persist_clients, tokens=tokens, own_rooms=own), target.measured_pids()) as lg:
-        wait_idle(target)
-        closed = lg.step()
-        say(f"   {target.name} persist, closed loop: {closed['acks_s']} acks/s, p99 {closed['p99_ms']} ms, "
-            f"errors {closed['errors']}")
-        ladder = lg.ladder(plan.persist_rates, label=f"{target.name} persist msgs")
-    return {"closed": closed, "open": ladder}
+    data_dir = target.tmp / "data"
+    user_ids = [token_user(t) for t in tokens]
+    persist_refs.prepare_ref_db(data_dir, user_ids, own)
+    pairs = [(u, r, f"persist{i}") for i, (u, r) in enumerate(zip(user_ids, own, strict=True))]
+    pg = [persist_refs.postmaster_pid(data_dir)]
+    sock, port = persist_refs.pg_socket(data_dir)
+    from server.storage.messages import INSERT_MEMBER
+
+    node = Target("nodepg", cpus=plan.server_cpus, env={
+        "JWT_PUBLIC_KEY_FILE": str(data_dir / "keys" / "jwt-ed25519.pub.pem"), "INSERT_SQL": INSERT_MEMBER,
+        "PGHOST": sock, "PGPORT": str(port), "PGUSER": "postgres", "PGDATABASE": "ref"})
+    out: dict[str, Any] = {}
+    try:
+        ours_spec = spec(plan, target, "persist", plan.persist_clients, tokens=tokens, own_rooms=own)
+        with Loadgen(ours_spec, target.measured_pids()) as lg:
+            wait_idle(target)
+            out["closed"] = lg.step()
+            say(f"   ours persist, closed loop: {out['closed']['acks_s']} acks/s, p99 {out['closed']['p99_ms']} ms, "
+                f"errors {out['closed']['errors']}, server cores {out['closed'].get('server_cpu', 0):.2f}")
+            try:  # a reference that cannot start (no Node, no npm registry) costs its row only
+                node.start()
+                node_spec = spec(plan, node, "persist", plan.persist_clients, tokens=tokens, own_rooms=own)
+                with Loadgen(node_spec, [node.pid, *pg]) as lgn:
+                    wait_idle(target)
+                    out["nodepg"] = lgn.step()
+                say(f"   nodepg persist, closed loop: {out['nodepg']['acks_s']} acks/s, p99 {out['nodepg']['p99_ms']} "
+                    f"ms, errors {out['nodepg']['errors']}, server cores {out['nodepg'].get('server_cpu', 0):.2f}")
+            except Exception as exc:
+                out["nodepg_error"] = f"{type(exc).__name__}: {str(exc)[:600]}"
+                say(f"   nodepg failed: {out['nodepg_error']}")
+            finally:
+                node.stop()
+            for key, batched in (("limit", False), ("limit_batched", True)):
+                wait_idle(target)
+                out[key] = persist_refs.db_limit(data_dir, pairs, plan.duration, batched)
+                say(f"   database limit{' (batched)' if batched else ''}: {out[key]['acks_s']} inserts/s, "
+                    f"p99 {out[key]['p99_ms']} ms, PostgreSQL cores {out[key]['server_cpu']:.2f}, "
+                    f"client cores {out[key]['loadgen_cpu']:.2f}")
+            wait_idle(target)
+            out["open"] = lg.ladder(plan.persist_rates, label="ours persist msgs")
+    finally:
+        node.stop()
+    return out
+
+
+def token_user(token: str) -> int:
+    """The user id (``sub``) of one of chat-server's access tokens, read without verifying."""
+    import base64
+    import json
+
+    payload = token.split(".")[1]
+    return int(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"])
 
 
 def two_nodes(plan: Plan, name: str) -> dict[str, Any]:

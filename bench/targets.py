@@ -4,10 +4,13 @@
              ``DATABASE_URL`` / ``REDIS_URL`` are given; clients authenticate with JWTs from
              ``POST /api/v1/auth/register`` and join rooms created over REST.
 - ``node``   ``bench/reference/node/server.js`` (socket.io 4; ``npm ci`` on first use).
+- ``nodepg`` ``bench/reference/node/server-pg.js`` (socket.io 4 + node-postgres: the persisted
+             path's reference; started by the persist scenario with chat-server's PostgreSQL,
+             public key and insert statement in its environment).
 - ``pysio``  ``bench/reference/pysio_server.py`` (stock python-socketio on aiohttp).
 - ``flask``  ``bench/reference/flask_server.py`` (Flask-SocketIO on gevent).
 
-References take any room id and no auth. Every server runs in its own session and process
+``node``, ``pysio`` and ``flask`` take any room id and no auth. Every server runs in its own session and process
 group (stopped as a group) with its CPU affinity set before exec; its children inherit it.
 """
 
@@ -93,7 +96,7 @@ def http_json(url: str, body: dict[str, Any] | None = None, token: str | None = 
 
 @dataclass
 class Target:
-    name: str  # ours | node | pysio | flask
+    name: str  # ours | node | nodepg | pysio | flask
     env: dict[str, str] = field(default_factory=dict)
     cpus: list[int] = field(default_factory=lambda: [0])
     label: str = ""
@@ -105,9 +108,9 @@ class Target:
                                                                     dir=os.environ.get("BENCH_DATA_DIR") or None)))
 
     def argv(self, port: int) -> list[str]:
-        if self.name == "node":
+        if self.name in ("node", "nodepg"):
             ensure_node_deps()
-            return ["node", str(NODE_DIR / "server.js")]
+            return ["node", str(NODE_DIR / ("server.js" if self.name == "node" else "server-pg.js"))]
         if self.name == "pysio":
             return [sys.executable, str(ROOT / "bench" / "reference" / "pysio_server.py"), str(port)]
         if self.name == "flask":

@@ -33,7 +33,9 @@ NOISY_CPU = 0.15  # cores used by other processes during a step that make its re
 
 def tree_cpu_s(pids: list[int]) -> tuple[float, float]:
     """(user, system) CPU seconds of the processes and all their descendants (PostgreSQL
-    backends too)."""
+    backends too), with those of descendants that have exited and were reaped (a closed
+    connection's backend): otherwise a step during which backends exit reads too little, even
+    less than nothing."""
     user = system = 0.0
     for pid in pids:
         try:
@@ -41,8 +43,8 @@ def tree_cpu_s(pids: list[int]) -> tuple[float, float]:
             for p in [root, *root.children(recursive=True)]:
                 try:
                     t = p.cpu_times()
-                    user += t.user
-                    system += t.system
+                    user += t.user + t.children_user
+                    system += t.system + t.children_system
                 except psutil.NoSuchProcess:
                     pass
         except psutil.NoSuchProcess:
@@ -88,7 +90,17 @@ class Loadgen:
             if line != "ready":
                 raise RuntimeError(f"worker {w} did not start: {line!r}; {self.log(w)}")
 
+    def restart(self, timeout: float = 180.0) -> None:
+        """New workers with new connections (after the server dropped some of the old ones)."""
+        self._stop_workers()
+        self.procs, self.lines = [], []
+        self.start(timeout)
+
     def stop(self) -> None:
+        self._stop_workers()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _stop_workers(self) -> None:
         for p in self.procs:
             try:
                 assert p.stdin is not None
@@ -102,7 +114,6 @@ class Loadgen:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(10)
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> Loadgen:
         self.start()
@@ -164,6 +175,7 @@ class Loadgen:
                        delivered_ratio=round(received / expected, 5) if expected else 0.0,
                        delivered_s=round(received / duration))
         out.update(percentiles(samples))
+        out["lost"] = sum(p.get("lost", 0) for p in parts)  # connections the server closed
         loadgen_cpu = sum(p["cpu_s"] for p in parts)
         out["loadgen_cpu"] = round(loadgen_cpu / duration, 3)  # cores busy while sending
         if self.server_pids:

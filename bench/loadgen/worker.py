@@ -132,6 +132,7 @@ class Worker:
         else:
             result["received"] = sum(c.received for i, c in self.conns.items() if not self.stalled(i))
             result["late"] = sum(c.late for c in self.conns.values())
+        result["lost"] = sum(1 for c in self.conns.values() if c.lost)  # closed by the server, not by us
         (self.raw_dir / f"{step}-{self.index}.bin").write_bytes(self.samples.tobytes())
         return result
 
@@ -174,6 +175,9 @@ class Worker:
                 except TimeoutError:
                     result["errors"] += 1
                     continue
+                except ConnectionError:  # the server closed it: this client is done
+                    result["errors"] += 1
+                    return
                 if ack_ok(ack):
                     self.samples.append(at - t)
                     result["sent"] += 1

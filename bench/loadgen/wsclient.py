@@ -82,6 +82,8 @@ class SioConnection(asyncio.Protocol):
         self.late = 0
         self.since_ns = 0
         self.pings = 0
+        self.lost = False  # the connection closed before the client closed it (e.g. a server ping timeout)
+        self.closing = False
         loop = asyncio.get_running_loop()
         self.connected: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
@@ -99,6 +101,7 @@ class SioConnection(asyncio.Protocol):
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = not self.closing
         err = ConnectionError(f"connection lost: {exc}")
         if not self.connected.done():
             self.connected.set_exception(err)
@@ -256,6 +259,7 @@ class SioConnection(asyncio.Protocol):
             self.acks.pop(ack_id, None)
 
     async def close(self, timeout: float = 2.0) -> None:
+        self.closing = True
         if self.transport is None or self.transport.is_closing():
             return
         self.send_text(b"41")  # Socket.IO disconnect, then a WebSocket close

@@ -8,6 +8,7 @@ import uuid
 import asyncpg
 
 from server.storage import db
+from server.storage import messages as mdb
 from server.storage import rooms as rdb
 from server.storage import users as udb
 from server.storage.batcher import SendBatcher
@@ -136,6 +137,25 @@ async def test_a_mixed_batch_answers_each_item_for_its_own_room(database_url: st
         assert [None if r is None else (r[0].room_id, r[0].seq, r[1]) for r in results] == [
             (room_id, 1, "public"), (other, 1, "public"), None, None, None, (room_id, 2, "public")]
         assert await pool.fetchval("SELECT last_seq FROM rooms WHERE id = $1", wa) == 0
+    finally:
+        await batcher.close()
+        await pool.close()
+
+
+async def test_a_batched_sends_record_is_the_row_as_stored(database_url: str) -> None:
+    # the batch statement returns only id, seq and created_at; the rest of each record is built
+    # from the send, so it must equal what a read of the stored row gives, field by field
+    pool, room_id, members, _ = await _setup(database_url)
+    batcher = SendBatcher(pool, lanes=1)
+    try:
+        sends = [dict(author_id=members[i], author_kind="user", author_name=f"Name {i}", body=f"body {i} ünï",
+                      client_id=uuid.uuid4().hex, reply_to=None if i % 2 else 7) for i in range(4)]
+        results = await asyncio.gather(*[batcher.insert_member_message(room_id, **s) for s in sends])
+        for result in results:
+            assert result is not None
+            record, kind = result
+            assert kind == "public"
+            assert record == await mdb.get_message(pool, record.id)
     finally:
         await batcher.close()
         await pool.close()
