@@ -242,3 +242,14 @@ async def test_the_schema_migration_makes_one_contact_per_number_of_existing_con
     await _wait_messages(harness, 4)
     _, body = await staff.call("GET", "/api/v1/contacts?q=Max", expect=200)
     assert len(body["contacts"]) == 1
+
+
+async def test_simultaneous_first_messages_of_one_person_make_one_contact(
+        harness: ServerHarness, graph: GraphApiFake) -> None:
+    node, staff = await _setup(harness, graph)
+    payloads = [make_identity_webhook(PN, f"wamid.R{i}", f"hello {i}", wa_id=NUMBER, bsuid=BSUID, name="Ola")
+                for i in range(6)]
+    await asyncio.gather(*(_post(harness, node, p) for p in payloads))
+    await _wait_messages(harness, 6)
+    assert len(await _fetch(harness, "SELECT id FROM contacts")) == 1
+    assert len(await _conversations(staff)) == 1
