@@ -208,8 +208,9 @@ def render(res: dict[str, Any]) -> str:
     out += ["### Summary (ratios: ours / reference)", "", *summary_lines, "", "### Targets", "", *target_lines, ""]
     if plan.get("repeat", 1) > 1:
         out += [f"Per-scenario tables below: each target's median round of {plan['repeat']}.", ""]
-    out += [f"### Room fan-out ({_n(plan['clients'])} clients in one room, {plan['senders']} senders, "
-            f"{plan['duration']:g} s per step)", "", *fanout_table(res), ""]
+    if res.get("fanout"):
+        out += [f"### Room fan-out ({_n(plan['clients'])} clients in one room, {plan['senders']} senders, "
+                f"{plan['duration']:g} s per step)", "", *fanout_table(res), ""]
     if res.get("idle"):
         out += ["### Idle memory (server process RSS growth / connections)", "",
                 "| target | connections | RSS before, MiB | RSS after, MiB | KiB per connection | marginal KiB per connection |",
