@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from chatcore.api import Body, Call, Cursor, Id, IdPath, Link, QueryParams, Reply, RouteTable, mount
 from chatcore.errors import Forbidden, Invalid, NotFound, TooLarge, Unauthorized
@@ -241,7 +241,7 @@ class AccessPurpose(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     action: audit_actions.ArchiveAction
-    params: dict[str, Annotated[str, Field(max_length=200)] | int | None] = Field(
+    params: dict[Annotated[str, Field(max_length=40)], Annotated[str, Field(max_length=200)] | StrictInt | None] = Field(
         default_factory=dict, max_length=12, description="the query's parameters, as the archive received them")
     peer: str = Field(default="", max_length=64, description="the address chat-archive's request came from")
     forwarded_for: list[Annotated[str, Field(max_length=512)]] = Field(
