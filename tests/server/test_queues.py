@@ -150,6 +150,10 @@ async def test_auto_assignment_respects_online_state_and_capacity_across_two_nod
     assert held == sorted([a.id, b.id])  # capacity 1 each; the offline agent got none
     waiting = [r["wa_id"] for r in rows if r["assignee_id"] is None]
     assert len(waiting) == 2
+    async def told() -> bool:  # sent after the commit that marked it
+        return all(_texts_to(graph, wa_id) for wa_id in waiting)
+
+    await _until(told)
     for wa_id in waiting:  # the away message went out once to each waiting contact
         assert _texts_to(graph, wa_id) == ["All agents are busy, hold on."]
     # the third agent comes online (on node two): one waiting conversation is theirs, the other still waits
