@@ -39,6 +39,8 @@ class AssistantHooks(Protocol):
 
     def start(self, room_id: int, trigger: MessageRecord) -> None: ...
 
+    async def pick(self, options: list[str], text: str) -> str | None: ...
+
 
 class WhatsAppHooks(Protocol):
     """What other actions ask of the WhatsApp bridge (``actions/whatsapp.py: WhatsAppService``)."""
