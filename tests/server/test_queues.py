@@ -315,6 +315,11 @@ async def test_staff_are_held_to_their_queues_and_bad_targets_change_nothing(
     assert status == 404  # the room rule (chatcore.access) agrees: not readable
     await mine.connect()
     assert (await mine.emit("message:send", {"room_id": room_id, "body": "x", "client_id": "c-1"}))["ok"] is False
+    # chat-archive's access question gets the same answer (archived messages stay out of reach)
+    _, standing = await mine.call("POST", "/api/v1/access/rooms", {"room_ids": [room_id]}, expect=200)
+    assert standing["rooms"] == []
+    _, standing = await other.call("POST", "/api/v1/access/rooms", {"room_ids": [room_id]}, expect=200)
+    assert [r["id"] for r in standing["rooms"]] == [room_id]
     _, history = await other.call("GET", f"/api/v1/rooms/{room_id}/messages", expect=200)
     assert [m["author_kind"] for m in history["messages"]] == ["contact"]
 
