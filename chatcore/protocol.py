@@ -457,7 +457,7 @@ class ConversationEventView(Wire):
 
     id: int
     room_id: int = Field(description="the conversation's room id")
-    kind: Literal["opened", "reopened", "routed", "queued", "assigned", "taken_over", "handed_back", "transferred",
+    kind: Literal["opened", "reopened", "routed", "assigned", "taken_over", "handed_back", "transferred",
                   "first_response", "closed"]
     actor: TimelineRef | None = Field(description="the staff member who acted; null: the contact or the desk itself")
     queue: TimelineRef | None = Field(description="the conversation's queue after the event")

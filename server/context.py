@@ -46,6 +46,8 @@ class AssistantHooks(Protocol):
 
     async def suggest_reply(self, room_id: int, staff_id: int) -> Draft: ...
 
+    async def pick(self, options: list[str], text: str) -> str | None: ...
+
 
 class WhatsAppHooks(Protocol):
     """What other actions ask of the WhatsApp bridge (``actions/whatsapp.py: WhatsAppService``)."""

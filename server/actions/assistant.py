@@ -8,11 +8,14 @@ message), and runs each job under the app's supervisor.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ai.assistant import Assistant, Draft, mentions_assistant
+from ai.prompt import DATA_RULES, data_block
+from ai.provider import ProviderError, Request, Turn
 from chatcore.events import AssistantDelta, MessageRecord
 
 from ..storage import messages as mdb
@@ -69,10 +72,33 @@ class RoomReplySink:
             await self.svc.whatsapp.on_assistant_reply(room_id, msg)
 
 
+TRIAGE_TIMEOUT_S = 10.0  # the whole answer; past it the desk's keyword triage decides
+TRIAGE_RULES = ("You route a customer's first message to one department of a support desk. Answer with exactly "
+                "one department name from this list and nothing else: {names}. If none fits, answer NONE.")
+
+
 class AssistantBridge:
     def __init__(self, svc: Services, assistant: Assistant) -> None:
         self.svc = svc
         self.assistant = assistant
+
+    async def pick(self, options: list[str], text: str) -> str | None:
+        """The option (a queue name, set by admins) the model picks for ``text`` (the contact's
+        message, passed as quoted data, never as instructions); ``None`` with the offline
+        provider, on a failure or timeout, or when the answer names no option."""
+        provider = self.assistant.provider
+        if provider.offline or not options:
+            return None
+        request = Request(f"{TRIAGE_RULES.format(names='; '.join(options))}\n\n{DATA_RULES}",
+                          data_block("", [Turn("user", "contact", text)]))
+        try:
+            async with asyncio.timeout(TRIAGE_TIMEOUT_S):
+                answer = "".join([chunk async for chunk in provider.stream_reply(request)])
+        except (ProviderError, TimeoutError) as exc:
+            log.info("triage by the model failed (%s); keywords decide", type(exc).__name__)
+            return None
+        wanted = answer.strip().strip(".").casefold()
+        return next((o for o in options if o.casefold() == wanted), None)
 
     async def maybe_trigger(self, room_kind: str, msg: MessageRecord) -> None:
         if msg.author_kind != "user":

@@ -296,37 +296,45 @@ async def _online_members(svc: Services, queue_id: int) -> list[int]:
 
 async def assign_waiting(svc: Services, queue_ids: list[int]) -> int:
     """Assign the waiting conversations of ``queue_ids`` to available agents, oldest first;
-    returns how many were assigned. Safe on every node at once (``qdb.lock_assignments``)."""
+    returns how many were assigned. Safe on every node at once (``qdb.lock_assignments``).
+
+    The contacts still waiting when no agent is available get the queue's away message, once
+    per stay: decided under the same lock, so a conversation an agent takes in the same
+    instant is never told that nobody is there."""
     assigned = 0
     for queue_id in queue_ids:
         online = await _online_members(svc, queue_id)
         done: list[tuple[int, int, int]] = []
+        away: list[int] = []
         async with svc.pool.acquire() as conn, conn.transaction():
             await qdb.lock_assignments(conn)
-            for room_id in await qdb.waiting_in_queue(conn, queue_id, SWEEP_BATCH if online else 0):
-                agent = await qdb.pick_agent(conn, queue_id, online, svc.config.desk_agent_capacity)
+            full = False
+            for room_id in await qdb.waiting_in_queue(conn, queue_id, SWEEP_BATCH):
+                agent = await qdb.pick_agent(conn, queue_id, online, svc.config.desk_agent_capacity) if online else None
                 if agent is None:
+                    full = True
                     break
                 contact = await db.contact_by_room(conn, room_id)
                 assert contact is not None
                 await db.update_contact(conn, contact.id, assignee_id=agent)
                 done.append((room_id, agent, await qdb.insert_event(
                     conn, room_id, "assigned", None, queue_id=queue_id, to_user_id=agent, meta={"auto": True})))
+            if full:
+                away = await db.claim_away(conn, queue_id)
         for room_id, agent, event_id in done:
             await after_change(svc, room_id, [event_id], notify=(None, agent))
         assigned += len(done)
-        await _send_away_messages(svc, queue_id)
+        await _send_away_messages(svc, queue_id, away)
     return assigned
 
 
-async def _send_away_messages(svc: Services, queue_id: int) -> None:
-    """The queue's away message, once per stay, to each contact still waiting in it."""
-    queue = await qdb.get_queue(svc.pool, queue_id)
-    if queue is None or not queue.away_message.strip() or svc.whatsapp is None:
+async def _send_away_messages(svc: Services, queue_id: int, room_ids: list[int]) -> None:
+    if not room_ids or svc.whatsapp is None:
         return
-    async with svc.pool.acquire() as conn, conn.transaction():
-        rooms = await db.claim_away(conn, queue_id)
-    for room_id in rooms:
+    queue = await qdb.get_queue(svc.pool, queue_id)
+    if queue is None or not queue.away_message.strip():
+        return
+    for room_id in room_ids:
         await svc.whatsapp.send_notice(room_id, queue.away_message, {"desk": "away", "queue_id": queue_id})
 
 

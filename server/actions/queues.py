@@ -12,10 +12,11 @@ new or reopened conversation:
     menu     the contact gets the greeting menu ("1. Sales", "2. Support", ...); their answer
              routes it; an invalid answer repeats the menu once, a second one routes to the
              default queue (or leaves it in no queue when the number has none)
-    ai       triage: the queue is picked from the contact's first message (with the offline
-             provider deterministically: words of the queue's name and description found in
-             the message; else the default queue, else the first queue by name) and the
-             contact is told which queue
+    ai       triage: the queue is picked from the contact's first message: with a model, the
+             model picks a queue by name (the message passed as quoted data); with the offline
+             provider, or when the model fails or names no queue, deterministically: the queue
+             whose name and description share the most words with the message; else the
+             default queue, else the first queue by name. The contact is told which queue
     default  the number's default queue (none set: the conversation is left in no queue)
 
 A routed conversation is in human mode (the assistant is silent) and is auto-assigned
@@ -244,8 +245,10 @@ async def route_inbound(svc: Services, contact: wdb.Contact, msg: MessageRecord,
         await _route(svc, contact, default, "default", announce=False)
         return True
     if fresh and routing == "ai":
-        picked = triage(msg.body, queues) or default or (queues[0] if queues else None)
-        await _route(svc, contact, picked, "ai", announce=True)
+        name = await svc.assistant.pick([q.name for q in queues], msg.body) if svc.assistant else None
+        by_model = next((q for q in queues if q.name == name), None)
+        picked = by_model or triage(msg.body, queues) or default or (queues[0] if queues else None)
+        await _route(svc, contact, picked, "ai", announce=True, how="model" if by_model else "keywords")
         return True
     if contact.routing_state in ("menu", "menu_again"):
         answer = msg.body.strip()
@@ -267,7 +270,8 @@ async def _set_state(svc: Services, contact: wdb.Contact, state: str) -> None:
     await conversations.publish(svc, contact.room_id)
 
 
-async def _route(svc: Services, contact: wdb.Contact, queue: db.Queue | None, via: str, *, announce: bool) -> None:
+async def _route(svc: Services, contact: wdb.Contact, queue: db.Queue | None, via: str, *, announce: bool,
+                 how: str | None = None) -> None:
     """Put the conversation in ``queue`` (or in none), write the ``routed`` event, then tell the
     contact (``announce``: which queue; then the queue's greeting, if it has one) and assign it."""
     fields: dict[str, Any] = {"routing_state": "routed", "queue_id": None if queue is None else queue.id,
@@ -278,7 +282,8 @@ async def _route(svc: Services, contact: wdb.Contact, queue: db.Queue | None, vi
         await wdb.contact_by_room(conn, contact.room_id, for_update=True)
         await wdb.update_contact(conn, contact.id, **fields)
         event_id = await db.insert_event(conn, contact.room_id, "routed", None,
-                                         queue_id=None if queue is None else queue.id, meta={"via": via})
+                                         queue_id=None if queue is None else queue.id,
+                                         meta={"via": via} | ({"triage": how} if how else {}))
     await conversations.after_change(svc, contact.room_id, [event_id])
     if queue is not None:
         text = "\n".join(t for t in (ROUTED_TO.format(name=queue.name) if announce else "", queue.greeting.strip()) if t)

@@ -47,7 +47,7 @@ CREATE INDEX wa_contacts_assignee ON wa_contacts (assignee_id) WHERE status <> '
 CREATE TABLE conversation_events (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     room_id     bigint NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
-    kind        text NOT NULL CHECK (kind IN ('opened', 'reopened', 'routed', 'queued', 'assigned', 'taken_over',
+    kind        text NOT NULL CHECK (kind IN ('opened', 'reopened', 'routed', 'assigned', 'taken_over',
                                               'handed_back', 'transferred', 'first_response', 'closed')),
     actor_id    bigint REFERENCES users(id) ON DELETE SET NULL,
     queue_id    bigint REFERENCES queues(id) ON DELETE SET NULL,
