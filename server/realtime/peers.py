@@ -136,6 +136,14 @@ class ChatEngineServer(engineio.AsyncServer):
             self._held.pop(address, None)
 
 
+_REQUEST_KEYS = frozenset({"aiohttp.request", "wsgi.input", "wsgi.errors"})
+
+
+def slim_environ(environ: dict[str, Any]) -> dict[str, Any]:
+    """``environ`` without the objects of the HTTP request it was made from (headers stay)."""
+    return {k: v for k, v in environ.items() if k not in _REQUEST_KEYS}
+
+
 class ChatSocketServer(socketio.AsyncServer):
     """python-socketio's server on a ``ChatEngineServer``, closing sessions that have not
     connected a namespace ``connect_timeout_s`` after they opened (``None``: never)."""
@@ -152,6 +160,11 @@ class ChatSocketServer(socketio.AsyncServer):
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         self.eio.session_opened(eio_sid, environ)
         ret = await super()._handle_eio_connect(eio_sid, environ)
+        if eio_sid in self.environ:
+            # python-socketio keeps the handshake's environ for the session's life (``get_environ``,
+            # the namespace connect handlers); without the request and its body stream, which
+            # would keep aiohttp's request, its headers and its protocol alive per connection
+            self.environ[eio_sid] = slim_environ(environ)
         if self.connect_timeout_s is not None:
             asyncio.get_running_loop().call_later(self.connect_timeout_s, self._connect_deadline, eio_sid)
         return ret
