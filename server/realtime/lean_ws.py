@@ -39,7 +39,10 @@ the connection ends, the packets received before it are handled, then the sessio
 
 Writing: ``PacketQueue`` writes to ``LeanWebSocket`` while the transport takes more
 (``pause_writing``/``resume_writing``: asyncio's flow control, high-water mark 64 KiB) and queues
-otherwise; its cap on what is queued drops a slow consumer (``abort``). Silent clients, a
+otherwise; its cap on what is queued drops a slow consumer (``abort``). Nothing follows an
+Engine.IO CLOSE packet: the WebSocket is closed (1000) right after it, however the session was
+ended (engineio's own ping check, ``disconnect``, ours), so a peer that never answers cannot keep
+the connection once its session is gone. Silent clients, a
 half-open connection among them, are aborted by ``PingScheduler`` ``ping_timeout`` after an
 unanswered PING; a client that half-closes (EOF) ends its session at once.
 """
@@ -71,6 +74,8 @@ INVALID_DATA = 1007
 MESSAGE_TOO_BIG = 1009
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+_EIO_CLOSE = b"1"  # Engine.IO's CLOSE packet: the session is over, the WebSocket closes after it
 
 INBOX_PAUSE = 32  # packets waiting for ``socket.receive``: stop reading the transport past this
 
@@ -228,6 +233,8 @@ class LeanWebSocket(asyncio.Protocol):
         if self.closed or self.paused:
             return False
         self.transport.write(frame(payload, OP_BINARY if binary else OP_TEXT))
+        if payload == _EIO_CLOSE and not binary:
+            self.close_with(NORMAL)
         return True
 
     async def wait_writable(self) -> None:
@@ -245,6 +252,8 @@ class LeanWebSocket(asyncio.Protocol):
             raise ConnectionResetError("connection closed")
         if isinstance(data, str):
             self.transport.write(frame(data.encode()))
+            if data == "1":
+                self.close_with(NORMAL)
         else:
             self.transport.write(frame(data, OP_BINARY))
 
