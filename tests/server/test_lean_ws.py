@@ -90,11 +90,12 @@ class RawClient:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def connect(cls, port: int, query: str = "EIO=4&transport=websocket") -> RawClient:
+    async def connect(cls, port: int, query: str = "EIO=4&transport=websocket", extra_headers: str = "") -> RawClient:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write(f"GET /socket.io/?{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                     f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+                     f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                     f"{extra_headers}\r\n".encode())
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), BOUND_S)
         assert head.startswith(b"HTTP/1.1 101 "), head
         accept = base64.b64encode(hashlib.sha1(key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
@@ -356,3 +357,16 @@ async def test_idle_websocket_keeps_neither_the_upgrade_request_nor_a_task() -> 
         assert len(asyncio.all_tasks()) - tasks_before < 5
         for c in clients:
             c.close()
+
+
+async def test_session_keeps_only_where_it_came_from_not_the_cookies_or_credentials_of_its_handshake() -> None:
+    async with serve() as s:
+        c = await RawClient.connect(s.port, extra_headers="Cookie: session=secret\r\nAuthorization: Bearer secret\r\n"
+                                                          "User-Agent: probe/1\r\n")
+        assert (await c.text()).startswith("0{")
+        [eio_sid] = s.sio.eio.sockets
+        environ = s.sio.environ[eio_sid]
+        assert environ["HTTP_USER_AGENT"] == "probe/1" and environ["QUERY_STRING"].startswith("EIO=4")
+        assert not {"HTTP_COOKIE", "HTTP_AUTHORIZATION", "HTTP_SEC_WEBSOCKET_KEY", "aiohttp.request",
+                    "wsgi.input"} & set(environ)
+        c.close()
