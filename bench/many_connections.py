@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import sys
 import time
 import traceback
@@ -123,7 +124,7 @@ def main() -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
     name = f"{stamp}-many" + (f"-{a.tag}" if a.tag else "")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    cmd = "python -m bench.many_connections " + " ".join(sys.argv[1:])
+    cmd = "python -m bench.many_connections " + shlex.join(sys.argv[1:])
     note = f"{a.note}\n\n" if a.note else ""
     (RESULTS / f"{name}.md").write_text(
         f"# Many connections, {stamp}\n\nCommand: `.venv/bin/{cmd}` ({res['wall_s'] // 60} min {res['wall_s'] % 60} s); "

@@ -311,7 +311,7 @@ def many_connections(target: Target, idle_n: int, active_n: int, duration: float
     out: dict[str, Any] = {"idle": idle_n, "active": active_n, "sources": len(sources), "rss_base_kib": target.rss_kib()}
     t0 = time.monotonic()
     # connecting 50,000 clients takes minutes on a shared 2-core machine: the bound grows with the count
-    connect_bound = 120 + (idle_n + active_n) / 100
+    connect_bound = 120 + (idle_n + active_n) / 50
     idle_lg = Loadgen({**base_spec, "mode": "idle", "clients": idle_n, **idle_extra})
     lg = Loadgen({**base_spec, "mode": "rooms", "clients": active_n, **active_extra}, target.measured_pids())
     try:
