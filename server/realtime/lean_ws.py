@@ -512,4 +512,4 @@ class LeanDriver:
             sock.connected = True
             sock.upgraded = True
             sock.queue.attach(ws)  # the OPEN packet, queued by engineio, goes first
-        return _TakenOver()
+        return _TakenOver(status=101)  # what aiohttp's access log shows for it
