@@ -415,3 +415,56 @@ def metric(target: Target, name: str) -> float:
             if line.startswith(name + " "):
                 return float(line.split()[1])
     return 0.0
+
+
+def many_connections(target: Target, idle_n: int, active_n: int, duration: float, sources: list[str],
+                     workers: int = 1, loadgen_cpus: list[int] | None = None) -> dict[str, Any]:
+    """``idle_n`` idle connections and ``active_n`` active ones (rooms of 10, one message per room
+    per second) on one server process, clients spread over the loopback ``sources`` (each has its
+    own ephemeral port range). The server's RSS (fresh, with the idle connections, with all),
+    its CPU while only idle connections are open (pings), and the active rooms' delivery latency,
+    loss and server CPU over ``duration`` seconds."""
+    from .loadgen.coordinator import tree_cpu_s
+
+    cpus = loadgen_cpus if loadgen_cpus is not None else [1]
+    base_spec = {"url": target.url, "senders": 0, "duration": duration, "drain": 2.0, "workers": workers,
+                 "cpus": cpus, "sources": sources, "connect_timeout": 120}
+    idle_extra: dict[str, Any] = {}
+    active_extra: dict[str, Any] = {"room_size": 10}
+    if target.name == "ours":
+        idle_extra["tokens"] = target.register(100, "manyidle")  # users in no room: only the socket costs
+        tokens = target.register(active_n, "manyact")  # one user per active connection
+        active_extra["tokens"] = tokens
+        active_extra["room_ids"] = target.create_rooms(tokens[: active_n // 10], "many")
+    wait_idle(target)
+    out: dict[str, Any] = {"idle": idle_n, "active": active_n, "sources": len(sources), "rss_base_kib": target.rss_kib()}
+    t0 = time.monotonic()
+    # connecting 50,000 clients takes minutes on a shared 2-core machine: the bound grows with the count
+    connect_bound = 120 + (idle_n + active_n) / 50
+    idle_lg = Loadgen({**base_spec, "mode": "idle", "clients": idle_n, **idle_extra})
+    lg = Loadgen({**base_spec, "mode": "rooms", "clients": active_n, **active_extra}, target.measured_pids())
+    try:
+        idle_lg.start(timeout=connect_bound)
+        out["idle_connect_s"] = round(time.monotonic() - t0, 1)
+        wait_idle(target, max_wait=60)
+        out["rss_idle_kib"] = target.rss_kib()
+        (u0, s0), w0 = tree_cpu_s([target.pid]), time.monotonic()
+        time.sleep(10.0)
+        (u1, s1), w1 = tree_cpu_s([target.pid]), time.monotonic()
+        out["idle_server_cpu"] = round((u1 - u0 + s1 - s0) / (w1 - w0), 3)  # the server process alone
+        say(f"   {target.name} many: {idle_n} idle, RSS {out['rss_idle_kib'] // 1024} MiB, "
+            f"idle CPU {out['idle_server_cpu']} cores")
+        lg.start(timeout=connect_bound)
+        wait_idle(target, max_wait=60)
+        out["rss_connected_kib"] = target.rss_kib()
+        with PeakRss(target) as peak:
+            step = lg.step()
+        out["rss_peak_kib"] = peak.kib
+        out["kib_per_conn"] = round((out["rss_connected_kib"] - out["rss_base_kib"]) / (idle_n + active_n), 2)
+    finally:
+        lg.stop()
+        idle_lg.stop()
+    out["step"] = step
+    say(f"   {target.name} many: {idle_n} idle + {active_n} active: p50 {step['p50_ms']} p99 {step['p99_ms']} ms, "
+        f"delivered {step['delivered_ratio']}, server {step.get('server_cpu')} cores, RSS peak {peak.kib // 1024} MiB")
+    return out

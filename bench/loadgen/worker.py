@@ -56,6 +56,12 @@ class Worker:
         assert parts.hostname in ("127.0.0.1", "localhost"), "loopback targets only"
         return parts.hostname, int(parts.port or 80)
 
+    def source(self, i: int) -> str | None:
+        """The local address client ``i`` connects from (``spec["sources"]``, round robin); None:
+        the kernel's choice (127.0.0.1)."""
+        sources: list[str] = self.spec.get("sources") or []
+        return sources[i % len(sources)] if sources else None
+
     def room_of(self, i: int) -> int:
         s = self.spec
         if s["mode"] == "rooms":
@@ -83,7 +89,8 @@ class Worker:
             # persist: the samples are ack times; the message events the clients also get are not
             samples = None if self.spec["mode"] == "persist" else self.samples
             conns = await asyncio.gather(*(connect(*self.address(i), self.tokens[i % len(self.tokens)],
-                                                   samples, timeout, STALLED_RCVBUF if self.stalled(i) else None)
+                                                   samples, timeout, STALLED_RCVBUF if self.stalled(i) else None,
+                                                   self.source(i))
                                            for i in batch))
             self.conns.update(zip(batch, conns, strict=True))
         if self.spec["mode"] == "idle" or self.spec.get("no_join"):

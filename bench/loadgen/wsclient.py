@@ -271,16 +271,27 @@ class SioConnection(asyncio.Protocol):
 
 
 async def connect(host: str, port: int, token: str | None, samples: array[int] | None,
-                  timeout: float = 30.0, rcvbuf: int | None = None) -> SioConnection:
+                  timeout: float = 30.0, rcvbuf: int | None = None, source: str | None = None) -> SioConnection:
     """Open the TCP connection, upgrade, and complete the Socket.IO connect on ``/``. ``rcvbuf``:
-    the socket's receive buffer, set before connecting (a stalled client's buffers fill fast)."""
+    the socket's receive buffer, set before connecting (a stalled client's buffers fill fast).
+    ``source``: the local address to connect from (another loopback address, 127.0.0.2, ...:
+    each has its own ephemeral port range towards the server)."""
     loop = asyncio.get_running_loop()
     sock = None
-    if rcvbuf is not None:
+    if rcvbuf is not None or source is not None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source is not None:
+            # the port is chosen at connect, per (source, destination): not limited to one range per source
+            sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            sock.bind((source, 0))
         sock.setblocking(False)
-        await asyncio.wait_for(loop.sock_connect(sock, (host, port)), timeout)
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, (host, port)), timeout)
+        except BaseException:
+            sock.close()
+            raise
     _, proto = await asyncio.wait_for(
         loop.create_connection(lambda: SioConnection(host, port, token, samples),
                                *((None, None) if sock is not None else (host, port)), sock=sock), timeout)
@@ -291,6 +302,9 @@ async def connect(host: str, port: int, token: str | None, samples: array[int] |
             proto.transport.close()
         raise
     return proto
+
+
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux, <linux/in.h>
 
 
 def ack_ok(ack: bytes) -> bool:

@@ -15,8 +15,9 @@ events without acks:
   queued (acks and everything else), so per-socket order is always kept. No task per
   recipient, no encoding per recipient.
 
-``NoDeflateWebSocket`` lets the server decide on permessage-deflate (aiohttp negotiates it by
-default, which costs memory per connection and CPU per frame; Node's engine.io turned it off).
+``make_websocket_class`` lets the server decide on permessage-deflate (aiohttp negotiates it by
+default, which costs memory per connection and CPU per frame; Node's engine.io turned it off):
+off, the connection is our own (``lean_ws``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from socketio import packet as sio_packet
 
 from .bus import RedisBus
 from .lean_socket import PacketQueue, text_frame
+from .lean_ws import LeanDriver
 
 
 class _EncodedPacket(eio_packet.Packet):
@@ -169,20 +171,22 @@ class FanoutRedisManager(IndexedRooms, RedisBus):
 
 
 def make_websocket_class(compress: bool) -> type:
-    class ServerWebSocket(eio_aiohttp.WebSocket):
+    """engineio's WebSocket driver for our server: ``lean_ws.LeanDriver`` (our own RFC 6455
+    connection, no permessage-deflate), or with ``compress`` aiohttp's ``WebSocketResponse``
+    negotiating permessage-deflate, served by engineio's own handler and writer task."""
+    if not compress:
+        return LeanDriver
+
+    class CompressingWebSocket(eio_aiohttp.WebSocket):
         async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
             request = environ["aiohttp.request"]
-            self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=compress)
+            self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=True)
             await self._sock.prepare(request)
             self.environ = environ
-            if not compress:
-                # the engineio socket this connection belongs to may write frames directly
-                # (lean_socket's handler and queue; with permessage-deflate engineio's own)
-                self.handler.__self__._direct_ws = self._sock
             await self.handler(self)
             return self._sock
 
-    return ServerWebSocket
+    return CompressingWebSocket
 
 
 async def _poll_without_a_task(self: Any) -> list[Any]:

@@ -8,11 +8,12 @@ that exist only while someone waits.
 
 WebSocket sessions: engineio runs, besides aiohttp's handler, a writer task draining the queue
 and, for every frame it waits for, a task wrapped in ``wait_for`` (a timer each). Here the
-handler reads the WebSocket directly, and the queue, once attached to the WebSocket, writes
-each packet straight to it when nothing is ahead of it and the transport takes more; otherwise
-the packet waits in the queue and a drain task (alive only while there is a backlog) writes it,
-in order, with aiohttp's flow control. A session whose client stops answering PINGs has its
-WebSocket closed by the ping scheduler (engineio relied on the read timeout for that).
+connection is a ``lean_ws.LeanWebSocket`` (our RFC 6455 protocol on the bare transport, no task
+while idle), and the queue, once attached to it, writes each packet straight to it when nothing
+is ahead of it and the transport takes more; otherwise the packet waits in the queue and a drain
+task (alive only while there is a backlog) writes it, in order, with the transport's flow control.
+A session whose client stops answering PINGs has its connection aborted by the ping scheduler
+(engineio relied on the read timeout for that).
 
 Engine.IO pings: engineio starts one task per session that sleeps ``ping_interval`` and sends
 the next PING (a Task, its coroutine, a Future, a timer handle and a context per connection).
@@ -28,12 +29,12 @@ lengths) behind what the transport has taken; the packet that would pass either 
 session instead: what is queued is discarded, a WebSocket is aborted (a client that does not
 read would not complete a close handshake), a polling session gets CLOSE and ends. The client
 reconnects and catches up with ``sync``. What a dropped session held before it went is bounded:
-the cap, plus the transport's buffer (aiohttp pauses writing past its high-water mark, 64 KiB),
+the cap, plus the transport's buffer (asyncio pauses writing past its high-water mark, 64 KiB),
 plus the one packet the drain task is writing.
 
-Protocol errors: a WebSocket peer that sends CLOSE, a packet that does not decode, or a packet
-of no Engine.IO type has its WebSocket closed (engineio's handler ends the session on an
-undecodable packet through an exception, after CLOSE through its read timeout; ours has none).
+Protocol errors (``lean_ws``): a WebSocket peer that sends CLOSE, a packet that does not decode,
+or a packet of no Engine.IO type has its WebSocket closed (engineio's handler ends the session on
+an undecodable packet through an exception, after CLOSE through its read timeout; ours has none).
 """
 
 from __future__ import annotations
@@ -46,9 +47,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import WSMsgType
 from engineio import async_socket as eio_async_socket
-from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
 log = logging.getLogger(__name__)
@@ -119,14 +118,7 @@ class PacketQueue:
         ws = self._ws
         if ws is None or self._items is not None or self._drain is not None:
             return False
-        transport = _open_transport(ws._sock)
-        if transport is None:
-            return False
-        try:
-            transport.write(wire)
-        except Exception:  # the queue's drain reports the dead connection
-            return False
-        return True
+        return bool(ws.write(wire))
 
     def bind(self, owner: Any) -> None:
         """The engineio socket this queue belongs to (engineio makes the queue before the socket
@@ -154,7 +146,7 @@ class PacketQueue:
                     payload = encoded if binary else encoded.encode()
                 else:
                     binary = False
-                if write_frame(ws._sock, payload, binary):
+                if ws.write_payload(payload, binary):
                     return
             if self._drain is None:
                 self._drain = asyncio.get_running_loop().create_task(self._drain_backlog())
@@ -192,7 +184,7 @@ class PacketQueue:
             limits.on_drop()
         ws, self._ws = self._ws, None
         if ws is not None:
-            _abort(ws._sock)  # its handler sees the connection end and closes the session
+            ws.abort()  # the connection's end closes the session
         elif owner is not None and not (owner.closing or owner.closed):
             # polling: the pending (or next) GET answers CLOSE, then the session is gone
             self._append(eio_packet.Packet(eio_packet.CLOSE))
@@ -217,8 +209,9 @@ class PacketQueue:
             self.task_done()
 
     def attach(self, ws: Any) -> None:
-        """From now on write packets to ``ws`` (an engineio WebSocket wrapper whose ``_sock`` is
-        aiohttp's uncompressed ``WebSocketResponse``); what is queued already is written first.
+        """From now on write packets to ``ws`` (a ``lean_ws.LeanWebSocket``: ``write``,
+        ``write_payload``, ``wait_writable``, ``send``, ``close``, ``abort``); what is queued
+        already is written first.
         A ``None`` item, as for engineio's writer, means: write what is ahead, then close."""
         self._ws = ws
         if self._items is not None and self._drain is None:
@@ -241,7 +234,7 @@ class PacketQueue:
                     # aiohttp's writer waits for a paused transport only every 64 KiB written:
                     # wait before each packet, so a slow reader's backlog stays in the queue,
                     # where the cap counts it
-                    await _writable(ws._sock)
+                    await _writable(ws)
                 except Exception:
                     await self._dead(ws)
                     return
@@ -351,131 +344,11 @@ def text_frame(payload: bytes) -> bytes:
     return _TEXT_FRAME_LONG(0x81, 127, n) + payload
 
 
-def _open_transport(ws: Any) -> Any:
-    """The transport of aiohttp's WebSocketResponse ``ws`` if a frame can be written to it now:
-    not closing, and not applying back-pressure. None otherwise."""
-    writer = ws._writer
-    if writer is None or writer._closing or writer.protocol._paused:
-        return None
-    transport = writer.transport
-    return None if transport.is_closing() else transport
-
-
 async def _writable(ws: Any) -> None:
-    """Wait until aiohttp's WebSocketResponse ``ws`` takes more (its transport is not paused)."""
-    writer = getattr(ws, "_writer", None)
-    if writer is not None and writer.protocol._paused:
-        await writer.protocol._drain_helper()
-
-
-def _abort(ws: Any) -> None:
-    """Abort the connection of aiohttp's WebSocketResponse ``ws`` (no close handshake)."""
-    writer = ws._writer
-    if writer is not None and writer.transport is not None:
-        writer.transport.abort()
-
-
-def write_frame(ws: Any, payload: bytes, binary: bool = False) -> bool:
-    """Write one uncompressed frame to aiohttp's WebSocketResponse ``ws`` now, if it can take it.
-
-    False when the connection is closing or the transport applies back-pressure (the caller
-    queues the frame; whoever drains the queue waits on aiohttp's flow control)."""
-    if _open_transport(ws) is None:
-        return False
-    try:
-        ws._writer._write_websocket_frame(payload, WSMsgType.BINARY if binary else WSMsgType.TEXT, 0)
-    except Exception:  # the queue's drain reports the dead connection
-        return False
-    return True
-
-
-_stock_websocket_handler = eio_async_socket.AsyncSocket._websocket_handler
-
-
-async def _websocket_handler(self: Any, ws: Any) -> None:
-    """engineio's WebSocket handler without the writer task and the task + timer per read.
-
-    Falls back to engineio's own when the session cannot write directly (permessage-deflate
-    negotiated, or a server without ``install_lean_sockets``)."""
-    queue = self.queue
-    if not isinstance(queue, PacketQueue) or getattr(self, "_direct_ws", None) is None:
-        await _stock_websocket_handler(self, ws)
-        return
-    server = self.server
-
-    async def websocket_wait() -> Any:
-        data = await ws.wait()
-        if data and len(data) > server.max_http_buffer_size:
-            raise ValueError("packet is too large")
-        return data
-
-    if self.connected:
-        # an upgrade from long-polling: engineio's probe exchange, unchanged
-        self.upgrading = True  # hold packet sends during the upgrade
-        try:
-            pkt = await websocket_wait()
-        except OSError:
-            return
-        decoded = eio_packet.Packet(encoded_packet=pkt)
-        if decoded.packet_type != eio_packet.PING or decoded.data != "probe":
-            server.logger.info("%s: Failed websocket upgrade, no PING packet", self.sid)
-            self.upgrading = False
-            return
-        await ws.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
-        await queue.put(eio_packet.Packet(eio_packet.NOOP))  # end poll
-        try:
-            pkt = await websocket_wait()
-        except OSError:
-            self.upgrading = False
-            return
-        decoded = eio_packet.Packet(encoded_packet=pkt)
-        if decoded.packet_type != eio_packet.UPGRADE:
-            self.upgraded = False
-            server.logger.info("%s: Failed websocket upgrade, expected UPGRADE packet, received %s instead.",
-                               self.sid, pkt)
-            self.upgrading = False
-            return
-        self.upgraded = True
-        self.upgrading = False
-    else:
-        self.connected = True
-        self.upgraded = True
-
-    queue.attach(ws)
-    server.logger.info("%s: Upgrade to websocket successful", self.sid)
-    reason = server.reason.TRANSPORT_CLOSE
-    while True:
-        try:
-            # no read timeout: a client that stops answering PINGs is closed by the PingScheduler
-            p = await websocket_wait()
-        except asyncio.CancelledError:
-            break
-        except Exception:
-            break
-        if p is None:  # connection closed by client
-            break
-        try:
-            pkt = eio_packet.Packet(encoded_packet=p)
-            valid = 0 <= pkt.packet_type < len(eio_packet.packet_names)
-        except Exception:
-            valid = False
-        if not valid:  # engineio would fail on it further in (an IndexError for type 7, say)
-            server.logger.info("%s: invalid packet, closing the WebSocket", self.sid)
-            reason = server.reason.TRANSPORT_ERROR
-            break
-        try:
-            await self.receive(pkt)
-        except eio_exceptions.UnknownPacketError:
-            pass  # a valid type a client does not send (OPEN, PING, NOOP): ignored, as by engineio
-        except eio_exceptions.SocketIsClosedError:
-            server.logger.info("Receive error -- socket is closed")
-            break
-        except Exception:
-            server.logger.exception("Unknown receive error")
-        if self.closed:  # the client sent CLOSE (or the server closed the session meanwhile)
-            break
-    await queue.finish()
-    await self.close(wait=False, abort=True, reason=reason)
+    """Wait until the WebSocket ``ws`` (``lean_ws.LeanWebSocket``) takes more."""
+    wait = getattr(ws, "wait_writable", None)
+    if wait is not None:
+        await wait()
 
 
 async def end_session(sock: Any, reason: str) -> None:
@@ -558,7 +431,7 @@ class PingScheduler:
         if ws is None:
             return
         log.info("%s: no PONG within ping_timeout, closing the WebSocket", sock.sid)
-        _abort(ws._sock)  # a client that stopped answering would not complete a close handshake
+        ws.abort()  # a client that stopped answering would not complete a close handshake
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -581,9 +454,9 @@ def _schedule_ping(self: Any) -> None:
 def install_lean_sockets(eio: Any) -> None:
     """Lean sessions for ``eio``: a ``PacketQueue`` per session instead of an ``asyncio.Queue``,
     and one task for all PINGs (``schedule_ping`` is patched on the class; servers without
-    ``install_lean_sockets`` keep engineio's own behaviour)."""
+    ``install_lean_sockets`` keep engineio's own behaviour). WebSocket connections are lean when
+    the server's ``_async['websocket']`` driver is ``lean_ws.LeanDriver`` (``fanout.make_websocket_class``)."""
     if not isinstance(eio.create_queue(), PacketQueue):  # a server that does not make its own
         eio.create_queue = lambda *args, **kwargs: PacketQueue()
     eio.lean_pings = PingScheduler(eio)
     eio_async_socket.AsyncSocket.schedule_ping = _schedule_ping
-    eio_async_socket.AsyncSocket._websocket_handler = _websocket_handler

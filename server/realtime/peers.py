@@ -136,6 +136,19 @@ class ChatEngineServer(engineio.AsyncServer):
             self._held.pop(address, None)
 
 
+# what of the handshake's environ a session keeps: where it came from and what it asked for;
+# not the request object, its body stream, the WebSocket handshake headers or the cookies and
+# credentials the client sent (a session's authentication is its Socket.IO CONNECT token)
+KEPT_ENVIRON_KEYS = frozenset({"REQUEST_METHOD", "QUERY_STRING", "PATH_INFO", "REMOTE_ADDR", "SERVER_PROTOCOL",
+                               "HTTP_HOST", "HTTP_ORIGIN", "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR",
+                               "HTTP_X_FORWARDED_PROTO", "HTTP_X_REAL_IP", "wsgi.url_scheme"})
+
+
+def slim_environ(environ: dict[str, Any]) -> dict[str, Any]:
+    """The part of ``environ`` a session keeps for its life (``KEPT_ENVIRON_KEYS``)."""
+    return {k: v for k, v in environ.items() if k in KEPT_ENVIRON_KEYS}
+
+
 class ChatSocketServer(socketio.AsyncServer):
     """python-socketio's server on a ``ChatEngineServer``, closing sessions that have not
     connected a namespace ``connect_timeout_s`` after they opened (``None``: never)."""
@@ -152,6 +165,11 @@ class ChatSocketServer(socketio.AsyncServer):
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         self.eio.session_opened(eio_sid, environ)
         ret = await super()._handle_eio_connect(eio_sid, environ)
+        if eio_sid in self.environ:
+            # python-socketio keeps the handshake's environ for the session's life (``get_environ``,
+            # the namespace connect handlers); whole, it would keep aiohttp's request, its
+            # headers and its protocol alive per connection
+            self.environ[eio_sid] = slim_environ(environ)
         if self.connect_timeout_s is not None:
             asyncio.get_running_loop().call_later(self.connect_timeout_s, self._connect_deadline, eio_sid)
         return ret

@@ -3,7 +3,7 @@
 other clients of its room keep receiving every message in order.
 
 The slow client is a raw WebSocket client with a small receive buffer that stops reading after
-its Socket.IO connect: the kernel buffers on both sides fill, then aiohttp's transport pauses and
+its Socket.IO connect: the kernel buffers on both sides fill, then its transport pauses and
 the session's ``PacketQueue`` grows. Broadcasts are real ``message:send`` calls of another user.
 """
 
@@ -22,7 +22,7 @@ from server.app import SIO
 from tests.support import ChatNode, Client, ServerHarness, make_room
 
 BODY = "x" * 30_000  # ~30 KB per broadcast: fills the kernel buffers in a few hundred messages
-TRANSPORT_HIGH_WATER = 64 * 1024  # asyncio's default: aiohttp pauses writing past it
+TRANSPORT_HIGH_WATER = 64 * 1024  # asyncio's default: the transport pauses writing past it
 
 
 def small_receive_buffer(addr_info: Any) -> socket.socket:
@@ -54,8 +54,8 @@ def held_for(node: ChatNode, eio_sid: str) -> int | None:
     queue = sock.queue
     items = queue._items[queue._head:] if queue._items is not None else []
     queued = sum(1 + len(p.data) for p in items if p is not None and isinstance(p.data, str))
-    ws = getattr(sock, "_direct_ws", None)
-    buffered = ws._writer.transport.get_write_buffer_size() if ws is not None and ws._writer is not None else 0
+    ws = queue._ws  # the session's LeanWebSocket (None once dropped)
+    buffered = ws.transport.get_write_buffer_size() if ws is not None and not ws.lost else 0
     return int(queued + buffered)
 
 

@@ -3,8 +3,8 @@
 server/realtime replaces methods of python-engineio's classes at run time (``lean_socket``,
 ``fanout.install_socket_poll``), subclasses engineio's and python-socketio's servers, managers
 and WebSocket driver overriding private methods (``peers``, ``fanout``, ``bus``), finds
-python-socketio's handler tasks by a private coroutine's name (``shutdown``) and writes WebSocket
-frames through aiohttp's writer internals (``lean_socket.write_frame``). A release that changes
+python-socketio's handler tasks by a private coroutine's name (``shutdown``), and takes WebSocket
+connections over from aiohttp after the upgrade request (``lean_ws``). A release that changes
 any of that would not fail an import: it would change behaviour quietly.
 
 ``GUARDED`` records, for each upstream function or class we replace, override, reproduce or
@@ -50,7 +50,7 @@ GUARDED: dict[str, tuple[str, str, str]] = {
     # --- python-engineio ---------------------------------------------------------------------
     "engineio.async_socket:AsyncSocket._websocket_handler": (
         "python-engineio", "2822186d44689f3a",
-        "server/realtime/lean_socket.py _websocket_handler replaces it (and mirrors its upgrade exchange)"),
+        "server/realtime/lean_ws.py LeanWebSocket does its work (its upgrade exchange, its read loop) instead"),
     "engineio.async_socket:AsyncSocket.schedule_ping": (
         "python-engineio", "004bb5cd7ba28d22", "server/realtime/lean_socket.py _schedule_ping replaces it"),
     "engineio.async_socket:AsyncSocket._send_ping": (
@@ -62,13 +62,13 @@ GUARDED: dict[str, tuple[str, str, str]] = {
     "engineio.async_socket:AsyncSocket.send": (
         "python-engineio", "2e6c0146d180bd97", "server/realtime/lean_socket.py PacketQueue (queue.put of every packet)"),
     "engineio.async_socket:AsyncSocket.receive": (
-        "python-engineio", "88ce7b48e2f00753", "server/realtime/lean_socket.py _websocket_handler and _schedule_ping (PONG)"),
+        "python-engineio", "88ce7b48e2f00753", "server/realtime/lean_ws.py LeanWebSocket._read and lean_socket _schedule_ping (PONG)"),
     "engineio.async_socket:AsyncSocket.close": (
         "python-engineio", "18bdb592eb77a06d", "server/realtime/lean_socket.py end_session, PacketQueue._overflow; server/shutdown.py"),
     "engineio.async_socket:AsyncSocket.handle_get_request": (
         "python-engineio", "f7daa9ad7adfb982", "server/realtime/fanout.py poll and lean_socket PacketQueue (long-polling)"),
     "engineio.async_socket:AsyncSocket._upgrade_websocket": (
-        "python-engineio", "35cbe5112b598f6a", "server/realtime/fanout.py make_websocket_class (handler.__self__, _async['websocket'])"),
+        "python-engineio", "35cbe5112b598f6a", "server/realtime/lean_ws.py LeanDriver (handler.__self__, _async['websocket'])"),
     "engineio.base_socket:BaseSocket.__init__": (
         "python-engineio", "6e785fa1cd081f49", "server/realtime/lean_socket.py PacketQueue (made by server.create_queue())"),
     "engineio.async_server:AsyncServer.create_queue": (
@@ -81,6 +81,9 @@ GUARDED: dict[str, tuple[str, str, str]] = {
         "python-engineio", "7aaec00f00cf2605", "server/realtime/peers.py ChatEngineServer.handle_request (closed sessions)"),
     "engineio.async_drivers.aiohttp:WebSocket": (
         "python-engineio", "b293e711478c1e39", "server/realtime/fanout.py make_websocket_class subclasses it, overriding __call__"),
+    "engineio.async_drivers.aiohttp:translate_request": (
+        "python-engineio", "19e9ec601c7565b3",
+        "server/realtime/lean_ws.py LeanDriver (environ['aiohttp.request']); peers.slim_environ (the request's keys)"),
     "engineio.async_drivers.aiohttp:create_route": (
         "python-engineio", "ede83cdc276b5e77", "server/realtime/peers.py ChatEngineServer.handle_request (the route's handler)"),
     "engineio.packet:Packet.__init__": (
@@ -135,22 +138,14 @@ GUARDED: dict[str, tuple[str, str, str]] = {
     "socketio.packet:Packet.data_is_binary": (
         "python-socketio", "1a217138b164d0e8", "server/realtime/fanout.py FanoutRedisManager.emit (bytes take the stock path)"),
     # --- aiohttp -----------------------------------------------------------------------------
-    "aiohttp._websocket.writer:WebSocketWriter.__init__": (
-        "aiohttp", "c12ad870b52fec12", "server/realtime/lean_socket.py _open_transport (protocol, transport, _closing)"),
-    "aiohttp._websocket.writer:WebSocketWriter.send_frame": (
-        "aiohttp", "e2955b878aee4a3d", "server/realtime/lean_socket.py _writable and write_frame (its flow control, bypassed)"),
     "aiohttp._websocket.writer:WebSocketWriter._write_websocket_frame": (
-        "aiohttp", "d25ec64bcf10d7d3", "server/realtime/lean_socket.py write_frame calls it; text_frame reproduces it"),
-    "aiohttp.base_protocol:BaseProtocol.__init__": (
-        "aiohttp", "9f1ca90bfca95587", "server/realtime/lean_socket.py _open_transport and _writable (_paused)"),
-    "aiohttp.base_protocol:BaseProtocol.pause_writing": (
-        "aiohttp", "eb545626ba5bc985", "server/realtime/lean_socket.py _open_transport and _writable (_paused)"),
-    "aiohttp.base_protocol:BaseProtocol.resume_writing": (
-        "aiohttp", "bcb56f547c6b247e", "server/realtime/lean_socket.py _writable (_paused, _drain_helper)"),
-    "aiohttp.base_protocol:BaseProtocol._drain_helper": (
-        "aiohttp", "14f6211563372c28", "server/realtime/lean_socket.py _writable awaits it"),
-    "aiohttp.web_ws:WebSocketResponse._post_start": (
-        "aiohttp", "f16663fbc71842dc", "server/realtime/lean_socket.py (WebSocketResponse._writer)"),
+        "aiohttp", "d25ec64bcf10d7d3", "server/realtime/lean_socket.py text_frame reproduces what it writes"),
+    "aiohttp.web_protocol:RequestHandler.finish_response": (
+        "aiohttp", "69ba20608ca2bc38",
+        "server/realtime/lean_ws.py _TakenOver (a ConnectionError from prepare: the client is gone, nothing written)"),
+    "aiohttp.web_protocol:RequestHandler.start": (
+        "aiohttp", "bf1eb39ecefbc464",
+        "server/realtime/lean_ws.py LeanDriver (aiohttp closes only its own, already closed, transport)"),
 }
 
 
