@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STAFF_CHANNEL = "staff"
+ADMIN_CHANNEL = "admins"  # admins' sockets: linked-device session events (wa:session)
 EMIT_TIMEOUT_S = 2.0
 
 

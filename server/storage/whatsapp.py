@@ -13,8 +13,11 @@ from chatcore.events import iso
 ACCOUNT_COLS = "id, phone_number_id, display_phone, name, access_token, app_secret, verify_token, created_at"
 CONTACT_COLS = (
     "c.id, c.account_id, c.wa_id, c.name, c.room_id, c.ai_enabled, c.assignee_id, c.status,"
-    " c.last_inbound_at, c.staff_read_seq, c.updated_at"
+    " c.last_inbound_at, c.staff_read_seq, c.updated_at, c.session_id, c.channel"
 )
+# a conversation's business side: a Cloud API number, or a linked session (0020_wa_sessions.sql)
+CHANNEL_JOIN = ("LEFT JOIN wa_accounts a ON a.id = c.account_id LEFT JOIN wa_sessions ws ON ws.id = c.session_id")
+BUSINESS_PHONE = "COALESCE(a.display_phone, '+' || ws.phone, ws.name, '') AS display_phone"
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
@@ -42,7 +45,7 @@ class Account:
 @dataclass(frozen=True, slots=True)
 class Contact:
     id: int
-    account_id: int
+    account_id: int | None  # None for a linked-device conversation
     wa_id: str
     name: str
     room_id: int
@@ -52,6 +55,8 @@ class Contact:
     last_inbound_at: datetime | None
     staff_read_seq: int
     updated_at: datetime
+    session_id: int | None = None
+    channel: str = "cloud_api"
 
 
 def _account(row: asyncpg.Record | None) -> Account | None:
@@ -95,11 +100,18 @@ async def contact_by_room(conn: Conn, room_id: int, *, for_update: bool = False)
     return _contact(await conn.fetchrow(f"SELECT {CONTACT_COLS} FROM wa_contacts c WHERE c.room_id = $1{lock}", room_id))
 
 
-async def insert_contact(conn: asyncpg.Connection, account_id: int, wa_id: str, name: str, room_id: int) -> Contact:
+async def get_session_contact(conn: Conn, session_id: int, wa_id: str) -> Contact | None:
+    return _contact(await conn.fetchrow(
+        f"SELECT {CONTACT_COLS} FROM wa_contacts c WHERE c.session_id = $1 AND c.wa_id = $2", session_id, wa_id))
+
+
+async def insert_contact(conn: asyncpg.Connection, account_id: int | None, wa_id: str, name: str, room_id: int,
+                         session_id: int | None = None) -> Contact:
     row = await conn.fetchrow(
-        "INSERT INTO wa_contacts AS c (account_id, wa_id, name, room_id) VALUES ($1, $2, $3, $4)"
+        "INSERT INTO wa_contacts AS c (account_id, wa_id, name, room_id, session_id, channel)"
+        " VALUES ($1, $2, $3, $4, $5, $6)"
         f" RETURNING {CONTACT_COLS}",
-        account_id, wa_id, name, room_id,
+        account_id, wa_id, name, room_id, session_id, "cloud_api" if session_id is None else "linked_device",
     )
     contact = _contact(row)
     assert contact is not None
@@ -122,11 +134,11 @@ async def update_contact(conn: Conn, contact_id: int, **fields: Any) -> Contact:
 async def conversations(pool: Conn, *, status: str | None, assignee_id: int | None, unassigned: bool,
                         ai: bool | None, unread: bool | None, limit: int) -> list[asyncpg.Record]:
     return await pool.fetch(
-        f"SELECT {CONTACT_COLS}, r.last_seq, a.display_phone,"
+        f"SELECT {CONTACT_COLS}, r.last_seq, {BUSINESS_PHONE},"
         " (SELECT row_to_json(x) FROM (SELECT m.id, m.seq, m.body, m.author_kind, m.created_at"
         "    FROM messages m WHERE m.room_id = c.room_id ORDER BY m.seq DESC LIMIT 1) x) AS last_message,"
         " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name"
-        " FROM wa_contacts c JOIN rooms r ON r.id = c.room_id JOIN wa_accounts a ON a.id = c.account_id"
+        f" FROM wa_contacts c JOIN rooms r ON r.id = c.room_id {CHANNEL_JOIN}"
         " LEFT JOIN users u ON u.id = c.assignee_id"
         " WHERE ($1::text IS NULL OR c.status = $1)"
         "   AND ($2::bigint IS NULL OR c.assignee_id = $2)"
@@ -140,11 +152,11 @@ async def conversations(pool: Conn, *, status: str | None, assignee_id: int | No
 
 async def conversation_row(pool: Conn, room_id: int) -> asyncpg.Record | None:
     rows = await pool.fetch(
-        f"SELECT {CONTACT_COLS}, r.last_seq, a.display_phone,"
+        f"SELECT {CONTACT_COLS}, r.last_seq, {BUSINESS_PHONE},"
         " (SELECT row_to_json(x) FROM (SELECT m.id, m.seq, m.body, m.author_kind, m.created_at"
         "    FROM messages m WHERE m.room_id = c.room_id ORDER BY m.seq DESC LIMIT 1) x) AS last_message,"
         " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name"
-        " FROM wa_contacts c JOIN rooms r ON r.id = c.room_id JOIN wa_accounts a ON a.id = c.account_id"
+        f" FROM wa_contacts c JOIN rooms r ON r.id = c.room_id {CHANNEL_JOIN}"
         " LEFT JOIN users u ON u.id = c.assignee_id WHERE c.room_id = $1",
         room_id,
     )

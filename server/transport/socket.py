@@ -47,7 +47,7 @@ from ..actions import messages as msg_actions
 from ..actions import reactions as reaction_actions
 from ..actions import rooms as room_actions
 from ..actions.auth import authenticate_claims, do_renew
-from ..actions.notify import STAFF_CHANNEL, emit, room_channel, user_channel
+from ..actions.notify import ADMIN_CHANNEL, STAFF_CHANNEL, emit, room_channel, user_channel
 from ..actions.sessions import SocketSessions, sessions_of
 from ..context import Services
 from ..storage import rooms as rdb
@@ -126,6 +126,8 @@ class SocketTransport:
         channels = [user_channel(user.id)] + [room_channel(r) for r in await rdb.room_ids_for_user(self.svc.pool, user.id)]
         if user.role in STAFF_ROLES:
             channels.append(STAFF_CHANNEL)
+        if user.role == "admin":
+            channels.append(ADMIN_CHANNEL)
         for ch in channels:
             await self.sio.enter_room(sid, ch)
         self.svc.metrics.connections.inc()
