@@ -108,7 +108,8 @@ class Client:
     async def connect(self, base_url: str | None = None, transports: list[str] | None = None) -> socketio.AsyncClient:
         sio = socketio.AsyncClient(reconnection=False)
         for name in ("message", "message:updated", "typing", "presence", "member:joined", "member:left",
-                     "assistant:delta", "room:added", "conversation:updated", "wa:status", "note:added"):
+                     "assistant:delta", "room:added", "conversation:updated", "wa:status", "note:added",
+                     "wa:session"):
             sio.on(name, self._recorder(name))
         await sio.connect(base_url or self.base_url, auth={"token": self.tokens["access_token"]},
                           transports=transports or ["websocket"], wait_timeout=10)

@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .channel import ChannelKind, unsupported
 from .cloud_api import SendResult, split_text
-from .errors import INVALID, NETWORK, CloudApiError
+from .errors import INVALID, NETWORK, TIMEOUT, CloudApiError
 from .models import InboundMessage, StatusUpdate
 
 log = logging.getLogger(__name__)
@@ -402,12 +402,13 @@ class LinkedDeviceClient:
         for part in parts:
             client = self._client
             if not self.connected:
-                raise CloudApiError(0, None, "the linked session is not connected", state="session_disconnected",
+                # 503: passing, the outbox tries again (whatsmeow reconnects, or our runner does)
+                raise CloudApiError(503, None, "the linked session is not connected", state="session_disconnected",
                                     sent=results)
             try:
                 resp = await asyncio.wait_for(client.send_message(jid, part), SEND_TIMEOUT_S)
             except TimeoutError:
-                raise CloudApiError(0, None, "no answer from WhatsApp", state="timeout", sent=results) from None
+                raise CloudApiError(0, None, "no answer from WhatsApp", state=TIMEOUT, sent=results) from None
             except Exception as exc:
                 raise CloudApiError(0, None, str(exc) or type(exc).__name__, state=NETWORK, sent=results) from None
             results.append(SendResult(wamid=message_key(self.session_id, resp.ID), to=to))
@@ -417,7 +418,7 @@ class LinkedDeviceClient:
         from neonize.utils.enum import ReceiptType
 
         if not self.connected:
-            raise CloudApiError(0, None, "the linked session is not connected", state="session_disconnected")
+            raise CloudApiError(503, None, "the linked session is not connected", state="session_disconnected")
         client = self._client
         message_id = wamid.rsplit(":", 1)[-1]
         jid = to_jid(to)

@@ -66,7 +66,7 @@ DOWN_STATES = ("disconnected", "logged_out", "qr_expired")
 class LinkedSessions(Protocol):
     """What ``WhatsAppService`` asks of the sessions."""
 
-    def channel(self, session_id: int | None) -> Channel: ...
+    async def channel(self, session_id: int | None) -> Channel: ...
 
     def any_connected(self) -> Channel | None: ...
 
@@ -94,6 +94,8 @@ class Runner:
     last_qr: str | None = None
     stopping: bool = field(default=False)  # stopped by this node (lease lost, admin action, shutdown)
     ended: bool = field(default=False)  # ended by itself: QR codes ran out, logged out, token stale
+    # neonize runs each event handler as its own task: one state change at a time, in arrival order
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class SessionEvents:
@@ -127,16 +129,21 @@ class WaSessionService:
 
     # --- the channel seam -----------------------------------------------------------------------
 
-    def channel(self, session_id: int | None) -> Channel:
-        if session_id is None:
-            raise CloudApiError(0, None, "the linked session was deleted", state="session_removed")
-        runner = self.held.get(session_id)
-        if runner is None:
-            # another node holds it (or will): left queued for the holder's sweep
-            raise CloudApiError(0, None, "the linked session runs on another node", state="session_elsewhere")
-        if runner.status == "logged_out":
-            raise CloudApiError(400, None, "the phone unlinked this session", state="logged_out")
-        return LinkedDeviceChannel(runner.client)
+    async def channel(self, session_id: int | None) -> Channel:
+        """The channel of a session held here. Otherwise a ``CloudApiError``: retryable
+        (503) while the session runs elsewhere or is coming back, final when it ended."""
+        runner = self.held.get(session_id) if session_id is not None else None
+        if runner is not None and runner.status not in ("logged_out", "qr_expired"):
+            return LinkedDeviceChannel(runner.client)
+        session = None if session_id is None else await sdb.get(self.svc.pool, session_id)
+        if session is None:
+            raise CloudApiError(404, None, "the linked session was deleted", state="session_removed")
+        if session.status == "logged_out":
+            raise CloudApiError(400, None, "the phone unlinked this session; link it again", state="logged_out")
+        if session.status in ("qr_expired", "new", "qr", "pairing_code") and session.jid is None:
+            raise CloudApiError(400, None, "the session is not linked to a phone", state="session_not_linked")
+        # another node holds it (or will): left queued for the holder's sweep
+        raise CloudApiError(503, None, "the linked session runs on another node", state="session_elsewhere")
 
     def any_connected(self) -> Channel | None:
         for runner in self.held.values():
@@ -312,6 +319,12 @@ class WaSessionService:
     async def apply_state(self, runner: Runner, state: SessionState | None, *, status: str | None = None) -> None:
         """A runner's state change: the row (only while its token is current), a log line, and
         ``wa:session`` to admins."""
+        async with runner.lock:
+            await self._apply_state(runner, state, status)
+
+    async def _apply_state(self, runner: Runner, state: SessionState | None, status: str | None) -> None:
+        if runner.ended or runner.stopping:
+            return  # a connect failure after logged_out must not write over it
         if state is not None and state.kind == "qr" and state.qr == runner.last_qr:
             return
         new_status = status or (state.kind if state is not None else runner.status)

@@ -451,17 +451,17 @@ class WhatsAppService:
                 log.warning("WhatsApp send for message %s failed: %s (%s)", msg.id, exc.state, exc.code)
         await emit(self.svc, "wa:status", event, to=[STAFF_CHANNEL, room_channel(contact.room_id)])
 
-    def channel_for(self, account: db.Account | None, contact: db.Contact) -> Channel:
+    async def channel_for(self, account: db.Account | None, contact: db.Contact) -> Channel:
         """The channel of a conversation; raises ``CloudApiError`` when it cannot send now."""
         if contact.channel == "linked_device":
             if self.linked is None:
                 raise CloudApiError(0, None, "linked-device sessions are not running", state="session_removed")
-            return self.linked.channel(contact.session_id)
+            return await self.linked.channel(contact.session_id)
         assert account is not None
         return CloudApiChannel(self.api, account.phone_number_id, account.access_token)
 
     async def _send(self, account: db.Account | None, contact: db.Contact, msg: MessageRecord) -> list[SendResult]:
-        channel = self.channel_for(account, contact)
+        channel = await self.channel_for(account, contact)
         if msg.attachments:
             if account is None:
                 raise unsupported("sending files through a linked device")
