@@ -141,7 +141,10 @@ export interface Note {
 
 export interface Conversation {
   room_id: number;
-  account_id: number;
+  account_id: number | null;
+  /** The WhatsApp Web (linked-device) session; null on the Cloud API. */
+  session_id?: number | null;
+  channel?: "cloud_api" | "linked_device";
   business_phone?: string;
   contact: { wa_id: string; name: string };
   status: "open" | "pending" | "closed" | string;
@@ -154,6 +157,18 @@ export interface Conversation {
   last_inbound_at: string | null;
   window_open: boolean;
   updated_at?: string;
+}
+
+/** `wa:session`: a linked-device session's QR code, pairing code or link state (admins only). */
+export interface WaSessionEvent {
+  session_id: number;
+  kind: "qr" | "pairing_code" | "connected" | "disconnected" | "logged_out" | "qr_expired";
+  status: string;
+  reason: string | null;
+  qr?: string;
+  qr_svg?: string;
+  pairing_code?: string;
+  jid?: string;
 }
 
 export interface AckError {

@@ -4,6 +4,7 @@ import { fill, h, say } from "../dom";
 import type { User } from "../types";
 import type { App } from "./app";
 import { auditSection } from "./audit";
+import { sessionsSection } from "./sessions";
 
 interface Account {
   id: number;
@@ -25,7 +26,7 @@ const ACCOUNT_FIELDS: [name: string, label: string, secret: boolean][] = [
 export function adminPane(app: App): HTMLElement {
   const status = h("p", { class: "notice-inline", testid: "admin-status", role: "status" });
   return h("section", { class: "admin", "aria-label": "Administration" }, status, usersSection(app, status), accountsSection(app, status),
-    auditSection(app, status));
+    sessionsSection(app, status), auditSection(app, status));
 }
 
 function usersSection(app: App, status: HTMLElement): HTMLElement {

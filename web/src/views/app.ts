@@ -6,7 +6,7 @@ import { bannerText, Connection, type ConnState } from "../connection";
 import { fill, h } from "../dom";
 import { Notifier, shouldNotify, titleWithCount } from "../notifications";
 import { mentionsUser, roomLabel } from "../store/rooms";
-import type { Conversation, DeltaEvent, MemberEvent, MentionEvent, Message, Note, PresenceEvent, ReadUpdate, Room, RoomGoneEvent, TypingEvent, User, WaStatusEvent } from "../types";
+import type { Conversation, DeltaEvent, MemberEvent, MentionEvent, Message, Note, PresenceEvent, ReadUpdate, Room, RoomGoneEvent, TypingEvent, User, WaSessionEvent, WaStatusEvent } from "../types";
 import { DEFAULT_MAX_MESSAGE_CHARS, fetchMaxMessageChars } from "../store/limits";
 import { accountPane } from "./account";
 import { adminPane } from "./admin";
@@ -64,6 +64,8 @@ export class App implements AppContext {
   private readonly sidebar: Sidebar;
   private ticker: ReturnType<typeof setInterval> | null = null;
   readonly notifier = new Notifier();
+  /** The admin page's session list, while it is open (wa:session). */
+  readonly waSessionListeners = new Set<(e: WaSessionEvent) => void>();
   private noticeTimer: ReturnType<typeof setTimeout> | null = null;
   private staff: Promise<User[]> | null = null;
   private offRefreshed: (() => void) | null = null;
@@ -100,6 +102,7 @@ export class App implements AppContext {
         "conversation:updated": (c: Conversation) => this.client.onConversation(c),
         "wa:status": (s: WaStatusEvent) => this.client.onWaStatus(s),
         "note:added": (n: Note) => this.client.onNote(n),
+        "wa:session": (e: WaSessionEvent) => { for (const fn of this.waSessionListeners) fn(e); },
         mention: (e: MentionEvent) => this.client.onMention(e),
       },
     });
