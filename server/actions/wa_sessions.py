@@ -25,13 +25,15 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import os
 import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 
-from chatcore.errors import Conflict, Invalid, NotFound, Unavailable
+from chatcore.errors import Conflict, Invalid, NotFound
 from whatsapp_bridge.channel import Channel
 from whatsapp_bridge.errors import CloudApiError
 from whatsapp_bridge.linked_device import (
@@ -57,6 +59,10 @@ log = logging.getLogger(__name__)
 
 RETRY_CAP_S = 300.0
 CLAIM_BATCH = 10
+# neonize parks one thread of the loop's default executor per running session (its Go loop runs
+# in asyncio.to_thread until stopped), the executor password hashing and file writes use too: a
+# node runs at most this many sessions, and its default executor gets as many threads more
+SESSIONS_PER_NODE = 16
 DEFERRED_BATCH = 50
 CREATED, PAIRING, LOGGED_OUT, DELETED, STARTED = (
     "wa_session.create", "wa_session.pairing_code", "wa_session.logout", "wa_session.delete", "wa_session.start")
@@ -122,6 +128,7 @@ class WaSessionService:
         self.held: dict[int, Runner] = {}
         self.available = linked_device_available()
         self._wake = asyncio.Event()
+        self._executor_sized = False
         from prometheus_client import Gauge
 
         self.gauge = Gauge("chat_wa_sessions", "Linked-device sessions by state (all nodes, from PostgreSQL)",
@@ -154,8 +161,10 @@ class WaSessionService:
     # --- admin actions --------------------------------------------------------------------------
 
     async def create(self, actor: audit.Actor, name: str) -> sdb.Session:
+        """A new session; a node with the whatsapp-web extra claims and starts it (this one,
+        unless it lacks the extra: the session then waits, ``new``, for one that has it)."""
         if not self.available:
-            raise Unavailable("linked-device sessions need the whatsapp-web extra on the server")
+            log.warning("linked session created on a node without the whatsapp-web extra: another node must run it")
         async with self.svc.pool.acquire() as conn, conn.transaction():
             session = await sdb.insert(conn, name)
             await sdb.create_store(conn, session.id)
@@ -175,13 +184,16 @@ class WaSessionService:
         session = await self.get(session_id)
         if session.status == "connected":
             raise Conflict("the session is already linked; log out first")
+        # 409 (the session's state does not allow it now), not 503: the session's own state is
+        # shown on it (status, last_error), and the admin retries once it shows a QR code
         runner = self.held.get(session_id)
         if runner is None:
-            raise Unavailable("the session is not running on this node; try again shortly")
+            raise Conflict(f"the session runs on another node ({session.lease_node or 'none yet'}); "
+                           "ask there or try again shortly")
         try:
             code = await runner.client.pair_phone(phone.lstrip("+"))
         except LinkedDeviceError as exc:
-            raise Unavailable(f"WhatsApp did not give a pairing code: {exc.reason}") from None
+            raise Conflict(f"WhatsApp did not give a pairing code: {exc.reason}") from None
         async with self.svc.pool.acquire() as conn, conn.transaction():
             await sdb.set_state(conn, session_id, runner.token, "pairing_code", last_error=None)
             await audit.record(conn, actor, PAIRING, "wa_session", session_id, {"phone": phone})
@@ -239,6 +251,11 @@ class WaSessionService:
     async def run(self) -> None:
         """Every node: renew held leases, stop what was lost, claim what nobody runs."""
         interval = self.svc.config.wa_session_lease_s / 3
+        if self.available and not self._executor_sized:
+            self._executor_sized = True
+            base = min(32, (os.cpu_count() or 1) + 4)  # asyncio's own default size
+            asyncio.get_running_loop().set_default_executor(
+                ThreadPoolExecutor(max_workers=base + SESSIONS_PER_NODE, thread_name_prefix="asyncio"))
         while True:
             await self.tick()
             self._wake.clear()
@@ -258,7 +275,8 @@ class WaSessionService:
             elif row.status not in sdb.RUNNABLE:
                 await self._stop(runner)  # logged out or expired by an admin on another node
         if self.available:
-            claimed = await sdb.claim(self.svc.pool, node, lease_s, list(self.held), CLAIM_BATCH)
+            room = min(CLAIM_BATCH, SESSIONS_PER_NODE - len(self.held))
+            claimed = await sdb.claim(self.svc.pool, node, lease_s, list(self.held), room) if room > 0 else []
             for session in claimed:
                 self._start(session)
         if self.held:

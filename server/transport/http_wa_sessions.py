@@ -76,8 +76,8 @@ SESSION_LINKS = {
 
 @routes.post("/api/v1/whatsapp/sessions", "Create a WhatsApp Web (linked-device) session", auth="admin",
              body=SessionBody, responses={201: SessionEnvelope}, links={201: SESSION_LINKS},
-             description="A node starts it within seconds; its QR codes reach admins as wa:session events. Not "
-                         "Meta's official API (docs/WHATSAPP.md). 503 when the server lacks the whatsapp-web extra.")
+             description="A node with the whatsapp-web extra starts it within seconds; its QR codes reach admins "
+                         "as wa:session events. Not Meta's official API (docs/WHATSAPP.md).")
 async def create_wa_session(call: Call[SessionBody, None, None]) -> Reply:
     session = await sessions_of(call.request).create(actor_of(call), call.body.name.strip())
     return Reply({"session": session.public()}, 201)
@@ -100,8 +100,8 @@ async def get_wa_session(call: Call[None, None, IdPath]) -> Reply:
 @routes.post("/api/v1/whatsapp/sessions/{id}/pairing-code", "Link by pairing code instead of the QR code",
              auth="admin", body=PairingBody, responses={200: PairingCode},
              description="The phone number of the WhatsApp account to link, international. The code also reaches "
-                         "admins as wa:session. 503 when the session is not connected to WhatsApp on this node yet, "
-                         "409 when it is already linked.")
+                         "admins as wa:session. 409 when it is already linked, runs on another node, or is not connected to "
+                         "WhatsApp yet (the message says which).")
 async def wa_session_pairing_code(call: Call[PairingBody, None, IdPath]) -> Reply:
     code = await sessions_of(call.request).pairing_code(actor_of(call), call.path.id, call.body.phone)
     return Reply({"pairing_code": code})

@@ -224,10 +224,10 @@ async def test_session_routes_check_their_input_and_audit(harness: ServerHarness
     _, admin, staff, sid = await running_session(harness)
     for bad in ("12", "+0 123", "not a number", "+49 151 1234 5678 9999 99", 4915112345678):
         await admin.call("POST", f"/api/v1/whatsapp/sessions/{sid}/pairing-code", {"phone": bad}, expect=400)
-    # a good number while WhatsApp cannot be reached: a clear 503, no crash
+    # a good number while WhatsApp cannot be reached: a clear 409 saying why, no crash
     status, body = await admin.call("POST", f"/api/v1/whatsapp/sessions/{sid}/pairing-code",
                                     {"phone": "+49 151 12345678"})
-    assert status == 503 and body["error"]["code"] == "unavailable"
+    assert status == 409 and body["error"]["code"] == "conflict" and "pairing code" in body["error"]["message"]
     await admin.call("POST", "/api/v1/whatsapp/sessions", {"name": "   "}, expect=400)
     await admin.call("POST", "/api/v1/whatsapp/sessions", {}, expect=400)
     await staff.call("POST", "/api/v1/whatsapp/sessions", {"name": "x"}, expect=403)
