@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,6 +60,22 @@ TEXT_FIELDS = ("conversation",)
 MEDIA_FIELDS = {"imageMessage": "image", "videoMessage": "video", "audioMessage": "audio",
                 "documentMessage": "document", "stickerMessage": "sticker", "locationMessage": "location",
                 "contactMessage": "contacts", "reactionMessage": "reaction"}
+
+
+# neonize's Go side keeps its clients in plain Go maps, written when a client starts and stops
+# and read by every call, with no lock: two of those at once in different threads can end the
+# process ("concurrent map writes"). So every call into Go, and a start until the client shows a
+# first sign of life, takes this lock: one per event loop, as the Go maps are one per process.
+_GO_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+START_SETTLE_S = 10.0  # longest wait, under the lock, for a starting client to register in Go
+
+
+def go_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _GO_LOCKS.get(loop)
+    if lock is None:
+        lock = _GO_LOCKS[loop] = asyncio.Lock()
+    return lock
 
 
 class LinkedDeviceError(Exception):
@@ -224,6 +241,7 @@ class LinkedDeviceClient:
         self._client: Any = None
         self._task: asyncio.Future[Any] | None = None
         self._linked = False  # whatsmeow said Connected (logged in) and no drop since
+        self._alive = asyncio.Event()  # the client sent a first event: Go has registered it
         self.finished = asyncio.Event()  # set when the session must end: QR codes ran out, logged out
 
     def __repr__(self) -> str:  # the DSN may hold a password
@@ -278,8 +296,15 @@ class LinkedDeviceClient:
         # process (a module global it sets once); ours is the running loop, also after a restart
         neonize_events.event_global_loop = asyncio.get_running_loop()
         self._linked = False
+        self._alive.clear()
         try:
-            self._task = task = await client.connect()
+            async with go_lock():
+                self._task = task = await client.connect()
+                alive = asyncio.ensure_future(self._alive.wait())
+                try:
+                    await asyncio.wait({task, alive}, timeout=START_SETTLE_S, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    alive.cancel()
             finished = asyncio.ensure_future(self.finished.wait())
             try:
                 await asyncio.wait({task, finished}, return_when=asyncio.FIRST_COMPLETED)
@@ -305,7 +330,8 @@ class LinkedDeviceClient:
         if self._client is None or task is None:
             return
         try:
-            await asyncio.wait_for(self._client.stop(), CALL_TIMEOUT_S)
+            async with go_lock():
+                await asyncio.wait_for(self._client.stop(), CALL_TIMEOUT_S)
         except Exception as exc:
             log.warning("linked session %s: stop failed: %s", self.session_id, type(exc).__name__)
         if not task.done():
@@ -321,7 +347,8 @@ class LinkedDeviceClient:
 
         client = self._live()
         try:
-            code: str = await asyncio.wait_for(client.PairPhone(phone_digits, True), CALL_TIMEOUT_S)
+            async with go_lock():
+                code: str = await asyncio.wait_for(client.PairPhone(phone_digits, True), CALL_TIMEOUT_S)
         except PairPhoneError as exc:
             raise LinkedDeviceError(str(exc)) from None
         except TimeoutError:
@@ -332,7 +359,8 @@ class LinkedDeviceClient:
         """Unlink the device on WhatsApp's side (the phone's list loses it)."""
         client = self._live()
         try:
-            await asyncio.wait_for(client.logout(), CALL_TIMEOUT_S)
+            async with go_lock():
+                await asyncio.wait_for(client.logout(), CALL_TIMEOUT_S)
         except TimeoutError:
             raise LinkedDeviceError("no answer from WhatsApp") from None
         except Exception as exc:
@@ -342,7 +370,8 @@ class LinkedDeviceClient:
         if not self.running:
             return None
         try:
-            device = await asyncio.wait_for(self._client.get_me(), CALL_TIMEOUT_S)
+            async with go_lock():
+                device = await asyncio.wait_for(self._client.get_me(), CALL_TIMEOUT_S)
             jid = device.JID
             return f"{jid.User}@{jid.Server}" if jid.User else None
         except Exception:
@@ -355,6 +384,7 @@ class LinkedDeviceClient:
 
     def _guarded(self, handler: Callable[[Any], Awaitable[None]]) -> Callable[[Any, Any], Awaitable[None]]:
         async def run(_client: Any, event: Any) -> None:
+            self._alive.set()
             try:
                 await handler(event)
             except asyncio.CancelledError:
@@ -406,7 +436,8 @@ class LinkedDeviceClient:
                 raise CloudApiError(503, None, "the linked session is not connected", state="session_disconnected",
                                     sent=results)
             try:
-                resp = await asyncio.wait_for(client.send_message(jid, part), SEND_TIMEOUT_S)
+                async with go_lock():
+                    resp = await asyncio.wait_for(client.send_message(jid, part), SEND_TIMEOUT_S)
             except TimeoutError:
                 raise CloudApiError(0, None, "no answer from WhatsApp", state=TIMEOUT, sent=results) from None
             except Exception as exc:
@@ -422,8 +453,9 @@ class LinkedDeviceClient:
         client = self._client
         message_id = wamid.rsplit(":", 1)[-1]
         jid = to_jid(to)
-        await asyncio.wait_for(client.mark_read(message_id, chat=jid, sender=jid, receipt=ReceiptType.READ),
-                               CALL_TIMEOUT_S)
+        async with go_lock():
+            await asyncio.wait_for(client.mark_read(message_id, chat=jid, sender=jid, receipt=ReceiptType.READ),
+                                   CALL_TIMEOUT_S)
 
 
 class LinkedDeviceChannel:
