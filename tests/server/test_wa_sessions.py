@@ -220,6 +220,21 @@ async def test_qr_codes_reach_admins_live_and_an_unscanned_session_ends_as_qr_ex
     await _wait(lambda: sid in service(node).held, 15, "the session to run again")
 
 
+async def test_without_a_cloud_api_number_login_codes_go_out_through_a_linked_session(harness: ServerHarness) -> None:
+    # a long retry wait: the session stays as the fed events leave it
+    node, admin, _, sid = await running_session(harness, wa_session_retry_base_s=60.0)
+    async with harness.http.post(node.base_url + "/api/v1/auth/otp/request", json={"phone": "+4915112345678"}) as r:
+        before = await r.json()
+    assert r.status == 503 and "not configured" in before["error"]["message"]
+    await feed(node, sid, Connected(status=True))
+    await admin.log.wait_for("wa:session", lambda e: e["kind"] == "connected", 10)
+    # the code goes to the linked session's channel; the library is not really linked here, so
+    # the send itself fails, with the linked channel's reason
+    async with harness.http.post(node.base_url + "/api/v1/auth/otp/request", json={"phone": "+4915112345678"}) as r:
+        after = await r.json()
+    assert r.status == 503 and "session_disconnected" in after["error"]["message"]
+
+
 async def test_session_routes_check_their_input_and_audit(harness: ServerHarness) -> None:
     _, admin, staff, sid = await running_session(harness)
     for bad in ("12", "+0 123", "not a number", "+49 151 1234 5678 9999 99", 4915112345678):
