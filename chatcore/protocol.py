@@ -372,7 +372,9 @@ class WaCampaignRef(Wire):
 
 class ConversationView(Wire):
     room_id: int
-    account_id: int
+    account_id: int | None = Field(description="the Cloud API number; null on a linked device")
+    session_id: int | None = Field(description="the linked-device session; null on the Cloud API")
+    channel: Literal["cloud_api", "linked_device"]
     business_phone: str
     contact: WaContact
     labels: list[LabelRef]
@@ -404,6 +406,19 @@ class WaStatus(Wire):
     error: WaError | None
     wamid: str | None = _omitted("WhatsApp's message id")
     retry_in_s: float = _omitted("queued: seconds until the outbox tries again")
+
+
+class WaSessionEvent(Wire):
+    """A linked-device session's link changed (admins only)."""
+
+    session_id: int
+    kind: Literal["qr", "pairing_code", "connected", "disconnected", "logged_out", "qr_expired"]
+    status: str = Field(description="the session's status after the change")
+    reason: str | None
+    qr: str = _omitted("kind qr: the text to render as a QR code")
+    qr_svg: str = _omitted("kind qr: the same QR code as an SVG document")
+    pairing_code: str = _omitted("kind pairing_code: the code to type on the phone")
+    jid: str = _omitted("kind connected: the linked device's JID")
 
 
 class NoteAuthor(Wire):
@@ -574,6 +589,7 @@ SERVER_EVENTS: dict[str, ServerEvent] = {
     "assistant:delta": ServerEvent(AssistantDeltaWire, "The next chunk of a streaming assistant reply"),
     "conversation:updated": ServerEvent(ConversationView, "A WhatsApp conversation changed (staff only)"),
     "wa:status": ServerEvent(WaStatus, "Delivery status of an outbound WhatsApp message (staff only)"),
+    "wa:session": ServerEvent(WaSessionEvent, "A linked-device session's QR code, pairing code or link state (admins only)"),
     "note:added": ServerEvent(NoteView, "A private note was added to a WhatsApp conversation (staff only)"),
     "conversation:event": ServerEvent(ConversationEventView, "A system event in a conversation's timeline (staff who see it)"),
     "conversation:handover": ServerEvent(ConversationHandover, "A conversation was assigned to or taken from the user"),

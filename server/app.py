@@ -40,6 +40,7 @@ from .actions.files import run_sweep as run_file_sweep
 from .actions.files import sweep_interval_s
 from .actions.presence import on_presence_change
 from .actions.sessions import SESSIONS, SocketSessions
+from .actions.wa_sessions import WaSessionService
 from .actions.whatsapp import WhatsAppService
 from .config import Config
 from .context import SERVICES, Services
@@ -75,6 +76,7 @@ from .transport import (
     http_queues,  # noqa: F401  (its routes join http.routes on import)
     http_reports,  # noqa: F401  (its routes join http.routes on import)
     http_search,  # noqa: F401  (its route joins http.routes on import)
+    http_wa_sessions,  # noqa: F401  (its routes join http.routes on import)
     http_whatsapp,
     static,
 )
@@ -248,11 +250,15 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         supervisor.loop("desk-assign", lambda: run_desk_sweeper(svc))
         svc.campaigns = campaigns = CampaignSender(svc, http_session)
         campaigns.start()
+        svc.extras["wa_sessions"] = whatsapp.linked = wa_sessions = WaSessionService(svc, whatsapp)
+        supervisor.loop("wa-sessions", wa_sessions.run, backoff_max_s=max(1.0, config.wa_session_lease_s / 3))
         supervisor.loop("file-sweep", lambda: run_file_sweep(svc), backoff_max_s=sweep_interval_s(files))
         relay = _start_archive(svc, http_session)
         log.info("chat-server node %s ready", node_id)
         yield
     finally:
+        if SERVICES in app and isinstance(app[SERVICES].extras.get("wa_sessions"), WaSessionService):
+            await app[SERVICES].extras["wa_sessions"].close()  # before the loops: the clients stop first
         await supervisor.close()
         if relay is not None:
             await relay.close()

@@ -229,6 +229,8 @@ class Config:
     wa_send_interval_s: float = 1 / 80  # pacing per business number: Meta's default throughput
     wa_retry_base_s: float = 5.0  # first wait before a queued WhatsApp send is tried again; doubles
     wa_media_timeout_s: float = 60.0  # one media download or upload with the Graph API, bytes included
+    wa_session_lease_s: float = 30.0  # a node's hold on a linked-device session; renewed every third of it
+    wa_session_retry_base_s: float = 2.0  # first wait before a linked session connects again; doubles to 5 min
     wa_api_version: str = "v21.0"
     desk_agent_capacity: int = 5  # open conversations auto-assigned to an agent whose membership sets none
     desk_assign_sweep_s: float = 5.0  # how often each node assigns conversations waiting in queues
@@ -319,6 +321,8 @@ class Config:
             wa_graph_url=e.str("WA_GRAPH_URL", "https://graph.facebook.com"),
             wa_retry_base_s=e.float("WA_RETRY_BASE_S", 5.0, 0.05),
             wa_media_timeout_s=e.float("WA_MEDIA_TIMEOUT_S", 60.0, 0.1),
+            wa_session_lease_s=e.float("WA_SESSION_LEASE_S", 30.0, 1.0),
+            wa_session_retry_base_s=e.float("WA_SESSION_RETRY_BASE_S", 2.0, 0.05),
             wa_send_interval_s=e.float("WA_SEND_INTERVAL_S", 1 / 80, 0.0),
             wa_api_version=e.str("WA_API_VERSION", "v21.0"),
             desk_agent_capacity=e.int("DESK_AGENT_CAPACITY", 5, 1, 1000),

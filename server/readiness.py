@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
@@ -52,3 +52,16 @@ async def check_dependencies(svc: Services) -> dict[str, str]:
         _outcome(_probe_redis(svc.redis)),
     )
     return {"postgres": postgres, "redis": redis}
+
+
+async def wa_sessions_health(svc: Services) -> dict[str, Any] | None:
+    """Linked WhatsApp sessions for ``/readyz``: ``{"down": n, "by_state": {...}}``, or None
+    without sessions (or when the count cannot be had in time: readiness is the probes' call)."""
+    service = svc.extras.get("wa_sessions")
+    if service is None:
+        return None
+    try:
+        health: dict[str, Any] | None = await asyncio.wait_for(service.health(), READY_TIMEOUT_S)
+    except Exception:
+        return None
+    return health

@@ -82,6 +82,8 @@ def conversation_view(row: asyncpg.Record, now: datetime | None = None) -> dict[
     return {
         "room_id": row["room_id"],
         "account_id": row["account_id"],
+        "session_id": row["session_id"],
+        "channel": row["channel"],
         "business_phone": row["display_phone"],
         "contact": {"id": row["contact_id"], "wa_id": row["wa_id"], "name": row["person_name"] or row["name"],
                     "bsuid": row["bsuid"]},
@@ -97,7 +99,8 @@ def conversation_view(row: asyncpg.Record, now: datetime | None = None) -> dict[
         "unread": max(0, row["last_seq"] - row["staff_read_seq"]),
         "last_message": last,
         "last_inbound_at": iso(row["last_inbound_at"]),
-        "window_open": within_service_window(row["last_inbound_at"], now),
+        # a linked device writes like the phone's own app: no 24-hour window
+        "window_open": row["channel"] == "linked_device" or within_service_window(row["last_inbound_at"], now),
         "campaign": None if row["campaign_id"] is None else {"id": row["campaign_id"], "name": row["campaign_name"]},
         "updated_at": iso(row["updated_at"]),
     }

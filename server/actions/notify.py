@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 STAFF_CHANNEL = "staff"
 DESK_CHANNEL = "desk"  # sockets of supervisors and admins: every conversation, campaign progress
+ADMIN_CHANNEL = "admins"  # admins' sockets: linked-device session events (wa:session)
 EMIT_TIMEOUT_S = 2.0
 
 

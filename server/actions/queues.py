@@ -230,7 +230,9 @@ def triage(text: str, queues: list[db.Queue]) -> db.Queue | None:
 async def route_inbound(svc: Services, contact: wdb.Contact, msg: MessageRecord, fresh: bool) -> bool:
     """Apply the number's routing rule to an inbound message of a conversation; ``fresh``: the
     first message of a new or reopened conversation. Returns whether routing took the message
-    (the assistant must not answer it)."""
+    (the assistant must not answer it). A linked-device session has no routing rule yet."""
+    if contact.account_id is None:
+        return False
     rule = await db.get_routing(svc.pool, contact.account_id)
     if rule is None or (rule[0] == "none" and contact.routing_state == "routed"):
         return False

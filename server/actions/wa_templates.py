@@ -53,7 +53,12 @@ async def do_sync(svc: Services, api: CloudApiClient, actor: audit.Actor, accoun
     try:
         items = await api.list_templates(waba, account.access_token)
     except CloudApiError as exc:
-        raise Unavailable(f"the template list could not be read ({exc.state}: {exc.title})") from None
+        if exc.retryable:  # Meta away, slow or rate limiting: try again later
+            raise Unavailable(f"the template list could not be read ({exc.state}: {exc.title})") from None
+        # Meta refused the question itself (an unknown WABA id, a token without access): the
+        # caller's data, not a passing fault
+        raise Invalid(f"Meta refused the template list ({exc.state}: {exc.title})", field="waba_id",
+                      meta_code=exc.code) from None
     templates = [t for t in (_parsed(i) for i in items) if t is not None]
     async with svc.pool.acquire() as conn, conn.transaction():
         if waba_id:
@@ -84,6 +89,9 @@ async def do_send_template(svc: Services, actor: audit.Actor, room_id: int, name
 
     # not_found, or forbidden outside the sender's queues (the desk's visibility rule)
     contact = await access_conversation(svc, actor.user, room_id)
+    if contact.account_id is None:
+        raise Invalid("templates go out through a Cloud API number; this conversation is on a linked device",
+                      field="name", reason="linked_device")
     template = check_params(await cdb.get_template(svc.pool, contact.account_id, name, language), params)
     user = actor.user
     async with svc.pool.acquire() as conn, conn.transaction():

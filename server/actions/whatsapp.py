@@ -26,6 +26,7 @@ import asyncpg
 
 from chatcore.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
 from chatcore.events import Attachment, MessageRecord
+from whatsapp_bridge.channel import Channel, CloudApiChannel, unsupported
 from whatsapp_bridge.cloud_api import (
     CloudApiClient,
     CloudApiError,
@@ -53,6 +54,7 @@ from .wa_media import MEDIA_MAX_RETRIES, WaMediaService, pending_attachment
 
 if TYPE_CHECKING:
     from ..context import Services
+    from .wa_sessions import LinkedSessions
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,7 @@ class WhatsAppService:
         self._accounts_at = 0.0  # time.monotonic() of the load
         self._accounts_gen = 0  # bumped by forget_accounts: a load that began before is not kept
         self._accounts_lock = asyncio.Lock()
+        self.linked: LinkedSessions | None = None  # linked-device sessions (actions/wa_sessions.py)
 
     # --- webhook ------------------------------------------------------------------------------
 
@@ -223,26 +226,47 @@ class WhatsAppService:
                     await self.svc.campaigns.on_status(status)
         if self.svc.campaigns is not None:
             for msg, contact, _ in stored:
-                await self.svc.campaigns.on_inbound(contact.account_id, contact.wa_id, msg.body)
+                if contact.account_id is not None:  # campaigns go out through Cloud API numbers
+                    await self.svc.campaigns.on_inbound(contact.account_id, contact.wa_id, msg.body)
         for msg, contact, created in stored:
             self.svc.supervisor.spawn(f"wa-inbound:{msg.id}", self._after_inbound(msg, contact, created))
         for event in changed:
             await emit(self.svc, "wa:status", event, to=[STAFF_CHANNEL, room_channel(event["room_id"])])
         return {"messages": len(stored), "statuses": len(changed)}
 
-    async def _store_inbound(self, account: db.Account, inbound: InboundMessage) -> tuple[MessageRecord, db.Contact, bool] | None:
+    async def ingest_linked(self, session_id: int, inbound: InboundMessage) -> None:
+        """A contact's message through a linked-device session: stored like a webhook's."""
+        result = await self._store_inbound(None, inbound, session_id)
+        if result is not None:
+            msg, contact, created = result
+            self.svc.supervisor.spawn(f"wa-inbound:{msg.id}", self._after_inbound(msg, contact, created))
+
+    async def ingest_statuses(self, statuses: Sequence[StatusUpdate]) -> None:
+        for status in statuses:
+            event = await self._apply_status(status)
+            if event is not None:
+                await emit(self.svc, "wa:status", event, to=[STAFF_CHANNEL, room_channel(event["room_id"])])
+
+    async def _store_inbound(self, account: db.Account | None, inbound: InboundMessage,
+                             session_id: int | None = None) -> tuple[MessageRecord, db.Contact, bool] | None:
+        """Store a contact's message of a Cloud API ``account``, or (``account`` None) of the
+        linked session ``session_id``."""
         async with self.svc.pool.acquire() as conn, conn.transaction():
             person_id = await contact_actions.resolve_inbound(conn, inbound.wa_id, inbound.bsuid, inbound.contact_name)
-            contact = await self._conversation_of(conn, account, person_id, inbound)
+            if account is not None:
+                contact = await self._conversation_of(conn, account, person_id, inbound)
+            else:
+                assert session_id is not None
+                contact = await db.get_session_contact(conn, session_id, inbound.sender)
             created = contact is None
             if contact is None:
-                contact = await self._new_contact(conn, account, inbound, person_id)
+                contact = await self._new_contact(conn, account, inbound, person_id, session_id)
             reopened = contact.status == "closed"
             if not await db.claim_inbound(conn, inbound.wamid, contact.room_id):
                 return None  # Meta retried or replayed this webhook
             # a file is stored as a pending attachment (fetched after the commit) with the
             # caption as the text; other kinds as their readable line
-            media = inbound_media(inbound.type, inbound.meta)
+            media = inbound_media(inbound.type, inbound.meta) if account is not None else None
             files: tuple[Attachment, ...] = (pending_attachment(media),) if media is not None else ()
             msg = await mdb.insert_message(
                 conn, contact.room_id, author_id=None, author_kind="contact",
@@ -250,7 +274,7 @@ class WhatsAppService:
                 body=media.caption if media is not None else inbound.text,
                 meta={"wamid": inbound.wamid, "type": inbound.type, **inbound.meta}, attachments=files,
             )
-            if media is not None:
+            if media is not None and account is not None:
                 await wdb.insert(conn, files[0].id, msg.id, contact.room_id, account.id, media.media_id, media.kind)
             await db.set_inbound_message(conn, inbound.wamid, msg.id)
             fields: dict[str, Any] = {"last_inbound_at": max(inbound.timestamp, contact.last_inbound_at or inbound.timestamp)}
@@ -280,10 +304,16 @@ class WhatsAppService:
                 fields["wa_id"] = inbound.wa_id
         return await db.update_contact(conn, contact.id, **fields) if fields else contact
 
-    async def _new_contact(self, conn: asyncpg.Connection, account: db.Account, inbound: InboundMessage,
-                           person_id: int) -> db.Contact:
+    async def _new_contact(self, conn: asyncpg.Connection, account: db.Account | None, inbound: InboundMessage,
+                           person_id: int, session_id: int | None = None) -> db.Contact:
+        """A new conversation of the person ``person_id`` on a Cloud API ``account`` or (``account``
+        None) on the linked session ``session_id``."""
         name = inbound.contact_name or (f"+{inbound.wa_id}" if inbound.wa_id else inbound.sender)
         address = inbound.sender
+        if account is None:
+            room = await rdb.insert_room(conn, f"wa-s{session_id}-c{person_id}", name, "whatsapp", "", None)
+            return await db.insert_contact(conn, None, address, inbound.contact_name or "", room.id,
+                                           contact_id=person_id, session_id=session_id)
         if inbound.bsuid and await db.get_contact(conn, account.id, address) is not None:
             # the number is another person's earlier conversation (a recycled number now named
             # by this BSUID): their history stays theirs, this person is addressed by BSUID
@@ -334,6 +364,11 @@ class WhatsAppService:
         contact = await db.contact_by_room(self.svc.pool, room_id)
         if contact is None:
             raise NotFound("conversation not found")
+        if contact.channel == "linked_device":
+            if files:
+                raise Invalid("files cannot be sent through a linked device yet", field="attachments",
+                              reason="unsupported")
+            return {"channel": "whatsapp"}
         if not within_service_window(contact.last_inbound_at, datetime.now(UTC)):
             raise Invalid("outside the 24-hour customer service window: only a template message can be sent",
                           reason="outside_window")
@@ -379,8 +414,8 @@ class WhatsAppService:
         """One delivery attempt of a queued row (the client retries within it). A failure for a
         passing reason keeps the row queued for the outbox sweeper, with a doubling wait, until
         ``OUTBOX_MAX_ATTEMPTS``; any other failure is final and shown to staff."""
-        account = await db.get_account(self.svc.pool, contact.account_id)
-        if account is None:
+        account = None if contact.account_id is None else await db.get_account(self.svc.pool, contact.account_id)
+        if account is None and contact.channel == "cloud_api":
             await db.outbound_failed(self.svc.pool, row_id, None, "account_removed")
             return
         event: dict[str, Any] = {"room_id": contact.room_id, "message_id": msg.id}
@@ -405,15 +440,26 @@ class WhatsAppService:
         """The first delivery attempt of an outbox row written by another action (a template)."""
         await self._attempt(contact, msg, row_id, attempts=0)
 
-    async def _send(self, account: db.Account, contact: db.Contact, msg: MessageRecord) -> list[SendResult]:
+    async def channel_for(self, account: db.Account | None, contact: db.Contact) -> Channel:
+        """The channel of a conversation; raises ``CloudApiError`` when it cannot send now."""
+        if contact.channel == "linked_device":
+            if self.linked is None:
+                raise CloudApiError(0, None, "linked-device sessions are not running", state="session_removed")
+            return await self.linked.channel(contact.session_id)
+        assert account is not None
+        return CloudApiChannel(self.api, account.phone_number_id, account.access_token)
+
+    async def _send(self, account: db.Account | None, contact: db.Contact, msg: MessageRecord) -> list[SendResult]:
+        channel = await self.channel_for(account, contact)
         template = msg.meta.get("template")
         if isinstance(template, dict):
             components = send_components(template.get("param_counts") or {}, list(template.get("parameters") or []))
-            return [await self.api.send_template(account.phone_number_id, account.access_token, contact.wa_id,
-                                                 template["name"], template["language"], components)]
+            return [await channel.send_template(contact.wa_id, template["name"], template["language"], components)]
         if msg.attachments:
+            if account is None:
+                raise unsupported("sending files through a linked device")
             return await self.media.send_files(account, contact.wa_id, msg)
-        return await self.api.send_text(account.phone_number_id, account.access_token, contact.wa_id, msg.body)
+        return await channel.send_text(contact.wa_id, msg.body)
 
     async def sweep_outbox(self) -> int:
         """Send the queued rows that are due (the outbox); returns how many were tried."""
@@ -447,16 +493,22 @@ class WhatsAppService:
         await limiter.hit("otp-ip", ip, OTP_PER_IP_PER_10MIN, 600)
         await limiter.hit("otp-phone", phone, OTP_PER_PHONE_PER_10MIN, 600)
         accounts = await db.list_accounts(self.svc.pool)
-        if not accounts:
+        # without a Cloud API number, a connected linked session sends the code as a plain text
+        linked = None if accounts or self.linked is None else self.linked.any_connected()
+        if not accounts and linked is None:
             raise Unavailable("login by WhatsApp code is not configured")
         code = f"{secrets.randbelow(1_000_000):06d}"
         key = f"{self.svc.config.redis_prefix}otp:{phone}"
         await self.svc.redis.hset(key, mapping={"digest": self._otp_digest(phone, code), "attempts": 0})
         await self.svc.redis.expire(key, OTP_TTL_S)
         try:
-            await self.api.send_template(accounts[0].phone_number_id, accounts[0].access_token, phone.lstrip("+"),
-                                         self.svc.config.wa_otp_template, self.svc.config.wa_otp_language,
-                                         otp_template_components(code))
+            if linked is not None:
+                await linked.send_text(phone.lstrip("+"), f"{code} is your login code. It expires in "
+                                                           f"{OTP_TTL_S // 60} minutes; never share it.")
+            else:
+                await self.api.send_template(accounts[0].phone_number_id, accounts[0].access_token,
+                                             phone.lstrip("+"), self.svc.config.wa_otp_template,
+                                             self.svc.config.wa_otp_language, otp_template_components(code))
         except CloudApiError as exc:
             await self.svc.redis.delete(key)
             raise Unavailable(f"the code could not be sent ({exc.state})") from None

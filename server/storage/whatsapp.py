@@ -16,7 +16,7 @@ ACCOUNT_COLS = "id, phone_number_id, display_phone, name, access_token, app_secr
 CONTACT_COLS = (
     "c.id, c.account_id, c.wa_id, c.name, c.room_id, c.ai_enabled, c.assignee_id, c.status,"
     " c.last_inbound_at, c.staff_read_seq, c.updated_at, c.queue_id, c.routing_state, c.away_sent, c.queued_at,"
-    " c.contact_id, c.bsuid"
+    " c.contact_id, c.bsuid, c.session_id, c.channel"
 )
 # what a conversation view adds to the row: the contact's name (staff may have edited it) and
 # the conversation's labels
@@ -26,6 +26,9 @@ CONVERSATION_EXTRA = (
     "    ORDER BY lower(l.name), l.id), '[]'::json)"
     "  FROM conversation_labels cl JOIN labels l ON l.id = cl.label_id WHERE cl.room_id = c.room_id) AS labels"
 )
+# a conversation's business side: a Cloud API number, or a linked session (0020_wa_sessions.sql)
+CHANNEL_JOIN = ("LEFT JOIN wa_accounts a ON a.id = c.account_id LEFT JOIN wa_sessions ws ON ws.id = c.session_id")
+BUSINESS_PHONE = "COALESCE(a.display_phone, '+' || ws.phone, ws.name, '') AS display_phone"
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
@@ -53,7 +56,7 @@ class Account:
 @dataclass(frozen=True, slots=True)
 class Contact:
     id: int
-    account_id: int
+    account_id: int | None  # None for a linked-device conversation
     wa_id: str
     name: str
     room_id: int
@@ -69,6 +72,8 @@ class Contact:
     routing_state: str = "routed"  # routed, menu, menu_again (server/actions/queues.py)
     away_sent: bool = False
     queued_at: datetime | None = None
+    session_id: int | None = None
+    channel: str = "cloud_api"
 
 
 def _account(row: asyncpg.Record | None) -> Account | None:
@@ -119,12 +124,21 @@ async def contact_of_person(conn: Conn, account_id: int, person_id: int) -> Cont
         account_id, person_id))
 
 
-async def insert_contact(conn: asyncpg.Connection, account_id: int, wa_id: str, name: str, room_id: int,
-                         contact_id: int | None = None, bsuid: str | None = None) -> Contact:
+async def get_session_contact(conn: Conn, session_id: int, wa_id: str) -> Contact | None:
+    return _contact(await conn.fetchrow(
+        f"SELECT {CONTACT_COLS} FROM wa_contacts c WHERE c.session_id = $1 AND c.wa_id = $2", session_id, wa_id))
+
+
+async def insert_contact(conn: asyncpg.Connection, account_id: int | None, wa_id: str, name: str, room_id: int,
+                         contact_id: int | None = None, bsuid: str | None = None,
+                         session_id: int | None = None) -> Contact:
+    """A conversation on a Cloud API number (``account_id``) or a linked session (``session_id``)."""
     row = await conn.fetchrow(
-        "INSERT INTO wa_contacts AS c (account_id, wa_id, name, room_id, contact_id, bsuid) VALUES ($1, $2, $3, $4, $5, $6)"
+        "INSERT INTO wa_contacts AS c (account_id, wa_id, name, room_id, contact_id, bsuid, session_id, channel)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         f" RETURNING {CONTACT_COLS}",
-        account_id, wa_id, name, room_id, contact_id, bsuid,
+        account_id, wa_id, name, room_id, contact_id, bsuid, session_id,
+        "cloud_api" if session_id is None else "linked_device",
     )
     contact = _contact(row)
     assert contact is not None
@@ -164,13 +178,13 @@ async def claim_away(conn: Conn, queue_id: int) -> list[int]:
 
 
 _VIEW_SELECT = (
-    f"SELECT {CONTACT_COLS}, r.last_seq, a.display_phone,"
+    f"SELECT {CONTACT_COLS}, r.last_seq, {BUSINESS_PHONE},"
     " (SELECT row_to_json(x) FROM (SELECT m.id, m.seq, m.body, m.author_kind, m.created_at"
     "    FROM messages m WHERE m.room_id = c.room_id ORDER BY m.seq DESC LIMIT 1) x) AS last_message,"
     " u.id AS a_id, u.username AS a_username, u.display_name AS a_display_name,"
     " q.name AS q_name, q.color AS q_color, cp.id AS campaign_id, cp.name AS campaign_name,"
     f" {CONVERSATION_EXTRA}"
-    " FROM wa_contacts c JOIN rooms r ON r.id = c.room_id JOIN wa_accounts a ON a.id = c.account_id"
+    f" FROM wa_contacts c JOIN rooms r ON r.id = c.room_id {CHANNEL_JOIN}"
     " LEFT JOIN users u ON u.id = c.assignee_id LEFT JOIN queues q ON q.id = c.queue_id"
     " LEFT JOIN contacts p ON p.id = c.contact_id LEFT JOIN campaigns cp ON cp.id = c.campaign_id"
 )

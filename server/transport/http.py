@@ -43,7 +43,7 @@ from ..actions import messages as msg_actions
 from ..actions import rooms as room_actions
 from ..config import Config
 from ..context import SERVICES, Services
-from ..readiness import check_dependencies
+from ..readiness import check_dependencies, wa_sessions_health
 from ..storage import users as udb
 
 routes = RouteTable()
@@ -499,9 +499,18 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    checks = await check_dependencies(svc_of(request))
+    svc = svc_of(request)
+    checks = await check_dependencies(svc)
     ready = all(v == "ok" for v in checks.values())
-    return ok({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
+    body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
+    if ready:
+        # a linked WhatsApp session that is down degrades the node, never fails it: the rest serves
+        sessions = await wa_sessions_health(svc)
+        if sessions is not None:
+            body["wa_sessions"] = sessions
+            if sessions["down"]:
+                body["status"] = "degraded"
+    return ok(body, 200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -48,7 +48,7 @@ from ..actions import reactions as reaction_actions
 from ..actions import rooms as room_actions
 from ..actions.auth import authenticate_claims, do_renew
 from ..actions.conversations import queue_channel
-from ..actions.notify import DESK_CHANNEL, STAFF_CHANNEL, emit, room_channel, user_channel
+from ..actions.notify import ADMIN_CHANNEL, DESK_CHANNEL, STAFF_CHANNEL, emit, room_channel, user_channel
 from ..actions.sessions import SocketSessions, sessions_of
 from ..context import Services
 from ..storage import queues as queues_db
@@ -130,6 +130,8 @@ class SocketTransport:
             channels.append(STAFF_CHANNEL)
             channels += [DESK_CHANNEL] if user.role in DESK_MANAGER_ROLES else [
                 queue_channel(q) for q in await queues_db.queue_ids_of(self.svc.pool, user.id)]
+        if user.role == "admin":
+            channels.append(ADMIN_CHANNEL)
         for ch in channels:
             await self.sio.enter_room(sid, ch)
         self.svc.metrics.connections.inc()

@@ -165,7 +165,10 @@ export interface Contact {
 
 export interface Conversation {
   room_id: number;
-  account_id: number;
+  account_id: number | null;
+  /** The WhatsApp Web (linked-device) session; null on the Cloud API. */
+  session_id?: number | null;
+  channel?: "cloud_api" | "linked_device";
   business_phone?: string;
   /** `id`: the contact (person); `wa_id`: the address replies go to; `bsuid`: WhatsApp's business-scoped user id. */
   contact: { id?: number | null; wa_id: string; name: string; bsuid?: string | null };
@@ -210,6 +213,18 @@ export interface ConversationEvent {
   note: string;
   meta: Record<string, unknown>;
   created_at: string;
+}
+
+/** `wa:session`: a linked-device session's QR code, pairing code or link state (admins only). */
+export interface WaSessionEvent {
+  session_id: number;
+  kind: "qr" | "pairing_code" | "connected" | "disconnected" | "logged_out" | "qr_expired";
+  status: string;
+  reason: string | null;
+  qr?: string;
+  qr_svg?: string;
+  pairing_code?: string;
+  jid?: string;
 }
 
 export interface AckError {

@@ -5,6 +5,7 @@ import type { User } from "../types";
 import type { App } from "./app";
 import { auditSection } from "./audit";
 import { queuesSection, routingControl } from "./queues";
+import { sessionsSection } from "./sessions";
 
 interface Account {
   id: number;
@@ -26,7 +27,7 @@ const ACCOUNT_FIELDS: [name: string, label: string, secret: boolean][] = [
 export function adminPane(app: App): HTMLElement {
   const status = h("p", { class: "notice-inline", testid: "admin-status", role: "status" });
   return h("section", { class: "admin", "aria-label": "Administration" }, status, usersSection(app, status), accountsSection(app, status),
-    queuesSection(app, status), auditSection(app, status));
+    queuesSection(app, status), sessionsSection(app, status), auditSection(app, status));
 }
 
 function usersSection(app: App, status: HTMLElement): HTMLElement {

@@ -6,7 +6,7 @@ import { bannerText, Connection, type ConnState } from "../connection";
 import { fill, h } from "../dom";
 import { Notifier, shouldNotify, titleWithCount } from "../notifications";
 import { mentionsUser, roomLabel } from "../store/rooms";
-import type { Contact, Conversation, DeltaEvent, Label, MemberEvent, MentionEvent, Message, Note, PresenceEvent, ReadUpdate, Room, RoomGoneEvent, TypingEvent, User, WaStatusEvent } from "../types";
+import type { Contact, Conversation, DeltaEvent, Label, MemberEvent, MentionEvent, Message, Note, PresenceEvent, ReadUpdate, Room, RoomGoneEvent, TypingEvent, User, WaSessionEvent, WaStatusEvent } from "../types";
 import { DEFAULT_MAX_MESSAGE_CHARS, fetchMaxMessageChars } from "../store/limits";
 import { accountPane } from "./account";
 import { adminPane } from "./admin";
@@ -71,6 +71,8 @@ export class App implements AppContext {
   private readonly sidebar: Sidebar;
   private ticker: ReturnType<typeof setInterval> | null = null;
   readonly notifier = new Notifier();
+  /** The admin page's session list, while it is open (wa:session). */
+  readonly waSessionListeners = new Set<(e: WaSessionEvent) => void>();
   private noticeTimer: ReturnType<typeof setTimeout> | null = null;
   private staff: Promise<User[]> | null = null;
   private offRefreshed: (() => void) | null = null;
@@ -110,6 +112,7 @@ export class App implements AppContext {
         "contact:updated": (c: Contact) => this.client.onContact(c),
         "label:updated": (l: Label) => this.client.onLabel(l),
         "label:deleted": (e: { id: number }) => this.client.onLabelDeleted(e.id),
+        "wa:session": (e: WaSessionEvent) => { for (const fn of this.waSessionListeners) fn(e); },
         mention: (e: MentionEvent) => this.client.onMention(e),
       },
     });

@@ -62,6 +62,7 @@ export class InboxView {
           h("b", { class: "name" }, name),
           h("span", { class: `pill ${c.status}` }, c.status),
           h("span", { class: `pill ${aiAnswering(c) ? "ai" : "human"}` }, aiAnswering(c) ? "AI" : c.assignee?.display_name ?? "unassigned"),
+          c.channel === "linked_device" ? h("span", { class: "pill channel", testid: "inbox-channel", title: "through a phone linked as WhatsApp Web" }, "WhatsApp Web") : null,
           c.unread ? h("span", { class: "badge", testid: "unread" }, c.unread) : null,
           h("time", { class: "when", datetime: last?.created_at ?? "" }, time(last?.created_at ?? null))),
         c.labels?.length ? h("div", { class: "labels" }, ...c.labels.map((l) => labelChip(l))) : null,

@@ -1,0 +1,67 @@
+"""neonize's event types mapped to our records (no server, no network): who a message is from,
+what is skipped, receipts into statuses, connection events into session states, the store DSN."""
+
+from __future__ import annotations
+
+import time
+
+from neonize.proto.Neonize_pb2 import JID, ConnectFailure, LoggedOut, MessageInfo, MessageSource, PairStatus, Receipt
+from neonize.proto.Neonize_pb2 import Message as MessageEv
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ExtendedTextMessage, ImageMessage
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as E2EMessage
+
+from whatsapp_bridge.linked_device import inbound_from_event, state_from_event, statuses_from_receipt, store_dsn
+
+
+def _source(user: str = "4917012345678", server: str = "s.whatsapp.net", **kw: object) -> MessageSource:
+    return MessageSource(Chat=JID(User=user, Server=server), Sender=JID(User=user, Server=server), **kw)
+
+
+def _event(source: MessageSource, message: E2EMessage, mid: str = "3EB0X") -> MessageEv:
+    return MessageEv(Info=MessageInfo(MessageSource=source, ID=mid, Pushname="Ann", Timestamp=int(time.time())),
+                     Message=message)
+
+
+def test_a_contact_text_maps_to_an_inbound_message_with_a_session_scoped_id() -> None:
+    msg = inbound_from_event(7, _event(_source(), E2EMessage(conversation="hi")))
+    assert msg is not None and (msg.wa_id, msg.text, msg.type, msg.wamid) == ("4917012345678", "hi", "text", "ld:7:3EB0X")
+    ext = inbound_from_event(7, _event(_source(), E2EMessage(extendedTextMessage=ExtendedTextMessage(text="a link"))))
+    assert ext is not None and ext.text == "a link"
+
+
+def test_a_hidden_number_uses_the_phone_from_the_alt_jid_or_keeps_the_lid() -> None:
+    lid = MessageSource(Chat=JID(User="123", Server="lid"), Sender=JID(User="123", Server="lid"),
+                        SenderAlt=JID(User="4917099999999", Server="s.whatsapp.net"))
+    assert inbound_from_event(1, _event(lid, E2EMessage(conversation="x"))).wa_id == "4917099999999"  # type: ignore[union-attr]
+    bare = MessageSource(Chat=JID(User="123", Server="lid"), Sender=JID(User="123", Server="lid"))
+    assert inbound_from_event(1, _event(bare, E2EMessage(conversation="x"))).wa_id == "123@lid"  # type: ignore[union-attr]
+
+
+def test_own_group_and_broadcast_messages_are_skipped_and_media_is_one_readable_line() -> None:
+    assert inbound_from_event(1, _event(_source(IsFromMe=True), E2EMessage(conversation="x"))) is None
+    assert inbound_from_event(1, _event(_source(IsGroup=True), E2EMessage(conversation="x"))) is None
+    assert inbound_from_event(1, _event(_source("status", "broadcast"), E2EMessage(conversation="x"))) is None
+    image = inbound_from_event(1, _event(_source(), E2EMessage(imageMessage=ImageMessage(caption="look"))))
+    assert image is not None and (image.text, image.type) == ("[image] look", "linked_image")
+
+
+def test_receipts_become_statuses_and_the_others_say_nothing() -> None:
+    delivered = statuses_from_receipt(2, Receipt(MessageSource=_source(), MessageIDs=["A", "B"], Type=1, Timestamp=1))
+    assert [(s.wamid, s.status) for s in delivered] == [("ld:2:A", "delivered"), ("ld:2:B", "delivered")]
+    assert statuses_from_receipt(2, Receipt(MessageSource=_source(), MessageIDs=["A"], Type=6))[0].status == "read"
+    assert statuses_from_receipt(2, Receipt(MessageSource=_source(), MessageIDs=["A"], Type=5)) == []  # read on our phone
+
+
+def test_connection_events_become_session_states_with_reasons() -> None:
+    assert state_from_event(LoggedOut(Reason=4, OnConnect=True)).reason == "main_device_gone (on connect)"  # type: ignore[union-attr]
+    banned = state_from_event(ConnectFailure(Reason=3, Message="spam"))
+    assert banned is not None and (banned.kind, banned.reason) == ("disconnected", "temp_banned: spam")
+    assert state_from_event(ConnectFailure(Reason=2)).kind == "logged_out"  # type: ignore[union-attr]
+    paired = state_from_event(PairStatus(Status=2, ID=JID(User="4915112345678", Server="s.whatsapp.net")))
+    assert paired is not None and (paired.kind, paired.jid) == ("connected", "4915112345678@s.whatsapp.net")
+
+
+def test_the_store_dsn_keeps_tls_settings_and_puts_the_session_schema_first() -> None:
+    assert store_dsn("postgresql://u:p@db:5432/chat", "wa_store_3") == \
+        "postgresql://u:p@db:5432/chat?sslmode=disable&search_path=wa_store_3"
+    assert "sslmode=verify-full" in store_dsn("postgres://db/chat?sslmode=verify-full", "wa_store_3")

@@ -1,0 +1,483 @@
+"""WhatsApp Web (linked-device) sessions through ``neonize`` (Python over Go's ``whatsmeow``).
+
+A phone links us as a companion device (a QR code scanned in WhatsApp, or an 8-character
+pairing code typed on the phone); from then on its chats reach us like a WhatsApp Web tab's.
+This is NOT Meta's official API: WhatsApp may restrict a number that uses it (docs/WHATSAPP.md).
+
+- ``neonize`` is optional (``pip install .[whatsapp-web]``) and imported only when a client
+  starts; the mapping functions below read its event messages by attribute, so this module
+  imports without it.
+- The device keys live in whatsmeow's SQL store. Given a ``postgres...`` DSN, neonize opens
+  whatsmeow's PostgreSQL store; one store holds one device (neonize takes its first device), so
+  every session gets a schema of its own, chosen with ``search_path`` in the DSN.
+- Blocking: neonize runs every Go call through ``asyncio.to_thread``; ``connect`` parks one
+  worker thread of the loop's default executor for as long as the session runs (the Go side
+  loops until stopped). Events come from Go threads and are handed to the event loop with
+  ``run_coroutine_threadsafe``; nothing here blocks the loop.
+- neonize drops whatever a handler raises (the future is never read), so each handler here
+  logs and swallows its own errors: a message the library cannot decode is skipped and logged,
+  and nothing else is lost.
+
+Inbound messages and receipts become the same ``InboundMessage`` / ``StatusUpdate`` records as
+Cloud API webhooks, with ids ``ld:<session>:<WhatsApp message id>`` so they never collide with
+Meta's wamids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .channel import ChannelKind, unsupported
+from .cloud_api import SendResult, split_text
+from .errors import INVALID, NETWORK, TIMEOUT, CloudApiError
+from .models import InboundMessage, StatusUpdate
+
+log = logging.getLogger(__name__)
+
+StateKind = Literal["qr", "pairing_code", "connected", "disconnected", "logged_out", "qr_expired"]
+# whatsmeow shows a first QR code for 60 s and then 5 more for 20 s each before it gives up
+QR_CODES_MAX = 6
+SEND_TIMEOUT_S = 30.0  # one send through whatsmeow (it waits for the server's ack)
+CALL_TIMEOUT_S = 20.0  # pairing codes, logout, read receipts
+# neonize's receipt types (Receipt.ReceiptType) -> our statuses; the others (retry, the
+# phone's own reads, history sync) say nothing about delivery to the contact
+RECEIPT_STATUS = {1: "delivered", 4: "read", 6: "read", 8: "failed"}
+# ConnectFailureReason values that end a session: the phone removed us, or we were banned
+LOGGED_OUT_REASONS = {2: "logged_out", 4: "main_device_gone", 5: "unknown_logout"}
+FAILURE_REASONS = {1: "generic", 2: "logged_out", 3: "temp_banned", 4: "main_device_gone", 5: "unknown_logout",
+                   6: "client_outdated", 7: "bad_user_agent", 8: "internal_server_error", 9: "experimental",
+                   10: "service_unavailable"}
+WA_USER_SERVER = "s.whatsapp.net"
+TEXT_FIELDS = ("conversation",)
+# message kinds (fields of waE2E.Message) shown as one readable line; their files are not fetched
+MEDIA_FIELDS = {"imageMessage": "image", "videoMessage": "video", "audioMessage": "audio",
+                "documentMessage": "document", "stickerMessage": "sticker", "locationMessage": "location",
+                "contactMessage": "contacts", "reactionMessage": "reaction"}
+
+
+# neonize's Go side keeps its clients in plain Go maps, written when a client starts and stops
+# and read by every call, with no lock: two of those at once in different threads can end the
+# process ("concurrent map writes"). So every call into Go, and a start until the client shows a
+# first sign of life, takes this lock: one per event loop, as the Go maps are one per process.
+_GO_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+START_SETTLE_S = 10.0  # longest wait, under the lock, for a starting client to register in Go
+
+
+def go_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _GO_LOCKS.get(loop)
+    if lock is None:
+        lock = _GO_LOCKS[loop] = asyncio.Lock()
+    return lock
+
+
+class LinkedDeviceError(Exception):
+    """The library refused or failed a call; ``reason`` is its text (no secrets in it)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """A change of a session's link: what admins see live (``wa:session``)."""
+
+    kind: StateKind
+    reason: str | None = None
+    qr: str | None = None  # the text to render as a QR code (kind qr)
+    pairing_code: str | None = None
+    jid: str | None = None  # the linked device's JID (kind connected, once known)
+
+
+def message_key(session_id: int, message_id: str) -> str:
+    return f"ld:{session_id}:{message_id}"
+
+
+def store_dsn(database_url: str, schema: str) -> str:
+    """The DSN whatsmeow's store uses: ours, with its own schema first on the search path.
+
+    whatsmeow's PostgreSQL driver (lib/pq) has no ``prefer`` TLS mode: without an explicit
+    ``sslmode`` in DATABASE_URL this is ``disable``, as asyncpg's ``prefer`` ends up on a server
+    without TLS. Set ``sslmode=require`` (or stricter) in DATABASE_URL where TLS is needed."""
+    if not schema.replace("_", "").isalnum():
+        raise ValueError("schema must be a plain identifier")
+    parts = urlsplit(database_url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("sslmode", "disable")
+    query["search_path"] = schema
+    scheme = parts.scheme if parts.scheme.startswith("postgres") else "postgres"
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+def _ts(value: int) -> datetime:
+    seconds = value / 1000 if value > 10**11 else value  # seconds from whatsmeow; ms from some paths
+    return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else datetime.now(UTC)
+
+
+def _contact_id(source: Any) -> str | None:
+    """The contact's id: the phone number (digits) when known, else ``<lid>@lid``."""
+    sender = source.Sender
+    if sender.Server == "lid" and source.HasField("SenderAlt") and source.SenderAlt.User:
+        sender = source.SenderAlt
+    if not sender.User:
+        return None
+    return sender.User if sender.Server == WA_USER_SERVER else f"{sender.User}@{sender.Server}"
+
+
+def inbound_from_event(session_id: int, event: Any) -> InboundMessage | None:
+    """A contact's message (neonize ``MessageEv``) as an ``InboundMessage``; None for what is
+    not a contact writing to us: our own messages from the phone, groups, status broadcasts."""
+    info = event.Info
+    source = info.MessageSource
+    if source.IsFromMe or source.IsGroup or source.Chat.Server in ("broadcast", "newsletter") or not info.ID:
+        return None
+    wa_id = _contact_id(source)
+    if wa_id is None:
+        return None
+    msg = event.Message
+    meta: dict[str, Any] = {"linked_device": True}
+    if msg.conversation:
+        kind, text = "text", msg.conversation
+    elif msg.HasField("extendedTextMessage"):
+        kind, text = "text", msg.extendedTextMessage.text
+    else:
+        kind, text = "unsupported", "[unsupported]"
+        for field, name in MEDIA_FIELDS.items():
+            if msg.HasField(field):
+                part = getattr(msg, field)
+                caption = getattr(part, "caption", "") or getattr(part, "text", "") or ""
+                kind, text = f"linked_{name}", f"[{name}] {caption}".strip()
+                meta["media_kind"] = name
+                break
+    return InboundMessage(phone_number_id=f"session:{session_id}", wa_id=wa_id, contact_name=info.Pushname or None,
+                          wamid=message_key(session_id, info.ID), timestamp=_ts(info.Timestamp), type=kind,
+                          text=text, meta=meta)
+
+
+def statuses_from_receipt(session_id: int, event: Any) -> list[StatusUpdate]:
+    """A receipt (neonize ``ReceiptEv``) for messages we sent: one status per message id."""
+    status = RECEIPT_STATUS.get(int(event.Type))
+    if status is None or event.MessageSource.IsGroup:
+        return []
+    to = _contact_id(event.MessageSource)
+    at = _ts(event.Timestamp)
+    return [StatusUpdate(phone_number_id=f"session:{session_id}", wamid=message_key(session_id, mid), status=status,
+                         timestamp=at, recipient_id=to,
+                         error_title="the phone reported a server error" if status == "failed" else None)
+            for mid in event.MessageIDs]
+
+
+def state_from_event(event: Any) -> SessionState | None:
+    """Connection events (neonize ``ConnectedEv``, ``DisconnectedEv``, ``LoggedOutEv``,
+    ``ConnectFailureEv``, ``StreamReplacedEv``, ``TemporaryBanEv``, ``PairStatusEv``)."""
+    name = type(event).__name__
+    if name == "Connected":
+        return SessionState("connected")
+    if name == "Disconnected":
+        return SessionState("disconnected", reason="connection lost")
+    if name == "LoggedOut":
+        reason = FAILURE_REASONS.get(int(event.Reason), "logged_out")
+        return SessionState("logged_out", reason=f"{reason} (on connect)" if event.OnConnect else reason)
+    if name == "ConnectFailure":
+        reason = FAILURE_REASONS.get(int(event.Reason), "connect_failure")
+        if int(event.Reason) in LOGGED_OUT_REASONS:
+            return SessionState("logged_out", reason=reason)
+        return SessionState("disconnected", reason=f"{reason}: {event.Message}" if event.Message else reason)
+    if name == "StreamReplaced":
+        return SessionState("disconnected", reason="replaced: the session was opened elsewhere")
+    if name == "TemporaryBan":
+        return SessionState("disconnected", reason=f"temporary ban (code {int(event.Code)}, {int(event.Expire)} s)")
+    if name == "PairStatus":
+        if int(event.Status) == 2:  # SUCCESS
+            jid = f"{event.ID.User}@{event.ID.Server}" if event.ID.User else None
+            return SessionState("connected", jid=jid)
+        return SessionState("disconnected", reason=f"pairing failed: {event.Error or 'unknown error'}")
+    return None
+
+
+class EventSink(Protocol):
+    """Where a client's events go (the session service implements it)."""
+
+    async def on_state(self, state: SessionState) -> None: ...
+
+    async def on_inbound(self, message: InboundMessage) -> None: ...
+
+    async def on_statuses(self, statuses: list[StatusUpdate]) -> None: ...
+
+
+def to_jid(wa_id: str) -> Any:
+    from neonize.proto.Neonize_pb2 import JID
+
+    user, _, server = wa_id.partition("@")
+    if not user.isdigit():
+        raise CloudApiError(0, None, "not a WhatsApp contact id", state=INVALID)
+    return JID(User=user, Server=server or WA_USER_SERVER, Device=0, Integrator=0, RawAgent=0, IsEmpty=False)
+
+
+class LinkedDeviceClient:
+    """One linked session's neonize client. ``run`` connects and returns when the connection
+    ends for good (raising ``LinkedDeviceError`` with the library's reason) or the QR codes ran
+    out; whatsmeow reconnects by itself after a drop once it was connected, and the caller
+    calls ``run`` again after a failure. ``close`` ends it from any task.
+
+    Go's client exists only while ``run``'s connect call is in flight; every call into it is
+    guarded by that (a call on a stopped client would dereference nil inside Go and end the
+    process), so a call at the wrong time is a ``LinkedDeviceError``, never a crash."""
+
+    def __init__(self, session_id: int, dsn: str, sink: EventSink, *, max_qr_codes: int = QR_CODES_MAX) -> None:
+        self.session_id = session_id
+        self._dsn = dsn
+        self._sink = sink
+        self._max_qr = max_qr_codes
+        self._qr_seen = 0
+        self._client: Any = None
+        self._task: asyncio.Future[Any] | None = None
+        self._linked = False  # whatsmeow said Connected (logged in) and no drop since
+        self._alive = asyncio.Event()  # the client sent a first event: Go has registered it
+        self.finished = asyncio.Event()  # set when the session must end: QR codes ran out, logged out
+
+    def __repr__(self) -> str:  # the DSN may hold a password
+        return f"LinkedDeviceClient(session={self.session_id})"
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def connected(self) -> bool:
+        return self._linked and self.running
+
+    @property
+    def neonize_client(self) -> Any:
+        """neonize's ``NewAClient`` (its ``event`` dispatcher is what Go calls)."""
+        return self._ensure_client()
+
+    def _ensure_client(self) -> Any:
+        if self._client is None:
+            from neonize.aioze.client import NewAClient
+            from neonize.aioze.events import (
+                ConnectedEv,
+                ConnectFailureEv,
+                DisconnectedEv,
+                LoggedOutEv,
+                MessageEv,
+                PairStatusEv,
+                ReceiptEv,
+                StreamReplacedEv,
+                TemporaryBanEv,
+            )
+
+            client = NewAClient(self._dsn, uuid=f"chat-session-{self.session_id}")
+            client.event.qr(self._guarded(self._on_qr))
+            for kind in (ConnectedEv, DisconnectedEv, LoggedOutEv, ConnectFailureEv, StreamReplacedEv,
+                         TemporaryBanEv, PairStatusEv):
+                client.event(kind)(self._guarded(self._on_state))
+            client.event(MessageEv)(self._guarded(self._on_message))
+            client.event(ReceiptEv)(self._guarded(self._on_receipt))
+            self._client = client
+        return self._client
+
+    async def run(self) -> None:
+        """Connect and wait until the library gives up, ``finish`` (QR codes ran out, logged
+        out) or ``close``."""
+        from neonize.aioze import events as neonize_events
+        from neonize.exc import NeonizeError
+
+        client = self._ensure_client()
+        # neonize hands Go's callbacks to the loop of the first client ever connected in the
+        # process (a module global it sets once); ours is the running loop, also after a restart
+        neonize_events.event_global_loop = asyncio.get_running_loop()
+        self._linked = False
+        self._alive.clear()
+        try:
+            async with go_lock():
+                self._task = task = await client.connect()
+                alive = asyncio.ensure_future(self._alive.wait())
+                try:
+                    await asyncio.wait({task, alive}, timeout=START_SETTLE_S, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    alive.cancel()
+            finished = asyncio.ensure_future(self.finished.wait())
+            try:
+                await asyncio.wait({task, finished}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                finished.cancel()
+            if task.done():
+                task.result()
+        except NeonizeError as exc:
+            raise LinkedDeviceError(str(exc) or type(exc).__name__) from None
+        finally:
+            self._linked = False
+            await self._stop_go()
+
+    def finish(self) -> None:
+        """End ``run`` (from an event handler: the Go client stops once ``run`` returns)."""
+        self.finished.set()
+
+    async def close(self) -> None:
+        await self._stop_go()
+
+    async def _stop_go(self) -> None:
+        task = self._task
+        if self._client is None or task is None:
+            return
+        try:
+            async with go_lock():
+                await asyncio.wait_for(self._client.stop(), CALL_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("linked session %s: stop failed: %s", self.session_id, type(exc).__name__)
+        if not task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(task), CALL_TIMEOUT_S)
+            except Exception:  # its end is what we waited for, whatever it says
+                pass
+
+    async def pair_phone(self, phone_digits: str) -> str:
+        """An 8-character code to type on the phone (WhatsApp → Linked devices → Link with phone
+        number). Needs the websocket to WhatsApp up and no device linked yet."""
+        from neonize.exc import PairPhoneError
+
+        client = self._live()
+        try:
+            async with go_lock():
+                code: str = await asyncio.wait_for(client.PairPhone(phone_digits, True), CALL_TIMEOUT_S)
+        except PairPhoneError as exc:
+            raise LinkedDeviceError(str(exc)) from None
+        except TimeoutError:
+            raise LinkedDeviceError("no answer from WhatsApp") from None
+        return code
+
+    async def logout(self) -> None:
+        """Unlink the device on WhatsApp's side (the phone's list loses it)."""
+        client = self._live()
+        try:
+            async with go_lock():
+                await asyncio.wait_for(client.logout(), CALL_TIMEOUT_S)
+        except TimeoutError:
+            raise LinkedDeviceError("no answer from WhatsApp") from None
+        except Exception as exc:
+            raise LinkedDeviceError(str(exc) or type(exc).__name__) from None
+
+    async def me(self) -> str | None:
+        if not self.running:
+            return None
+        try:
+            async with go_lock():
+                device = await asyncio.wait_for(self._client.get_me(), CALL_TIMEOUT_S)
+            jid = device.JID
+            return f"{jid.User}@{jid.Server}" if jid.User else None
+        except Exception:
+            return None
+
+    def _live(self) -> Any:
+        if not self.running:
+            raise LinkedDeviceError("not connected to WhatsApp (the session is retrying)")
+        return self._client
+
+    def _guarded(self, handler: Callable[[Any], Awaitable[None]]) -> Callable[[Any, Any], Awaitable[None]]:
+        async def run(_client: Any, event: Any) -> None:
+            self._alive.set()
+            try:
+                await handler(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("linked session %s: an event was skipped", self.session_id)
+        return run
+
+    async def _on_qr(self, data: Any) -> None:
+        self._qr_seen += 1
+        if self._qr_seen > self._max_qr:
+            self.finished.set()
+            await self._sink.on_state(SessionState("qr_expired", reason=f"not scanned after {self._max_qr} codes"))
+            return
+        text = data.decode() if isinstance(data, bytes) else str(data)
+        await self._sink.on_state(SessionState("qr", qr=text))
+
+    async def _on_state(self, event: Any) -> None:
+        state = state_from_event(event)
+        if state is None:
+            return
+        self._linked = state.kind == "connected"
+        if state.kind == "connected" and state.jid is None:
+            state = SessionState("connected", jid=await self.me())
+        await self._sink.on_state(state)
+
+    async def _on_message(self, event: Any) -> None:
+        inbound = inbound_from_event(self.session_id, event)
+        if inbound is not None:
+            await self._sink.on_inbound(inbound)
+
+    async def _on_receipt(self, event: Any) -> None:
+        statuses = statuses_from_receipt(self.session_id, event)
+        if statuses:
+            await self._sink.on_statuses(statuses)
+
+    # --- sending ------------------------------------------------------------------------------
+
+    async def send_text(self, to: str, body: str) -> list[SendResult]:
+        parts = split_text(body)
+        if not parts or not body.strip():
+            raise CloudApiError(0, None, "a text message needs a non-empty body", state=INVALID)
+        jid = to_jid(to)
+        results: list[SendResult] = []
+        for part in parts:
+            client = self._client
+            if not self.connected:
+                # 503: passing, the outbox tries again (whatsmeow reconnects, or our runner does)
+                raise CloudApiError(503, None, "the linked session is not connected", state="session_disconnected",
+                                    sent=results)
+            try:
+                async with go_lock():
+                    resp = await asyncio.wait_for(client.send_message(jid, part), SEND_TIMEOUT_S)
+            except TimeoutError:
+                raise CloudApiError(0, None, "no answer from WhatsApp", state=TIMEOUT, sent=results) from None
+            except Exception as exc:
+                raise CloudApiError(0, None, str(exc) or type(exc).__name__, state=NETWORK, sent=results) from None
+            results.append(SendResult(wamid=message_key(self.session_id, resp.ID), to=to))
+        return results
+
+    async def mark_read(self, wamid: str, to: str) -> None:
+        from neonize.utils.enum import ReceiptType
+
+        if not self.connected:
+            raise CloudApiError(503, None, "the linked session is not connected", state="session_disconnected")
+        client = self._client
+        message_id = wamid.rsplit(":", 1)[-1]
+        jid = to_jid(to)
+        async with go_lock():
+            await asyncio.wait_for(client.mark_read(message_id, chat=jid, sender=jid, receipt=ReceiptType.READ),
+                                   CALL_TIMEOUT_S)
+
+
+class LinkedDeviceChannel:
+    """``Channel`` over a running ``LinkedDeviceClient``. Text only: files and templates are
+    Cloud API features (a file fails with state ``unsupported``; a template is refused too, and
+    login codes go out as plain text instead, see the session service)."""
+
+    kind: ChannelKind = "linked_device"
+
+    def __init__(self, client: LinkedDeviceClient) -> None:
+        self.client = client
+
+    async def send_text(self, to: str, body: str) -> list[SendResult]:
+        return await self.client.send_text(to, body)
+
+    async def send_media(self, to: str, kind: str, media_id: str, *, caption: str = "",
+                         filename: str | None = None) -> SendResult:
+        raise unsupported("sending files through a linked device")
+
+    async def send_template(self, to: str, name: str, language: str,
+                            components: Sequence[dict[str, Any]]) -> SendResult:
+        raise unsupported("templates")
+
+    async def mark_read(self, wamid: str, to: str) -> None:
+        await self.client.mark_read(wamid, to)
