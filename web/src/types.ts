@@ -225,3 +225,21 @@ export interface SyncResult {
   /** the server's time of the answer: the next `changed_since` */
   as_of?: string;
 }
+
+/** `campaign:progress` (supervisors and admins): counts only grow, except queued and sending. */
+export interface CampaignProgress {
+  campaign_id: number;
+  seq: number;
+  status: "draft" | "running" | "paused" | "completed" | "cancelled";
+  pause_reason: string | null;
+  total: number;
+  queued: number;
+  sending: number;
+  sent: number;
+  delivered: number;
+  read: number;
+  failed: number;
+  replied: number;
+  skipped: number;
+  unknown: number;
+}

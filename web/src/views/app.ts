@@ -6,16 +6,17 @@ import { bannerText, Connection, type ConnState } from "../connection";
 import { fill, h } from "../dom";
 import { Notifier, shouldNotify, titleWithCount } from "../notifications";
 import { mentionsUser, roomLabel } from "../store/rooms";
-import type { Conversation, DeltaEvent, MemberEvent, MentionEvent, Message, Note, PresenceEvent, ReadUpdate, Room, RoomGoneEvent, TypingEvent, User, WaStatusEvent } from "../types";
+import type { CampaignProgress, Conversation, DeltaEvent, MemberEvent, MentionEvent, Message, Note, PresenceEvent, ReadUpdate, Room, RoomGoneEvent, TypingEvent, User, WaStatusEvent } from "../types";
 import { DEFAULT_MAX_MESSAGE_CHARS, fetchMaxMessageChars } from "../store/limits";
 import { accountPane } from "./account";
 import { adminPane } from "./admin";
+import { campaignsPane } from "./campaigns";
 import { archivePane } from "./archive";
 import { ChatView } from "./chat";
 import { InboxView } from "./inbox";
 import { Sidebar } from "./sidebar";
 
-export type Route = { view: "home" } | { view: "room"; roomId: number } | { view: "inbox" } | { view: "archive" } | { view: "admin" } | { view: "account" };
+export type Route = { view: "home" } | { view: "room"; roomId: number } | { view: "inbox" } | { view: "archive" } | { view: "admin" } | { view: "account" } | { view: "campaigns" };
 
 export function parseRoute(hash: string): Route {
   const m = /^#\/room\/(\d+)$/.exec(hash);
@@ -23,12 +24,18 @@ export function parseRoute(hash: string): Route {
   if (hash === "#/inbox") return { view: "inbox" };
   if (hash === "#/archive") return { view: "archive" };
   if (hash === "#/admin") return { view: "admin" };
+  if (hash === "#/campaigns") return { view: "campaigns" };
   if (hash === "#/account") return { view: "account" };
   return { view: "home" };
 }
 
 export function isStaff(u: User | null): boolean {
   return u?.role === "staff" || u?.role === "supervisor" || u?.role === "admin";
+}
+
+/** Supervisors and admins: campaigns. */
+export function isDeskManager(u: User | null): boolean {
+  return u?.role === "supervisor" || u?.role === "admin";
 }
 
 /** What every pane gets. */
@@ -64,6 +71,8 @@ export class App implements AppContext {
   private readonly sidebar: Sidebar;
   private ticker: ReturnType<typeof setInterval> | null = null;
   readonly notifier = new Notifier();
+  /** The campaigns page listens to `campaign:progress` while it is open. */
+  readonly campaignListeners = new Set<(e: CampaignProgress) => void>();
   private noticeTimer: ReturnType<typeof setTimeout> | null = null;
   private staff: Promise<User[]> | null = null;
   private offRefreshed: (() => void) | null = null;
@@ -101,6 +110,7 @@ export class App implements AppContext {
         "wa:status": (s: WaStatusEvent) => this.client.onWaStatus(s),
         "note:added": (n: Note) => this.client.onNote(n),
         mention: (e: MentionEvent) => this.client.onMention(e),
+        "campaign:progress": (e: CampaignProgress) => { for (const f of this.campaignListeners) f(e); },
       },
     });
     this.client = new ChatClient({
@@ -183,12 +193,13 @@ export class App implements AppContext {
   private navigate(): void {
     const route = parseRoute(location.hash);
     const staffOnly = route.view === "inbox" || route.view === "archive";
-    if ((staffOnly && !isStaff(this.me)) || (route.view === "admin" && this.me.role !== "admin")) return this.go("#/");
+    if ((staffOnly && !isStaff(this.me)) || (route.view === "admin" && this.me.role !== "admin")
+      || (route.view === "campaigns" && !isDeskManager(this.me))) return this.go("#/");
     this.route = route;
     this.pane?.destroy?.();
     this.pane = this.makePane(route);
     // on a phone the sidebar is hidden while a pane is open: the pages without their own back link get one
-    const back = route.view === "inbox" || route.view === "archive" || route.view === "admin" || route.view === "account"
+    const back = route.view === "inbox" || route.view === "archive" || route.view === "admin" || route.view === "account" || route.view === "campaigns"
       ? h("a", { href: "#/", class: "pane-back", testid: "pane-back" }, "‹ Rooms") : null;
     fill(this.main, back, this.pane.el);
     this.layout.classList.toggle("show-main", route.view !== "home");
@@ -209,6 +220,10 @@ export class App implements AppContext {
         return { el: archivePane(this) };
       case "admin":
         return { el: adminPane(this) };
+      case "campaigns": {
+        const view = campaignsPane(this);
+        return { el: view.el, destroy: view.destroy };
+      }
       case "account":
         return { el: accountPane(this) };
       default:

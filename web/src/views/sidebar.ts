@@ -5,7 +5,7 @@ import { fill, h, type Item, KeyedList, lockIcon, say } from "../dom";
 import { roomLabel } from "../store/rooms";
 import type { Room, User } from "../types";
 import type { App } from "./app";
-import { isStaff } from "./app";
+import { isDeskManager, isStaff } from "./app";
 import { avatar, setAvatar } from "./avatar";
 import { SearchBox } from "./search";
 
@@ -54,6 +54,7 @@ export class Sidebar {
       isStaff(me) ? this.navButton("nav-chat", "#/", "Chat", view === "home" || view === "room") : null,
       isStaff(me) ? this.navButton("nav-inbox", "#/inbox", "Inbox", view === "inbox") : null,
       isStaff(me) ? this.navButton("nav-archive", "#/archive", "Archive", view === "archive") : null,
+      isDeskManager(me) ? this.navButton("nav-campaigns", "#/campaigns", "Campaigns", view === "campaigns") : null,
       me.role === "admin" ? this.navButton("nav-admin", "#/admin", "Admin", view === "admin") : null);
     this.nav.hidden = !isStaff(me);
     this.renderNotifyAsk();
