@@ -62,8 +62,9 @@ async def do_sync(svc: Services, api: CloudApiClient, actor: audit.Actor, accoun
     return await cdb.list_templates(svc.pool, account_id)
 
 
-def check_params(template: cdb.Template | None, params: list[str]) -> cdb.Template:
-    """The template if it is approved and ``params`` fill it exactly; else ``invalid`` with details."""
+def check_params(template: cdb.Template | None, params: list[str], field: str = "parameters") -> cdb.Template:
+    """The template if it is approved and ``params`` fill it exactly; else ``invalid`` with
+    details (``field`` names what holds the parameters in the caller's request)."""
     if template is None:
         raise Invalid("no such template for this number (sync the templates first)", field="name",
                       reason="unknown_template")
@@ -72,7 +73,7 @@ def check_params(template: cdb.Template | None, params: list[str]) -> cdb.Templa
                       status=template.status)
     if len(params) != template.param_total:
         raise Invalid(f"the template takes {template.param_total} parameters, {len(params)} were given",
-                      field="parameters", reason="parameter_count", expected=template.param_total,
+                      field=field, reason="parameter_count", expected=template.param_total,
                       given=len(params), per_component=template.param_counts)
     return template
 

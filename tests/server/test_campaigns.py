@@ -364,8 +364,10 @@ async def test_the_messaging_tier_limit_holds_across_nodes(harness: ServerHarnes
 
 async def test_pacing_is_never_exceeded_in_total_across_two_nodes(harness: ServerHarness, graph: GraphApiFake) -> None:
     interval, n = 0.05, 40
-    a = await harness.start_node(wa_graph_url=graph.base_url, wa_send_interval_s=interval)
-    await harness.start_node(wa_graph_url=graph.base_url, wa_send_interval_s=interval)
+    # two processes: the fake's arrival times are taken in this process, undisturbed by the nodes
+    env = {"WA_GRAPH_URL": graph.base_url, "WA_SEND_INTERVAL_S": str(interval)}
+    a = harness.spawn_node(**env)
+    harness.spawn_node(**env)
     _, admin, account_id = await _setup(harness, graph, node=a)
     cid = await _campaign(admin, account_id, _csv(n))
     await admin.call("POST", f"/api/v1/campaigns/{cid}/start", expect=200)
