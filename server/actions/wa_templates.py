@@ -52,7 +52,11 @@ async def do_sync(svc: Services, api: CloudApiClient, actor: audit.Actor, accoun
     try:
         items = await api.list_templates(waba, account.access_token)
     except CloudApiError as exc:
-        raise Unavailable(f"the template list could not be read ({exc.state}: {exc.title})") from None
+        if exc.retryable or exc.http_status == 0:
+            raise Unavailable(f"the template list could not be read ({exc.state}: {exc.title})") from None
+        # Meta refused the request itself: an unknown WABA id, a token without access to it
+        raise Invalid(f"the Graph API refused the template list ({exc.state}: {exc.title})", field="waba_id",
+                      code=exc.code) from None
     templates = [t for t in (_parsed(i) for i in items) if t is not None]
     async with svc.pool.acquire() as conn, conn.transaction():
         if waba_id:

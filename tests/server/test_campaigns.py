@@ -121,6 +121,10 @@ async def test_template_sync_pages_through_the_graph_list_and_counts_parameters(
     _, body = await admin.call("POST", f"/api/v1/wa/accounts/{account_id}/templates/sync", {}, expect=200)
     assert [t["name"] for t in body["templates"]] == ["order_update"]
     await staff.call("POST", f"/api/v1/wa/accounts/{account_id}/templates/sync", {}, expect=403)
+    # a WABA Meta does not know: refused, and the good id kept
+    status, err = await admin.call("POST", f"/api/v1/wa/accounts/{account_id}/templates/sync", {"waba_id": "999"})
+    assert status == 400 and err["error"]["details"]["field"] == "waba_id"
+    await admin.call("POST", f"/api/v1/wa/accounts/{account_id}/templates/sync", {}, expect=200)
 
 
 async def test_a_template_reaches_a_contact_outside_the_window_with_its_parameters_and_is_audited(
