@@ -142,6 +142,8 @@ export interface Note {
 export interface Conversation {
   room_id: number;
   account_id: number;
+  /** The campaign the contact replied to. */
+  campaign?: { id: number; name: string } | null;
   business_phone?: string;
   contact: { wa_id: string; name: string };
   status: "open" | "pending" | "closed" | string;
