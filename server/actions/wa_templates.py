@@ -52,9 +52,10 @@ async def do_sync(svc: Services, api: CloudApiClient, actor: audit.Actor, accoun
     try:
         items = await api.list_templates(waba, account.access_token)
     except CloudApiError as exc:
-        if exc.retryable or exc.http_status == 0:
+        if exc.retryable:
             raise Unavailable(f"the template list could not be read ({exc.state}: {exc.title})") from None
-        # Meta refused the request itself: an unknown WABA id, a token without access to it
+        # Meta refused the request itself (an unknown WABA id, a token without access to it), or
+        # the token cannot even be sent
         raise Invalid(f"the Graph API refused the template list ({exc.state}: {exc.title})", field="waba_id",
                       code=exc.code) from None
     templates = [t for t in (_parsed(i) for i in items) if t is not None]
