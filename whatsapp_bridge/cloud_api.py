@@ -249,7 +249,7 @@ class CloudApiClient:
         bytes flow, a failure (timeout, cut connection) is raised to the caller."""
         if not self.media_url_allowed(url):
             raise CloudApiError(0, None, "the media URL is not on a WhatsApp media host", state=INVALID)
-        headers = {"Authorization": f"Bearer {access_token}"}
+        headers = _auth_header(access_token)
         got = 0  # bytes yielded: once any are, a failure cannot be retried (they would repeat)
         for attempt in range(self.max_retries + 1):
             try:
@@ -333,7 +333,7 @@ class CloudApiClient:
 
     async def _attempt(self, method: str, url: str, access_token: str, *, json: dict[str, Any] | None = None,
                        data: Any = None, timeout: aiohttp.ClientTimeout | None = None) -> tuple[int, dict[str, Any]]:
-        headers = {"Authorization": f"Bearer {access_token}"}
+        headers = _auth_header(access_token)
         try:
             async with self.session.request(method, url, json=json, data=data, headers=headers,
                                             timeout=timeout or self.timeout) as resp:
@@ -347,6 +347,14 @@ class CloudApiClient:
         if status < 400:
             return status, _json_object(raw)
         raise _http_error(status, reason, retry_after, raw, access_token)
+
+
+def _auth_header(access_token: str) -> dict[str, str]:
+    """The bearer header; a token with control characters (a paste gone wrong) is refused as an
+    auth failure here rather than by the HTTP library as a header injection."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in access_token):
+        raise CloudApiError(0, None, "the access token contains control characters", state="auth")
+    return {"Authorization": f"Bearer {access_token}"}
 
 
 def _http_error(status: int, reason: str, retry_after: str | None, raw: bytes, access_token: str) -> CloudApiError:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -160,6 +161,7 @@ class CampaignSender:
             # is long: ask again later; nothing is claimed meanwhile
             await asyncio.sleep(min(grant.wait_s, 5.0) if grant.tier_full else min(grant.wait_s, 0.5))
             return
+        due = time.monotonic() + grant.wait_s
         if grant.wait_s:
             await asyncio.sleep(grant.wait_s)
         async with self.svc.pool.acquire() as conn:
@@ -176,8 +178,21 @@ class CampaignSender:
             await self.pacer.release(c.phone_number_id, member)
             await mark_dirty(self.svc, c.id)
             return
+        await self._on_time(c, due)
         await self._call(c, row)
         await mark_dirty(self.svc, c.id)
+
+    async def _on_time(self, c: Running, due: float) -> None:
+        """Wait for a fresh throughput slot while this send is late for its own: late senders
+        sending at once would burst past the interval."""
+        tolerance = self.pacer.interval_us / 2_000_000
+        while self.pacer.interval_us and time.monotonic() - due > tolerance:
+            grant = await self.pacer.acquire(c.phone_number_id, "", tier=False)
+            if not grant.ok:
+                await asyncio.sleep(min(grant.wait_s, 0.5))
+                continue
+            due = time.monotonic() + grant.wait_s
+            await asyncio.sleep(grant.wait_s)
 
     async def _call(self, c: Running, row: Any) -> None:
         rid = row["id"]
@@ -200,9 +215,7 @@ class CampaignSender:
             if await db.pause_if_running(pool, c.id, exc.state):
                 log.warning("campaign %s paused: %s (%s)", c.id, exc.state, exc.code)
             if exc.state in TEMPLATE_STATES:
-                await pool.execute("UPDATE wa_templates SET status = $4 WHERE account_id = $1 AND name = $2"
-                                   " AND language = $3", c.account_id, c.template, c.language,
-                                   TEMPLATE_STATES[exc.state])
+                await db.set_template_status(pool, c.account_id, c.template, c.language, TEMPLATE_STATES[exc.state])
             self._running = [r for r in self._running if r.id != c.id]
             return
         passing = exc.retryable or exc.code in RATE_CODES

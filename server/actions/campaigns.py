@@ -72,12 +72,7 @@ async def do_create(svc: Services, actor: audit.Actor, account_id: int, name: st
         raise Invalid("a column may fill one parameter only", field="variables")
     if any(v.strip().lower() == "phone" for v in variables):
         raise Invalid("the phone column cannot fill a parameter", field="variables")
-    found = await db.get_template(svc.pool, account_id, template, language)
-    try:
-        check_params(found, variables)
-    except Invalid as exc:
-        exc.details["field"] = "variables" if exc.details.get("field") == "parameters" else exc.details.get("field")
-        raise
+    check_params(await db.get_template(svc.pool, account_id, template, language), variables, field="variables")
     async with svc.pool.acquire() as conn, conn.transaction():
         campaign = await db.insert_campaign(conn, account_id, name, template, language, variables, start_at,
                                             actor.user.id)
@@ -122,7 +117,7 @@ async def do_move(svc: Services, actor: audit.Actor, campaign_id: int, action: s
         fields: dict[str, Any] = {"status": target, "pause_reason": "by_staff" if action == "pause" else None}
         if action in ("start", "resume"):
             template = await db.get_template(conn, campaign.account_id, campaign.template, campaign.language)
-            check_params(template, campaign.variables)
+            check_params(template, campaign.variables, field="variables")
             if (await db.counts(conn, campaign_id))["queued"] == 0:
                 raise Invalid("the campaign has no recipients to send to: upload a CSV first", field="recipients")
         if action == "start":

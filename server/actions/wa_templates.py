@@ -53,12 +53,12 @@ async def do_sync(svc: Services, api: CloudApiClient, actor: audit.Actor, accoun
     try:
         items = await api.list_templates(waba, account.access_token)
     except CloudApiError as exc:
-        if exc.retryable:  # Meta away, slow or rate limiting: try again later
+        if exc.retryable:
             raise Unavailable(f"the template list could not be read ({exc.state}: {exc.title})") from None
-        # Meta refused the question itself (an unknown WABA id, a token without access): the
-        # caller's data, not a passing fault
-        raise Invalid(f"Meta refused the template list ({exc.state}: {exc.title})", field="waba_id",
-                      meta_code=exc.code) from None
+        # Meta refused the request itself (an unknown WABA id, a token without access to it), or
+        # the token cannot even be sent
+        raise Invalid(f"the Graph API refused the template list ({exc.state}: {exc.title})", field="waba_id",
+                      code=exc.code) from None
     templates = [t for t in (_parsed(i) for i in items) if t is not None]
     async with svc.pool.acquire() as conn, conn.transaction():
         if waba_id:
@@ -68,8 +68,9 @@ async def do_sync(svc: Services, api: CloudApiClient, actor: audit.Actor, accoun
     return await cdb.list_templates(svc.pool, account_id)
 
 
-def check_params(template: cdb.Template | None, params: list[str]) -> cdb.Template:
-    """The template if it is approved and ``params`` fill it exactly; else ``invalid`` with details."""
+def check_params(template: cdb.Template | None, params: list[str], field: str = "parameters") -> cdb.Template:
+    """The template if it is approved and ``params`` fill it exactly; else ``invalid`` with
+    details (``field`` names what holds the parameters in the caller's request)."""
     if template is None:
         raise Invalid("no such template for this number (sync the templates first)", field="name",
                       reason="unknown_template")
@@ -78,7 +79,7 @@ def check_params(template: cdb.Template | None, params: list[str]) -> cdb.Templa
                       status=template.status)
     if len(params) != template.param_total:
         raise Invalid(f"the template takes {template.param_total} parameters, {len(params)} were given",
-                      field="parameters", reason="parameter_count", expected=template.param_total,
+                      field=field, reason="parameter_count", expected=template.param_total,
                       given=len(params), per_component=template.param_counts)
     return template
 

@@ -12,7 +12,10 @@ agree on theirs:
   oldest leaves the window.
 
 A slot reserved and then not used (nothing left to send) is given back to the tier with
-``release``; the throughput slot is simply left as a gap.
+``release``; the throughput slot is simply left as a gap. A sender that wakes up late for its
+slot (a busy event loop, a slow claim) must not send at once: slots of several late senders
+would then go out together, faster than the interval. It reserves a fresh slot instead
+(``acquire(..., tier=False)``) and sends on time for that one.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local max_wait = tonumber(ARGV[4])
+local count_tier = ARGV[5] == '1'
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 86400000000)
-if redis.call('ZCARD', KEYS[2]) >= limit then
+if count_tier and redis.call('ZCARD', KEYS[2]) >= limit then
   local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   return {-1, tonumber(oldest[2]) + 86400000000 - now}
 end
@@ -41,8 +45,10 @@ if interval > 0 then
   if slot - now > max_wait then return {-2, slot - now} end
   redis.call('SET', KEYS[1], string.format('%d', slot + interval), 'PX', math.ceil(interval / 1000) + 60000)
 end
-redis.call('ZADD', KEYS[2], slot, ARGV[3])
-redis.call('PEXPIRE', KEYS[2], 86460000)
+if count_tier then
+  redis.call('ZADD', KEYS[2], slot, ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], 86460000)
+end
 return {1, slot - now}
 """
 
@@ -67,10 +73,12 @@ class Pacer:
     def _keys(self, number: str) -> list[str]:
         return [f"{self.p}pace:{number}", f"{self.p}tier:{number}"]
 
-    async def acquire(self, number: str, member: str) -> Grant:
-        """Reserve one send of ``number``; ``member`` names it in the tier window (unique)."""
+    async def acquire(self, number: str, member: str, *, tier: bool = True) -> Grant:
+        """Reserve one send of ``number``; ``member`` names it in the tier window (unique).
+        ``tier=False`` reserves a throughput slot only, for a send already counted."""
         code, wait_us = await self._script(keys=self._keys(number),
-                                           args=[self.interval_us, self.tier_limit, member, self.max_wait_us])
+                                           args=[self.interval_us, self.tier_limit, member, self.max_wait_us,
+                                                 "1" if tier else "0"])
         wait_s = max(0, int(wait_us)) / 1_000_000
         return Grant(int(code) == 1, wait_s, tier_full=int(code) == -1)
 

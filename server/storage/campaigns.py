@@ -136,6 +136,12 @@ async def get_template(conn: Conn, account_id: int, name: str, language: str) ->
         account_id, name, language))
 
 
+async def set_template_status(conn: Conn, account_id: int, name: str, language: str, status: str) -> None:
+    """What a send learnt from Meta (a template paused or disabled), until the next sync."""
+    await conn.execute("UPDATE wa_templates SET status = $4 WHERE account_id = $1 AND name = $2 AND language = $3",
+                       account_id, name, language, status)
+
+
 # --- campaigns ------------------------------------------------------------------------------------
 
 async def insert_campaign(conn: Conn, account_id: int, name: str, template: str, language: str,

@@ -204,7 +204,9 @@ class Recipients(Wire):
              auth="supervisor", body=SyncBody, responses={200: Templates},
              links={200: {"Templates": Link("list_templates", id="$request.path.id")}},
              description="Pages through GET /{waba-id}/message_templates (each page bounded by a timeout); the "
-                         "stored list becomes exactly Meta's. waba_id is needed once. Audited (template.sync).")
+                         "stored list becomes exactly Meta's. waba_id is needed once (kept once a sync succeeded). "
+                         "A list Meta refuses (unknown WABA, token without access): 400 invalid, field waba_id; "
+                         "Meta unreachable or failing: 503. Audited (template.sync).")
 async def sync_templates(call: Call[SyncBody, None, IdPath]) -> Reply:
     templates = await wa_templates.do_sync(svc_of(call.request), sender(call).api, actor_of(call), call.path.id,
                                            call.body.waba_id)

@@ -121,6 +121,10 @@ async def test_template_sync_pages_through_the_graph_list_and_counts_parameters(
     _, body = await admin.call("POST", f"/api/v1/wa/accounts/{account_id}/templates/sync", {}, expect=200)
     assert [t["name"] for t in body["templates"]] == ["order_update"]
     await staff.call("POST", f"/api/v1/wa/accounts/{account_id}/templates/sync", {}, expect=403)
+    # a WABA Meta does not know: refused, and the good id kept
+    status, err = await admin.call("POST", f"/api/v1/wa/accounts/{account_id}/templates/sync", {"waba_id": "999"})
+    assert status == 400 and err["error"]["details"]["field"] == "waba_id"
+    await admin.call("POST", f"/api/v1/wa/accounts/{account_id}/templates/sync", {}, expect=200)
 
 
 async def test_a_template_reaches_a_contact_outside_the_window_with_its_parameters_and_is_audited(
@@ -364,8 +368,10 @@ async def test_the_messaging_tier_limit_holds_across_nodes(harness: ServerHarnes
 
 async def test_pacing_is_never_exceeded_in_total_across_two_nodes(harness: ServerHarness, graph: GraphApiFake) -> None:
     interval, n = 0.05, 40
-    a = await harness.start_node(wa_graph_url=graph.base_url, wa_send_interval_s=interval)
-    await harness.start_node(wa_graph_url=graph.base_url, wa_send_interval_s=interval)
+    # two processes: the fake's arrival times are taken in this process, undisturbed by the nodes
+    env = {"WA_GRAPH_URL": graph.base_url, "WA_SEND_INTERVAL_S": str(interval)}
+    a = harness.spawn_node(**env)
+    harness.spawn_node(**env)
     _, admin, account_id = await _setup(harness, graph, node=a)
     cid = await _campaign(admin, account_id, _csv(n))
     await admin.call("POST", f"/api/v1/campaigns/{cid}/start", expect=200)

@@ -274,3 +274,18 @@ def test_retry_after_parses_seconds_and_http_dates() -> None:
     assert parse_retry_after("soon") is None and parse_retry_after("-5") == 0.0
     later = now + timedelta(seconds=90)
     assert parse_retry_after(later.strftime("%a, %d %b %Y %H:%M:%S GMT"), now=now) == 90.0
+
+
+async def test_a_token_with_control_characters_is_an_auth_failure_before_any_request(
+        graph: GraphApiFake, client: CloudApiClient) -> None:
+    with pytest.raises(CloudApiError) as err:
+        await client.list_templates("123", "EAAG\r\nX-Injected: yes")
+    assert err.value.state == "auth" and not err.value.retryable
+    assert graph.template_requests == [] and graph.requests == []
+
+
+async def test_list_templates_follows_the_paging_cursor(graph: GraphApiFake, client: CloudApiClient) -> None:
+    graph.set_templates("123", [{"name": f"t{i}", "language": "en", "status": "APPROVED"} for i in range(5)])
+    found = await client.list_templates("123", TOKEN, page_size=2)
+    assert [t["name"] for t in found] == ["t0", "t1", "t2", "t3", "t4"]
+    assert [q.get("after") for q in graph.template_requests] == [None, "2", "4"]

@@ -52,6 +52,12 @@ export function tokenExpiry(token: string): number | null {
   }
 }
 
+interface RawBody { raw: Blob | string; type: string }
+
+function isRaw(body: unknown): body is RawBody {
+  return typeof body === "object" && body !== null && "raw" in body && "type" in body && Object.keys(body).length === 2;
+}
+
 export class Api {
   accessToken: string | null = null;
   user: User | null = null;
@@ -121,6 +127,14 @@ export class Api {
     return data as T;
   }
 
+  /** A request whose body is not JSON (a CSV upload), answered with JSON. */
+  async callBody<T>(method: string, path: string, body: Blob | string, contentType: string): Promise<T> {
+    const r = await this.send(method, path, { raw: body, type: contentType });
+    const data = (await r.json().catch(() => ({}))) as { error?: { code?: string; message?: string; details?: Record<string, unknown> } };
+    if (!r.ok) throw new ApiError(r.status, data.error?.code ?? "error", data.error?.message ?? (r.statusText || `HTTP ${r.status}`), data.error?.details);
+    return data as T;
+  }
+
   /** The raw response of an authenticated request (downloads); throws ApiError when not 2xx. */
   async fetchRaw(path: string): Promise<Response> {
     const r = await this.send("GET", path);
@@ -150,7 +164,8 @@ export class Api {
 
   private async send(method: string, path: string, body?: unknown, retried = false): Promise<Response> {
     const headers: Record<string, string> = {};
-    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const raw = isRaw(body) ? body : null;
+    if (body !== undefined) headers["Content-Type"] = raw ? raw.type : "application/json";
     if (this.accessToken) headers.Authorization = `Bearer ${this.accessToken}`;
     const url = /^https?:\/\//.test(path) ? path : `${this.base}${path}`;
     let r: Response;
@@ -158,7 +173,7 @@ export class Api {
       r = await this.fetcher(url, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: raw ? raw.raw : body === undefined ? undefined : JSON.stringify(body),
         signal: timeoutSignal(REQUEST_TIMEOUT_MS),
       });
     } catch (e) {

@@ -169,6 +169,8 @@ export interface Conversation {
   /** The WhatsApp Web (linked-device) session; null on the Cloud API. */
   session_id?: number | null;
   channel?: "cloud_api" | "linked_device";
+  /** The campaign the contact replied to. */
+  campaign?: { id: number; name: string } | null;
   business_phone?: string;
   /** `id`: the contact (person); `wa_id`: the address replies go to; `bsuid`: WhatsApp's business-scoped user id. */
   contact: { id?: number | null; wa_id: string; name: string; bsuid?: string | null };
@@ -295,4 +297,22 @@ export interface SyncResult {
   rooms: Record<string, { messages: Message[]; resync: boolean; last_seq?: number; changed?: Message[] }>;
   /** the server's time of the answer: the next `changed_since` */
   as_of?: string;
+}
+
+/** `campaign:progress` (supervisors and admins): counts only grow, except queued and sending. */
+export interface CampaignProgress {
+  campaign_id: number;
+  seq: number;
+  status: "draft" | "running" | "paused" | "completed" | "cancelled";
+  pause_reason: string | null;
+  total: number;
+  queued: number;
+  sending: number;
+  sent: number;
+  delivered: number;
+  read: number;
+  failed: number;
+  replied: number;
+  skipped: number;
+  unknown: number;
 }

@@ -6,17 +6,18 @@ import { bannerText, Connection, type ConnState } from "../connection";
 import { fill, h } from "../dom";
 import { Notifier, shouldNotify, titleWithCount } from "../notifications";
 import { mentionsUser, roomLabel } from "../store/rooms";
-import type { Contact, Conversation, DeltaEvent, Label, MemberEvent, MentionEvent, Message, Note, PresenceEvent, ReadUpdate, Room, RoomGoneEvent, TypingEvent, User, WaSessionEvent, WaStatusEvent } from "../types";
+import type { CampaignProgress, Contact, Conversation, DeltaEvent, Label, MemberEvent, MentionEvent, Message, Note, PresenceEvent, ReadUpdate, Room, RoomGoneEvent, TypingEvent, User, WaSessionEvent, WaStatusEvent } from "../types";
 import { DEFAULT_MAX_MESSAGE_CHARS, fetchMaxMessageChars } from "../store/limits";
 import { accountPane } from "./account";
 import { adminPane } from "./admin";
+import { campaignsPane } from "./campaigns";
 import { archivePane } from "./archive";
 import { ChatView } from "./chat";
 import { InboxView } from "./inbox";
 import { reportsPane } from "./reports";
 import { Sidebar } from "./sidebar";
 
-export type Route = { view: "home" } | { view: "room"; roomId: number } | { view: "inbox" } | { view: "archive" } | { view: "admin" } | { view: "account" } | { view: "reports" };
+export type Route = { view: "home" } | { view: "room"; roomId: number } | { view: "inbox" } | { view: "archive" } | { view: "admin" } | { view: "account" } | { view: "reports" } | { view: "campaigns" };
 
 export function parseRoute(hash: string): Route {
   const m = /^#\/room\/(\d+)$/.exec(hash);
@@ -25,6 +26,7 @@ export function parseRoute(hash: string): Route {
   if (hash === "#/archive") return { view: "archive" };
   if (hash === "#/admin") return { view: "admin" };
   if (hash === "#/reports") return { view: "reports" };
+  if (hash === "#/campaigns") return { view: "campaigns" };
   if (hash === "#/account") return { view: "account" };
   return { view: "home" };
 }
@@ -33,7 +35,7 @@ export function isStaff(u: User | null): boolean {
   return u?.role === "staff" || u?.role === "supervisor" || u?.role === "admin";
 }
 
-/** Supervisors and admins: the desk's managers (reports, shared canned replies). */
+/** Supervisors and admins: the desk's managers (reports, campaigns, shared canned replies). */
 export function isDeskManager(u: User | null): boolean {
   return u?.role === "supervisor" || u?.role === "admin";
 }
@@ -73,6 +75,8 @@ export class App implements AppContext {
   readonly notifier = new Notifier();
   /** The admin page's session list, while it is open (wa:session). */
   readonly waSessionListeners = new Set<(e: WaSessionEvent) => void>();
+  /** The campaigns page listens to `campaign:progress` while it is open. */
+  readonly campaignListeners = new Set<(e: CampaignProgress) => void>();
   private noticeTimer: ReturnType<typeof setTimeout> | null = null;
   private staff: Promise<User[]> | null = null;
   private offRefreshed: (() => void) | null = null;
@@ -114,6 +118,7 @@ export class App implements AppContext {
         "label:deleted": (e: { id: number }) => this.client.onLabelDeleted(e.id),
         "wa:session": (e: WaSessionEvent) => { for (const fn of this.waSessionListeners) fn(e); },
         mention: (e: MentionEvent) => this.client.onMention(e),
+        "campaign:progress": (e: CampaignProgress) => { for (const f of this.campaignListeners) f(e); },
       },
     });
     this.client = new ChatClient({
@@ -197,12 +202,12 @@ export class App implements AppContext {
     const route = parseRoute(location.hash);
     const staffOnly = route.view === "inbox" || route.view === "archive";
     if ((staffOnly && !isStaff(this.me)) || (route.view === "admin" && this.me.role !== "admin")
-      || (route.view === "reports" && !isDeskManager(this.me))) return this.go("#/");
+      || ((route.view === "reports" || route.view === "campaigns") && !isDeskManager(this.me))) return this.go("#/");
     this.route = route;
     this.pane?.destroy?.();
     this.pane = this.makePane(route);
     // on a phone the sidebar is hidden while a pane is open: the pages without their own back link get one
-    const back = route.view === "inbox" || route.view === "archive" || route.view === "admin" || route.view === "account"
+    const back = route.view === "inbox" || route.view === "archive" || route.view === "admin" || route.view === "account" || route.view === "campaigns"
       ? h("a", { href: "#/", class: "pane-back", testid: "pane-back" }, "‹ Rooms") : null;
     fill(this.main, back, this.pane.el);
     this.layout.classList.toggle("show-main", route.view !== "home");
@@ -225,6 +230,10 @@ export class App implements AppContext {
         return { el: adminPane(this) };
       case "reports":
         return { el: reportsPane(this) };
+      case "campaigns": {
+        const view = campaignsPane(this);
+        return { el: view.el, destroy: view.destroy };
+      }
       case "account":
         return { el: accountPane(this) };
       default:

@@ -1,11 +1,12 @@
 // The WhatsApp controls above a conversation (staff): who answers (assistant or a person), take
-// over, hand back, assign, close, reopen, the queue it is in, and whether the 24-hour reply
-// window is open.
+// over, hand back, assign, close, reopen, the queue it is in, whether the 24-hour reply window
+// is open (when it is not, the template picker), and the campaign the contact replied to.
 import { fill, h } from "../dom";
 import { aiAnswering } from "../store/inbox";
 import type { Conversation, User } from "../types";
 import type { App } from "./app";
 import { labelChip } from "./contact";
+import { templatePicker } from "./templates";
 
 export function modeText(c: Conversation): string {
   if (aiAnswering(c)) return "AI answering";
@@ -40,8 +41,10 @@ export function conversationBar(app: App, c: Conversation): HTMLElement {
     assign,
     c.status === "closed" ? h("button", { type: "button", testid: "reopen", onclick: act("reopen") }, "Reopen")
       : h("button", { type: "button", testid: "close", onclick: act("close") }, "Close"),
+    c.campaign ? h("span", { class: "small", testid: "wa-campaign" }, `Replied to campaign: ${c.campaign.name}`) : null,
     c.window_open ? null : h("p", { class: "warn", testid: "wa-window" },
-      "The 24-hour window is closed: WhatsApp only delivers template messages until the contact writes again."));
+      "The 24-hour window is closed: WhatsApp only delivers template messages until the contact writes again."),
+    c.window_open ? null : templatePicker(app, c));
 }
 
 async function fillStaff(app: App, select: HTMLSelectElement, c: Conversation): Promise<void> {

@@ -55,6 +55,7 @@ export class Sidebar {
       isStaff(me) ? this.navButton("nav-inbox", "#/inbox", "Inbox", view === "inbox") : null,
       isStaff(me) ? this.navButton("nav-archive", "#/archive", "Archive", view === "archive") : null,
       isDeskManager(me) ? this.navButton("nav-reports", "#/reports", "Reports", view === "reports") : null,
+      isDeskManager(me) ? this.navButton("nav-campaigns", "#/campaigns", "Campaigns", view === "campaigns") : null,
       me.role === "admin" ? this.navButton("nav-admin", "#/admin", "Admin", view === "admin") : null);
     this.nav.hidden = !isStaff(me);
     this.renderNotifyAsk();
