@@ -108,6 +108,15 @@ class ArchiveConsumer:
                 await self.poll_once()
                 if time.monotonic() >= self._next_check:
                     await self.check_progress()
+        except Exception as exc:
+            if self.config.write_log:
+                # a batch cut short (a timeout, MongoDB gone) is redelivered: its records written
+                # so far come again as duplicates, so the log says it happened
+                try:
+                    await asyncio.wait_for(self.store.log_interrupted(type(exc).__name__), self.config.timeout_s)
+                except Exception as log_exc:
+                    log.warning("archive consumer: write log unavailable: %s", type(log_exc).__name__)
+            raise
         finally:
             self.alive = False
             await self.stop()

@@ -181,6 +181,12 @@ class ArchiveStore:
         await self.client[self.col.database.name]["write_log"].insert_one(
             {"at": datetime.now(UTC), **{k: outcomes.get(k, 0) for k in OUTCOMES}, "offsets": offsets})
 
+    async def log_interrupted(self, reason: str) -> None:
+        """A ``write_log`` document for a consumer run that ended in an error (its last batch,
+        possibly written in part, is redelivered)."""
+        await self.client[self.col.database.name]["write_log"].insert_one(
+            {"at": datetime.now(UTC), "interrupted": reason})
+
     async def ping(self) -> None:
         await self.client.admin.command("ping")
 

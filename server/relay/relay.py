@@ -154,9 +154,9 @@ class ArchiveRelay:
             gone = [m for m, version in records if m.id in now and m.seq < stop.get(m.room_id, m.seq + 1)]
             await conn.execute(
                 "WITH d AS (DELETE FROM messages WHERE id = ANY($1::bigint[])"
-                "  RETURNING id, room_id, seq, author_id, author_kind, author_name, created_at, deleted_at)"
+                "  RETURNING id, room_id, seq, author_id, author_kind, author_name, created_at, edited_at, deleted_at)"
                 " INSERT INTO archived_messages (id, room_id, seq, author_id, author_kind, author_name, created_at,"
-                "  deleted_at) SELECT * FROM d ON CONFLICT (id) DO NOTHING",
+                "  edited_at, deleted_at) SELECT * FROM d ON CONFLICT (id) DO NOTHING",
                 [m.id for m in gone])
             await conn.execute(
                 "UPDATE rooms r SET archived_upto_seq = greatest(r.archived_upto_seq, v.upto)"

@@ -14,14 +14,14 @@ import asyncpg
 
 from chatcore.events import MessageRecord, archive_tombstone
 
-ARCHIVED_COLS = "id, room_id, seq, author_id, author_kind, author_name, created_at, deleted_at"
+ARCHIVED_COLS = "id, room_id, seq, author_id, author_kind, author_name, created_at, edited_at, deleted_at"
 
 
 def to_record(row: asyncpg.Record) -> MessageRecord:
     """What chat-server can say of an archived message: no text (the archive holds it)."""
     return MessageRecord(id=row["id"], room_id=row["room_id"], seq=row["seq"], author_id=row["author_id"],
                          author_kind=row["author_kind"], author_name=row["author_name"], body="",
-                         created_at=row["created_at"], deleted_at=row["deleted_at"])
+                         created_at=row["created_at"], edited_at=row["edited_at"], deleted_at=row["deleted_at"])
 
 
 async def get_archived(conn: asyncpg.Connection | asyncpg.Pool, message_id: int) -> MessageRecord | None:

@@ -66,12 +66,14 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 async def write_log(env: ArchiveEnv) -> Counter[str]:
-    """The outcomes of every batch chat-archive applied, summed over all its processes."""
+    """The outcomes of every batch chat-archive applied, summed over all its processes, and how
+    many consumer runs ended in an error (``interrupted``: their last batch comes again)."""
     client: AsyncMongoClient = AsyncMongoClient(env.ferret.url, serverSelectionTimeoutMS=5000)
     try:
         total: Counter[str] = Counter()
         async for d in client[env.db]["write_log"].find({}):
             total.update({k: int(d.get(k, 0)) for k in OUTCOMES})
+            total["interrupted"] += 1 if d.get("interrupted") else 0
         return total
     finally:
         await client.close()

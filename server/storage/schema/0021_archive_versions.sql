@@ -20,7 +20,7 @@ CREATE TRIGGER messages_version BEFORE UPDATE ON messages
     FOR EACH ROW EXECUTE FUNCTION messages_bump_version();
 
 -- What chat-server still knows of a message after the relay moved it to the archive: enough to
--- check who may delete it and to tell clients it is gone (about 60 bytes a message). Written
+-- check who may delete it and to tell clients it is gone (about 70 bytes a message). Written
 -- by the relay's delete, in the same transaction.
 CREATE TABLE archived_messages (
     id           bigint PRIMARY KEY,
@@ -30,6 +30,7 @@ CREATE TABLE archived_messages (
     author_kind  text NOT NULL,
     author_name  text,
     created_at   timestamptz NOT NULL,
+    edited_at    timestamptz,
     deleted_at   timestamptz
 );
 CREATE INDEX archived_messages_created_at ON archived_messages (created_at);
