@@ -56,6 +56,7 @@ async def test_consumer_killed_with_a_written_uncommitted_batch_stores_each_mess
     pool = await create_pool(database_url, timeout_s=10, min_size=1, max_size=4)
     relay = _relay(pool, archive_env, batch_size=BATCH)
     kills, in_flight = 0, set[int]()
+    proc = None
     try:
         while (await relay.run_once()) > 0:
             pass
@@ -85,6 +86,8 @@ async def test_consumer_killed_with_a_written_uncommitted_batch_stores_each_mess
         assert len(in_flight) <= log["duplicate"] <= kills * BATCH
         assert log["updated"] == log["stale"] == 0
     finally:
+        if proc is not None:
+            stop(proc)
         await relay.close()
         await pool.close()
 

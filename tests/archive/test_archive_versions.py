@@ -202,6 +202,7 @@ async def test_edits_and_deletions_racing_a_killed_relay_and_consumer_leave_the_
         for life in range(3):
             file = tmp_path / f"consumer-{life}.json"
             proc = await asyncio.to_thread(spawn_archive, archive_env, tmp_path, f"consumer.written:{2 + life % 2}:{file}")
+            consumer_proc.append(proc)
             await paused(file, proc, timeout=120)
             kill(proc)
             consumer_kills += 1
