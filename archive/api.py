@@ -48,7 +48,10 @@ EXPORT_PAGE = 500
 class ArchiveMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.stored = Gauge("archive_messages_stored_total", "Messages upserted by this process", registry=self.registry)
+        self.stored = Gauge("archive_messages_stored_total", "New messages stored by this process",
+                            registry=self.registry)
+        self.writes = Gauge("archive_writes_total", "Records applied by this process, by outcome (inserted, updated, "
+                            "duplicate, stale, missing)", ["outcome"], registry=self.registry)
         self.dead = Gauge("archive_dead_letters_total", "Records sent to the dead-letter topic", registry=self.registry)
         self.stalls = Gauge("archive_consumer_stalls_total", "Times a wedged Kafka consumer was rebuilt",
                             registry=self.registry)

@@ -18,7 +18,7 @@ from .access import ChatServerAccess
 from .api import ACCESS, METRICS, METRICS_TOKEN, SIGNER, STATUS, STORE, VERIFIER, ArchiveMetrics, add_routes, errors
 from .config import ArchiveConfig
 from .consumer import ArchiveConsumer
-from .storage import ArchiveStore
+from .storage import OUTCOMES, ArchiveStore
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             while True:
                 status["consumer_alive"] = consumer.alive
                 metrics.stored.set(consumer.stored)
+                for outcome in OUTCOMES:
+                    metrics.writes.labels(outcome).set(consumer.outcomes.get(outcome, 0))
                 metrics.dead.set(consumer.dead_letters)
                 metrics.stalls.set(consumer.stalls)
                 await asyncio.sleep(1)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chatcore.events import ARCHIVE_DLQ_TOPIC, ARCHIVE_TOPIC
+from chatcore.faults import parse_fault_pause
 
 
 class ConfigError(ValueError):
@@ -35,6 +36,8 @@ class ArchiveConfig:
     # chat-server's file-URL secret, to hand out working attachment URLs; unset: URLs are null
     file_url_secret_file: Path | None = None
     file_url_ttl_s: int = 3600
+    fault_pause_at: str | None = None  # FAULT_PAUSE_AT: fault tests only (chatcore/faults.py)
+    write_log: bool = False  # ARCHIVE_WRITE_LOG: one document per applied batch in ``write_log``
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> ArchiveConfig:
@@ -56,6 +59,12 @@ class ArchiveConfig:
                 raise ConfigError(f"{key} must be positive, got {raw!r}")
             return v
 
+        def fault_pause(raw: str | None) -> str | None:
+            try:
+                return parse_fault_pause(raw)
+            except ValueError:
+                raise ConfigError(f"FAULT_PAUSE_AT must be <point>:<n>:<file>, got {raw!r}") from None
+
         port = num("ARCHIVE_PORT", 8090)
         values: dict[str, object] = dict(
             kafka_bootstrap=req("KAFKA_BOOTSTRAP_SERVERS"),
@@ -76,6 +85,8 @@ class ArchiveConfig:
             web_dist=Path(env["WEB_DIST"]) if env.get("WEB_DIST") else None,
             file_url_secret_file=Path(env["FILE_URL_SECRET_FILE"]) if env.get("FILE_URL_SECRET_FILE") else None,
             file_url_ttl_s=int(num("FILE_URL_TTL_S", 3600.0) or 3600),
+            fault_pause_at=fault_pause(env.get("FAULT_PAUSE_AT")),
+            write_log=(env.get("ARCHIVE_WRITE_LOG") or "false").lower() in ("1", "true", "yes"),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

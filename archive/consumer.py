@@ -1,9 +1,13 @@
 """The archive consumer: Kafka -> MongoDB with manual commits.
 
-Each batch: decode every record; valid ones are upserted into MongoDB in one bulk write, bad
-ones (not JSON, unknown version, missing fields) go raw to the dead-letter topic with a log
-line; only then are the offsets committed. A crash anywhere before the commit redelivers the
-batch, and upserts by message id make redelivery harmless. Every call has a timeout.
+Each batch: decode every record; valid ones (messages and tombstones) are applied to MongoDB
+by version (``ArchiveStore.apply``: a record never overwrites a newer one), bad ones (not JSON,
+unknown version, missing fields) go raw to the dead-letter topic with a log line; only then are
+the offsets committed. A crash anywhere before the commit redelivers the batch, which the
+version rule makes harmless; each record's outcome (``inserted``, ``updated``, ``duplicate``,
+``stale``, ``missing``) is counted (``archive_writes_total{outcome}``, and with
+``ARCHIVE_WRITE_LOG`` one ``write_log`` document per batch), so redelivery is visible and its
+size known. Every call has a timeout.
 
 aiokafka's consumer can stay wedged after the whole cluster was down (it keeps asking a broker
 connection marked dead and fetches nothing: aio-libs/aiokafka#703, #1133). So every
@@ -17,15 +21,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from chatcore.events import ARCHIVE_RECORD_VERSION
+from chatcore.events import ARCHIVE_OP_DELETE, ARCHIVE_RECORD_VERSION
+from chatcore.faults import FaultPause
 
 from .config import ArchiveConfig
-from .storage import ArchiveStore, to_doc
+from .storage import ArchiveStore, to_doc, to_tombstone
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +39,7 @@ BATCH = 500
 
 
 def decode(raw: bytes | None) -> dict[str, Any]:
-    """A valid archive document, or ValueError saying why not."""
+    """A valid archive document or tombstone, or ValueError saying why not."""
     if raw is None:
         raise ValueError("empty record")
     try:
@@ -44,8 +50,11 @@ def decode(raw: bytes | None) -> dict[str, Any]:
         raise ValueError("not an object")
     if record.get("v") != ARCHIVE_RECORD_VERSION:
         raise ValueError(f"unknown record version {record.get('v')!r}")
+    op = record.get("op")
+    if op not in (None, ARCHIVE_OP_DELETE):
+        raise ValueError(f"unknown op {op!r}")
     try:
-        return to_doc(record)
+        return to_doc(record) if op is None else to_tombstone(record)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"bad fields: {exc}") from None
 
@@ -61,11 +70,13 @@ class ArchiveConsumer:
         self.consumer: AIOKafkaConsumer | None = None
         self.dlq: AIOKafkaProducer | None = None
         self.stored = 0
+        self.outcomes: Counter[str] = Counter()  # records applied, by outcome (storage.OUTCOMES)
         self.dead_letters = 0
         self.stalls = 0  # times a wedged consumer was given up and rebuilt
         self.alive = False
         self._next_check = 0.0
         self._lag_seen: dict[TopicPartition, int] = {}  # lagging partition -> committed offset at the last check
+        self._pause = FaultPause(config.fault_pause_at)
 
     async def start(self) -> None:
         t = self.config.timeout_s
@@ -97,6 +108,15 @@ class ArchiveConsumer:
                 await self.poll_once()
                 if time.monotonic() >= self._next_check:
                     await self.check_progress()
+        except Exception as exc:
+            if self.config.write_log:
+                # a batch cut short (a timeout, MongoDB gone) is redelivered: its records written
+                # so far come again as duplicates, so the log says it happened
+                try:
+                    await asyncio.wait_for(self.store.log_interrupted(type(exc).__name__), self.config.timeout_s)
+                except Exception as log_exc:
+                    log.warning("archive consumer: write log unavailable: %s", type(log_exc).__name__)
+            raise
         finally:
             self.alive = False
             await self.stop()
@@ -116,9 +136,16 @@ class ArchiveConsumer:
                     await asyncio.wait_for(self.dlq.send_and_wait(self.config.dlq_topic, rec.value or b"", key=rec.key), t)
                     self.dead_letters += 1
         if docs:
-            await asyncio.wait_for(self.store.upsert(docs), t)
-            self.stored += len(docs)
+            outcomes = await asyncio.wait_for(self.store.apply(docs), t)
+            self.outcomes.update(outcomes)
+            self.stored += outcomes["inserted"]
+            if self.config.write_log:
+                ends = {f"{tp.partition}": recs[-1].offset + 1 for tp, recs in batches.items() if recs}
+                await asyncio.wait_for(self.store.log_writes(outcomes, ends), t)
         if batches:
+            await self._pause.reach("consumer.written", {
+                "ids": [d["_id"] for d in docs],
+                "commit": {f"{tp.partition}": recs[-1].offset + 1 for tp, recs in batches.items() if recs}})
             await asyncio.wait_for(self.consumer.commit(), t)
         return len(docs)
 

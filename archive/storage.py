@@ -1,8 +1,17 @@
 """The archive in MongoDB (``chat_archive.messages``, ``_id`` = message id).
 
+Every document carries the ``version`` of the record it came from (schema/0021 on chat-server;
+documents stored before versions existed have none and count as older than any). A record is
+applied only over an older version, so a redelivered or late record never overwrites a newer
+one; each record's outcome is counted: ``inserted`` (new message), ``updated`` (a newer
+version replaced the stored one, or a tombstone erased it), ``duplicate`` (the same version was
+stored already: a redelivery), ``stale`` (an older version than the stored one), ``missing`` (a
+tombstone for a message the archive does not hold, e.g. expired).
+
 Uses only what both MongoDB and FerretDB 1.x support: unique compound indexes, unordered
-``insert_many`` (duplicates replaced by delete + insert), ``find`` with range filters, sort and
-limit, escaped case-insensitive ``$regex`` and ``delete_many``. A TTL index is created only
+``insert_many`` (new documents; the duplicates it refuses are then applied one by one, on a
+version condition), ``find`` with range filters, sort and limit, escaped case-insensitive
+``$regex``, ``$or``/``$exists`` filters, ``replace_one``/``update_one`` and ``delete_many``. A TTL index is created only
 where the server accepts it (detected at start); retention otherwise runs as a periodic
 ``delete_many`` on ``created_at``. Search stays a ``$regex`` bounded by room or author and time
 on every server: ``$text`` matches stemmed words, not substrings, so using it where present
@@ -13,18 +22,38 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import BulkWriteError, OperationFailure
 
-from chatcore.events import Attachment, MessageRecord, Reaction, iso
+from chatcore.events import ARCHIVE_OP_DELETE, Attachment, MessageRecord, Reaction, iso, parse_iso
 from chatcore.files import FileUrlSigner
 
 log = logging.getLogger(__name__)
 
 DUPLICATE_KEY = 11000
+OUTCOMES = ("inserted", "updated", "duplicate", "stale", "missing")
+
+
+def _older_than(version: int) -> dict[str, Any]:
+    """A filter for a stored version below ``version`` (no version at all is older than any)."""
+    return {"$or": [{"version": {"$lt": version}}, {"version": {"$exists": False}}]}
+
+
+def _version(doc: dict[str, Any]) -> int:
+    return -1 if doc.get("version") is None else int(doc["version"])
+
+
+def to_tombstone(record: dict[str, Any]) -> dict[str, Any]:
+    """A Kafka tombstone record (validated) -> ``{_id, version, deleted_at}``."""
+    deleted_at = parse_iso(str(record["deleted_at"]))
+    if deleted_at is None:
+        raise ValueError("deleted_at is required")
+    return {"op": ARCHIVE_OP_DELETE, "_id": int(record["id"]), "room_id": int(record["room_id"]),
+            "version": int(record["version"]), "deleted_at": deleted_at}
 
 
 def to_doc(record: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +68,7 @@ def to_doc(record: dict[str, Any]) -> dict[str, Any]:
         "attachments": [a.meta() for a in msg.attachments] if msg.deleted_at is None else [],
         # the summary as the record carried it when the message left PostgreSQL (reactions stop there)
         "reactions": [r.to_wire() for r in msg.reactions] if msg.deleted_at is None else [],
+        "version": int(record.get("version") or 0),
     }
 
 
@@ -83,29 +113,79 @@ class ArchiveStore:
         if not self.has_ttl:
             await self.col.create_index([("created_at", ASCENDING)], name="time")
 
-    async def upsert(self, docs: list[dict[str, Any]]) -> int:
-        """Store by ``_id``; a redelivered document replaces the stored one.
+    async def apply(self, items: list[dict[str, Any]]) -> Counter[str]:
+        """Apply decoded records in their order (documents from ``to_doc``, tombstones from
+        ``to_tombstone``); returns the count of each outcome.
 
-        New documents go in with one unordered ``insert_many`` (fast everywhere); only the ones
-        that already exist (duplicate key, i.e. redeliveries) are replaced one by one.
+        New documents go in with one unordered ``insert_many`` (fast everywhere); the ones it
+        refuses as existing are compared with the stored version (one ``find``) and replaced, on
+        the condition that the stored version is still older, only when newer. Tombstones follow,
+        each an ``update_one`` on the same condition: for one message they always come after its
+        document (same room key, so same partition, produced after the document was acked).
         """
-        if not docs:
-            return 0
+        out: Counter[str] = Counter()
+        docs: dict[int, dict[str, Any]] = {}
+        tombstones: list[dict[str, Any]] = []
+        for item in items:
+            if item.get("op") == ARCHIVE_OP_DELETE:
+                tombstones.append(item)
+                continue
+            seen = docs.get(item["_id"])
+            if seen is not None:  # the same message twice in one batch: the newer one wins
+                older, docs[item["_id"]] = (seen, item) if item["version"] > seen["version"] else (item, seen)
+                out["duplicate" if older["version"] == docs[item["_id"]]["version"] else "stale"] += 1
+            else:
+                docs[item["_id"]] = item
+        if docs:
+            await self._apply_docs(list(docs.values()), out)
+        for t in tombstones:
+            out[await self._apply_tombstone(t)] += 1
+        return out
+
+    async def _apply_docs(self, docs: list[dict[str, Any]], out: Counter[str]) -> None:
         try:
-            result = await self.col.insert_many(docs, ordered=False)
-            return len(result.inserted_ids)
+            await self.col.insert_many(docs, ordered=False)
+            out["inserted"] += len(docs)
+            return
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             if any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise
             again = [docs[e["index"]] for e in errors]
-            if again:
-                # replace the stored copies: delete + insert is two bulk operations on every server,
-                # where per-document upserts are slow on some (FerretDB). A crash in between is
-                # repaired by the redelivery that follows (offsets are committed after this).
-                await self.col.delete_many({"_id": {"$in": [d["_id"] for d in again]}})
-                await self.col.insert_many(again, ordered=False)
-            return len(docs)
+        out["inserted"] += len(docs) - len(again)
+        stored = {d["_id"]: _version(d) async for d in
+                  self.col.find({"_id": {"$in": [d["_id"] for d in again]}}, {"version": 1})}
+        for doc in again:
+            held = stored.get(doc["_id"])
+            if held is None:
+                raise RuntimeError(f"message {doc['_id']} refused as a duplicate but not stored (room_id, seq taken?)")
+            if held >= doc["version"]:
+                out["duplicate" if held == doc["version"] else "stale"] += 1
+                continue
+            result = await self.col.replace_one({"_id": doc["_id"], **_older_than(doc["version"])}, doc)
+            out["updated" if result.modified_count else "stale"] += 1
+
+    async def _apply_tombstone(self, t: dict[str, Any]) -> str:
+        erase = {"body": "", "attachments": [], "reactions": [], "deleted_at": t["deleted_at"], "version": t["version"]}
+        result = await self.col.update_one({"_id": t["_id"], **_older_than(t["version"])}, {"$set": erase})
+        if result.modified_count:
+            return "updated"
+        held = await self.col.find_one({"_id": t["_id"]}, {"version": 1})
+        if held is None:
+            return "missing"
+        return "duplicate" if _version(held) == t["version"] else "stale"
+
+    async def log_writes(self, outcomes: Counter[str], offsets: dict[str, int]) -> None:
+        """One ``write_log`` document per applied batch (``ARCHIVE_WRITE_LOG``): what fault tests
+        count, since a killed process loses its counters."""
+        await self.client[self.col.database.name]["write_log"].insert_one(
+            {"at": datetime.now(UTC), **{k: outcomes.get(k, 0) for k in OUTCOMES}, "offsets": offsets})
+
+    async def log_interrupted(self, reason: str) -> None:
+        """A ``write_log`` document for a consumer run that ended in an error (its last batch,
+        possibly written in part, is redelivered)."""
+        await self.client[self.col.database.name]["write_log"].insert_one(
+            {"at": datetime.now(UTC), "interrupted": reason})
 
     async def ping(self) -> None:
         await self.client.admin.command("ping")

@@ -16,6 +16,7 @@ from typing import Any
 ARCHIVE_TOPIC = "chat.messages.archive"
 ARCHIVE_DLQ_TOPIC = "chat.messages.archive.dlq"
 ARCHIVE_RECORD_VERSION = 1
+ARCHIVE_OP_DELETE = "delete"  # a tombstone record (``archive_tombstone``); records without ``op`` are messages
 REACTION_USER_IDS_MAX = 10  # user ids a reaction summary names; ``count`` says how many reacted
 
 # an attachment's status when its bytes are not (yet) in the store; absent means ready
@@ -152,14 +153,17 @@ class MessageRecord:
             "reactions": [r.to_wire() for r in self.reactions] if self.deleted_at is None else [],
         }
 
-    def to_archive(self) -> dict[str, Any]:
+    def to_archive(self, version: int = 0) -> dict[str, Any]:
         """The Kafka record for ``chat.messages.archive`` (keyed by room id); attachments carry
-        their metadata with null URLs (whoever serves the archived message signs fresh ones)."""
+        their metadata with null URLs (whoever serves the archived message signs fresh ones).
+        ``version`` is the row's version when read (schema/0021): the archive keeps, per
+        message, the record with the highest one."""
         d = self.to_wire()
         d["body"] = self.body if self.deleted_at is None else ""
         d["attachments"] = [{**a.meta(), "url": None, "thumb_url": None} for a in self.attachments] \
             if self.deleted_at is None else []
         d["v"] = ARCHIVE_RECORD_VERSION
+        d["version"] = version
         return d
 
     @classmethod
@@ -181,6 +185,13 @@ class MessageRecord:
             attachments=tuple(Attachment.from_wire(a) for a in d.get("attachments") or ()),
             reactions=tuple(Reaction.from_wire(r) for r in d.get("reactions") or ()),
         )
+
+
+def archive_tombstone(message_id: int, room_id: int, version: int, deleted_at: datetime) -> dict[str, Any]:
+    """The Kafka record that erases an archived message: chat-archive empties its text, files
+    and reactions and stamps ``deleted_at``, unless it holds a newer version already."""
+    return {"v": ARCHIVE_RECORD_VERSION, "op": ARCHIVE_OP_DELETE, "id": message_id, "room_id": room_id,
+            "version": version, "deleted_at": iso(deleted_at)}
 
 
 @dataclass(frozen=True, slots=True)

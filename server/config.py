@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ai.settings import AISettings
+from chatcore.faults import parse_fault_pause
 
 
 class ConfigError(ValueError):
@@ -248,6 +249,7 @@ class Config:
     argon2_insecure_test_params: bool = False  # allow Argon2 below the OWASP minimum (tests only)
     files: FileSettings = field(default_factory=FileSettings)
     search_language: str = "simple"  # SEARCH_LANGUAGE: the text search configuration (docs/SEARCH.md)
+    fault_pause_at: str | None = None  # FAULT_PAUSE_AT: fault tests only (chatcore/faults.py)
 
     def __post_init__(self) -> None:
         _check_argon2_floor(self)
@@ -340,6 +342,7 @@ class Config:
             argon2_insecure_test_params=e.bool("ARGON2_INSECURE_TEST_PARAMS", False),
             files=FileSettings.from_env(e),
             search_language=_search_language(e.str("SEARCH_LANGUAGE", "simple") or "simple"),
+            fault_pause_at=_fault_pause(e.str("FAULT_PAUSE_AT")),
         )
         values.update(overrides)
         return cls(**values)
@@ -359,6 +362,13 @@ def _search_language(value: str) -> str:
     if value.lower() not in SEARCH_LANGUAGES:
         raise ConfigError(f"SEARCH_LANGUAGE must be one of {', '.join(sorted(SEARCH_LANGUAGES))}, got {value!r}")
     return value.lower()
+
+
+def _fault_pause(value: str | None) -> str | None:
+    try:
+        return parse_fault_pause(value)
+    except ValueError:
+        raise ConfigError(f"FAULT_PAUSE_AT must be <point>:<n>:<file>, got {value!r}") from None
 
 
 def _check_argon2_floor(config: Config) -> None:

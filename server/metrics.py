@@ -43,6 +43,11 @@ class Metrics:
             "Engine.IO handshakes refused: the client address had MAX_CONNECTIONS_PER_IP sessions open",
             registry=r,
         )
+        # the archive relay's outcomes (server/relay/relay.py), set from its counters
+        self.relay = Counter("chat_relay_records_total",
+                             "Archive relay: records acknowledged by Kafka, by kind (message, tombstone) and rows "
+                             "kept hot because they changed between send and delete (kept_changed)",
+                             ["kind"], registry=r)
         self.gc_pause = Histogram(
             "chat_gc_pause_seconds", "Garbage-collector pauses of the event loop, by generation", ["generation"],
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1), registry=r,

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from chatcore.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unavailable
+from chatcore.errors import Archived, Conflict, Forbidden, Invalid, NotFound, TooLarge, Unavailable
 from chatcore.events import Attachment, MessageRecord, iso
 
 from ..files.service import signed, signed_wire
+from ..storage import archived as adb
 from ..storage import files as fdb
 from ..storage import messages as db
 from ..storage import users as udb
@@ -188,35 +189,55 @@ async def store_system_message(
     return msg
 
 
-async def _own_message(svc: Services, user: udb.User, message_id: int) -> MessageRecord:
-    msg = await db.get_message(svc.pool, message_id)
-    if msg is None:
-        raise NotFound("message not found")
+async def _check_may_change(svc: Services, user: udb.User, msg: MessageRecord) -> None:
     await access_room_by_id(svc, user, msg.room_id)
     if msg.author_id != user.id and user.role != "admin":
         raise Forbidden("only the author can change this message")
     if msg.deleted_at is not None:
         raise NotFound("message was deleted")
-    return msg
 
 
 async def do_edit_message(svc: Services, user: udb.User, message_id: int, body: str) -> MessageRecord:
+    """Edit a message still in PostgreSQL. A message the relay moved to the archive can be
+    deleted, not edited (``archived``): the archive is the record of what was said."""
     body = check_body(svc, body)
-    msg = await _own_message(svc, user, message_id)
-    updated = await db.edit_message(svc.pool, msg.id, body)
-    if updated is None:
-        raise NotFound("message was deleted")
-    updated = signed(svc, updated)
-    await emit(svc, "message:updated", updated.to_wire(), to=room_channel(updated.room_id))
-    return updated
+    msg = await db.get_message(svc.pool, message_id)
+    if msg is not None:
+        await _check_may_change(svc, user, msg)
+        updated = await db.edit_message(svc.pool, msg.id, body)
+        if updated is not None:
+            updated = signed(svc, updated)
+            await emit(svc, "message:updated", updated.to_wire(), to=room_channel(updated.room_id))
+            return updated
+        # deleted meanwhile, or moved to the archive by the relay between the read and the update
+    archived = await adb.get_archived(svc.pool, message_id)
+    if archived is None:
+        raise NotFound("message not found" if msg is None else "message was deleted")
+    await _check_may_change(svc, user, archived)
+    raise Archived("this message is in the archive: it can be deleted, not edited")
 
 
 async def do_delete_message(svc: Services, user: udb.User, message_id: int) -> MessageRecord:
-    msg = await _own_message(svc, user, message_id)
-    deleted = await db.delete_message(svc.pool, msg.id)
-    assert deleted is not None
-    await emit(svc, "message:updated", deleted.to_wire(), to=room_channel(deleted.room_id))
-    return deleted
+    """Delete a message: in PostgreSQL while it is hot; once archived, by a tombstone that the
+    relay carries to chat-archive (its text, files and reactions leave the archive, its search
+    and its export)."""
+    msg = await db.get_message(svc.pool, message_id)
+    if msg is not None:
+        await _check_may_change(svc, user, msg)
+        deleted = await db.delete_message(svc.pool, msg.id)
+        if deleted is not None:
+            await emit(svc, "message:updated", deleted.to_wire(), to=room_channel(deleted.room_id))
+            return deleted
+        # the relay moved it to the archive between the read and the update: delete it there
+    archived = await adb.get_archived(svc.pool, message_id)
+    if archived is None:
+        raise NotFound("message not found")
+    await _check_may_change(svc, user, archived)
+    gone = await adb.delete_archived(svc.pool, message_id)
+    if gone is None:
+        raise NotFound("message was deleted")
+    await emit(svc, "message:updated", gone.to_wire(), to=room_channel(gone.room_id))
+    return gone
 
 
 def check_limit(svc: Services, limit: Any, default: int = 50) -> int:

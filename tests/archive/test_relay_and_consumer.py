@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -14,7 +10,6 @@ from aiokafka import AIOKafkaProducer
 from server.relay.relay import RELAY_LOCK, ArchiveRelay, RelaySettings
 from server.storage.db import create_pool
 from tests.archive.conftest import ArchiveEnv, RunningArchive, seed_messages
-from tests.services.base import REPO_ROOT, free_port, port_open, wait_until
 
 
 def _relay(database_pool: asyncpg.Pool, env: ArchiveEnv, **kw: object) -> ArchiveRelay:
@@ -114,43 +109,6 @@ async def test_two_relay_candidates_never_run_at_once(database_url: str, archive
         await pool.close()
 
 
-async def test_archive_consumer_killed_repeatedly_keeps_every_message_once(database_url: str,
-                                                                           archive_env: ArchiveEnv) -> None:
-    total = await seed_messages(database_url, rooms=5, per_room=1000, age_s=3600)
-    pool = await create_pool(database_url, timeout_s=10, min_size=1, max_size=4)
-    relay = _relay(pool, archive_env, batch_size=500)
-    port = free_port()
-    env = {**os.environ, **archive_env.env(port)}
-    log = open(archive_env.kafka.base_dir / f"archive-{port}.log", "ab")
-    kills = 0
-
-    def spawn() -> subprocess.Popen[bytes]:
-        p = subprocess.Popen([sys.executable, "-m", "archive"], env=env, cwd=REPO_ROOT, stdout=log,
-                             stderr=subprocess.STDOUT, start_new_session=True)
-        wait_until(lambda: port_open(port), 30, "chat-archive", p)
-        return p
-
-    try:
-        while (await relay.run_once()) > 0:
-            pass
-        proc = spawn()
-        for _ in range(4):  # SIGKILL while it writes and commits
-            await asyncio.sleep(1.5)
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-            kills += 1
-            proc = spawn()
-        docs, distinct = await _wait_count(archive_env, total, timeout=90)
-        print(f"consumer kills: {total} messages, {kills} SIGKILLs, archive docs {docs} distinct {distinct}")
-        assert docs == distinct == total
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(15)
-    finally:
-        log.close()
-        await relay.close()
-        await pool.close()
-
-
 async def test_malformed_records_go_to_the_dead_letter_topic(archive_env: ArchiveEnv, archive_app: RunningArchive) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=archive_env.kafka.bootstrap)
     await producer.start()
@@ -173,39 +131,6 @@ async def test_malformed_records_go_to_the_dead_letter_topic(archive_env: Archiv
             break
         await asyncio.sleep(0.2)
     assert consumer.dead_letters == 3
-
-
-async def test_relay_killed_mid_batch_loses_and_duplicates_nothing(harness, database_url: str,  # type: ignore[no-untyped-def]
-                                                                   archive_env: ArchiveEnv,
-                                                                   archive_app: RunningArchive) -> None:
-    total = await seed_messages(database_url, rooms=5, per_room=2000, age_s=3600)
-    env = {"KAFKA_BOOTSTRAP_SERVERS": archive_env.kafka.bootstrap, "ARCHIVE_TOPIC": archive_env.topic,
-           "HOT_RETENTION": "60s", "RELAY_INTERVAL": "100ms"}
-    pool = await create_pool(database_url, timeout_s=10, min_size=1, max_size=2)
-    kills = 0
-    try:
-        for _ in range(3):  # SIGKILL the whole chat-server while its relay is moving batches
-            node = harness.spawn_node(**env)
-            left = await pool.fetchval("SELECT count(*) FROM messages")
-            for _ in range(200):
-                if await pool.fetchval("SELECT count(*) FROM messages") < left:
-                    break
-                await asyncio.sleep(0.02)
-            assert node.process is not None
-            os.killpg(node.process.pid, signal.SIGKILL)
-            node.process.wait(10)
-            kills += 1
-        harness.spawn_node(**env)  # a last node finishes the job
-        for _ in range(600):
-            if await pool.fetchval("SELECT count(*) FROM messages") == 0:
-                break
-            await asyncio.sleep(0.1)
-        docs, distinct = await _wait_count(archive_env, total, timeout=90)
-        print(f"relay kills: {total} messages, {kills} SIGKILLs mid-run, archive docs {docs} distinct {distinct}")
-        assert await pool.fetchval("SELECT count(*) FROM messages") == 0
-        assert docs == distinct == total
-    finally:
-        await pool.close()
 
 
 def _record(i: int) -> bytes:
