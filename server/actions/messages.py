@@ -28,10 +28,13 @@ from ..storage import archived as adb
 from ..storage import files as fdb
 from ..storage import messages as db
 from ..storage import users as udb
+from . import audit
 from .files import MAX_ATTACHMENTS
 from .mentions import emit_mentions, store_mentions
 from .notify import emit, room_channel
 from .rooms import access_room_by_id, is_staff
+
+MESSAGE_DELETED = "message.delete"
 
 if TYPE_CHECKING:
     from ..context import Services
@@ -220,11 +223,15 @@ async def do_edit_message(svc: Services, user: udb.User, message_id: int, body: 
 async def do_delete_message(svc: Services, user: udb.User, message_id: int) -> MessageRecord:
     """Delete a message: in PostgreSQL while it is hot; once archived, by a tombstone that the
     relay carries to chat-archive (its text, files and reactions leave the archive, its search
-    and its export)."""
+    and its export). A server admin deleting someone else's message is audited
+    (``message.delete``) in the same transaction."""
     msg = await db.get_message(svc.pool, message_id)
     if msg is not None:
         await _check_may_change(svc, user, msg)
-        deleted = await db.delete_message(svc.pool, msg.id)
+        async with svc.pool.acquire() as conn, conn.transaction():
+            deleted = await db.delete_message(conn, msg.id)
+            if deleted is not None:
+                await _audit_moderation(conn, user, deleted)
         if deleted is not None:
             await emit(svc, "message:updated", deleted.to_wire(), to=room_channel(deleted.room_id))
             return deleted
@@ -233,11 +240,21 @@ async def do_delete_message(svc: Services, user: udb.User, message_id: int) -> M
     if archived is None:
         raise NotFound("message not found")
     await _check_may_change(svc, user, archived)
-    gone = await adb.delete_archived(svc.pool, message_id)
+    async with svc.pool.acquire() as conn, conn.transaction():
+        gone = await adb.delete_archived(conn, message_id)
+        if gone is not None:
+            await _audit_moderation(conn, user, gone, archived=True)
     if gone is None:
         raise NotFound("message was deleted")
     await emit(svc, "message:updated", gone.to_wire(), to=room_channel(gone.room_id))
     return gone
+
+
+async def _audit_moderation(conn: asyncpg.Connection, user: udb.User, msg: MessageRecord, archived: bool = False) -> None:
+    """A server admin removing another person's message is a staff action on data: one audit row."""
+    if user.role == "admin" and msg.author_id != user.id:
+        await audit.record(conn, audit.Actor(user), MESSAGE_DELETED, "message", msg.id,
+                           {"room_id": msg.room_id, "author_id": msg.author_id, "archived": archived})
 
 
 def check_limit(svc: Services, limit: Any, default: int = 50) -> int:

@@ -38,19 +38,19 @@ TRASH_FILES = (
 )
 
 
-async def delete_archived(pool: asyncpg.Pool, message_id: int) -> MessageRecord | None:
+async def delete_archived(conn: asyncpg.Connection, message_id: int) -> MessageRecord | None:
     """Mark an archived message deleted and queue its tombstone; None when it is not archived
     or already deleted. The tombstone's version comes from the sequence every change of a hot
-    row draws from, so it is above any version the archive holds for the message."""
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            "UPDATE archived_messages SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL"
-            f" RETURNING {ARCHIVED_COLS}, nextval('message_version_seq') AS version", message_id)
-        if row is None:
-            return None
-        deleted_at: datetime = row["deleted_at"]
-        await conn.execute(
-            "INSERT INTO archive_outbox (message_id, room_id, record) VALUES ($1, $2, $3::jsonb)",
-            message_id, row["room_id"], archive_tombstone(message_id, row["room_id"], row["version"], deleted_at))
-        await conn.execute(TRASH_FILES, message_id)
-        return to_record(row)
+    row draws from, so it is above any version the archive holds for the message. ``conn`` is
+    in the caller's transaction: the mark, the tombstone and the files' trash commit together."""
+    row = await conn.fetchrow(
+        "UPDATE archived_messages SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL"
+        f" RETURNING {ARCHIVED_COLS}, nextval('message_version_seq') AS version", message_id)
+    if row is None:
+        return None
+    deleted_at: datetime = row["deleted_at"]
+    await conn.execute(
+        "INSERT INTO archive_outbox (message_id, room_id, record) VALUES ($1, $2, $3::jsonb)",
+        message_id, row["room_id"], archive_tombstone(message_id, row["room_id"], row["version"], deleted_at))
+    await conn.execute(TRASH_FILES, message_id)
+    return to_record(row)

@@ -173,3 +173,28 @@ async def test_an_admins_room_deletion_and_member_removal_leave_one_row_each_and
         ("room.member_remove", admin.id, "room", room), ("room.delete", admin.id, "room", room)]
     assert new[0]["meta"]["user_id"] == member.id and new[0]["meta"]["role"] == "member"
     assert (new[1]["meta"]["name"], new[1]["meta"]["kind"], new[1]["meta"]["ip"]) == ("moderated", "public", "127.0.0.1")
+
+
+async def test_an_admin_deleting_someone_elses_message_leaves_one_row_and_an_author_deleting_their_own_none(
+        harness: ServerHarness) -> None:
+    node = await harness.start_node()
+    admin, author = await harness.user(node, role="admin"), await harness.user(node)
+    room = await make_room(author, admin, name="moderated-msgs")
+    await author.connect()
+    await admin.connect()
+    rows = AuditRows(harness.database_url)
+    await rows.new()
+    own = await author.send(room, "mine to delete")
+    other = await author.send(room, "an admin removes this")
+    ack = await author.emit("message:delete", {"id": own["id"]})
+    assert ack["ok"], ack
+    assert await rows.new() == []
+    ack = await admin.emit("message:delete", {"id": other["id"]})
+    assert ack["ok"], ack
+    new = await rows.new()
+    assert [(r["action"], r["actor_id"], r["target_type"], r["target_id"]) for r in new] == [
+        ("message.delete", admin.id, "message", other["id"])]
+    assert new[0]["meta"] == {"room_id": room, "author_id": author.id, "archived": False}
+    ack = await admin.emit("message:delete", {"id": other["id"]})
+    assert not ack["ok"]  # already deleted: refused, no second row
+    assert await rows.new() == []
