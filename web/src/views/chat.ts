@@ -7,7 +7,7 @@ import { DEFAULT_MAX_MESSAGE_CHARS, lengthNote } from "../store/limits";
 import { roomLabel } from "../store/rooms";
 import { TypingSender, typingText } from "../store/typing";
 import { attachmentsOf } from "../store/messages";
-import type { Attachment, CannedReply, Conversation, Message, NotifyLevel, Room, User } from "../types";
+import type { Attachment, CannedReply, Conversation, Message, NotifyLevel, Queue, Room, User } from "../types";
 import { startUpload } from "../uploads";
 import type { App } from "./app";
 import { safeUrl, showViewer } from "./attachments";
@@ -15,6 +15,7 @@ import { conversationBar } from "./conversation";
 import { ContactPanel } from "./contact";
 import { NotesPanel } from "./notes";
 import { TimelinePanel } from "./timeline";
+import { TransferPanel } from "./transfer";
 import { AssistPanel, type AssistDraft } from "./assist";
 import { CannedPicker } from "./canned";
 import { cannedListPath } from "../store/canned";
@@ -71,6 +72,7 @@ export class ChatView {
   private timeline: TimelinePanel | null = null;
   private assist: AssistPanel | null = null;
   private contactPanel: ContactPanel | null = null;
+  private transfer: TransferPanel | null = null;
 
   constructor(private readonly app: App, private readonly roomId: number) {
     this.list.addEventListener("scroll", () => {
@@ -235,9 +237,22 @@ export class ChatView {
     if (this.conversation && !this.timeline) this.timeline = new TimelinePanel(this.app, this.roomId);
     if (this.conversation && !this.assist) this.assist = this.assistPanel();
     if (this.conversation && !this.contactPanel) this.contactPanel = new ContactPanel(this.app, this.conversation);
+    if (this.conversation && !this.transfer) this.transfer = this.transferPanel();
     if (this.conversation) this.assist?.onConversation(this.conversation);
-    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null, this.contactPanel?.el ?? null,
+    if (this.conversation) this.transfer?.onConversation(this.conversation);
+    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null, this.transfer?.el ?? null, this.contactPanel?.el ?? null,
       this.assist?.el ?? null, this.timeline?.el ?? null, this.notes?.el ?? null);
+  }
+
+  private transferPanel(): TransferPanel {
+    return new TransferPanel({
+      queues: async () => (await this.app.api.call<{ queues: Queue[] }>("GET", "/api/v1/queues?scope=all")).queues,
+      transfer: async (body) => {
+        const r = await this.app.api.call<{ conversation: Conversation }>("POST", `/api/v1/wa/conversations/${this.roomId}/transfer`, body);
+        this.app.client.onConversation(r.conversation, true);
+      },
+      onError: (message) => this.app.notice(message),
+    });
   }
 
   private assistPanel(): AssistPanel {

@@ -16,7 +16,7 @@ export function conversationBar(app: App, c: Conversation): HTMLElement {
   const act = (action: string, body?: unknown) => async () => {
     try {
       const r = await app.api.call<{ conversation: Conversation }>("POST", `/api/v1/wa/conversations/${c.room_id}/${action}`, body);
-      app.client.onConversation(r.conversation);
+      app.client.onConversation(r.conversation, true);
     } catch (err) {
       app.notice((err as Error).message);
     }
