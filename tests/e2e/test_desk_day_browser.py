@@ -193,6 +193,7 @@ async def test_a_small_team_runs_a_day_of_whatsapp_support_in_the_web_app(
     await ana.get_by_test_id("contact-name").fill("Dora Lind")
     await ana.get_by_test_id("contact-save").click()
     await expect(ana.get_by_test_id("contact-status")).to_have_text("Saved.")
+    await expect(ana.get_by_test_id("room-title")).to_have_text("Dora Lind")
     await ana.get_by_test_id("contact-label-add").select_option(str(label["label"]["id"]))
     await expect(ana.get_by_test_id("contact-labels").get_by_test_id("label-chip")).to_have_text("VIP×")
 

@@ -4,7 +4,7 @@ import type { Change } from "../client";
 import { fill, h, type Item, KeyedList } from "../dom";
 import type { PendingSend, RoomMessages } from "../store/messages";
 import { DEFAULT_MAX_MESSAGE_CHARS, lengthNote } from "../store/limits";
-import { roomLabel } from "../store/rooms";
+import { roomTitle } from "../store/rooms";
 import { TypingSender, typingText } from "../store/typing";
 import { attachmentsOf } from "../store/messages";
 import type { Attachment, CannedReply, Conversation, Message, NotifyLevel, Queue, Room, User } from "../types";
@@ -171,7 +171,7 @@ export class ChatView {
   private renderHeader(): void {
     const client = this.app.client;
     const room = client.rooms.get(this.roomId);
-    this.title.textContent = room ? roomLabel(room) : this.opened ? "Room" : "Loading…";
+    this.title.textContent = room ? roomTitle(room, this.conversation) : this.opened ? "Room" : "Loading…";
     const members = client.members.get(this.roomId) ?? [];
     const peer = room?.kind === "direct" ? members.find((u) => u.id !== this.app.me.id) ?? (room.peer ? { id: room.peer.id } : null) : null;
     if (peer) {
@@ -240,6 +240,8 @@ export class ChatView {
     if (this.conversation && !this.transfer) this.transfer = this.transferPanel();
     if (this.conversation) this.assist?.onConversation(this.conversation);
     if (this.conversation) this.transfer?.onConversation(this.conversation);
+    const room = this.app.client.rooms.get(this.roomId);
+    if (room) this.title.textContent = roomTitle(room, this.conversation);
     fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null, this.transfer?.el ?? null, this.contactPanel?.el ?? null,
       this.assist?.el ?? null, this.timeline?.el ?? null, this.notes?.el ?? null);
   }
