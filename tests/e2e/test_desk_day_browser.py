@@ -114,6 +114,7 @@ async def test_a_small_team_runs_a_day_of_whatsapp_support_in_the_web_app(
 
     # what the web app has no page for: the supervisor's label and shared canned reply
     _, label = await super_u.call("POST", "/api/v1/labels", {"name": "VIP", "color": "#d9480f"}, expect=201)
+    await super_u.call("POST", "/api/v1/labels", {"name": "refund", "color": "#1f883d"}, expect=201)
     await super_u.call("POST", "/api/v1/canned-replies", {"scope": "shared", "shortcut": "thanks",
                        "body": "Thanks {{contact.name}}, {{agent.name}} from the desk here."}, expect=201)
 
@@ -196,6 +197,9 @@ async def test_a_small_team_runs_a_day_of_whatsapp_support_in_the_web_app(
     await expect(ana.get_by_test_id("room-title")).to_have_text("Dora Lind")
     await ana.get_by_test_id("contact-label-add").select_option(str(label["label"]["id"]))
     await expect(ana.get_by_test_id("contact-labels").get_by_test_id("label-chip")).to_have_text("VIP×")
+    await ana.get_by_test_id("conv-label-add").select_option(label="refund")
+    await expect(ana.locator(".wa-bar").get_by_test_id("label-chip")).to_have_text("refund×")
+    await expect(inbox_item(sue, "Dora")).to_contain_text("refund", timeout=LIVE_MS)  # live on the supervisor's list
 
     await composer.click()
     await composer.press_sequentially("/than")
@@ -221,6 +225,7 @@ async def test_a_small_team_runs_a_day_of_whatsapp_support_in_the_web_app(
     await expect(transferred).to_contain_text("Note: Wants a refund of the upgrade")
     await expect(cleo.get_by_test_id("note").filter(has_text=private)).to_have_count(1)
     await expect(cleo.get_by_test_id("contact-labels")).to_contain_text("VIP")
+    await expect(cleo.locator(".wa-bar").get_by_test_id("label-chip")).to_have_text("refund×")
     await screenshot(cleo, "desk-day-transferred")
 
     # nothing staff-only reached WhatsApp: not the note, not the transfer's note, not the summary
@@ -257,7 +262,7 @@ async def test_a_small_team_runs_a_day_of_whatsapp_support_in_the_web_app(
     audit = admin.get_by_test_id("audit-log")
     expected = {"queue.create": admin_u, "wa_account.add": admin_u, "wa_account.routing": admin_u,
                 "conversation.takeover": ben_u, "conversation.close": ben_u,
-                "note.add": ana_u, "contact.update": ana_u, "contact.label": ana_u,
+                "note.add": ana_u, "contact.update": ana_u, "contact.label": ana_u, "conversation.label": ana_u,
                 "conversation.transfer": ana_u, "report.export": super_u}
     for action, actor in expected.items():
         row = audit.get_by_test_id("audit-row").filter(has_text=action).first

@@ -116,7 +116,11 @@ export class ChatView {
     else if (c.kind === "typing" && c.roomId === this.roomId) this.renderTyping();
     else if (c.kind === "rooms" || c.kind === "presence" || (c.kind === "members" && c.roomId === this.roomId)) this.renderHeader();
     else if (c.kind === "notes" && c.roomId === this.roomId) this.notes?.render();
-    else if ((c.kind === "contact" && c.contactId === this.contactPanel?.contactId) || c.kind === "labels") this.contactPanel?.refresh();
+    else if (c.kind === "contact" && c.contactId === this.contactPanel?.contactId) this.contactPanel?.refresh();
+    else if (c.kind === "labels") {
+      this.contactPanel?.refresh();
+      this.renderConversation(); // the bar's label chips and choices
+    }
     else if (c.kind === "inbox") {
       const next = this.app.client.inbox.get(this.roomId);
       if (next && next !== this.conversation) void this.timeline?.reload();
