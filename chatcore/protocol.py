@@ -462,6 +462,13 @@ class QueueDeleted(Wire):
     id: int
 
 
+class ConversationHidden(Wire):
+    """To a staff member's own sockets: a conversation moved out of what they see (routed or
+    transferred to a queue of others); drop it."""
+
+    room_id: int
+
+
 class TimelineRef(Wire):
     id: int
     name: str
@@ -593,6 +600,7 @@ SERVER_EVENTS: dict[str, ServerEvent] = {
     "note:added": ServerEvent(NoteView, "A private note was added to a WhatsApp conversation (staff only)"),
     "conversation:event": ServerEvent(ConversationEventView, "A system event in a conversation's timeline (staff who see it)"),
     "conversation:handover": ServerEvent(ConversationHandover, "A conversation was assigned to or taken from the user"),
+    "conversation:hidden": ServerEvent(ConversationHidden, "A conversation left what the staff member sees: drop it"),
     "queue:updated": ServerEvent(QueueView, "A queue was created or changed (supervisors, admins, its members)"),
     "queue:deleted": ServerEvent(QueueDeleted, "A queue was deleted (supervisors, admins, its members)"),
     "contact:updated": ServerEvent(ContactView, "A contact was changed by staff or got a label (staff only)"),

@@ -118,7 +118,7 @@ class Client:
         sio = socketio.AsyncClient(reconnection=False)
         for name in ("message", "message:updated", "typing", "presence", "member:joined", "member:left",
                      "assistant:delta", "room:added", "conversation:updated", "wa:status", "note:added",
-                     "conversation:event", "conversation:handover", "queue:updated", "queue:deleted",
+                     "conversation:event", "conversation:handover", "conversation:hidden", "queue:updated", "queue:deleted",
                      "contact:updated", "label:updated", "label:deleted", "campaign:progress", "wa:session"):
             sio.on(name, self._recorder(name))
         await sio.connect(base_url or self.base_url, auth={"token": self.tokens["access_token"]},

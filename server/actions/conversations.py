@@ -53,7 +53,7 @@ from ..storage import queues as qdb
 from ..storage import users as udb
 from ..storage import whatsapp as db
 from . import audit
-from .notify import DESK_CHANNEL, STAFF_CHANNEL, emit, room_channel, user_channel
+from .notify import DESK_CHANNEL, STAFF_CHANNEL, emit, leave_channel, room_channel, user_channel
 
 if TYPE_CHECKING:
     from ..context import Services
@@ -206,7 +206,8 @@ async def do_transition(svc: Services, room_id: int, action: str, actor: audit.A
             from_user_id=contact.assignee_id if action in ("takeover", "assign", "transfer") else None,
             to_user_id=fields.get("assignee_id") if action in ("takeover", "assign", "transfer") else None,
             note=note)
-    await after_change(svc, room_id, [event_id], notify=(contact.assignee_id, fields.get("assignee_id")))
+    await after_change(svc, room_id, [event_id], notify=(contact.assignee_id, fields.get("assignee_id")),
+                       was=(contact.queue_id, contact.assignee_id))
     if action == "transfer" and fields.get("assignee_id") is None:
         await assign_waiting(svc, [int(fields["queue_id"])])
     elif action in ("handback", "close", "transfer", "assign") and contact.assignee_id is not None:
@@ -250,10 +251,29 @@ async def _transfer_fields(conn: asyncpg.Connection, contact: db.Contact, user_i
     return fields
 
 
+async def hide_from_lost(svc: Services, room_id: int, before: tuple[int | None, int | None],
+                         after: tuple[int | None, int | None]) -> None:
+    """Staff who saw the conversation (queue, assignee ``before``) and no longer do (``after``):
+    their sockets leave its room channel, so none of its live events reach them any more, and they
+    get ``conversation:hidden`` so their inbox drops it (nothing else would tell a staff member
+    who is outside the new audience)."""
+    if before == after:
+        return
+    for user_id in await qdb.staff_losing_sight(svc.pool, before, after):
+        await leave_channel(svc, user_id, room_channel(room_id))
+        await emit(svc, "conversation:hidden", {"room_id": room_id}, to=user_channel(user_id))
+
+
 async def after_change(svc: Services, room_id: int, event_ids: list[int],
-                       notify: tuple[int | None, int | None] = (None, None)) -> None:
-    """After a commit: one ``conversation:updated``, the timeline events to the conversation's
+                       notify: tuple[int | None, int | None] = (None, None),
+                       was: tuple[int | None, int | None] | None = None) -> None:
+    """After a commit: ``conversation:hidden`` to the staff it moved away from (``was``: its queue
+    and assignee before), one ``conversation:updated``, the timeline events to the conversation's
     staff audience, and ``conversation:handover`` to the agents who lost or gained it."""
+    if was is not None:
+        row = await db.conversation_row(svc.pool, room_id)
+        if row is not None:
+            await hide_from_lost(svc, room_id, was, (row["queue_id"], row["assignee_id"]))
     view = await publish(svc, room_id)
     events = await qdb.events_by_id(svc.pool, event_ids)
     queue = view["queue"]["id"] if view["queue"] else None

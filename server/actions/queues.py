@@ -27,6 +27,7 @@ message) are stored in the room as system messages and leave through the outbox 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -168,8 +169,16 @@ async def _after_change(svc: Services, queue: db.Queue, added: list[int] | None 
         await leave_channel(svc, uid, channel)
 
 
-async def do_list(svc: Services, user: udb.User) -> list[db.Queue]:
-    return await db.list_queues(svc.pool, None if conversations.sees_everything(user) else user.id)
+async def do_list(svc: Services, user: udb.User, *, every: bool = False) -> list[db.Queue]:
+    """The caller's queues (supervisors and admins: all). ``every``: all queues for anyone on the
+    desk, as transfer targets; a staff member sees the members of their own queues only (who works
+    in another department is the managers' business)."""
+    if conversations.sees_everything(user):
+        return await db.list_queues(svc.pool)
+    if not every:
+        return await db.list_queues(svc.pool, user.id)
+    return [q if any(m.user_id == user.id for m in q.members) else replace(q, members=())
+            for q in await db.list_queues(svc.pool)]
 
 
 async def do_get(svc: Services, user: udb.User, queue_id: int) -> db.Queue:
@@ -281,12 +290,13 @@ async def _route(svc: Services, contact: wdb.Contact, queue: db.Queue | None, vi
     if queue is not None:
         fields["ai_enabled"] = False
     async with svc.pool.acquire() as conn, conn.transaction():
-        await wdb.contact_by_room(conn, contact.room_id, for_update=True)
+        locked = await wdb.contact_by_room(conn, contact.room_id, for_update=True)
         await wdb.update_contact(conn, contact.id, **fields)
         event_id = await db.insert_event(conn, contact.room_id, "routed", None,
                                          queue_id=None if queue is None else queue.id,
                                          meta={"via": via} | ({"triage": how} if how else {}))
-    await conversations.after_change(svc, contact.room_id, [event_id])
+    was = (locked.queue_id, locked.assignee_id) if locked is not None else None
+    await conversations.after_change(svc, contact.room_id, [event_id], was=was)
     if queue is not None:
         text = "\n".join(t for t in (ROUTED_TO.format(name=queue.name) if announce else "", queue.greeting.strip()) if t)
         if text:

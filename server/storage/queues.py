@@ -154,6 +154,22 @@ async def conversation_visible(conn: Conn, room_id: int, user_id: int) -> bool:
     return row is None or bool(row["visible"])
 
 
+def _sees(queue: str, assignee: str) -> str:
+    """``VISIBLE_SQL`` for staff user ``u`` and a conversation in ``queue`` held by ``assignee``."""
+    return (f"({queue}::bigint IS NULL OR u.id IS NOT DISTINCT FROM {assignee}::bigint"
+            f" OR EXISTS (SELECT 1 FROM queue_members qm WHERE qm.queue_id = {queue}::bigint AND qm.user_id = u.id))")
+
+
+async def staff_losing_sight(conn: Conn, before: tuple[int | None, int | None],
+                             after: tuple[int | None, int | None]) -> list[int]:
+    """The active staff members (supervisors and admins see everything) who saw a conversation in
+    queue ``before[0]`` held by ``before[1]`` and no longer see it in ``after``."""
+    rows = await conn.fetch(
+        f"SELECT u.id FROM users u WHERE u.role = 'staff' AND u.deactivated_at IS NULL"
+        f" AND {_sees('$1', '$2')} AND NOT {_sees('$3', '$4')} ORDER BY u.id", *before, *after)
+    return [r["id"] for r in rows]
+
+
 # --- routing rules ---------------------------------------------------------------------------------
 
 async def get_routing(conn: Conn, account_id: int) -> tuple[str, int | None] | None:

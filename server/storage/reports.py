@@ -77,11 +77,13 @@ async def stays(conn: asyncpg.Connection, start: datetime, end: datetime, tz: st
     a transaction): memory stays flat however long the window."""
     query = _STAYS + """
     SELECT s.room_id, s.day, s.started, s.first_response_at, s.closed_at, s.human,
-           s.queue_id, q.name AS queue_name, s.agent_id, u.display_name AS agent_name, c.wa_id, c.name AS contact_name
+           s.queue_id, q.name AS queue_name, s.agent_id, u.display_name AS agent_name, c.wa_id,
+           COALESCE(NULLIF(p.name, ''), c.name) AS contact_name
       FROM stays s
       LEFT JOIN queues q ON q.id = s.queue_id
       LEFT JOIN users u ON u.id = s.agent_id
       LEFT JOIN wa_contacts c ON c.room_id = s.room_id
+      LEFT JOIN contacts p ON p.id = c.contact_id  -- the contact's name as staff set it, as the inbox shows
      ORDER BY s.started, s.start_id
     """
     async for row in conn.cursor(query, start, end, tz, prefetch=prefetch):

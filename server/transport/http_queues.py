@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from chatcore.api import Body, Call, Id, IdPath, Link, Reply
+from chatcore.api import Body, Call, Id, IdPath, Link, QueryParams, Reply
 from chatcore.protocol import QueueView
 from chatcore.schemas import Wire
 
@@ -54,6 +54,12 @@ class QueuePatch(Body):
     members: Members | None = Field(default=None, description="replaces the member list")
 
 
+class QueuesQuery(QueryParams):
+    scope: Literal["mine", "all"] = Field(
+        default="mine", description="mine: staff get their own queues; all: every queue, so staff can transfer a "
+                                    "conversation to any of them (members listed only for the caller's own queues)")
+
+
 class QueueEnvelope(Wire):
     queue: QueueView
 
@@ -85,10 +91,10 @@ def _members(members: list[MemberBody] | None) -> list[tuple[int, int | None]] |
     return None if members is None else [(m.user_id, m.capacity) for m in members]
 
 
-@routes.get("/api/v1/queues", "Queues: all of them for supervisors and admins, one's own for staff",
-            auth="staff", responses={200: QueueList})
-async def list_queues(call: Call[None, None, None]) -> Reply:
-    queues = await actions.do_list(svc_of(call.request), user_of(call))
+@routes.get("/api/v1/queues", "Queues: all of them for supervisors and admins, one's own for staff "
+            "(scope=all: every queue, as transfer targets)", auth="staff", query=QueuesQuery, responses={200: QueueList})
+async def list_queues(call: Call[None, QueuesQuery, None]) -> Reply:
+    queues = await actions.do_list(svc_of(call.request), user_of(call), every=call.query.scope == "all")
     return Reply({"queues": [q.to_wire() for q in queues]})
 
 

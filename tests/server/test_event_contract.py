@@ -169,7 +169,7 @@ async def test_every_ack_and_event_real_clients_receive_validates_with_its_model
     _validate_events(received)
     # test_whatsapp_events_staff_receive_…
     whatsapp_only = {"conversation:updated", "wa:status", "note:added", "conversation:event", "conversation:handover",
-                     "queue:updated", "queue:deleted", "contact:updated", "label:updated", "label:deleted",
+                     "conversation:hidden", "queue:updated", "queue:deleted", "contact:updated", "label:updated", "label:deleted",
                      "campaign:progress"}
     whatsapp_only.add("wa:session")  # test_wa_sessions.py validates it with its model
     assert set(received) == set(SERVER_EVENTS) - whatsapp_only
@@ -218,6 +218,12 @@ async def test_whatsapp_events_staff_receive_validate_with_their_models(harness:
                      {"queue_id": queue_id, "user_id": staff_user.id, "note": "yours"}, expect=200)
     await staff_user.log.wait_for("conversation:handover", timeout=10)
     await staff_user.log.wait_for("conversation:event", timeout=10)
+    # transferred on to a queue they are not in: it leaves their inbox; that queue deleted brings it back
+    _, other = await admin.call("POST", "/api/v1/queues", {"name": "Sales"}, expect=201)
+    await admin.call("POST", f"/api/v1/wa/conversations/{conv['room_id']}/transfer",
+                     {"queue_id": other["queue"]["id"]}, expect=200)
+    await staff_user.log.wait_for("conversation:hidden", lambda e: e["room_id"] == conv["room_id"], timeout=10)
+    await admin.call("DELETE", f"/api/v1/queues/{other['queue']['id']}", expect=204)
     await admin.call("DELETE", f"/api/v1/queues/{queue_id}", expect=204)
     await staff_user.log.wait_for("queue:deleted", timeout=10)
 
@@ -251,7 +257,7 @@ async def test_whatsapp_events_staff_receive_validate_with_their_models(harness:
     received = staff.received()
     _validate_events(received)
     assert {"conversation:updated", "wa:status", "note:added", "queue:updated", "conversation:handover",
-            "conversation:event", "queue:deleted", "contact:updated", "label:updated", "label:deleted"} <= set(received)
+            "conversation:event", "conversation:hidden", "queue:deleted", "contact:updated", "label:updated", "label:deleted"} <= set(received)
     assert "campaign:progress" not in received  # staff who are not supervisors do not get it
     _validate_events(boss.received())
 

@@ -347,6 +347,10 @@ async def test_staff_are_held_to_their_queues_and_bad_targets_change_nothing(
     assert [q["name"] for q in queues["queues"]] == ["Sales", "Support"]
     _, queues = await mine.call("GET", "/api/v1/queues", expect=200)
     assert [q["name"] for q in queues["queues"]] == ["Sales"]
+    # as transfer targets staff list every queue, with the members of their own only
+    _, queues = await mine.call("GET", "/api/v1/queues?scope=all", expect=200)
+    assert [q["name"] for q in queues["queues"]] == ["Sales", "Support"]
+    assert queues["queues"][0]["members"] and queues["queues"][1]["members"] == []
     status, _ = await mine.call("GET", f"/api/v1/queues/{second}")
     assert status == 404
     for method, path, body in (("POST", "/api/v1/queues", {"name": "X"}),
@@ -381,3 +385,41 @@ async def test_each_queue_and_routing_change_leaves_exactly_one_audit_row(
     assert [(r["action"], r["target_type"], r["target_id"], r["actor_id"]) for r in rows] == [
         ("queue.create", "queue", queue, admin.id), ("queue.update", "queue", queue, admin.id),
         ("wa_account.routing", "wa_account", account_id, admin.id), ("queue.delete", "queue", queue, admin.id)]
+
+
+async def test_staff_who_lose_sight_of_a_routed_conversation_are_told_and_get_none_of_its_events(
+        harness: ServerHarness, graph: GraphApiFake) -> None:
+    """While the menu waits the conversation is in no queue and every staff member sees it; routed
+    into Billing, the Support agent (who had even opened it) gets ``conversation:hidden`` and
+    nothing more of it, the Billing agent and the supervisor keep it and get no such event."""
+    node, admin, account_id = await _desk(harness, graph)
+    billing_agent, support_agent = await harness.user(node, role="staff"), await harness.user(node, role="staff")
+    supervisor = await harness.user(node, role="supervisor")
+    await _queue(admin, "Billing", billing_agent)
+    await _queue(admin, "Support", support_agent)
+    await admin.call("PUT", f"/api/v1/admin/wa/accounts/{account_id}/routing", {"routing": "menu"}, expect=200)
+    for user in (billing_agent, support_agent, supervisor):
+        await _online(user)
+    contact = "4917000001702"
+    await _inbound(harness, node, contact, "wamid.H1", "hello")
+    await graph.wait_for_sends(1)  # the menu
+    room_id = (await _conversation(harness, contact))["room_id"]
+    await support_agent.log.wait_for("conversation:updated", lambda c: c["room_id"] == room_id, timeout=10)
+    ack = await support_agent.emit("room:join", {"room_id": room_id})
+    assert ack.get("ok", True) is not False, ack
+
+    await _inbound(harness, node, contact, "wamid.H2", "1")
+    hidden = await support_agent.log.wait_for("conversation:hidden", timeout=10)
+    assert hidden == {"room_id": room_id}
+    await _until(lambda: _is(harness, contact, assignee_id=billing_agent.id))
+    # a later message reaches the Billing agent and the supervisor, not the Support agent
+    await _inbound(harness, node, contact, "wamid.H3", "about my invoice")
+    for keeper in (billing_agent, supervisor):
+        await keeper.log.wait_for("conversation:updated", lambda c: (c["last_message"] or {}).get("body") ==
+                                  "about my invoice", timeout=10)
+    assert not [c for c in support_agent.log.events["conversation:updated"]
+                if (c["last_message"] or {}).get("body") == "about my invoice"]
+    assert not [m for m in support_agent.log.events["message"] if m.get("body") == "about my invoice"]
+    assert billing_agent.log.events["conversation:hidden"] == supervisor.log.events["conversation:hidden"] == []
+    status, _ = await support_agent.call("GET", f"/api/v1/wa/conversations/{room_id}")
+    assert status == 403

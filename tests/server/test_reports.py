@@ -45,6 +45,9 @@ async def _seed(harness: ServerHarness, agent1: int, agent2: int) -> dict[str, i
                 "INSERT INTO rooms (slug, name, kind) VALUES ($1, $1, 'whatsapp') RETURNING id", f"wa-{name}")
             await conn.execute("INSERT INTO wa_contacts (account_id, wa_id, name, room_id) VALUES ($1, $2, $3, $4)",
                                acct, wa_id, contact, rooms[name])
+        # Cy's contact record carries the name staff gave them; the WhatsApp profile name stays "Cy"
+        person = await conn.fetchval("INSERT INTO contacts (name, name_edited) VALUES ('Cy Berg', true) RETURNING id")
+        await conn.execute("UPDATE wa_contacts SET contact_id = $1 WHERE room_id = $2", person, rooms["r3"])
         events: list[tuple[str, str, datetime, dict[str, Any]]] = [
             ("r1", "opened", at(DAY1, 9, 0), {}), ("r1", "routed", at(DAY1, 9, 0), {"queue_id": qa}),
             ("r1", "assigned", at(DAY1, 9, 1), {"to_user_id": agent1}),
@@ -131,6 +134,7 @@ async def test_the_csv_export_streams_one_row_per_stay_is_audited_and_defuses_fo
         (ids["r1"], "", agent2.user["display_name"], "Support")]
     assert [t["first_response_s"] for t in table] == ["300.0", "", "600.0", "", ""]
     assert table[1]["contact_name"] == "'=cmd()"  # a spreadsheet shows it, never runs it
+    assert table[2]["contact_name"] == "Cy Berg"  # the name staff set, as the inbox shows it
     conn = await asyncpg.connect(harness.database_url)
     try:
         rows = await conn.fetch("SELECT actor_id, action, meta::text AS meta FROM audit_log WHERE action = 'report.export'")

@@ -241,8 +241,16 @@ export class ChatClient {
     this.notify({ kind: "members", roomId: e.room_id });
   }
 
-  onConversation(c: Conversation): void {
-    this.inbox.upsert(c);
+  /** A conversation from an event, or (`reply`) from the answer to one of the viewer's actions. */
+  onConversation(c: Conversation, reply = false): void {
+    if (reply) this.inbox.upsertReply(c);
+    else this.inbox.upsert(c);
+    this.notify({ kind: "inbox" });
+  }
+
+  /** `conversation:hidden`: routed or transferred away from what the viewer sees. */
+  onConversationHidden(roomId: number): void {
+    this.inbox.hide(roomId);
     this.notify({ kind: "inbox" });
   }
 

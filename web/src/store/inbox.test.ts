@@ -17,6 +17,22 @@ describe("Inbox", () => {
     expect(inbox.get(1)?.status).toBe("closed");
   });
 
+  it("drops a hidden conversation, and the answer to one's own action racing it does not bring it back", () => {
+    const inbox = new Inbox();
+    inbox.setAll([conv(1), conv(2)]);
+    inbox.hide(1);
+    expect(inbox.list().map((c) => c.room_id)).toEqual([2]);
+    inbox.upsertReply(conv(1, { status: "closed" }));
+    expect(inbox.get(1)).toBeUndefined();
+    inbox.upsertReply(conv(2, { status: "closed" }));
+    expect(inbox.get(2)?.status).toBe("closed");
+    // a live event says the viewer sees it again (transferred back): it is listed once more
+    inbox.upsert(conv(1));
+    expect(inbox.list().map((c) => c.room_id)).toEqual([2, 1]);
+    inbox.upsertReply(conv(1, { status: "closed" }));
+    expect(inbox.get(1)?.status).toBe("closed");
+  });
+
   it("filters by status, assignee, AI and unread", () => {
     const me = 7;
     const mine = conv(1, { assignee: { id: 7, display_name: "Me" }, ai_enabled: false, unread: 2 });

@@ -19,13 +19,32 @@ export class Inbox {
   /** Delivery status of outbound WhatsApp messages, by message id. */
   readonly statuses = new Map<number, string>();
 
+  /** Rooms the server said left what the viewer sees (`conversation:hidden`), until an event or
+   * a fresh list brings them back: a REST answer that was on its way does not re-add them. */
+  private readonly hidden = new Set<number>();
+
   setAll(list: readonly Conversation[]): void {
     this.byRoom.clear();
+    this.hidden.clear();
     for (const c of list) this.byRoom.set(c.room_id, c);
   }
 
+  /** A conversation from a live event (the viewer sees it now). */
   upsert(c: Conversation): void {
+    this.hidden.delete(c.room_id);
     this.byRoom.set(c.room_id, c);
+  }
+
+  /** A conversation from the answer to the viewer's own action: ignored when it was hidden
+   * meanwhile (a transfer's answer and the `conversation:hidden` it caused race each other). */
+  upsertReply(c: Conversation): void {
+    if (!this.hidden.has(c.room_id)) this.byRoom.set(c.room_id, c);
+  }
+
+  /** `conversation:hidden`: the conversation left what the viewer sees. */
+  hide(roomId: number): void {
+    this.hidden.add(roomId);
+    this.byRoom.delete(roomId);
   }
 
   /** A label changed (`label:updated`): the chips of every conversation show it as it is now. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { msg } from "../testing";
-import type { Room } from "../types";
-import { RoomList, roomLabel, unreadCount } from "./rooms";
+import type { Conversation, Room } from "../types";
+import { RoomList, roomLabel, roomTitle, unreadCount } from "./rooms";
 
 const room = (id: number, extra: Partial<Room> = {}): Room => ({ id, slug: `r${id}`, name: `room ${id}`, kind: "public", topic: "", last_seq: 0, joined: true, ...extra });
 
@@ -62,6 +62,15 @@ describe("RoomList", () => {
     expect(s.rooms.map((r) => r.id)).toEqual([3, 2, 1]);
     expect(s.direct.map(roomLabel)).toEqual(["Yan"]);
     expect(s.discover.map((r) => r.id)).toEqual([5]);
+  });
+
+  it("titles a WhatsApp conversation with its contact's name as staff set it", () => {
+    const wa = room(6, { kind: "whatsapp", name: "Dora" });
+    const conv = { contact: { wa_id: "4917055502601", name: "Dora Lind" } } as unknown as Conversation;
+    expect(roomTitle(wa, conv)).toBe("Dora Lind");
+    expect(roomTitle(wa, { contact: { wa_id: "4917055502601", name: "" } } as unknown as Conversation)).toBe("+4917055502601");
+    expect(roomTitle(wa, null)).toBe("Dora");
+    expect(roomTitle(room(1, { name: "lobby" }), conv)).toBe("lobby");
   });
 
   it("upsert merges without losing fields, and a reload keeps WhatsApp rooms opened by staff", () => {

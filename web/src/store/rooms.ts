@@ -3,7 +3,7 @@
 // `GET /api/v1/rooms` gives `unread` = last_seq - last_read_seq per room. Live messages keep it
 // current: a message from someone else in a room that is not on screen counts once (a replay of
 // the same seq does not count again); reading a room (`read {room_id, seq}`) moves the cursor.
-import type { Message, Room } from "../types";
+import type { Conversation, Message, Room } from "../types";
 
 /** Whether `m` mentions the user `meId`: by id in `meta.mentions`, or everyone (`meta.mention_all`). */
 export function mentionsUser(m: Message, meId: number | null): boolean {
@@ -117,6 +117,13 @@ export class RoomList {
 export function roomLabel(r: Room): string {
   if (r.kind === "direct") return r.peer?.name ?? r.name;
   return r.name;
+}
+
+/** A room's title in its view: a WhatsApp conversation is titled with its contact's name as staff
+ * see it (set in the contact panel, else the WhatsApp profile name), not the room's first name. */
+export function roomTitle(r: Room, c: Conversation | null): string {
+  if (r.kind === "whatsapp" && c) return c.contact.name || `+${c.contact.wa_id}`;
+  return roomLabel(r);
 }
 
 export function unreadCount(lastSeq: number, lastReadSeq: number): number {

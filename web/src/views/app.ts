@@ -111,6 +111,7 @@ export class App implements AppContext {
         "member:joined": (e: MemberEvent) => this.client.onMember(e, true),
         "member:left": (e: MemberEvent) => this.client.onMember(e, false),
         "conversation:updated": (c: Conversation) => this.client.onConversation(c),
+        "conversation:hidden": (e: RoomGoneEvent) => this.client.onConversationHidden(e.room_id),
         "wa:status": (s: WaStatusEvent) => this.client.onWaStatus(s),
         "note:added": (n: Note) => this.client.onNote(n),
         "contact:updated": (c: Contact) => this.client.onContact(c),

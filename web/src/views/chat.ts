@@ -4,10 +4,10 @@ import type { Change } from "../client";
 import { fill, h, type Item, KeyedList } from "../dom";
 import type { PendingSend, RoomMessages } from "../store/messages";
 import { DEFAULT_MAX_MESSAGE_CHARS, lengthNote } from "../store/limits";
-import { roomLabel } from "../store/rooms";
+import { roomTitle } from "../store/rooms";
 import { TypingSender, typingText } from "../store/typing";
 import { attachmentsOf } from "../store/messages";
-import type { Attachment, CannedReply, Conversation, Message, NotifyLevel, Room, User } from "../types";
+import type { Attachment, CannedReply, Conversation, Message, NotifyLevel, Queue, Room, User } from "../types";
 import { startUpload } from "../uploads";
 import type { App } from "./app";
 import { safeUrl, showViewer } from "./attachments";
@@ -15,6 +15,7 @@ import { conversationBar } from "./conversation";
 import { ContactPanel } from "./contact";
 import { NotesPanel } from "./notes";
 import { TimelinePanel } from "./timeline";
+import { TransferPanel } from "./transfer";
 import { AssistPanel, type AssistDraft } from "./assist";
 import { CannedPicker } from "./canned";
 import { cannedListPath } from "../store/canned";
@@ -71,6 +72,7 @@ export class ChatView {
   private timeline: TimelinePanel | null = null;
   private assist: AssistPanel | null = null;
   private contactPanel: ContactPanel | null = null;
+  private transfer: TransferPanel | null = null;
 
   constructor(private readonly app: App, private readonly roomId: number) {
     this.list.addEventListener("scroll", () => {
@@ -114,7 +116,11 @@ export class ChatView {
     else if (c.kind === "typing" && c.roomId === this.roomId) this.renderTyping();
     else if (c.kind === "rooms" || c.kind === "presence" || (c.kind === "members" && c.roomId === this.roomId)) this.renderHeader();
     else if (c.kind === "notes" && c.roomId === this.roomId) this.notes?.render();
-    else if ((c.kind === "contact" && c.contactId === this.contactPanel?.contactId) || c.kind === "labels") this.contactPanel?.refresh();
+    else if (c.kind === "contact" && c.contactId === this.contactPanel?.contactId) this.contactPanel?.refresh();
+    else if (c.kind === "labels") {
+      this.contactPanel?.refresh();
+      this.renderConversation(); // the bar's label chips and choices
+    }
     else if (c.kind === "inbox") {
       const next = this.app.client.inbox.get(this.roomId);
       if (next && next !== this.conversation) void this.timeline?.reload();
@@ -169,7 +175,7 @@ export class ChatView {
   private renderHeader(): void {
     const client = this.app.client;
     const room = client.rooms.get(this.roomId);
-    this.title.textContent = room ? roomLabel(room) : this.opened ? "Room" : "Loading…";
+    this.title.textContent = room ? roomTitle(room, this.conversation) : this.opened ? "Room" : "Loading…";
     const members = client.members.get(this.roomId) ?? [];
     const peer = room?.kind === "direct" ? members.find((u) => u.id !== this.app.me.id) ?? (room.peer ? { id: room.peer.id } : null) : null;
     if (peer) {
@@ -235,9 +241,24 @@ export class ChatView {
     if (this.conversation && !this.timeline) this.timeline = new TimelinePanel(this.app, this.roomId);
     if (this.conversation && !this.assist) this.assist = this.assistPanel();
     if (this.conversation && !this.contactPanel) this.contactPanel = new ContactPanel(this.app, this.conversation);
+    if (this.conversation && !this.transfer) this.transfer = this.transferPanel();
     if (this.conversation) this.assist?.onConversation(this.conversation);
-    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null, this.contactPanel?.el ?? null,
+    if (this.conversation) this.transfer?.onConversation(this.conversation);
+    const room = this.app.client.rooms.get(this.roomId);
+    if (room) this.title.textContent = roomTitle(room, this.conversation);
+    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null, this.transfer?.el ?? null, this.contactPanel?.el ?? null,
       this.assist?.el ?? null, this.timeline?.el ?? null, this.notes?.el ?? null);
+  }
+
+  private transferPanel(): TransferPanel {
+    return new TransferPanel({
+      queues: async () => (await this.app.api.call<{ queues: Queue[] }>("GET", "/api/v1/queues?scope=all")).queues,
+      transfer: async (body) => {
+        const r = await this.app.api.call<{ conversation: Conversation }>("POST", `/api/v1/wa/conversations/${this.roomId}/transfer`, body);
+        this.app.client.onConversation(r.conversation, true);
+      },
+      onError: (message) => this.app.notice(message),
+    });
   }
 
   private assistPanel(): AssistPanel {

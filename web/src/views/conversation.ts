@@ -1,9 +1,10 @@
 // The WhatsApp controls above a conversation (staff): who answers (assistant or a person), take
-// over, hand back, assign, close, reopen, the queue it is in, whether the 24-hour reply window
-// is open (when it is not, the template picker), and the campaign the contact replied to.
+// over, hand back, assign, close, reopen, the queue it is in, its labels (put on, taken off),
+// whether the 24-hour reply window is open (when it is not, the template picker), and the
+// campaign the contact replied to.
 import { fill, h } from "../dom";
 import { aiAnswering } from "../store/inbox";
-import type { Conversation, User } from "../types";
+import type { Conversation, Label, User } from "../types";
 import type { App } from "./app";
 import { labelChip } from "./contact";
 import { templatePicker } from "./templates";
@@ -13,11 +14,17 @@ export function modeText(c: Conversation): string {
   return c.assignee ? `Human: ${c.assignee.display_name}` : "Human (unassigned)";
 }
 
+/** The labels that can still be put on a conversation: every label not on it, by name. */
+export function labelChoices(all: Iterable<Label>, on: readonly Pick<Label, "id">[] = []): Label[] {
+  const have = new Set(on.map((l) => l.id));
+  return [...all].filter((l) => !have.has(l.id)).sort((a, b) => a.name.localeCompare(b.name));
+}
+
 export function conversationBar(app: App, c: Conversation): HTMLElement {
   const act = (action: string, body?: unknown) => async () => {
     try {
       const r = await app.api.call<{ conversation: Conversation }>("POST", `/api/v1/wa/conversations/${c.room_id}/${action}`, body);
-      app.client.onConversation(r.conversation);
+      app.client.onConversation(r.conversation, true);
     } catch (err) {
       app.notice((err as Error).message);
     }
@@ -27,6 +34,19 @@ export function conversationBar(app: App, c: Conversation): HTMLElement {
   assign.addEventListener("change", () => {
     if (assign.value) void act("assign", { user_id: Number(assign.value) })();
   });
+  const label = (labelId: number, on: boolean) => async () => {
+    try {
+      const r = await app.api.call<{ conversation: Conversation }>(on ? "PUT" : "DELETE", `/api/v1/wa/conversations/${c.room_id}/labels/${labelId}`);
+      app.client.onConversation(r.conversation, true);
+    } catch (err) {
+      app.notice((err as Error).message);
+    }
+  };
+  const addLabel = h("select", { testid: "conv-label-add", "aria-label": "Label the conversation" },
+    h("option", { value: "" }, "Label…"), ...labelChoices(app.client.labels.values(), c.labels).map((l) => h("option", { value: l.id }, l.name)));
+  addLabel.addEventListener("change", () => {
+    if (addLabel.value) void label(Number(addLabel.value), true)();
+  });
   const ai = aiAnswering(c);
   return h("div", { class: "wa-bar", role: "group", "aria-label": "WhatsApp conversation" },
     h("span", { class: `mode ${ai ? "ai" : "human"}`, testid: "wa-mode" }, modeText(c)),
@@ -34,7 +54,8 @@ export function conversationBar(app: App, c: Conversation): HTMLElement {
     h("span", { class: "contact" }, /^\d+$/.test(c.contact.wa_id) ? `+${c.contact.wa_id}` : c.contact.wa_id),
     c.queue ? h("span", { class: "queue-badge", testid: "conv-queue", style: `border-color: ${c.queue.color}` }, c.queue.name)
       : c.routing && c.routing !== "routed" ? h("span", { class: "queue-badge", testid: "conv-queue" }, "waiting for the menu answer") : null,
-    ...(c.labels ?? []).map((l) => labelChip(l)),
+    ...(c.labels ?? []).map((l) => labelChip(l, label(l.id, false))),
+    addLabel,
     // a conversation the assistant handed off is human and unassigned: both actions make sense
     c.assignee?.id !== app.me.id ? h("button", { type: "button", testid: "takeover", onclick: act("takeover") }, "Take over") : null,
     ai ? null : h("button", { type: "button", testid: "handback", onclick: act("handback") }, "Hand back to AI"),
