@@ -129,7 +129,8 @@ async def test_a_contact_text_becomes_a_linked_conversation_once_and_the_reply_w
     for _ in range(2):  # the library delivering the same message twice creates nothing twice
         await feed(node, sid, text_event("3EB0AA01", "how do I create a room?"))
     conv = await staff.log.wait_for("conversation:updated", lambda c: c["channel"] == "linked_device", 10)
-    assert conv["contact"] == {"wa_id": CONTACT, "name": "Ann"} and conv["session_id"] == sid
+    assert (conv["contact"]["wa_id"], conv["contact"]["name"]) == (CONTACT, "Ann") and conv["session_id"] == sid
+    assert conv["contact"]["id"] is not None  # the person record (contacts) exists for a linked sender too
     assert conv["account_id"] is None and conv["window_open"] is True
     # the assistant answers through the same outbox; the session is not linked, so the reply
     # stays queued (a passing failure) with the reason, and nothing is lost
