@@ -49,6 +49,7 @@ from .metrics import Metrics
 from .passwords import PasswordHasher
 from .realtime.fanout import FanoutRedisManager, install_socket_poll, make_websocket_class
 from .realtime.lean_socket import QueueLimits, install_lean_sockets
+from .realtime.packets import LeanPacket
 from .realtime.peers import ChatSocketServer
 from .realtime.presence import Presence
 from .realtime.ratelimit import RateLimiter
@@ -114,6 +115,7 @@ def make_sio(config: Config) -> socketio.AsyncServer:
         connect_timeout_s=config.limits.connect_timeout_s,
         async_mode="aiohttp",
         client_manager=manager,
+        serializer=LeanPacket,  # the stock format, without a binary scan of every outgoing payload
         json=jsonlib,
         cors_allowed_origins=list(config.cors_origins) or None,  # None: same origin only
         max_http_buffer_size=config.limits.max_ws_message_bytes,

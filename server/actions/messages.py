@@ -136,7 +136,7 @@ async def do_send_message(
     msg, kind = stored
     msg, mentioned = await store_mentions(svc, user, msg)
     msg = signed(svc, msg)
-    svc.metrics.messages.labels("user").inc()
+    svc.metrics.user_messages.inc()
     await emit(svc, "message", msg.to_wire(), to=room_channel(room_id))
     await emit_mentions(svc, msg, mentioned)
     svc.metrics.send_latency.observe(time.perf_counter() - started)

@@ -6,15 +6,22 @@ full, its own included, before it looks at who sent it. ``RedisBus`` keeps the c
 message format inside it and the manager's semantics, and changes three things:
 
 - **Publishing is queued and batched.** ``_publish`` appends the message to a queue and returns;
-  one publisher task sends what is queued in one pipeline (one round trip for many events), in
-  queue order, so the events of a room stay in order across nodes. Each round is bounded by a
-  timeout; a round that fails is retried once on a fresh connection, then dropped and counted
-  (clients catch up through ``sync`` or gap detection, as they do when the stock manager gives up).
-  The queue is bounded too, dropping the oldest when Redis is away for long.
-- **A header in front of the JSON** says who sent it and to which room: ``<host id> US <room> US
-  <json>`` (US = 0x1F). A node drops its own messages, and emits to a room in which it has no
-  sockets, by comparing bytes, without decoding the JSON. Messages without the header (from
-  another publisher) are decoded as before.
+  one publisher task sends what is queued as few ``PUBLISH`` commands (all the events queued
+  since its last round, up to ``PUBLISH_BATCH`` events or ``PUBLISH_BYTES`` each) in one
+  pipeline, in queue order, so the events of a room stay in order across nodes. One ``PUBLISH``
+  for many events matters more than the one round trip: every node, the publisher included,
+  receives and parses each published Redis message, so a ``PUBLISH`` per event cost every node a
+  RESP parse per event. Each round is bounded by a timeout; a round that fails is retried once on
+  a fresh connection (the same frames, in the same order), then dropped and counted (clients
+  catch up through ``sync`` or gap detection, as they do when the stock manager gives up). The
+  queue is bounded too, dropping the oldest when Redis is away for long.
+- **A header in front of the JSON** says who sent it and to which room. One event: ``<host id>
+  US <room> US <json>`` (US = 0x1F); several: ``<host id> RS <room> US <json> RS <room> US
+  <json> ...`` (RS = 0x1E). JSON never holds a raw control character, and a room whose name holds
+  one is sent with an empty room (always decoded), so the separators are unambiguous. A node drops
+  its own messages, and the events to rooms in which it has no sockets, by comparing bytes,
+  without decoding the JSON. Messages without the header (from another publisher) are decoded as
+  before.
 - Events published by this node are delivered locally by the emitter (``FanoutRedisManager``),
   as before; only the other nodes act on the bus copy.
 - **The subscription is ours.** The stock listener retries a lost subscription after 1, 2, 4, …
@@ -37,8 +44,11 @@ import socketio
 
 log = logging.getLogger(__name__)
 
-SEP = b"\x1f"
-PUBLISH_BATCH = 512
+SEP = b"\x1f"  # between the host id, the room and the JSON of one event
+BATCH_SEP = b"\x1e"  # in front of each event of a message that carries several
+PUBLISH_BATCH = 512  # events per PUBLISH at most
+PUBLISH_BYTES = 256 * 1024  # bytes per PUBLISH at most (past one event): Redis buffers each
+# published message for every subscriber, and cuts a subscriber off past 32 MB by default
 
 
 class RedisBus(socketio.AsyncRedisManager):
@@ -68,8 +78,8 @@ class RedisBus(socketio.AsyncRedisManager):
 
     async def _publish(self, data: Any) -> None:
         room = data.get("room") if isinstance(data, dict) and data.get("method") == "emit" else None
-        key = room.encode() if isinstance(room, str) and "\x1f" not in room else b""
-        self._queue.append(self._host + SEP + key + SEP + self.json.dumps(data).encode())
+        key = room.encode() if isinstance(room, str) and "\x1f" not in room and "\x1e" not in room else b""
+        self._queue.append(key + SEP + self.json.dumps(data).encode())
         if len(self._queue) > self.max_queued:
             self._queue.popleft()
             self.on_dropped(1)
@@ -111,15 +121,39 @@ class RedisBus(socketio.AsyncRedisManager):
             if self._drained is not None:
                 self._drained.set()
 
+    def _messages(self, batch: list[bytes]) -> list[bytes]:
+        """The events of ``batch`` (``<room> US <json>`` each) as few Redis messages, in order."""
+        out: list[bytes] = []
+        parts: list[bytes] = []
+        size = 0
+        for event in batch:
+            if parts and size + len(event) > PUBLISH_BYTES:
+                out.append(self._message(parts))
+                parts, size = [], 0
+            parts.append(event)
+            size += len(event) + 1
+        if parts:
+            out.append(self._message(parts))
+        return out
+
+    def _message(self, parts: list[bytes]) -> bytes:
+        if len(parts) == 1:
+            return self._host + SEP + parts[0]
+        return self._host + BATCH_SEP + BATCH_SEP.join(parts)
+
     async def _send(self, batch: list[bytes]) -> bool:
         try:
             async with asyncio.timeout(self.publish_timeout_s):
                 if not self.connected:
                     self._redis_connect()
-                pipe = self.redis.pipeline(transaction=False)
-                for frame in batch:
-                    pipe.publish(self.channel, frame)
-                await pipe.execute()
+                messages = self._messages(batch)
+                if len(messages) == 1:
+                    await self.redis.publish(self.channel, messages[0])
+                else:
+                    pipe = self.redis.pipeline(transaction=False)
+                    for message in messages:
+                        pipe.publish(self.channel, message)
+                    await pipe.execute()
             return True
         except asyncio.CancelledError:
             raise
@@ -162,23 +196,26 @@ class RedisBus(socketio.AsyncRedisManager):
 
     async def _listen(self) -> AsyncIterator[Any]:
         channel = self.channel.encode()
-        own = self._host + SEP
+        own = self._host
+        n = len(own)  # every node's host id has this length (a uuid4's hex)
         async for message in self._redis_listen_with_retries():
             if message.get("type") != "message" or message.get("channel") != channel:
                 continue
             data = message.get("data")
             if not isinstance(data, bytes):
                 continue
-            if data.startswith(own):
-                continue  # delivered locally when it was emitted
-            head, sep, rest = data.partition(SEP)
-            if not sep or len(head) != len(self._host):
+            mark = data[n:n + 1]
+            if mark not in (SEP, BATCH_SEP) or SEP in data[:n] or BATCH_SEP in data[:n]:
                 yield data  # not ours: the stock format
                 continue
-            key, _, body = rest.partition(SEP)
-            if key and not self._has_local_room(key.decode()):
-                continue
-            yield body
+            if data.startswith(own):
+                continue  # delivered locally when it was emitted
+            events = [data[n + 1:]] if mark == SEP else data[n + 1:].split(BATCH_SEP)
+            for event in events:
+                key, _, body = event.partition(SEP)
+                if key and not self._has_local_room(key.decode()):
+                    continue
+                yield body
 
     def _has_local_room(self, room: str) -> bool:
         return any(room in rooms for rooms in self.rooms.values())

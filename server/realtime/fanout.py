@@ -147,7 +147,8 @@ class FanoutRedisManager(IndexedRooms, RedisBus):
     def _deliver_local(self, event: str, args: list[Any], namespace: str, room: Any, skip_sid: Any) -> int:
         if namespace not in self.rooms:
             return 0
-        pkt = sio_packet.Packet(sio_packet.EVENT, namespace=namespace, data=[event, *args], binary=False)
+        # the server's packet class: the one python-socketio gave its ``json`` (orjson)
+        pkt = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *args], binary=False)
         frame = _EncodedPacket(pkt.encode())
         payload = frame.encode().encode()
         wire = text_frame(payload)  # the WebSocket frame every recipient gets, built once

@@ -7,10 +7,11 @@ guessing run unlimited.
 
 ``hit_batched`` is for the per-message flood limit, on the hot path: hits are counted in memory
 at once and checked against the window's total as last read from Redis plus this node's hits
-since; a sync task adds the local counts to Redis (one pipelined ``INCRBY`` per key, every
-``SYNC_INTERVAL_S``) and reads the totals back. A single node enforces the limit exactly, also
-while Redis is away; across nodes a user can exceed it by what the other nodes counted in the
-last interval.
+since; a sync task adds the local counts to Redis and reads the totals back, every
+``SYNC_INTERVAL_S``, in one command for all keys (``_SYNC_SCRIPT``: ``INCRBY`` and ``EXPIRE`` per
+key inside Redis, so the node packs one command and parses one reply per sync, not two per
+key). A single node enforces the limit exactly, also while Redis is away; across nodes a user
+can exceed it by what the other nodes counted in the last interval.
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ log = logging.getLogger(__name__)
 SYNC_INTERVAL_S = 0.05
 SYNC_TIMEOUT_S = 2.0
 
+# KEYS: the window keys; ARGV: for each key its pending count then its TTL (s). Returns the totals.
+_SYNC_SCRIPT = """
+local totals = {}
+for i, key in ipairs(KEYS) do
+  totals[i] = redis.call('INCRBY', key, ARGV[2 * i - 1])
+  redis.call('EXPIRE', key, ARGV[2 * i])
+end
+return totals
+"""
+
 
 @dataclass(slots=True)
 class _Window:
@@ -45,6 +56,7 @@ class RateLimiter:
         self.prefix = prefix + "rl:"
         self._windows: dict[str, _Window] = {}
         self._sync_task: asyncio.Task[None] | None = None
+        self._sync_script = redis.register_script(_SYNC_SCRIPT)  # EVALSHA, loaded on first use
 
     def _window(self, scope: str, key: str, window_s: int) -> tuple[float, int, str]:
         """Now, the fixed window it falls in, and that window's Redis key."""
@@ -88,18 +100,17 @@ class RateLimiter:
         todo = [(k, w, w.pending) for k, w in self._windows.items() if w.pending]
         if todo:
             try:
+                args: list[int] = []
+                for _rkey, w, n in todo:
+                    args += (n, w.window_s + 1)
                 async with asyncio.timeout(SYNC_TIMEOUT_S):
-                    pipe = self.redis.pipeline(transaction=False)
-                    for rkey, w, n in todo:
-                        pipe.incrby(rkey, n)
-                        pipe.expire(rkey, w.window_s + 1)
-                    results = await pipe.execute()
+                    totals = await self._sync_script(keys=[rkey for rkey, _w, _n in todo], args=args)
             except (RedisError, OSError, TimeoutError) as exc:
                 log.warning("rate limiter sync failed (%s); counting locally", type(exc).__name__)
             else:
                 for i, (_rkey, w, n) in enumerate(todo):
                     w.pending -= n
-                    w.known = int(results[2 * i])
+                    w.known = int(totals[i])
         now = time.time()
         for rkey in [k for k, w in self._windows.items() if w.ends < now and not w.pending]:
             del self._windows[rkey]

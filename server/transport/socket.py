@@ -168,6 +168,7 @@ class SocketTransport:
 
     def _handler(self, event: str, model: type[Payload], fn: Handler) -> Callable[..., Awaitable[dict[str, Any]]]:
         metrics = self.svc.metrics
+        ok = metrics.events.labels(event, "ok")  # bound once: labels() costs several times inc()
         validate = model.model_validate
 
         async def wrapped(sid: str, *args: Any) -> dict[str, Any]:
@@ -184,7 +185,7 @@ class SocketTransport:
                 except ValidationError as exc:
                     raise invalid_payload(exc) from None
                 result = await fn(conn, sid, payload)
-                metrics.events.labels(event, "ok").inc()
+                ok.inc()
                 return {"ok": True, **(result or {})}
             except ChatError as exc:
                 metrics.events.labels(event, exc.code).inc()

@@ -48,6 +48,33 @@ async def test_batched_hits_are_shared_between_nodes_after_a_sync(redis_service:
         await r.aclose()
 
 
+async def test_one_sync_adds_each_keys_own_count_and_window_to_redis(redis_service: RedisService, redis_prefix: str) -> None:
+    """The sync sends every key in one call: each key gets its own count, its own TTL, and the
+    total read back is its own (a node that synced learns the others' hits per key)."""
+    r = aioredis.Redis.from_url(redis_service.url)
+    a, b = RateLimiter(r, redis_prefix), RateLimiter(r, redis_prefix)
+    try:
+        for key, n, window in (("11", 3, 10), ("12", 7, 60), ("13", 1, 10)):
+            for _ in range(n):
+                a.hit_batched("send", key, 100, window)
+        await a.sync()
+        for key, n, window in (("11", 3, 10), ("12", 7, 60), ("13", 1, 10)):
+            keys = [k.decode() async for k in r.scan_iter(f"{redis_prefix}rl:send:{key}:*")]
+            assert len(keys) == 1 and int(await r.get(keys[0])) == n
+            assert window - 2 < await r.ttl(keys[0]) <= window + 1
+        for _ in range(2):
+            b.hit_batched("send", "12", 10, 60)
+        b.hit_batched("send", "13", 10, 10)
+        await b.sync()  # b learns 9 for key 12 and 2 for key 13
+        b.hit_batched("send", "12", 10, 60)
+        with pytest.raises(RateLimited):
+            b.hit_batched("send", "12", 10, 60)
+        for _ in range(8):
+            b.hit_batched("send", "13", 10, 10)
+    finally:
+        await r.aclose()
+
+
 @pytest.fixture
 async def limiter_without_redis(redis_prefix: str) -> AsyncIterator[RateLimiter]:
     r = aioredis.Redis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.5)  # nothing listens
