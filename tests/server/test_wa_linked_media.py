@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
+from neonize.exc import DownloadError
 from neonize.proto.Neonize_pb2 import JID, Connected, MessageInfo, MessageSource, SendResponse, UploadResponse
 from neonize.proto.Neonize_pb2 import Message as MessageEv
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import DocumentMessage, ImageMessage
@@ -34,6 +35,7 @@ class FakePhone:
         self.task: asyncio.Future[None] | None = None
         self.files: dict[str, bytes] = {}
         self.downloads: list[str] = []
+        self.failing: dict[str, int] = {}  # direct path -> downloads that fail before one succeeds
         self.uploads: list[tuple[bytes, int]] = []
         self.sent: list[tuple[Any, Any]] = []
 
@@ -55,6 +57,9 @@ class FakePhone:
     async def download_any(self, message: Any) -> bytes:
         part = next(getattr(message, f) for f in ("imageMessage", "documentMessage") if message.HasField(f))
         self.downloads.append(part.directPath)
+        if self.failing.get(part.directPath, 0) > 0:
+            self.failing[part.directPath] -= 1
+            raise DownloadError("failed to download media: HTTP 503")
         return self.files[part.directPath]
 
     async def upload(self, data: bytes, media_type: Any) -> Any:
@@ -164,6 +169,22 @@ async def test_a_linked_file_past_its_size_limit_or_of_the_wrong_type_is_unavail
     await staff.log.wait_for("message:updated", _updated(fake["id"], "unavailable"), timeout=15)
     assert (await _queue_row(database_url, fake["attachments"][0]["id"]))["error"] == "unsupported_type"
     assert phone.downloads == ["/v/liar", "/v/fake"]  # the declared 6 MiB was never downloaded
+
+
+async def test_a_linked_file_whose_download_fails_once_stays_pending_and_is_fetched_on_the_next_try(
+        harness: ServerHarness, database_url: str) -> None:
+    node, staff, sid, _, phone = await linked_conversation(harness)
+    image = png(50, 50)
+    phone.files["/v/flaky"] = image
+    phone.failing["/v/flaky"] = 1
+    msg = await _file_message(node, staff, sid, "FLAKY1", E2EMessage(imageMessage=ImageMessage(
+        mimetype="image/png", fileLength=len(image), directPath="/v/flaky")))
+    # the first fetch fails; no unavailable in between: the row waits (LINKED_RETRY_S) and the
+    # sweep fetches it again
+    updated = await staff.log.wait_for("message:updated", lambda m: m["id"] == msg["id"], timeout=40)
+    assert "status" not in updated["attachments"][0] and await _download(staff, updated["attachments"][0]["url"]) == image
+    assert phone.downloads == ["/v/flaky", "/v/flaky"]
+    assert (await _queue_row(database_url, msg["attachments"][0]["id"]))["state"] == "ready"
 
 
 async def test_a_staff_file_in_a_linked_conversation_is_uploaded_through_neonize_and_sent_with_its_caption(
