@@ -20,7 +20,9 @@ This is NOT Meta's official API: WhatsApp may restrict a number that uses it (do
 
 Inbound messages and receipts become the same ``InboundMessage`` / ``StatusUpdate`` records as
 Cloud API webhooks, with ids ``ld:<session>:<WhatsApp message id>`` so they never collide with
-Meta's wamids.
+Meta's wamids. A file message carries its file's kind, type, name and caption in ``meta`` as a
+webhook's does, and in ``media_payload`` what whatsmeow downloads it from; files are fetched
+(``download``) and sent (``send_file``) through the same client and Go-call lock as text.
 """
 
 from __future__ import annotations
