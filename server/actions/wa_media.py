@@ -14,8 +14,9 @@ request: Meta wants its answer fast.
 
 A linked-device contact's file (``whatsapp_bridge/linked_device.py``) takes the same path: its
 row names the session instead of a number and keeps the message whatsmeow downloads the file
-from. The fetch goes through the session's client, on the node that holds the session; while
-the session runs elsewhere or is reconnecting, the row stays pending and is tried again with a
+from. The fetch goes through the session's client, on the node that holds the session (only that
+node's sweep claims the row while its lease lasts); while the session is reconnecting or
+between nodes, the row stays pending and is tried again with a
 doubling wait, ``LINKED_ATTEMPTS`` times in all, then ``unavailable``. Its size is checked
 before the download (the size the message declares) and after it, and its type, detected from
 the bytes, must fit its kind (``LINKED_INBOUND_TYPES``): a contact's app, not Meta, said what it is.
@@ -122,7 +123,7 @@ class WaMediaService:
 
     async def sweep(self) -> int:
         """Fetch the due pending files (the durable queue); how many were tried."""
-        rows = await wdb.claim_due(self.svc.pool, MEDIA_BATCH, self.lease_s)
+        rows = await wdb.claim_due(self.svc.pool, MEDIA_BATCH, self.lease_s, self.svc.node_id)
         for row in rows:
             async with self._slots:
                 await self._fetch(row)

@@ -65,13 +65,18 @@ async def claim(conn: Conn, file_id: str, lease_s: float) -> MediaRow | None:
         f" RETURNING {_COLS}", file_id, lease_s))
 
 
-async def claim_due(conn: Conn, limit: int, lease_s: float) -> list[MediaRow]:
-    """Pending rows that are due (new ones a node did not get to, or whose fetch lost its node)."""
+async def claim_due(conn: Conn, limit: int, lease_s: float, node: str) -> list[MediaRow]:
+    """Pending rows that are due (new ones a node did not get to, or whose fetch lost its node).
+    A linked session's file is fetched through that session's client, so it is claimed only by
+    ``node`` holding the session's lease, or by any node while nobody holds it (the fetch then
+    ends with the session's state: logged out, deleted, or back later)."""
     rows = await conn.fetch(
         "UPDATE wa_media w SET next_attempt_at = now() + make_interval(secs => $2), attempts = w.attempts + 1,"
-        " updated_at = now() WHERE w.file_id IN (SELECT file_id FROM wa_media WHERE state = 'pending'"
-        "  AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
-        f" RETURNING {_COLS}", limit, lease_s)
+        " updated_at = now() WHERE w.file_id IN (SELECT m.file_id FROM wa_media m WHERE m.state = 'pending'"
+        "  AND m.next_attempt_at <= now() AND (m.session_id IS NULL OR NOT EXISTS (SELECT 1 FROM wa_sessions s"
+        "   WHERE s.id = m.session_id AND s.lease_until > now() AND s.lease_node IS DISTINCT FROM $3))"
+        "  ORDER BY m.next_attempt_at LIMIT $1 FOR UPDATE OF m SKIP LOCKED)"
+        f" RETURNING {_COLS}", limit, lease_s, node)
     return [r for r in (_row(x) for x in rows) if r is not None]
 
 

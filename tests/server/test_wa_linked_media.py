@@ -20,6 +20,8 @@ from neonize.proto.Neonize_pb2 import Message as MessageEv
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import DocumentMessage, ImageMessage
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as E2EMessage
 
+from server.storage import wa_media as wdb
+from server.storage import wa_sessions as sdb
 from tests.server.test_wa_sessions import CONTACT, feed, running_session, service, text_event
 from tests.server.test_whatsapp_media import PDF, _download, _updated, _upload, png
 from tests.support import ChatNode, Client, ServerHarness
@@ -217,3 +219,25 @@ async def test_a_staff_file_in_a_linked_conversation_is_uploaded_through_neonize
     refused = await staff.emit("message:send", {"room_id": room_id, "body": "", "client_id": "ld-gif",
                                                 "attachments": [gif]})
     assert not refused["ok"] and refused["error"]["code"] == "unsupported_type"
+
+
+async def test_a_linked_file_is_claimed_only_by_the_node_holding_its_session_or_by_any_while_none_does(
+        database_url: str) -> None:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        held, free = await sdb.insert(pool, "held"), await sdb.insert(pool, "free")
+        [claimed] = await sdb.claim(pool, "node-b", 30, [free.id], 10)
+        assert claimed.id == held.id
+        for file_id, sid in (("f-held", held.id), ("f-free", free.id)):
+            await wdb.insert(pool, file_id, 1, 1, None, f"ld:{sid}:X", "image", session_id=sid, payload=b"m")
+
+        async def claims(node: str) -> set[str]:
+            rows = await wdb.claim_due(pool, 100, 0.0, node)
+            return {r.file_id for r in rows} & {"f-held", "f-free"}
+
+        # node a: only the file of the session nobody holds; node b, the holder: both
+        assert await claims("node-a") == {"f-free"}
+        assert await claims("node-b") == {"f-held", "f-free"}
+    finally:
+        await pool.close()
