@@ -12,7 +12,8 @@ the message again. A capability a channel lacks fails with state ``unsupported``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from .cloud_api import CloudApiClient, SendResult
@@ -23,6 +24,17 @@ CHANNELS: tuple[ChannelKind, ...] = ("cloud_api", "linked_device")
 UNSUPPORTED = "unsupported"
 
 ChannelError = CloudApiError
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundFile:
+    """A file to send: its type and name, its size in bytes, and ``open``, which streams its
+    bytes from the start (called afresh for each attempt; the store serves them)."""
+
+    mime: str
+    name: str
+    size: int
+    open: Callable[[], AsyncIterator[bytes]]
 
 
 def unsupported(what: str) -> CloudApiError:
@@ -38,8 +50,10 @@ class Channel(Protocol):
         """One or more messages (long texts are split); their ids in order."""
         ...
 
-    async def send_media(self, to: str, kind: str, media_id: str, *, caption: str = "",
-                         filename: str | None = None) -> SendResult: ...
+    async def send_media(self, to: str, kind: str, file: OutboundFile, *, caption: str | None = None) -> SendResult:
+        """Upload ``file`` through the channel and send it as a ``kind`` message (image, video,
+        audio, document; ``caption`` only where WhatsApp shows one)."""
+        ...
 
     async def send_template(self, to: str, name: str, language: str,
                             components: Sequence[dict[str, Any]]) -> SendResult: ...
@@ -65,10 +79,10 @@ class CloudApiChannel:
     async def send_text(self, to: str, body: str) -> list[SendResult]:
         return await self.api.send_text(self.phone_number_id, self._token, to, body)
 
-    async def send_media(self, to: str, kind: str, media_id: str, *, caption: str = "",
-                         filename: str | None = None) -> SendResult:
+    async def send_media(self, to: str, kind: str, file: OutboundFile, *, caption: str | None = None) -> SendResult:
+        media_id = await self.api.upload_media(self.phone_number_id, self._token, file.mime, file.name, file.open)
         return await self.api.send_media(self.phone_number_id, self._token, to, kind, media_id,
-                                         caption=caption, filename=filename)
+                                         caption=caption, filename=file.name)
 
     async def send_template(self, to: str, name: str, language: str,
                             components: Sequence[dict[str, Any]]) -> SendResult:

@@ -20,7 +20,9 @@ This is NOT Meta's official API: WhatsApp may restrict a number that uses it (do
 
 Inbound messages and receipts become the same ``InboundMessage`` / ``StatusUpdate`` records as
 Cloud API webhooks, with ids ``ld:<session>:<WhatsApp message id>`` so they never collide with
-Meta's wamids.
+Meta's wamids. A file message carries its file's kind, type, name and caption in ``meta`` as a
+webhook's does, and in ``media_payload`` what whatsmeow downloads it from; files are fetched
+(``download``) and sent (``send_file``) through the same client and Go-call lock as text.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .channel import ChannelKind, unsupported
+from .channel import ChannelKind, OutboundFile, unsupported
 from .cloud_api import SendResult, split_text
 from .errors import INVALID, NETWORK, TIMEOUT, CloudApiError
+from .media import CAPTIONED, base_mime
 from .models import InboundMessage, StatusUpdate
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,7 @@ StateKind = Literal["qr", "pairing_code", "connected", "disconnected", "logged_o
 QR_CODES_MAX = 6
 SEND_TIMEOUT_S = 30.0  # one send through whatsmeow (it waits for the server's ack)
 CALL_TIMEOUT_S = 20.0  # pairing codes, logout, read receipts
+MEDIA_TIMEOUT_S = 120.0  # one file's download or upload through whatsmeow (up to 100 MB)
 # neonize's receipt types (Receipt.ReceiptType) -> our statuses; the others (retry, the
 # phone's own reads, history sync) say nothing about delivery to the contact
 RECEIPT_STATUS = {1: "delivered", 4: "read", 6: "read", 8: "failed"}
@@ -56,10 +60,18 @@ FAILURE_REASONS = {1: "generic", 2: "logged_out", 3: "temp_banned", 4: "main_dev
                    10: "service_unavailable"}
 WA_USER_SERVER = "s.whatsapp.net"
 TEXT_FIELDS = ("conversation",)
-# message kinds (fields of waE2E.Message) shown as one readable line; their files are not fetched
-MEDIA_FIELDS = {"imageMessage": "image", "videoMessage": "video", "audioMessage": "audio",
-                "documentMessage": "document", "stickerMessage": "sticker", "locationMessage": "location",
-                "contactMessage": "contacts", "reactionMessage": "reaction"}
+# message kinds (fields of waE2E.Message) that carry a file: stored with a pending attachment,
+# fetched through whatsmeow after the commit (server/actions/wa_media.py)
+FILE_FIELDS = {"imageMessage": "image", "videoMessage": "video", "audioMessage": "audio",
+               "documentMessage": "document", "stickerMessage": "sticker"}
+# the others shown as one readable line
+OTHER_FIELDS = {"locationMessage": "location", "contactMessage": "contacts", "reactionMessage": "reaction"}
+# a file's preview, dropped from the kept download payload (the file itself is fetched)
+THUMBNAIL_FIELDS = ("JPEGThumbnail", "pngThumbnail")
+# our message kinds -> the fields of waE2E.Message they are sent as, and whatsmeow's media
+# types (neonize.utils.enum.MediaType values: they pick the upload's encryption keys)
+SEND_FIELDS = {"image": ("imageMessage", 0), "video": ("videoMessage", 1), "audio": ("audioMessage", 2),
+               "document": ("documentMessage", 3)}
 
 
 # neonize's Go side keeps its clients in plain Go maps, written when a client starts and stops
@@ -144,22 +156,52 @@ def inbound_from_event(session_id: int, event: Any) -> InboundMessage | None:
         return None
     msg = event.Message
     meta: dict[str, Any] = {"linked_device": True}
+    payload: bytes | None = None
     if msg.conversation:
         kind, text = "text", msg.conversation
     elif msg.HasField("extendedTextMessage"):
         kind, text = "text", msg.extendedTextMessage.text
     else:
         kind, text = "unsupported", "[unsupported]"
-        for field, name in MEDIA_FIELDS.items():
+        for field, name in OTHER_FIELDS.items():
             if msg.HasField(field):
                 part = getattr(msg, field)
-                caption = getattr(part, "caption", "") or getattr(part, "text", "") or ""
+                caption = getattr(part, "text", "") or ""
                 kind, text = f"linked_{name}", f"[{name}] {caption}".strip()
                 meta["media_kind"] = name
                 break
+        for field, name in FILE_FIELDS.items():
+            if msg.HasField(field):
+                kind, text, payload = name, *_file_meta(session_id, info.ID, field, name, msg, meta)
+                break
     return InboundMessage(phone_number_id=f"session:{session_id}", wa_id=wa_id, contact_name=info.Pushname or None,
                           wamid=message_key(session_id, info.ID), timestamp=_ts(info.Timestamp), type=kind,
-                          text=text, meta=meta)
+                          text=text, meta=meta, media_payload=payload)
+
+
+def _file_meta(session_id: int, message_id: str, field: str, kind: str, msg: Any,
+               meta: dict[str, Any]) -> tuple[str, bytes]:
+    """A file message's readable line and download payload; its type, name, caption and
+    declared size go into ``meta`` under the Cloud API webhook's keys (``media.inbound_media``)."""
+    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+
+    part = getattr(msg, field)
+    caption = getattr(part, "caption", "") or ""
+    meta.update(media_id=message_key(session_id, message_id), mime_type=part.mimetype or "", caption=caption)
+    if kind == "document" and part.fileName:
+        meta["filename"] = part.fileName
+    if kind == "audio" and part.PTT:
+        meta["voice"] = True
+    if part.fileLength:
+        meta["file_size"] = int(part.fileLength)
+    # what whatsmeow needs to fetch and decrypt the file (URL, direct path, media key, hashes):
+    # kept with the fetch queue, never in the message shown to anyone
+    keep = Message()
+    getattr(keep, field).CopyFrom(part)
+    for thumb in THUMBNAIL_FIELDS:
+        if thumb in part.DESCRIPTOR.fields_by_name:
+            getattr(keep, field).ClearField(thumb)
+    return f"[{kind}] {caption}".strip(), keep.SerializeToString()
 
 
 def statuses_from_receipt(session_id: int, event: Any) -> list[StatusUpdate]:
@@ -445,6 +487,59 @@ class LinkedDeviceClient:
             results.append(SendResult(wamid=message_key(self.session_id, resp.ID), to=to))
         return results
 
+    async def download(self, payload: bytes) -> bytes:
+        """The decrypted bytes of an inbound file (``payload``: the waE2E.Message kept from its
+        message). whatsmeow checks the file's SHA-256 against the message's own."""
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+
+        if not self.connected:
+            raise CloudApiError(503, None, "the linked session is not connected", state="session_disconnected")
+        message = Message.FromString(payload)
+        client = self._client
+        try:
+            async with go_lock():
+                data: bytes = await asyncio.wait_for(client.download_any(message), MEDIA_TIMEOUT_S)
+        except TimeoutError:
+            raise CloudApiError(0, None, "no answer from WhatsApp", state=TIMEOUT) from None
+        except Exception as exc:
+            raise CloudApiError(0, None, str(exc) or type(exc).__name__, state=NETWORK) from None
+        return data
+
+    async def send_file(self, to: str, kind: str, data: bytes, mime: str, name: str,
+                        caption: str | None = None) -> SendResult:
+        """Upload ``data`` (encrypted by whatsmeow) and send it as a ``kind`` message."""
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+        from neonize.utils.enum import MediaType
+
+        if kind not in SEND_FIELDS:
+            raise CloudApiError(0, None, f"{kind} files cannot be sent", state=INVALID)
+        field, media_type = SEND_FIELDS[kind]
+        jid = to_jid(to)
+        if not self.connected:
+            raise CloudApiError(503, None, "the linked session is not connected", state="session_disconnected")
+        client = self._client
+        try:
+            async with go_lock():
+                up = await asyncio.wait_for(client.upload(data, MediaType(media_type)), MEDIA_TIMEOUT_S)
+            message = Message()
+            part = getattr(message, field)
+            part.URL, part.directPath, part.mediaKey = up.url, up.DirectPath, up.MediaKey
+            part.fileEncSHA256, part.fileSHA256, part.fileLength = up.FileEncSHA256, up.FileSHA256, up.FileLength
+            part.mimetype = base_mime(mime) if kind != "audio" or base_mime(mime) != "audio/ogg" \
+                else "audio/ogg; codecs=opus"
+            if caption and kind in CAPTIONED:
+                part.caption = caption
+            if kind == "document":
+                part.fileName = name
+                part.title = name
+            async with go_lock():
+                resp = await asyncio.wait_for(client.send_message(jid, message), SEND_TIMEOUT_S)
+        except TimeoutError:
+            raise CloudApiError(0, None, "no answer from WhatsApp", state=TIMEOUT) from None
+        except Exception as exc:
+            raise CloudApiError(0, None, str(exc) or type(exc).__name__, state=NETWORK) from None
+        return SendResult(wamid=message_key(self.session_id, resp.ID), to=to)
+
     async def mark_read(self, wamid: str, to: str) -> None:
         from neonize.utils.enum import ReceiptType
 
@@ -459,9 +554,9 @@ class LinkedDeviceClient:
 
 
 class LinkedDeviceChannel:
-    """``Channel`` over a running ``LinkedDeviceClient``. Text only: files and templates are
-    Cloud API features (a file fails with state ``unsupported``; a template is refused too, and
-    login codes go out as plain text instead, see the session service)."""
+    """``Channel`` over a running ``LinkedDeviceClient``: texts and files (uploaded through
+    whatsmeow). Templates are a Cloud API feature (refused with state ``unsupported``; login
+    codes go out as plain text instead, see the session service)."""
 
     kind: ChannelKind = "linked_device"
 
@@ -471,9 +566,13 @@ class LinkedDeviceChannel:
     async def send_text(self, to: str, body: str) -> list[SendResult]:
         return await self.client.send_text(to, body)
 
-    async def send_media(self, to: str, kind: str, media_id: str, *, caption: str = "",
-                         filename: str | None = None) -> SendResult:
-        raise unsupported("sending files through a linked device")
+    async def send_media(self, to: str, kind: str, file: OutboundFile, *, caption: str | None = None) -> SendResult:
+        # whatsmeow encrypts a file whole: it is read into memory (at most WhatsApp's 100 MB)
+        data = b"".join([chunk async for chunk in file.open()])
+        return await self.client.send_file(to, kind, data, file.mime, file.name, caption)
+
+    async def download(self, payload: bytes) -> bytes:
+        return await self.client.download(payload)
 
     async def send_template(self, to: str, name: str, language: str,
                             components: Sequence[dict[str, Any]]) -> SendResult:

@@ -34,6 +34,12 @@ INBOUND_KINDS = ("image", "audio", "video", "document", "sticker")
 INBOUND_LIMITS = {"image": 5 * MIB, "audio": 16 * MIB, "video": 16 * MIB, "document": 100 * MIB,
                   "sticker": 1 * MIB}
 
+# the types (detected from the bytes, fnmatch patterns) a linked contact's file of each kind may
+# have: the contact's own app says what a file is, with no Meta check between; None: any type
+LINKED_INBOUND_TYPES: dict[str, tuple[str, ...] | None] = {
+    "image": ("image/jpeg", "image/png", "image/webp"), "sticker": ("image/webp", "image/png"),
+    "video": ("video/*",), "audio": ("audio/*", "video/mp4", "application/ogg"), "document": None}
+
 OUTBOUND_TYPES: dict[str, str] = {
     "audio/aac": "audio", "audio/amr": "audio", "audio/mpeg": "audio", "audio/mp4": "audio", "audio/ogg": "audio",
     "image/jpeg": "image", "image/png": "image",

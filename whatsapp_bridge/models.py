@@ -47,6 +47,9 @@ class InboundMessage:
     # the business-scoped user id (``from_user_id``, 2026 payloads): stable across the user's
     # number changes, and the only id of a user who hides their number behind a username
     bsuid: str | None = None
+    # a linked device's file message: the serialized waE2E.Message whatsmeow downloads it from
+    # (its media key included, so it is kept with the fetch queue and never in ``meta``)
+    media_payload: bytes | None = None
 
     @property
     def sender(self) -> str:

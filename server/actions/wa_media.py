@@ -12,9 +12,19 @@ too large, a bad checksum, a removed account) leaves the message as it is with t
 ``unavailable``; ``retry`` (a staff route) queues it again. Nothing is fetched in the webhook
 request: Meta wants its answer fast.
 
+A linked-device contact's file (``whatsapp_bridge/linked_device.py``) takes the same path: its
+row names the session instead of a number and keeps the message whatsmeow downloads the file
+from. The fetch goes through the session's client, on the node that holds the session (only that
+node's sweep claims the row while its lease lasts); while the session is reconnecting or
+between nodes, the row stays pending and is tried again with a
+doubling wait, ``LINKED_ATTEMPTS`` times in all, then ``unavailable``. Its size is checked
+before the download (the size the message declares) and after it, and its type, detected from
+the bytes, must fit its kind (``LINKED_INBOUND_TYPES``): a contact's app, not Meta, said what it is.
+
 Outbound: ``check_outbound`` refuses, before the message is stored, the files WhatsApp would
 refuse (type, Ogg without Opus, size: ``whatsapp_bridge/media.py``); ``send_files`` uploads
-each file to the Graph API (streamed from the store) and sends it as its kind, the text as the
+each file through the conversation's channel (the Graph API, streamed from the store, or
+whatsmeow) and sends it as its kind, the text as the
 first file's caption where WhatsApp shows one (else as a text message first). It runs inside
 the outbox's delivery attempt, so passing failures are retried like a text.
 """
@@ -29,15 +39,18 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chatcore.errors import Invalid, NotFound, TooLarge, UnsupportedType
 from chatcore.events import ATTACHMENT_PENDING, Attachment, MessageRecord
+from whatsapp_bridge.channel import Channel, OutboundFile
 from whatsapp_bridge.cloud_api import CloudApiClient, CloudApiError, SendResult
+from whatsapp_bridge.linked_device import LinkedDeviceChannel
 from whatsapp_bridge.media import (
     CAPTION_MAX,
     CAPTIONED,
     INBOUND_LIMITS,
+    LINKED_INBOUND_TYPES,
     OGG_HEAD_BYTES,
     InboundMedia,
     base_mime,
@@ -54,6 +67,7 @@ from .notify import emit, room_channel
 
 if TYPE_CHECKING:
     from ..context import Services
+    from .wa_sessions import LinkedSessions
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +76,8 @@ MEDIA_BATCH = 10
 MEDIA_CONCURRENCY = 4  # fetches at once per node: each holds a download and a spooled image
 MEDIA_MAX_RETRIES = 2  # client retries of each Graph call of a fetch (then: unavailable, staff retry)
 FILE_MISSING = "file_missing"
+LINKED_ATTEMPTS = 5  # fetches of a linked file that fail for a passing reason (then: unavailable)
+LINKED_RETRY_S = 10.0  # the wait after the first of them; doubles
 
 
 def pending_attachment(media: InboundMedia) -> Attachment:
@@ -91,6 +107,7 @@ class WaMediaService:
         # a claim outlives the slowest fetch (the info call's retries plus each download attempt)
         self.lease_s = 120.0 + (MEDIA_MAX_RETRIES + 1) * timeout
         self._slots = asyncio.Semaphore(MEDIA_CONCURRENCY)
+        self.linked: LinkedSessions | None = None  # set with WhatsAppService.linked
 
     # --- inbound ---------------------------------------------------------------------------------
 
@@ -106,7 +123,7 @@ class WaMediaService:
 
     async def sweep(self) -> int:
         """Fetch the due pending files (the durable queue); how many were tried."""
-        rows = await wdb.claim_due(self.svc.pool, MEDIA_BATCH, self.lease_s)
+        rows = await wdb.claim_due(self.svc.pool, MEDIA_BATCH, self.lease_s, self.svc.node_id)
         for row in rows:
             async with self._slots:
                 await self._fetch(row)
@@ -124,13 +141,22 @@ class WaMediaService:
             await wdb.finish_unavailable(self.svc.pool, row, Attachment(row.file_id, "", "", 0), "message_gone")
             return
         try:
-            stored = await self._download(row, att)
+            if row.session_id is not None:
+                stored = await self._download_linked(row, att, msg.meta)
+            else:
+                stored = await self._download(row, att)
         except CloudApiError as exc:
+            if row.session_id is not None and exc.retryable and row.attempts < LINKED_ATTEMPTS:
+                delay = LINKED_RETRY_S * 2 ** max(0, row.attempts - 1)
+                log.info("linked media %s of message %s: %s, trying again in %.0fs", row.file_id, row.message_id,
+                         exc.state, delay)
+                await wdb.retry_later(self.svc.pool, row.file_id, delay)
+                return
             error = exc.state if exc.code is None else f"{exc.state} ({exc.code})"
             log.info("WhatsApp media %s of message %s unavailable: %s", row.file_id, row.message_id, error)
             await self._publish(await wdb.finish_unavailable(self.svc.pool, row, att, error))
             return
-        except (TooLarge, Invalid) as exc:  # past the size bound; an image bomb
+        except (TooLarge, Invalid, UnsupportedType) as exc:  # past the size bound; an image bomb; a wrong type
             log.info("WhatsApp media %s of message %s refused: %s", row.file_id, row.message_id, exc.message)
             await self._publish(await wdb.finish_unavailable(self.svc.pool, row, att, exc.code))
             return
@@ -145,7 +171,30 @@ class WaMediaService:
             return
         await self._publish(updated)
 
+    async def _download_linked(self, row: wdb.MediaRow, att: Attachment, meta: dict[str, Any]) -> Attachment:
+        """The file through the session's whatsmeow client (which checks its SHA-256)."""
+        channel: Channel | None = None
+        if self.linked is not None:
+            channel = await self.linked.channel(row.session_id)  # a passing CloudApiError elsewhere
+        if not isinstance(channel, LinkedDeviceChannel) or row.payload is None:
+            raise CloudApiError(0, None, "the linked session was removed", state="session_removed")
+        files = files_of(self.svc)
+        limit = min(files.settings.max_upload_bytes, INBOUND_LIMITS.get(row.kind, files.settings.max_upload_bytes))
+        declared = meta.get("file_size")
+        if isinstance(declared, int) and declared > limit:
+            raise TooLarge(f"the file has {declared} bytes; at most {limit} are kept", limit=limit)
+        data = await channel.download(row.payload)
+        if len(data) > limit:
+            raise TooLarge(f"the file has {len(data)} bytes; at most {limit} are kept", limit=limit)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield data
+
+        return await store_stream(files, row.file_id, att.name, chunks(), limit,
+                                  allowed=LINKED_INBOUND_TYPES.get(row.kind))
+
     async def _download(self, row: wdb.MediaRow, att: Attachment) -> Attachment:
+        assert row.account_id is not None
         account = await db.get_account(self.svc.pool, row.account_id)
         if account is None:
             raise CloudApiError(0, None, "the business number was removed", state="account_removed")
@@ -204,10 +253,10 @@ class WaMediaService:
                 head = b"".join([c async for c in store.open(a.id, 0, OGG_HEAD_BYTES - 1)])
             outbound_kind(a.mime, a.size, head)
 
-    async def send_files(self, account: db.Account, to: str, msg: MessageRecord) -> list[SendResult]:
-        """Each attachment as one WhatsApp message, in order; the text as the first file's
-        caption where WhatsApp shows one, else as a text message before the files. A failure
-        raises ``CloudApiError`` with ``sent`` listing what went out."""
+    async def send_files(self, channel: Channel, to: str, msg: MessageRecord) -> list[SendResult]:
+        """Each attachment as one WhatsApp message through ``channel``, in order; the text as the
+        first file's caption where WhatsApp shows one, else as a text message before the files.
+        A failure raises ``CloudApiError`` with ``sent`` listing what went out."""
         try:
             kinds = [outbound_kind(a.mime, a.size) for a in msg.attachments]
         except (UnsupportedType, TooLarge) as exc:  # checked before the message was stored; a net
@@ -218,17 +267,14 @@ class WaMediaService:
         store = files_of(self.svc).store
         try:
             if text and not as_caption:
-                results += await self.api.send_text(account.phone_number_id, account.access_token, to, text)
+                results += await channel.send_text(to, text)
             for i, (a, kind) in enumerate(zip(msg.attachments, kinds, strict=True)):
                 try:
                     await store.size(a.id)
                 except StoredObjectMissing:
                     raise CloudApiError(0, None, f"the file {a.name} is gone", state=FILE_MISSING) from None
-                media_id = await self.api.upload_media(account.phone_number_id, account.access_token, a.mime, a.name,
-                                                       partial(store.open, a.id))
-                results.append(await self.api.send_media(
-                    account.phone_number_id, account.access_token, to, kind, media_id,
-                    caption=text if i == 0 and as_caption else None, filename=a.name))
+                file = OutboundFile(a.mime, a.name, a.size, partial(store.open, a.id))
+                results.append(await channel.send_media(to, kind, file, caption=text if i == 0 and as_caption else None))
         except CloudApiError as exc:
             exc.sent = results + exc.sent
             raise

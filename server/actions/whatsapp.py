@@ -26,7 +26,7 @@ import asyncpg
 
 from chatcore.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
 from chatcore.events import Attachment, MessageRecord
-from whatsapp_bridge.channel import Channel, CloudApiChannel, unsupported
+from whatsapp_bridge.channel import Channel, CloudApiChannel
 from whatsapp_bridge.cloud_api import (
     CloudApiClient,
     CloudApiError,
@@ -138,7 +138,15 @@ class WhatsAppService:
         self._accounts_at = 0.0  # time.monotonic() of the load
         self._accounts_gen = 0  # bumped by forget_accounts: a load that began before is not kept
         self._accounts_lock = asyncio.Lock()
-        self.linked: LinkedSessions | None = None  # linked-device sessions (actions/wa_sessions.py)
+
+    @property
+    def linked(self) -> LinkedSessions | None:
+        """The linked-device sessions (``actions/wa_sessions.py``), when this node runs them."""
+        return self.media.linked
+
+    @linked.setter
+    def linked(self, sessions: LinkedSessions | None) -> None:
+        self.media.linked = sessions
 
     # --- webhook ------------------------------------------------------------------------------
 
@@ -266,7 +274,9 @@ class WhatsAppService:
                 return None  # Meta retried or replayed this webhook
             # a file is stored as a pending attachment (fetched after the commit) with the
             # caption as the text; other kinds as their readable line
-            media = inbound_media(inbound.type, inbound.meta) if account is not None else None
+            media = inbound_media(inbound.type, inbound.meta)
+            if account is None and inbound.media_payload is None:
+                media = None  # a linked file always comes with what it is downloaded from
             files: tuple[Attachment, ...] = (pending_attachment(media),) if media is not None else ()
             msg = await mdb.insert_message(
                 conn, contact.room_id, author_id=None, author_kind="contact",
@@ -274,8 +284,10 @@ class WhatsAppService:
                 body=media.caption if media is not None else inbound.text,
                 meta={"wamid": inbound.wamid, "type": inbound.type, **inbound.meta}, attachments=files,
             )
-            if media is not None and account is not None:
-                await wdb.insert(conn, files[0].id, msg.id, contact.room_id, account.id, media.media_id, media.kind)
+            if media is not None:
+                await wdb.insert(conn, files[0].id, msg.id, contact.room_id, account.id if account else None,
+                                 media.media_id, media.kind, session_id=None if account else session_id,
+                                 payload=None if account else inbound.media_payload)
             await db.set_inbound_message(conn, inbound.wamid, msg.id)
             fields: dict[str, Any] = {"last_inbound_at": max(inbound.timestamp, contact.last_inbound_at or inbound.timestamp)}
             if reopened:
@@ -364,10 +376,8 @@ class WhatsAppService:
         contact = await db.contact_by_room(self.svc.pool, room_id)
         if contact is None:
             raise NotFound("conversation not found")
-        if contact.channel == "linked_device":
-            if files:
-                raise Invalid("files cannot be sent through a linked device yet", field="attachments",
-                              reason="unsupported")
+        if contact.channel == "linked_device":  # no service window: the phone's own chat
+            await self.media.check_outbound(files)
             return {"channel": "whatsapp"}
         if not within_service_window(contact.last_inbound_at, datetime.now(UTC)):
             raise Invalid("outside the 24-hour customer service window: only a template message can be sent",
@@ -456,9 +466,7 @@ class WhatsAppService:
             components = send_components(template.get("param_counts") or {}, list(template.get("parameters") or []))
             return [await channel.send_template(contact.wa_id, template["name"], template["language"], components)]
         if msg.attachments:
-            if account is None:
-                raise unsupported("sending files through a linked device")
-            return await self.media.send_files(account, contact.wa_id, msg)
+            return await self.media.send_files(channel, contact.wa_id, msg)
         return await channel.send_text(contact.wa_id, msg.body)
 
     async def sweep_outbox(self) -> int:

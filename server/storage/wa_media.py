@@ -21,7 +21,7 @@ from .messages import MSG_COLS, to_record
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
-_COLS = "file_id, message_id, room_id, account_id, media_id, kind, state, error, attempts"
+_COLS = "file_id, message_id, room_id, account_id, media_id, kind, state, error, attempts, session_id, payload"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,23 +29,28 @@ class MediaRow:
     file_id: str
     message_id: int
     room_id: int
-    account_id: int
+    account_id: int | None  # the Cloud API number it came to; None for a linked session's
     media_id: str
     kind: str
     state: str  # pending | ready | unavailable
     error: str | None
     attempts: int
+    session_id: int | None = None  # the linked session it came through (``schema/0024``)
+    payload: bytes | None = None  # the waE2E.Message whatsmeow downloads a linked file from
 
 
 def _row(r: asyncpg.Record | None) -> MediaRow | None:
     return None if r is None else MediaRow(**{k: r[k] for k in MediaRow.__slots__})
 
 
-async def insert(conn: Conn, file_id: str, message_id: int, room_id: int, account_id: int, media_id: str,
-                 kind: str) -> None:
+async def insert(conn: Conn, file_id: str, message_id: int, room_id: int, account_id: int | None, media_id: str,
+                 kind: str, *, session_id: int | None = None, payload: bytes | None = None) -> None:
+    """Queue a fetch: from the Cloud API number ``account_id``, or through the linked session
+    ``session_id`` (then ``payload`` is the message to download from)."""
     await conn.execute(
-        "INSERT INTO wa_media (file_id, message_id, room_id, account_id, media_id, kind) VALUES ($1, $2, $3, $4, $5, $6)",
-        file_id, message_id, room_id, account_id, media_id, kind)
+        "INSERT INTO wa_media (file_id, message_id, room_id, account_id, media_id, kind, session_id, payload)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        file_id, message_id, room_id, account_id, media_id, kind, session_id, payload)
 
 
 async def get(conn: Conn, file_id: str) -> MediaRow | None:
@@ -60,14 +65,25 @@ async def claim(conn: Conn, file_id: str, lease_s: float) -> MediaRow | None:
         f" RETURNING {_COLS}", file_id, lease_s))
 
 
-async def claim_due(conn: Conn, limit: int, lease_s: float) -> list[MediaRow]:
-    """Pending rows that are due (new ones a node did not get to, or whose fetch lost its node)."""
+async def claim_due(conn: Conn, limit: int, lease_s: float, node: str) -> list[MediaRow]:
+    """Pending rows that are due (new ones a node did not get to, or whose fetch lost its node).
+    A linked session's file is fetched through that session's client, so it is claimed only by
+    ``node`` holding the session's lease, or by any node while nobody holds it (the fetch then
+    ends with the session's state: logged out, deleted, or back later)."""
     rows = await conn.fetch(
         "UPDATE wa_media w SET next_attempt_at = now() + make_interval(secs => $2), attempts = w.attempts + 1,"
-        " updated_at = now() WHERE w.file_id IN (SELECT file_id FROM wa_media WHERE state = 'pending'"
-        "  AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
-        f" RETURNING {_COLS}", limit, lease_s)
+        " updated_at = now() WHERE w.file_id IN (SELECT m.file_id FROM wa_media m WHERE m.state = 'pending'"
+        "  AND m.next_attempt_at <= now() AND (m.session_id IS NULL OR NOT EXISTS (SELECT 1 FROM wa_sessions s"
+        "   WHERE s.id = m.session_id AND s.lease_until > now() AND s.lease_node IS DISTINCT FROM $3))"
+        "  ORDER BY m.next_attempt_at LIMIT $1 FOR UPDATE OF m SKIP LOCKED)"
+        f" RETURNING {_COLS}", limit, lease_s, node)
     return [r for r in (_row(x) for x in rows) if r is not None]
+
+
+async def retry_later(conn: Conn, file_id: str, delay_s: float) -> None:
+    """A fetch that failed for a passing reason: still pending, due again in ``delay_s``."""
+    await conn.execute("UPDATE wa_media SET next_attempt_at = now() + make_interval(secs => $2), updated_at = now()"
+                       " WHERE file_id = $1 AND state = 'pending'", file_id, delay_s)
 
 
 # replaces the attachment with id $2 in message $1's list (keeping the order), unless deleted
@@ -112,7 +128,9 @@ async def _set_state(pool: asyncpg.Pool, file_id: str, message_id: int, att: Att
                      error: str | None) -> MessageRecord | None:
     meta: dict[str, Any] = {**att.meta(), "status": status}
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("UPDATE wa_media SET state = $2, error = $3, next_attempt_at = now(), updated_at = now()"
+        # a staff retry starts the count of a linked file's passing failures again
+        await conn.execute("UPDATE wa_media SET state = $2, error = $3, next_attempt_at = now(), updated_at = now(),"
+                           " attempts = CASE WHEN $2 = 'pending' THEN 0 ELSE attempts END"
                            " WHERE file_id = $1", file_id, state, error)
         updated = await conn.fetchrow(SET_ATTACHMENT, message_id, file_id, meta)
     return None if updated is None else to_record(updated)

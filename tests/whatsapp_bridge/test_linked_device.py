@@ -7,10 +7,17 @@ import time
 
 from neonize.proto.Neonize_pb2 import JID, ConnectFailure, LoggedOut, MessageInfo, MessageSource, PairStatus, Receipt
 from neonize.proto.Neonize_pb2 import Message as MessageEv
-from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ExtendedTextMessage, ImageMessage
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
+    AudioMessage,
+    DocumentMessage,
+    ExtendedTextMessage,
+    ImageMessage,
+    LocationMessage,
+)
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as E2EMessage
 
 from whatsapp_bridge.linked_device import inbound_from_event, state_from_event, statuses_from_receipt, store_dsn
+from whatsapp_bridge.media import inbound_media
 
 
 def _source(user: str = "4917012345678", server: str = "s.whatsapp.net", **kw: object) -> MessageSource:
@@ -37,12 +44,32 @@ def test_a_hidden_number_uses_the_phone_from_the_alt_jid_or_keeps_the_lid() -> N
     assert inbound_from_event(1, _event(bare, E2EMessage(conversation="x"))).wa_id == "123@lid"  # type: ignore[union-attr]
 
 
-def test_own_group_and_broadcast_messages_are_skipped_and_media_is_one_readable_line() -> None:
+def test_own_group_and_broadcast_messages_are_skipped_and_a_location_is_one_readable_line() -> None:
     assert inbound_from_event(1, _event(_source(IsFromMe=True), E2EMessage(conversation="x"))) is None
     assert inbound_from_event(1, _event(_source(IsGroup=True), E2EMessage(conversation="x"))) is None
     assert inbound_from_event(1, _event(_source("status", "broadcast"), E2EMessage(conversation="x"))) is None
-    image = inbound_from_event(1, _event(_source(), E2EMessage(imageMessage=ImageMessage(caption="look"))))
-    assert image is not None and (image.text, image.type) == ("[image] look", "linked_image")
+    place = inbound_from_event(1, _event(_source(), E2EMessage(locationMessage=LocationMessage(degreesLatitude=1.0))))
+    assert place is not None and (place.text, place.type, place.media_payload) == ("[location]", "linked_location", None)
+
+
+def test_a_contact_file_maps_to_a_pending_download_whose_keys_stay_out_of_the_message_meta() -> None:
+    image = ImageMessage(caption="look", mimetype="image/jpeg", fileLength=1234, mediaKey=b"k" * 32,
+                         directPath="/v/t62/abc", JPEGThumbnail=b"thumb")
+    msg = inbound_from_event(1, _event(_source(), E2EMessage(imageMessage=image), mid="IMG1"))
+    assert msg is not None and (msg.type, msg.text) == ("image", "[image] look")
+    media = inbound_media(msg.type, msg.meta)
+    assert media is not None and (media.kind, media.media_id, media.mime, media.name, media.caption) == \
+        ("image", "ld:1:IMG1", "image/jpeg", "image.jpg", "look")
+    assert msg.meta["file_size"] == 1234 and b"k" * 32 not in repr(msg.meta).encode()
+    kept = E2EMessage.FromString(msg.media_payload or b"")
+    assert kept.imageMessage.mediaKey == b"k" * 32 and kept.imageMessage.directPath == "/v/t62/abc"
+    assert not kept.imageMessage.JPEGThumbnail  # the preview is not kept: the file is fetched
+    doc = inbound_from_event(1, _event(_source(), E2EMessage(documentMessage=DocumentMessage(
+        fileName="offer.pdf", mimetype="application/pdf", caption="the offer"))))
+    assert doc is not None and inbound_media(doc.type, doc.meta).name == "offer.pdf"  # type: ignore[union-attr]
+    voice = inbound_from_event(1, _event(_source(), E2EMessage(audioMessage=AudioMessage(
+        mimetype="audio/ogg; codecs=opus", PTT=True))))
+    assert voice is not None and inbound_media(voice.type, voice.meta).name == "voice-note.ogg"  # type: ignore[union-attr]
 
 
 def test_receipts_become_statuses_and_the_others_say_nothing() -> None:
