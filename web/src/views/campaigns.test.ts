@@ -1,7 +1,8 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
 import type { CampaignProgress } from "../types";
-import { actionsFor, newer, percentDone, problemLines } from "./campaigns";
+import type { App } from "./app";
+import { actionsFor, campaignsPane, newer, percentDone, problemLines } from "./campaigns";
 
 const progress = (seq: number, sent: number): CampaignProgress => ({ campaign_id: 1, seq, status: "running",
   pause_reason: null, total: 10, queued: 10 - sent, sending: 0, sent, delivered: 0, read: 0, failed: 0, replied: 0,
@@ -30,5 +31,64 @@ describe("the campaigns page", () => {
     expect(actionsFor("draft")).toEqual(["start", "cancel", "delete"]);
     expect(actionsFor("running")).toEqual(["pause", "cancel"]);
     expect(actionsFor("paused")).toEqual(["resume", "cancel", "delete"]);
+  });
+});
+
+const flush = async () => { for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 0)); };
+
+describe("the campaign's CSV upload", () => {
+  it("keeps the preview on screen after the page reloads the campaign", async () => {
+    const draft = { id: 7, account_id: 1, name: "Orders", template: "order_update", language: "en_US",
+      variables: ["first_name"], status: "draft", pause_reason: null };
+    const counts = { total: 0, queued: 0, sending: 0, sent: 0, delivered: 0, read: 0, failed: 0, replied: 0, skipped: 0, unknown: 0 };
+    const preview = [{ phone: "+491700000001", text: "Hi Ann" }, { phone: "+491700000002", text: "Hi Bob" }];
+    const api = {
+      call: async (_method: string, path: string) => {
+        if (path.startsWith("/api/v1/campaigns?")) return { campaigns: [draft] };
+        if (path.endsWith("/stats")) return { failures: [] };
+        return { campaign: draft, counts: { ...counts, total: 2, queued: 2 } };
+      },
+      callBody: async () => ({ recipients: 2, preview }),
+    };
+    const app = { api, me: { role: "supervisor" }, campaignListeners: new Set() } as unknown as App;
+    const pane = campaignsPane(app);
+    document.body.append(pane.el);
+    await flush();
+    (pane.el.querySelector('[data-testid="campaign-open"]') as HTMLButtonElement).click();
+    await flush();
+    const input = pane.el.querySelector('[data-testid="campaign-csv"]') as HTMLInputElement;
+    Object.defineProperty(input, "files", { value: [new File(["phone,first_name\n"], "r.csv", { type: "text/csv" })] });
+    input.dispatchEvent(new Event("change"));
+    await flush();
+    const items = [...pane.el.querySelectorAll('[data-testid="campaign-preview"] li')].map((li) => li.textContent);
+    expect(items).toEqual(["+491700000001 Hi Ann", "+491700000002 Hi Bob"]);
+    expect(pane.el.querySelector('[data-testid="campaign-percent"]')?.textContent).toBe(" 0 %");
+    pane.destroy();
+    pane.el.remove();
+  });
+});
+
+describe("the campaign list", () => {
+  it("shows a campaign's new status when its progress says it completed", async () => {
+    let status = "running";
+    const campaign = () => ({ id: 3, account_id: 1, name: "Orders", template: "t", language: "en", variables: [],
+      status, pause_reason: null });
+    const api = { call: async (_method: string, path: string) => {
+      if (path.startsWith("/api/v1/campaigns?")) return { campaigns: [campaign()] };
+      if (path.endsWith("/stats")) return { failures: [] };
+      return { campaign: campaign(), counts: { total: 1, queued: 0, sending: 0, sent: 1, delivered: 0, read: 0, failed: 0,
+        replied: 0, skipped: 0, unknown: 0 } };
+    } };
+    const listeners = new Set<(e: CampaignProgress) => void>();
+    const app = { api, me: { role: "supervisor" }, campaignListeners: listeners } as unknown as App;
+    const pane = campaignsPane(app);
+    await flush();
+    const entry = () => pane.el.querySelector('[data-testid="campaign-open"]')?.textContent;
+    expect(entry()).toBe("Orders — running");
+    status = "completed";
+    for (const f of listeners) f({ ...progress(9, 10), campaign_id: 3, status: "completed" });
+    await flush();
+    expect(entry()).toBe("Orders — completed");
+    pane.destroy();
   });
 });

@@ -22,6 +22,7 @@ export interface Campaign {
 interface Template { name: string; language: string; status: string; param_counts: { header: number; body: number } }
 interface Account { id: number; display_phone: string; name?: string }
 interface Problem { line: number; column: string | null; message: string }
+interface Preview { phone: string; text: string }
 interface Failure { code: number | null; title: string | null; count: number }
 type Counts = Omit<CampaignProgress, "campaign_id" | "seq" | "status" | "pause_reason">;
 
@@ -43,6 +44,10 @@ export function problemLines(details: Record<string, unknown> | undefined): stri
   return problems.map((p) => `line ${p.line}${p.column ? ` (${p.column})` : ""}: ${p.message}`);
 }
 
+function previewItems(items: Preview[]): HTMLElement[] {
+  return items.map((p) => h("li", {}, h("strong", {}, p.phone), " ", p.text));
+}
+
 /** Which buttons a campaign in `status` offers. */
 export function actionsFor(status: Campaign["status"]): string[] {
   return { draft: ["start", "cancel", "delete"], running: ["pause", "cancel"], paused: ["resume", "cancel", "delete"],
@@ -54,12 +59,18 @@ export function campaignsPane(app: App): { el: HTMLElement; destroy: () => void 
   const list = h("ul", { testid: "campaign-list", class: "campaign-list" });
   const detail = h("section", { testid: "campaign-detail", "aria-live": "polite" });
   const latest = new Map<number, CampaignProgress>();
+  // the last upload's preview per campaign: the page re-renders after an upload, and the preview
+  // must survive it (it is the one place the sender sees the messages as they will read)
+  const previews = new Map<number, Preview[]>();
   let shown: Campaign | null = null;
+  const listed = new Map<number, Campaign["status"]>();  // the status each list entry shows
   const fail = (err: unknown) => say(status, (err as Error).message);
 
   const loadList = async () => {
     try {
       const r = await app.api.call<{ campaigns: Campaign[] }>("GET", "/api/v1/campaigns?limit=50");
+      listed.clear();
+      for (const c of r.campaigns) listed.set(c.id, c.status);
       fill(list, ...r.campaigns.map((c) => h("li", {}, h("button", { type: "button", testid: "campaign-open",
         onclick: () => void show(c.id) }, `${c.name} — ${c.status}`))));
     } catch (err) { fail(err); }
@@ -89,7 +100,7 @@ export function campaignsPane(app: App): { el: HTMLElement; destroy: () => void 
     const buttons = actionsFor(c.status).map((a) => h("button", { type: "button", testid: `campaign-${a}`,
       onclick: () => void act(c, a) }, a[0].toUpperCase() + a.slice(1)));
     const file = h("input", { type: "file", accept: ".csv,text/csv", testid: "campaign-csv", "aria-label": "Recipients CSV" });
-    const preview = h("ol", { testid: "campaign-preview" });
+    const preview = h("ol", { testid: "campaign-preview" }, ...previewItems(previews.get(c.id) ?? []));
     const problems = h("ul", { testid: "campaign-problems" });
     file.addEventListener("change", () => void upload(c, file, preview, problems));
     fill(detail, h("h3", {}, `${c.name} (${c.template}, ${c.language})`),
@@ -105,12 +116,15 @@ export function campaignsPane(app: App): { el: HTMLElement; destroy: () => void 
     const f = input.files?.[0];
     if (!f) return;
     fill(problems);
+    previews.delete(c.id);
+    fill(preview);
     try {
-      const r = await app.api.callBody<{ recipients: number; preview: { phone: string; text: string }[] }>(
+      const r = await app.api.callBody<{ recipients: number; preview: Preview[] }>(
         "PUT", `/api/v1/campaigns/${c.id}/recipients`, f, "text/csv");
       say(status, `${r.recipients} recipients`);
-      fill(preview, ...r.preview.map((p) => h("li", {}, h("strong", {}, p.phone), " ", p.text)));
-      void show(c.id).then(() => undefined);
+      previews.set(c.id, r.preview);
+      fill(preview, ...previewItems(r.preview));
+      await show(c.id);
     } catch (err) {
       fail(err);
       if (err instanceof ApiError) fill(problems, ...problemLines(err.details).map((t) => h("li", {}, t)));
@@ -139,6 +153,11 @@ export function campaignsPane(app: App): { el: HTMLElement; destroy: () => void 
   const onProgress = (e: CampaignProgress) => {
     if (!newer(latest.get(e.campaign_id), e)) return;
     latest.set(e.campaign_id, e);
+    // a campaign that completes (or is paused by the sender) changes status with no click here
+    if (listed.has(e.campaign_id) && listed.get(e.campaign_id) !== e.status) {
+      listed.set(e.campaign_id, e.status);
+      void loadList();
+    }
     if (shown?.id !== e.campaign_id) return;
     const bar = detail.querySelector('[data-testid="campaign-progress"]');
     const c = { ...shown, status: e.status, pause_reason: e.pause_reason };
