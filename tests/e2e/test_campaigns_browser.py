@@ -2,10 +2,12 @@
 a synced approved template, uploads a CSV through the file input, reads the preview, starts it
 and watches the progress bar reach 100 % with the counts; the fake Graph API shows every
 recipient got exactly one template send with its parameters. A CSV with a bad phone on line 3
-shows the line-numbered problem and nothing is sent.
+shows the line-numbered problem and nothing is sent. A supervisor takes the recipients from a
+contact label instead and sees who was left out.
 
 Setup outside the page is what the page does not cover: the number is registered and the
-templates synced through the REST API. Pacing is off (``wa_send_interval_s=0``) so the run is
+templates synced through the REST API, contacts write through signed webhooks, and the label is
+made and put on them through the REST API. Pacing is off (``wa_send_interval_s=0``) so the run is
 short; the test waits with bounds, never on timings.
 """
 
@@ -22,7 +24,7 @@ from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import screenshot
 from tests.e2e.test_browser import login
-from tests.fakes.graph_api import GraphApiFake
+from tests.fakes.graph_api import GraphApiFake, make_text_webhook, signed_post
 from tests.support import ChatNode, Client, ServerHarness
 
 PN, SECRET, WABA = "PN2027", "app-secret-campaign-web", "55501234"
@@ -141,3 +143,38 @@ async def test_a_csv_with_a_bad_phone_shows_its_line_in_the_browser_and_nothing_
     _, body = await admin_u.call("GET", f"/api/v1/campaigns/{bad['id']}", expect=200)
     assert body["campaign"]["status"] == "draft" and body["counts"]["total"] == 0
     assert [r for r in graph.sends() if r.json.get("type") == "template"] == []
+
+
+async def test_a_supervisor_takes_the_recipients_from_a_contact_label_on_the_page(
+        harness: ServerHarness, graph: GraphApiFake, pages: Callable[..., Any]) -> None:
+    node, _, account_id = await _setup(harness, graph)
+    boss = await harness.user(node, f"sup_{uuid.uuid4().hex[:4]}", role="supervisor")
+    ann, bo = "4917066100001", "4917066100002"
+    for i, (wa_id, name, text) in enumerate([(ann, "Ann", "hello"), (bo, "Bo", "STOP")]):
+        raw, headers = signed_post(SECRET, make_text_webhook(PN, wa_id, name, f"wamid.CL{i}", text))
+        async with harness.http.post(node.base_url + "/webhooks/whatsapp", data=raw, headers=headers) as r:
+            assert r.status == 200
+    _, label = await boss.call("POST", "/api/v1/labels", {"name": "Newsletter", "color": "#1f883d"}, expect=201)
+    _, found = await boss.call("GET", "/api/v1/contacts?limit=50", expect=200)
+    for c in found["contacts"]:
+        await boss.call("PUT", f"/api/v1/contacts/{c['id']}/labels/{label['label']['id']}", expect=200)
+    await boss.call("POST", "/api/v1/campaigns", {
+        "account_id": account_id, "name": "Newsletter", "template": "order_update", "language": "en_US",
+        "variables": ["name"]}, expect=201)
+
+    page = await pages(1280, 900)
+    await login(page, node.base_url, boss.user["username"])
+    await page.get_by_test_id("nav-campaigns").click()
+    await page.get_by_test_id("campaign-open").filter(has_text="Newsletter").click()
+    await expect(page.get_by_test_id("campaign-label-variable")).to_have_value("{{contact.name}}")
+    await page.get_by_test_id("campaign-label").select_option(label="Newsletter")
+    await page.get_by_test_id("campaign-label-use").click()
+    await expect(page.get_by_test_id("campaigns-status")).to_have_text("1 recipients, 1 left out")
+    await expect(page.get_by_test_id("campaign-preview").locator("li")).to_have_text(
+        [f"+{ann} Hi Ann, your order ships today."])
+    await expect(page.get_by_test_id("campaign-problems").locator("li")).to_have_text([f"Bo (+{bo}): opted out (STOP)"])
+    await page.get_by_test_id("campaign-start").click()
+    await expect(page.get_by_test_id("campaign-percent")).to_have_text(" 100 %", timeout=LIVE_MS)
+    sends = [r.json for r in graph.sends() if r.json.get("type") == "template"]
+    assert [(s["to"], s["template"]["components"]) for s in sends] == [
+        (ann, [{"type": "body", "parameters": [{"type": "text", "text": "Ann"}]}])]
