@@ -525,3 +525,29 @@ async def test_a_label_fills_the_recipients_from_its_contacts_and_reports_those_
         await conn.close()
     metas = [(r["actor_id"], json.loads(r["meta"])) for r in rows]
     assert [(actor, m["label_id"], m["recipients"], m["left_out"]) for actor, m in metas] == [(boss.id, label, 2, 3)]
+
+
+async def test_a_label_takes_a_recycled_number_once_for_the_older_contact(
+        harness: ServerHarness, graph: GraphApiFake) -> None:
+    node, _, account_id = await _setup(harness, graph)
+    boss = await harness.user(node, role="supervisor")
+    number = "4917200000077"
+    # Gil had the number; Hal, known by his BSUID, writes from it later: both contacts show it
+    await _post(harness, node, make_identity_webhook(PN, "wamid.RN1", "hi", wa_id=number, bsuid="US.gil", name="Gil"))
+    await _post(harness, node, make_identity_webhook(PN, "wamid.RN2", "hi", bsuid="US.hal", name="Hal"))
+    await _post(harness, node, make_identity_webhook(PN, "wamid.RN3", "hi", wa_id=number, bsuid="US.hal", name="Hal"))
+    gil, hal = await _contact_id(boss, "Gil"), await _contact_id(boss, "Hal")
+    for cid in (gil, hal):
+        _, contact = await boss.call("GET", f"/api/v1/contacts/{cid}", expect=200)
+        assert contact["contact"]["phone"] == "+" + number
+    _, label = await boss.call("POST", "/api/v1/labels", {"name": "Campaign recycled", "color": "#777777"}, expect=201)
+    for cid in (gil, hal):
+        await boss.call("PUT", f"/api/v1/contacts/{cid}/labels/{label['label']['id']}", expect=200)
+    _, created = await boss.call("POST", "/api/v1/campaigns", {
+        "account_id": account_id, "name": "Recycled", "template": "order_update", "language": "en_US",
+        "variables": ["name", "order"]}, expect=201)
+    _, body = await boss.call("PUT", f"/api/v1/campaigns/{created['campaign']['id']}/recipients/from-label",
+                              {"label_id": label["label"]["id"], "variables": {"order": "today"}}, expect=200)
+    assert body["recipients"] == 1
+    assert [p["text"] for p in body["preview"]] == ["Order news\n\nHi Gil, your order today ships today."]
+    assert [(x["contact_id"], x["reason"]) for x in body["left_out"]] == [(hal, "duplicate_phone")]
