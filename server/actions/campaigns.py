@@ -9,6 +9,10 @@ A campaign is created as a draft naming a number, an approved template and the C
 fill its parameters (header ones, then body ones); its recipients come from a CSV upload that is
 checked whole (header, UTF-8, phones, duplicates, values, row limit) before anything is kept:
 one problem and nothing is stored, the answer lists the problems with their line numbers.
+Recipients can also be the contacts carrying a label (``do_from_label``): each variable is
+filled from contact fields (``{{contact.name}}``, ...) or a fixed text; a contact that cannot
+be sent to (no phone, an empty value, opted out, a phone another contact already has) is left
+out and reported, the others are kept.
 
 Sending is ``sender.py`` (``CampaignSender``): every node runs it; recipients are claimed in
 PostgreSQL and paced through Redis.
@@ -29,6 +33,7 @@ from chatcore.errors import Conflict, Invalid, NotFound, TooLarge
 from whatsapp_bridge.templates import PARAM_MAX_CHARS, render
 
 from ..storage import campaigns as db
+from ..storage import labels as ldb
 from ..storage import whatsapp as wdb
 from . import audit
 from .wa_templates import check_params
@@ -310,3 +315,104 @@ async def export_rows(pool: asyncpg.Pool, campaign_id: int, page: int = 1000) ->
             return
         yield rows
         after = rows[-1]["id"]
+
+
+# --- recipients from a contact label --------------------------------------------------------------
+
+CONTACT_FIELD = re.compile(r"\{\{\s*contact\.([A-Za-z0-9_.-]+)\s*\}\}")
+LEFT_OUT_MAX = ERRORS_MAX  # left-out contacts listed in one answer (all are counted)
+
+
+def default_source(column: str) -> str:
+    """What fills ``column`` when the request names no source: the contact field of that name
+    (``name``, ``email``, ``phone``), else the contact attribute of that name."""
+    return f"{{{{contact.{column}}}}}" if column in ("name", "email", "phone") else \
+        f"{{{{contact.attributes.{column}}}}}"
+
+
+def check_sources(variables: list[str], sources: dict[str, str]) -> dict[str, str]:
+    """Every variable's source text; unknown variables or placeholders are ``invalid``."""
+    unknown = sorted(set(sources) - set(variables))
+    if unknown:
+        raise Invalid(f"the campaign has no variable {unknown[0]!r}", field="variables", variable=unknown[0])
+    for column, text in sources.items():
+        for m in CONTACT_FIELD.finditer(text):
+            field = m.group(1)
+            if field not in ("name", "email", "phone") and not re.fullmatch(r"attributes\.[A-Za-z0-9_.-]{1,64}", field):
+                raise Invalid(f"{{{{contact.{field}}}}} is not a contact field (name, email, phone, attributes.<key>)",
+                              field="variables", variable=column)
+    return {v: sources.get(v, default_source(v)) for v in variables}
+
+
+def _fill(text: str, contact: asyncpg.Record) -> str:
+    def one(m: re.Match[str]) -> str:
+        field = m.group(1)
+        if field.startswith("attributes."):
+            value = (contact["attributes"] or {}).get(field.removeprefix("attributes."))
+            return "" if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
+        return str(contact[field] or "")
+    return CONTACT_FIELD.sub(one, text).strip()
+
+
+async def do_from_label(svc: Services, actor: audit.Actor, campaign_id: int, label_id: int,
+                        sources: dict[str, str]) -> dict[str, Any]:
+    """Replace a draft's recipients with the contacts carrying ``label_id``; those that cannot
+    be sent to are left out and listed (``left_out``: contact, reason, the variable if any)."""
+    limit = svc.config.campaign_max_recipients
+    left_out: list[dict[str, Any]] = []
+    left_out_count = 0
+
+    def leave_out(contact: asyncpg.Record, reason: str, variable: str | None = None) -> None:
+        nonlocal left_out_count
+        left_out_count += 1
+        if len(left_out) < LEFT_OUT_MAX:
+            left_out.append({"contact_id": contact["id"], "name": contact["name"], "phone": contact["phone"],
+                             "reason": reason, "variable": variable})
+
+    async with svc.pool.acquire() as conn, conn.transaction():
+        campaign = await db.get_campaign(conn, campaign_id, for_update=True)
+        if campaign is None:
+            raise NotFound("campaign not found")
+        if campaign.status != "draft":
+            raise Conflict("recipients can only be set on a draft campaign", status=campaign.status)
+        if await ldb.get(conn, label_id) is None:
+            raise NotFound("label not found")
+        filled = check_sources(campaign.variables, sources)
+        await db.create_staging(conn)
+        seen: set[str] = set()
+        position = 0
+        async for contacts in db.labelled_contacts(conn, label_id, campaign.account_id, CSV_BATCH):
+            batch: list[tuple[int, str, list[str]]] = []
+            for contact in contacts:
+                phone = normalise_phone(contact["phone"] or "")
+                if phone is None:
+                    leave_out(contact, "no_phone")
+                    continue
+                if contact["opted_out"]:
+                    leave_out(contact, "opted_out")
+                    continue
+                if phone in seen:
+                    leave_out(contact, "duplicate_phone")
+                    continue
+                params = [_fill(filled[v], contact) for v in campaign.variables]
+                bad = next((v for v, p in zip(campaign.variables, params, strict=True)
+                            if not p or len(p) > PARAM_MAX_CHARS), None)
+                if bad is not None:
+                    leave_out(contact, "empty_value" if not params[campaign.variables.index(bad)] else "too_long", bad)
+                    continue
+                seen.add(phone)
+                position += 1
+                if position > limit:
+                    raise TooLarge(f"the label has more than {limit} contacts to send to (CAMPAIGN_MAX_RECIPIENTS)",
+                                   limit=limit)
+                batch.append((position, phone, params))
+            if batch:
+                await db.stage_rows(conn, batch)
+        if position == 0:
+            raise Invalid("no contact with this label can be sent to; nothing was stored", reason="label",
+                          left_out=left_out, left_out_count=left_out_count)
+        count = await db.replace_recipients_from_staging(conn, campaign_id)
+        await audit.record(conn, actor, "campaign.recipients", "campaign", campaign_id,
+                           {"recipients": count, "label_id": label_id, "left_out": left_out_count})
+    return {"recipients": count, "preview": await preview(svc, campaign_id), "left_out": left_out,
+            "left_out_count": left_out_count}

@@ -8,7 +8,7 @@ becomes ``unknown``, never ``queued`` again, so nobody is sent a campaign twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -246,6 +246,25 @@ async def replace_recipients_from_staging(conn: asyncpg.Connection, campaign_id:
     status = await conn.execute("INSERT INTO campaign_recipients (campaign_id, line, phone, params)"
                                 " SELECT $1, line, phone, to_jsonb(params) FROM upload_rows ORDER BY line", campaign_id)
     return int(status.split()[-1])
+
+
+async def labelled_contacts(conn: asyncpg.Connection, label_id: int, account_id: int,
+                            batch: int) -> AsyncIterator[list[asyncpg.Record]]:
+    """The contacts carrying ``label_id``, oldest first, in batches (a cursor: the caller's
+    transaction), each with whether its phone opted out of ``account_id``'s campaigns."""
+    cursor = conn.cursor(
+        "SELECT c.id, c.name, c.phone, c.email, c.attributes, (o.phone IS NOT NULL) AS opted_out"
+        " FROM contact_labels cl JOIN contacts c ON c.id = cl.contact_id"
+        " LEFT JOIN wa_opt_outs o ON o.account_id = $2 AND o.phone = c.phone"
+        " WHERE cl.label_id = $1 ORDER BY c.id", label_id, account_id, prefetch=batch)
+    rows: list[asyncpg.Record] = []
+    async for row in cursor:
+        rows.append(row)
+        if len(rows) >= batch:
+            yield rows
+            rows = []
+    if rows:
+        yield rows
 
 
 async def first_recipients(conn: Conn, campaign_id: int, limit: int) -> list[asyncpg.Record]:

@@ -167,6 +167,34 @@ class Uploaded(Wire):
     preview: list[PreviewRow]
 
 
+Source = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00]*\S[^\x00]*$",
+                              description="a fixed text, or one with {{contact.name}}, {{contact.email}}, "
+                                          "{{contact.phone}}, {{contact.attributes.<key>}} filled per contact")]
+
+
+class FromLabel(Body):
+    label_id: Id
+    variables: dict[Column, Source] = Field(
+        default_factory=dict, max_length=100,
+        description="what fills each of the campaign's variables; a variable not named here is filled from the "
+                    "contact field of its name (name, email, phone), else the contact attribute of its name")
+
+
+class LeftOut(Wire):
+    contact_id: int
+    name: str
+    phone: str | None
+    reason: Literal["no_phone", "opted_out", "duplicate_phone", "empty_value", "too_long"]
+    variable: str | None = Field(description="the variable whose value was empty or too long")
+
+
+class FromLabelResult(Wire):
+    recipients: int
+    preview: list[PreviewRow]
+    left_out: list[LeftOut] = Field(description="contacts not taken, the first 100")
+    left_out_count: int
+
+
 class RecipientError(Wire):
     code: int | None
     title: str | None
@@ -288,6 +316,22 @@ async def upload_recipients(call: Call[None, None, IdPath]) -> Reply:
     result = await actions.do_upload(svc_of(call.request), actor_of(call), call.path.id,
                                      call.request.content.iter_chunked(CSV_CHUNK))
     return Reply(result)
+
+
+@routes.put("/api/v1/campaigns/{id}/recipients/from-label",
+            "Set the recipients of a draft to the contacts carrying a label", auth="supervisor", body=FromLabel,
+            responses={200: FromLabelResult},
+            description="Each contact with the label and a phone becomes a recipient; the campaign's variables are "
+                        "filled per contact (variables: {column: text with {{contact.name}}-like fields, or a fixed "
+                        "text}). Contacts without a phone, opted out of the number, with a phone another contact "
+                        "already has, or whose value comes out empty or over 1024 characters are left out and listed "
+                        "(left_out). None left: 400 invalid (reason label), nothing stored. Unknown label or "
+                        "campaign: 404; not a draft: 409; more than CAMPAIGN_MAX_RECIPIENTS: 413. Replaces earlier "
+                        "recipients. Audited (campaign.recipients).")
+async def recipients_from_label(call: Call[FromLabel, None, IdPath]) -> Reply:
+    b = call.body
+    return Reply(await actions.do_from_label(svc_of(call.request), actor_of(call), call.path.id, b.label_id,
+                                             dict(b.variables)))
 
 
 @routes.get("/api/v1/campaigns/{id}/preview", "The first messages as recipients will read them", auth="supervisor",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import signal
 import time
 from collections import Counter
@@ -15,7 +16,13 @@ from typing import Any
 
 import asyncpg
 
-from tests.fakes.graph_api import GraphApiFake, make_status_webhook, make_text_webhook, signed_post
+from tests.fakes.graph_api import (
+    GraphApiFake,
+    make_identity_webhook,
+    make_status_webhook,
+    make_text_webhook,
+    signed_post,
+)
 from tests.support import ChatNode, Client, ServerHarness
 
 PN, SECRET, VERIFY, WABA = "PN700", "app-secret-c", "verify-c", "1029384756"
@@ -441,3 +448,106 @@ async def test_a_node_killed_mid_campaign_never_causes_a_second_send(
     # every recipient marked sent reached the fake; the unknown ones are those b had in flight
     assert {p for p, st in states.items() if st == "sent"} <= set(calls)
     assert 0 < body["counts"]["unknown"] <= 8  # at most one in flight per lane of b
+
+
+# --- recipients from a contact label ----------------------------------------------------------------
+
+async def _contact_id(boss: Client, name: str) -> int:
+    _, found = await boss.call("GET", f"/api/v1/contacts?q={name}", expect=200)
+    matches = [c for c in found["contacts"] if c["name"] == name]
+    assert len(matches) == 1, found
+    return int(matches[0]["id"])
+
+
+async def test_a_label_fills_the_recipients_from_its_contacts_and_reports_those_left_out(
+        harness: ServerHarness, graph: GraphApiFake) -> None:
+    node, _, account_id = await _setup(harness, graph)
+    boss = await harness.user(node, role="supervisor")
+    ann, bo, dee, eve, fay = "4917200000001", "4917200000002", "4917200000004", "4917200000005", "4917200000006"
+    for i, (wa_id, name, text) in enumerate([(ann, "Ann", "hello"), (bo, "Bo", "STOP"), (dee, "Dee", "hi"),
+                                             (eve, "Eve", "hey"), (fay, "Fay", "yo")]):
+        await _post(harness, node, make_text_webhook(PN, wa_id, name, f"wamid.L{i}", text))
+    await _post(harness, node, make_identity_webhook(PN, "wamid.L9", "hi", bsuid="US.cy-123", name="Cy"))
+    ids = {n: await _contact_id(boss, n) for n in ("Ann", "Bo", "Cy", "Dee", "Eve", "Fay")}
+    _, vip = await boss.call("POST", "/api/v1/labels", {"name": "Campaign VIP", "color": "#123456"}, expect=201)
+    label = vip["label"]["id"]
+    for n in ("Ann", "Bo", "Cy", "Dee", "Eve"):
+        await boss.call("PUT", f"/api/v1/contacts/{ids[n]}/labels/{label}", expect=200)
+    await boss.call("PATCH", f"/api/v1/contacts/{ids['Ann']}", {"attributes": {"order": "A-1"}}, expect=200)
+    await boss.call("PATCH", f"/api/v1/contacts/{ids['Bo']}", {"attributes": {"order": "B-2"}}, expect=200)
+    await boss.call("PATCH", f"/api/v1/contacts/{ids['Eve']}", {"name": "Eve Lind", "attributes": {"order": 42}},
+                    expect=200)
+
+    _, created = await boss.call("POST", "/api/v1/campaigns", {
+        "account_id": account_id, "name": "VIP orders", "template": "order_update", "language": "en_US",
+        "variables": ["first_name", "order"]}, expect=201)
+    cid = created["campaign"]["id"]
+    url = f"/api/v1/campaigns/{cid}/recipients/from-label"
+    # first_name from the contact's name; order (not named) from the contact attribute "order"
+    _, body = await boss.call("PUT", url, {"label_id": label, "variables": {"first_name": "{{contact.name}}"}},
+                              expect=200)
+    assert body["recipients"] == 2
+    assert [(p["phone"], p["text"]) for p in body["preview"]] == [
+        ("+" + ann, "Order news\n\nHi Ann, your order A-1 ships today."),
+        ("+" + eve, "Order news\n\nHi Eve Lind, your order 42 ships today.")]
+    assert body["left_out_count"] == 3
+    assert {(x["contact_id"], x["reason"], x["variable"]) for x in body["left_out"]} == {
+        (ids["Bo"], "opted_out", None), (ids["Cy"], "no_phone", None), (ids["Dee"], "empty_value", "order")}
+
+    # bad requests change nothing
+    status, err = await boss.call("PUT", url, {"label_id": label, "variables": {"nope": "x"}})
+    assert status == 400 and err["error"]["details"]["variable"] == "nope"
+    status, err = await boss.call("PUT", url, {"label_id": label, "variables": {"order": "{{contact.age}}"}})
+    assert status == 400 and err["error"]["details"]["variable"] == "order"
+    await boss.call("PUT", url, {"label_id": 987654321}, expect=404)
+    _, empty = await boss.call("POST", "/api/v1/labels", {"name": "Campaign nobody", "color": "#654321"}, expect=201)
+    status, err = await boss.call("PUT", url, {"label_id": empty["label"]["id"]})
+    assert status == 400 and err["error"]["details"]["reason"] == "label"
+    await boss.call("PUT", url, {"label_id": label}, expect=400)  # no first_name attribute: everyone left out
+    staff = await harness.user(node, role="staff")
+    await staff.call("PUT", url, {"label_id": label}, expect=403)
+    _, detail = await boss.call("GET", f"/api/v1/campaigns/{cid}", expect=200)
+    assert detail["counts"]["total"] == 2
+
+    await boss.call("POST", f"/api/v1/campaigns/{cid}/start", expect=200)
+    await _wait_status(boss, cid, "completed")
+    sends = {s.json["to"]: s.json["template"]["components"] for s in _template_sends(graph)}
+    assert sends == {
+        ann: [{"type": "body", "parameters": [{"type": "text", "text": "Ann"}, {"type": "text", "text": "A-1"}]}],
+        eve: [{"type": "body", "parameters": [{"type": "text", "text": "Eve Lind"}, {"type": "text", "text": "42"}]}]}
+    assert len(_template_sends(graph)) == 2
+    await boss.call("PUT", url, {"label_id": label, "variables": {"first_name": "friend"}}, expect=409)
+    conn = await asyncpg.connect(harness.database_url)
+    try:
+        rows = await conn.fetch("SELECT actor_id, meta FROM audit_log WHERE action = 'campaign.recipients'"
+                                " AND target_id = $1", cid)
+    finally:
+        await conn.close()
+    metas = [(r["actor_id"], json.loads(r["meta"])) for r in rows]
+    assert [(actor, m["label_id"], m["recipients"], m["left_out"]) for actor, m in metas] == [(boss.id, label, 2, 3)]
+
+
+async def test_a_label_takes_a_recycled_number_once_for_the_older_contact(
+        harness: ServerHarness, graph: GraphApiFake) -> None:
+    node, _, account_id = await _setup(harness, graph)
+    boss = await harness.user(node, role="supervisor")
+    number = "4917200000077"
+    # Gil had the number; Hal, known by his BSUID, writes from it later: both contacts show it
+    await _post(harness, node, make_identity_webhook(PN, "wamid.RN1", "hi", wa_id=number, bsuid="US.gil", name="Gil"))
+    await _post(harness, node, make_identity_webhook(PN, "wamid.RN2", "hi", bsuid="US.hal", name="Hal"))
+    await _post(harness, node, make_identity_webhook(PN, "wamid.RN3", "hi", wa_id=number, bsuid="US.hal", name="Hal"))
+    gil, hal = await _contact_id(boss, "Gil"), await _contact_id(boss, "Hal")
+    for cid in (gil, hal):
+        _, contact = await boss.call("GET", f"/api/v1/contacts/{cid}", expect=200)
+        assert contact["contact"]["phone"] == "+" + number
+    _, label = await boss.call("POST", "/api/v1/labels", {"name": "Campaign recycled", "color": "#777777"}, expect=201)
+    for cid in (gil, hal):
+        await boss.call("PUT", f"/api/v1/contacts/{cid}/labels/{label['label']['id']}", expect=200)
+    _, created = await boss.call("POST", "/api/v1/campaigns", {
+        "account_id": account_id, "name": "Recycled", "template": "order_update", "language": "en_US",
+        "variables": ["name", "order"]}, expect=201)
+    _, body = await boss.call("PUT", f"/api/v1/campaigns/{created['campaign']['id']}/recipients/from-label",
+                              {"label_id": label["label"]["id"], "variables": {"order": "today"}}, expect=200)
+    assert body["recipients"] == 1
+    assert [p["text"] for p in body["preview"]] == ["Order news\n\nHi Gil, your order today ships today."]
+    assert [(x["contact_id"], x["reason"]) for x in body["left_out"]] == [(hal, "duplicate_phone")]

@@ -5,7 +5,7 @@
 // export the results as CSV.
 import { ApiError } from "../api";
 import { fill, h, say } from "../dom";
-import type { CampaignProgress } from "../types";
+import type { CampaignProgress, Label } from "../types";
 import type { App } from "./app";
 
 export interface Campaign {
@@ -22,6 +22,8 @@ export interface Campaign {
 interface Template { name: string; language: string; status: string; param_counts: { header: number; body: number } }
 interface Account { id: number; display_phone: string; name?: string }
 interface Problem { line: number; column: string | null; message: string }
+interface Preview { phone: string; text: string }
+interface LeftOut { contact_id: number; name: string; phone: string | null; reason: string; variable: string | null }
 interface Failure { code: number | null; title: string | null; count: number }
 type Counts = Omit<CampaignProgress, "campaign_id" | "seq" | "status" | "pause_reason">;
 
@@ -43,6 +45,26 @@ export function problemLines(details: Record<string, unknown> | undefined): stri
   return problems.map((p) => `line ${p.line}${p.column ? ` (${p.column})` : ""}: ${p.message}`);
 }
 
+function previewItems(items: Preview[]): HTMLElement[] {
+  return items.map((p) => h("li", {}, h("strong", {}, p.phone), " ", p.text));
+}
+
+/** What fills a variable from a contact when nothing else is said (as the server defaults). */
+export function defaultSource(column: string): string {
+  return ["name", "email", "phone"].includes(column) ? `{{contact.${column}}}` : `{{contact.attributes.${column}}}`;
+}
+
+const LEFT_OUT_REASONS: Record<string, string> = { no_phone: "no phone number", opted_out: "opted out (STOP)",
+  duplicate_phone: "same phone as another contact", empty_value: "empty value", too_long: "value too long" };
+
+/** The contacts a label upload left out, as readable lines. */
+export function leftOutLines(items: LeftOut[], count: number): string[] {
+  const lines = items.map((x) => `${x.name || `contact ${x.contact_id}`}${x.phone ? ` (${x.phone})` : ""}: `
+    + `${LEFT_OUT_REASONS[x.reason] ?? x.reason}${x.variable ? ` for ${x.variable}` : ""}`);
+  if (count > items.length) lines.push(`… and ${count - items.length} more`);
+  return lines;
+}
+
 /** Which buttons a campaign in `status` offers. */
 export function actionsFor(status: Campaign["status"]): string[] {
   return { draft: ["start", "cancel", "delete"], running: ["pause", "cancel"], paused: ["resume", "cancel", "delete"],
@@ -54,12 +76,18 @@ export function campaignsPane(app: App): { el: HTMLElement; destroy: () => void 
   const list = h("ul", { testid: "campaign-list", class: "campaign-list" });
   const detail = h("section", { testid: "campaign-detail", "aria-live": "polite" });
   const latest = new Map<number, CampaignProgress>();
+  // the last upload's preview per campaign: the page re-renders after an upload, and the preview
+  // must survive it (it is the one place the sender sees the messages as they will read)
+  const previews = new Map<number, Preview[]>();
   let shown: Campaign | null = null;
+  const listed = new Map<number, Campaign["status"]>();  // the status each list entry shows
   const fail = (err: unknown) => say(status, (err as Error).message);
 
   const loadList = async () => {
     try {
       const r = await app.api.call<{ campaigns: Campaign[] }>("GET", "/api/v1/campaigns?limit=50");
+      listed.clear();
+      for (const c of r.campaigns) listed.set(c.id, c.status);
       fill(list, ...r.campaigns.map((c) => h("li", {}, h("button", { type: "button", testid: "campaign-open",
         onclick: () => void show(c.id) }, `${c.name} — ${c.status}`))));
     } catch (err) { fail(err); }
@@ -89,13 +117,14 @@ export function campaignsPane(app: App): { el: HTMLElement; destroy: () => void 
     const buttons = actionsFor(c.status).map((a) => h("button", { type: "button", testid: `campaign-${a}`,
       onclick: () => void act(c, a) }, a[0].toUpperCase() + a.slice(1)));
     const file = h("input", { type: "file", accept: ".csv,text/csv", testid: "campaign-csv", "aria-label": "Recipients CSV" });
-    const preview = h("ol", { testid: "campaign-preview" });
+    const preview = h("ol", { testid: "campaign-preview" }, ...previewItems(previews.get(c.id) ?? []));
     const problems = h("ul", { testid: "campaign-problems" });
     file.addEventListener("change", () => void upload(c, file, preview, problems));
     fill(detail, h("h3", {}, `${c.name} (${c.template}, ${c.language})`),
       h("p", {}, `Columns for the template's parameters, in order: ${c.variables.join(", ") || "none"}`),
       progressView(c, counts), h("div", { class: "row" }, ...buttons),
-      c.status === "draft" ? h("label", {}, "Recipients (CSV with a phone column): ", file) : null, problems, preview,
+      c.status === "draft" ? h("label", {}, "Recipients (CSV with a phone column): ", file) : null,
+      c.status === "draft" ? labelForm(c, preview, problems) : null, problems, preview,
       failures.length ? h("table", { testid: "campaign-failures" }, h("thead", {}, h("tr", {}, h("th", {}, "Code"), h("th", {}, "Reason"), h("th", {}, "Recipients"))),
         h("tbody", {}, ...failures.map((f) => h("tr", {}, h("td", {}, String(f.code ?? "")), h("td", {}, f.title ?? ""), h("td", {}, String(f.count)))))) : null,
       h("button", { type: "button", testid: "campaign-export", onclick: () => void exportCsv(c) }, "Export results (CSV)"));
@@ -105,16 +134,51 @@ export function campaignsPane(app: App): { el: HTMLElement; destroy: () => void 
     const f = input.files?.[0];
     if (!f) return;
     fill(problems);
+    previews.delete(c.id);
+    fill(preview);
     try {
-      const r = await app.api.callBody<{ recipients: number; preview: { phone: string; text: string }[] }>(
+      const r = await app.api.callBody<{ recipients: number; preview: Preview[] }>(
         "PUT", `/api/v1/campaigns/${c.id}/recipients`, f, "text/csv");
       say(status, `${r.recipients} recipients`);
-      fill(preview, ...r.preview.map((p) => h("li", {}, h("strong", {}, p.phone), " ", p.text)));
-      void show(c.id).then(() => undefined);
+      previews.set(c.id, r.preview);
+      fill(preview, ...previewItems(r.preview));
+      await show(c.id);
     } catch (err) {
       fail(err);
       if (err instanceof ApiError) fill(problems, ...problemLines(err.details).map((t) => h("li", {}, t)));
     }
+  };
+
+  const labelForm = (c: Campaign, preview: HTMLElement, problems: HTMLElement): HTMLElement => {
+    const pick = h("select", { testid: "campaign-label", "aria-label": "Contact label" });
+    const sources = c.variables.map((v) => h("input", { value: defaultSource(v), testid: "campaign-label-variable",
+      "aria-label": `Fills ${v}` }));
+    void app.api.call<{ labels: Label[] }>("GET", "/api/v1/labels").then((r) =>
+      fill(pick, ...r.labels.map((l) => h("option", { value: String(l.id) }, l.name)))).catch(fail);
+    const use = async () => {
+      fill(problems);
+      previews.delete(c.id);
+      fill(preview);
+      const variables = Object.fromEntries(c.variables.map((v, i) => [v, sources[i].value.trim()]).filter(([, t]) => t));
+      try {
+        const r = await app.api.call<{ recipients: number; preview: Preview[]; left_out: LeftOut[]; left_out_count: number }>(
+          "PUT", `/api/v1/campaigns/${c.id}/recipients/from-label`, { label_id: Number(pick.value), variables });
+        say(status, `${r.recipients} recipients` + (r.left_out_count ? `, ${r.left_out_count} left out` : ""));
+        previews.set(c.id, r.preview);
+        await show(c.id);
+        const list = detail.querySelector('[data-testid="campaign-problems"]');
+        if (list) fill(list as HTMLElement, ...leftOutLines(r.left_out, r.left_out_count).map((t) => h("li", {}, t)));
+      } catch (err) {
+        fail(err);
+        if (err instanceof ApiError && err.details?.left_out) {
+          fill(problems, ...leftOutLines(err.details.left_out as LeftOut[], Number(err.details.left_out_count))
+            .map((t) => h("li", {}, t)));
+        }
+      }
+    };
+    return h("div", { class: "row", testid: "campaign-from-label" }, h("label", {}, "Or the contacts with the label ", pick),
+      ...c.variables.map((v, i) => h("label", {}, ` ${v} = `, sources[i])),
+      h("button", { type: "button", testid: "campaign-label-use", onclick: () => void use() }, "Use these contacts"));
   };
 
   const act = async (c: Campaign, action: string) => {
@@ -139,6 +203,11 @@ export function campaignsPane(app: App): { el: HTMLElement; destroy: () => void 
   const onProgress = (e: CampaignProgress) => {
     if (!newer(latest.get(e.campaign_id), e)) return;
     latest.set(e.campaign_id, e);
+    // a campaign that completes (or is paused by the sender) changes status with no click here
+    if (listed.has(e.campaign_id) && listed.get(e.campaign_id) !== e.status) {
+      listed.set(e.campaign_id, e.status);
+      void loadList();
+    }
     if (shown?.id !== e.campaign_id) return;
     const bar = detail.querySelector('[data-testid="campaign-progress"]');
     const c = { ...shown, status: e.status, pause_reason: e.pause_reason };
