@@ -111,7 +111,10 @@ async def test_a_message_edited_between_the_relays_send_and_delete_stays_hot_and
             await asyncio.sleep(0.05)
         doc = await archive_env.document(mid)
         assert doc is not None and doc["body"] == "edited while in flight" and doc["edited_at"] is not None
-        assert dict(outcomes) == {"inserted": 20, "updated": 1, "duplicate": 15}
+        # the edited row's second record lands over the first (updated) or, when the consumer
+        # met the newer one first, the older one is refused (stale): one of the two, once
+        assert (outcomes["inserted"], outcomes["duplicate"], outcomes["updated"] + outcomes["stale"]) == (20, 15, 1), \
+            dict(outcomes)
     finally:
         await pool.release(editor)
         await relay.close()
