@@ -132,17 +132,7 @@ class Assistant:
                 return await self._refuse(room_id, trigger, limit, verdict)
             with self.latency.labels(self.provider.name).time():
                 async with contextlib.AsyncExitStack() as held:
-                    wait = asyncio.timeout(self.settings.lock_wait_s)
-                    try:
-                        # the room lock first: jobs queued behind one room must not hold the
-                        # slots other rooms need
-                        async with wait:
-                            await held.enter_async_context(self._room_lock(room_id))
-                            await held.enter_async_context(self.slots)
-                            await held.enter_async_context(self._global_slot())
-                    except TimeoutError:
-                        if not wait.expired():
-                            raise  # a socket timeout, not our wait: Redis trouble
+                    if not await self._hold(held, room_id):
                         log.warning("assistant: no room lock or slot for room %s within %.0fs",
                                     room_id, self.settings.lock_wait_s)
                         return await self._fail(room_id, "busy", None)
@@ -363,19 +353,27 @@ class Assistant:
         if not verdict.allowed:
             raise AssistRefused("quota", verdict.retry_in_s)
         async with contextlib.AsyncExitStack() as held:
-            wait = asyncio.timeout(self.settings.lock_wait_s)
-            try:
-                async with wait:
-                    await held.enter_async_context(self._room_lock(room_id))
-                    await held.enter_async_context(self.slots)
-                    await held.enter_async_context(self._global_slot())
-            except TimeoutError:
-                if not wait.expired():
-                    raise
-                raise AssistRefused("busy") from None
+            if not await self._hold(held, room_id):
+                raise AssistRefused("busy")
             yield
 
     # --- locks ----------------------------------------------------------------------------------
+
+    async def _hold(self, held: contextlib.AsyncExitStack, room_id: int) -> bool:
+        """Enter the room lock, this process's slot and a cluster slot on ``held``, all within
+        ``lock_wait_s``; False when that wait ran out. The room lock first: jobs queued behind
+        one room must not hold the slots other rooms need."""
+        wait = asyncio.timeout(self.settings.lock_wait_s)
+        try:
+            async with wait:
+                await held.enter_async_context(self._room_lock(room_id))
+                await held.enter_async_context(self.slots)
+                await held.enter_async_context(self._global_slot())
+        except TimeoutError:
+            if not wait.expired():
+                raise  # a socket timeout, not our wait: Redis trouble
+            return False
+        return True
 
     def _room_lock(self, room_id: int) -> _RedisLock:
         return _RedisLock(self.redis, f"{self.prefix}lock:{room_id}", self.settings.lock_ttl_s)
