@@ -158,9 +158,9 @@ async def test_sends_through_a_flaky_connection_are_stored_once_each_none_lost_i
         await proxy.close()
 
     retries = sum(s.attempts - 1 for s in sent)
-    # the network was flaky indeed: cut often, and some acks lost after the store (how many
-    # depends on timing: a loaded machine sends fewer messages between cuts)
-    assert proxy.cuts >= 10 and retries >= 1, (proxy.cuts, retries)
+    # the network was flaky indeed: cut several times, and some acks lost after the store (how
+    # many of each depends on how fast the machine sends between cuts)
+    assert proxy.cuts >= 3 and retries >= 1, (proxy.cuts, retries)
     conn = await asyncpg.connect(harness.database_url, timeout=10)
     try:
         rows = await conn.fetch("SELECT id, room_id, seq, client_id FROM messages WHERE author_id = $1 ORDER BY room_id, seq",
