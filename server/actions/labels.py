@@ -27,7 +27,7 @@ from ..storage import labels as db
 from ..storage import whatsapp as wdb
 from . import audit
 from . import contacts as contact_actions
-from .conversations import conversation_view
+from .conversations import check_visible, conversation_view
 from .notify import STAFF_CHANNEL, emit
 
 if TYPE_CHECKING:
@@ -124,6 +124,7 @@ async def do_label_conversation(svc: Services, actor: audit.Actor, room_id: int,
     async with svc.pool.acquire() as conn, conn.transaction():
         if await wdb.contact_by_room(conn, room_id, for_update=True) is None:
             raise NotFound("conversation not found")
+        await check_visible(conn, actor.user, room_id)  # the desk's rule: not outside the staff's queues
         label = await _label_for(conn, label_id)
         if on:
             changed = await db.put_on_conversation(conn, room_id, label_id, actor.user.id)

@@ -309,7 +309,8 @@ async def test_staff_are_held_to_their_queues_and_bad_targets_change_nothing(
                                ("GET", "/events", None), ("POST", "/transfer", {"queue_id": first}),
                                ("GET", "/notes", None), ("POST", "/notes", {"body": "x"}),
                                ("POST", "/assist/summary", None), ("POST", "/assist/suggestion", None),
-                               ("POST", "/template", {"name": "hello", "language": "en", "parameters": []})):
+                               ("POST", "/template", {"name": "hello", "language": "en", "parameters": []}),
+                               ("PUT", "/labels/1", None)):
         status, err = await mine.call(method, f"/api/v1/wa/conversations/{room_id}{path}", body)
         assert "error" in err, (path, status, err)
         assert (status, err["error"]["code"], err["error"]["details"]["reason"]) == (403, "forbidden", "outside_queues")
