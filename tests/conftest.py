@@ -81,3 +81,10 @@ async def harness(database_url: str, redis_service: RedisService, redis_prefix: 
 async def node(harness: ServerHarness) -> ChatNode:
     """One chat-server app, in this process, on a free loopback port."""
     return await harness.start_node()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files marked ``heavy`` (minutes each) first, the rest in their usual order: scripts/test
+    hands whole files to parallel workers in this order, and a long file handed out last would
+    leave the run waiting on one worker."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)

@@ -32,6 +32,8 @@ from tests.archive.faults import (
 from tests.archive.test_relay_and_consumer import _relay, _wait_count
 from tests.support import ServerHarness
 
+pytestmark = pytest.mark.heavy
+
 
 def _relay_env(env: ArchiveEnv, pause: str | None = None) -> dict[str, str]:
     out = {"KAFKA_BOOTSTRAP_SERVERS": env.kafka.bootstrap, "ARCHIVE_TOPIC": env.topic, "HOT_RETENTION": "60s",

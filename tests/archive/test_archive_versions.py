@@ -26,6 +26,8 @@ from tests.archive.test_archive_kills import _relay_env, _until_hot_rows
 from tests.archive.test_relay_and_consumer import _relay
 from tests.support import Client, ServerHarness
 
+pytestmark = pytest.mark.heavy
+
 
 def _message(mid: int, version: int, body: str, **extra: Any) -> bytes:
     record = {"v": 1, "id": mid, "room_id": 9, "seq": mid, "author_id": 1, "author_kind": "user", "author_name": "A",

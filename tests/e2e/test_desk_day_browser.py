@@ -24,6 +24,8 @@ from tests.e2e.test_browser import login, say
 from tests.fakes.graph_api import GraphApiFake, make_text_webhook, signed_post
 from tests.support import ChatNode, ServerHarness
 
+pytestmark = pytest.mark.heavy
+
 PN, SECRET, DISPLAY = "PN2026", "app-secret-desk-day", "+1 555 0126"
 LIVE_MS = 15_000  # routing, assignment and fan-out on a shared two-core machine: bounded, not timed
 

@@ -10,11 +10,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from playwright.async_api import Dialog, Page, expect
 
 from tests.e2e.test_browser import login
 from tests.fakes.graph_api import GraphApiFake, make_text_webhook, signed_post
 from tests.support import ServerHarness, make_room
+
+pytestmark = pytest.mark.heavy
 
 # short enough for every field (display names: 64 characters)
 CORPUS = [

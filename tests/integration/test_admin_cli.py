@@ -15,11 +15,14 @@ import tempfile
 from pathlib import Path
 
 import psutil
+import pytest
 import redis.asyncio as aioredis
 from pgserver.utils import PostmasterInfo
 
 from tests.services.base import REPO_ROOT, free_port, port_open, wait_until
 from tests.support import ChatNode, ServerHarness, make_room
+
+pytestmark = pytest.mark.heavy
 
 START_BOUND_S = 120  # initdb and a first PostgreSQL start on a busy 2-core machine
 

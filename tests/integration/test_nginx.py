@@ -14,11 +14,14 @@ import signal
 from typing import Any
 
 import asyncpg
+import pytest
 
 from tests.integration.conftest import Edge
 from tests.integration.edge import EdgeClient, LogLine, RoomRowLock, eventually
 from tests.services.base import port_open
 from tests.support import PRESENCE_TTL_S, Client, ServerHarness
+
+pytestmark = pytest.mark.heavy
 
 
 async def make_room(owner: Client, members: list[Client]) -> int:

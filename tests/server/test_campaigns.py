@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 
 from tests.fakes.graph_api import (
     GraphApiFake,
@@ -24,6 +25,8 @@ from tests.fakes.graph_api import (
     signed_post,
 )
 from tests.support import ChatNode, Client, ServerHarness
+
+pytestmark = pytest.mark.heavy
 
 PN, SECRET, VERIFY, WABA = "PN700", "app-secret-c", "verify-c", "1029384756"
 ORDER_BODY = "Hi {{1}}, your order {{2}} ships today."

@@ -8,7 +8,11 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.support import PRESENCE_TTL_S, Client, ServerHarness
+
+pytestmark = pytest.mark.heavy
 
 # A dead node's users are offline within PRESENCE_TTL_S (its heartbeat key expires) + one sweep
 # interval (PRESENCE_TTL_S / 3, when a live node looks) + 2 s to record last_seen and deliver the
