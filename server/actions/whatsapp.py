@@ -49,7 +49,7 @@ from ..storage import whatsapp as db
 from . import audit, conversations, queues
 from . import contacts as contact_actions
 from .messages import store_system_message
-from .notify import STAFF_CHANNEL, emit, room_channel
+from .notify import emit, room_channel
 from .wa_media import MEDIA_MAX_RETRIES, WaMediaService, pending_attachment
 
 if TYPE_CHECKING:
@@ -239,7 +239,7 @@ class WhatsAppService:
         for msg, contact, created in stored:
             self.svc.supervisor.spawn(f"wa-inbound:{msg.id}", self._after_inbound(msg, contact, created))
         for event in changed:
-            await emit(self.svc, "wa:status", event, to=[STAFF_CHANNEL, room_channel(event["room_id"])])
+            await self._emit_status(event)
         return {"messages": len(stored), "statuses": len(changed)}
 
     async def ingest_linked(self, session_id: int, inbound: InboundMessage) -> None:
@@ -253,7 +253,14 @@ class WhatsAppService:
         for status in statuses:
             event = await self._apply_status(status)
             if event is not None:
-                await emit(self.svc, "wa:status", event, to=[STAFF_CHANNEL, room_channel(event["room_id"])])
+                await self._emit_status(event)
+
+    async def _emit_status(self, event: dict[str, Any]) -> None:
+        """A delivery status reaches who may see its conversation (the desk's visibility rule)."""
+        contact = await db.contact_by_room(self.svc.pool, event["room_id"])
+        if contact is not None:
+            await emit(self.svc, "wa:status", event,
+                       to=conversations.audience(contact.room_id, contact.queue_id, contact.assignee_id))
 
     async def _store_inbound(self, account: db.Account | None, inbound: InboundMessage,
                              session_id: int | None = None) -> tuple[MessageRecord, db.Contact, bool] | None:
@@ -444,7 +451,8 @@ class WhatsAppService:
                 await db.outbound_failed(self.svc.pool, row_id, exc.code, exc.state)
                 event.update(status="failed", error=error)
                 log.warning("WhatsApp send for message %s failed: %s (%s)", msg.id, exc.state, exc.code)
-        await emit(self.svc, "wa:status", event, to=[STAFF_CHANNEL, room_channel(contact.room_id)])
+        await emit(self.svc, "wa:status", event,
+                   to=conversations.audience(contact.room_id, contact.queue_id, contact.assignee_id))
 
     async def attempt_queued(self, contact: db.Contact, msg: MessageRecord, row_id: int) -> None:
         """The first delivery attempt of an outbox row written by another action (a template)."""

@@ -15,7 +15,7 @@ import pytest
 
 from ai.settings import AISettings
 from tests.fakes.gemini import GeminiFake, Step
-from tests.fakes.graph_api import GraphApiFake, make_text_webhook, signed_post
+from tests.fakes.graph_api import GraphApiFake, make_status_webhook, make_text_webhook, signed_post
 from tests.support import ChatNode, Client, ServerHarness
 
 PN, SECRET = "PN1700", "app-secret-queues"
@@ -392,7 +392,8 @@ async def test_staff_who_lose_sight_of_a_routed_conversation_are_told_and_get_no
         harness: ServerHarness, graph: GraphApiFake) -> None:
     """While the menu waits the conversation is in no queue and every staff member sees it; routed
     into Billing, the Support agent (who had even opened it) gets ``conversation:hidden`` and
-    nothing more of it, the Billing agent and the supervisor keep it and get no such event."""
+    nothing more of it (messages, updates, delivery statuses), the Billing agent and the
+    supervisor keep it and get no such event."""
     node, admin, account_id = await _desk(harness, graph)
     billing_agent, support_agent = await harness.user(node, role="staff"), await harness.user(node, role="staff")
     supervisor = await harness.user(node, role="supervisor")
@@ -424,3 +425,15 @@ async def test_staff_who_lose_sight_of_a_routed_conversation_are_told_and_get_no
     assert billing_agent.log.events["conversation:hidden"] == supervisor.log.events["conversation:hidden"] == []
     status, _ = await support_agent.call("GET", f"/api/v1/wa/conversations/{room_id}")
     assert status == 403
+    # delivery statuses of the Billing agent's reply follow the same rule
+    reply = await billing_agent.send(room_id, "we will check the invoice")
+    sent = await billing_agent.log.wait_for("wa:status", lambda e: e["message_id"] == reply["id"] and
+                                            e["status"] == "sent", timeout=15)
+    raw, headers = signed_post(SECRET, make_status_webhook(PN, sent["wamid"], "delivered"))
+    async with harness.http.post(node.base_url + "/webhooks/whatsapp", data=raw, headers=headers) as r:
+        assert r.status == 200, await r.text()
+    for keeper in (billing_agent, supervisor):
+        await keeper.log.wait_for("wa:status", lambda e: e["wamid"] == sent["wamid"] and e["status"] == "delivered",
+                                  timeout=10)
+    assert not [e for e in support_agent.log.events["wa:status"] if e["room_id"] == room_id and
+                e.get("wamid") == sent["wamid"]]
