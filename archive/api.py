@@ -29,10 +29,11 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from pydantic import AfterValidator, Field
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from chatcore.access import SERVICE_ROLE
 from chatcore.api import Call, Id, PathParams, QueryParams, Reply, RouteTable, mount
-from chatcore.errors import ChatError, Conflict, Forbidden, NotFound, Unauthorized
+from chatcore.errors import ChatError, Conflict, Forbidden, NotFound, Unauthorized, Unavailable
 from chatcore.files import FileUrlSigner
 from chatcore.openapi import REPO_WEB_DIST, add_docs_page
 from chatcore.schemas import MessageRecordWire, Wire
@@ -66,6 +67,7 @@ VERIFIER = web.AppKey("verifier", TokenVerifier)
 METRICS = web.AppKey("metrics", ArchiveMetrics)
 STATUS = web.AppKey("status", dict)
 METRICS_TOKEN = web.AppKey("metrics_token", str)
+STREAMING = "archive_streaming"  # request key: the response's headers are sent
 SIGNER = web.AppKey("file_url_signer", FileUrlSigner)  # absent: attachment URLs are null  # empty: /metrics is open (keep it on the private network)
 
 
@@ -75,6 +77,14 @@ async def errors(request: web.Request, handler: Callable[[web.Request], Awaitabl
         return await handler(request)
     except ChatError as exc:
         return web.json_response({"error": exc.to_dict()}, status=exc.status)
+    except PyMongoError as exc:
+        # the store did not answer within chat-archive's MongoDB timeout (ArchiveConfig.timeout_s:
+        # a scan too long for it, or the store down): a retryable 503 like any other missing
+        # dependency, not a 500; a stream already started (export) can only be cut
+        if request.get(STREAMING) or not (exc.timeout or isinstance(exc, ConnectionFailure)):
+            raise
+        err = Unavailable(f"the archive store did not answer ({type(exc).__name__})")
+        return web.json_response({"error": err.to_dict()}, status=err.status)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -314,14 +324,14 @@ async def export_room(call: Call[None, None, RoomPath]) -> web.StreamResponse:
     room_id = await readable_room(request, call.path.room_id, "archive.export")
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson",
                                        "Content-Disposition": f'attachment; filename="room-{room_id}.jsonl"'})
+    # the first page before the headers, so a store that does not answer is still a 503
+    docs = await request.app[STORE].find({"room_id": room_id, "seq": {"$gt": 0}}, [("seq", 1)], EXPORT_PAGE)
     await resp.prepare(request)
-    last = 0
-    while True:
-        docs = await request.app[STORE].find({"room_id": room_id, "seq": {"$gt": last}}, [("seq", 1)], EXPORT_PAGE)
-        if not docs:
-            break
+    request[STREAMING] = True
+    while docs:
         await resp.write(b"".join(orjson.dumps(_wire(request, d)) + b"\n" for d in docs))
-        last = docs[-1]["seq"]
+        docs = await request.app[STORE].find({"room_id": room_id, "seq": {"$gt": docs[-1]["seq"]}}, [("seq", 1)],
+                                             EXPORT_PAGE)
     await resp.write_eof()
     return resp
 

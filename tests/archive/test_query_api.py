@@ -23,6 +23,7 @@ from chatcore.tokens import TokenIssuer
 from server.relay.archive_client import ArchiveHistoryClient, service_token
 from tests.archive.conftest import ArchiveEnv, ChatSide, RunningArchive, start_archive
 from tests.services.base import free_port
+from tests.services.ferretdb import FerretService
 from tests.support import make_room
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -267,3 +268,24 @@ async def test_docs_page_is_swagger_ui_served_from_here_on_a_described_api(archi
     assert room[0]["schema"] == {"type": "integer", "minimum": 1, "maximum": 2**63 - 1,
                                  "description": "a positive 64-bit id"} or room[0]["schema"]["type"] == "integer"
     assert {p["name"] for p in room} == {"room_id", "from", "to", "cursor", "limit"}
+
+
+async def test_a_store_that_does_not_answer_is_unavailable_not_a_server_error(
+        archive_env: ArchiveEnv, chat: ChatSide, tmp_path: Path) -> None:
+    # chat-archive on a FerretDB of its own, killed under it: each query waits out the MongoDB
+    # timeout and answers 503 unavailable (retryable), as a scan too long for the timeout does
+    store = FerretService(tmp_path / "store").start()
+    room = await make_room(chat.staff, name="archived")
+    running = await start_archive(archive_env.config(mongo_url=store.url, chat_server_url=chat.url, timeout_s=2.0))
+    try:
+        token = chat.staff.tokens["access_token"]
+        status, _, body = await _call("GET", f"{running.base_url}/archive/v1/rooms/{room}/messages", token)
+        assert status == 200, body
+        store.kill()
+        for path, params in [(f"/archive/v1/rooms/{room}/messages", {}), (f"/archive/v1/rooms/{room}/export", {}),
+                             ("/archive/v1/search", {"q": "x", "room_id": room})]:
+            status, _, body = await _call("GET", running.base_url + path, token, **params)
+            assert status == 503 and orjson.loads(body)["error"]["code"] == "unavailable", (path, status, body)
+    finally:
+        await running.runner.cleanup()
+        store.cleanup()
