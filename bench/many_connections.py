@@ -35,6 +35,7 @@ from .targets import Target
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 PER_SOURCE = 20_000  # connections per loopback source address, under the ~28,000 ephemeral ports
+FD_MARGIN = 500  # the server's own files, its PostgreSQL and Redis connections, the listener
 
 
 def raise_fd_limit(need: int) -> int:
@@ -96,6 +97,12 @@ def main() -> None:
 
     total = a.idle + a.active
     limit = raise_fd_limit(total + 5_000)  # the server's sockets plus its own files, PostgreSQL, Redis
+    if limit < total + FD_MARGIN:
+        # one process cannot hold more sockets than its open-file limit, and raising the hard limit
+        # needs CAP_SYS_RESOURCE; say so instead of failing minutes later at the limit
+        sys.exit(f"bench.many_connections: the open-file limit is {limit} and cannot be raised here (a hard "
+                 f"limit above it needs root with CAP_SYS_RESOURCE), too few for {total:,} connections in "
+                 f"one server process; run with --idle/--active summing to at most {limit - FD_MARGIN:,}")
     sources = sources_for(total, a.per_source)
     os.sched_setaffinity(0, {1})  # the harness stays off the server's CPU
     res: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "idle": a.idle, "active": a.active,
