@@ -211,8 +211,9 @@ class CampaignSender:
             await db.mark_failed(pool, rid, self.worker, "unknown", exc.code, exc.title, "no_answer")
             return
         if exc.state in PAUSING_STATES:
-            await db.requeue_for_pause(pool, rid, self.worker)
-            if await db.pause_if_running(pool, c.id, exc.state):
+            async with pool.acquire() as conn:
+                paused = await db.pause_and_requeue(conn, c.id, rid, self.worker, exc.state)
+            if paused:
                 log.warning("campaign %s paused: %s (%s)", c.id, exc.state, exc.code)
             if exc.state in TEMPLATE_STATES:
                 await db.set_template_status(pool, c.account_id, c.template, c.language, TEMPLATE_STATES[exc.state])

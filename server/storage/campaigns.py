@@ -337,10 +337,17 @@ async def mark_failed(conn: Conn, recipient_id: int, worker: str | None, state: 
         recipient_id, worker, state, code, title, reason)
 
 
-async def requeue_for_pause(conn: Conn, recipient_id: int, worker: str) -> None:
-    """The campaign's template was paused by Meta: this recipient was not sent and waits."""
-    await conn.execute("UPDATE campaign_recipients SET state = 'queued', claimed_by = NULL, updated_at = now()"
-                       " WHERE id = $1 AND claimed_by = $2 AND state = 'sending'", recipient_id, worker)
+async def pause_and_requeue(conn: asyncpg.Connection, campaign_id: int, recipient_id: int, worker: str,
+                            reason: str) -> bool:
+    """Meta refused the send for a reason that holds for the whole campaign (its template paused):
+    the campaign pauses and this recipient, not sent, waits. One transaction, the pause first: a
+    recipient queued again while the campaign still ran would be claimed and sent again by
+    another lane. True when this call paused the campaign."""
+    async with conn.transaction():
+        paused = await pause_if_running(conn, campaign_id, reason)
+        await conn.execute("UPDATE campaign_recipients SET state = 'queued', claimed_by = NULL, updated_at = now()"
+                           " WHERE id = $1 AND claimed_by = $2 AND state = 'sending'", recipient_id, worker)
+    return paused
 
 
 async def sending_workers(conn: Conn) -> list[str]:

@@ -357,6 +357,7 @@ async def test_a_template_meta_paused_pauses_the_campaign_unsent(harness: Server
     body = await _wait_status(admin, cid, "paused")
     assert body["campaign"]["pause_reason"] == "template_paused"
     assert body["counts"]["queued"] == 1 and body["counts"]["failed"] == 0
+    assert len(_template_sends(graph)) == 1  # no other lane tried the recipient again meanwhile
     _, listed = await admin.call("GET", f"/api/v1/wa/accounts/{account_id}/templates", expect=200)
     assert {t["name"]: t["status"] for t in listed["templates"]}["order_update"] == "PAUSED"
     status, err = await admin.call("POST", f"/api/v1/campaigns/{cid}/resume")
