@@ -362,6 +362,12 @@ class LeanWebSocket(asyncio.Protocol):
             except UnicodeDecodeError:
                 self._fail(INVALID_DATA)
                 return
+            if self._reader is None and self._state == _OPEN and data[:1] == "4":
+                # an Engine.IO MESSAGE with nothing of this connection ahead of it: a plain
+                # Socket.IO event starts its handler now, without a reader task (plain_events)
+                dispatch = getattr(self.sock.server, "plain_dispatch", None)
+                if dispatch is not None and dispatch(self.sock, data[1:]):
+                    return
         else:
             data = payload
         try:
