@@ -78,6 +78,7 @@ OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x
 _EIO_CLOSE = b"1"  # Engine.IO's CLOSE packet: the session is over, the WebSocket closes after it
 
 INBOX_PAUSE = 32  # packets waiting for ``socket.receive``: stop reading the transport past this
+CORK_BYTES = 16 * 1024  # frames held for one send at the end of a turn of the loop, at most
 
 # what the connection is doing with Engine.IO packets
 _PROBE, _UPGRADE, _OPEN, _DONE = 0, 1, 2, 3
@@ -145,8 +146,8 @@ def handshake_key(headers: Any) -> str | None:
 class LeanWebSocket(asyncio.Protocol):
     """One WebSocket connection carrying one Engine.IO session (module docstring)."""
 
-    __slots__ = ("_buf", "_drain", "_error", "_frag", "_frag_len", "_frag_op", "_inbox", "_out", "_reader", "_rpaused",
-                 "_state", "closed", "lost", "max_size", "paused", "sock", "transport")
+    __slots__ = ("_buf", "_drain", "_error", "_frag", "_frag_len", "_frag_op", "_inbox", "_out", "_out_bytes", "_reader",
+                 "_rpaused", "_state", "closed", "lost", "max_size", "paused", "sock", "transport")
 
     def __init__(self, sock: Any, max_size: int, upgrading: bool) -> None:
         self.sock = sock  # engineio's socket of the session
@@ -163,6 +164,7 @@ class LeanWebSocket(asyncio.Protocol):
         self._rpaused = False  # reading paused: too many packets wait for ``socket.receive``
         self._drain: asyncio.Future[None] | None = None
         self._out: list[bytes] | None = None  # frames written in this turn of the loop, not yet sent
+        self._out_bytes = 0  # their length
         self.paused = False  # the transport applies back-pressure
         self.closed = False  # a CLOSE frame was sent, or the connection aborted: nothing more is written
         self.lost = False
@@ -242,13 +244,23 @@ class LeanWebSocket(asyncio.Protocol):
         """Send ``data`` (whole frames) at the end of this turn of the event loop, together with
         the frames written after it meanwhile: a message's event and its ack (written by one
         handler, one after the other) leave in one ``send`` system call instead of two, which
-        on loopback costs the sender's core the receiver's TCP work as well."""
+        on loopback costs the sender's core the receiver's TCP work as well. At most
+        ``CORK_BYTES`` wait so: past that they go to the transport at once, whose flow control
+        (``pause_writing``) then holds further packets in the session's queue, under its cap,
+        as without the wait."""
         out = self._out
         if out is None:
+            if len(data) >= CORK_BYTES:
+                self.transport.write(data)
+                return
             self._out = [data]
+            self._out_bytes = len(data)
             asyncio.get_running_loop().call_soon(self._flush)
         else:
             out.append(data)
+            self._out_bytes += len(data)
+            if self._out_bytes >= CORK_BYTES:
+                self._flush()
 
     def _flush(self) -> None:
         out, self._out = self._out, None
