@@ -174,6 +174,8 @@ def main() -> None:
                     "persist: offered msgs/s (default 0: closed loop)")
     pr.add_argument("--clients", type=int, default=1000)
     pr.add_argument("--seconds", type=float, default=10.0)
+    pr.add_argument("--tag", help="results file name suffix instead of the rate: "
+                    "bench/results/<date>-profile-<scenario>-<tag>.{md,txt}")
     a = p.parse_args()
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -184,7 +186,7 @@ def main() -> None:
         os.sched_setaffinity(0, {1})
         rate = a.rate if a.rate is not None else (60_000 if a.scenario == "fanout" else 0)
         md = __import__("bench.profile", fromlist=["profile"]).profile(a.scenario, rate, a.clients, a.seconds,
-                                                                       RESULTS, stamp)
+                                                                       RESULTS, stamp, a.tag)
         print(md.read_text())
         return
 

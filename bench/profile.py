@@ -16,7 +16,8 @@ flight), and over the same window records
 - the CPU per acked message (persist) split into chat-server's process, PostgreSQL (postmaster
   and backends, exited ones included) and Redis.
 
-Writes the collapsed stacks and the summary to ``bench/results/<date>-profile-<scenario>-<rate>.{txt,md}``.
+Writes the collapsed stacks and the summary to ``bench/results/<date>-profile-<scenario>-<rate>.{txt,md}``
+(``--tag``: ``<tag>`` instead of the rate).
 """
 
 from __future__ import annotations
@@ -214,7 +215,8 @@ def cpu_s(pid: int, tree: bool) -> float:
     return float(t.user + t.system)
 
 
-def profile(scenario: str, rate: int, clients: int, seconds: float, out_dir: Path, stamp: str) -> Path:
+def profile(scenario: str, rate: int, clients: int, seconds: float, out_dir: Path, stamp: str,
+            tag: str | None = None) -> Path:
     if shutil.which("py-spy") is None and not (Path(sys.executable).parent / "py-spy").exists():
         raise SystemExit("py-spy is not installed: .venv/bin/pip install -e '.[bench]'")
     pyspy = str(Path(sys.executable).parent / "py-spy") if (Path(sys.executable).parent / "py-spy").exists() else "py-spy"
@@ -223,7 +225,7 @@ def profile(scenario: str, rate: int, clients: int, seconds: float, out_dir: Pat
     pgs = StatPostgres(bindir).start(set(plan.server_cpus)) if bindir is not None else None
     env = {"DATABASE_URL": pgs.dsn()} if pgs is not None else {}
     target = Target("ours", env=env, cpus=plan.server_cpus).start()
-    raw = out_dir / f"{stamp}-profile-{scenario}-{rate}.txt"
+    raw = out_dir / f"{stamp}-profile-{scenario}-{tag or rate}.txt"
     extra: list[str] = []
     try:
         pids = target.measured_pids() + ([pgs.proc.pid] if pgs is not None and pgs.proc is not None else [])
@@ -293,6 +295,6 @@ def profile(scenario: str, rate: int, clients: int, seconds: float, out_dir: Pat
         target.stop()
         if pgs is not None:
             pgs.stop()
-    md = out_dir / f"{stamp}-profile-{scenario}-{rate}.md"
+    md = out_dir / f"{stamp}-profile-{scenario}-{tag or rate}.md"
     md.write_text(render(scenario, detail, summarize(raw.read_text()), extra))
     return md

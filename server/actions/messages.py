@@ -100,8 +100,9 @@ async def do_send_message(
     client_id: str,
     reply_to: int | None = None,
     attachments: list[str] | None = None,
-) -> MessageRecord:
-    """Store and fan out a user's message; the stored record, with signed attachment URLs."""
+) -> tuple[MessageRecord, dict[str, Any]]:
+    """Store and fan out a user's message; the stored record, with signed attachment URLs, and
+    its wire form (the room's event carried it; the ack carries the same)."""
     started = time.perf_counter()
     upload_ids = check_attachment_ids(attachments)
     body = check_body(svc, body, may_be_empty=bool(upload_ids))
@@ -111,7 +112,7 @@ async def do_send_message(
         found = await _own_uploads(svc, user, upload_ids, client_id)
         if isinstance(found, MessageRecord):
             svc.metrics.send_retries.inc()
-            return signed(svc, _same_retry(found, room_id))
+            return _wire(signed(svc, _same_retry(found, room_id)))
         files = found
     fields = dict(author_id=user.id, author_kind="user", author_name=user.display_name, body=body,
                   client_id=client_id, reply_to=reply_to, attachments=files)
@@ -129,7 +130,7 @@ async def do_send_message(
                                field="attachments") from None
             raise
         svc.metrics.send_retries.inc()
-        return signed(svc, _same_retry(existing, room_id))
+        return _wire(signed(svc, _same_retry(existing, room_id)))
     except asyncpg.ForeignKeyViolationError:
         # the orphan sweep deleted an upload between the check and the insert
         raise Invalid("an upload has expired; upload it again", field="attachments") from None
@@ -137,11 +138,16 @@ async def do_send_message(
     msg, mentioned = await store_mentions(svc, user, msg)
     msg = signed(svc, msg)
     svc.metrics.user_messages.inc()
-    await emit(svc, "message", msg.to_wire(), to=room_channel(room_id))
+    wire = msg.to_wire()  # encoded by the emit at once, so the ack may carry the same dict
+    await emit(svc, "message", wire, to=room_channel(room_id))
     await emit_mentions(svc, msg, mentioned)
     svc.metrics.send_latency.observe(time.perf_counter() - started)
     await after_user_message(svc, kind, msg)
-    return msg
+    return msg, wire
+
+
+def _wire(msg: MessageRecord) -> tuple[MessageRecord, dict[str, Any]]:
+    return msg, msg.to_wire()
 
 
 async def _send_checked(svc: Services, user: udb.User, room_id: int, fields: dict[str, Any]) -> tuple[MessageRecord, str]:

@@ -34,6 +34,11 @@ async def emit(
     svc: Services, event: str, data: Any, *, to: str | list[str], skip_sid: str | None = None
 ) -> None:
     try:
+        # our manager delivers locally and queues for the bus at once (its publisher bounds each
+        # Redis call): nothing to wait for, no timer to set; others go through the server's emit
+        now = getattr(svc.sio.manager, "emit_now", None)
+        if now is not None and now(event, data, to, skip_sid):
+            return
         async with asyncio.timeout(EMIT_TIMEOUT_S):  # not wait_for: no task per emit
             await svc.sio.emit(event, data, to=to, skip_sid=skip_sid)
     except asyncio.CancelledError:

@@ -70,6 +70,7 @@ class RedisBus(socketio.AsyncRedisManager):
         self._drained: asyncio.Event | None = None  # set when the queue has been emptied
         self._sending = False
         self._host = self.host_id.encode()
+        self._host_json = b'"' + self._host + b'"'  # a uuid4's hex: nothing to escape
         self.on_dropped: Callable[[int], None] = lambda n: None  # e.g. a metric
         self.published = 0
         self.subscriptions = 0  # successful (re)subscriptions of the listener
@@ -78,8 +79,12 @@ class RedisBus(socketio.AsyncRedisManager):
 
     async def _publish(self, data: Any) -> None:
         room = data.get("room") if isinstance(data, dict) and data.get("method") == "emit" else None
+        self._queue_publish(room, self.json.dumps(data).encode())
+
+    def _queue_publish(self, room: Any, message: bytes) -> None:
+        """Queue ``message`` (the JSON of a bus message; ``room``: its emit's room) for the publisher."""
         key = room.encode() if isinstance(room, str) and "\x1f" not in room and "\x1e" not in room else b""
-        self._queue.append(key + SEP + self.json.dumps(data).encode())
+        self._queue.append(key + SEP + message)
         if len(self._queue) > self.max_queued:
             self._queue.popleft()
             self.on_dropped(1)

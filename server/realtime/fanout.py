@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 from aiohttp.web import WebSocketResponse
 from engineio import async_socket as eio_async_socket
 from engineio import exceptions as eio_exceptions
@@ -144,12 +145,39 @@ class FanoutRedisManager(IndexedRooms, RedisBus):
         self._deliver_local(message["event"], args, message.get("namespace") or "/",
                             message.get("room"), message.get("skip_sid"))
 
+    def emit_now(self, event: str, data: Any, to: Any, skip_sid: Any = None) -> bool:
+        """``emit(event, data, to=to, skip_sid=skip_sid)`` on ``/`` for one argument, done before
+        it returns: delivered to this node's sockets and queued for the bus (whose publisher
+        bounds every Redis call), so the caller has nothing to wait for and no timeout to set.
+        The argument's JSON is encoded once, for the local frame and the bus message both (the
+        stock path encodes it for each). False, with nothing delivered or queued, for what only
+        the stock path sends: no argument or several (None, a tuple), or bytes."""
+        if data is None or isinstance(data, tuple):
+            return False
+        try:
+            arg = orjson.dumps(data)
+        except TypeError:
+            return False  # bytes: BINARY_EVENT with attachments
+        name = orjson.dumps(event)
+        # byte for byte what the packet class encodes for [event, data] (orjson, no spaces)
+        self._deliver_frame("2[" + name.decode() + "," + arg.decode() + "]", "/", to, skip_sid)
+        self._queue_publish(to, b'{"method":"emit","event":' + name + b',"data":[' + arg
+                            + b'],"binary":false,"namespace":"/","room":' + orjson.dumps(to) + b',"skip_sid":'
+                            + orjson.dumps(skip_sid) + b',"callback":null,"host_id":' + self._host_json + b"}")
+        return True
+
     def _deliver_local(self, event: str, args: list[Any], namespace: str, room: Any, skip_sid: Any) -> int:
         if namespace not in self.rooms:
             return 0
         # the server's packet class: the one python-socketio gave its ``json`` (orjson)
         pkt = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *args], binary=False)
-        frame = _EncodedPacket(pkt.encode())
+        return self._deliver_frame(pkt.encode(), namespace, room, skip_sid)
+
+    def _deliver_frame(self, encoded: str, namespace: str, room: Any, skip_sid: Any) -> int:
+        """Write ``encoded`` (a Socket.IO packet) to this node's sockets in ``room``."""
+        if namespace not in self.rooms:
+            return 0
+        frame = _EncodedPacket(encoded)
         payload = frame.encode().encode()
         wire = text_frame(payload)  # the WebSocket frame every recipient gets, built once
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]

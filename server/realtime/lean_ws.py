@@ -78,6 +78,7 @@ OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x
 _EIO_CLOSE = b"1"  # Engine.IO's CLOSE packet: the session is over, the WebSocket closes after it
 
 INBOX_PAUSE = 32  # packets waiting for ``socket.receive``: stop reading the transport past this
+CORK_BYTES = 16 * 1024  # frames held for one send at the end of a turn of the loop, at most
 
 # what the connection is doing with Engine.IO packets
 _PROBE, _UPGRADE, _OPEN, _DONE = 0, 1, 2, 3
@@ -145,8 +146,8 @@ def handshake_key(headers: Any) -> str | None:
 class LeanWebSocket(asyncio.Protocol):
     """One WebSocket connection carrying one Engine.IO session (module docstring)."""
 
-    __slots__ = ("_buf", "_drain", "_error", "_frag", "_frag_len", "_frag_op", "_inbox", "_reader", "_rpaused", "_state",
-                 "closed", "lost", "max_size", "paused", "sock", "transport")
+    __slots__ = ("_buf", "_drain", "_error", "_frag", "_frag_len", "_frag_op", "_inbox", "_out", "_out_bytes", "_reader",
+                 "_rpaused", "_state", "closed", "lost", "max_size", "paused", "sock", "transport")
 
     def __init__(self, sock: Any, max_size: int, upgrading: bool) -> None:
         self.sock = sock  # engineio's socket of the session
@@ -162,6 +163,8 @@ class LeanWebSocket(asyncio.Protocol):
         self._reader: asyncio.Task[None] | None = None
         self._rpaused = False  # reading paused: too many packets wait for ``socket.receive``
         self._drain: asyncio.Future[None] | None = None
+        self._out: list[bytes] | None = None  # frames written in this turn of the loop, not yet sent
+        self._out_bytes = 0  # their length
         self.paused = False  # the transport applies back-pressure
         self.closed = False  # a CLOSE frame was sent, or the connection aborted: nothing more is written
         self.lost = False
@@ -194,7 +197,7 @@ class LeanWebSocket(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = self.closed = True
-        self._buf = self._frag = None
+        self._buf = self._frag = self._out = None
         waiter, self._drain = self._drain, None
         if waiter is not None and not waiter.done():
             waiter.set_exception(ConnectionResetError("connection lost"))
@@ -226,16 +229,43 @@ class LeanWebSocket(asyncio.Protocol):
         """Write ``wire`` (whole frames) now if the transport takes more; False otherwise."""
         if self.closed or self.paused:
             return False
-        self.transport.write(wire)
+        self._put(wire)
         return True
 
     def write_payload(self, payload: bytes, binary: bool) -> bool:
         if self.closed or self.paused:
             return False
-        self.transport.write(frame(payload, OP_BINARY if binary else OP_TEXT))
+        self._put(frame(payload, OP_BINARY if binary else OP_TEXT))
         if payload == _EIO_CLOSE and not binary:
             self.close_with(NORMAL)
         return True
+
+    def _put(self, data: bytes) -> None:
+        """Send ``data`` (whole frames) at the end of this turn of the event loop, together with
+        the frames written after it meanwhile: a message's event and its ack (written by one
+        handler, one after the other) leave in one ``send`` system call instead of two, which
+        on loopback costs the sender's core the receiver's TCP work as well. At most
+        ``CORK_BYTES`` wait so: past that they go to the transport at once, whose flow control
+        (``pause_writing``) then holds further packets in the session's queue, under its cap,
+        as without the wait."""
+        out = self._out
+        if out is None:
+            if len(data) >= CORK_BYTES:
+                self.transport.write(data)
+                return
+            self._out = [data]
+            self._out_bytes = len(data)
+            asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            out.append(data)
+            self._out_bytes += len(data)
+            if self._out_bytes >= CORK_BYTES:
+                self._flush()
+
+    def _flush(self) -> None:
+        out, self._out = self._out, None
+        if out and not self.lost:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     async def wait_writable(self) -> None:
         """Return once the transport takes more; ConnectionResetError once the connection is gone."""
@@ -251,11 +281,11 @@ class LeanWebSocket(asyncio.Protocol):
         if self.closed:
             raise ConnectionResetError("connection closed")
         if isinstance(data, str):
-            self.transport.write(frame(data.encode()))
+            self._put(frame(data.encode()))
             if data == "1":
                 self.close_with(NORMAL)
         else:
-            self.transport.write(frame(data, OP_BINARY))
+            self._put(frame(data, OP_BINARY))
 
     async def close(self) -> None:
         self.close_with(NORMAL)
@@ -265,7 +295,8 @@ class LeanWebSocket(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
-        self.transport.write(close_frame(code))
+        out, self._out = self._out, None
+        self.transport.write(b"".join(out) + close_frame(code) if out else close_frame(code))
         self.transport.close()
 
     def _fail(self, code: int) -> None:
@@ -275,6 +306,7 @@ class LeanWebSocket(asyncio.Protocol):
     def abort(self) -> None:
         """Drop the connection now, without a closing handshake (a peer that does not read)."""
         self.closed = True
+        self._out = None
         self.transport.abort()
 
     # --- frames -------------------------------------------------------------------------------
@@ -335,7 +367,7 @@ class LeanWebSocket(asyncio.Protocol):
 
     def _control(self, opcode: int, payload: bytes) -> None:
         if opcode == OP_PING:
-            self.transport.write(frame(payload, OP_PONG))
+            self._put(frame(payload, OP_PONG))
         elif opcode == OP_CLOSE:
             if not payload:
                 self.close_with(NORMAL)
@@ -362,6 +394,12 @@ class LeanWebSocket(asyncio.Protocol):
             except UnicodeDecodeError:
                 self._fail(INVALID_DATA)
                 return
+            if self._reader is None and self._state == _OPEN and data[:1] == "4":
+                # an Engine.IO MESSAGE with nothing of this connection ahead of it: a plain
+                # Socket.IO event starts its handler now, without a reader task (plain_events)
+                dispatch = getattr(self.sock.server, "plain_dispatch", None)
+                if dispatch is not None and dispatch(self.sock, data[1:]):
+                    return
         else:
             data = payload
         try:
@@ -379,7 +417,7 @@ class LeanWebSocket(asyncio.Protocol):
             self._enqueue(pkt)
         elif state == _PROBE:
             if valid and pkt.packet_type == eio_packet.PING and pkt.data == "probe":
-                self.transport.write(frame(eio_packet.Packet(eio_packet.PONG, data="probe").encode().encode()))
+                self._put(frame(eio_packet.Packet(eio_packet.PONG, data="probe").encode().encode()))
                 sock.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))  # ends the pending poll
                 self._state = _UPGRADE
             else:

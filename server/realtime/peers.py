@@ -33,12 +33,12 @@ from collections.abc import Callable
 from typing import Any
 
 import engineio
-import socketio
 from aiohttp import web
 
 from chatcore.errors import RateLimited
 
 from .lean_socket import PacketQueue, QueueLimits, end_session
+from .plain_events import PlainEvents
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def slim_environ(environ: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in environ.items() if k in KEPT_ENVIRON_KEYS}
 
 
-class ChatSocketServer(socketio.AsyncServer):
+class ChatSocketServer(PlainEvents):
     """python-socketio's server on a ``ChatEngineServer``, closing sessions that have not
     connected a namespace ``connect_timeout_s`` after they opened (``None``: never)."""
 

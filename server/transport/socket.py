@@ -212,10 +212,10 @@ class SocketTransport:
         return {}
 
     async def message_send(self, conn: Conn, sid: str, p: MessageSend) -> dict[str, Any]:
-        msg = await msg_actions.do_send_message(
+        _, wire = await msg_actions.do_send_message(
             self.svc, conn.user, p.room_id, p.body, p.client_id, p.reply_to, p.attachments
         )
-        return {"message": msg.to_wire()}
+        return {"message": wire}
 
     async def message_edit(self, conn: Conn, sid: str, p: MessageEdit) -> dict[str, Any]:
         msg = await msg_actions.do_edit_message(self.svc, conn.user, p.id, p.body)

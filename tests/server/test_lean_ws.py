@@ -28,7 +28,7 @@ import socketio
 from aiohttp import web
 
 from server.realtime.fanout import make_websocket_class
-from server.realtime.lean_socket import end_session, install_lean_sockets
+from server.realtime.lean_socket import end_session, install_lean_sockets, text_frame
 from server.realtime.peers import ChatSocketServer
 
 MAX_PAYLOAD = 1000  # bytes of one message (engineio's max_http_buffer_size)
@@ -336,6 +336,26 @@ async def test_half_open_client_that_neither_reads_nor_answers_is_dropped_after_
                 while await reader.read(65536):
                     pass
         c.close()
+
+
+# --- writing ----------------------------------------------------------------------------------------
+
+
+async def test_a_burst_written_in_one_turn_to_a_client_that_does_not_read_meets_the_transports_back_pressure() -> None:
+    """Frames written in one turn of the loop wait to leave in one send, but only up to a bound:
+    past it they reach the transport, whose flow control makes ``write`` refuse (so the
+    session's queue, under its cap, holds the rest) once the client stops reading."""
+    async with serve() as s:
+        client = await RawClient.connected(s.port)  # and never reads again
+        (sock,) = s.sio.eio.sockets.values()
+        ws = sock.queue._ws
+        wire = text_frame(b"4" + b"x" * 4096)
+        ceiling = 64 * 1024 * 1024  # far past the kernel's buffers for one connection
+        written = 0
+        while written < ceiling and ws.write(wire):  # nothing awaited: one turn of the loop
+            written += len(wire)
+        assert written < ceiling, "every frame was taken: the client's back-pressure never reached the writer"
+        client.close()
 
 
 # --- what an idle connection keeps -----------------------------------------------------------------

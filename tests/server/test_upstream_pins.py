@@ -86,6 +86,14 @@ GUARDED: dict[str, tuple[str, str, str]] = {
         "server/realtime/lean_ws.py LeanDriver (environ['aiohttp.request']); peers.slim_environ (the request's keys)"),
     "engineio.async_drivers.aiohttp:create_route": (
         "python-engineio", "ede83cdc276b5e77", "server/realtime/peers.py ChatEngineServer.handle_request (the route's handler)"),
+    "engineio.async_server:AsyncServer._trigger_event": (
+        "python-engineio", "f4dbe0de0fecf870",
+        "server/realtime/plain_events.py PlainEvents.dispatch does its work for plain events (the message handler)"),
+    "engineio.async_server:AsyncServer.send_packet": (
+        "python-engineio", "335fd299936ca149", "server/realtime/plain_events.py PlainEvents._handle_event_internal (the ack)"),
+    "engineio.packet:Packet.decode": (
+        "python-engineio", "5ea36fab260659ac",
+        "server/realtime/lean_ws.py LeanWebSocket._message hands a MESSAGE's text to PlainEvents.dispatch undecoded"),
     "engineio.packet:Packet.__init__": (
         "python-engineio", "a03aca17f0f4b8e8", "server/realtime/fanout.py _EncodedPacket subclasses Packet without calling it"),
     "engineio.packet:Packet.encode": (
@@ -99,10 +107,23 @@ GUARDED: dict[str, tuple[str, str, str]] = {
         "python-socketio", "3686c5190dfb3d99", "server/realtime/peers.py ChatSocketServer._handle_eio_connect overrides it"),
     "socketio.async_server:AsyncServer._handle_eio_disconnect": (
         "python-socketio", "f7742d33d9739e32", "server/realtime/peers.py ChatSocketServer._handle_eio_disconnect overrides it"),
+    "socketio.async_server:AsyncServer._handle_eio_message": (
+        "python-socketio", "f772a451d918e87a", "server/realtime/plain_events.py PlainEvents.dispatch does its work for plain events"),
+    "socketio.async_server:AsyncServer._trigger_event": (
+        "python-socketio", "c96ce8e57718ef20",
+        "server/realtime/plain_events.py PlainEvents._handle_event_internal calls the handler as it does"),
+    "socketio.base_server:BaseServer._get_event_handler": (
+        "python-socketio", "bb48e0c3164a1e4f", "server/realtime/plain_events.py PlainEvents._plain_handler (which handler runs)"),
+    "socketio.async_server:AsyncServer._send_packet": (
+        "python-socketio", "1bc829cccb4c67d9", "server/realtime/plain_events.py PlainEvents._handle_event_internal (the ack)"),
+    "socketio.packet:Packet.decode": (
+        "python-socketio", "7bb4fad188333541", "server/realtime/plain_events.py PlainEvents.dispatch parses plain events"),
     "socketio.async_server:AsyncServer._handle_event": (
-        "python-socketio", "f9d48888b2c4f4b1", "server/shutdown.py _event_tasks (the task it starts per event)"),
+        "python-socketio", "f9d48888b2c4f4b1",
+        "server/shutdown.py _event_tasks (the task it starts per event); server/realtime/plain_events.py dispatch does its work"),
     "socketio.async_server:AsyncServer._handle_event_internal": (
-        "python-socketio", "963582a5f821da35", "server/shutdown.py _event_tasks (found by its name and its server argument)"),
+        "python-socketio", "963582a5f821da35",
+        "server/shutdown.py _event_tasks (found by its name and its server argument); plain_events overrides it"),
     "socketio.async_manager:AsyncManager.emit": (
         "python-socketio", "73f2199d8288b596", "server/realtime/fanout.py FanoutRedisManager.emit and event_args reproduce it"),
     "socketio.async_pubsub_manager:AsyncPubSubManager.__init__": (
