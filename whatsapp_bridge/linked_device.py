@@ -282,6 +282,10 @@ class LinkedDeviceClient:
         self._qr_seen = 0
         self._client: Any = None
         self._task: asyncio.Future[Any] | None = None
+        # set from the moment ``_stop_go`` asks Go to stop until the next ``run``: Go tears its
+        # client down before the connect call returns, so "the call is in flight" alone is not
+        # "the client exists"
+        self._stopping = False
         self._linked = False  # whatsmeow said Connected (logged in) and no drop since
         self._alive = asyncio.Event()  # the client sent a first event: Go has registered it
         self.finished = asyncio.Event()  # set when the session must end: QR codes ran out, logged out
@@ -291,7 +295,7 @@ class LinkedDeviceClient:
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._task is not None and not self._task.done() and not self._stopping
 
     @property
     def connected(self) -> bool:
@@ -334,6 +338,11 @@ class LinkedDeviceClient:
         from neonize.exc import NeonizeError
 
         client = self._ensure_client()
+        if self._task is not None and not self._task.done():
+            # Go still runs the previous connection (its stop outlasted our bound): connecting
+            # again would replace the callbacks neonize keeps for it while Go may still call them
+            raise LinkedDeviceError("the previous connection is still stopping")
+        self._stopping = False
         # neonize hands Go's callbacks to the loop of the first client ever connected in the
         # process (a module global it sets once); ours is the running loop, also after a restart
         neonize_events.event_global_loop = asyncio.get_running_loop()
@@ -371,6 +380,10 @@ class LinkedDeviceClient:
         task = self._task
         if self._client is None or task is None:
             return
+        if task.done():
+            self._stopping = True
+            return
+        self._stopping = True  # from here no call goes into Go's client (every call checks under the lock)
         try:
             async with go_lock():
                 await asyncio.wait_for(self._client.stop(), CALL_TIMEOUT_S)
@@ -387,9 +400,10 @@ class LinkedDeviceClient:
         number). Needs the websocket to WhatsApp up and no device linked yet."""
         from neonize.exc import PairPhoneError
 
-        client = self._live()
+        self._live()
         try:
             async with go_lock():
+                client = self._live()  # again under the lock: a stop may have come first
                 code: str = await asyncio.wait_for(client.PairPhone(phone_digits, True), CALL_TIMEOUT_S)
         except PairPhoneError as exc:
             raise LinkedDeviceError(str(exc)) from None
@@ -399,9 +413,10 @@ class LinkedDeviceClient:
 
     async def logout(self) -> None:
         """Unlink the device on WhatsApp's side (the phone's list loses it)."""
-        client = self._live()
+        self._live()
         try:
             async with go_lock():
+                client = self._live()  # again under the lock: a stop may have come first
                 await asyncio.wait_for(client.logout(), CALL_TIMEOUT_S)
         except TimeoutError:
             raise LinkedDeviceError("no answer from WhatsApp") from None
@@ -413,11 +428,21 @@ class LinkedDeviceClient:
             return None
         try:
             async with go_lock():
+                if not self.running:
+                    return None
                 device = await asyncio.wait_for(self._client.get_me(), CALL_TIMEOUT_S)
             jid = device.JID
             return f"{jid.User}@{jid.Server}" if jid.User else None
         except Exception:
             return None
+
+    def _still_connected(self, sent: Sequence[SendResult] = ()) -> None:
+        """Under the Go-call lock, right before a call into Go: a stop that took the lock first
+        has torn Go's client down, and a call on it would end the process inside Go."""
+        if not self.connected:
+            # 503: passing, the outbox tries again (whatsmeow reconnects, or our runner does)
+            raise CloudApiError(503, None, "the linked session is not connected", state="session_disconnected",
+                                sent=list(sent))
 
     def _live(self) -> Any:
         if not self.running:
@@ -479,7 +504,10 @@ class LinkedDeviceClient:
                                     sent=results)
             try:
                 async with go_lock():
+                    self._still_connected(results)
                     resp = await asyncio.wait_for(client.send_message(jid, part), SEND_TIMEOUT_S)
+            except CloudApiError:
+                raise
             except TimeoutError:
                 raise CloudApiError(0, None, "no answer from WhatsApp", state=TIMEOUT, sent=results) from None
             except Exception as exc:
@@ -498,7 +526,10 @@ class LinkedDeviceClient:
         client = self._client
         try:
             async with go_lock():
+                self._still_connected()
                 data: bytes = await asyncio.wait_for(client.download_any(message), MEDIA_TIMEOUT_S)
+        except CloudApiError:
+            raise
         except TimeoutError:
             raise CloudApiError(0, None, "no answer from WhatsApp", state=TIMEOUT) from None
         except Exception as exc:
@@ -520,6 +551,7 @@ class LinkedDeviceClient:
         client = self._client
         try:
             async with go_lock():
+                self._still_connected()
                 up = await asyncio.wait_for(client.upload(data, MediaType(media_type)), MEDIA_TIMEOUT_S)
             message = Message()
             part = getattr(message, field)
@@ -533,7 +565,10 @@ class LinkedDeviceClient:
                 part.fileName = name
                 part.title = name
             async with go_lock():
+                self._still_connected()
                 resp = await asyncio.wait_for(client.send_message(jid, message), SEND_TIMEOUT_S)
+        except CloudApiError:
+            raise
         except TimeoutError:
             raise CloudApiError(0, None, "no answer from WhatsApp", state=TIMEOUT) from None
         except Exception as exc:
@@ -549,6 +584,7 @@ class LinkedDeviceClient:
         message_id = wamid.rsplit(":", 1)[-1]
         jid = to_jid(to)
         async with go_lock():
+            self._still_connected()
             await asyncio.wait_for(client.mark_read(message_id, chat=jid, sender=jid, receipt=ReceiptType.READ),
                                    CALL_TIMEOUT_S)
 

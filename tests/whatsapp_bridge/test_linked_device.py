@@ -1,9 +1,13 @@
 """neonize's event types mapped to our records (no server, no network): who a message is from,
-what is skipped, receipts into statuses, connection events into session states, the store DSN."""
+what is skipped, receipts into statuses, connection events into session states, the store DSN;
+and the order of calls into Go around a stop (with a stand-in for neonize's Go-backed client,
+which has no way to be observed from Python without crashing the process)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 from neonize.proto.Neonize_pb2 import JID, ConnectFailure, LoggedOut, MessageInfo, MessageSource, PairStatus, Receipt
 from neonize.proto.Neonize_pb2 import Message as MessageEv
@@ -16,7 +20,15 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
 )
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as E2EMessage
 
-from whatsapp_bridge.linked_device import inbound_from_event, state_from_event, statuses_from_receipt, store_dsn
+from whatsapp_bridge.errors import CloudApiError
+from whatsapp_bridge.linked_device import (
+    LinkedDeviceClient,
+    go_lock,
+    inbound_from_event,
+    state_from_event,
+    statuses_from_receipt,
+    store_dsn,
+)
 from whatsapp_bridge.media import inbound_media
 
 
@@ -92,3 +104,48 @@ def test_the_store_dsn_keeps_tls_settings_and_puts_the_session_schema_first() ->
     assert store_dsn("postgresql://u:p@db:5432/chat", "wa_store_3") == \
         "postgresql://u:p@db:5432/chat?sslmode=disable&search_path=wa_store_3"
     assert "sslmode=verify-full" in store_dsn("postgres://db/chat?sslmode=verify-full", "wa_store_3")
+
+
+class GoClient:
+    """Records the calls neonize's client would pass into Go. After ``stop`` Go has torn its
+    client down, and any further call would dereference nil inside Go and end the process."""
+
+    def __init__(self, connection: asyncio.Future[Any]) -> None:
+        self.calls: list[str] = []
+        self.connection = connection
+
+    async def stop(self) -> None:
+        self.calls.append("stop")
+        self.connection.get_loop().call_later(0.05, self.connection.set_result, None)  # Go's connect returns soon after
+
+    async def get_me(self) -> Any:
+        self.calls.append("get_me")
+
+    async def mark_read(self, *args: Any, **kwargs: Any) -> None:
+        self.calls.append("mark_read")
+
+
+async def test_calls_queued_behind_a_stop_never_reach_gos_torn_down_client() -> None:
+    """A stop takes the Go-call lock first; a read receipt and a "who am I" asked meanwhile (the
+    session was running when they were asked) wait behind it, and by their turn Go's client is
+    gone: they answer "not connected" (a passing 503, and None) and never call into Go."""
+    connection: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    client = LinkedDeviceClient(1, "postgresql://u@127.0.0.1/db", sink=None)  # type: ignore[arg-type]
+    go = GoClient(connection)
+    client._client, client._task, client._linked = go, connection, True
+    assert client.connected
+    async with go_lock():  # a call in flight: everything else queues on the lock, in order
+        closing = asyncio.create_task(client.close())
+        await asyncio.sleep(0)
+        asked = asyncio.create_task(client.me())
+        read = asyncio.create_task(client.mark_read("ld:1:3EB0Y", "4917012345678"))
+        await asyncio.sleep(0)
+    assert await asked is None
+    try:
+        await read
+        raise AssertionError("a read receipt after the stop went through")
+    except CloudApiError as exc:
+        assert exc.http_status == 503 and exc.state == "session_disconnected"
+    await asyncio.wait_for(closing, 5)
+    assert go.calls == ["stop"]
+    assert not client.running
