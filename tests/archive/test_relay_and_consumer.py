@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import pytest
 from aiokafka import AIOKafkaProducer
 
 from server.relay.relay import RELAY_LOCK, ArchiveRelay, RelaySettings
 from server.storage.db import create_pool
 from tests.archive.conftest import ArchiveEnv, RunningArchive, seed_messages
+
+pytestmark = pytest.mark.solo
 
 
 def _relay(database_pool: asyncpg.Pool, env: ArchiveEnv, **kw: object) -> ArchiveRelay:

@@ -34,7 +34,7 @@ SEED = 20240601
 EXAMPLES = 12  # per operation and phase: the four runs take about two minutes on two cores
 # each run is one test; with about 100 operations a run takes 1-2 minutes on a quiet two-core
 # machine and several on a busy one, past the suite's default per-test timeout
-pytestmark = [pytest.mark.timeout(900), pytest.mark.heavy]
+pytestmark = [pytest.mark.timeout(900), pytest.mark.solo]
 RUN_TIMEOUT_S = 240.0
 FAR_IDS = 10**12
 

@@ -21,7 +21,7 @@ from tests.integration.edge import EdgeClient, LogLine, RoomRowLock, eventually
 from tests.services.base import port_open
 from tests.support import PRESENCE_TTL_S, Client, ServerHarness
 
-pytestmark = pytest.mark.heavy
+pytestmark = pytest.mark.solo
 
 
 async def make_room(owner: Client, members: list[Client]) -> int:

@@ -23,7 +23,7 @@ import pytest
 from tests.services import RedisService
 from tests.support import ServerHarness, fault_seconds, make_room
 
-pytestmark = pytest.mark.heavy
+pytestmark = pytest.mark.solo
 
 OUTAGE_S = fault_seconds("CHAT_FAULT_REDIS_OUTAGE_S", 20.0)
 RESUME_BOUND_S = 5.0  # the promise: fan-out across nodes resumes within 5 s of Redis returning
