@@ -100,3 +100,9 @@ class KafkaService(Service):
         wait_until(lambda: port_open(self.port), 90, "kafka", proc, self.base_dir / "stdout.log")
         return self
 
+
+    def cleanup(self) -> None:
+        # its data is thrown away with it, so there is no controlled shutdown to wait for (a
+        # broker's takes up to the stop timeout, paid at the end of every test worker)
+        self.kill()
+        super().cleanup()
