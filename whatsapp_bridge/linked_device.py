@@ -33,7 +33,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .channel import ChannelKind, OutboundFile, unsupported
@@ -43,6 +43,7 @@ from .media import CAPTIONED, base_mime
 from .models import InboundMessage, StatusUpdate
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 StateKind = Literal["qr", "pairing_code", "connected", "disconnected", "logged_out", "qr_expired"]
 # whatsmeow shows a first QR code for 60 s and then 5 more for 20 s each before it gives up
@@ -436,13 +437,23 @@ class LinkedDeviceClient:
         except Exception:
             return None
 
-    def _still_connected(self, sent: Sequence[SendResult] = ()) -> None:
-        """Under the Go-call lock, right before a call into Go: a stop that took the lock first
-        has torn Go's client down, and a call on it would end the process inside Go."""
-        if not self.connected:
-            # 503: passing, the outbox tries again (whatsmeow reconnects, or our runner does)
-            raise CloudApiError(503, None, "the linked session is not connected", state="session_disconnected",
-                                sent=list(sent))
+    async def _go(self, call: Callable[[Any], Awaitable[T]], timeout: float,
+                  sent: Sequence[SendResult] = ()) -> T:
+        """One call into Go's client for a send, a file or a receipt: under the Go-call lock, with
+        the session checked under it (a stop that took the lock first has torn Go's client down,
+        and a call on it would end the process inside Go), bounded by ``timeout``. Failures are
+        ``CloudApiError``s carrying what was already ``sent``: not connected (503, passing: the
+        outbox tries again once whatsmeow or our runner reconnects), timeout, network."""
+        async with go_lock():
+            if not self.connected:
+                raise CloudApiError(503, None, "the linked session is not connected", state="session_disconnected",
+                                    sent=sent)
+            try:
+                return await asyncio.wait_for(call(self._client), timeout)
+            except TimeoutError:
+                raise CloudApiError(0, None, "no answer from WhatsApp", state=TIMEOUT, sent=sent) from None
+            except Exception as exc:
+                raise CloudApiError(0, None, str(exc) or type(exc).__name__, state=NETWORK, sent=sent) from None
 
     def _live(self) -> Any:
         if not self.running:
@@ -497,21 +508,10 @@ class LinkedDeviceClient:
         jid = to_jid(to)
         results: list[SendResult] = []
         for part in parts:
-            client = self._client
-            if not self.connected:
-                # 503: passing, the outbox tries again (whatsmeow reconnects, or our runner does)
-                raise CloudApiError(503, None, "the linked session is not connected", state="session_disconnected",
-                                    sent=results)
-            try:
-                async with go_lock():
-                    self._still_connected(results)
-                    resp = await asyncio.wait_for(client.send_message(jid, part), SEND_TIMEOUT_S)
-            except CloudApiError:
-                raise
-            except TimeoutError:
-                raise CloudApiError(0, None, "no answer from WhatsApp", state=TIMEOUT, sent=results) from None
-            except Exception as exc:
-                raise CloudApiError(0, None, str(exc) or type(exc).__name__, state=NETWORK, sent=results) from None
+            def send(client: Any, text: str = part) -> Awaitable[Any]:
+                return client.send_message(jid, text)
+
+            resp = await self._go(send, SEND_TIMEOUT_S, results)
             results.append(SendResult(wamid=message_key(self.session_id, resp.ID), to=to))
         return results
 
@@ -520,20 +520,8 @@ class LinkedDeviceClient:
         message). whatsmeow checks the file's SHA-256 against the message's own."""
         from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
-        if not self.connected:
-            raise CloudApiError(503, None, "the linked session is not connected", state="session_disconnected")
         message = Message.FromString(payload)
-        client = self._client
-        try:
-            async with go_lock():
-                self._still_connected()
-                data: bytes = await asyncio.wait_for(client.download_any(message), MEDIA_TIMEOUT_S)
-        except CloudApiError:
-            raise
-        except TimeoutError:
-            raise CloudApiError(0, None, "no answer from WhatsApp", state=TIMEOUT) from None
-        except Exception as exc:
-            raise CloudApiError(0, None, str(exc) or type(exc).__name__, state=NETWORK) from None
+        data: bytes = await self._go(lambda c: c.download_any(message), MEDIA_TIMEOUT_S)
         return data
 
     async def send_file(self, to: str, kind: str, data: bytes, mime: str, name: str,
@@ -546,47 +534,28 @@ class LinkedDeviceClient:
             raise CloudApiError(0, None, f"{kind} files cannot be sent", state=INVALID)
         field, media_type = SEND_FIELDS[kind]
         jid = to_jid(to)
-        if not self.connected:
-            raise CloudApiError(503, None, "the linked session is not connected", state="session_disconnected")
-        client = self._client
-        try:
-            async with go_lock():
-                self._still_connected()
-                up = await asyncio.wait_for(client.upload(data, MediaType(media_type)), MEDIA_TIMEOUT_S)
-            message = Message()
-            part = getattr(message, field)
-            part.URL, part.directPath, part.mediaKey = up.url, up.DirectPath, up.MediaKey
-            part.fileEncSHA256, part.fileSHA256, part.fileLength = up.FileEncSHA256, up.FileSHA256, up.FileLength
-            part.mimetype = base_mime(mime) if kind != "audio" or base_mime(mime) != "audio/ogg" \
-                else "audio/ogg; codecs=opus"
-            if caption and kind in CAPTIONED:
-                part.caption = caption
-            if kind == "document":
-                part.fileName = name
-                part.title = name
-            async with go_lock():
-                self._still_connected()
-                resp = await asyncio.wait_for(client.send_message(jid, message), SEND_TIMEOUT_S)
-        except CloudApiError:
-            raise
-        except TimeoutError:
-            raise CloudApiError(0, None, "no answer from WhatsApp", state=TIMEOUT) from None
-        except Exception as exc:
-            raise CloudApiError(0, None, str(exc) or type(exc).__name__, state=NETWORK) from None
+        up = await self._go(lambda c: c.upload(data, MediaType(media_type)), MEDIA_TIMEOUT_S)
+        message = Message()
+        part = getattr(message, field)
+        part.URL, part.directPath, part.mediaKey = up.url, up.DirectPath, up.MediaKey
+        part.fileEncSHA256, part.fileSHA256, part.fileLength = up.FileEncSHA256, up.FileSHA256, up.FileLength
+        part.mimetype = base_mime(mime) if kind != "audio" or base_mime(mime) != "audio/ogg" \
+            else "audio/ogg; codecs=opus"
+        if caption and kind in CAPTIONED:
+            part.caption = caption
+        if kind == "document":
+            part.fileName = name
+            part.title = name
+        resp = await self._go(lambda c: c.send_message(jid, message), SEND_TIMEOUT_S)
         return SendResult(wamid=message_key(self.session_id, resp.ID), to=to)
 
     async def mark_read(self, wamid: str, to: str) -> None:
         from neonize.utils.enum import ReceiptType
 
-        if not self.connected:
-            raise CloudApiError(503, None, "the linked session is not connected", state="session_disconnected")
-        client = self._client
         message_id = wamid.rsplit(":", 1)[-1]
         jid = to_jid(to)
-        async with go_lock():
-            self._still_connected()
-            await asyncio.wait_for(client.mark_read(message_id, chat=jid, sender=jid, receipt=ReceiptType.READ),
-                                   CALL_TIMEOUT_S)
+        await self._go(lambda c: c.mark_read(message_id, chat=jid, sender=jid, receipt=ReceiptType.READ),
+                       CALL_TIMEOUT_S)
 
 
 class LinkedDeviceChannel:
