@@ -381,10 +381,9 @@ class LinkedDeviceClient:
         task = self._task
         if self._client is None or task is None:
             return
-        if task.done():
-            self._stopping = True
-            return
         self._stopping = True  # from here no call goes into Go's client (every call checks under the lock)
+        if task.done():
+            return
         try:
             async with go_lock():
                 await asyncio.wait_for(self._client.stop(), CALL_TIMEOUT_S)

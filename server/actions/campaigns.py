@@ -110,13 +110,19 @@ _MOVES: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+async def _locked(conn: Any, campaign_id: int) -> db.Campaign:
+    """The campaign, its row locked until the transaction ends; ``not_found`` when it is gone."""
+    campaign = await db.get_campaign(conn, campaign_id, for_update=True)
+    if campaign is None:
+        raise NotFound("campaign not found")
+    return campaign
+
+
 async def do_move(svc: Services, actor: audit.Actor, campaign_id: int, action: str) -> db.Campaign:
     """Start, pause, resume or cancel; anything else from the current status is ``conflict``."""
     sources, target = _MOVES[action]
     async with svc.pool.acquire() as conn, conn.transaction():
-        campaign = await db.get_campaign(conn, campaign_id, for_update=True)
-        if campaign is None:
-            raise NotFound("campaign not found")
+        campaign = await _locked(conn, campaign_id)
         if campaign.status not in sources:
             raise Conflict(f"cannot {action} a campaign that is {campaign.status}", status=campaign.status)
         fields: dict[str, Any] = {"status": target, "pause_reason": "by_staff" if action == "pause" else None}
@@ -138,9 +144,7 @@ async def do_move(svc: Services, actor: audit.Actor, campaign_id: int, action: s
 
 async def do_delete(svc: Services, actor: audit.Actor, campaign_id: int) -> None:
     async with svc.pool.acquire() as conn, conn.transaction():
-        campaign = await db.get_campaign(conn, campaign_id, for_update=True)
-        if campaign is None:
-            raise NotFound("campaign not found")
+        campaign = await _locked(conn, campaign_id)
         if campaign.status == "running":
             raise Conflict("pause or cancel the campaign before deleting it", status=campaign.status)
         await db.delete_campaign(conn, campaign_id)
@@ -206,9 +210,7 @@ async def do_upload(svc: Services, actor: audit.Actor, campaign_id: int,
     limit = svc.config.campaign_max_recipients
     problems = _Problems()
     async with svc.pool.acquire() as conn, conn.transaction():
-        campaign = await db.get_campaign(conn, campaign_id, for_update=True)
-        if campaign is None:
-            raise NotFound("campaign not found")
+        campaign = await _locked(conn, campaign_id)
         if campaign.status != "draft":
             raise Conflict("recipients can only be uploaded to a draft campaign", status=campaign.status)
         await db.create_staging(conn)
@@ -370,9 +372,7 @@ async def do_from_label(svc: Services, actor: audit.Actor, campaign_id: int, lab
                              "reason": reason, "variable": variable})
 
     async with svc.pool.acquire() as conn, conn.transaction():
-        campaign = await db.get_campaign(conn, campaign_id, for_update=True)
-        if campaign is None:
-            raise NotFound("campaign not found")
+        campaign = await _locked(conn, campaign_id)
         if campaign.status != "draft":
             raise Conflict("recipients can only be set on a draft campaign", status=campaign.status)
         if await ldb.get(conn, label_id) is None:
