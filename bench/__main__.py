@@ -174,6 +174,10 @@ def main() -> None:
                     "persist: offered msgs/s (default 0: closed loop)")
     pr.add_argument("--clients", type=int, default=1000)
     pr.add_argument("--seconds", type=float, default=10.0)
+    pr.add_argument("--native", action="store_true", help="py-spy --native: frames of compiled extensions "
+                    "(asyncpg's Cython, uvloop) too, instead of counting their time to the calling Python function")
+    pr.add_argument("--split", action="store_true", help="PostgreSQL and Redis on the load generator's CPU, "
+                    "chat-server alone on the server CPU: py-spy's samples are then chat-server's own CPU time")
     pr.add_argument("--tag", help="results file name suffix instead of the rate: "
                     "bench/results/<date>-profile-<scenario>-<tag>.{md,txt}")
     a = p.parse_args()
@@ -186,7 +190,7 @@ def main() -> None:
         os.sched_setaffinity(0, {1})
         rate = a.rate if a.rate is not None else (60_000 if a.scenario == "fanout" else 0)
         md = __import__("bench.profile", fromlist=["profile"]).profile(a.scenario, rate, a.clients, a.seconds,
-                                                                       RESULTS, stamp, a.tag)
+                                                                       RESULTS, stamp, a.tag, a.native, a.split)
         print(md.read_text())
         return
 

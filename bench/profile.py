@@ -5,7 +5,14 @@ send: by default the closed loop, which is the knee: every client always has one
 flight), and over the same window records
 
 - Python by function: ``py-spy record --nonblocking`` (the server is not paused), pinned to the
-  load generator's CPU: the hottest functions by self and inclusive share of samples;
+  load generator's CPU: the hottest functions by self and inclusive share of samples. py-spy
+  samples wall time the thread is not waiting, so on the shared server CPU a function is also
+  charged for the time it sat preempted: a write to PostgreSQL's socket wakes the backend, which
+  runs at once on the same CPU, and the writer (asyncpg's ``_do_execute``) collects those
+  samples (40 % of them at the persisted knee). ``--split`` moves PostgreSQL and Redis to the
+  load generator's CPU for the window, so the samples are chat-server's own CPU time;
+  ``--native`` names compiled frames (asyncpg's Cython, uvloop) at the price of pausing the
+  server for each sample;
 - PostgreSQL by statement: ``pg_stat_statements`` (calls, rows, total and mean execution time),
   reset at the start of the window. The embedded PostgreSQL (pgserver's build) ships no contrib
   modules, so for the profile chat-server runs on a PostgreSQL that has the module (the first
@@ -42,7 +49,7 @@ import psutil
 from .loadgen import Loadgen
 from .loadgen.coordinator import machine_busy_s, tree_cpu_s
 from .scenarios import Plan, fanout_room, spec
-from .targets import Target, free_port
+from .targets import Target, free_port, pin_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 LINE_NO = re.compile(r":\d+\)$")
@@ -216,7 +223,7 @@ def cpu_s(pid: int, tree: bool) -> float:
 
 
 def profile(scenario: str, rate: int, clients: int, seconds: float, out_dir: Path, stamp: str,
-            tag: str | None = None) -> Path:
+            tag: str | None = None, native: bool = False, split: bool = False) -> Path:
     if shutil.which("py-spy") is None and not (Path(sys.executable).parent / "py-spy").exists():
         raise SystemExit("py-spy is not installed: .venv/bin/pip install -e '.[bench]'")
     pyspy = str(Path(sys.executable).parent / "py-spy") if (Path(sys.executable).parent / "py-spy").exists() else "py-spy"
@@ -242,12 +249,18 @@ def profile(scenario: str, rate: int, clients: int, seconds: float, out_dir: Pat
         redis_pid = next(p.pid for p in server.children(recursive=True) if "redis" in p.name())
         pg_pid = pgs.proc.pid if pgs is not None and pgs.proc is not None else next(
             p for p in target.measured_pids() if p != target.pid)
+        if split:
+            # chat-server alone on the server CPU: py-spy's samples are then its own CPU time
+            for pid in (pg_pid, redis_pid):
+                pin_tree(pid, list(plan.loadgen_cpus))
         with lg:
             if pgs is not None:
                 statements(pgs.dsn(), reset=True)
             redis_commandstats(redis_sock, reset=True)
             cpus = set(plan.loadgen_cpus)
-            rec = subprocess.Popen([pyspy, "record", "--pid", str(target.pid), "--nonblocking", "--format", "raw",
+            # native frames need the target paused while py-spy unwinds it: slower, for attribution only
+            rec = subprocess.Popen([pyspy, "record", "--pid", str(target.pid), "--format", "raw",
+                                    *(["--native"] if native else ["--nonblocking"]),
                                     "--rate", "250", "--duration", str(int(seconds)), "--output", str(raw)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    preexec_fn=lambda: os.sched_setaffinity(0, cpus))
@@ -271,6 +284,12 @@ def profile(scenario: str, rate: int, clients: int, seconds: float, out_dir: Pat
         # the machine may be shared: what everything else did meanwhile (py-spy and the load
         # generator included) says how far to trust the absolute figures
         others = max(0.0, busy - total) / wall
+        if split:
+            extra += ["PostgreSQL and Redis ran on the load generator's CPU (`--split`): chat-server had the server "
+                      "CPU alone, so py-spy's samples are its own CPU time, not time it sat preempted by them.", ""]
+        if native:
+            extra += ["py-spy ran with `--native`: the server was paused for each sample (slower; samples lean "
+                      "towards system calls), and compiled extensions' frames are named.", ""]
         extra += [f"Machine: {os.cpu_count()} CPUs busy {busy / wall:.2f} cores on average over the window, of which "
                   f"{others:.2f} outside chat-server, its PostgreSQL and Redis (the load generator, py-spy, and "
                   f"any other work on the machine).", ""]
