@@ -1,7 +1,8 @@
 """S8 (docs/RELIABILITY.md): hostile text in every name a user or a WhatsApp contact controls
-(display names, room names and topics, WhatsApp contact names) is shown as text in Chromium and
-runs nothing: each payload would set ``window.__xss`` and open an ``alert`` if any of it ran, and
-neither happens while the staff member's browser lists, opens and hovers over all of them."""
+(display names, room names and topics, WhatsApp contact names, label names) is shown as text in
+Chromium and runs nothing: each payload would set ``window.__xss`` and open an ``alert`` if any of
+it ran, and neither happens while the staff member's browser lists, opens and hovers over all of
+them (rooms, the inbox, the Contacts page and each contact, the Labels page)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,12 @@ async def test_hostile_display_names_room_names_topics_and_contact_names_show_as
             raw, headers = signed_post("sec", make_text_webhook("PN8", f"49170555{i:04d}", payload, f"wamid.X{i}", f"hi {i}"))
             async with harness.http.post(node.base_url + "/webhooks/whatsapp", data=raw, headers=headers) as r:
                 assert r.status == 200
+        # a label per payload (names are 40 characters at most), put on the contact of that payload
+        _, found = await staff.call("GET", "/api/v1/contacts?limit=100", expect=200)
+        contact_of = {c["name"]: c["id"] for c in found["contacts"]}
+        for payload in CORPUS:
+            _, made = await admin.call("POST", "/api/v1/labels", {"name": payload[:40], "color": "#cf222e"}, expect=201)
+            await staff.call("PUT", f"/api/v1/contacts/{contact_of[payload]}/labels/{made['label']['id']}", expect=200)
 
         page = await pages()
         dialogs: list[str] = []
@@ -101,6 +108,23 @@ async def test_hostile_display_names_room_names_topics_and_contact_names_show_as
             await conv.click()
             await expect(page.get_by_test_id("room-title")).to_contain_text(payload)
             await hover_everything(page, "[data-testid=inbox-item], [data-testid=message]")
+        audit = await page.evaluate(AUDIT)
+        assert audit == {"bad": [], "xss": None}, audit
+        for payload in CORPUS:
+            await page.get_by_test_id("nav-contacts").click()
+            row = page.get_by_test_id("contact-row").filter(has=page.get_by_text(payload, exact=True))
+            await expect(row).to_have_count(1)
+            await expect(row.get_by_test_id("label-chip")).to_have_text(payload[:40])
+            await hover_everything(page, "[data-testid=contact-row]")
+            await row.get_by_test_id("contact-open").click()
+            await expect(page.get_by_test_id("contact-title")).to_have_text(payload)
+            await expect(page.get_by_test_id("contact-name")).to_have_value(payload)
+            audit = await page.evaluate(AUDIT)
+            assert audit == {"bad": [], "xss": None}, audit
+        await page.get_by_test_id("nav-labels").click()
+        for payload in CORPUS:
+            await expect(page.get_by_test_id("label-row").filter(has=page.get_by_text(payload[:40], exact=True))).to_have_count(1)
+        await hover_everything(page, "[data-testid=label-row]")
         audit = await page.evaluate(AUDIT)
         assert audit == {"bad": [], "xss": None}, audit
         assert dialogs == []

@@ -1,5 +1,5 @@
 // The signed-in app: the shell (banner, sidebar, main pane), routing by location hash
-// (#/room/12, #/inbox, #/archive, #/admin) and the wiring of socket events into ChatClient.
+// (#/room/12, #/inbox, #/contacts, #/contacts/5, #/labels, #/archive, #/admin) and the wiring of socket events into ChatClient.
 import type { Api } from "../api";
 import { ChatClient, type Change } from "../client";
 import { bannerText, Connection, type ConnState } from "../connection";
@@ -13,15 +13,22 @@ import { adminPane } from "./admin";
 import { campaignsPane } from "./campaigns";
 import { archivePane } from "./archive";
 import { ChatView } from "./chat";
+import { ContactPage, ContactsView } from "./contacts";
 import { InboxView } from "./inbox";
+import { LabelsView } from "./labels";
 import { reportsPane } from "./reports";
 import { Sidebar } from "./sidebar";
 
-export type Route = { view: "home" } | { view: "room"; roomId: number } | { view: "inbox" } | { view: "archive" } | { view: "admin" } | { view: "account" } | { view: "reports" } | { view: "campaigns" };
+export type Route = { view: "home" } | { view: "room"; roomId: number } | { view: "inbox" } | { view: "archive" } | { view: "admin" } | { view: "account" } | { view: "reports" } | { view: "campaigns" }
+  | { view: "contacts" } | { view: "contact"; contactId: number } | { view: "labels" };
 
 export function parseRoute(hash: string): Route {
   const m = /^#\/room\/(\d+)$/.exec(hash);
   if (m) return { view: "room", roomId: Number(m[1]) };
+  const c = /^#\/contacts\/(\d+)$/.exec(hash);
+  if (c) return { view: "contact", contactId: Number(c[1]) };
+  if (hash === "#/contacts") return { view: "contacts" };
+  if (hash === "#/labels") return { view: "labels" };
   if (hash === "#/inbox") return { view: "inbox" };
   if (hash === "#/archive") return { view: "archive" };
   if (hash === "#/admin") return { view: "admin" };
@@ -201,7 +208,7 @@ export class App implements AppContext {
 
   private navigate(): void {
     const route = parseRoute(location.hash);
-    const staffOnly = route.view === "inbox" || route.view === "archive";
+    const staffOnly = route.view === "inbox" || route.view === "archive" || route.view === "contacts" || route.view === "contact" || route.view === "labels";
     if ((staffOnly && !isStaff(this.me)) || (route.view === "admin" && this.me.role !== "admin")
       || ((route.view === "reports" || route.view === "campaigns") && !isDeskManager(this.me))) return this.go("#/");
     this.route = route;
@@ -209,6 +216,7 @@ export class App implements AppContext {
     this.pane = this.makePane(route);
     // on a phone the sidebar is hidden while a pane is open: the pages without their own back link get one
     const back = route.view === "inbox" || route.view === "archive" || route.view === "admin" || route.view === "account" || route.view === "campaigns"
+      || route.view === "contacts" || route.view === "labels"
       ? h("a", { href: "#/", class: "pane-back", testid: "pane-back" }, "‹ Rooms") : null;
     fill(this.main, back, this.pane.el);
     this.layout.classList.toggle("show-main", route.view !== "home");
@@ -223,6 +231,18 @@ export class App implements AppContext {
       }
       case "inbox": {
         const view = new InboxView(this);
+        return { el: view.el, update: (c) => view.update(c) };
+      }
+      case "contacts": {
+        const view = new ContactsView(this);
+        return { el: view.el, update: (c) => view.update(c) };
+      }
+      case "contact": {
+        const view = new ContactPage(this, route.contactId);
+        return { el: view.el, update: (c) => view.update(c) };
+      }
+      case "labels": {
+        const view = new LabelsView(this);
         return { el: view.el, update: (c) => view.update(c) };
       }
       case "archive":

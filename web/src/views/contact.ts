@@ -1,7 +1,8 @@
 // The contact panel beside a WhatsApp conversation (staff): who the person is across numbers and
 // conversations. Name (editable; a name set here is kept over later WhatsApp profile names),
 // phone (from WhatsApp), email, notes and attributes (editable), labels (put on, taken off) and
-// their conversations on every business number. Kept live by `contact:updated`.
+// their conversations on every business number. Kept live by `contact:updated`. It is opened
+// beside a conversation (chat.ts) or by itself from the contacts page (contacts.ts).
 import { fill, h, time } from "../dom";
 import type { Contact, Conversation, Label } from "../types";
 import type { App } from "./app";
@@ -49,8 +50,16 @@ export class ContactPanel {
   private readonly addLabel = h("select", { testid: "contact-label-add", "aria-label": "Add a label" });
   private contact: Contact | null = null;
   private dirty = false;
+  readonly contactId: number | null;
+  /** The conversation it is shown beside (marked in the list of conversations), if any. */
+  private readonly roomId: number | null;
+  /** Told each version of the contact shown (the contacts page titles itself with the name). */
+  onShow: ((c: Contact) => void) | null = null;
 
-  constructor(private readonly app: App, private readonly conversation: Conversation) {
+  /** Beside a conversation, or by itself for a contact id (the contacts page). */
+  constructor(private readonly app: App, of: Conversation | number) {
+    this.contactId = typeof of === "number" ? of : of.contact.id ?? null;
+    this.roomId = typeof of === "number" ? null : of.room_id;
     const form = h("form", { class: "contact-form", onsubmit: (e) => { e.preventDefault(); void this.save(); } },
       h("label", { class: "field" }, h("span", {}, "Name"), this.name),
       h("p", { class: "small" }, "Phone: ", this.phone),
@@ -67,10 +76,6 @@ export class ContactPanel {
       h("h3", {}, "Contact"), this.body);
     fill(this.body, form, h("h4", {}, "Labels"), this.labels, this.addLabel, h("h4", {}, "Conversations"), this.history);
     void this.load();
-  }
-
-  get contactId(): number | null {
-    return this.conversation.contact.id ?? null;
   }
 
   /** A live change: the contact (`contact:updated`) or the labels. */
@@ -96,7 +101,7 @@ export class ContactPanel {
       this.app.client.contacts.set(id, r.contact);
       this.show(r.contact, true);
       fill(this.history, ...convs.conversations.map((c) => h("li", {},
-        h("a", { href: `#/room/${c.room_id}`, testid: "contact-conversation", "aria-current": c.room_id === this.conversation.room_id ? "page" : null },
+        h("a", { href: `#/room/${c.room_id}`, testid: "contact-conversation", "aria-current": c.room_id === this.roomId ? "page" : null },
           `${c.business_phone ?? ""} · ${c.status}`, " ", h("time", { datetime: c.updated_at ?? "" }, time(c.updated_at ?? null))))));
     } catch (err) {
       this.status.textContent = (err as Error).message;
@@ -115,6 +120,7 @@ export class ContactPanel {
     }
     this.phone.textContent = c.phone ?? "—";
     this.renderLabels();
+    this.onShow?.(c);
   }
 
   private renderLabels(): void {

@@ -1,9 +1,11 @@
 // Admin: the desk's queues (departments) — create one with its colour, greeting, away message
-// and member agents, delete one — and the routing rule of each WhatsApp number (none, greeting
-// menu, AI triage, default queue). Members' capacities are set through the REST API.
+// and member agents, add and remove the agents of an existing one, delete one — and the routing
+// rule of each WhatsApp number (none, greeting menu, AI triage, default queue). Members'
+// capacities are set through the REST API (an edit of the member list here keeps them).
 import { fill, h, say } from "../dom";
 import type { Queue, User } from "../types";
 import type { App } from "./app";
+import { clearError, showError } from "./errors";
 
 export const ROUTINGS: [value: string, label: string][] = [
   ["none", "No queues (everyone sees it, the assistant answers)"],
@@ -18,23 +20,75 @@ export function queueBody(values: { name: string; color: string; greeting: strin
     members: values.members.map((user_id) => ({ user_id })) };
 }
 
+type Member = Queue["members"][number];
+
+/** The body's `members` of PATCH /api/v1/queues/{id} (it replaces the list): the queue's members
+ * with `add` added and `remove` taken out, each keeping the capacity it had. */
+export function membersBody(members: readonly Member[], change: { add?: number; remove?: number }): { user_id: number; capacity?: number }[] {
+  const ids = members.filter((m) => m.user_id !== change.remove).map((m) => ({ user_id: m.user_id, ...(m.capacity === null ? {} : { capacity: m.capacity }) }));
+  if (change.add !== undefined && !ids.some((m) => m.user_id === change.add)) ids.push({ user_id: change.add });
+  return ids;
+}
+
+/** The staff who can be added to a queue: those not in it yet, by name. */
+export function addableStaff(staff: readonly User[], members: readonly Member[]): User[] {
+  const taken = new Set(members.map((m) => m.user_id));
+  return staff.filter((u) => !taken.has(u.id)).sort((a, b) => a.display_name.localeCompare(b.display_name));
+}
+
+/** A queue's agents, each with a Remove button, and a pick of staff to add (admins). Every
+ * change is one PATCH with the whole list; a refusal shows beside the form. */
+export class QueueMembersEditor {
+  readonly el: HTMLElement;
+  private readonly list = h("ul", { testid: "queue-member-list", "aria-label": "Agents" });
+  private readonly pick = h("select", { testid: "queue-member-pick", "aria-label": "Agent to add" });
+  private readonly error = h("p", { class: "error small", testid: "queue-members-error", "aria-live": "polite" });
+  private staff: User[] = [];
+
+  constructor(private queue: Queue, private readonly source: {
+    staff(): Promise<User[]>;
+    save(queueId: number, members: { user_id: number; capacity?: number }[]): Promise<Queue>;
+    onSaved(q: Queue): void;
+  }) {
+    const form = h("form", { class: "row", "aria-label": `Add an agent to ${queue.name}`, onsubmit: (e) => {
+      e.preventDefault();
+      const id = Number(this.pick.value);
+      if (id) void this.change({ add: id });
+    } }, this.pick, h("button", { type: "submit", testid: "queue-member-add" }, "Add"));
+    this.el = h("div", { class: "queue-member-editor", testid: "queue-member-editor" }, this.list, form, this.error);
+    this.render();
+    void source.staff().then((s) => { this.staff = s; this.render(); }, (err: Error) => { this.error.textContent = err.message; });
+  }
+
+  private render(): void {
+    fill(this.list, ...this.queue.members.map((m) => h("li", { testid: "queue-member-row", "data-user": m.user_id },
+      h("span", {}, m.display_name), " ", h("small", { class: "muted" }, `@${m.username}${m.capacity === null ? "" : ` · up to ${m.capacity}`}`), " ",
+      h("button", { type: "button", testid: "queue-member-remove", "aria-label": `Remove ${m.display_name} from ${this.queue.name}`,
+        onclick: () => void this.change({ remove: m.user_id }) }, "Remove"))),
+    this.queue.members.length ? null : h("li", { class: "muted" }, "No agents."));
+    const choices = addableStaff(this.staff, this.queue.members);
+    fill(this.pick, h("option", { value: "" }, choices.length ? "Add an agent…" : "No one else to add"),
+      ...choices.map((u) => h("option", { value: u.id }, `${u.display_name} (@${u.username})`)));
+  }
+
+  private async change(change: { add?: number; remove?: number }): Promise<void> {
+    clearError(this.error);
+    try {
+      this.queue = await this.source.save(this.queue.id, membersBody(this.queue.members, change));
+      this.render();
+      this.source.onSaved(this.queue);
+    } catch (err) {
+      showError(this.error, err);
+    }
+  }
+}
+
 export function queuesSection(app: App, status: HTMLElement): HTMLElement {
   const list = h("ul", { class: "queues", testid: "queues" });
   const load = async () => {
     try {
       const r = await app.api.call<{ queues: Queue[] }>("GET", "/api/v1/queues");
-      fill(list, ...r.queues.map((q) => h("li", { "data-queue": q.id },
-        h("span", { class: "queue-badge", style: `border-color: ${q.color}` }, q.name), " ",
-        h("small", { class: "muted" }, q.members.map((m) => m.display_name).join(", ") || "no members"), " ",
-        h("button", { type: "button", class: "danger", testid: "queue-delete", "aria-label": `Delete ${q.name}`, onclick: async () => {
-          try {
-            await app.api.call("DELETE", `/api/v1/queues/${q.id}`);
-            say(status, `${q.name} was deleted.`);
-            await load();
-          } catch (err) {
-            say(status, (err as Error).message);
-          }
-        } }, "Delete"))),
+      fill(list, ...r.queues.map((q) => queueItem(app, q, status, load)),
       r.queues.length ? null : h("li", { class: "muted" }, "No queue yet."));
     } catch (err) {
       say(status, (err as Error).message);
@@ -66,6 +120,32 @@ export function queuesSection(app: App, status: HTMLElement): HTMLElement {
   members, h("button", { type: "submit", class: "primary", testid: "queue-add" }, "Create queue"));
   void load();
   return h("section", { "aria-labelledby": "admin-queues" }, h("h2", { id: "admin-queues" }, "Queues"), list, form);
+}
+
+/** One queue in the admin's list: its name, agents, Delete, and the agents' editor (folded). */
+function queueItem(app: App, q: Queue, status: HTMLElement, reload: () => Promise<void>): HTMLElement {
+  const names = h("small", { class: "muted", testid: "queue-member-names" }, memberNames(q));
+  const editor = new QueueMembersEditor(q, {
+    staff: () => app.staffList(),
+    save: async (id, members) => (await app.api.call<{ queue: Queue }>("PATCH", `/api/v1/queues/${id}`, { members })).queue,
+    onSaved: (saved) => { names.textContent = memberNames(saved); },
+  });
+  return h("li", { "data-queue": q.id },
+    h("span", { class: "queue-badge", style: `border-color: ${q.color}` }, q.name), " ", names, " ",
+    h("button", { type: "button", class: "danger", testid: "queue-delete", "aria-label": `Delete ${q.name}`, onclick: async () => {
+      try {
+        await app.api.call("DELETE", `/api/v1/queues/${q.id}`);
+        say(status, `${q.name} was deleted.`);
+        await reload();
+      } catch (err) {
+        say(status, (err as Error).message);
+      }
+    } }, "Delete"),
+    h("details", { testid: "queue-members" }, h("summary", { testid: "queue-members-toggle" }, `Agents of ${q.name}`), editor.el));
+}
+
+function memberNames(q: Queue): string {
+  return q.members.map((m) => m.display_name).join(", ") || "no members";
 }
 
 /** The routing rule of one WhatsApp number: a select of rules and one of queues (the default). */

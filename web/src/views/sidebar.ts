@@ -53,6 +53,8 @@ export class Sidebar {
     fill(this.nav,
       isStaff(me) ? this.navButton("nav-chat", "#/", "Chat", view === "home" || view === "room") : null,
       isStaff(me) ? this.navButton("nav-inbox", "#/inbox", "Inbox", view === "inbox") : null,
+      isStaff(me) ? this.navButton("nav-contacts", "#/contacts", "Contacts", view === "contacts" || view === "contact") : null,
+      isStaff(me) ? this.navButton("nav-labels", "#/labels", "Labels", view === "labels") : null,
       isStaff(me) ? this.navButton("nav-archive", "#/archive", "Archive", view === "archive") : null,
       isDeskManager(me) ? this.navButton("nav-reports", "#/reports", "Reports", view === "reports") : null,
       isDeskManager(me) ? this.navButton("nav-campaigns", "#/campaigns", "Campaigns", view === "campaigns") : null,

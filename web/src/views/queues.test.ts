@@ -1,0 +1,101 @@
+// @vitest-environment happy-dom
+import { describe, expect, it } from "vitest";
+import { ApiError } from "../api";
+import type { Queue, User } from "../types";
+import { addableStaff, membersBody, QueueMembersEditor } from "./queues";
+
+const HOSTILE = "<img src=x onerror=alert(1)><script>window.__xss=1</script>";
+const user = (id: number, display_name: string): User => ({ id, username: `u${id}`, display_name, role: "staff", kind: "human" });
+const member = (u: User, capacity: number | null = null) => ({ user_id: u.id, username: u.username, display_name: u.display_name, capacity });
+const ANN = user(2, "Ann"), BO = user(3, "Bo"), CY = user(4, "Cy");
+const SALES: Queue = { id: 5, name: "Sales", color: "#3b82f6", description: "", greeting: "", away_message: "", members: [member(ANN, 3), member(BO)] };
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+}
+
+/** An editor of `queue` whose saves are answered by `answer` (given the members sent) and recorded. */
+function editor(queue: Queue, staff: User[], answer?: (members: { user_id: number; capacity?: number }[]) => Queue | Error) {
+  const saves: { id: number; members: { user_id: number; capacity?: number }[] }[] = [];
+  const saved: Queue[] = [];
+  const e = new QueueMembersEditor(queue, {
+    staff: async () => staff,
+    save: async (id, members) => {
+      saves.push({ id, members });
+      const r = answer ? answer(members) : { ...queue, members: members.map((m) => member(staff.find((u) => u.id === m.user_id)!, m.capacity ?? null)) };
+      if (r instanceof Error) throw r;
+      return r;
+    },
+    onSaved: (q) => saved.push(q),
+  });
+  document.body.replaceChildren(e.el);
+  return { e, saves, saved };
+}
+
+const q = <T extends Element = HTMLElement>(sel: string) => document.querySelector<T>(`[data-testid=${sel}]`)!;
+const all = (sel: string) => [...document.querySelectorAll<HTMLElement>(`[data-testid=${sel}]`)];
+
+describe("a queue's members", () => {
+  it("are sent as the whole list, each keeping its capacity", () => {
+    expect(membersBody(SALES.members, { add: 4 })).toEqual([{ user_id: 2, capacity: 3 }, { user_id: 3 }, { user_id: 4 }]);
+    expect(membersBody(SALES.members, { remove: 2 })).toEqual([{ user_id: 3 }]);
+    expect(membersBody(SALES.members, { add: 3 })).toEqual([{ user_id: 2, capacity: 3 }, { user_id: 3 }]); // already in: once
+  });
+
+  it("offer to add only the staff not in the queue, by name", () => {
+    expect(addableStaff([CY, BO, user(6, "Al"), ANN], SALES.members).map((u) => u.display_name)).toEqual(["Al", "Cy"]);
+  });
+
+  it("lists the agents and adds a picked one with one PATCH of the list", async () => {
+    const { saves, saved } = editor(SALES, [ANN, BO, CY]);
+    await settle();
+    expect(all("queue-member-row").map((r) => r.dataset.user)).toEqual(["2", "3"]);
+    expect(all("queue-member-row")[0].textContent).toContain("up to 3");
+    const pick = q<HTMLSelectElement>("queue-member-pick");
+    expect([...pick.options].map((o) => o.text)).toEqual(["Add an agent…", "Cy (@u4)"]);
+    pick.value = "4";
+    q<HTMLButtonElement>("queue-member-add").closest("form")!.requestSubmit();
+    await settle();
+    expect(saves).toEqual([{ id: 5, members: [{ user_id: 2, capacity: 3 }, { user_id: 3 }, { user_id: 4 }] }]);
+    expect(all("queue-member-row").map((r) => r.dataset.user)).toEqual(["2", "3", "4"]);
+    expect([...q<HTMLSelectElement>("queue-member-pick").options].map((o) => o.text)).toEqual(["No one else to add"]);
+    expect(saved.map((x) => x.members.length)).toEqual([3]);
+  });
+
+  it("removes an agent", async () => {
+    const { saves } = editor(SALES, [ANN, BO, CY]);
+    await settle();
+    all("queue-member-remove")[0].click();
+    await settle();
+    expect(saves).toEqual([{ id: 5, members: [{ user_id: 3 }] }]);
+    expect(all("queue-member-row").map((r) => r.dataset.user)).toEqual(["3"]);
+  });
+
+  it("does not post without a pick", async () => {
+    const { saves } = editor(SALES, [ANN, BO, CY]);
+    await settle();
+    q<HTMLButtonElement>("queue-member-add").closest("form")!.requestSubmit();
+    await settle();
+    expect(saves).toEqual([]);
+  });
+
+  it("shows a refusal beside the form with its code and keeps the list as it was", async () => {
+    editor(SALES, [ANN, BO, CY], () => new ApiError(404, "not_found", "not an active staff user", { field: "members" }));
+    await settle();
+    q<HTMLSelectElement>("queue-member-pick").value = "4";
+    q<HTMLButtonElement>("queue-member-add").closest("form")!.requestSubmit();
+    await settle();
+    expect(q("queue-members-error").textContent).toBe("Not found: not an active staff user");
+    expect(q("queue-members-error").dataset.code).toBe("not_found");
+    expect(all("queue-member-row").map((r) => r.dataset.user)).toEqual(["2", "3"]);
+  });
+
+  it("shows hostile agent names as text", async () => {
+    const evil = user(9, HOSTILE);
+    editor({ ...SALES, name: HOSTILE, members: [member(evil)] }, [evil, CY]);
+    await settle();
+    expect(q("queue-member-row").textContent).toContain(HOSTILE);
+    expect(q("queue-member-remove").getAttribute("aria-label")).toBe(`Remove ${HOSTILE} from ${HOSTILE}`);
+    expect(document.querySelectorAll("img, script, [onerror]").length).toBe(0);
+  });
+});
