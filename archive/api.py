@@ -78,8 +78,9 @@ async def errors(request: web.Request, handler: Callable[[web.Request], Awaitabl
     except ChatError as exc:
         return web.json_response({"error": exc.to_dict()}, status=exc.status)
     except PyMongoError as exc:
-        # the store did not answer within chat-archive's MongoDB timeout (ArchiveConfig.timeout_s:
-        # a scan too long for it, or the store down): a retryable 503 like any other missing
+        # the store stopped a query at its time limit (ExecutionTimeout, code 50: maxTimeMS,
+        # storage.py) or did not answer within chat-archive's MongoDB timeout
+        # (ArchiveConfig.timeout_s: the store down): a retryable 503 like any other missing
         # dependency, not a 500; a stream already started (export) can only be cut
         if request.get(STREAMING) or not (exc.timeout or isinstance(exc, ConnectionFailure)):
             raise

@@ -39,6 +39,13 @@ class ArchiveConfig:
     fault_pause_at: str | None = None  # FAULT_PAUSE_AT: fault tests only (chatcore/faults.py)
     write_log: bool = False  # ARCHIVE_WRITE_LOG: one document per applied batch in ``write_log``
 
+    @property
+    def query_time_limit_ms(self) -> int:
+        """The store's own bound on each API query (``maxTimeMS``): under ``timeout_s`` by a fifth,
+        at most 0.5 s, so the store stops the scan and says so before chat-archive stops waiting."""
+        ms = self.timeout_s * 1000
+        return max(1, int(ms - min(500.0, ms / 5)))
+
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> ArchiveConfig:
         def req(key: str) -> str:

@@ -1,0 +1,91 @@
+"""What bounds a staff query's cost: the store's own time limit on every query (``maxTimeMS``,
+so a scan chat-archive gave up on does not go on in the store) and the per-user rate limits on
+text search and export."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import orjson
+from pymongo import AsyncMongoClient
+from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
+
+from tests.archive.conftest import ArchiveEnv, ChatSide, start_archive
+from tests.support import make_room
+
+QUERIES = {"find", "aggregate", "count", "getMore"}
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Recorder(CommandListener):
+    """The query commands chat-archive sent to one database, and the store's refusals of them."""
+
+    def __init__(self, db: str) -> None:
+        self.db = db
+        self.commands: list[dict[str, Any]] = []
+        self.failures: list[tuple[str, Any]] = []
+
+    def started(self, event: CommandStartedEvent) -> None:
+        if event.database_name == self.db and event.command_name in QUERIES:
+            self.commands.append(dict(event.command))
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        if event.database_name == self.db and event.command_name in QUERIES:
+            failure = event.failure if isinstance(event.failure, dict) else {}
+            self.failures.append((event.command_name, failure.get("code")))
+
+
+async def _call(url: str, token: str, **params: Any) -> tuple[int, dict[str, str], bytes]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s, \
+            s.get(url, params=params, headers={"Authorization": f"Bearer {token}"}) as r:
+        return r.status, dict(r.headers), await r.read()
+
+
+async def _seed(env: ArchiveEnv, room: int, seqs: range) -> None:
+    client: AsyncMongoClient = AsyncMongoClient(env.ferret.url, serverSelectionTimeoutMS=5000)
+    try:
+        filler = "hay " * 50
+        for start in range(seqs.start, seqs.stop, 5000):
+            await client[env.db]["messages"].insert_many([
+                {"_id": 1_000_000 + s, "room_id": room, "seq": s, "author_id": 1, "author_kind": "user",
+                 "author_name": "u1", "body": f"{filler}{s}", "client_id": None, "reply_to": None, "meta": {},
+                 "created_at": T0 + timedelta(seconds=s), "edited_at": None, "deleted_at": None, "version": 1}
+                for s in range(start, min(seqs.stop, start + 5000))])
+    finally:
+        await client.close()
+
+
+async def test_a_scan_past_the_time_limit_is_stopped_by_the_store_and_answers_503_unavailable(
+        archive_env: ArchiveEnv, chat: ChatSide) -> None:
+    room = await make_room(chat.staff, name="big")
+    recorder = Recorder(archive_env.db)
+    config = archive_env.config(chat_server_url=chat.url, timeout_s=0.5)
+    running = await start_archive(config, [recorder])
+    try:
+        token, base = chat.staff.tokens["access_token"], running.base_url
+        # quick on a small room: each kind of query carries the store's limit
+        await _seed(archive_env, room, range(1, 4))
+        for path, params in [(f"/archive/v1/rooms/{room}/messages", {}), (f"/archive/v1/rooms/{room}/export", {}),
+                             (f"/archive/v1/users/{chat.staff.user['id']}/messages", {}),
+                             ("/archive/v1/search", {"q": "hay", "room_id": room})]:
+            status, _, body = await _call(base + path, token, **params)
+            assert status == 200, (path, body)
+        assert {c["find"] if "find" in c else c.get("aggregate") for c in recorder.commands} == {"messages"}
+        assert {next(iter(c)) for c in recorder.commands} == {"find", "aggregate"}
+        assert [c.get("maxTimeMS") for c in recorder.commands] == [config.query_time_limit_ms] * len(recorder.commands)
+        assert recorder.failures == []
+
+        # a text search that reads more than the limit allows: the store itself stops it
+        await _seed(archive_env, room, range(4, 25_000))
+        recorder.commands.clear()
+        status, _, body = await _call(f"{base}/archive/v1/search", token, q="no such text", room_id=room)
+        assert status == 503 and orjson.loads(body)["error"]["code"] == "unavailable", body
+        assert [(c["find"], c.get("maxTimeMS")) for c in recorder.commands] == [("messages", 400)]
+        assert recorder.failures == [("find", 50)]  # MaxTimeMSExpired: the store's answer, not chat-archive's wait
+    finally:
+        await running.runner.cleanup()
