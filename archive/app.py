@@ -16,9 +16,22 @@ from chatcore.files import FileUrlSigner, read_secret
 from chatcore.tokens import TokenVerifier
 
 from .access import ChatServerAccess
-from .api import ACCESS, METRICS, METRICS_TOKEN, SIGNER, STATUS, STORE, VERIFIER, ArchiveMetrics, add_routes, errors
+from .api import (
+    ACCESS,
+    LIMITER,
+    METRICS,
+    METRICS_TOKEN,
+    SIGNER,
+    STATUS,
+    STORE,
+    VERIFIER,
+    ArchiveMetrics,
+    add_routes,
+    errors,
+)
 from .config import ArchiveConfig
 from .consumer import ArchiveConsumer
+from .ratelimit import QueryLimiter
 from .storage import OUTCOMES, ArchiveStore
 
 log = logging.getLogger(__name__)
@@ -37,6 +50,7 @@ def create_app(config: ArchiveConfig, mongo_listeners: Sequence[CommandListener]
     app[METRICS] = ArchiveMetrics()
     app[STATUS] = {"ttl_days": config.ttl_days, "consumer_alive": False, "retention_runs": 0}
     app[METRICS_TOKEN] = config.metrics_token or ""
+    app[LIMITER] = QueryLimiter({"search": config.searches_per_minute, "export": config.exports_per_minute})
     if config.file_url_secret_file is not None:
         # the same secret as chat-server's, so the archive API hands out URLs chat-server serves
         app[SIGNER] = FileUrlSigner(read_secret(config.file_url_secret_file), config.file_url_ttl_s)
