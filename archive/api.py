@@ -20,6 +20,7 @@ Routes are declared with ``chatcore.api`` (models validate and generate the Open
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,6 +41,7 @@ from chatcore.schemas import MessageRecordWire, Wire
 from chatcore.tokens import AccessClaims, TokenVerifier, bearer_matches
 
 from .access import ROOMS_PER_QUESTION, ChatServerAccess, Standing
+from .ratelimit import QueryLimiter
 from .storage import ArchiveStore, to_wire
 
 MAX_LIMIT = 200
@@ -65,6 +67,7 @@ STORE = web.AppKey("store", ArchiveStore)
 ACCESS = web.AppKey("access", ChatServerAccess)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 METRICS = web.AppKey("metrics", ArchiveMetrics)
+LIMITER = web.AppKey("query_limiter", QueryLimiter)  # per-caller limits on search and export
 STATUS = web.AppKey("status", dict)
 METRICS_TOKEN = web.AppKey("metrics_token", str)
 STREAMING = "archive_streaming"  # request key: the response's headers are sent
@@ -76,10 +79,14 @@ async def errors(request: web.Request, handler: Callable[[web.Request], Awaitabl
     try:
         return await handler(request)
     except ChatError as exc:
-        return web.json_response({"error": exc.to_dict()}, status=exc.status)
+        retry = exc.details.get("retry_after")
+        # as chat-server answers it: whole seconds, rounded up, at least 1
+        headers = {"Retry-After": str(max(1, math.ceil(float(retry))))} if retry is not None else None
+        return web.json_response({"error": exc.to_dict()}, status=exc.status, headers=headers)
     except PyMongoError as exc:
-        # the store did not answer within chat-archive's MongoDB timeout (ArchiveConfig.timeout_s:
-        # a scan too long for it, or the store down): a retryable 503 like any other missing
+        # the store stopped a query at its time limit (ExecutionTimeout, code 50: maxTimeMS,
+        # storage.py) or did not answer within chat-archive's MongoDB timeout
+        # (ArchiveConfig.timeout_s: the store down): a retryable 503 like any other missing
         # dependency, not a 500; a stream already started (export) can only be cut
         if request.get(STREAMING) or not (exc.timeout or isinstance(exc, ConnectionFailure)):
             raise
@@ -302,9 +309,11 @@ async def _in_readable_rooms(request: web.Request, q: Paged, base: dict[str, Any
             query=SearchQuery, responses={200: Page},
             description="In a room (room_id), a user's messages (user_id), or else the caller's own messages "
                         "(scope=own) or every room they may read (scope=readable: chat-server's search asks so, "
-                        "with the user's own token).")
+                        "with the user's own token). Limited per caller (ARCHIVE_SEARCHES_PER_MINUTE): past it "
+                        "429 rate_limited with Retry-After.")
 async def search(call: Call[None, SearchQuery, None]) -> Reply:
     request, q = call.request, call.query
+    request.app[LIMITER].take("search", call.principal.user_id)
     base: dict[str, Any] = ArchiveStore.text_filter(q.q)
     if q.user_id is not None:
         base["author_id"] = q.user_id
@@ -318,9 +327,11 @@ async def search(call: Call[None, SearchQuery, None]) -> Reply:
 
 
 @routes.get("/archive/v1/rooms/{room_id}/export", "A room's archive as JSON lines (one message record a line)",
-            params=RoomPath, responses={200: "application/x-ndjson"})
+            params=RoomPath, responses={200: "application/x-ndjson"},
+            description="Limited per caller (ARCHIVE_EXPORTS_PER_MINUTE): past it 429 rate_limited with Retry-After.")
 async def export_room(call: Call[None, None, RoomPath]) -> web.StreamResponse:
     request = call.request
+    request.app[LIMITER].take("export", call.principal.user_id)
     room_id = await readable_room(request, call.path.room_id, "archive.export")
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson",
                                        "Content-Disposition": f'attachment; filename="room-{room_id}.jsonl"'})

@@ -4,35 +4,53 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import aiohttp
 from aiohttp import web
 from pymongo import AsyncMongoClient
+from pymongo.monitoring import CommandListener
 
 from chatcore.background import Supervisor
 from chatcore.files import FileUrlSigner, read_secret
 from chatcore.tokens import TokenVerifier
 
 from .access import ChatServerAccess
-from .api import ACCESS, METRICS, METRICS_TOKEN, SIGNER, STATUS, STORE, VERIFIER, ArchiveMetrics, add_routes, errors
+from .api import (
+    ACCESS,
+    LIMITER,
+    METRICS,
+    METRICS_TOKEN,
+    SIGNER,
+    STATUS,
+    STORE,
+    VERIFIER,
+    ArchiveMetrics,
+    add_routes,
+    errors,
+)
 from .config import ArchiveConfig
 from .consumer import ArchiveConsumer
+from .ratelimit import QueryLimiter
 from .storage import OUTCOMES, ArchiveStore
 
 log = logging.getLogger(__name__)
 
 CONFIG = web.AppKey("archive_config", ArchiveConfig)
 CONSUMER = web.AppKey("consumer", ArchiveConsumer)
+MONGO_LISTENERS: web.AppKey[tuple[CommandListener, ...]] = web.AppKey("mongo_listeners")
 
 
-def create_app(config: ArchiveConfig) -> web.Application:
+def create_app(config: ArchiveConfig, mongo_listeners: Sequence[CommandListener] = ()) -> web.Application:
+    """``mongo_listeners``: PyMongo command monitoring on both of the process's store clients."""
     app = web.Application(middlewares=[errors], client_max_size=64 * 1024)
     app[CONFIG] = config
+    app[MONGO_LISTENERS] = tuple(mongo_listeners)
     app[VERIFIER] = TokenVerifier(config.jwt_public_key_file.read_bytes())
     app[METRICS] = ArchiveMetrics()
     app[STATUS] = {"ttl_days": config.ttl_days, "consumer_alive": False, "retention_runs": 0}
     app[METRICS_TOKEN] = config.metrics_token or ""
+    app[LIMITER] = QueryLimiter({"search": config.searches_per_minute, "export": config.exports_per_minute})
     if config.file_url_secret_file is not None:
         # the same secret as chat-server's, so the archive API hands out URLs chat-server serves
         app[SIGNER] = FileUrlSigner(read_secret(config.file_url_secret_file), config.file_url_ttl_s)
@@ -44,9 +62,15 @@ def create_app(config: ArchiveConfig) -> web.Application:
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     ms = int(config.timeout_s * 1000)
+    registered = app[MONGO_LISTENERS]
+    listeners = list(registered)
     client: AsyncMongoClient = AsyncMongoClient(config.mongo_url, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms,
-                                                socketTimeoutMS=ms, timeoutMS=ms)
-    store = ArchiveStore(client, config.mongo_db)
+                                                socketTimeoutMS=ms, timeoutMS=ms, event_listeners=listeners)
+    # the query API's client: no client-wide timeoutMS, which would overwrite each query's own
+    # maxTimeMS (storage.py); every step still has chat-archive's timeout on the client's side
+    reader: AsyncMongoClient = AsyncMongoClient(config.mongo_url, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms,
+                                                socketTimeoutMS=ms, waitQueueTimeoutMS=ms, event_listeners=listeners)
+    store = ArchiveStore(client, config.mongo_db, reader, config.query_time_limit_ms)
     supervisor = Supervisor("chat-archive")
     session = aiohttp.ClientSession()
     app[ACCESS] = ChatServerAccess(session, config.chat_server_url.split(","), config.chat_server_timeout_s)
@@ -87,4 +111,5 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     finally:
         await supervisor.close()
         await session.close()
+        await reader.close()
         await client.close()

@@ -38,6 +38,16 @@ class ArchiveConfig:
     file_url_ttl_s: int = 3600
     fault_pause_at: str | None = None  # FAULT_PAUSE_AT: fault tests only (chatcore/faults.py)
     write_log: bool = False  # ARCHIVE_WRITE_LOG: one document per applied batch in ``write_log``
+    # per caller and chat-archive process, a token bucket each (archive/ratelimit.py); 0: unlimited
+    searches_per_minute: int = 30
+    exports_per_minute: int = 5
+
+    @property
+    def query_time_limit_ms(self) -> int:
+        """The store's own bound on each API query (``maxTimeMS``): under ``timeout_s`` by a fifth,
+        at most 0.5 s, so the store stops the scan and says so before chat-archive stops waiting."""
+        ms = self.timeout_s * 1000
+        return max(1, int(ms - min(500.0, ms / 5)))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> ArchiveConfig:
@@ -57,6 +67,18 @@ class ArchiveConfig:
                 raise ConfigError(f"{key} must be a number, got {raw!r}") from None
             if v <= 0:
                 raise ConfigError(f"{key} must be positive, got {raw!r}")
+            return v
+
+        def number(key: str, default: int) -> int:
+            raw = env.get(key)
+            if not raw:
+                return default
+            try:
+                v = int(raw)
+            except ValueError:
+                raise ConfigError(f"{key} must be a whole number, got {raw!r}") from None
+            if v < 0:
+                raise ConfigError(f"{key} must be 0 (off) or more, got {raw!r}")
             return v
 
         def fault_pause(raw: str | None) -> str | None:
@@ -87,6 +109,8 @@ class ArchiveConfig:
             file_url_ttl_s=int(num("FILE_URL_TTL_S", 3600.0) or 3600),
             fault_pause_at=fault_pause(env.get("FAULT_PAUSE_AT")),
             write_log=(env.get("ARCHIVE_WRITE_LOG") or "false").lower() in ("1", "true", "yes"),
+            searches_per_minute=number("ARCHIVE_SEARCHES_PER_MINUTE", 30),
+            exports_per_minute=number("ARCHIVE_EXPORTS_PER_MINUTE", 5),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

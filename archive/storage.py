@@ -16,6 +16,17 @@ where the server accepts it (detected at start); retention otherwise runs as a p
 ``delete_many`` on ``created_at``. Search stays a ``$regex`` bounded by room or author and time
 on every server: ``$text`` matches stemmed words, not substrings, so using it where present
 would make the same query answer differently on different servers.
+
+The query API's reads (``find``, ``aggregate``, ``count_documents``) go through ``reader``, a
+client without a client-wide operation timeout, and each carries ``maxTimeMS``
+(``max_time_ms``): the store stops a scan itself when the limit passes and answers
+``ExecutionTimeout`` (code 50), while chat-archive still waits (the limit is under its own
+timeout). Under a client-wide ``timeoutMS`` PyMongo would replace that ``maxTimeMS`` with the
+time left minus one round trip, so the store's answer and chat-archive's own deadline would race.
+A page is one command: its batch size is its limit, so no ``getMore`` follows (a ``getMore``
+carries no ``maxTimeMS``; MongoDB counts it against the ``find``'s, FerretDB reads the whole
+result in the ``find``). The consumer's writes and reads stay on ``client``, whose ``timeoutMS``
+gives every command a ``maxTimeMS`` of the time left.
 """
 
 from __future__ import annotations
@@ -92,9 +103,12 @@ def to_wire(doc: dict[str, Any], signer: FileUrlSigner | None = None) -> dict[st
 
 
 class ArchiveStore:
-    def __init__(self, client: AsyncMongoClient, db: str) -> None:
+    def __init__(self, client: AsyncMongoClient, db: str, reader: AsyncMongoClient | None = None,
+                 query_time_limit_ms: int | None = None) -> None:
         self.client = client
         self.col = client[db]["messages"]
+        self.reads = (reader or client)[db]["messages"]  # the query API's reads
+        self.max_time_ms = query_time_limit_ms  # the store's bound on each of them; None: none
         self.has_ttl = False
 
     async def setup(self, ttl_days: float | None) -> None:
@@ -190,15 +204,22 @@ class ArchiveStore:
     async def ping(self) -> None:
         await self.client.admin.command("ping")
 
+    def _bounded(self) -> dict[str, Any]:
+        return {} if self.max_time_ms is None else {"maxTimeMS": self.max_time_ms}
+
     async def count(self, query: dict[str, Any] | None = None) -> int:
-        return await self.col.count_documents(query or {})
+        return await self.reads.count_documents(query or {}, **self._bounded())
 
     async def find(self, query: dict[str, Any], sort: list[tuple[str, int]], limit: int) -> list[dict[str, Any]]:
-        return await self.col.find(query).sort(sort).limit(limit).to_list(limit)
+        cursor = self.reads.find(query).sort(sort).limit(limit).batch_size(limit)
+        if self.max_time_ms is not None:
+            cursor = cursor.max_time_ms(self.max_time_ms)
+        return await cursor.to_list(limit)
 
     async def room_ids(self, query: dict[str, Any], limit: int) -> list[int]:
         """The distinct rooms of the messages ``query`` matches, at most ``limit`` of them."""
-        cursor = await self.col.aggregate([{"$match": query}, {"$group": {"_id": "$room_id"}}, {"$limit": limit}])
+        cursor = await self.reads.aggregate([{"$match": query}, {"$group": {"_id": "$room_id"}}, {"$limit": limit}],
+                                            batchSize=limit, **self._bounded())
         return [int(d["_id"]) for d in await cursor.to_list(limit)]
 
     async def delete_older_than(self, days: float) -> int:

@@ -4,7 +4,7 @@ consumer group and database per test."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 from pymongo import AsyncMongoClient
+from pymongo.monitoring import CommandListener
 
 from archive.app import create_app as create_archive_app
 from archive.config import ArchiveConfig
@@ -116,8 +117,8 @@ class RunningArchive:
     runner: web.AppRunner
 
 
-async def start_archive(config: ArchiveConfig) -> RunningArchive:
-    app = create_archive_app(config)
+async def start_archive(config: ArchiveConfig, mongo_listeners: Sequence[CommandListener] = ()) -> RunningArchive:
+    app = create_archive_app(config, mongo_listeners)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", config.port).start()
