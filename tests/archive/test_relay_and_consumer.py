@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from typing import Any
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from server.relay.relay import RELAY_LOCK, ArchiveRelay, RelaySettings
+from server.relay.relay import PRODUCER_CLIENT_ID, RELAY_LOCK, ArchiveRelay, RelaySettings
 from server.storage.db import create_pool
 from tests.archive.conftest import ArchiveEnv, RunningArchive, seed_messages
 
@@ -87,6 +89,68 @@ async def test_kafka_outage_mid_run_relay_resumes_by_itself_losing_and_duplicati
         await asyncio.gather(task, return_exceptions=True)
         await relay.close()
         await pool.close()
+
+
+def _relay_producer_tasks() -> list[asyncio.Task[Any]]:
+    """Background tasks of relay producers still running: their sender loops and metadata
+    synchronizers (told from the archive's own Kafka clients by the relay's client id)."""
+    found = []
+    for task in asyncio.all_tasks():
+        frame = getattr(task.get_coro(), "cr_frame", None)
+        owner = frame.f_locals.get("self") if frame is not None else None
+        client = getattr(owner, "client", owner)  # a Sender holds its client; the synchronizer is the client's
+        if getattr(client, "_client_id", None) == PRODUCER_CLIENT_ID:
+            found.append(task)
+    return found
+
+
+HUNG_BROKER_S = float(os.environ.get("CHAT_FAULT_KAFKA_HUNG_S", "15"))
+
+
+async def test_a_hung_kafka_broker_stalls_no_relay_pass_and_after_the_thaw_everything_is_archived_once(
+        database_url: str, archive_env: ArchiveEnv, archive_app: RunningArchive) -> None:
+    """The broker SIGSTOPped while the relay moves a backlog in passes back to back (so the
+    freeze lands in a pass in flight): its process and connections stay, nothing answers. Every
+    pass still ends within its bounds and the relay keeps trying, not one row leaves PostgreSQL,
+    no producer it dropped stays behind retrying, and within 60 s of the SIGCONT the backlog is
+    archived, each message once."""
+    total = await seed_messages(database_url, rooms=4, per_room=1000, age_s=3600)
+    pool = await create_pool(database_url, timeout_s=10, min_size=1, max_size=4)
+    relay = _relay(pool, archive_env, batch_size=50, pass_timeout_s=12)
+    task = asyncio.create_task(relay.run_forever())
+    loop = asyncio.get_running_loop()
+    try:
+        while await pool.fetchval("SELECT count(*) FROM messages") == total:  # the relay has started
+            await asyncio.sleep(0.05)
+        with archive_env.kafka.frozen():  # SIGCONT on the way out, whatever happens in the block
+            await asyncio.sleep(1)  # a batch acked just before the freeze may still be deleting
+            at_freeze = await pool.fetchval("SELECT count(*) FROM messages")
+            failed_before = relay.failed_passes
+            await asyncio.sleep(HUNG_BROKER_S)
+            during = await pool.fetchval("SELECT count(*) FROM messages")
+            failed_during = relay.failed_passes - failed_before
+        thawed = loop.time()
+        left = during
+        while left and loop.time() - thawed < 60:
+            await asyncio.sleep(0.2)
+            left = await pool.fetchval("SELECT count(*) FROM messages")
+        drained_s = loop.time() - thawed
+        docs, distinct = await _wait_count(archive_env, total, timeout=60)
+        print(f"hung broker {HUNG_BROKER_S:g} s: {total} messages, {at_freeze} hot at the freeze, {failed_during} "
+              f"passes failed while frozen, {relay.abandoned_passes} abandoned, backlog drained {drained_s:.1f} s "
+              f"after the thaw, archive docs {docs} distinct {distinct}")
+        assert 0 < at_freeze < total
+        assert during == at_freeze  # with the broker hung not one row left PostgreSQL
+        assert failed_during >= 2  # the pass in flight ended and the relay tried again: nothing stalled
+        assert left == 0, f"{left} messages still hot 60 s after the broker's thaw"
+        assert docs == distinct == total
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await relay.close()
+        await pool.close()
+    # every producer a failed pass dropped was stopped for good, not left retrying its batch
+    assert _relay_producer_tasks() == []
 
 
 async def test_two_relay_candidates_never_run_at_once(database_url: str, archive_env: ArchiveEnv,
