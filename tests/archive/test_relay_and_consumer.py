@@ -153,6 +153,75 @@ async def test_a_hung_kafka_broker_stalls_no_relay_pass_and_after_the_thaw_every
     assert _relay_producer_tasks() == []
 
 
+class _DeafPause:
+    """Stands in for the relay's fault pause (chatcore/faults.py): the ``nth`` pass that reaches
+    ``relay.sent`` (its batch acknowledged, nothing deleted, the leader lock held) stops there
+    and ignores every cancellation, as a library call that eats its cancellation would, until
+    the test frees it."""
+
+    def __init__(self, nth: int) -> None:
+        self.nth = nth
+        self.seen = 0
+        self.held: list[int] = []
+        self.cancels_ignored = 0
+        self.freed = asyncio.Event()
+
+    async def reach(self, point: str, state: dict[str, Any]) -> None:
+        if point != "relay.sent":
+            return
+        self.seen += 1
+        if self.seen != self.nth:
+            return
+        self.held = state["ids"]
+        while not self.freed.is_set():
+            try:
+                await self.freed.wait()
+            except asyncio.CancelledError:
+                self.cancels_ignored += 1
+
+
+async def test_a_pass_that_ignores_its_cancellation_is_abandoned_at_its_deadline_and_the_next_pass_takes_over(
+        database_url: str, archive_env: ArchiveEnv, archive_app: RunningArchive) -> None:
+    """A pass stuck for good while holding the leader lock (here: a batch sent, nothing deleted)
+    is abandoned at ``pass_timeout_s``: its PostgreSQL session is ended, which frees the lock,
+    the next pass resends the held batch and moves the rest; when the stuck pass wakes up it
+    can touch nothing (its connection is gone). Every message archived once."""
+    total = await seed_messages(database_url, rooms=2, per_room=200, age_s=3600)
+    pool = await create_pool(database_url, timeout_s=10, min_size=1, max_size=4)
+    relay = _relay(pool, archive_env, batch_size=50, pass_timeout_s=3)
+    pause = _DeafPause(nth=2)
+    relay._pause = pause  # type: ignore[assignment]
+    task = asyncio.create_task(relay.run_forever())
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        left = total
+        while left and loop.time() - started < 30:
+            await asyncio.sleep(0.2)
+            left = await pool.fetchval("SELECT count(*) FROM messages")
+        print(f"stuck pass: {total} messages, {len(pause.held)} held by the stuck pass, {pause.cancels_ignored} "
+              f"cancellations ignored, {relay.abandoned_passes} abandoned, {left} left after "
+              f"{loop.time() - started:.1f} s")
+        assert len(pause.held) == 50
+        assert left == 0, f"{left} messages still hot: the stuck pass kept the relay out"
+        assert relay.abandoned_passes == 1 and pause.cancels_ignored >= 1
+        held = await pool.fetchval("SELECT count(*) FROM messages WHERE id = ANY($1::bigint[])", pause.held)
+        assert held == 0  # the next pass resent and deleted the stuck pass's batch
+        docs, distinct = await _wait_count(archive_env, total, timeout=60)
+        assert docs == distinct == total
+        pause.freed.set()  # the stuck pass wakes up and goes on to delete, on a connection it no longer has
+        await asyncio.sleep(0.5)
+        assert await pool.fetchval("SELECT count(*) FROM archived_messages") == total  # it changed nothing
+    finally:
+        pause.freed.set()
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
+        task.cancel()  # again: without a pass deadline the first one may have gone to the deaf pause
+        await asyncio.gather(task, return_exceptions=True)
+        await relay.close()
+        await pool.close()
+
+
 async def test_two_relay_candidates_never_run_at_once(database_url: str, archive_env: ArchiveEnv,
                                                       archive_app: RunningArchive) -> None:
     total = await seed_messages(database_url, rooms=2, per_room=300, age_s=3600)
