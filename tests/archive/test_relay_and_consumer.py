@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 import asyncpg
@@ -13,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from server.relay.relay import PRODUCER_CLIENT_ID, RELAY_LOCK, ArchiveRelay, RelaySettings
 from server.storage.db import create_pool
 from tests.archive.conftest import ArchiveEnv, RunningArchive, seed_messages
+from tests.support import fault_seconds
 
 pytestmark = pytest.mark.solo
 
@@ -104,7 +104,7 @@ def _relay_producer_tasks() -> list[asyncio.Task[Any]]:
     return found
 
 
-HUNG_BROKER_S = float(os.environ.get("CHAT_FAULT_KAFKA_HUNG_S", "15"))
+HUNG_BROKER_S = fault_seconds("CHAT_FAULT_KAFKA_HUNG_S", 15)
 
 
 async def test_a_hung_kafka_broker_stalls_no_relay_pass_and_after_the_thaw_everything_is_archived_once(
