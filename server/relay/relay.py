@@ -426,7 +426,8 @@ def _fail_batches(accumulator: Any) -> None:
 
 
 def _retrieve(fut: asyncio.Future[Any]) -> None:
-    if not fut.cancelled():
+    """Mark a failed future's exception as seen (asyncio logs unseen ones when they are collected)."""
+    if fut.done() and not fut.cancelled():
         fut.exception()
 
 
