@@ -50,6 +50,9 @@ class Metrics:
                              "Archive relay: records acknowledged by Kafka, by kind (message, tombstone) and rows "
                              "kept hot because they changed between send and delete (kept_changed)",
                              ["kind"], registry=r)
+        self.relay_abandoned = Counter("chat_relay_passes_abandoned_total",
+                                       "Archive relay passes cut at their deadline (a hung Kafka or PostgreSQL); "
+                                       "each one's connection was terminated and its producer rebuilt", registry=r)
         self.gc_pause = Histogram(
             "chat_gc_pause_seconds", "Garbage-collector pauses of the event loop, by generation", ["generation"],
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1), registry=r,

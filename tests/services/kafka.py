@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import base64
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .base import CACHE_DIR, REPO_ROOT, ManagedProcess, Service, ServiceError, free_port, port_open, wait_until
@@ -100,6 +103,17 @@ class KafkaService(Service):
         wait_until(lambda: port_open(self.port), 90, "kafka", proc, self.base_dir / "stdout.log")
         return self
 
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The broker SIGSTOPped for the block: its process and its TCP connections stay, nothing
+        answers (a hung broker, which a refused connection does not show). SIGCONT on the way out,
+        also when the block fails, so no later test finds the session's broker frozen."""
+        assert self._proc is not None
+        self._proc.signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self._proc.signal(signal.SIGCONT)
 
     def cleanup(self) -> None:
         # its data is thrown away with it, so there is no controlled shutdown to wait for (a
