@@ -24,6 +24,9 @@ message format inside it and the manager's semantics, and changes three things:
   before.
 - Events published by this node are delivered locally by the emitter (``FanoutRedisManager``),
   as before; only the other nodes act on the bus copy.
+- **Pushed messages are taken as received** (``_as_received``): redis-py's default RESP3 push
+  handler builds a debug log line holding the repr of each whole message, even with debug
+  logging off (and logs the contents with its logger at debug).
 - **The subscription is ours.** The stock listener retries a lost subscription after 1, 2, 4, …
   up to 60 s, so after a long Redis outage fan-out between nodes could stay off for a minute
   after Redis was back. ``_redis_listen_with_retries`` here subscribes on a connection of its
@@ -180,7 +183,7 @@ class RedisBus(socketio.AsyncRedisManager):
         delay = self.resubscribe_min_s
         while True:
             client = self._get_redis_module().Redis.from_url(self.redis_url, **self.redis_options)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub = client.pubsub(ignore_subscribe_messages=True, push_handler_func=_as_received)
             try:
                 async with asyncio.timeout(self.subscribe_timeout_s):
                     await pubsub.subscribe(self.channel)
@@ -224,6 +227,15 @@ class RedisBus(socketio.AsyncRedisManager):
 
     def _has_local_room(self, room: str) -> bool:
         return any(room in rooms for rooms in self.rooms.values())
+
+
+async def _as_received(response: Any) -> Any:
+    """The subscription's handler of RESP3 pushes: each message as received. redis-py's default
+    logs every pushed message at debug level, ``"Push response: " + str(response)``, and builds
+    that string (the repr of the whole message: every event of a published batch) before the
+    logger looks at its level, for every message on every node; with its ``push_response``
+    logger at debug, the messages' contents (message text) go to the log."""
+    return response
 
 
 async def _close_quietly(pubsub: Any, client: Any) -> None:
