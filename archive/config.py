@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from chatcore.events import ARCHIVE_DLQ_TOPIC, ARCHIVE_TOPIC
 from chatcore.faults import parse_fault_pause
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -57,29 +60,23 @@ class ArchiveConfig:
                 raise ConfigError(f"{key} is required")
             return v
 
-        def num(key: str, default: float | None) -> float | None:
+        def parsed(key: str, default: T, cast: Callable[[str], T], ok: Callable[[T], bool], rule: str) -> T:
             raw = env.get(key)
             if not raw:
                 return default
             try:
-                v = float(raw)
+                v = cast(raw)
             except ValueError:
-                raise ConfigError(f"{key} must be a number, got {raw!r}") from None
-            if v <= 0:
-                raise ConfigError(f"{key} must be positive, got {raw!r}")
+                raise ConfigError(f"{key} must be {rule}, got {raw!r}") from None
+            if not ok(v):
+                raise ConfigError(f"{key} must be {rule}, got {raw!r}")
             return v
 
+        def num(key: str, default: float | None) -> float | None:
+            return parsed(key, default, float, lambda v: v is not None and v > 0, "a positive number")
+
         def number(key: str, default: int) -> int:
-            raw = env.get(key)
-            if not raw:
-                return default
-            try:
-                v = int(raw)
-            except ValueError:
-                raise ConfigError(f"{key} must be a whole number, got {raw!r}") from None
-            if v < 0:
-                raise ConfigError(f"{key} must be 0 (off) or more, got {raw!r}")
-            return v
+            return parsed(key, default, int, lambda v: v >= 0, "a whole number, 0 (off) or more")
 
         def fault_pause(raw: str | None) -> str | None:
             try:
