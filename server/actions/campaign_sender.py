@@ -16,9 +16,12 @@ Each node runs ``LANES`` sending lanes, a keeper and a progress loop (all superv
   worker wrongly taken for dead still records its wamid: ``sent``).
 - A template paused, disabled or deleted by Meta, or an account problem (token, payment,
   block), pauses the campaign with the reason; the recipient goes back to the queue unsent.
-- The progress loop sends ``campaign:progress`` for campaigns marked dirty, one node at a time
-  per campaign (a Redis lock held through the emit), counts read fresh from PostgreSQL: the
-  cumulative counts never go down, and ``seq`` (a Redis counter) orders the events.
+- The progress loop sends ``campaign:progress`` for campaigns marked dirty, counts read fresh
+  from PostgreSQL, one node at a time per campaign (``ProgressClock``: a Redis lock held
+  through the emit, then kept ``PROGRESS_S`` longer as the pace). ``seq`` orders the events,
+  and each cumulative count is stamped atomically with it, never below what an earlier event
+  carried: a node that read its snapshot before a faster node's newer one cannot take a count
+  back, even when its lock outlived ``LOCK_HOLD_S``.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ LANES = 8  # concurrent sends per node (each waits for its paced slot)
 IDLE_S = 0.5  # a lane with nothing to send looks again after this long
 REFRESH_S = 0.5  # running campaigns and their templates are re-read this often
 PROGRESS_S = 0.25  # progress of dirty campaigns is sent at most this often per campaign
+LOCK_HOLD_S = 10.0  # the longest a node holds a campaign's progress lock (a killed node's lock expires)
 RETRY_BASE_S, RETRY_CAP_S = 2.0, 600.0
 MAX_ATTEMPTS = 10  # Graph calls of one recipient that Meta refused for a passing reason
 # failures that would hit every recipient alike: the campaign pauses
@@ -60,6 +64,59 @@ TEMPLATE_STATES = {"template_paused": "PAUSED", "template_disabled": "DISABLED"}
 RATE_CODES = frozenset({130429, 131056, 80007, 4})
 # counts in campaign:progress; every one but queued and sending only ever grows
 COUNT_FIELDS = ("total", "queued", "sending", "sent", "delivered", "read", "failed", "replied", "skipped", "unknown")
+GROWING_FIELDS = tuple(k for k in COUNT_FIELDS if k not in ("queued", "sending"))
+
+# KEYS: the seq counter, the high-water hash. ARGV: field, count, field, count, ...
+# Returns the new seq and each count raised to at least the highest one stamped before it.
+_STAMP = """
+local out = {redis.call('INCR', KEYS[1])}
+for i = 1, #ARGV, 2 do
+  local v = tonumber(ARGV[i + 1])
+  local prev = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
+  if prev > v then v = prev else redis.call('HSET', KEYS[2], ARGV[i], v) end
+  out[#out + 1] = v
+end
+return out
+"""
+
+# KEYS: the lock. ARGV: its holder, the pace in ms. The holder's lock is kept for the pace only.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+class ProgressClock:
+    """Orders one campaign's progress events across nodes (Redis).
+
+    ``hold`` takes the campaign's lock for at most ``LOCK_HOLD_S``; ``stamp`` gives the event its
+    ``seq`` and its growing counts in one atomic step; ``release`` keeps the lock ``PROGRESS_S``
+    longer, so the next event (from any node) comes after this one's emit, and no sooner than
+    the pace."""
+
+    def __init__(self, redis: Any, prefix: str, holder: str) -> None:
+        self.redis = redis
+        self.p = prefix
+        self.holder = holder
+        self._stamp = redis.register_script(_STAMP)
+        self._release = redis.register_script(_RELEASE)
+
+    def _lock(self, campaign_id: int) -> str:
+        return f"{self.p}campaign:progress-lock:{campaign_id}"
+
+    async def hold(self, campaign_id: int) -> bool:
+        return bool(await self.redis.set(self._lock(campaign_id), self.holder, nx=True, px=int(LOCK_HOLD_S * 1000)))
+
+    async def release(self, campaign_id: int) -> None:
+        await self._release(keys=[self._lock(campaign_id)], args=[self.holder, int(PROGRESS_S * 1000)])
+
+    async def stamp(self, campaign_id: int, counts: dict[str, int]) -> tuple[int, dict[str, int]]:
+        args: list[Any] = []
+        for k in GROWING_FIELDS:
+            args += [k, int(counts[k])]
+        out = await self._stamp(keys=[f"{self.p}campaign:progress-seq:{campaign_id}",
+                                      f"{self.p}campaign:progress-high:{campaign_id}"], args=args)
+        return int(out[0]), {**counts, **{k: int(v) for k, v in zip(GROWING_FIELDS, out[1:], strict=True)}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +145,7 @@ class CampaignSender:
         self._next = 0
         self._seq = 0
         self._wake = asyncio.Event()
+        self.clock = ProgressClock(svc.redis, svc.config.redis_prefix, self.worker)
 
     def start(self) -> None:
         sup = self.svc.supervisor
@@ -258,21 +316,20 @@ class CampaignSender:
         redis = self.svc.redis
         for raw in await redis.smembers(self._key(DIRTY_KEY)):
             campaign_id = int(raw)
-            # one node at a time per campaign; the lock is left to expire so that an emit
-            # published by one node is out before another node's next one
-            if not await redis.set(self._key(f"campaign:progress-lock:{campaign_id}"), self.worker, nx=True,
-                                   px=int(PROGRESS_S * 1000)):
-                continue
-            await redis.srem(self._key(DIRTY_KEY), str(campaign_id))
-            event = await self.progress(campaign_id)
-            if event is not None:
-                await emit(self.svc, "campaign:progress", event, to=DESK_CHANNEL)
+            if not await self.clock.hold(campaign_id):
+                continue  # another node is sending this campaign's progress, or did just now
+            try:
+                await redis.srem(self._key(DIRTY_KEY), str(campaign_id))
+                event = await self.progress(campaign_id)
+                if event is not None:
+                    await emit(self.svc, "campaign:progress", event, to=DESK_CHANNEL)
+            finally:
+                await self.clock.release(campaign_id)
 
     async def progress(self, campaign_id: int) -> dict[str, Any] | None:
         campaign = await db.get_campaign(self.svc.pool, campaign_id)
         if campaign is None:
             return None
-        counts = await db.counts(self.svc.pool, campaign_id)
-        seq = int(await self.svc.redis.incr(self._key(f"campaign:progress-seq:{campaign_id}")))
+        seq, counts = await self.clock.stamp(campaign_id, await db.counts(self.svc.pool, campaign_id))
         return {"campaign_id": campaign_id, "seq": seq, "status": campaign.status,
                 "pause_reason": campaign.pause_reason, **{k: counts[k] for k in COUNT_FIELDS}}
