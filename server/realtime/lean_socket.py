@@ -32,6 +32,11 @@ reconnects and catches up with ``sync``. What a dropped session held before it w
 the cap, plus the transport's buffer (asyncio pauses writing past its high-water mark, 64 KiB),
 plus the one packet the drain task is writing.
 
+The end of a connection: once its WebSocket's end is written or the connection is found dead,
+the queue takes nothing more. A node's shutdown flushes every session with an end of its own
+and ``join``; for a session whose client had just gone, that end would have had no writer, and
+the shutdown waited its whole drain bound (5 s) for it.
+
 Protocol errors (``lean_ws``): a WebSocket peer that sends CLOSE, a packet that does not decode,
 or a packet of no Engine.IO type has its WebSocket closed (engineio's handler ends the session on
 an undecodable packet through an exception, after CLOSE through its read timeout; ours has none).
@@ -78,13 +83,17 @@ class PacketQueue:
     """A FIFO with ``asyncio.Queue``'s semantics for ``put``/``get``/``task_done``/``join``;
     unbounded without ``limits``, else a packet past the cap drops the session (module docstring)."""
 
-    __slots__ = ("_bytes", "_drain", "_dropped", "_getters", "_head", "_items", "_joiners", "_limits", "_owner",
-                 "_unfinished", "_ws")
+    __slots__ = ("_bytes", "_drain", "_dropped", "_ended", "_getters", "_head", "_items", "_joiners", "_limits",
+                 "_owner", "_unfinished", "_ws")
 
     def __init__(self, limits: QueueLimits | None = None) -> None:
         self._limits = limits
         self._bytes = 0  # sum of ``packet_size`` over the queued items
         self._dropped = False  # past the cap: nothing is queued any more
+        # the attached WebSocket is gone (its end written, or the connection dead): nothing is
+        # queued any more (nothing would write it, and a ``join`` - a node's shutdown flushing
+        # the session - would wait for it in vain)
+        self._ended = False
         # the engineio socket of the session (``bind``); a polling session is closed through it
         self._owner: Any = None
         self._items: list[Any] | None = None
@@ -135,7 +144,7 @@ class PacketQueue:
 
     def put_frame(self, item: Any, payload: bytes | None) -> None:
         """``put_nowait(item)``; ``payload`` is ``item``'s encoded frame when the caller has it."""
-        if self._dropped:
+        if self._dropped or self._ended:
             return
         ws = self._ws
         if ws is not None:
@@ -244,6 +253,8 @@ class PacketQueue:
                 try:
                     if pkt is None:
                         self._ws = None  # nothing is written after the end
+                        self._ended = True
+                        self._discard()  # queued behind the end (a second end from a shutdown)
                         await ws.close()
                         return
                     await ws.send(pkt.encode())
@@ -258,6 +269,7 @@ class PacketQueue:
     async def _dead(self, ws: Any) -> None:
         """A dead connection: drop what is left (engineio's writer stops too)."""
         self._ws = None
+        self._ended = True
         self._discard()
         await ws.close()
 

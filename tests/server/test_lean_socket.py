@@ -175,6 +175,67 @@ async def test_packets_queued_before_attach_go_first() -> None:
     await q.join()
 
 
+async def test_a_second_end_queued_by_a_shutdown_around_the_sessions_own_end_is_not_waited_for() -> None:
+    """A node's shutdown flushes each session (``put_nowait(None)``, then ``join``) while the
+    session may be ending on its own (its client closed: ``finish``). Whether the shutdown's end
+    comes while the session's is being written or after it, ``join`` returns at once: nothing
+    would ever write an item queued behind the end."""
+    sent: list[str] = []
+    release = asyncio.Event()
+
+    class SlowWs:
+        _sock = None
+
+        def write_payload(self, payload: bytes, binary: bool) -> bool:
+            return False  # the transport is busy: packets wait in the queue for the drain task
+
+        async def send(self, data: str) -> None:
+            await release.wait()
+            sent.append(data)
+
+        async def close(self) -> None:
+            sent.append("<close>")
+
+    q = PacketQueue()
+    q.attach(SlowWs())
+    q.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, "a"))
+    finishing = asyncio.create_task(q.finish())  # the session's own end, behind "a"
+    await asyncio.sleep(0)
+    q.put_nowait(None)  # the shutdown's, while "a" is being written
+    release.set()
+    await asyncio.wait_for(finishing, 1)
+    await asyncio.wait_for(q.join(), 1)
+    q.put_nowait(None)  # the shutdown's, after the end
+    q.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, "late"))
+    await asyncio.wait_for(q.join(), 1)
+    assert sent == ["4a", "<close>"] and q.qsize() == 0
+
+
+async def test_an_end_queued_by_a_shutdown_after_the_connection_died_is_not_waited_for() -> None:
+    class DeadWs:
+        _sock = None
+        closed = False
+
+        def write_payload(self, payload: bytes, binary: bool) -> bool:
+            return False
+
+        async def send(self, data: str) -> None:
+            raise ConnectionResetError
+
+        async def close(self) -> None:
+            self.closed = True
+
+    ws = DeadWs()
+    q = PacketQueue()
+    q.attach(ws)
+    q.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, "a"))  # its write finds the connection dead
+    await asyncio.wait_for(q.join(), 1)
+    assert ws.closed
+    q.put_nowait(None)  # a node's shutdown flushing the session
+    await asyncio.wait_for(q.join(), 1)
+    assert q.qsize() == 0
+
+
 def _awaiting(coro: Any) -> list[str]:
     """The names of the coroutines suspended in a chain, outermost first."""
     names = []
