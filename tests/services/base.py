@@ -84,10 +84,11 @@ class ManagedProcess:
             except ProcessLookupError:
                 pass
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = 15.0, sig: int | None = None) -> None:
+        """``sig`` (SIGTERM by default), then SIGKILL after ``timeout`` s."""
         if self.proc is None:
             return
-        self.signal(signal.SIGTERM)
+        self.signal(signal.SIGTERM if sig is None else sig)
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -107,13 +108,14 @@ class Service:
 
     base_dir: Path
     _proc: ManagedProcess | None = None
+    stop_signal: int = signal.SIGTERM  # the service's own "shut down cleanly, now"
 
     def start(self) -> Service:
         raise NotImplementedError
 
     def stop(self) -> None:
         if self._proc is not None:
-            self._proc.stop(timeout=30)
+            self._proc.stop(timeout=30, sig=self.stop_signal)
 
     def kill(self) -> None:
         if self._proc is not None:
