@@ -171,9 +171,16 @@ class RedisBus(socketio.AsyncRedisManager):
             return False
 
     async def close(self) -> None:
+        """Send what is queued (bounded), then end the publisher and the subscription: python-socketio
+        starts the listener (``initialize``) and never stops it, so a node stopped in a process
+        that lives on (the tests' in-process nodes) kept receiving every node's events, and kept
+        resubscribing, once a second, after its Redis was gone."""
         await self.flush()
-        if self._publisher is not None:
-            self._publisher.cancel()
+        tasks = [t for t in (self._publisher, getattr(self, "thread", None)) if isinstance(t, asyncio.Task)]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2)
 
     # --- receiving ----------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from server import jsonlib
 from server.realtime.bus import PUBLISH_BYTES, RedisBus
 from tests.services import RedisService
+from tests.support import ServerHarness
 
 
 def _bus(url: str, channel: str) -> RedisBus:
@@ -225,3 +226,26 @@ async def test_the_bus_takes_pushed_messages_as_received_without_building_a_log_
         task.cancel()
         await a.close()
         await b.close()
+
+
+async def test_a_stopped_node_leaves_no_subscription_behind(harness: ServerHarness, redis_service: RedisService) -> None:
+    """A node stopped in a process that lives on unsubscribes: python-socketio never stops the
+    listener it starts, which then took every later node's events, in every later test."""
+    channel = harness.config().redis_prefix + "socketio"
+    r = aioredis.Redis.from_url(redis_service.url)
+    try:
+        node = await harness.start_node()
+        await (await harness.user(node)).connect()  # python-socketio starts its listener on the first connection
+        for _ in range(100):  # it subscribes in the background
+            if dict(await r.pubsub_numsub(channel)).get(channel.encode()) == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert dict(await r.pubsub_numsub(channel)).get(channel.encode()) == 1
+        await harness.stop_node(node)
+        for _ in range(40):
+            if not dict(await r.pubsub_numsub(channel)).get(channel.encode()):
+                break
+            await asyncio.sleep(0.05)
+        assert dict(await r.pubsub_numsub(channel)).get(channel.encode()) == 0
+    finally:
+        await r.aclose()
