@@ -9,6 +9,13 @@ version rule makes harmless; each record's outcome (``inserted``, ``updated``, `
 ``ARCHIVE_WRITE_LOG`` one ``write_log`` document per batch), so redelivery is visible and its
 size known. Every call has a timeout.
 
+A batch the store cannot take within the timeout (a slow store: a redelivered batch whose
+records are applied one by one) is not given up with the consumer: the same records come again
+from this consumer (``seek`` back to the batch's first offsets) in batches half the size, down to
+``MIN_BATCH``, and the size doubles back after each batch that went through. Rebuilding the
+consumer instead redelivered the same too-big batch after every rejoin, and the partition never
+moved again.
+
 aiokafka's consumer can stay wedged after the whole cluster was down (it keeps asking a broker
 connection marked dead and fetches nothing: aio-libs/aiokafka#703, #1133). So every
 ``stall_check_s`` the consumer compares the group's committed offsets with the partitions' end
@@ -35,7 +42,8 @@ from .storage import ArchiveStore, to_doc, to_tombstone
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
+BATCH = 500  # records per batch, at most
+MIN_BATCH = 10  # the smallest batch after timeouts
 
 
 def decode(raw: bytes | None) -> dict[str, Any]:
@@ -77,6 +85,8 @@ class ArchiveConsumer:
         self._next_check = 0.0
         self._lag_seen: dict[TopicPartition, int] = {}  # lagging partition -> committed offset at the last check
         self._pause = FaultPause(config.fault_pause_at)
+        self.batch = BATCH  # the next batch's size: halved after a timeout, doubled after a success
+        self.shrunk = 0  # batches given back to Kafka for a smaller size
 
     async def start(self) -> None:
         t = self.config.timeout_s
@@ -109,13 +119,7 @@ class ArchiveConsumer:
                 if time.monotonic() >= self._next_check:
                     await self.check_progress()
         except Exception as exc:
-            if self.config.write_log:
-                # a batch cut short (a timeout, MongoDB gone) is redelivered: its records written
-                # so far come again as duplicates, so the log says it happened
-                try:
-                    await asyncio.wait_for(self.store.log_interrupted(type(exc).__name__), self.config.timeout_s)
-                except Exception as log_exc:
-                    log.warning("archive consumer: write log unavailable: %s", type(log_exc).__name__)
+            await self._log_interrupted(type(exc).__name__)
             raise
         finally:
             self.alive = False
@@ -124,7 +128,7 @@ class ArchiveConsumer:
     async def poll_once(self) -> int:
         assert self.consumer is not None and self.dlq is not None
         t = self.config.timeout_s
-        batches = await self.consumer.getmany(timeout_ms=1000, max_records=BATCH)
+        batches = await self.consumer.getmany(timeout_ms=1000, max_records=self.batch)
         self.alive = True
         docs: list[dict[str, Any]] = []
         for records in batches.values():
@@ -136,7 +140,12 @@ class ArchiveConsumer:
                     await asyncio.wait_for(self.dlq.send_and_wait(self.config.dlq_topic, rec.value or b"", key=rec.key), t)
                     self.dead_letters += 1
         if docs:
-            outcomes = await asyncio.wait_for(self.store.apply(docs), t)
+            try:
+                outcomes = await asyncio.wait_for(self.store.apply(docs), t)
+            except TimeoutError:
+                await self._again_smaller(batches)
+                return 0
+            self.batch = min(BATCH, self.batch * 2)
             self.outcomes.update(outcomes)
             self.stored += outcomes["inserted"]
             if self.config.write_log:
@@ -148,6 +157,28 @@ class ArchiveConsumer:
                 "commit": {f"{tp.partition}": recs[-1].offset + 1 for tp, recs in batches.items() if recs}})
             await asyncio.wait_for(self.consumer.commit(), t)
         return len(docs)
+
+    async def _again_smaller(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        """The batch timed out in the store: take its records again, in a smaller batch."""
+        assert self.consumer is not None
+        for tp, recs in batches.items():
+            if recs:
+                self.consumer.seek(tp, recs[0].offset)
+        self.shrunk += 1
+        log.warning("archive consumer: a batch of %d records timed out in the store; taking them again, %d at a time",
+                    sum(len(r) for r in batches.values()), max(MIN_BATCH, self.batch // 2))
+        self.batch = max(MIN_BATCH, self.batch // 2)
+        await self._log_interrupted("TimeoutError")
+
+    async def _log_interrupted(self, reason: str) -> None:
+        """A batch cut short (a timeout, MongoDB gone) comes again: the records it wrote so far
+        come again as duplicates, so the write log (``ARCHIVE_WRITE_LOG``) says it happened."""
+        if not self.config.write_log:
+            return
+        try:
+            await asyncio.wait_for(self.store.log_interrupted(reason), self.config.timeout_s)
+        except Exception as exc:
+            log.warning("archive consumer: write log unavailable: %s", type(exc).__name__)
 
     async def check_progress(self) -> None:
         """Raise ``ConsumerStalled`` when a partition has had lag for a whole check interval with
