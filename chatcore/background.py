@@ -41,6 +41,9 @@ class Backoff:
         return delay
 
 
+RECANCEL_S = 0.2  # Supervisor.close cancels a task that is still running again after this long
+
+
 class Supervisor:
     def __init__(self, name: str = "app") -> None:
         self.name = name
@@ -85,12 +88,19 @@ class Supervisor:
             log.error("background task %s failed", task.get_name(), exc_info=exc)
 
     async def close(self, timeout: float = 10.0) -> None:
+        """Cancel every task and wait for them, at most ``timeout`` s. A task still running is
+        cancelled again every ``RECANCEL_S``: a cancellation that arrives while a library call
+        ends may be swallowed by it (``asyncio.wait_for`` before Python 3.12 returns the result
+        of an inner call that completed as it was cancelled), and the loop then went on to its
+        next sleep, holding a node's stop for the whole timeout."""
         self._closing = True
-        tasks = list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
+        pending = set(self._tasks)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while pending and (left := deadline - loop.time()) > 0:
+            for t in pending:
+                t.cancel()
+            _, pending = await asyncio.wait(pending, timeout=min(RECANCEL_S, left))
 
     def __len__(self) -> int:
         return len(self._tasks)

@@ -36,3 +36,23 @@ async def test_a_failing_loop_is_restarted_and_cancelled_at_close() -> None:
     assert runs == 3 and not task.done()
     await sup.close()
     assert task.cancelled()
+
+
+async def test_close_ends_a_loop_whose_first_cancellation_was_swallowed() -> None:
+    swallowed = False
+
+    async def body() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(3600)  # a library call, in flight when the cancellation comes
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed = True  # as a call that completed just as it was cancelled
+
+    sup = Supervisor("test")
+    task = sup.loop("swallows-once", body)
+    await asyncio.sleep(0.05)
+    await sup.close(timeout=3)
+    assert swallowed and task.done()
