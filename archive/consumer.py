@@ -12,7 +12,9 @@ size known. Every call has a timeout.
 A batch the store cannot take within the timeout (a slow store: a redelivered batch whose
 records are applied one by one) is not given up with the consumer: the same records come again
 from this consumer (``seek`` back to the batch's first offsets) in batches half the size, down to
-``MIN_BATCH``, and the size doubles back after each batch that went through. Rebuilding the
+``MIN_BATCH``; after ``CALM_BATCHES`` batches at that size went through it grows again by a
+quarter per batch (growing straight back to the size that timed out spent a timeout on every
+other batch of a slow store). Rebuilding the
 consumer instead redelivered the same too-big batch after every rejoin, and the partition never
 moved again.
 
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 500  # records per batch, at most
 MIN_BATCH = 10  # the smallest batch after timeouts
+CALM_BATCHES = 20  # batches kept at the halved size after a timeout before it grows again
 
 
 def decode(raw: bytes | None) -> dict[str, Any]:
@@ -85,7 +88,8 @@ class ArchiveConsumer:
         self._next_check = 0.0
         self._lag_seen: dict[TopicPartition, int] = {}  # lagging partition -> committed offset at the last check
         self._pause = FaultPause(config.fault_pause_at)
-        self.batch = BATCH  # the next batch's size: halved after a timeout, doubled after a success
+        self.batch = BATCH  # the next batch's size: halved after a timeout, then grown back slowly
+        self._calm = 0  # batches still to go through at this size before it grows
         self.shrunk = 0  # batches given back to Kafka for a smaller size
 
     async def start(self) -> None:
@@ -145,7 +149,10 @@ class ArchiveConsumer:
             except TimeoutError:
                 await self._again_smaller(batches)
                 return 0
-            self.batch = min(BATCH, self.batch * 2)
+            if self._calm:
+                self._calm -= 1
+            else:
+                self.batch = min(BATCH, self.batch + max(1, self.batch // 4))
             self.outcomes.update(outcomes)
             self.stored += outcomes["inserted"]
             if self.config.write_log:
@@ -168,6 +175,7 @@ class ArchiveConsumer:
         log.warning("archive consumer: a batch of %d records timed out in the store; taking them again, %d at a time",
                     sum(len(r) for r in batches.values()), max(MIN_BATCH, self.batch // 2))
         self.batch = max(MIN_BATCH, self.batch // 2)
+        self._calm = CALM_BATCHES
         await self._log_interrupted("TimeoutError")
 
     async def _log_interrupted(self, reason: str) -> None:

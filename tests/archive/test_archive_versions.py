@@ -135,7 +135,7 @@ def _stored(doc: dict[str, Any]) -> dict[str, Any]:
             "attachments": [Attachment.from_wire(a).meta() for a in doc.get("attachments") or ()]}
 
 
-@pytest.mark.timeout(420)  # seven process lives killed, thousands of operations
+@pytest.mark.timeout(600)  # seven process lives killed, thousands of operations
 async def test_edits_and_deletions_racing_a_killed_relay_and_consumer_leave_the_archive_equal_to_postgres(
         harness: ServerHarness, database_url: str, archive_env: ArchiveEnv, tmp_path: Path) -> None:
     rooms, per_room, ops_per_room = 4, 1500, 900
@@ -226,7 +226,9 @@ async def test_edits_and_deletions_racing_a_killed_relay_and_consumer_leave_the_
         # everything is in Kafka now: once the group has committed all of it, the archive is final
         # (on a loaded machine the consumer's backlog took minutes; reading before that compared
         # a snapshot the last tombstones had not reached yet)
-        await until_consumed(archive_env)
+        # a liveness bound: FerretDB-on-SQLite takes a redelivered batch at tens of records a
+        # second when the suite's workers share the two cores (chat-archive then shrinks its batches)
+        await until_consumed(archive_env, timeout=300)
         want = {mid: _expected(m) for mid, m in final.items()}
         got = await _all_docs(archive_env)
         log = await write_log(archive_env)
