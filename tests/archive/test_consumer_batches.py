@@ -64,6 +64,7 @@ async def test_a_batch_past_the_timeout_comes_again_in_smaller_batches_until_eve
         while (done := await committed(archive_env)) != ends:
             assert loop.time() < deadline, f"committed {done} of {ends}"
             await consumer.poll_once()  # a timed-out batch raised here before
+        print(f"slow store: {n} records, batch sizes {store.batch_sizes}, {consumer.shrunk} taken again")
         assert consumer.shrunk >= 1 and min(store.batch_sizes) < BATCH
         assert all(size >= MIN_BATCH for size in store.batch_sizes[:-1])
         smallest = store.batch_sizes.index(min(store.batch_sizes))

@@ -101,7 +101,9 @@ async def test_a_burst_of_redis_calls_waits_for_the_pool_instead_of_failing(harn
     """Thousands of sockets closing at once each update presence: more concurrent Redis calls
     than the pool holds must queue for a connection (the default pool raised MaxConnectionsError
     past 100, and those users stayed online)."""
-    redis = make_redis(harness.config())
+    # the wait for a free connection is bounded by the Redis timeout: 10 s here, so a worker
+    # starved of CPU by the rest of the suite still tells queueing from failing
+    redis = make_redis(harness.config(redis_timeout_s=10.0))
     try:
         key = harness.config().redis_prefix + "burst"
         await asyncio.gather(*(redis.sadd(key, str(i)) for i in range(600)))
