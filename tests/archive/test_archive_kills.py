@@ -10,6 +10,7 @@ a redelivery shows as ``duplicate`` and its count is bounded by what the kills l
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from pathlib import Path
 
 import asyncpg
@@ -51,6 +52,17 @@ async def _until_hot_rows(pool: asyncpg.Pool, n: int, timeout: float = 120) -> i
     return int(left)
 
 
+def _exact_unless_retaken(archive: RunningArchive, outcomes: Counter[str], total: int) -> None:
+    """Each message inserted once: exactly, unless the consumer took a batch again after a store
+    timeout, which turns what that batch had written into duplicates (at most a batch each)."""
+    from archive.app import CONSUMER
+
+    retakes = archive.app[CONSUMER].shrunk
+    assert total - retakes * BATCH <= outcomes["inserted"] <= total
+    if retakes == 0:
+        assert outcomes["inserted"] == total
+
+
 @pytest.mark.timeout(300)  # five lives of chat-archive, each rejoining the group after the killed one
 async def test_consumer_killed_with_a_written_uncommitted_batch_stores_each_message_once(
         database_url: str, archive_env: ArchiveEnv, tmp_path: Path) -> None:
@@ -82,10 +94,12 @@ async def test_consumer_killed_with_a_written_uncommitted_batch_stores_each_mess
         print(f"consumer kills: {total} messages, {kills} SIGKILLs with {len(in_flight)} records written and not "
               f"committed, archive docs {docs} distinct {distinct}, write log {dict(log)}")
         assert docs == distinct == total
-        assert log["inserted"] == total  # every message written as new exactly once
+        # every message written as new exactly once; a batch that timed out in the store (a loaded
+        # machine: logged as interrupted) is taken again, and what it had written counts as duplicate
+        assert log["inserted"] == total or (log["interrupted"] and log["inserted"] < total)
         # what the kills left uncommitted came again (a later batch may hold records of an earlier
-        # one, so the union is the floor), and at most one batch per kill
-        assert len(in_flight) <= log["duplicate"] <= kills * BATCH
+        # one, so the union is the floor), and at most one batch per kill or retake
+        assert len(in_flight) <= log["duplicate"] <= (kills + log["interrupted"]) * BATCH
         assert log["updated"] == log["stale"] == 0
     finally:
         if proc is not None:
@@ -128,9 +142,11 @@ async def test_relay_killed_with_a_sent_undeleted_batch_loses_nothing_and_resend
         print(f"relay kills: {total} messages, {kills} SIGKILLs each with a sent, undeleted batch ({resent} records), "
               f"archive docs {docs} distinct {distinct}, outcomes {dict(outcomes)}")
         assert docs == distinct == total
-        assert outcomes["inserted"] == total
-        # exactly the batches the kills left undeleted were sent twice
-        assert outcomes["duplicate"] == resent
+        # every record of the topic counted once; exactly the batches the kills left undeleted were
+        # sent twice, unless a batch timed out in the store (a loaded machine) and was taken again:
+        # what it had written then counts as duplicate, not inserted
+        assert outcomes["inserted"] + outcomes["duplicate"] == total + resent
+        _exact_unless_retaken(archive_app, outcomes, total)
     finally:
         await pool.close()
 
@@ -166,6 +182,7 @@ async def test_relay_leader_in_one_process_excludes_the_relay_of_another_process
             await asyncio.sleep(0.1)
         print(f"leader exclusivity: {total} messages, leader paused holding {held} sent, outcomes {dict(outcomes)}")
         assert docs == distinct == total
-        assert outcomes["inserted"] == total and outcomes["duplicate"] == held
+        assert outcomes["inserted"] + outcomes["duplicate"] == total + held
+        _exact_unless_retaken(archive_app, outcomes, total)
     finally:
         await pool.close()
