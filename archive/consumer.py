@@ -14,9 +14,8 @@ records are applied one by one) is not given up with the consumer: the same reco
 from this consumer (``seek`` back to the batch's first offsets) in batches half the size, down to
 ``MIN_BATCH``; after ``CALM_BATCHES`` batches at that size went through it grows again by a
 quarter per batch (growing straight back to the size that timed out spent a timeout on every
-other batch of a slow store). Rebuilding the
-consumer instead redelivered the same too-big batch after every rejoin, and the partition never
-moved again.
+other batch of a slow store). Rebuilding the consumer instead redelivered the same too-big batch
+after every rejoin, and the partition never moved again.
 
 aiokafka's consumer can stay wedged after the whole cluster was down (it keeps asking a broker
 connection marked dead and fetches nothing: aio-libs/aiokafka#703, #1133). So every

@@ -90,8 +90,8 @@ class PacketQueue:
         self._limits = limits
         self._bytes = 0  # sum of ``packet_size`` over the queued items
         self._dropped = False  # past the cap: nothing is queued any more
-        # the attached WebSocket is gone (its end written, or the connection dead): nothing is
-        # queued any more (nothing would write it, and a ``join`` - a node's shutdown flushing
+        # the session's transport is gone (its end written, the connection dead, or dropped past
+        # the cap): nothing is queued any more (nothing would write it, and a ``join`` - a node's shutdown flushing
         # the session - would wait for it in vain)
         self._ended = False
         # the engineio socket of the session (``bind``); a polling session is closed through it
@@ -144,7 +144,7 @@ class PacketQueue:
 
     def put_frame(self, item: Any, payload: bytes | None) -> None:
         """``put_nowait(item)``; ``payload`` is ``item``'s encoded frame when the caller has it."""
-        if self._dropped or self._ended:
+        if self._ended:
             return
         ws = self._ws
         if ws is not None:
@@ -185,7 +185,7 @@ class PacketQueue:
 
     def _overflow(self, limits: QueueLimits) -> None:
         """Drop the session: its client reads slower than its rooms talk."""
-        self._dropped = True
+        self._dropped = self._ended = True
         self._discard()
         owner = self._owner
         log.info("%s: outbound queue past its cap, dropping the session", getattr(owner, "sid", "?"))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.services.base import REPO_ROOT
 
@@ -18,6 +18,11 @@ ARTIFACTS = REPO_ROOT / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--disable-default-apps", "--disable-sync", "--no-first-run", "--metrics-recording-only",
                  "--disable-features=Translate,OptimizationHints,MediaRouter"]
+
+
+# assertions on the page wait up to 10 s: Playwright's 5 s default ran out once on a worker
+# sharing the two cores with the rest of the suite (a room's title not drawn yet)
+expect.set_options(timeout=10_000)
 
 
 def chromium_path() -> str:
