@@ -114,7 +114,11 @@ export class ChatView {
     if (c.kind === "connected" && (!this.opened || this.error)) void this.open();
     else if (c.kind === "messages" && c.roomId === this.roomId) this.renderMessages(c.stick);
     else if (c.kind === "typing" && c.roomId === this.roomId) this.renderTyping();
-    else if (c.kind === "rooms" || c.kind === "presence" || (c.kind === "members" && c.roomId === this.roomId)) this.renderHeader();
+    else if (c.kind === "members" && c.roomId === this.roomId) {
+      this.renderHeader();
+      this.picker.refresh();
+    }
+    else if (c.kind === "rooms" || c.kind === "presence") this.renderHeader();
     else if (c.kind === "notes" && c.roomId === this.roomId) this.notes?.render();
     else if (c.kind === "contact" && c.contactId === this.contactPanel?.contactId) this.contactPanel?.refresh();
     else if (c.kind === "labels") {

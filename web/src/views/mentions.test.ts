@@ -52,4 +52,19 @@ describe("the @ autocomplete", () => {
     expect(picker.open).toBe(false);
     expect(picker.handleKey(key("Enter"))).toBe(false); // Enter is the composer's again
   });
+
+  it("matches an open list again when the members load", () => {
+    const input = document.createElement("textarea");
+    document.body.append(input);
+    let loaded: User[] = [];
+    const picker = new MentionPicker(input, () => ({ members: loaded, meId: 1, broadcast: false }));
+    type(input, picker, "@");
+    expect([...picker.el.querySelectorAll("li")].map((li) => li.dataset.username)).toEqual(["assistant"]);
+    loaded = members;
+    picker.refresh();
+    expect([...picker.el.querySelectorAll("li")].map((li) => li.dataset.username)).toEqual(["bob", "bobby", "assistant"]);
+    picker.close();
+    picker.refresh(); // a closed list stays closed
+    expect(picker.open).toBe(false);
+  });
 });

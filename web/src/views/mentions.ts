@@ -48,6 +48,12 @@ export class MentionPicker {
     this.render();
   }
 
+  /** When the room's members change: an open list is matched again (an @ typed before the
+   * members loaded offered only the assistant, and would until the next key). */
+  refresh(): void {
+    if (this.open) this.update();
+  }
+
   /** Keys while the list is open; true when the key was the list's. */
   handleKey(e: KeyboardEvent): boolean {
     if (!this.open) return false;
