@@ -288,6 +288,7 @@ def _start_archive(svc: Services, session: aiohttp.ClientSession) -> ArchiveRela
         return None
     relay = ArchiveRelay(svc.pool, config.kafka_bootstrap,
                          RelaySettings(hot_retention_s=config.hot_retention_s, interval_s=config.relay_interval_s,
+                                       batch_size=config.relay_batch_size,
                                        topic=config.archive_topic, fault_pause=config.fault_pause_at),
                          svc.metrics.relay, svc.metrics.relay_abandoned)
     svc.supervisor.loop("archive-relay", relay.run_forever, backoff_max_s=30)

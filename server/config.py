@@ -225,6 +225,7 @@ class Config:
     argon2_memory_kib: int = 65536
     hot_retention_s: float = 30 * 86400
     relay_interval_s: float = 5.0
+    relay_batch_size: int = 500
     archive_topic: str = "chat.messages.archive"
     wa_graph_url: str = "https://graph.facebook.com"
     wa_send_interval_s: float = 1 / 80  # pacing per business number: Meta's default throughput
@@ -319,6 +320,7 @@ class Config:
             argon2_memory_kib=e.int("ARGON2_MEMORY_KIB", 65536, 1024, 4 * 1024 * 1024),
             hot_retention_s=e.duration("HOT_RETENTION", "30d"),
             relay_interval_s=e.duration("RELAY_INTERVAL", "5s"),
+            relay_batch_size=e.int("RELAY_BATCH_SIZE", 500, 1, 10_000),
             archive_topic=e.str("ARCHIVE_TOPIC", "chat.messages.archive"),
             wa_graph_url=e.str("WA_GRAPH_URL", "https://graph.facebook.com"),
             wa_retry_base_s=e.float("WA_RETRY_BASE_S", 5.0, 0.05),

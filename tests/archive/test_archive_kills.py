@@ -36,9 +36,9 @@ from tests.support import ServerHarness
 pytestmark = pytest.mark.heavy
 
 
-def _relay_env(env: ArchiveEnv, pause: str | None = None) -> dict[str, str]:
+def _relay_env(env: ArchiveEnv, pause: str | None = None, batch: int = 500) -> dict[str, str]:
     out = {"KAFKA_BOOTSTRAP_SERVERS": env.kafka.bootstrap, "ARCHIVE_TOPIC": env.topic, "HOT_RETENTION": "60s",
-           "RELAY_INTERVAL": "100ms"}
+           "RELAY_INTERVAL": "100ms", "RELAY_BATCH_SIZE": str(batch)}
     if pause:
         out["FAULT_PAUSE_AT"] = pause
     return out

@@ -138,7 +138,10 @@ def _stored(doc: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.timeout(600)  # seven process lives killed, thousands of operations
 async def test_edits_and_deletions_racing_a_killed_relay_and_consumer_leave_the_archive_equal_to_postgres(
         harness: ServerHarness, database_url: str, archive_env: ArchiveEnv, tmp_path: Path) -> None:
-    rooms, per_room, ops_per_room = 4, 1500, 900
+    # 12 relay batches, as many as the four relay lives (each killed at its 2nd or 3rd) can take;
+    # batches of 200 keep the run short on FerretDB-on-SQLite. Edits and deletes go on, paced,
+    # until the last relay life is started, so they race every kill whatever the machine's speed.
+    rooms, per_room, max_ops_per_room, batch = 4, 600, 3000, 200
     total = await seed_messages(database_url, rooms=rooms, per_room=per_room, age_s=3600)
     pool = await create_pool(database_url, timeout_s=10, min_size=1, max_size=8)
     node = await harness.start_node()  # no Kafka: its actions edit and delete, other processes relay
@@ -160,7 +163,9 @@ async def test_edits_and_deletions_racing_a_killed_relay_and_consumer_leave_the_
 
     async def operate(ids: list[int]) -> None:
         rng = random.Random(ids[0])
-        for i in range(ops_per_room):
+        for i in range(max_ops_per_room):
+            if relays_done.is_set():
+                break
             # mostly near the relay's front (the oldest hot rows), some anywhere
             left = await pool.fetchval("SELECT min(id) FROM messages WHERE id = ANY($1::bigint[])", ids)
             lo = ids.index(left) if left is not None else len(ids) - 1
@@ -181,11 +186,12 @@ async def test_edits_and_deletions_racing_a_killed_relay_and_consumer_leave_the_
             except NotFound as exc:
                 counts["gone"] += 1  # deleted already
                 history.setdefault(mid, []).append(("gone", str(exc)))
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.02)
 
     by_room: dict[int, list[int]] = {}
     for r in rows:
         by_room.setdefault(r["room_id"], []).append(r["id"])
+    relays_done = asyncio.Event()
     ops = asyncio.gather(*(operate(ids) for ids in by_room.values()))
 
     relay_kills = consumer_kills = 0
@@ -194,14 +200,15 @@ async def test_edits_and_deletions_racing_a_killed_relay_and_consumer_leave_the_
         nonlocal relay_kills
         for life in range(4):
             file = tmp_path / f"relay-{life}.json"
-            proc = (await asyncio.to_thread(harness.spawn_node, **_relay_env(archive_env, f"relay.sent:{2 + life % 2}:{file}"))).process
+            proc = (await asyncio.to_thread(harness.spawn_node, **_relay_env(archive_env, f"relay.sent:{2 + life % 2}:{file}", batch))).process
             assert proc is not None
             state = await paused(file, proc, timeout=120)
             assert await pool.fetchval("SELECT count(*) FROM messages WHERE id = ANY($1::bigint[])",
                                        state["ids"]) == len(state["ids"])  # sent, not deleted
             kill(proc)
             relay_kills += 1
-        await asyncio.to_thread(harness.spawn_node, **_relay_env(archive_env))
+        await asyncio.to_thread(harness.spawn_node, **_relay_env(archive_env, batch=batch))
+        relays_done.set()
 
     async def consumer_lives() -> None:
         nonlocal consumer_kills
