@@ -82,7 +82,7 @@ async def test_a_message_edited_between_the_relays_send_and_delete_stays_hot_and
 
     await seed_messages(database_url, rooms=1, per_room=20, age_s=3600)
     pool = await create_pool(database_url, timeout_s=10, min_size=1, max_size=4)
-    relay = _relay(pool, archive_env, batch_size=50)
+    relay = _relay(pool, archive_env, batch_size=50, send_timeout_s=10)  # beside other workers: the default bound
     editor = await pool.acquire()
     try:
         room_id = await pool.fetchval("SELECT room_id FROM messages LIMIT 1")
