@@ -236,5 +236,9 @@ async def test_sends_of_one_number_are_paced_as_configured(harness: ServerHarnes
     for i in range(3):  # three staff replies at once
         await staff.send(room_id, f"part {i}")
     sends = await graph.wait_for_sends(4)
-    gaps = [b.at - a.at for a, b in itertools.pairwise(sends[1:])]
-    assert all(g >= 0.2 for g in gaps), gaps  # spaced by the number's interval, not all at once
+    # spaced by the number's interval, not all at once. The pacer spaces the starts of the sends;
+    # what the fake sees is their arrival, which a busy event loop (the node, the fake and the
+    # test share one) can delay, so one gap may shrink after a late one: the span of the three
+    # holds (unpaced, they arrive within milliseconds)
+    arrivals = [s.at for s in sends[1:]]
+    assert arrivals[-1] - arrivals[0] >= 2 * 0.25 * 0.8, [b - a for a, b in itertools.pairwise(arrivals)]
