@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -84,11 +85,17 @@ async def get_user_by_phone(conn: asyncpg.Connection | asyncpg.Pool, phone: str)
     return _user(await conn.fetchrow(f"SELECT {USER_COLS} FROM users WHERE phone = $1", phone))
 
 
-async def search_users(pool: asyncpg.Pool, query: str, limit: int) -> list[User]:
+async def search_users(pool: asyncpg.Pool, query: str, limit: int, *, after: str = "",
+                       roles: Collection[str] | None = None) -> list[User]:
+    """People (not contacts) whose username or display name contains ``query``, by username:
+    those after ``after`` (the last username of the previous page); with ``roles``, only active
+    accounts of those roles."""
     rows = await pool.fetch(
         f"SELECT {USER_COLS} FROM users WHERE kind <> 'contact' AND"
-        " (username ILIKE $1 OR display_name ILIKE $1) ORDER BY username LIMIT $2",
-        "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%", limit,
+        " (username ILIKE $1 OR display_name ILIKE $1) AND username > $3"
+        " AND ($4::text[] IS NULL OR (role = ANY($4::text[]) AND deactivated_at IS NULL)) ORDER BY username LIMIT $2",
+        "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%", limit, after,
+        None if roles is None else sorted(roles),
     )
     return [User(**dict(r)) for r in rows]
 

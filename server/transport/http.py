@@ -174,6 +174,9 @@ class LogoutBody(Body):
 class FindUsersQuery(QueryParams):
     q: str = Field(default="", max_length=64, pattern=NO_NUL)
     limit: int = Field(default=20, ge=1, le=USERS_PAGE_MAX)
+    after: str = Field(default="", max_length=64, pattern=NO_NUL,
+                       description="usernames after this one: the last of the previous page")
+    staff: bool = Field(default=False, description="only active staff, supervisors and admins")
 
 
 class RoomsQuery(QueryParams):
@@ -367,10 +370,13 @@ async def me(call: Call[None, None, None]) -> Reply:
     return Reply({"user": account.public_user(svc_of(call.request), user_of(call))})
 
 
-@routes.get("/api/v1/users", "Find users by name (username or display name, case-insensitive)", query=FindUsersQuery,
+@routes.get("/api/v1/users", "Find users by name (username or display name, case-insensitive), by username; page with"
+            " after=the last username while a page is full", query=FindUsersQuery,
             responses={200: UsersPage})
 async def find_users(call: Call[None, FindUsersQuery, None]) -> Reply:
-    users = await udb.search_users(svc_of(call.request).pool, call.query.q, call.query.limit)
+    q = call.query
+    users = await udb.search_users(svc_of(call.request).pool, q.q, q.limit, after=q.after,
+                                   roles=STAFF_ROLES if q.staff else None)
     return Reply({"users": [account.public_user(svc_of(call.request), u) for u in users]})
 
 

@@ -6,6 +6,7 @@ import { bannerText, Connection, type ConnState } from "../connection";
 import { fill, h } from "../dom";
 import { Notifier, shouldNotify, titleWithCount } from "../notifications";
 import { mentionsUser, roomLabel } from "../store/rooms";
+import { fetchStaff } from "../store/staff";
 import type { CampaignProgress, Contact, Conversation, DeltaEvent, Label, MemberEvent, MentionEvent, Message, Note, PresenceEvent, ReadUpdate, Room, RoomGoneEvent, TypingEvent, User, WaSessionEvent, WaStatusEvent } from "../types";
 import { DEFAULT_MAX_MESSAGE_CHARS, fetchMaxMessageChars } from "../store/limits";
 import { accountPane } from "./account";
@@ -197,7 +198,7 @@ export class App implements AppContext {
 
   /** Staff and admins, for assigning conversations (fetched once per session). */
   staffList(): Promise<User[]> {
-    this.staff ??= this.api.call<{ users: User[] }>("GET", "/api/v1/users?q=&limit=50").then((r) => r.users.filter((u) => isStaff(u)));
+    this.staff ??= fetchStaff((path) => this.api.call<{ users: User[] }>("GET", path));
     this.staff.catch(() => { this.staff = null; });
     return this.staff;
   }
