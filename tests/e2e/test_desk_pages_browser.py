@@ -5,6 +5,8 @@ member to a queue in the admin page and sees them listed as its agent."""
 
 from __future__ import annotations
 
+import asyncio
+
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -89,6 +91,17 @@ async def test_a_supervisor_makes_a_label_staff_find_a_contact_by_number_and_an_
     await item.get_by_test_id("queue-member-add").click()
     await expect(item.get_by_test_id("queue-member-row")).to_have_attribute("data-user", str(staff.id))
     await expect(item.get_by_test_id("queue-member-names")).to_have_text(staff.user["display_name"])
-    await screenshot(admin_page, "desk-queue-members")
     _, queue = await admin.call("GET", f"/api/v1/queues/{queue_id}", expect=200)
-    assert [m["user_id"] for m in queue["queue"]["members"]] == [staff.id]
+    assert [(m["user_id"], m["capacity"]) for m in queue["queue"]["members"]] == [(staff.id, None)]
+    # and sets how many open conversations the desk auto-assigns to them there
+    capacity = item.get_by_test_id("queue-member-capacity")
+    await capacity.fill("7")
+    await capacity.press("Enter")
+    await expect(capacity).to_have_value("7")
+    await screenshot(admin_page, "desk-queue-members")
+    for _ in range(50):
+        _, queue = await admin.call("GET", f"/api/v1/queues/{queue_id}", expect=200)
+        if queue["queue"]["members"][0]["capacity"] is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert [(m["user_id"], m["capacity"]) for m in queue["queue"]["members"]] == [(staff.id, 7)]

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../api";
 import type { Queue, User } from "../types";
-import { addableStaff, membersBody, QueueMembersEditor } from "./queues";
+import { addableStaff, membersBody, parseCapacity, QueueMembersEditor } from "./queues";
 
 const HOSTILE = "<img src=x onerror=alert(1)><script>window.__xss=1</script>";
 const user = (id: number, display_name: string): User => ({ id, username: `u${id}`, display_name, role: "staff", kind: "human" });
@@ -42,6 +42,29 @@ describe("a queue's members", () => {
     expect(membersBody(SALES.members, { add: 3 })).toEqual([{ user_id: 2, capacity: 3 }, { user_id: 3 }]); // already in: once
   });
 
+  it("set one agent's capacity, or clear it to the desk's default, keeping the others'", () => {
+    expect(membersBody(SALES.members, { capacity: { user_id: 3, value: 8 } })).toEqual([{ user_id: 2, capacity: 3 }, { user_id: 3, capacity: 8 }]);
+    expect(membersBody(SALES.members, { capacity: { user_id: 2, value: null } })).toEqual([{ user_id: 2 }, { user_id: 3 }]);
+    expect([" 7 ", "", "0", "1001", "2.5", "-3", "x"].map(parseCapacity)).toEqual([7, null, undefined, undefined, undefined, undefined, undefined]);
+  });
+
+  it("saves a capacity typed in an agent's row, and refuses one out of range without a request", async () => {
+    const { saves } = editor(SALES, [ANN, BO, CY]);
+    await settle();
+    const field = () => all("queue-member-capacity")[1] as HTMLInputElement;
+    field().value = "0";
+    field().dispatchEvent(new Event("change"));
+    await settle();
+    expect(saves).toEqual([]);
+    expect(q("queue-members-error").textContent).toContain("1 to 1000");
+    field().value = "6";
+    field().dispatchEvent(new Event("change"));
+    await settle();
+    expect(saves).toEqual([{ id: 5, members: [{ user_id: 2, capacity: 3 }, { user_id: 3, capacity: 6 }] }]);
+    expect(field().value).toBe("6"); // the saved queue, rendered again
+    expect(q("queue-members-error").textContent).toBe("");
+  });
+
   it("offer to add only the staff not in the queue, by name", () => {
     expect(addableStaff([CY, BO, user(6, "Al"), ANN], SALES.members).map((u) => u.display_name)).toEqual(["Al", "Cy"]);
   });
@@ -50,7 +73,7 @@ describe("a queue's members", () => {
     const { saves, saved } = editor(SALES, [ANN, BO, CY]);
     await settle();
     expect(all("queue-member-row").map((r) => r.dataset.user)).toEqual(["2", "3"]);
-    expect(all("queue-member-row")[0].textContent).toContain("up to 3");
+    expect(all("queue-member-capacity").map((i) => (i as HTMLInputElement).value)).toEqual(["3", ""]); // empty: the default
     const pick = q<HTMLSelectElement>("queue-member-pick");
     expect([...pick.options].map((o) => o.text)).toEqual(["Add an agent…", "Cy (@u4)"]);
     pick.value = "4";

@@ -1,7 +1,8 @@
 // Admin: the desk's queues (departments) — create one with its colour, greeting, away message
 // and member agents, add and remove the agents of an existing one, delete one — and the routing
-// rule of each WhatsApp number (none, greeting menu, AI triage, default queue). Members'
-// capacities are set through the REST API (an edit of the member list here keeps them).
+// rule of each WhatsApp number (none, greeting menu, AI triage, default queue). Each agent's
+// capacity (open conversations auto-assigned at most; empty: the desk's default) is set in the
+// agent's row; every other edit of the member list keeps it.
 import { fill, h, say } from "../dom";
 import type { Queue, User } from "../types";
 import type { App } from "./app";
@@ -22,12 +23,30 @@ export function queueBody(values: { name: string; color: string; greeting: strin
 
 type Member = Queue["members"][number];
 
+export const CAPACITY_MAX = 1000; // the route's bound
+
+export type MembersChange = { add?: number; remove?: number; capacity?: { user_id: number; value: number | null } };
+
 /** The body's `members` of PATCH /api/v1/queues/{id} (it replaces the list): the queue's members
- * with `add` added and `remove` taken out, each keeping the capacity it had. */
-export function membersBody(members: readonly Member[], change: { add?: number; remove?: number }): { user_id: number; capacity?: number }[] {
-  const ids = members.filter((m) => m.user_id !== change.remove).map((m) => ({ user_id: m.user_id, ...(m.capacity === null ? {} : { capacity: m.capacity }) }));
+ * with `add` added, `remove` taken out and `capacity` set for one of them (null: the desk's
+ * default), every other member keeping the capacity it had. */
+export function membersBody(members: readonly Member[], change: MembersChange): { user_id: number; capacity?: number }[] {
+  const ids = members.filter((m) => m.user_id !== change.remove).map((m) => {
+    const capacity = change.capacity?.user_id === m.user_id ? change.capacity.value : m.capacity;
+    return { user_id: m.user_id, ...(capacity === null ? {} : { capacity }) };
+  });
   if (change.add !== undefined && !ids.some((m) => m.user_id === change.add)) ids.push({ user_id: change.add });
   return ids;
+}
+
+/** A capacity field's value: null when empty (the desk's default), a whole number in range, or
+ * undefined for anything else (the field says so and nothing is sent). */
+export function parseCapacity(raw: string): number | null | undefined {
+  const text = raw.trim();
+  if (text === "") return null;
+  if (!/^\d+$/.test(text)) return undefined;
+  const n = Number(text);
+  return n >= 1 && n <= CAPACITY_MAX ? n : undefined;
 }
 
 /** The staff who can be added to a queue: those not in it yet, by name. */
@@ -62,7 +81,8 @@ export class QueueMembersEditor {
 
   private render(): void {
     fill(this.list, ...this.queue.members.map((m) => h("li", { testid: "queue-member-row", "data-user": m.user_id },
-      h("span", {}, m.display_name), " ", h("small", { class: "muted" }, `@${m.username}${m.capacity === null ? "" : ` · up to ${m.capacity}`}`), " ",
+      h("span", {}, m.display_name), " ", h("small", { class: "muted" }, `@${m.username}`), " ",
+      this.capacityField(m), " ",
       h("button", { type: "button", testid: "queue-member-remove", "aria-label": `Remove ${m.display_name} from ${this.queue.name}`,
         onclick: () => void this.change({ remove: m.user_id }) }, "Remove"))),
     this.queue.members.length ? null : h("li", { class: "muted" }, "No agents."));
@@ -71,7 +91,23 @@ export class QueueMembersEditor {
       ...choices.map((u) => h("option", { value: u.id }, `${u.display_name} (@${u.username})`)));
   }
 
-  private async change(change: { add?: number; remove?: number }): Promise<void> {
+  /** The agent's capacity: saved when changed (Enter or leaving the field); empty is the default. */
+  private capacityField(m: Member): HTMLElement {
+    const input = h("input", { type: "number", min: 1, max: CAPACITY_MAX, step: 1, inputmode: "numeric", class: "capacity",
+      testid: "queue-member-capacity", value: m.capacity === null ? "" : String(m.capacity), placeholder: "default",
+      "aria-label": `Most open conversations auto-assigned to ${m.display_name} in ${this.queue.name} (empty: the default)` });
+    input.addEventListener("change", () => {
+      const value = parseCapacity(input.value);
+      if (value === undefined) {
+        showError(this.error, new Error(`A capacity is a whole number from 1 to ${CAPACITY_MAX}, or empty for the default.`));
+        return;
+      }
+      if (value !== m.capacity) void this.change({ capacity: { user_id: m.user_id, value } });
+    });
+    return h("label", { class: "capacity-field" }, h("span", { class: "muted small" }, "up to "), input);
+  }
+
+  private async change(change: MembersChange): Promise<void> {
     clearError(this.error);
     try {
       this.queue = await this.source.save(this.queue.id, membersBody(this.queue.members, change));
