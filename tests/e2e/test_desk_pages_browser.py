@@ -105,3 +105,9 @@ async def test_a_supervisor_makes_a_label_staff_find_a_contact_by_number_and_an_
             break
         await asyncio.sleep(0.1)
     assert [(m["user_id"], m["capacity"]) for m in queue["queue"]["members"]] == [(staff.id, 7)]
+    # another admin's changes show on the open page: a member removed, a queue created
+    await admin.call("PATCH", f"/api/v1/queues/{queue_id}", {"members": []}, expect=200)
+    await expect(item.get_by_test_id("queue-member-names")).to_have_text("no members")
+    await expect(item.get_by_test_id("queue-members")).to_have_attribute("open", "")  # still unfolded
+    await admin.call("POST", "/api/v1/queues", {"name": "Returns"}, expect=201)
+    await expect(admin_page.get_by_test_id("queues").locator(".queue-badge")).to_contain_text(["Returns"])

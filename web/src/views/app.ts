@@ -7,7 +7,7 @@ import { fill, h } from "../dom";
 import { Notifier, shouldNotify, titleWithCount } from "../notifications";
 import { mentionsUser, roomLabel } from "../store/rooms";
 import { fetchStaff } from "../store/staff";
-import type { CampaignProgress, Contact, Conversation, DeltaEvent, Label, MemberEvent, MentionEvent, Message, Note, PresenceEvent, ReadUpdate, Room, RoomGoneEvent, TypingEvent, User, WaSessionEvent, WaStatusEvent } from "../types";
+import type { CampaignProgress, Contact, Conversation, DeltaEvent, Label, MemberEvent, MentionEvent, Message, Note, PresenceEvent, Queue, ReadUpdate, Room, RoomGoneEvent, TypingEvent, User, WaSessionEvent, WaStatusEvent } from "../types";
 import { DEFAULT_MAX_MESSAGE_CHARS, fetchMaxMessageChars } from "../store/limits";
 import { accountPane } from "./account";
 import { adminPane } from "./admin";
@@ -17,6 +17,7 @@ import { ChatView } from "./chat";
 import { ContactPage, ContactsView } from "./contacts";
 import { InboxView } from "./inbox";
 import { LabelsView } from "./labels";
+import type { QueueEvent } from "./queues";
 import { reportsPane } from "./reports";
 import { Sidebar } from "./sidebar";
 
@@ -85,6 +86,7 @@ export class App implements AppContext {
   readonly waSessionListeners = new Set<(e: WaSessionEvent) => void>();
   /** The campaigns page listens to `campaign:progress` while it is open. */
   readonly campaignListeners = new Set<(e: CampaignProgress) => void>();
+  readonly queueListeners = new Set<(e: QueueEvent) => void>();
   private noticeTimer: ReturnType<typeof setTimeout> | null = null;
   private staff: Promise<User[]> | null = null;
   private offRefreshed: (() => void) | null = null;
@@ -128,6 +130,8 @@ export class App implements AppContext {
         "wa:session": (e: WaSessionEvent) => { for (const fn of this.waSessionListeners) fn(e); },
         mention: (e: MentionEvent) => this.client.onMention(e),
         "campaign:progress": (e: CampaignProgress) => { for (const f of this.campaignListeners) f(e); },
+        "queue:updated": (queue: Queue) => { for (const f of [...this.queueListeners]) f({ queue }); },
+        "queue:deleted": (e: { id: number }) => { for (const f of [...this.queueListeners]) f({ deleted: e.id }); },
       },
     });
     this.client = new ChatClient({

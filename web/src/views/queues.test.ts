@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../api";
 import type { Queue, User } from "../types";
-import { addableStaff, membersBody, parseCapacity, QueueMembersEditor } from "./queues";
+import { addableStaff, membersBody, parseCapacity, queueEventAction, QueueMembersEditor } from "./queues";
 
 const HOSTILE = "<img src=x onerror=alert(1)><script>window.__xss=1</script>";
 const user = (id: number, display_name: string): User => ({ id, username: `u${id}`, display_name, role: "staff", kind: "human" });
@@ -120,5 +120,14 @@ describe("a queue's members", () => {
     expect(q("queue-member-row").textContent).toContain(HOSTILE);
     expect(q("queue-member-remove").getAttribute("aria-label")).toBe(`Remove ${HOSTILE} from ${HOSTILE}`);
     expect(document.querySelectorAll("img, script, [onerror]").length).toBe(0);
+  });
+
+  it("follow other admins' changes: an item re-rendered, the list reloaded, or nothing for what shows already", () => {
+    const shown = new Map([[SALES.id, SALES]]);
+    expect(queueEventAction(shown, { queue: { ...SALES } })).toBe("none"); // the viewer's own save, heard back
+    expect(queueEventAction(shown, { queue: { ...SALES, members: [member(ANN, 3)] } })).toBe("item");
+    expect(queueEventAction(shown, { queue: { ...SALES, id: 9, name: "Support" } })).toBe("list"); // a new queue
+    expect(queueEventAction(shown, { deleted: SALES.id })).toBe("list");
+    expect(queueEventAction(shown, { deleted: 77 })).toBe("none");
   });
 });

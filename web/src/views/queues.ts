@@ -2,7 +2,8 @@
 // and member agents, add and remove the agents of an existing one, delete one — and the routing
 // rule of each WhatsApp number (none, greeting menu, AI triage, default queue). Each agent's
 // capacity (open conversations auto-assigned at most; empty: the desk's default) is set in the
-// agent's row; every other edit of the member list keeps it.
+// agent's row; every other edit of the member list keeps it. Other admins' changes show at once
+// (`queue:updated`, `queue:deleted`).
 import { fill, h, say } from "../dom";
 import type { Queue, User } from "../types";
 import type { App } from "./app";
@@ -119,17 +120,52 @@ export class QueueMembersEditor {
   }
 }
 
+/** A queue's change as the desk's sockets hear it (`queue:updated` with the queue, `queue:deleted`). */
+export type QueueEvent = { queue: Queue } | { deleted: number };
+
+/** What a queue event does to a list showing `shown` (each queue as last rendered): nothing when
+ * it shows that already (the viewer's own save), otherwise re-render that item, or the list. */
+export function queueEventAction(shown: ReadonlyMap<number, Queue>, e: QueueEvent): "none" | "item" | "list" {
+  if ("deleted" in e) return shown.has(e.deleted) ? "list" : "none";
+  const had = shown.get(e.queue.id);
+  if (had === undefined) return "list";
+  return JSON.stringify(had) === JSON.stringify(e.queue) ? "none" : "item";
+}
+
 export function queuesSection(app: App, status: HTMLElement): HTMLElement {
   const list = h("ul", { class: "queues", testid: "queues" });
+  const shown = new Map<number, Queue>(); // each item's queue as rendered or last saved from it
+  const item = (q: Queue) => {
+    shown.set(q.id, q);
+    return queueItem(app, q, status, load, (saved) => shown.set(saved.id, saved));
+  };
   const load = async () => {
     try {
       const r = await app.api.call<{ queues: Queue[] }>("GET", "/api/v1/queues");
-      fill(list, ...r.queues.map((q) => queueItem(app, q, status, load)),
-      r.queues.length ? null : h("li", { class: "muted" }, "No queue yet."));
+      shown.clear();
+      fill(list, ...r.queues.map(item), r.queues.length ? null : h("li", { class: "muted" }, "No queue yet."));
     } catch (err) {
       say(status, (err as Error).message);
     }
   };
+  // another admin's (or tab's) change shows at once; the listener of a page left behind goes
+  // at the next event
+  const onEvent = (e: QueueEvent) => {
+    if (!list.isConnected) {
+      app.queueListeners.delete(onEvent);
+      return;
+    }
+    const action = queueEventAction(shown, e);
+    if (action === "list") void load();
+    else if (action === "item" && "queue" in e) {
+      const old = list.querySelector<HTMLElement>(`[data-queue="${e.queue.id}"]`);
+      const open = old?.querySelector("details")?.open ?? false;
+      const fresh = item(e.queue);
+      if (open) fresh.querySelector("details")!.open = true;
+      if (old) old.replaceWith(fresh);
+    }
+  };
+  app.queueListeners.add(onEvent);
   const name = h("input", { name: "name", testid: "queue-name", required: true, maxlength: 60 });
   const color = h("input", { name: "color", testid: "queue-color", type: "color", value: "#3b82f6" });
   const greeting = h("textarea", { name: "greeting", testid: "queue-greeting", rows: 2, maxlength: 1000 });
@@ -159,12 +195,12 @@ export function queuesSection(app: App, status: HTMLElement): HTMLElement {
 }
 
 /** One queue in the admin's list: its name, agents, Delete, and the agents' editor (folded). */
-function queueItem(app: App, q: Queue, status: HTMLElement, reload: () => Promise<void>): HTMLElement {
+function queueItem(app: App, q: Queue, status: HTMLElement, reload: () => Promise<void>, onSaved: (q: Queue) => void): HTMLElement {
   const names = h("small", { class: "muted", testid: "queue-member-names" }, memberNames(q));
   const editor = new QueueMembersEditor(q, {
     staff: () => app.staffList(),
     save: async (id, members) => (await app.api.call<{ queue: Queue }>("PATCH", `/api/v1/queues/${id}`, { members })).queue,
-    onSaved: (saved) => { names.textContent = memberNames(saved); },
+    onSaved: (saved) => { names.textContent = memberNames(saved); onSaved(saved); },
   });
   return h("li", { "data-queue": q.id },
     h("span", { class: "queue-badge", style: `border-color: ${q.color}` }, q.name), " ", names, " ",
