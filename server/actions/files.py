@@ -27,6 +27,7 @@ from chatcore.events import Attachment
 from ..files.content import SNIFF_BYTES, THUMB_MIME, THUMBNAILED, detect_mime, probe_image, sanitise_name, type_allowed
 from ..files.service import FileService, files_of
 from ..files.store import FileStore, StoredObjectMissing
+from ..storage import archived as adb
 from ..storage import files as fdb
 from ..storage import users as udb
 
@@ -177,6 +178,7 @@ async def sweep_once(svc: Services) -> int:
     await fdb.trash_of_deleted_messages(svc.pool)
     if s.archive_ttl_days is not None:
         await fdb.trash_expired(svc.pool, s.archive_ttl_days * 86400)
+        await adb.prune_expired(svc.pool, s.archive_ttl_days * 86400)
     done = 0
     while ids := await fdb.trash_batch(svc.pool, SWEEP_BATCH):
         for file_id in ids:

@@ -2,7 +2,8 @@
 
 The relay's delete leaves one ``archived_messages`` row per message (room, seq, author, dates):
 enough to check who may still delete the message and to tell clients it is gone, without asking
-chat-archive. Deleting an archived message marks that row, trashes its files and writes a
+chat-archive. With ``ARCHIVE_TTL_DAYS`` set, the file sweep forgets rows past it, as chat-archive
+drops the messages themselves. Deleting an archived message marks that row, trashes its files and writes a
 tombstone into ``archive_outbox`` in one transaction; the relay carries it to chat-archive.
 """
 
@@ -54,3 +55,23 @@ async def delete_archived(conn: asyncpg.Connection, message_id: int) -> MessageR
         message_id, row["room_id"], archive_tombstone(message_id, row["room_id"], row["version"], deleted_at))
     await conn.execute(TRASH_FILES, message_id)
     return to_record(row)
+
+
+PRUNE = (
+    "DELETE FROM archived_messages WHERE id IN (SELECT id FROM archived_messages"
+    " WHERE created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2)"
+)
+
+
+async def prune_expired(pool: asyncpg.Pool, older_than_s: float, batch: int = 1000, batches: int = 20) -> int:
+    """Forget archived messages past archive retention (``ARCHIVE_TTL_DAYS``, by ``created_at``
+    as chat-archive drops them): at most ``batches`` statements of ``batch`` rows, so one call
+    stays short; the next call takes the rest. The number of rows deleted."""
+    done = 0
+    for _ in range(batches):
+        status = await pool.execute(PRUNE, older_than_s, batch)
+        n = int(status.split()[-1])
+        done += n
+        if n < batch:
+            break
+    return done

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 from PIL import Image
 
 from tests.archive.conftest import ArchiveEnv, start_archive
@@ -36,6 +37,14 @@ async def _status(client: Client, url: str) -> int:
     async with client.http.get(client.base_url + url) as r:
         await r.read()
         return r.status
+
+
+async def _archived_row(harness: ServerHarness, message_id: int) -> bool:
+    conn = await asyncpg.connect(harness.database_url)
+    try:
+        return bool(await conn.fetchval("SELECT count(*) FROM archived_messages WHERE id = $1", message_id))
+    finally:
+        await conn.close()
 
 
 async def test_archived_messages_keep_their_attachments_with_fresh_urls_and_retention_deletes_the_bytes(
@@ -74,7 +83,9 @@ async def test_archived_messages_keep_their_attachments_with_fresh_urls_and_rete
         for a in staff_view["attachments"]:
             assert await _status(staff, a["url"]) == 200
 
-        # archive retention (ARCHIVE_TTL_DAYS, read by chat-server too) deletes the bytes
+        # archive retention (ARCHIVE_TTL_DAYS, read by chat-server too) deletes the bytes and
+        # chat-server's line of the archived message
+        assert await _archived_row(harness, sent["id"])
         await harness.stop_node(node)
         files = dataclasses.replace(harness.config().files, archive_ttl_days=1 / 86400, orphan_ttl_s=1.0)
         node = await harness.start_node(files=files)
@@ -85,6 +96,9 @@ async def test_archived_messages_keep_their_attachments_with_fresh_urls_and_rete
             assert time.monotonic() < deadline, "archived files past retention were not deleted"
             await asyncio.sleep(0.2)
         assert await _status(alice, archived["attachments"][0]["url"]) == 404
+        while await _archived_row(harness, sent["id"]):
+            assert time.monotonic() < deadline + 15, "the archived message's row outlived retention"
+            await asyncio.sleep(0.2)
     finally:
         await archive.runner.cleanup()
 

@@ -6,7 +6,6 @@ member to a queue in the admin page and sees them listed as its agent."""
 from __future__ import annotations
 
 import asyncio
-
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
