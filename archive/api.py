@@ -313,7 +313,7 @@ async def _in_readable_rooms(request: web.Request, q: Paged, base: dict[str, Any
                         "429 rate_limited with Retry-After.")
 async def search(call: Call[None, SearchQuery, None]) -> Reply:
     request, q = call.request, call.query
-    request.app[LIMITER].take("search", call.principal.user_id)
+    await request.app[LIMITER].take("search", call.principal.user_id)
     base: dict[str, Any] = ArchiveStore.text_filter(q.q)
     if q.user_id is not None:
         base["author_id"] = q.user_id
@@ -331,7 +331,7 @@ async def search(call: Call[None, SearchQuery, None]) -> Reply:
             description="Limited per caller (ARCHIVE_EXPORTS_PER_MINUTE): past it 429 rate_limited with Retry-After.")
 async def export_room(call: Call[None, None, RoomPath]) -> web.StreamResponse:
     request = call.request
-    request.app[LIMITER].take("export", call.principal.user_id)
+    await request.app[LIMITER].take("export", call.principal.user_id)
     room_id = await readable_room(request, call.path.room_id, "archive.export")
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson",
                                        "Content-Disposition": f'attachment; filename="room-{room_id}.jsonl"'})

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 
 import aiohttp
+import redis.asyncio as aioredis
 from aiohttp import web
 from pymongo import AsyncMongoClient
 from pymongo.monitoring import CommandListener
@@ -31,7 +32,7 @@ from .api import (
 )
 from .config import ArchiveConfig
 from .consumer import ArchiveConsumer
-from .ratelimit import QueryLimiter
+from .ratelimit import REDIS_TIMEOUT_S, QueryLimiter
 from .storage import OUTCOMES, ArchiveStore
 
 log = logging.getLogger(__name__)
@@ -50,13 +51,23 @@ def create_app(config: ArchiveConfig, mongo_listeners: Sequence[CommandListener]
     app[METRICS] = ArchiveMetrics()
     app[STATUS] = {"ttl_days": config.ttl_days, "consumer_alive": False, "retention_runs": 0}
     app[METRICS_TOKEN] = config.metrics_token or ""
-    app[LIMITER] = QueryLimiter({"search": config.searches_per_minute, "export": config.exports_per_minute})
+    app[LIMITER] = QueryLimiter({"search": config.searches_per_minute, "export": config.exports_per_minute},
+                                redis=_limits_redis(config), prefix=config.redis_prefix)
     if config.file_url_secret_file is not None:
         # the same secret as chat-server's, so the archive API hands out URLs chat-server serves
         app[SIGNER] = FileUrlSigner(read_secret(config.file_url_secret_file), config.file_url_ttl_s)
     add_routes(app, config.web_dist)
     app.cleanup_ctx.append(_resources)
     return app
+
+
+def _limits_redis(config: ArchiveConfig) -> aioredis.Redis | None:
+    """The Redis holding the rate limits' buckets, if configured; it connects on first use, each
+    call bounded (the limiter counts in the process while Redis does not answer)."""
+    if not config.redis_url:
+        return None
+    return aioredis.Redis.from_url(config.redis_url, socket_timeout=REDIS_TIMEOUT_S,
+                                   socket_connect_timeout=REDIS_TIMEOUT_S)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -110,6 +121,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await supervisor.close()
+        await app[LIMITER].close()
         await session.close()
         await reader.close()
         await client.close()

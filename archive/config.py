@@ -41,9 +41,13 @@ class ArchiveConfig:
     file_url_ttl_s: int = 3600
     fault_pause_at: str | None = None  # FAULT_PAUSE_AT: fault tests only (chatcore/faults.py)
     write_log: bool = False  # ARCHIVE_WRITE_LOG: one document per applied batch in ``write_log``
-    # per caller and chat-archive process, a token bucket each (archive/ratelimit.py); 0: unlimited
+    # per caller, a token bucket each (archive/ratelimit.py); 0: unlimited
     searches_per_minute: int = 30
     exports_per_minute: int = 5
+    # where the buckets are shared by every chat-archive process (chat-server's Redis); unset:
+    # each process counts its own
+    redis_url: str | None = field(default=None, repr=False)
+    redis_prefix: str = "chat:"  # chat-server's default: its keys and chat-archive's side by side
 
     @property
     def query_time_limit_ms(self) -> int:
@@ -108,6 +112,8 @@ class ArchiveConfig:
             write_log=(env.get("ARCHIVE_WRITE_LOG") or "false").lower() in ("1", "true", "yes"),
             searches_per_minute=number("ARCHIVE_SEARCHES_PER_MINUTE", 30),
             exports_per_minute=number("ARCHIVE_EXPORTS_PER_MINUTE", 5),
+            redis_url=env.get("REDIS_URL") or None,
+            redis_prefix=env.get("REDIS_PREFIX") or "chat:",
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ text search and export."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from archive.config import ArchiveConfig, ConfigError
 from archive.ratelimit import QueryLimiter
 from chatcore.errors import RateLimited
 from tests.archive.conftest import ArchiveEnv, ChatSide, start_archive
+from tests.services.base import free_port
+from tests.services.redis import RedisService
 from tests.support import make_room
 
 QUERIES = {"find", "aggregate", "count", "getMore"}
@@ -138,19 +141,62 @@ def test_a_callers_bucket_refills_at_the_per_minute_rate_and_zero_means_unlimite
     now = [1000.0]
     limiter = QueryLimiter({"search": 30, "export": 0}, clock=lambda: now[0])
     for _ in range(30):
-        limiter.take("search", 7)
+        limiter.take_here("search", 7)
     with pytest.raises(RateLimited) as refused:
-        limiter.take("search", 7)
+        limiter.take_here("search", 7)
     assert refused.value.retry_after == pytest.approx(2.0)  # 30 a minute: one every 2 s
     now[0] += 2.0
-    limiter.take("search", 7)
+    limiter.take_here("search", 7)
     with pytest.raises(RateLimited):
-        limiter.take("search", 7)
+        limiter.take_here("search", 7)
     now[0] += 61.0  # a minute idle: the whole allowance again (its bucket forgotten)
     for _ in range(30):
-        limiter.take("search", 7)
+        limiter.take_here("search", 7)
     for _ in range(1000):
-        limiter.take("export", 7)
+        limiter.take_here("export", 7)
+
+
+async def test_with_redis_every_chat_archive_process_counts_against_one_allowance(
+        archive_env: ArchiveEnv, chat: ChatSide, redis_service: RedisService) -> None:
+    room = await make_room(chat.staff, name="shared limit")
+    shared = dict(chat_server_url=chat.url, searches_per_minute=3, redis_url=redis_service.url,
+                  redis_prefix=f"t{uuid.uuid4().hex[:8]}:")
+    first = await start_archive(archive_env.config(**shared))
+    second = await start_archive(archive_env.config(**shared))
+    try:
+        await _seed(archive_env, room, range(1, 4))
+        staff = chat.staff.tokens["access_token"]
+        answers = [(await _call(f"{a.base_url}/archive/v1/search", staff, q="hay", room_id=room))[0]
+                   for a in (first, second, first, second, first)]
+        # 3 a minute for the caller, wherever the balancer sends each search (per process: 5 of 5)
+        assert answers == [200, 200, 200, 429, 429], answers
+        status, _, body = await _call(f"{second.base_url}/archive/v1/search", chat.admin.tokens["access_token"],
+                                      q="hay", room_id=room)
+        assert status == 200, body  # another caller: their own allowance
+        # a restarted process keeps counting against the same bucket
+        await first.runner.cleanup()
+        first = await start_archive(archive_env.config(**shared))
+        status, headers, _ = await _call(f"{first.base_url}/archive/v1/search", staff, q="hay", room_id=room)
+        assert status == 429 and 1 <= int(headers["Retry-After"]) <= 20
+    finally:
+        await first.runner.cleanup()
+        await second.runner.cleanup()
+
+
+async def test_while_redis_does_not_answer_each_process_counts_its_own_and_nothing_fails(
+        archive_env: ArchiveEnv, chat: ChatSide, caplog: pytest.LogCaptureFixture) -> None:
+    room = await make_room(chat.staff, name="no redis")
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: refused at once
+    running = await start_archive(archive_env.config(chat_server_url=chat.url, searches_per_minute=2, redis_url=nowhere))
+    try:
+        await _seed(archive_env, room, range(1, 4))
+        staff = chat.staff.tokens["access_token"]
+        answers = [(await _call(f"{running.base_url}/archive/v1/search", staff, q="hay", room_id=room))[0]
+                   for _ in range(3)]
+        assert answers == [200, 200, 429], answers
+        assert [r for r in caplog.records if "Redis unavailable" in r.getMessage()], "the fallback was not logged"
+    finally:
+        await running.runner.cleanup()
 
 
 def test_the_rate_limits_are_read_from_the_environment_and_bad_values_name_the_variable(tmp_path: Path) -> None:
@@ -161,6 +207,9 @@ def test_the_rate_limits_are_read_from_the_environment_and_bad_values_name_the_v
     assert config.query_time_limit_ms == 9500  # under the 10 s timeout
     config = ArchiveConfig.from_env({**env, "ARCHIVE_SEARCHES_PER_MINUTE": "0", "ARCHIVE_EXPORTS_PER_MINUTE": "12"})
     assert (config.searches_per_minute, config.exports_per_minute) == (0, 12)
+    assert (config.redis_url, config.redis_prefix) == (None, "chat:")  # unset: each process counts its own
+    config = ArchiveConfig.from_env({**env, "REDIS_URL": "redis://redis:6379/0", "REDIS_PREFIX": "prod:"})
+    assert (config.redis_url, config.redis_prefix) == ("redis://redis:6379/0", "prod:")
     for key in ("ARCHIVE_SEARCHES_PER_MINUTE", "ARCHIVE_EXPORTS_PER_MINUTE"):
         for bad in ("-1", "many", "2.5"):
             with pytest.raises(ConfigError, match=key):

@@ -68,7 +68,7 @@ def test_compose_stack_has_health_checks_ordered_start_named_volumes_and_mounted
             "minio": "service_healthy"}
     assert {n: services["nginx"]["depends_on"][n]["condition"] for n in chat} == {n: "service_healthy" for n in chat}
     assert {k: v["condition"] for k, v in services["chat-archive"]["depends_on"].items()} == {
-        "kafka": "service_healthy", "mongo": "service_healthy"}
+        "kafka": "service_healthy", "mongo": "service_healthy", "redis": "service_healthy"}  # the rate limits
     node_ids = {services[n]["environment"]["CHAT_NODE_ID"] for n in chat}
     assert node_ids == set(chat)
 
