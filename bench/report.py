@@ -203,7 +203,10 @@ def render(res: dict[str, Any]) -> str:
     m = res["machine"]
     out = [f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['mem_gib']} GiB; Python {m['python']}, Node {m['node']}; "
            f"servers on CPU {plan['server_cpus']}, load generator on CPU {plan['loadgen_cpus']} "
-           f"({plan['loadgen_workers']} worker process(es)).", ""]
+           f"({plan['loadgen_workers']} worker process(es))."
+           + (f" The hypervisor took {m['steal_cores']:.2f} cores on average over the run (steal): the host was"
+              " busy, and this run's figures are lower and noisier than a quiet machine's." if m.get("steal_cores", 0) >= 0.05
+              else ""), ""]
     summary_lines, target_lines = summary(res)
     out += ["### Summary (ratios: ours / reference)", "", *summary_lines, "", "### Targets", "", *target_lines, ""]
     if plan.get("repeat", 1) > 1:

@@ -144,7 +144,8 @@ def measured_step(lg: Loadgen, target: Target, rate: int, label: str, retries: i
         if r["ok"] or r.get("other_cpu", 0) < NOISY_CPU:
             break
     say(f"   {label} {rate}/s: p50 {r['p50_ms']} p99 {r['p99_ms']} ms, delivered {r['delivered_ratio']}, cores: "
-        f"loadgen {r['loadgen_cpu']:.2f} server {r.get('server_cpu', 0):.2f} other {r.get('other_cpu', 0):.2f}"
+        f"loadgen {r['loadgen_cpu']:.2f} server {r.get('server_cpu', 0):.2f} other {r.get('other_cpu', 0):.2f} "
+        f"(steal {r.get('steal_cpu', 0):.2f})"
         f"{' GENERATOR-BOUND' if r['generator_bound'] else ''}")
     return r
 

@@ -53,9 +53,17 @@ def tree_cpu_s(pids: list[int]) -> tuple[float, float]:
 
 
 def machine_busy_s() -> float:
-    """CPU seconds all cores spent busy since boot (/proc/stat: everything but idle and iowait)."""
+    """CPU seconds all cores spent busy since boot (/proc/stat: everything but idle and iowait,
+    so a virtual machine's steal counts as busy)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_steal_s() -> float:
+    """CPU seconds the hypervisor ran something else while this virtual machine's CPUs wanted to
+    run (/proc/stat ``steal``; 0 on bare metal): time our processes waited without being busy."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (fields[7] if len(fields) > 7 else 0) / os.sysconf("SC_CLK_TCK")
 
 
 class Loadgen:
@@ -155,9 +163,10 @@ class Loadgen:
             p.stdin.write(f"go {t0_ns} {rate} {step}\n")
             p.stdin.flush()
         time.sleep(max(0.0, (t0_ns - time.time_ns()) / 1e9))
-        (user0, sys0), busy0 = tree_cpu_s(self.server_pids), machine_busy_s()
+        (user0, sys0), busy0, steal0 = tree_cpu_s(self.server_pids), machine_busy_s(), machine_steal_s()
         time.sleep(duration)
         (user1, sys1), busy = tree_cpu_s(self.server_pids), machine_busy_s() - busy0
+        steal = machine_steal_s() - steal0
         server_cpu, server_sys = user1 - user0 + sys1 - sys0, sys1 - sys0
         parts = [json.loads(self._line(w, duration + drain + 60)) for w in range(len(self.procs))]
         samples = read_samples(self.tmp / f"{step}-{w}.bin" for w in range(len(self.procs)))
@@ -184,6 +193,8 @@ class Loadgen:
             # everything else the machine did meanwhile (other processes, interrupts): a noisy
             # neighbour shows up here, and the harness repeats a failed step it may have spoiled
             out["other_cpu"] = round(max(0.0, busy - server_cpu - loadgen_cpu) / duration, 3)
+            # of which the hypervisor's steal: cores this machine's CPUs were taken away
+            out["steal_cpu"] = round(steal / duration, 3)
         for w in range(len(self.procs)):
             (self.tmp / f"{step}-{w}.bin").unlink(missing_ok=True)
         return out
@@ -208,7 +219,7 @@ class Loadgen:
                 ok = r["p99_ms"] <= p99_ms and r["delivered_ratio"] >= delivered
             print(f"   {label} {d}/s: p50 {r['p50_ms']} p99 {r['p99_ms']} ms, delivered {r['delivered_ratio']}, "
                   f"cores: loadgen {r['loadgen_cpu']:.2f} server {r.get('server_cpu', 0):.2f} "
-                  f"other {r.get('other_cpu', 0):.2f}", file=sys.stderr, flush=True)
+                  f"other {r.get('other_cpu', 0):.2f} (steal {r.get('steal_cpu', 0):.2f})", file=sys.stderr, flush=True)
             if not stop_early:
                 continue
             fails = 0 if ok else fails + 1
