@@ -53,18 +53,25 @@ describe("the @ autocomplete", () => {
     expect(picker.handleKey(key("Enter"))).toBe(false); // Enter is the composer's again
   });
 
-  it("matches an open list again when the members load", () => {
+  it("matches the @name being typed again when the members load", () => {
     const input = document.createElement("textarea");
     document.body.append(input);
+    input.focus();
     let loaded: User[] = [];
     const picker = new MentionPicker(input, () => ({ members: loaded, meId: 1, broadcast: false }));
+    const options = () => [...picker.el.querySelectorAll("li")].map((li) => li.dataset.username);
     type(input, picker, "@");
-    expect([...picker.el.querySelectorAll("li")].map((li) => li.dataset.username)).toEqual(["assistant"]);
+    expect(options()).toEqual(["assistant"]);
+    type(input, picker, "@bo"); // nobody matches yet: closed, no stale option left behind
+    expect(picker.open).toBe(false);
+    expect(options()).toEqual([]);
     loaded = members;
     picker.refresh();
-    expect([...picker.el.querySelectorAll("li")].map((li) => li.dataset.username)).toEqual(["bob", "bobby", "assistant"]);
-    picker.close();
-    picker.refresh(); // a closed list stays closed
+    expect(picker.open).toBe(true);
+    expect(options()).toEqual(["bob", "bobby"]);
+    input.blur();
+    type(input, picker, "hi");
+    picker.refresh(); // no @name, or no focus: stays closed
     expect(picker.open).toBe(false);
   });
 });

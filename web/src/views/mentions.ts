@@ -48,10 +48,11 @@ export class MentionPicker {
     this.render();
   }
 
-  /** When the room's members change: an open list is matched again (an @ typed before the
-   * members loaded offered only the assistant, and would until the next key). */
+  /** When the room's members change: the @name being typed is matched again, so a list opens
+   * (or narrows) once the members have loaded: one typed before matched only the assistant, or
+   * nobody, until the next key. Nothing while the composer has no focus. */
   refresh(): void {
-    if (this.open) this.update();
+    if (this.input.ownerDocument.activeElement === this.input) this.update();
   }
 
   /** Keys while the list is open; true when the key was the list's. */
@@ -75,6 +76,7 @@ export class MentionPicker {
 
   close(): void {
     this.el.hidden = true;
+    fill(this.el); // no stale options left in the document
     this.items = [];
     this.at = null;
     this.input.removeAttribute("aria-activedescendant");
