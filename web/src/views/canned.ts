@@ -80,6 +80,7 @@ export class CannedPicker {
   close(): void {
     this.asked++;
     this.el.hidden = true;
+    fill(this.el); // no stale options left in the document
     this.items = [];
     if (this.input.getAttribute("aria-controls") === this.id) {
       this.input.removeAttribute("aria-activedescendant");
