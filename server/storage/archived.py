@@ -3,8 +3,9 @@
 The relay's delete leaves one ``archived_messages`` row per message (room, seq, author, dates):
 enough to check who may still delete the message and to tell clients it is gone, without asking
 chat-archive. With ``ARCHIVE_TTL_DAYS`` set, the file sweep forgets rows past it, as chat-archive
-drops the messages themselves. Deleting an archived message marks that row, trashes its files and writes a
-tombstone into ``archive_outbox`` in one transaction; the relay carries it to chat-archive.
+drops the messages themselves. Deleting an archived message marks that row, trashes its files
+and writes a tombstone into ``archive_outbox`` in one transaction; the relay carries it to
+chat-archive.
 """
 
 from __future__ import annotations
