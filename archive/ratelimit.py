@@ -107,16 +107,17 @@ class QueryLimiter:
                     log.info("archive rate limits: Redis is back; counting there again")
                     self._redis_down = False
                 if int(answer[0]) != 1:
-                    raise RateLimited(f"too many archive {kind} requests ({capacity} a minute)",
-                                      retry_after=float(answer[1]))
+                    raise _refused(kind, capacity, float(answer[1]))
                 return
-        self.take_here(kind, user_id)
+        self._take_here(kind, capacity, user_id)
 
     def take_here(self, kind: str, user_id: int) -> None:
         """``take`` against this process's own buckets."""
         capacity = self.per_minute.get(kind, 0)
-        if capacity <= 0:
-            return
+        if capacity > 0:
+            self._take_here(kind, capacity, user_id)
+
+    def _take_here(self, kind: str, capacity: int, user_id: int) -> None:
         now = self._clock()
         self._sweep(now)
         refill_per_s = capacity / FULL_AFTER_S
@@ -127,8 +128,7 @@ class QueryLimiter:
             bucket.tokens = min(float(capacity), bucket.tokens + (now - bucket.at) * refill_per_s)
             bucket.at = now
         if bucket.tokens < 1.0:
-            raise RateLimited(f"too many archive {kind} requests ({capacity} a minute)",
-                              retry_after=(1.0 - bucket.tokens) / refill_per_s)
+            raise _refused(kind, capacity, (1.0 - bucket.tokens) / refill_per_s)
         bucket.tokens -= 1.0
 
     def _sweep(self, now: float) -> None:
@@ -139,3 +139,7 @@ class QueryLimiter:
         self._swept = now
         for key in [k for k, b in self._buckets.items() if now - b.at >= FULL_AFTER_S]:
             del self._buckets[key]
+
+
+def _refused(kind: str, capacity: int, retry_after: float) -> RateLimited:
+    return RateLimited(f"too many archive {kind} requests ({capacity} a minute)", retry_after=retry_after)

@@ -52,18 +52,21 @@ def tree_cpu_s(pids: list[int]) -> tuple[float, float]:
     return user, system
 
 
-def machine_busy_s() -> float:
-    """CPU seconds all cores spent busy since boot (/proc/stat: everything but idle and iowait,
-    so a virtual machine's steal counts as busy)."""
+def machine_times() -> tuple[float, float]:
+    """CPU seconds since boot, all cores, from one read of /proc/stat: busy (everything but idle
+    and iowait, so a virtual machine's steal counts as busy), and steal (the hypervisor ran
+    something else while this machine's CPUs wanted to run; 0 on bare metal)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - fields[3] - fields[4]) / tick, (fields[7] if len(fields) > 7 else 0) / tick
+
+
+def machine_busy_s() -> float:
+    return machine_times()[0]
 
 
 def machine_steal_s() -> float:
-    """CPU seconds the hypervisor ran something else while this virtual machine's CPUs wanted to
-    run (/proc/stat ``steal``; 0 on bare metal): time our processes waited without being busy."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (fields[7] if len(fields) > 7 else 0) / os.sysconf("SC_CLK_TCK")
+    return machine_times()[1]
 
 
 class Loadgen:
@@ -163,10 +166,10 @@ class Loadgen:
             p.stdin.write(f"go {t0_ns} {rate} {step}\n")
             p.stdin.flush()
         time.sleep(max(0.0, (t0_ns - time.time_ns()) / 1e9))
-        (user0, sys0), busy0, steal0 = tree_cpu_s(self.server_pids), machine_busy_s(), machine_steal_s()
+        (user0, sys0), (busy0, steal0) = tree_cpu_s(self.server_pids), machine_times()
         time.sleep(duration)
-        (user1, sys1), busy = tree_cpu_s(self.server_pids), machine_busy_s() - busy0
-        steal = machine_steal_s() - steal0
+        (user1, sys1), (busy1, steal1) = tree_cpu_s(self.server_pids), machine_times()
+        busy, steal = busy1 - busy0, steal1 - steal0
         server_cpu, server_sys = user1 - user0 + sys1 - sys0, sys1 - sys0
         parts = [json.loads(self._line(w, duration + drain + 60)) for w in range(len(self.procs))]
         samples = read_samples(self.tmp / f"{step}-{w}.bin" for w in range(len(self.procs)))
