@@ -53,6 +53,23 @@ describe("the canned-reply picker", () => {
     expect(picks()).toBe(1);
   });
 
+  it("keeps the highlighted reply when the next key's answer still lists it", async () => {
+    const { input, picker } = setup();
+    await type(input, picker, "/h");
+    expect(picker.handleKey(key("ArrowDown"))).toBe(true);
+    const selected = () => picker.el.querySelector("[aria-selected=true]")?.getAttribute("data-shortcut");
+    expect(selected()).toBe("help");
+    await type(input, picker, "/hel"); // the answer to "/hel" arrives after the arrow key
+    expect(selected()).toBe("help");
+    expect(picker.handleKey(key("ArrowUp"))).toBe(true);
+    expect(selected()).toBe("hello");
+    await type(input, picker, "/hell"); // help is gone from the list: the first is highlighted
+    expect(selected()).toBe("hello");
+    await type(input, picker, "");
+    await type(input, picker, "/he"); // a list opened afresh starts at the top
+    expect(selected()).toBe("hello");
+  });
+
   it("Escape closes it and leaves the text; it stays closed until the composer stops asking", async () => {
     const { input, picker } = setup();
     await type(input, picker, "/b");

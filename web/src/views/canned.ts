@@ -53,8 +53,11 @@ export class CannedPicker {
     }
     if (ask !== this.asked) return;
     if (!items.length) return this.close();
+    // A later answer (the next key's lookup) keeps the highlighted reply when it is still listed:
+    // an arrow key pressed while that lookup was out is not undone by its arrival.
+    const kept = this.open ? items.findIndex((r) => r.id === this.items[this.active]?.id) : -1;
     this.items = items;
-    this.active = 0;
+    this.active = Math.max(kept, 0);
     this.render();
   }
 
