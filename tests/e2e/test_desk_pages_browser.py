@@ -104,6 +104,24 @@ async def test_a_supervisor_makes_a_label_staff_find_a_contact_by_number_and_an_
             break
         await asyncio.sleep(0.1)
     assert [(m["user_id"], m["capacity"]) for m in queue["queue"]["members"]] == [(staff.id, 7)]
+    # another admin's change while a capacity is half typed: the field keeps it and the focus,
+    # and nothing is saved until it is finished (taking the field away would commit the "1")
+    await capacity.fill("1")
+    await admin.call("PATCH", f"/api/v1/queues/{queue_id}", {"name": "Billing desk"}, expect=200)
+    await expect(item.locator(".queue-badge")).to_have_text("Billing desk")
+    await expect(capacity).to_be_focused()
+    await expect(capacity).to_have_value("1")
+    _, queue = await admin.call("GET", f"/api/v1/queues/{queue_id}", expect=200)
+    assert [(m["user_id"], m["capacity"]) for m in queue["queue"]["members"]] == [(staff.id, 7)]
+    await capacity.press_sequentially("2")
+    await capacity.press("Enter")
+    for _ in range(50):
+        _, queue = await admin.call("GET", f"/api/v1/queues/{queue_id}", expect=200)
+        if queue["queue"]["members"][0]["capacity"] != 7:
+            break
+        await asyncio.sleep(0.1)
+    assert [(m["user_id"], m["capacity"]) for m in queue["queue"]["members"]] == [(staff.id, 12)]
+    assert queue["queue"]["name"] == "Billing desk"
     # another admin's changes show on the open page: a member removed, a queue created
     await admin.call("PATCH", f"/api/v1/queues/{queue_id}", {"members": []}, expect=200)
     await expect(item.get_by_test_id("queue-member-names")).to_have_text("no members")

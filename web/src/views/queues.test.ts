@@ -130,4 +130,35 @@ describe("a queue's members", () => {
     expect(queueEventAction(shown, { deleted: SALES.id })).toBe("list");
     expect(queueEventAction(shown, { deleted: 77 })).toBe("none");
   });
+
+  it("follow another admin's change at once, or, while a capacity is being typed, once the field is left", async () => {
+    const { e, saves } = editor(SALES, [ANN, BO, CY]);
+    const field = (u: User) => document.querySelector<HTMLInputElement>(`[data-user="${u.id}"] input.capacity`);
+    e.follow({ ...SALES, members: [member(ANN, 4), member(BO)] }); // nobody typing: shown at once
+    expect(field(ANN)!.value).toBe("4");
+    const typed = field(BO)!;
+    typed.focus();
+    typed.value = "1"; // on the way to 12
+    e.follow({ ...SALES, members: [member(ANN, 5), member(BO), member(CY)] });
+    expect(field(BO)).toBe(typed); // the field stays, with what is typed and the focus
+    expect(typed.value).toBe("1");
+    expect(document.activeElement).toBe(typed);
+    expect(field(CY)).toBeNull(); // not rendered yet
+    expect(saves).toEqual([]); // nothing half-typed is saved
+    typed.value = "12";
+    typed.dispatchEvent(new Event("change")); // Enter or leaving the field
+    await settle();
+    // the save starts from the other admin's members: Ann's 5 and Cy are kept
+    expect(saves.at(-1)?.members).toEqual([{ user_id: ANN.id, capacity: 5 }, { user_id: BO.id, capacity: 12 },
+      { user_id: CY.id }]);
+    expect(field(CY)).not.toBeNull();
+    // a change deferred and then the field left without a change: rendered once the focus leaves
+    field(BO)!.focus();
+    e.follow({ ...SALES, members: [member(BO, 12)] });
+    expect(field(ANN)).not.toBeNull();
+    field(BO)!.blur();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(all("queue-member-row").map((r) => r.dataset.user)).toEqual([String(BO.id)]);
+    expect(saves.length).toBe(1);
+  });
 });

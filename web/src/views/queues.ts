@@ -64,6 +64,7 @@ export class QueueMembersEditor {
   private readonly pick = h("select", { testid: "queue-member-pick", "aria-label": "Agent to add" });
   private readonly error = h("p", { class: "error small", testid: "queue-members-error", "aria-live": "polite" });
   private staff: User[] = [];
+  private stale = false; // another admin's change came while a capacity field had the focus
 
   constructor(private queue: Queue, private readonly source: {
     staff(): Promise<User[]>;
@@ -76,11 +77,33 @@ export class QueueMembersEditor {
       if (id) void this.change({ add: id });
     } }, this.pick, h("button", { type: "submit", testid: "queue-member-add" }, "Add"));
     this.el = h("div", { class: "queue-member-editor", testid: "queue-member-editor" }, this.list, form, this.error);
+    // the list follows a change deferred while a field had the focus once the field is left
+    // (after its own change event, which has saved what was typed)
+    this.list.addEventListener("focusout", () => setTimeout(() => {
+      if (this.stale && !this.editing()) this.render();
+    }));
     this.render();
     void source.staff().then((s) => { this.staff = s; this.render(); }, (err: Error) => { this.error.textContent = err.message; });
   }
 
+  /** Another admin's (or tab's) change to this queue. The next save starts from its members, so
+   * it does not undo that change. While an agent's capacity field has the focus the list is not
+   * rendered again: that would take the field away mid-typing, and the browser commits a field
+   * taken away (its change event), saving a half-typed number. It is rendered once the field is left. */
+  follow(queue: Queue): void {
+    this.queue = queue;
+    if (this.editing()) this.stale = true;
+    else this.render();
+  }
+
+  /** Whether an agent's capacity field in this list has the focus. */
+  editing(): boolean {
+    const active = this.el.ownerDocument.activeElement;
+    return active instanceof HTMLInputElement && active.classList.contains("capacity") && this.list.contains(active);
+  }
+
   private render(): void {
+    this.stale = false;
     fill(this.list, ...this.queue.members.map((m) => h("li", { testid: "queue-member-row", "data-user": m.user_id },
       h("span", {}, m.display_name), " ", h("small", { class: "muted" }, `@${m.username}`), " ",
       this.capacityField(m), " ",
@@ -124,7 +147,7 @@ export class QueueMembersEditor {
 export type QueueEvent = { queue: Queue } | { deleted: number };
 
 /** What a queue event does to a list showing `shown` (each queue as last rendered): nothing when
- * it shows that already (the viewer's own save), otherwise re-render that item, or the list. */
+ * it shows that already (the viewer's own save), otherwise update that item, or reload the list. */
 export function queueEventAction(shown: ReadonlyMap<number, Queue>, e: QueueEvent): "none" | "item" | "list" {
   if ("deleted" in e) return shown.has(e.deleted) ? "list" : "none";
   const had = shown.get(e.queue.id);
@@ -135,14 +158,18 @@ export function queueEventAction(shown: ReadonlyMap<number, Queue>, e: QueueEven
 export function queuesSection(app: App, status: HTMLElement): HTMLElement {
   const list = h("ul", { class: "queues", testid: "queues" });
   const shown = new Map<number, Queue>(); // each item's queue as rendered or last saved from it
+  const items = new Map<number, QueueItem>();
   const item = (q: Queue) => {
     shown.set(q.id, q);
-    return queueItem(app, q, status, load, (saved) => shown.set(saved.id, saved));
+    const it = queueItem(app, q, status, load, (saved) => shown.set(saved.id, saved));
+    items.set(q.id, it);
+    return it.el;
   };
   const load = async () => {
     try {
       const r = await app.api.call<{ queues: Queue[] }>("GET", "/api/v1/queues");
       shown.clear();
+      items.clear();
       fill(list, ...r.queues.map(item), r.queues.length ? null : h("li", { class: "muted" }, "No queue yet."));
     } catch (err) {
       say(status, (err as Error).message);
@@ -158,11 +185,8 @@ export function queuesSection(app: App, status: HTMLElement): HTMLElement {
     const action = queueEventAction(shown, e);
     if (action === "list") void load();
     else if (action === "item" && "queue" in e) {
-      const old = list.querySelector<HTMLElement>(`[data-queue="${e.queue.id}"]`);
-      const open = old?.querySelector("details")?.open ?? false;
-      const fresh = item(e.queue);
-      if (open) fresh.querySelector("details")!.open = true;
-      if (old) old.replaceWith(fresh);
+      shown.set(e.queue.id, e.queue);
+      items.get(e.queue.id)?.update(e.queue); // in place: the agents' list stays as unfolded as it was
     }
   };
   app.queueListeners.add(onEvent);
@@ -194,26 +218,45 @@ export function queuesSection(app: App, status: HTMLElement): HTMLElement {
   return h("section", { "aria-labelledby": "admin-queues" }, h("h2", { id: "admin-queues" }, "Queues"), list, form);
 }
 
+/** One queue in the admin's list, and how it follows another admin's change in place. */
+interface QueueItem {
+  el: HTMLElement;
+  update(q: Queue): void;
+}
+
 /** One queue in the admin's list: its name, agents, Delete, and the agents' editor (folded). */
-function queueItem(app: App, q: Queue, status: HTMLElement, reload: () => Promise<void>, onSaved: (q: Queue) => void): HTMLElement {
-  const names = h("small", { class: "muted", testid: "queue-member-names" }, memberNames(q));
+function queueItem(app: App, q: Queue, status: HTMLElement, reload: () => Promise<void>, onSaved: (q: Queue) => void): QueueItem {
+  let current = q;
+  const badge = h("span", { class: "queue-badge" });
+  const names = h("small", { class: "muted", testid: "queue-member-names" });
+  const summary = h("summary", { testid: "queue-members-toggle" });
+  const remove = h("button", { type: "button", class: "danger", testid: "queue-delete", onclick: async () => {
+    const { id, name } = current;
+    try {
+      await app.api.call("DELETE", `/api/v1/queues/${id}`);
+      say(status, `${name} was deleted.`);
+      await reload();
+    } catch (err) {
+      say(status, (err as Error).message);
+    }
+  } }, "Delete");
+  const show = (x: Queue) => {
+    current = x;
+    badge.textContent = x.name;
+    badge.style.borderColor = x.color;
+    names.textContent = memberNames(x);
+    summary.textContent = `Agents of ${x.name}`;
+    remove.setAttribute("aria-label", `Delete ${x.name}`);
+  };
+  show(q);
   const editor = new QueueMembersEditor(q, {
     staff: () => app.staffList(),
     save: async (id, members) => (await app.api.call<{ queue: Queue }>("PATCH", `/api/v1/queues/${id}`, { members })).queue,
-    onSaved: (saved) => { names.textContent = memberNames(saved); onSaved(saved); },
+    onSaved: (saved) => { show(saved); onSaved(saved); },
   });
-  return h("li", { "data-queue": q.id },
-    h("span", { class: "queue-badge", style: `border-color: ${q.color}` }, q.name), " ", names, " ",
-    h("button", { type: "button", class: "danger", testid: "queue-delete", "aria-label": `Delete ${q.name}`, onclick: async () => {
-      try {
-        await app.api.call("DELETE", `/api/v1/queues/${q.id}`);
-        say(status, `${q.name} was deleted.`);
-        await reload();
-      } catch (err) {
-        say(status, (err as Error).message);
-      }
-    } }, "Delete"),
-    h("details", { testid: "queue-members" }, h("summary", { testid: "queue-members-toggle" }, `Agents of ${q.name}`), editor.el));
+  const el = h("li", { "data-queue": q.id }, badge, " ", names, " ", remove,
+    h("details", { testid: "queue-members" }, summary, editor.el));
+  return { el, update: (x) => { show(x); editor.follow(x); } };
 }
 
 function memberNames(q: Queue): string {
