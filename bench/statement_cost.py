@@ -10,7 +10,8 @@ fresh embedded PostgreSQL with chat-server's schema (its migrations), and reads 
 CPU time from ``/proc``. ``--no-flush``: the same with ``synchronous_commit = off`` in the session
 (not a setting chat-server uses: it shows what the commit's WAL flush costs in CPU).
 
-Run: ``.venv/bin/python -m bench.statement_cost`` (~40 s); prints a Markdown table. Pin it
+Run: ``.venv/bin/python -m bench.statement_cost`` (~50 s); prints a Markdown table and writes it to
+``bench/results/<date>-statement-cost[-no-flush].md``. Pin it
 (``taskset -c 1``) to keep it off a core something else measures.
 """
 
@@ -22,6 +23,7 @@ import os
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -34,6 +36,7 @@ from server.storage.messages import INSERT_MEMBER
 ROOMS = 40  # one author per room, as the persist scenario's 40 clients
 FIRST_ID = 100
 TICKS = os.sysconf("SC_CLK_TCK")
+RESULTS = Path(__file__).parent / "results"
 
 
 def backend_cpu_s(pid: int) -> float:
@@ -104,19 +107,25 @@ async def measure(sizes: list[int | None], seconds: float, flush: bool, rounds: 
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.statement_cost", description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=3.0, help="per size and round")
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--no-flush", action="store_true", help="synchronous_commit = off in the session")
     a = p.parse_args()
     sizes: list[int | None] = [1, 4, 20, 40, None]
     results = asyncio.run(measure(sizes, a.seconds, not a.no_flush, a.rounds))
-    print(f"PostgreSQL backend CPU per send statement ({'synchronous_commit off' if a.no_flush else 'default commit'};"
-          f" {a.rounds} rounds of {a.seconds:g} s per size, the median round)\n")
-    print("| statement | µs per statement | µs per row |\n|---|---:|---:|")
+    lines = [f"# PostgreSQL's CPU per send statement, {datetime.now(UTC).date()}", "",
+             f"Command: `.venv/bin/python -m bench.statement_cost{' --no-flush' if a.no_flush else ''}`"
+             f" ({'synchronous_commit off' if a.no_flush else 'default commit'}; {a.rounds} rounds of {a.seconds:g} s"
+             " per size; the median round)", "",
+             "| statement | µs per statement | µs per row |", "|---|---:|---:|"]
     for label in dict.fromkeys(str(r["statement"]) for r in results):
         mine = sorted((r for r in results if r["statement"] == label), key=lambda r: float(r["us_per_statement"]))
         mid = mine[len(mine) // 2]
-        print(f"| {label} | {float(mid['us_per_statement']):,.0f} | {float(mid['us_per_row']):,.0f} |")
-
+        lines.append(f"| {label} | {float(mid['us_per_statement']):,.0f} | {float(mid['us_per_row']):,.0f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = RESULTS / f"{datetime.now(UTC).date()}-statement-cost{'-no-flush' if a.no_flush else ''}.md"
+    out.write_text(text)
+    print(f"wrote {out}")
 
 if __name__ == "__main__":
     main()
