@@ -111,12 +111,6 @@ class QueryLimiter:
                 return
         self._take_here(kind, capacity, user_id)
 
-    def take_here(self, kind: str, user_id: int) -> None:
-        """``take`` against this process's own buckets."""
-        capacity = self.per_minute.get(kind, 0)
-        if capacity > 0:
-            self._take_here(kind, capacity, user_id)
-
     def _take_here(self, kind: str, capacity: int, user_id: int) -> None:
         now = self._clock()
         self._sweep(now)

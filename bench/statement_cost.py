@@ -74,6 +74,18 @@ async def _statement(conn: asyncpg.Connection, rows: int | None, n: int) -> None
                          [uuid.uuid4().hex for _ in rooms], [None] * rows, ["[]"] * rows)
 
 
+async def _size(conn: asyncpg.Connection, pid: int, rows: int | None, seconds: float) -> dict[str, float | str]:
+    """``rows``' statement back to back for ``seconds``: the backend's CPU per statement and row."""
+    n = 0
+    cpu0, t0 = backend_cpu_s(pid), time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        await _statement(conn, rows, n)
+        n += 1
+    cpu = backend_cpu_s(pid) - cpu0
+    return {"statement": "INSERT_MEMBER" if rows is None else f"batch of {rows}", "statements": n,
+            "us_per_statement": 1e6 * cpu / n, "us_per_row": 1e6 * cpu / (n * (rows or 1))}
+
+
 async def measure(sizes: list[int | None], seconds: float, flush: bool, rounds: int) -> list[dict[str, float | str]]:
     with tempfile.TemporaryDirectory(prefix="stmt-cost-") as tmp:
         services = EmbeddedServices(Path(tmp))
@@ -85,19 +97,8 @@ async def measure(sizes: list[int | None], seconds: float, flush: bool, rounds: 
                 if not flush:
                     await conn.execute("SET synchronous_commit = off")
                 pid = await conn.fetchval("SELECT pg_backend_pid()")
-                out: list[dict[str, float | str]] = []
-                for _ in range(rounds):  # rounds interleave the sizes, so a noisy second hits all
-                    for rows in sizes:
-                        n = 0
-                        cpu0, t0 = backend_cpu_s(pid), time.perf_counter()
-                        while time.perf_counter() - t0 < seconds:
-                            await _statement(conn, rows, n)
-                            n += 1
-                        cpu = backend_cpu_s(pid) - cpu0
-                        out.append({"statement": "INSERT_MEMBER" if rows is None else f"batch of {rows}",
-                                    "statements": n, "us_per_statement": 1e6 * cpu / n,
-                                    "us_per_row": 1e6 * cpu / (n * (rows or 1))})
-                return out
+                # rounds interleave the sizes, so a noisy second hits all
+                return [await _size(conn, pid, rows, seconds) for _ in range(rounds) for rows in sizes]
             finally:
                 await conn.close()
         finally:

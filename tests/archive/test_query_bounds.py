@@ -137,23 +137,23 @@ async def test_searches_and_exports_past_a_callers_allowance_are_429_rate_limite
         await running.runner.cleanup()
 
 
-def test_a_callers_bucket_refills_at_the_per_minute_rate_and_zero_means_unlimited() -> None:
+async def test_a_callers_bucket_refills_at_the_per_minute_rate_and_zero_means_unlimited() -> None:
     now = [1000.0]
     limiter = QueryLimiter({"search": 30, "export": 0}, clock=lambda: now[0])
     for _ in range(30):
-        limiter.take_here("search", 7)
+        await limiter.take("search", 7)
     with pytest.raises(RateLimited) as refused:
-        limiter.take_here("search", 7)
+        await limiter.take("search", 7)
     assert refused.value.retry_after == pytest.approx(2.0)  # 30 a minute: one every 2 s
     now[0] += 2.0
-    limiter.take_here("search", 7)
+    await limiter.take("search", 7)
     with pytest.raises(RateLimited):
-        limiter.take_here("search", 7)
+        await limiter.take("search", 7)
     now[0] += 61.0  # a minute idle: the whole allowance again (its bucket forgotten)
     for _ in range(30):
-        limiter.take_here("search", 7)
+        await limiter.take("search", 7)
     for _ in range(1000):
-        limiter.take_here("export", 7)
+        await limiter.take("export", 7)
 
 
 async def test_with_redis_every_chat_archive_process_counts_against_one_allowance(

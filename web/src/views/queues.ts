@@ -97,7 +97,7 @@ export class QueueMembersEditor {
   }
 
   /** Whether an agent's capacity field in this list has the focus. */
-  editing(): boolean {
+  private editing(): boolean {
     const active = this.el.ownerDocument.activeElement;
     return active instanceof HTMLInputElement && active.classList.contains("capacity") && this.list.contains(active);
   }
