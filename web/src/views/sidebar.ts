@@ -14,6 +14,7 @@ export class Sidebar {
   private readonly list = h("ul", { class: "rooms", testid: "room-list", "aria-label": "Rooms and direct messages" });
   private readonly keyed = new KeyedList(this.list);
   private readonly nav = h("nav", { class: "nav", "aria-label": "Sections" });
+  private readonly navKeyed = new KeyedList(this.nav);
   private readonly found = h("ul", { class: "found", testid: "people-results", "aria-live": "polite" });
   private readonly status = h("p", { class: "error", role: "alert" });
   /** Asks for the notification permission on the user's click only, never on load. */
@@ -50,15 +51,21 @@ export class Sidebar {
 
   render(current: number | null, view: string): void {
     const me = this.app.me;
-    fill(this.nav,
-      isStaff(me) ? this.navButton("nav-chat", "#/", "Chat", view === "home" || view === "room") : null,
-      isStaff(me) ? this.navButton("nav-inbox", "#/inbox", "Inbox", view === "inbox") : null,
-      isStaff(me) ? this.navButton("nav-contacts", "#/contacts", "Contacts", view === "contacts" || view === "contact") : null,
-      isStaff(me) ? this.navButton("nav-labels", "#/labels", "Labels", view === "labels") : null,
-      isStaff(me) ? this.navButton("nav-archive", "#/archive", "Archive", view === "archive") : null,
-      isDeskManager(me) ? this.navButton("nav-reports", "#/reports", "Reports", view === "reports") : null,
-      isDeskManager(me) ? this.navButton("nav-campaigns", "#/campaigns", "Campaigns", view === "campaigns") : null,
-      me.role === "admin" ? this.navButton("nav-admin", "#/admin", "Admin", view === "admin") : null);
+    // keyed by link, so a re-render (presence, a message arrived) leaves the links in place: a
+    // link replaced between a click's press and release would lose the click
+    const links: [string, string, string, boolean, boolean][] = [
+      ["nav-chat", "#/", "Chat", view === "home" || view === "room", isStaff(me)],
+      ["nav-inbox", "#/inbox", "Inbox", view === "inbox", isStaff(me)],
+      ["nav-contacts", "#/contacts", "Contacts", view === "contacts" || view === "contact", isStaff(me)],
+      ["nav-labels", "#/labels", "Labels", view === "labels", isStaff(me)],
+      ["nav-archive", "#/archive", "Archive", view === "archive", isStaff(me)],
+      ["nav-reports", "#/reports", "Reports", view === "reports", isDeskManager(me)],
+      ["nav-campaigns", "#/campaigns", "Campaigns", view === "campaigns", isDeskManager(me)],
+      ["nav-admin", "#/admin", "Admin", view === "admin", me.role === "admin"],
+    ];
+    this.navKeyed.render(links.filter((l) => l[4]).map(([testid, hash, label, active]) => ({
+      key: testid, sig: String(active), make: () => this.navButton(testid, hash, label, active),
+    })));
     this.nav.hidden = !isStaff(me);
     this.renderNotifyAsk();
     const { rooms, direct, discover } = this.app.client.rooms.sections();
