@@ -68,6 +68,31 @@ async def test_two_browsers_chat_and_see_typing_and_presence(harness: ServerHarn
     await screenshot(b, "chat-bob")
 
 
+async def test_a_click_on_a_room_lands_while_a_message_arriving_in_it_updates_its_item(
+        harness: ServerHarness, pages: Callable[..., Any]) -> None:
+    # pressed on the room, released after its unread count changed: an item replaced between
+    # the two would lose the click (a busy room could hardly be opened)
+    node = await harness.start_node()
+    a, b = await pages(), await pages()
+    await register(a, node.base_url, f"alice_{uuid.uuid4().hex[:5]}")
+    await create_room(a, "busy")
+    await register(b, node.base_url, f"bob_{uuid.uuid4().hex[:5]}")
+    await open_room(b, "busy")
+    await create_room(b, "elsewhere")
+    await say(a, "one")
+    item = b.get_by_test_id("room-item").filter(has_text="busy")
+    await expect(item.get_by_test_id("unread")).to_have_text("1")
+    box = await item.bounding_box()
+    assert box is not None
+    await b.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    await b.mouse.down()
+    await say(a, "two")
+    await expect(item.get_by_test_id("unread")).to_have_text("2")
+    await b.mouse.up()
+    await expect(b.get_by_test_id("room-title")).to_have_text("busy")
+    await expect(bodies(b, "two")).to_have_count(1)
+
+
 async def test_message_sent_while_the_receiver_is_offline_arrives_once(harness: ServerHarness, pages: Callable[..., Any]) -> None:
     node = await harness.start_node()
     a, b = await pages(), await pages()

@@ -67,11 +67,43 @@ export function lockIcon(): SVGSVGElement {
   return svg;
 }
 
-/** One entry of a KeyedList: equal `sig` = same look, so the element is kept. */
+/** One entry of a KeyedList: equal `sig` = same look, so the element is kept. `inPlace`: when the
+ * look changes, the kept element is made to look like the new one (`morph`) instead of replaced;
+ * for items with no listeners of their own that update while a user clicks them (a busy room's
+ * unread count), since a click pressed on an element that is gone before the release is lost. */
 export interface Item {
   key: string;
   sig: string;
   make: () => HTMLElement;
+  inPlace?: boolean;
+}
+
+/**
+ * Makes `old` look like `fresh` and returns the element that stays: `old` itself, its attributes
+ * and children made equal to `fresh`'s, the children that are the same kind of node as the new
+ * ones at their place kept and updated the same way; a child of another tag is replaced. `old`'s
+ * listeners stay as they were, so only for elements whose listeners do not depend on what
+ * changed. Returns `fresh` (in `old`'s place) when the tags differ.
+ */
+export function morph(old: Element, fresh: Element): Element {
+  if (old.tagName !== fresh.tagName || old.namespaceURI !== fresh.namespaceURI) {
+    old.replaceWith(fresh);
+    return fresh;
+  }
+  for (const a of [...old.attributes]) if (!fresh.hasAttribute(a.name)) old.removeAttribute(a.name);
+  for (const a of fresh.attributes) if (old.getAttribute(a.name) !== a.value) old.setAttribute(a.name, a.value);
+  const want = [...fresh.childNodes];
+  const have = [...old.childNodes];
+  want.forEach((w, i) => {
+    const o = have[i];
+    if (o === undefined) old.append(w);
+    else if (o instanceof Element && w instanceof Element) morph(o, w);
+    else if (o.nodeType === Node.TEXT_NODE && w.nodeType === Node.TEXT_NODE) {
+      if (o.nodeValue !== w.nodeValue) o.nodeValue = w.nodeValue;
+    } else o.replaceWith(w);
+  });
+  for (const o of have.slice(want.length)) o.remove();
+  return old;
 }
 
 /**
@@ -89,7 +121,12 @@ export class KeyedList {
     for (const item of items) {
       keep.add(item.key);
       let entry = this.els.get(item.key);
-      if (!entry || entry.sig !== item.sig) {
+      if (entry && entry.sig !== item.sig && item.inPlace) {
+        const el = morph(entry.el, item.make()) as HTMLElement;
+        if (entry.el === cursor) cursor = el;
+        entry = { sig: item.sig, el };
+        this.els.set(item.key, entry);
+      } else if (!entry || entry.sig !== item.sig) {
         const el = item.make();
         if (entry) {
           if (entry.el === cursor) cursor = el; // the new element takes the old one's place

@@ -49,6 +49,7 @@ export class InboxView {
       sig: JSON.stringify([c.status, c.mode, c.ai_enabled, c.assignee?.id, c.unread, c.last_message?.id, c.window_open, c.contact.name,
         c.labels?.map((l) => [l.id, l.name, l.color])]),
       make: () => this.item(c),
+      inPlace: true, // a conversation that changes while it is clicked keeps the click
     })));
   }
 

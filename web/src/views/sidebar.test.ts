@@ -1,15 +1,15 @@
 // @vitest-environment happy-dom
 import { describe, expect, it } from "vitest";
-import type { User } from "../types";
+import type { Room, User } from "../types";
 import type { App } from "./app";
 import { Sidebar } from "./sidebar";
 
-function sidebar(role: User["role"]): Sidebar {
+function sidebar(role: User["role"], rooms: Room[] = []): Sidebar {
   const me: User = { id: 1, username: "ann", display_name: "Ann", role, kind: "human" };
   const app = {
     me,
     client: {
-      rooms: { sections: () => ({ rooms: [], direct: [], discover: [] }) },
+      rooms: { sections: () => ({ rooms: rooms.filter((r) => r.kind !== "direct"), direct: rooms.filter((r) => r.kind === "direct"), discover: [] }) },
       presence: { describe: () => "", get: () => ({ status: "offline" }) },
     },
     notifier: { permission: () => "granted" },
@@ -43,5 +43,24 @@ describe("the sidebar's navigation", () => {
     sidebar("admin").render(null, "admin");
     expect(links().map((a) => a.dataset.testid)).toEqual(
       ["nav-chat", "nav-inbox", "nav-contacts", "nav-labels", "nav-archive", "nav-reports", "nav-campaigns", "nav-admin"]);
+  });
+});
+
+describe("the sidebar's rooms", () => {
+  it("update in place when a message arrives, so a click on a busy room lands", () => {
+    const general = { id: 7, name: "general", kind: "public", joined: true, unread: 0, mentions: 0, notify: "all" } as unknown as Room;
+    const s = sidebar("user", [general]);
+    s.render(null, "home");
+    const item = document.querySelector<HTMLElement>("[data-testid=room-item]")!;
+    general.unread = 3;
+    s.render(null, "home");
+    expect(document.querySelector("[data-testid=room-item]")).toBe(item);
+    expect(item.querySelector("[data-testid=unread]")?.textContent).toBe("3");
+    expect(item.getAttribute("aria-label")).toContain("3 unread");
+    general.unread = 0;
+    s.render(7, "room");
+    expect(document.querySelector("[data-testid=room-item]")).toBe(item);
+    expect(item.querySelector("[data-testid=unread]")).toBeNull();
+    expect(item.classList.contains("active")).toBe(true);
   });
 });

@@ -69,7 +69,8 @@ export class Sidebar {
     this.nav.hidden = !isStaff(me);
     this.renderNotifyAsk();
     const { rooms, direct, discover } = this.app.client.rooms.sections();
-    // keyed, so a re-render (a message arrived) keeps the element, and the focus, of each item
+    // keyed, so a re-render (a message arrived) keeps the element, and the focus, of each item;
+    // an item whose look changed is updated in place, so a click on it while it changes still lands
     this.keyed.render([
       ...group("rooms", "Rooms", rooms.length === 0 ? "No rooms yet" : null), ...rooms.map((r) => this.item(r, current)),
       ...group("direct", "Direct messages", direct.length === 0 ? "Nobody yet" : null), ...direct.map((r) => this.item(r, current)),
@@ -102,7 +103,7 @@ export class Sidebar {
     const status = r.kind === "direct" && r.peer ? presence.describe(r.peer.id) : "";
     const mentions = r.joined ? r.mentions ?? 0 : 0;
     const picture = r.kind === "direct" ? r.peer?.avatar_url ?? "" : "";
-    return { key: `r${r.id}`, sig: [label, unread, mentions, r.notify, r.joined, r.id === current, r.kind, status, picture].join("|"), make: () => this.itemEl(r, label, unread, current) };
+    return { key: `r${r.id}`, sig: [label, unread, mentions, r.notify, r.joined, r.id === current, r.kind, status, picture].join("|"), make: () => this.itemEl(r, label, unread, current), inPlace: true };
   }
 
   private itemEl(r: Room, label: string, unread: number, current: number | null): HTMLElement {
