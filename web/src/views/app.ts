@@ -4,6 +4,7 @@ import type { Api } from "../api";
 import { ChatClient, type Change } from "../client";
 import { bannerText, Connection, type ConnState } from "../connection";
 import { fill, h } from "../dom";
+import { isDeskManager, isStaff } from "../roles";
 import { Notifier, shouldNotify, titleWithCount } from "../notifications";
 import { mentionsUser, roomLabel } from "../store/rooms";
 import { fetchStaff } from "../store/staff";
@@ -38,15 +39,6 @@ export function parseRoute(hash: string): Route {
   if (hash === "#/campaigns") return { view: "campaigns" };
   if (hash === "#/account") return { view: "account" };
   return { view: "home" };
-}
-
-export function isStaff(u: User | null): boolean {
-  return u?.role === "staff" || u?.role === "supervisor" || u?.role === "admin";
-}
-
-/** Supervisors and admins: the desk's managers (reports, campaigns, shared canned replies). */
-export function isDeskManager(u: User | null): boolean {
-  return u?.role === "supervisor" || u?.role === "admin";
 }
 
 /** What every pane gets. */

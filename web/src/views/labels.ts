@@ -7,7 +7,7 @@ import type { Change } from "../client";
 import { h, KeyedList } from "../dom";
 import type { Label } from "../types";
 import type { App } from "./app";
-import { isDeskManager } from "./app";
+import { isDeskManager } from "../roles";
 import { labelChip } from "./contact";
 import { clearError, showError } from "./errors";
 

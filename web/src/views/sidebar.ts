@@ -5,7 +5,7 @@ import { fill, h, type Item, KeyedList, lockIcon, say } from "../dom";
 import { roomLabel } from "../store/rooms";
 import type { Room, User } from "../types";
 import type { App } from "./app";
-import { isDeskManager, isStaff } from "./app";
+import { isDeskManager, isStaff } from "../roles";
 import { avatar, setAvatar } from "./avatar";
 import { SearchBox } from "./search";
 
