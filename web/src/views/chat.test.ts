@@ -117,3 +117,19 @@ describe("the composer with files", () => {
     document.removeEventListener("click", stop);
   });
 });
+
+describe("the room header", () => {
+  it("keeps its controls when presence re-renders it, so an open select or a click under way is not lost", async () => {
+    const { client } = view();
+    for (let i = 0; i < 5; i++) await flush();
+    const controls = () => [...document.querySelectorAll<HTMLElement>(".actions > *")];
+    const before = controls();
+    expect(before.map((e) => e.dataset.testid ?? e.querySelector("select")?.dataset.testid)).toEqual(["notify-setting", "invite", "leave"]);
+    client.onPresence({ user_id: 2, status: "online" } as Parameters<ChatClient["onPresence"]>[0]);
+    expect(controls().every((e, i) => e === before[i])).toBe(true);
+    q<HTMLButtonElement>("[data-testid=invite]").click(); // its state changed: that button alone is new
+    const after = controls();
+    expect(after.map((e, i) => e === before[i])).toEqual([true, false, true]);
+    expect(q("[data-testid=invite]").getAttribute("aria-expanded")).toBe("true");
+  });
+});

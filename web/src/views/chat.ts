@@ -40,6 +40,7 @@ export class ChatView {
   private readonly subtitle = h("p", { class: "subtitle", testid: "room-subtitle" });
   private readonly people = h("ul", { class: "people", "aria-label": "Members" });
   private readonly actions = h("div", { class: "actions" });
+  private readonly actionsKeyed = new KeyedList(this.actions);
   private readonly convo = h("div", { class: "convo" });
   private readonly invitePanel = h("div", { class: "invite-panel", hidden: true });
   private readonly list = h("ul", { class: "messages", testid: "message-list", role: "log", "aria-labelledby": "room-title", tabindex: 0 });
@@ -199,11 +200,23 @@ export class ChatView {
     this.composer.hidden = archived;
     const canManage = room && (room.kind === "private" || room.kind === "public")
       && (this.app.me.role === "admin" || members.some((u) => u.id === this.app.me.id && u.member_role === "owner"));
-    fill(this.actions,
-      room && room.joined && room.kind !== "whatsapp" ? this.notifySelect(room) : null,
-      canManage ? h("button", { type: "button", testid: "room-settings-open", "aria-expanded": String(!this.settingsPanel.hidden), onclick: () => this.toggleSettings() }, "Settings") : null,
-      canInvite && !archived ? h("button", { type: "button", testid: "invite", "aria-expanded": String(!this.invitePanel.hidden), onclick: () => this.toggleInvite() }, "Invite") : null,
-      canLeave ? h("button", { type: "button", testid: "leave", onclick: () => void this.leave() }, "Leave") : null);
+    // keyed, so presence and room changes (they re-render the header) leave the controls alone:
+    // an open notification select stays open, a click under way on Invite or Leave lands
+    const actions: Item[] = [];
+    if (room && room.joined && room.kind !== "whatsapp") {
+      actions.push({ key: "notify", sig: room.notify ?? "all", make: () => this.notifySelect(room) });
+    }
+    const settingsOpen = String(!this.settingsPanel.hidden), inviteOpen = String(!this.invitePanel.hidden);
+    if (canManage) {
+      actions.push({ key: "settings", sig: settingsOpen, make: () => h("button", { type: "button", testid: "room-settings-open",
+        "aria-expanded": settingsOpen, onclick: () => this.toggleSettings() }, "Settings") });
+    }
+    if (canInvite && !archived) {
+      actions.push({ key: "invite", sig: inviteOpen, make: () => h("button", { type: "button", testid: "invite",
+        "aria-expanded": inviteOpen, onclick: () => this.toggleInvite() }, "Invite") });
+    }
+    if (canLeave) actions.push({ key: "leave", sig: "", make: () => h("button", { type: "button", testid: "leave", onclick: () => void this.leave() }, "Leave") });
+    this.actionsKeyed.render(actions);
   }
 
   /** The room's notification setting (stored on the server for this user). */
