@@ -360,6 +360,34 @@ describe("ChatClient room list", () => {
   });
 });
 
+describe("ChatClient room list and a join", () => {
+  it("a list asked for before a join was acked does not undo the join", async () => {
+    let answer: (v: unknown) => void = () => undefined;
+    const client = new ChatClient({
+      me: () => ME,
+      emit: new FakeServer().emit,
+      connected: () => true,
+      isVisible: () => false,
+      // the list leaves before the join and comes back after its ack, as the server saw it then
+      call: <T,>() => new Promise<T>((resolve) => { answer = resolve as (v: unknown) => void; }),
+      setTimeout: () => undefined,
+    });
+    const listed = client.refreshRooms();
+    expect(await client.openRoom(1)).toBeNull();
+    expect(client.rooms.get(1)?.joined).toBe(true);
+    answer({ rooms: [room(1, 0, { joined: false }), room(2, 0, { joined: false })], has_more: false, next_cursor: null });
+    await listed;
+    expect(client.rooms.get(1)?.joined).toBe(true);
+    expect(client.rooms.get(2)?.joined).toBe(false); // the rest of the list is taken as it came
+    // a list asked for after the join is taken whole
+    const again = client.refreshRooms();
+    answer({ rooms: [room(1, 0, { joined: false })], has_more: false, next_cursor: null });
+    await again;
+    expect(client.rooms.get(1)?.joined).toBe(false);
+    expect(client.rooms.get(2)).toBeUndefined();
+  });
+});
+
 describe("ChatClient resume: edits made while away", () => {
   it("sends the newest server time it has seen and applies the edits and deletions sync returns", async () => {
     const { server, client } = setup();

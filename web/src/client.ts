@@ -319,6 +319,7 @@ export class ChatClient {
   /** The whole room list, page by page (the server pages `GET /rooms` by room id). */
   async refreshRooms(): Promise<void> {
     const all: Room[] = [];
+    const since = this.rooms.stamp(); // what changes here meanwhile stays (a join acked)
     let after: number | null = null;
     for (let page = 0; page < ROOM_PAGES_MAX; page++) {
       const path: string = after === null ? "/api/v1/rooms" : `/api/v1/rooms?after_id=${after}`;
@@ -327,7 +328,7 @@ export class ChatClient {
       if (!data.has_more || data.next_cursor == null) break;
       after = data.next_cursor;
     }
-    this.rooms.setAll(all);
+    this.rooms.setAll(all, since);
     this.seedPeerPresence(all);
     this.notify({ kind: "rooms" });
   }

@@ -83,6 +83,20 @@ describe("RoomList", () => {
     expect(list.get(6)).toBeDefined();
     expect(list.get(4)).toBeUndefined();
   });
+
+  it("a list asked for before a local change keeps that change: a join, a leave, a message", () => {
+    const list = new RoomList();
+    list.setAll([room(1, { joined: false }), room(2), room(3, { last_seq: 4 })]);
+    const since = list.stamp();
+    list.upsert({ id: 1, joined: true }); // joined while the list was on its way
+    list.remove(2); // left
+    list.onMessage(msg(5, 5, { room_id: 3, author_id: 2 }), 1, false);
+    list.setAll([room(1, { joined: false }), room(2), room(3, { last_seq: 4 }), room(7)], since);
+    expect(list.get(1)?.joined).toBe(true);
+    expect(list.get(2)).toBeUndefined();
+    expect([list.get(3)?.last_seq, list.get(3)?.unread]).toEqual([5, 1]);
+    expect(list.get(7)).toBeDefined();
+  });
 });
 
 describe("mention counts", () => {

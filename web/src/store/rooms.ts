@@ -20,6 +20,19 @@ export interface RoomSections {
 
 export class RoomList {
   private readonly byId = new Map<number, Room>();
+  /** A count of local changes, and the count at each room's last change (joined, left, a
+   * message, read): a room list fetched before a change must not undo it (see `setAll`). */
+  private version = 0;
+  private readonly changedAt = new Map<number, number>();
+
+  private touch(id: number): void {
+    this.changedAt.set(id, ++this.version);
+  }
+
+  /** Where the local changes stand: pass it to `setAll` with the list asked for now. */
+  stamp(): number {
+    return this.version;
+  }
 
   get(id: number): Room | undefined {
     return this.byId.get(id);
@@ -29,23 +42,31 @@ export class RoomList {
     return [...this.byId.values()];
   }
 
-  /** Replaces the list (a fresh `GET /rooms`), keeping the rooms not listed there (WhatsApp rooms opened by staff). */
-  setAll(rooms: readonly Room[]): void {
-    const keep = [...this.byId.values()].filter((r) => r.kind === "whatsapp");
+  /**
+   * Replaces the list (a fresh `GET /rooms`), keeping the rooms not listed there (WhatsApp rooms
+   * opened by staff). `since`: the `stamp()` taken when the list was asked for; a room changed
+   * here after it (a join acked while the list was on its way) keeps its local record, or stays
+   * gone, rather than taking the older one from the list.
+   */
+  setAll(rooms: readonly Room[], since = Infinity): void {
+    const newer = (id: number) => (this.changedAt.get(id) ?? -1) > since;
+    const keep = [...this.byId.values()].filter((r) => r.kind === "whatsapp" || newer(r.id));
     this.byId.clear();
     for (const r of keep) this.byId.set(r.id, r);
-    for (const r of rooms) this.byId.set(r.id, normalise(r));
+    for (const r of rooms) if (!newer(r.id)) this.byId.set(r.id, normalise(r));
   }
 
   /** Adds or merges a room record (create, join, `room:added`); fields not given are kept. */
   upsert(r: Partial<Room> & { id: number }): Room {
     const merged = normalise({ ...(this.byId.get(r.id) ?? ({} as Room)), ...r } as Room);
     this.byId.set(r.id, merged);
+    this.touch(r.id);
     return merged;
   }
 
   remove(id: number): void {
     this.byId.delete(id);
+    this.touch(id);
   }
 
   /**
@@ -57,6 +78,7 @@ export class RoomList {
     if (!room) return false;
     if (m.seq <= room.last_seq) return false; // already counted (ack, sync replay, other tab)
     room.last_seq = m.seq;
+    this.touch(room.id);
     // on screen: the caller marks it read (moving the cursor here would skip telling the server);
     // own messages never count as unread, whichever tab sent them
     if (!visible && room.joined && (meId === null || m.author_id !== meId)) {
@@ -71,6 +93,7 @@ export class RoomList {
   markRead(id: number, seq: number): void {
     const room = this.byId.get(id);
     if (!room) return;
+    this.touch(id);
     room.last_seq = Math.max(room.last_seq, seq);
     room.last_read_seq = Math.max(room.last_read_seq ?? 0, seq);
     room.unread = Math.max(0, room.last_seq - room.last_read_seq);
