@@ -455,7 +455,8 @@ class QueueView(Wire):
     away_message: str = Field(description="sent once when a conversation waits and no agent is available")
     members: list[QueueMember]
     created_at: str
-    updated_at: str
+    updated_at: str = Field(description="moves forward by at least a millisecond with every change, its members' "
+                                        "included: of two states heard out of order, the greater is the newer")
 
 
 class QueueDeleted(Wire):

@@ -123,8 +123,7 @@ async def do_update(svc: Services, actor: audit.Actor, queue_id: int, values: di
             if before is None:
                 raise NotFound("queue not found")
             meta: dict[str, Any] = {"changed": sorted(values)}
-            if values:
-                await db.update_queue(conn, queue_id, **values)
+            await db.update_queue(conn, queue_id, **values)  # updated_at moves even for members only
             if members is not None:
                 await _check_staff(conn, members)
                 await db.set_members(conn, queue_id, members)

@@ -99,11 +99,18 @@ async def insert_queue(conn: asyncpg.Connection, **values: str) -> int:
         " RETURNING id", *values.values()))
 
 
+# Every change moves ``updated_at`` forward by at least a millisecond (the wire's precision): the
+# row is locked by then, so the changes of a queue are in commit order, and a client that hears
+# them out of order (two requests' events, an answer after an event) keeps the newest.
+NEXT_VERSION = "updated_at = greatest(clock_timestamp(), updated_at + interval '1 millisecond')"
+
+
 async def update_queue(conn: asyncpg.Connection, queue_id: int, **values: str) -> None:
+    """Sets the given fields (none: only ``updated_at`` moves, for a change of its members)."""
     allowed = {"name", "color", "description", "greeting", "away_message"}
     assert set(values) <= allowed
     sets = "".join(f", {k} = ${i}" for i, k in enumerate(values, start=2))
-    await conn.execute(f"UPDATE queues SET updated_at = now(){sets} WHERE id = $1", queue_id, *values.values())
+    await conn.execute(f"UPDATE queues SET {NEXT_VERSION}{sets} WHERE id = $1", queue_id, *values.values())
 
 
 async def delete_queue(conn: asyncpg.Connection, queue_id: int) -> bool:

@@ -437,3 +437,28 @@ async def test_staff_who_lose_sight_of_a_routed_conversation_are_told_and_get_no
                                   timeout=10)
     assert not [e for e in support_agent.log.events["wa:status"] if e["room_id"] == room_id and
                 e.get("wamid") == sent["wamid"]]
+
+
+async def test_every_queue_change_moves_updated_at_forward_so_the_newest_answer_is_the_stored_queue(
+        harness: ServerHarness, graph: GraphApiFake) -> None:
+    # clients hear a queue's changes by two ways that race (the request's answer, queue:updated
+    # from every request): updated_at orders them, a change of the members alone included
+    node, admin, _ = await _desk(harness, graph)
+    other = await harness.user(node, role="admin")
+    agents = [await harness.user(node, role="staff") for _ in range(3)]
+    queue = await _queue(admin, "Sales", agents[0])
+    _, first = await admin.call("GET", f"/api/v1/queues/{queue}", expect=200)
+
+    async def change(who: Client, i: int) -> dict[str, Any]:
+        body: dict[str, Any] = ({"members": [{"user_id": agents[i % 3].id, "capacity": i + 1}]} if i % 2
+                                else {"name": f"Sales {i}"})
+        _, answer = await who.call("PATCH", f"/api/v1/queues/{queue}", body, expect=200)
+        return dict(answer["queue"])
+
+    answers = await asyncio.gather(*(change(admin if i % 3 else other, i) for i in range(12)))
+    stamps = [a["updated_at"] for a in answers]
+    assert len(set(stamps)) == len(stamps)  # each change its own, at the wire's millisecond precision
+    assert min(stamps) > first["queue"]["updated_at"]
+    _, stored = await admin.call("GET", f"/api/v1/queues/{queue}", expect=200)
+    newest = max(answers, key=lambda a: a["updated_at"])
+    assert stored["queue"] == newest

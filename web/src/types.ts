@@ -200,6 +200,9 @@ export interface Queue {
   greeting: string;
   away_message: string;
   members: { user_id: number; username: string; display_name: string; capacity: number | null }[];
+  /** Moves forward with every change (fixed-width ISO text, so later compares greater): of two
+   * states of a queue heard out of order, the one with the greater value is the newer. */
+  updated_at: string;
 }
 
 /** A system event in a conversation's timeline: staff only, never sent to the contact. */

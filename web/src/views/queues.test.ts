@@ -8,7 +8,7 @@ const HOSTILE = "<img src=x onerror=alert(1)><script>window.__xss=1</script>";
 const user = (id: number, display_name: string): User => ({ id, username: `u${id}`, display_name, role: "staff", kind: "human" });
 const member = (u: User, capacity: number | null = null) => ({ user_id: u.id, username: u.username, display_name: u.display_name, capacity });
 const ANN = user(2, "Ann"), BO = user(3, "Bo"), CY = user(4, "Cy");
-const SALES: Queue = { id: 5, name: "Sales", color: "#3b82f6", description: "", greeting: "", away_message: "", members: [member(ANN, 3), member(BO)] };
+const SALES: Queue = { id: 5, name: "Sales", color: "#3b82f6", description: "", greeting: "", away_message: "", members: [member(ANN, 3), member(BO)], updated_at: "2026-12-02T10:00:00.000Z" };
 
 async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await Promise.resolve();
@@ -125,7 +125,9 @@ describe("a queue's members", () => {
   it("follow other admins' changes: an item re-rendered, the list reloaded, or nothing for what shows already", () => {
     const shown = new Map([[SALES.id, SALES]]);
     expect(queueEventAction(shown, { queue: { ...SALES } })).toBe("none"); // the viewer's own save, heard back
-    expect(queueEventAction(shown, { queue: { ...SALES, members: [member(ANN, 3)] } })).toBe("item");
+    expect(queueEventAction(shown, { queue: { ...SALES, members: [member(ANN, 3)], updated_at: "2026-12-02T10:00:00.001Z" } })).toBe("item");
+    // an older state heard after the one shown (two requests' events out of order)
+    expect(queueEventAction(shown, { queue: { ...SALES, members: [], updated_at: "2026-12-02T09:59:59.999Z" } })).toBe("none");
     expect(queueEventAction(shown, { queue: { ...SALES, id: 9, name: "Support" } })).toBe("list"); // a new queue
     expect(queueEventAction(shown, { deleted: SALES.id })).toBe("list");
     expect(queueEventAction(shown, { deleted: 77 })).toBe("none");
@@ -160,5 +162,27 @@ describe("a queue's members", () => {
     await new Promise((r) => setTimeout(r, 0));
     expect(all("queue-member-row").map((r) => r.dataset.user)).toEqual([String(BO.id)]);
     expect(saves.length).toBe(1);
+  });
+
+  it("keep a change heard while a save was on its way: the save's late answer does not undo it", async () => {
+    let answer: (q: Queue) => void = () => undefined;
+    const saved: Queue[] = [];
+    const e = new QueueMembersEditor(SALES, {
+      staff: async () => [ANN, BO, CY],
+      save: () => new Promise<Queue>((resolve) => { answer = resolve; }),
+      onSaved: (x) => saved.push(x),
+    });
+    document.body.replaceChildren(e.el);
+    await settle();
+    const field = all("queue-member-capacity")[1] as HTMLInputElement;
+    field.value = "12";
+    field.dispatchEvent(new Event("change"));
+    await settle();
+    // another admin emptied the queue after our save was stored, and our answer comes last
+    e.follow({ ...SALES, members: [], updated_at: "2026-12-02T10:00:05.002Z" });
+    answer({ ...SALES, members: [member(ANN, 3), member(BO, 12)], updated_at: "2026-12-02T10:00:05.001Z" });
+    await settle();
+    expect(all("queue-member-row")).toEqual([]);
+    expect(saved).toEqual([]);
   });
 });

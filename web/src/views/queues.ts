@@ -134,7 +134,11 @@ export class QueueMembersEditor {
   private async change(change: MembersChange): Promise<void> {
     clearError(this.error);
     try {
-      this.queue = await this.source.save(this.queue.id, membersBody(this.queue.members, change));
+      const saved = await this.source.save(this.queue.id, membersBody(this.queue.members, change));
+      // a change heard while the save was on its way may be newer than its answer (another
+      // admin's, stored after ours): the list keeps it rather than going back to the answer
+      if (isOlder(saved, this.queue)) return;
+      this.queue = saved;
       this.render();
       this.source.onSaved(this.queue);
     } catch (err) {
@@ -147,12 +151,19 @@ export class QueueMembersEditor {
 export type QueueEvent = { queue: Queue } | { deleted: number };
 
 /** What a queue event does to a list showing `shown` (each queue as last rendered): nothing when
- * it shows that already (the viewer's own save), otherwise update that item, or reload the list. */
+ * it shows that already (the viewer's own save) or something newer, otherwise update that item, or
+ * reload the list. */
 export function queueEventAction(shown: ReadonlyMap<number, Queue>, e: QueueEvent): "none" | "item" | "list" {
   if ("deleted" in e) return shown.has(e.deleted) ? "list" : "none";
   const had = shown.get(e.queue.id);
   if (had === undefined) return "list";
-  return JSON.stringify(had) === JSON.stringify(e.queue) ? "none" : "item";
+  // the same state (the viewer's own save), or an older one heard after a newer one
+  return JSON.stringify(had) === JSON.stringify(e.queue) || isOlder(e.queue, had) ? "none" : "item";
+}
+
+/** Whether `a` is an older state of the queue than `b` (each change moves `updated_at` forward). */
+export function isOlder(a: Queue, b: Queue): boolean {
+  return a.updated_at < b.updated_at;
 }
 
 export function queuesSection(app: App, status: HTMLElement): HTMLElement {

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { Conversation, Queue } from "../types";
 import { TransferPanel, transferBody, transferTargets } from "./transfer";
 
-const queue = (id: number, name: string): Queue => ({ id, name, color: "#3b82f6", description: "", greeting: "", away_message: "", members: [] });
+const queue = (id: number, name: string): Queue => ({ id, name, color: "#3b82f6", description: "", greeting: "", away_message: "", members: [], updated_at: "2026-12-02T10:00:00.000Z" });
 const QUEUES = [queue(1, "Sales"), queue(2, "Support")];
 
 async function settle(): Promise<void> {
