@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -36,8 +37,12 @@ async def create_room(page: Page, name: str) -> None:
 
 
 async def open_room(page: Page, name: str) -> None:
-    await page.get_by_test_id("room-item").filter(has_text=name).click()
+    item = page.get_by_test_id("room-item").filter(has_text=name)
+    await item.click()
     await expect(page.get_by_test_id("room-title")).to_have_text(name)
+    # a public room is joined by opening it: done once the join's answer is in (what others
+    # say or type from then on reaches this page)
+    await expect(item).not_to_have_attribute("aria-label", re.compile("not joined"))
 
 
 async def say(page: Page, text: str) -> None:

@@ -388,6 +388,23 @@ describe("ChatClient room list and a join", () => {
   });
 });
 
+describe("ChatClient opening a room", () => {
+  it("keeps a message heard live while the join was on its way, stored after the page it answered with", async () => {
+    const server = new FakeServer();
+    server.post(1, 2, "before");
+    let client: ChatClient;
+    const emit = async <T,>(event: string, data: any): Promise<Ack<T>> => {
+      const ack = await server.emit<T>(event, data); // the page is read first
+      if (event === "room:join") client.onMessage(server.post(1, 2, "during the join")); // then this arrives live
+      return ack;
+    };
+    client = new ChatClient({ me: () => ME, emit, connected: () => true, isVisible: () => true, call: async <T,>() => ({ rooms: [] }) as T, setTimeout: () => undefined });
+    expect(await client.openRoom(1)).toBeNull();
+    expect(client.messages(1).sorted().map((m) => m.body)).toEqual(["before", "during the join"]);
+    expect(client.rooms.get(1)?.last_seq).toBe(2);
+  });
+});
+
 describe("ChatClient resume: edits made while away", () => {
   it("sends the newest server time it has seen and applies the edits and deletions sync returns", async () => {
     const { server, client } = setup();

@@ -109,6 +109,10 @@ export class ChatClient {
   private readonly typing = new Map<number, TypingState>();
   private readonly listeners = new Set<(c: Change) => void>();
   private readonly filling = new Set<number>();
+  /** Rooms being opened (`room:join` in flight) and the live messages heard meanwhile: the
+   * server subscribes the socket before it reads the page it answers with, so a message stored
+   * after that read arrives live before the answer, and is kept for it rather than dropped. */
+  private readonly joining = new Map<number, Message[]>();
   private readonly olderLoading = new Set<number>();
   /** Rooms with a `read` in flight; true when another one is due after it. */
   private readonly reading = new Map<number, boolean>();
@@ -367,7 +371,14 @@ export class ChatClient {
 
   /** Joins (public rooms) or subscribes, loads the latest page, members and presence. */
   async openRoom(roomId: number): Promise<AckError | null> {
-    const ack = await this.deps.emit<JoinResult>("room:join", { room_id: roomId });
+    const early: Message[] = [];
+    this.joining.set(roomId, early);
+    let ack: Ack<JoinResult>;
+    try {
+      ack = await this.deps.emit<JoinResult>("room:join", { room_id: roomId });
+    } finally {
+      if (this.joining.get(roomId) === early) this.joining.delete(roomId);
+    }
     if (!ack.ok) return ack.error;
     const prev = this.rooms.get(roomId);
     this.rooms.upsert({ ...ack.room, joined: ack.room.kind === "whatsapp" ? prev?.joined : true, peer: prev?.peer,
@@ -378,6 +389,7 @@ export class ChatClient {
     const rm = this.messages(roomId);
     // a room already held stays held (older pages included) unless the new page leaves a hole
     if (!rm.loaded || rm.add(ack.messages).gapAfter !== null) rm.reset(ack.messages, ack.has_more);
+    if (early.length) this.accept(roomId, early); // counted and shown as if they came now
     this.notify({ kind: "rooms" });
     this.notify({ kind: "members", roomId });
     this.notify({ kind: "messages", roomId, stick: true });
@@ -631,6 +643,7 @@ export class ChatClient {
       if (added.length && visible) void this.markRead(roomId);
     } else {
       for (const m of messages) if (m.client_id) rm.pending.delete(m.client_id); // the ack of a send
+      this.joining.get(roomId)?.push(...messages);
     }
     if (roomsChanged) this.notify({ kind: "rooms" });
     this.notify({ kind: "typing", roomId });
