@@ -45,6 +45,17 @@ async def open_room(page: Page, name: str) -> None:
     await expect(item).not_to_have_attribute("aria-label", re.compile("not joined"))
 
 
+async def two_in_a_room(harness: ServerHarness, pages: Callable[..., Any], room: str) -> tuple[Page, Page]:
+    """Alice creates ``room`` and Bob joins it, each in their own browser."""
+    node = await harness.start_node()
+    a, b = await pages(), await pages()
+    await register(a, node.base_url, f"alice_{uuid.uuid4().hex[:5]}")
+    await create_room(a, room)
+    await register(b, node.base_url, f"bob_{uuid.uuid4().hex[:5]}")
+    await open_room(b, room)
+    return a, b
+
+
 async def say(page: Page, text: str) -> None:
     await page.get_by_test_id("composer-input").fill(text)
     await page.get_by_test_id("send").click()
@@ -77,12 +88,7 @@ async def test_a_click_on_a_room_lands_while_a_message_arriving_in_it_updates_it
         harness: ServerHarness, pages: Callable[..., Any]) -> None:
     # pressed on the room, released after its unread count changed: an item replaced between
     # the two would lose the click (a busy room could hardly be opened)
-    node = await harness.start_node()
-    a, b = await pages(), await pages()
-    await register(a, node.base_url, f"alice_{uuid.uuid4().hex[:5]}")
-    await create_room(a, "busy")
-    await register(b, node.base_url, f"bob_{uuid.uuid4().hex[:5]}")
-    await open_room(b, "busy")
+    a, b = await two_in_a_room(harness, pages, "busy")
     await create_room(b, "elsewhere")
     await say(a, "one")
     item = b.get_by_test_id("room-item").filter(has_text="busy")
@@ -99,12 +105,7 @@ async def test_a_click_on_a_room_lands_while_a_message_arriving_in_it_updates_it
 
 
 async def test_message_sent_while_the_receiver_is_offline_arrives_once(harness: ServerHarness, pages: Callable[..., Any]) -> None:
-    node = await harness.start_node()
-    a, b = await pages(), await pages()
-    await register(a, node.base_url, f"alice_{uuid.uuid4().hex[:5]}")
-    await create_room(a, "resilience")
-    await register(b, node.base_url, f"bob_{uuid.uuid4().hex[:5]}")
-    await open_room(b, "resilience")
+    a, b = await two_in_a_room(harness, pages, "resilience")
     await say(a, "before the cut")
     await expect(bodies(b, "before the cut")).to_have_count(1)
     await b.context.set_offline(True)
@@ -123,12 +124,7 @@ XSS = ["<script>window.__xss = 1</script>", '<img src=x onerror="window.__xss = 
 
 
 async def test_xss_corpus_renders_as_literal_text(harness: ServerHarness, pages: Callable[..., Any]) -> None:
-    node = await harness.start_node()
-    a, b = await pages(), await pages()
-    await register(a, node.base_url, f"alice_{uuid.uuid4().hex[:5]}")
-    await create_room(a, "xss")
-    await register(b, node.base_url, f"bob_{uuid.uuid4().hex[:5]}")
-    await open_room(b, "xss")
+    a, b = await two_in_a_room(harness, pages, "xss")
     for payload in XSS:
         await say(a, payload)
         await expect(b.get_by_test_id("message-body").filter(has_text=payload)).to_have_count(1)
