@@ -20,6 +20,8 @@ Routes are declared with ``chatcore.api`` (models validate and generate the Open
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -44,8 +46,16 @@ from .access import ROOMS_PER_QUESTION, ChatServerAccess, Standing
 from .ratelimit import QueryLimiter
 from .storage import ArchiveStore, to_wire
 
+log = logging.getLogger(__name__)
+
 MAX_LIMIT = 200
 EXPORT_PAGE = 500
+# An export is many pages, each bounded by the store's time limit; these bound the whole. A
+# reader that takes nothing for EXPORT_STALL_S, or an export still running after EXPORT_MAX_S,
+# is cut (the response ends without its last chunk, so the client sees an incomplete transfer):
+# the client resumes with ``after_seq`` set to the last seq it received.
+EXPORT_STALL_S = 30.0
+EXPORT_MAX_S = 600.0
 
 
 class ArchiveMetrics:
@@ -204,6 +214,11 @@ class SearchQuery(TimePage):
     order: Literal["asc", "desc"] = Field(default="asc", description="by (created_at, id); desc: newest first")
 
 
+class ExportQuery(QueryParams):
+    after_seq: Annotated[int, Field(ge=0, le=2**63 - 1)] = Field(
+        default=0, description="only messages after this seq: resumes an export that was cut")
+
+
 class HistoryQuery(QueryParams):
     before_seq: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
     limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
@@ -327,22 +342,37 @@ async def search(call: Call[None, SearchQuery, None]) -> Reply:
 
 
 @routes.get("/archive/v1/rooms/{room_id}/export", "A room's archive as JSON lines (one message record a line)",
-            params=RoomPath, responses={200: "application/x-ndjson"},
-            description="Limited per caller (ARCHIVE_EXPORTS_PER_MINUTE): past it 429 rate_limited with Retry-After.")
-async def export_room(call: Call[None, None, RoomPath]) -> web.StreamResponse:
+            params=RoomPath, query=ExportQuery, responses={200: "application/x-ndjson"},
+            description="Limited per caller (ARCHIVE_EXPORTS_PER_MINUTE): past it 429 rate_limited with Retry-After. "
+                        f"Bounded in time: a reader that takes nothing for {EXPORT_STALL_S:.0f} s, or an export still "
+                        f"running after {EXPORT_MAX_S:.0f} s, is cut (an incomplete transfer); resume it with after_seq "
+                        "set to the last seq received.")
+async def export_room(call: Call[None, ExportQuery, RoomPath]) -> web.StreamResponse:
     request = call.request
     await request.app[LIMITER].take("export", call.principal.user_id)
     room_id = await readable_room(request, call.path.room_id, "archive.export")
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson",
                                        "Content-Disposition": f'attachment; filename="room-{room_id}.jsonl"'})
+    store = request.app[STORE]
     # the first page before the headers, so a store that does not answer is still a 503
-    docs = await request.app[STORE].find({"room_id": room_id, "seq": {"$gt": 0}}, [("seq", 1)], EXPORT_PAGE)
+    docs = await store.find({"room_id": room_id, "seq": {"$gt": call.query.after_seq}}, [("seq", 1)], EXPORT_PAGE)
     await resp.prepare(request)
     request[STREAMING] = True
-    while docs:
-        await resp.write(b"".join(orjson.dumps(_wire(request, d)) + b"\n" for d in docs))
-        docs = await request.app[STORE].find({"room_id": room_id, "seq": {"$gt": docs[-1]["seq"]}}, [("seq", 1)],
-                                             EXPORT_PAGE)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + EXPORT_MAX_S
+    try:
+        while docs:
+            async with asyncio.timeout(min(EXPORT_STALL_S, max(0.0, deadline - loop.time()))):
+                await resp.write(b"".join(orjson.dumps(_wire(request, d)) + b"\n" for d in docs))
+            if loop.time() >= deadline:
+                raise TimeoutError
+            docs = await store.find({"room_id": room_id, "seq": {"$gt": docs[-1]["seq"]}}, [("seq", 1)], EXPORT_PAGE)
+    except TimeoutError:
+        log.warning("export of room %s cut after %.0f s (a reader that stalled, or past %.0f s in all)",
+                    room_id, loop.time() - (deadline - EXPORT_MAX_S), EXPORT_MAX_S)
+        if request.transport is not None:
+            request.transport.close()  # no last chunk: the client sees the transfer incomplete
+        return resp
     await resp.write_eof()
     return resp
 

@@ -4,6 +4,7 @@ history pages, export, retention; the history client; configuration errors."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ import orjson
 import pytest
 from pymongo import AsyncMongoClient
 
+from archive import api as archive_api
 from archive.api import STATUS
 from archive.app import CONFIG
 from archive.config import ArchiveConfig, ConfigError
@@ -176,6 +178,57 @@ async def test_export_streams_a_whole_room_as_json_lines(archive_env: ArchiveEnv
     lines = [orjson.loads(line) for line in body.splitlines()]
     assert [m["seq"] for m in lines] == list(range(1, 1203))
     assert lines[-1]["body"] == "line 1202" and body.endswith(b"\n")
+
+
+async def test_an_export_cut_by_its_time_bound_resumes_with_after_seq_and_misses_nothing(
+        archive_env: ArchiveEnv, seeded: RunningArchive, chat: ChatSide, monkeypatch: pytest.MonkeyPatch) -> None:
+    await _seed(archive_env, [_doc(10_000 + s, BIG_ROOM, s, BOB, f"line {s}", T0 + timedelta(seconds=s))
+                              for s in range(1, 1203)])
+    url, token = f"{seeded.base_url}/archive/v1/rooms/{BIG_ROOM}/export", chat.staff.tokens["access_token"]
+    monkeypatch.setattr(archive_api, "EXPORT_PAGE", 100)
+    monkeypatch.setattr(archive_api, "EXPORT_MAX_S", 0.0)  # past its bound after the first page
+    got = b""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as s:
+        with pytest.raises(aiohttp.ClientPayloadError):  # no last chunk: the client knows it is cut
+            async with s.get(url, headers={"Authorization": f"Bearer {token}"}) as r:
+                assert r.status == 200
+                async for chunk in r.content.iter_any():
+                    got += chunk
+    first = [orjson.loads(line) for line in got.split(b"\n")[:-1]]  # whole lines only
+    assert 0 < len(first) < 1202
+    monkeypatch.setattr(archive_api, "EXPORT_MAX_S", 600.0)
+    status, _, body = await _call("GET", url, token, after_seq=first[-1]["seq"])
+    assert status == 200
+    rest = [orjson.loads(line) for line in body.splitlines()]
+    assert [m["seq"] for m in first + rest] == list(range(1, 1203))
+    status, _, body = await _call("GET", url, token, after_seq=-1)
+    assert status == 400 and orjson.loads(body)["error"]["code"] == "invalid"
+
+
+async def test_an_export_to_a_reader_that_stops_reading_is_cut(
+        archive_env: ArchiveEnv, seeded: RunningArchive, chat: ChatSide, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ~3 MB, far more than fits between the server and a reader with a small window once the
+    # kernel may not grow the buffers (an accepted socket takes its SO_SNDBUF from the listener)
+    await _seed(archive_env, [_doc(20_000 + s, BIG_ROOM, s, BOB, f"{s} " + "x" * 1000, T0 + timedelta(seconds=s))
+                              for s in range(1, 3001)])
+    for site in seeded.runner.sites:
+        for listener in site._server.sockets:  # type: ignore[attr-defined]
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    monkeypatch.setattr(archive_api, "EXPORT_STALL_S", 0.5)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", int(seeded.base_url.rsplit(":", 1)[1])))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(f"GET /archive/v1/rooms/{BIG_ROOM}/export HTTP/1.1\r\nHost: archive\r\nConnection: close\r\n"
+                 f"Authorization: Bearer {chat.staff.tokens['access_token']}\r\n\r\n".encode())
+    await writer.drain()
+    await asyncio.sleep(3)  # reads nothing: the server's writes wait, then it gives up
+    data = await asyncio.wait_for(reader.read(), timeout=20)  # to the end: the server closed
+    writer.close()
+    assert data.startswith(b"HTTP/1.1 200")
+    assert not data.endswith(b"0\r\n\r\n")  # no last chunk
+    assert data.count(b'"seq"') < 3000
 
 
 async def test_retention_run_is_admin_only_and_deletes_only_expired_messages(archive_env: ArchiveEnv,
