@@ -359,7 +359,8 @@ async def export_room(call: Call[None, ExportQuery, RoomPath]) -> web.StreamResp
     await resp.prepare(request)
     request[STREAMING] = True
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + EXPORT_MAX_S
+    started = loop.time()
+    deadline = started + EXPORT_MAX_S
     try:
         while docs:
             async with asyncio.timeout(min(EXPORT_STALL_S, max(0.0, deadline - loop.time()))):
@@ -369,7 +370,7 @@ async def export_room(call: Call[None, ExportQuery, RoomPath]) -> web.StreamResp
             docs = await store.find({"room_id": room_id, "seq": {"$gt": docs[-1]["seq"]}}, [("seq", 1)], EXPORT_PAGE)
     except TimeoutError:
         log.warning("export of room %s cut after %.0f s (a reader that stalled, or past %.0f s in all)",
-                    room_id, loop.time() - (deadline - EXPORT_MAX_S), EXPORT_MAX_S)
+                    room_id, loop.time() - started, EXPORT_MAX_S)
         if request.transport is not None:
             request.transport.close()  # no last chunk: the client sees the transfer incomplete
         return resp

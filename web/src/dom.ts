@@ -121,16 +121,13 @@ export class KeyedList {
     for (const item of items) {
       keep.add(item.key);
       let entry = this.els.get(item.key);
-      if (entry && entry.sig !== item.sig && item.inPlace) {
-        const el = morph(entry.el, item.make()) as HTMLElement;
-        if (entry.el === cursor) cursor = el;
-        entry = { sig: item.sig, el };
-        this.els.set(item.key, entry);
-      } else if (!entry || entry.sig !== item.sig) {
-        const el = item.make();
+      if (!entry || entry.sig !== item.sig) {
+        let el = item.make();
         if (entry) {
-          if (entry.el === cursor) cursor = el; // the new element takes the old one's place
-          entry.el.replaceWith(el);
+          // the new element takes the old one's place, or the old one is made to look like it
+          if (item.inPlace) el = morph(entry.el, el) as HTMLElement;
+          else entry.el.replaceWith(el);
+          if (entry.el === cursor) cursor = el;
         }
         entry = { sig: item.sig, el };
         this.els.set(item.key, entry);

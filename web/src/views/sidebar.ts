@@ -53,20 +53,21 @@ export class Sidebar {
     const me = this.app.me;
     // keyed by link, so a re-render (presence, a message arrived) leaves the links in place: a
     // link replaced between a click's press and release would lose the click
-    const links: [string, string, string, boolean, boolean][] = [
-      ["nav-chat", "#/", "Chat", view === "home" || view === "room", isStaff(me)],
-      ["nav-inbox", "#/inbox", "Inbox", view === "inbox", isStaff(me)],
-      ["nav-contacts", "#/contacts", "Contacts", view === "contacts" || view === "contact", isStaff(me)],
-      ["nav-labels", "#/labels", "Labels", view === "labels", isStaff(me)],
-      ["nav-archive", "#/archive", "Archive", view === "archive", isStaff(me)],
-      ["nav-reports", "#/reports", "Reports", view === "reports", isDeskManager(me)],
-      ["nav-campaigns", "#/campaigns", "Campaigns", view === "campaigns", isDeskManager(me)],
-      ["nav-admin", "#/admin", "Admin", view === "admin", me.role === "admin"],
+    const staff = isStaff(me), manager = isDeskManager(me);
+    const links = [
+      { id: "nav-chat", hash: "#/", label: "Chat", active: view === "home" || view === "room", shown: staff },
+      { id: "nav-inbox", hash: "#/inbox", label: "Inbox", active: view === "inbox", shown: staff },
+      { id: "nav-contacts", hash: "#/contacts", label: "Contacts", active: view === "contacts" || view === "contact", shown: staff },
+      { id: "nav-labels", hash: "#/labels", label: "Labels", active: view === "labels", shown: staff },
+      { id: "nav-archive", hash: "#/archive", label: "Archive", active: view === "archive", shown: staff },
+      { id: "nav-reports", hash: "#/reports", label: "Reports", active: view === "reports", shown: manager },
+      { id: "nav-campaigns", hash: "#/campaigns", label: "Campaigns", active: view === "campaigns", shown: manager },
+      { id: "nav-admin", hash: "#/admin", label: "Admin", active: view === "admin", shown: me.role === "admin" },
     ];
-    this.navKeyed.render(links.filter((l) => l[4]).map(([testid, hash, label, active]) => ({
-      key: testid, sig: String(active), make: () => this.navButton(testid, hash, label, active),
+    this.navKeyed.render(links.filter((l) => l.shown).map((l) => ({
+      key: l.id, sig: String(l.active), make: () => this.navButton(l.id, l.hash, l.label, l.active),
     })));
-    this.nav.hidden = !isStaff(me);
+    this.nav.hidden = !staff;
     this.renderNotifyAsk();
     const { rooms, direct, discover } = this.app.client.rooms.sections();
     // keyed, so a re-render (a message arrived) keeps the element, and the focus, of each item;
