@@ -132,7 +132,10 @@ class StatPostgres:
 
     def start(self, cpus: set[int]) -> StatPostgres:
         if self.user:
-            pw = pwd.getpwnam(self.user)
+            from pgserver.utils import ensure_user_exists  # the system user the embedded default runs as
+
+            pw = ensure_user_exists(self.user)  # made on first use, as the embedded default does
+            assert pw is not None
             os.chown(self.base, pw.pw_uid, pw.pw_gid)
         subprocess.run([str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                         "--encoding=utf8"], check=True, capture_output=True, preexec_fn=self._demote, timeout=120)
