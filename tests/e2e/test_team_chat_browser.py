@@ -359,6 +359,39 @@ async def test_a_reaction_and_its_removal_and_seen_reach_the_author_live(
     await expect(message(a, "are you around?").get_by_test_id("seen-by")).to_have_text("Seen", timeout=WAIT_MS)
 
 
+
+async def test_an_edit_being_typed_survives_the_message_being_seen_and_reacted_to(
+        harness: ServerHarness, pages: Callable[..., Any]) -> None:
+    # a read or a reaction re-renders the message: the box the author types in must stay, with
+    # what was typed, the caret and the focus (it was rebuilt from the stored text before)
+    node, alice, bob = await team(harness)
+    await make_room(alice, bob, name="drafts")
+    a, b = await pages(), await pages()
+    await login(a, node.base_url, alice.user["username"])
+    await open_room(a, "drafts")
+    await say(a, "ship it today")
+    mine = message(a, "ship it today")
+    await mine.hover()
+    await mine.get_by_test_id("edit").click()
+    box = a.get_by_test_id("edit-input")
+    await expect(box).to_be_focused()
+    await a.keyboard.type(", or tomorrow")
+    editing = a.get_by_test_id("message").filter(has=box)
+
+    await login(b, node.base_url, bob.user["username"])
+    await open_room(b, "drafts")
+    theirs = message(b, "ship it today")
+    await expect(editing.get_by_test_id("seen-by")).to_have_text(f"Seen by {bob.user['username']}", timeout=WAIT_MS)
+    await theirs.hover()
+    await theirs.get_by_test_id("react").click()
+    await theirs.get_by_test_id("reaction-picker").get_by_test_id("pick").and_(b.locator('[data-emoji="👍"]')).click()
+    await expect(editing.get_by_test_id("reaction")).to_have_count(1, timeout=WAIT_MS)
+
+    await a.keyboard.type("?")  # still in the box, the caret where it was
+    await expect(box).to_have_value("ship it today, or tomorrow?")
+    await box.press("Enter")
+    await expect(message(b, "ship it today, or tomorrow?")).to_have_count(1, timeout=WAIT_MS)
+
 # --- 5. a phone-sized touch screen ---------------------------------------------------------------
 
 async def test_on_a_touch_phone_rooms_search_mentions_and_reactions_work_and_fit(

@@ -10,7 +10,7 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = 
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === null || v === false) continue;
-    if (typeof v === "function") el.addEventListener(k.slice(2), v);
+    if (typeof v === "function") on(el, k.slice(2), v);
     else if (k === "testid") el.dataset.testid = String(v);
     else if (k === "class") el.className = String(v);
     else if (v === true) el.setAttribute(k, "");
@@ -18,6 +18,41 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = 
   }
   append(el, children);
   return el;
+}
+
+/** Each element's listeners added by `h` or `on`: one dispatcher per event type on the element,
+ * calling the handler its table holds now, so `morph` can hand a kept element the listeners of
+ * the element it was made to look like. */
+const listeners = new WeakMap<Element, { handlers: Map<string, Handler>; bound: Set<string> }>();
+
+function listenerTable(el: Element): { handlers: Map<string, Handler>; bound: Set<string> } {
+  let table = listeners.get(el);
+  if (!table) listeners.set(el, (table = { handlers: new Map(), bound: new Set() }));
+  return table;
+}
+
+function bind(el: Element, table: { bound: Set<string> }, type: string): void {
+  if (table.bound.has(type)) return;
+  table.bound.add(type);
+  el.addEventListener(type, (e) => listeners.get(el)?.handlers.get(type)?.(e));
+}
+
+/** `el.addEventListener(type, fn)`, one handler per type, that `morph` moves with the look:
+ * for elements that a keyed list may update in place. */
+export function on<E extends Event = Event>(el: Element, type: string, fn: (e: E) => void): void {
+  const table = listenerTable(el);
+  table.handlers.set(type, fn as Handler);
+  bind(el, table, type);
+}
+
+/** `old` answers events with `fresh`'s handlers from now on (a type only `old` had goes quiet). */
+function moveListeners(old: Element, fresh: Element): void {
+  const want = listeners.get(fresh);
+  const have = listeners.get(old);
+  if (!want && !have) return;
+  const table = listenerTable(old);
+  table.handlers = new Map(want?.handlers ?? []);
+  for (const type of table.handlers.keys()) bind(old, table, type);
 }
 
 export function append(el: Element, children: readonly Child[]): void {
@@ -68,9 +103,11 @@ export function lockIcon(): SVGSVGElement {
 }
 
 /** One entry of a KeyedList: equal `sig` = same look, so the element is kept. `inPlace`: when the
- * look changes, the kept element is made to look like the new one (`morph`) instead of replaced;
- * for items with no listeners of their own that update while a user clicks them (a busy room's
- * unread count), since a click pressed on an element that is gone before the release is lost. */
+ * look changes, the kept element is made to look like the new one (`morph`) instead of replaced,
+ * for items that update while a user works in them: a click pressed on an element that is gone
+ * before the release is lost (a busy room's unread count), and so is what was typed in a box
+ * that is rebuilt (a message being edited when someone reads it). Their listeners must be added
+ * by `h` or `on`, which `morph` moves. */
 export interface Item {
   key: string;
   sig: string;
@@ -78,12 +115,27 @@ export interface Item {
   inPlace?: boolean;
 }
 
+/** Whether `old` may be kept for `fresh`: text for text; an element for one of the same tag and
+ * the same `data-*` attributes (its identity here: `data-testid`, `data-emoji`, ...), so a
+ * button a user is pressing never becomes another button. */
+function sameKind(old: Node, fresh: Node): boolean {
+  if (old.nodeType !== fresh.nodeType) return false;
+  if (!(old instanceof Element) || !(fresh instanceof Element)) return old.nodeType === Node.TEXT_NODE;
+  if (old.tagName !== fresh.tagName || old.namespaceURI !== fresh.namespaceURI) return false;
+  const data = (el: Element) => [...el.attributes].filter((a) => a.name.startsWith("data-")).map((a) => `${a.name}=${a.value}`).join("\u0000");
+  return data(old) === data(fresh);
+}
+
 /**
  * Makes `old` look like `fresh` and returns the element that stays: `old` itself, its attributes
- * and children made equal to `fresh`'s, the children that are the same kind of node as the new
- * ones at their place kept and updated the same way; a child of another tag is replaced. `old`'s
- * listeners stay as they were, so only for elements whose listeners do not depend on what
- * changed. Returns `fresh` (in `old`'s place) when the tags differ.
+ * made equal to `fresh`'s, and its children matched in order to `fresh`'s: a child of the same
+ * kind (`sameKind`) further on is kept and updated the same way, the children between are
+ * removed, a new child with no match goes in. Each kept element takes the listeners its
+ * counterpart got from `h` or `on` (those added with `addEventListener` directly stay as they
+ * were). What the user changed and no attribute holds stays too: focus, the text typed in a
+ * field (its `value`), the caret, a playing video. Returns `fresh` (in `old`'s place) when the
+ * tags differ. A listener that reads an element must take it from the event (`currentTarget`),
+ * not from the closure: the element in the closure may be the fresh one, never shown.
  */
 export function morph(old: Element, fresh: Element): Element {
   if (old.tagName !== fresh.tagName || old.namespaceURI !== fresh.namespaceURI) {
@@ -92,17 +144,24 @@ export function morph(old: Element, fresh: Element): Element {
   }
   for (const a of [...old.attributes]) if (!fresh.hasAttribute(a.name)) old.removeAttribute(a.name);
   for (const a of fresh.attributes) if (old.getAttribute(a.name) !== a.value) old.setAttribute(a.name, a.value);
-  const want = [...fresh.childNodes];
+  moveListeners(old, fresh);
   const have = [...old.childNodes];
-  want.forEach((w, i) => {
-    const o = have[i];
-    if (o === undefined) old.append(w);
-    else if (o instanceof Element && w instanceof Element) morph(o, w);
-    else if (o.nodeType === Node.TEXT_NODE && w.nodeType === Node.TEXT_NODE) {
-      if (o.nodeValue !== w.nodeValue) o.nodeValue = w.nodeValue;
-    } else o.replaceWith(w);
+  let next = 0;
+  const result = [...fresh.childNodes].map((w) => {
+    for (let j = next; j < have.length; j++) {
+      const o = have[j];
+      if (!sameKind(o, w)) continue;
+      next = j + 1;
+      if (o instanceof Element) morph(o, w as Element);
+      else if (o.nodeValue !== w.nodeValue) o.nodeValue = w.nodeValue;
+      return o;
+    }
+    return w;
   });
-  for (const o of have.slice(want.length)) o.remove();
+  const kept = new Set(result);
+  for (const o of have) if (!kept.has(o)) o.remove();
+  // the kept children are in order already: only new ones go in between them
+  result.forEach((n, i) => { if (old.childNodes[i] !== n) old.insertBefore(n, old.childNodes[i] ?? null); });
   return old;
 }
 

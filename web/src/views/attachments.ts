@@ -5,7 +5,7 @@
 // File names are user input: they only ever become text nodes, `alt`/`aria-label` attributes or
 // the `download` attribute (setAttribute, never markup). URLs come from the server; anything but
 // http(s)/blob is not put into `src`/`href` at all.
-import { h } from "../dom";
+import { h, on } from "../dom";
 import { humanSize } from "../store/uploads";
 import type { Attachment } from "../types";
 
@@ -64,12 +64,12 @@ export function attachmentItem(a: Attachment, handlers: MediaHandlers): HTMLElem
       return imageItem(a, handlers);
     case "audio": {
       const player = h("audio", { controls: true, preload: "none", src: safeUrl(a.url), testid: "attachment-audio", "aria-label": a.name });
-      player.addEventListener("error", () => handlers.onError?.(a));
+      on(player, "error", () => handlers.onError?.(a));
       return h("figure", { class: "att att-audio", "data-attachment": a.id }, player, caption(a, handlers));
     }
     case "video": {
       const player = h("video", { controls: true, preload: "none", src: safeUrl(a.url), testid: "attachment-video", "aria-label": a.name, ...fitted(a) });
-      player.addEventListener("error", () => handlers.onError?.(a));
+      on(player, "error", () => handlers.onError?.(a));
       return h("figure", { class: "att att-video", "data-attachment": a.id }, player, caption(a, handlers));
     }
     case "pending":
@@ -89,9 +89,10 @@ export function attachmentItem(a: Attachment, handlers: MediaHandlers): HTMLElem
 
 function imageItem(a: Attachment, handlers: MediaHandlers): HTMLElement {
   const img = h("img", { testid: "attachment-image", src: safeUrl(a.thumb_url) ?? safeUrl(a.url), alt: a.name, loading: "lazy", decoding: "async", ...fitted(a) });
-  img.addEventListener("error", () => handlers.onError?.(a));
+  on(img, "error", () => handlers.onError?.(a));
   const open = h("button", { type: "button", class: "att-open", testid: "attachment-open", "aria-label": `Open image ${a.name}`, title: a.name }, img);
-  open.addEventListener("click", () => handlers.onOpen?.(a, open));
+  // the button shown may be an earlier one kept by a re-render (morph): the event names it
+  on(open, "click", (e) => handlers.onOpen?.(a, e.currentTarget as HTMLElement));
   return h("figure", { class: "att att-image", "data-attachment": a.id }, open);
 }
 
@@ -108,7 +109,7 @@ function caption(a: Attachment, handlers: MediaHandlers): HTMLElement {
 
 export function downloadLink(a: Attachment, text: string, testid: string, onLink?: MediaHandlers["onLink"]): HTMLAnchorElement {
   const link = h("a", { href: safeUrl(a.url), download: a.name || true, target: "_blank", rel: "noopener noreferrer", testid, "aria-label": `Download ${a.name}` }, text);
-  if (onLink) link.addEventListener("click", (e) => onLink(a, e));
+  if (onLink) on<MouseEvent>(link, "click", (e) => onLink(a, e));
   return link;
 }
 

@@ -16,6 +16,7 @@ function view(held: Message[] = []) {
     if (event === "room:join") return { ok: true, room: { id: 1, slug: "r", name: "room", kind: "public", topic: "", last_seq: held.length }, members: [], presence: {}, messages: signed(), has_more: false } as Ack<T>;
     if (event === "history") return { ok: true, messages: signed(), has_more: false } as Ack<T>;
     if (event === "message:send") return { ok: true, message: msg(100, 1, { author_id: 1, body: data.body, client_id: data.client_id, attachments: data.attachments.map((id: string) => uploaded(id, `${id}.png`)) }) } as Ack<T>;
+    if (event === "message:edit") return { ok: true, message: msg(data.id, 1, { author_id: 1, body: data.body, edited_at: "2026-11-23T10:01:00Z" }) } as Ack<T>;
     return { ok: true } as Ack<T>;
   };
   const client = new ChatClient({ now: () => clock.now, me: () => ME, emit, connected: () => true, isVisible: () => true, call: async <T,>() => ({ rooms: [] }) as T });
@@ -131,5 +132,32 @@ describe("the room header", () => {
     const after = controls();
     expect(after.map((e, i) => e === before[i])).toEqual([true, false, true]);
     expect(q("[data-testid=invite]").getAttribute("aria-expanded")).toBe("true");
+  });
+});
+
+describe("a message being edited", () => {
+  it("keeps the text typed and the focus when someone reads or reacts to it, and saves what was typed", async () => {
+    const { client, sent } = view([msg(1, 1, { author_id: 1, body: "hello" })]);
+    for (let i = 0; i < 5; i++) await flush();
+    const reply = q<HTMLButtonElement>("[data-testid=reply]");
+    client.onReadUpdated({ room_id: 1, user_id: 2, last_read_seq: 1 }); // "Seen" under it
+    expect(q("[data-testid=seen-by]")).toBeTruthy();
+    expect(q("[data-testid=reply]")).toBe(reply); // a click under way on it lands
+    q<HTMLButtonElement>("[data-testid=edit]").click();
+    await flush();
+    const box = q<HTMLTextAreaElement>("[data-testid=edit-input]");
+    box.value = "hello world, edited";
+    box.focus();
+    client.onReadUpdated({ room_id: 1, user_id: 3, last_read_seq: 1 });
+    client.onMessageUpdated(msg(1, 1, { author_id: 1, body: "hello", reactions: [{ emoji: "👍", count: 1, user_ids: [2] }] }));
+    await flush();
+    expect(q("[data-testid=reaction]")).toBeTruthy();
+    expect(q("[data-testid=edit-input]")).toBe(box);
+    expect(box.value).toBe("hello world, edited");
+    expect(document.activeElement).toBe(box);
+    box.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+    await flush();
+    expect(sent.filter((s) => s.event === "message:edit").map((s) => s.data)).toEqual([{ id: 1, body: "hello world, edited" }]);
+    expect(q("[data-testid=message-body]").textContent).toBe("hello world, edited");
   });
 });

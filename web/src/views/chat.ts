@@ -352,7 +352,8 @@ export class ChatView {
     let prev: Message | null = null;
     for (const m of rm.sorted()) {
       const cont = continues(prev, m);
-      items.push({ key: `m${m.id}`, sig: `${messageSig(m, ctx)}|${cont}`, make: () => this.withReply(messageItem(m, ctx, cont), m) });
+      // in place: an edit being typed, a playing video or a click under way survives a reaction or a read
+      items.push({ key: `m${m.id}`, sig: `${messageSig(m, ctx)}|${cont}`, make: () => this.withReply(messageItem(m, ctx, cont), m), inPlace: true });
       prev = m;
     }
     for (const p of rm.pending.values()) items.push({ key: `p${p.client_id}`, sig: `${p.state}|${p.error ?? ""}`, make: () => pendingItem(p, ctx) });

@@ -2,7 +2,7 @@
 //
 // Every piece of user text goes in through text nodes (h(..., text) / textContent); message
 // bodies go through `format.ts` (a Markdown subset built as DOM nodes, never parsed as HTML).
-import { h, time } from "../dom";
+import { h, on, time } from "../dom";
 import { formatBody } from "../format";
 import { attachmentsOf, type PendingSend } from "../store/messages";
 import { tick } from "../store/inbox";
@@ -135,15 +135,17 @@ function tools(m: Message, ctx: ItemContext): HTMLElement {
 function editBox(m: Message, ctx: ItemContext): HTMLElement {
   const input = h("textarea", { testid: "edit-input", rows: 2, "aria-label": "Edit message" });
   input.value = m.body;
-  const save = () => {
-    const body = input.value.trim();
+  // the box a user types in is kept when the message re-renders (morph): read it from the
+  // event, not from `input`, which is then a box never shown
+  const save = (box: HTMLTextAreaElement | null) => {
+    const body = (box?.value ?? "").trim();
     if (body && body !== m.body) ctx.onSaveEdit(m, body);
     else ctx.onCancel();
   };
-  input.addEventListener("keydown", (e) => {
+  on<KeyboardEvent>(input, "keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey) {
       e.preventDefault();
-      save();
+      save(e.currentTarget as HTMLTextAreaElement);
     } else if (e.key === "Escape") {
       e.preventDefault();
       ctx.onCancel();
@@ -153,7 +155,7 @@ function editBox(m: Message, ctx: ItemContext): HTMLElement {
     input.focus();
     input.setSelectionRange(input.value.length, input.value.length);
   });
-  return h("form", { class: "edit", onsubmit: (e) => { e.preventDefault(); save(); } },
+  return h("form", { class: "edit", onsubmit: (e) => { e.preventDefault(); save((e.currentTarget as HTMLFormElement).querySelector("textarea")); } },
     input,
     h("div", { class: "tools shown" },
       h("button", { type: "submit", testid: "edit-save" }, "Save"),
