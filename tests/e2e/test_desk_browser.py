@@ -92,3 +92,24 @@ async def test_the_slash_picker_inserts_a_canned_reply_rendered_with_the_contact
     await expect(page.get_by_test_id("canned-list")).to_be_hidden()
     assert len(graph.sends()) == 1  # picking sends nothing: only the assistant's earlier answer
     await screenshot(page, "desk-canned-picker")
+
+
+async def test_a_note_being_typed_keeps_its_focus_while_the_contact_keeps_writing(
+        harness: ServerHarness, graph: GraphApiFake, pages: Callable[..., Any]) -> None:
+    # every message of the contact updates the conversation, which re-rendered the panels beside
+    # it: the note box left the page for an instant and lost the focus (and the next keys)
+    node, staff = await _desk(harness, graph, "Frida")
+    page = await pages()
+    await _open_conversation(page, node, staff, "Frida")
+    note = page.get_by_test_id("note-input")
+    await note.click()
+    await page.keyboard.type("Called back, she wants")
+    for i, text in enumerate(["are you there?", "hello??"]):
+        raw, headers = signed_post(SECRET, make_text_webhook(PN, "4917055501820", "Frida", f"wamid.F{i}", text))
+        async with harness.http.post(node.base_url + "/webhooks/whatsapp", data=raw, headers=headers) as r:
+            assert r.status == 200
+        await expect(page.get_by_test_id("message-body").filter(has_text=text)).to_have_count(1)
+    await expect(page.get_by_test_id("wa-mode")).to_be_visible()
+    await expect(note).to_be_focused()
+    await page.keyboard.type(" a refund")
+    await expect(note).to_have_value("Called back, she wants a refund")

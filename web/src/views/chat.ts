@@ -11,7 +11,7 @@ import type { Attachment, CannedReply, Conversation, Message, NotifyLevel, Queue
 import { startUpload } from "../uploads";
 import type { App } from "./app";
 import { safeUrl, showViewer } from "./attachments";
-import { conversationBar } from "./conversation";
+import { conversationBar, conversationBarSig } from "./conversation";
 import { ContactPanel } from "./contact";
 import { NotesPanel } from "./notes";
 import { TimelinePanel } from "./timeline";
@@ -42,6 +42,7 @@ export class ChatView {
   private readonly actions = h("div", { class: "actions" });
   private readonly actionsKeyed = new KeyedList(this.actions);
   private readonly convo = h("div", { class: "convo" });
+  private readonly convoKeyed = new KeyedList(this.convo);
   private readonly invitePanel = h("div", { class: "invite-panel", hidden: true });
   private readonly list = h("ul", { class: "messages", testid: "message-list", role: "log", "aria-labelledby": "room-title", tabindex: 0 });
   private readonly typingEl = h("div", { class: "typing", testid: "typing-indicator", "aria-live": "polite" });
@@ -263,8 +264,13 @@ export class ChatView {
     if (this.conversation) this.transfer?.onConversation(this.conversation);
     const room = this.app.client.rooms.get(this.roomId);
     if (room) this.title.textContent = roomTitle(room, this.conversation);
-    fill(this.convo, this.conversation ? conversationBar(this.app, this.conversation) : null, this.transfer?.el ?? null, this.contactPanel?.el ?? null,
-      this.assist?.el ?? null, this.timeline?.el ?? null, this.notes?.el ?? null);
+    const c = this.conversation;
+    const items: Item[] = c ? [{ key: "bar", sig: conversationBarSig(this.app, c), make: () => conversationBar(this.app, c) }] : [];
+    // the panels render themselves: put in once and never moved, since a move takes the focus
+    // from a box being typed in (each of the contact's messages updates the conversation)
+    const panels = { transfer: this.transfer, contact: this.contactPanel, assist: this.assist, timeline: this.timeline, notes: this.notes };
+    for (const [key, panel] of Object.entries(panels)) if (panel) items.push({ key, sig: "", make: () => panel.el });
+    this.convoKeyed.render(items);
   }
 
   private transferPanel(): TransferPanel {

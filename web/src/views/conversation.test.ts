@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import type { Conversation, Label } from "../types";
 import type { App } from "./app";
-import { conversationBar, labelChoices } from "./conversation";
+import { conversationBar, conversationBarSig, labelChoices } from "./conversation";
 
 const VIP: Label = { id: 1, name: "VIP", color: "#d9480f" };
 const REFUND: Label = { id: 2, name: "refund", color: "#1f883d" };
@@ -49,5 +49,20 @@ describe("labels on a conversation", () => {
     await settle();
     expect(calls).toEqual(["PUT /api/v1/wa/conversations/9/labels/1", "DELETE /api/v1/wa/conversations/9/labels/2"]);
     expect(seen).toHaveLength(2);
+  });
+});
+
+describe("the bar's signature", () => {
+  it("stays when only the conversation's activity moves, and changes with what the bar shows", () => {
+    const { app } = fakeApp([], conv());
+    const base = conversationBarSig(app, conv([VIP]));
+    const busier = { ...conv([VIP]), unread: 3, last_inbound_at: "2026-12-01T10:05:00Z", updated_at: "2026-12-01T10:05:00Z",
+      last_message: { id: 7, seq: 7, body: "hello??", author_kind: "contact", created_at: "2026-12-01T10:05:00Z" } };
+    expect(conversationBarSig(app, busier)).toBe(base);
+    expect(conversationBarSig(app, { ...conv([VIP]), status: "closed" })).not.toBe(base);
+    expect(conversationBarSig(app, { ...conv([VIP]), window_open: false })).not.toBe(base);
+    expect(conversationBarSig(app, conv([VIP, REFUND]))).not.toBe(base);
+    app.client.labels.set(1, { ...VIP, name: "V.I.P." }); // the choices' names
+    expect(conversationBarSig(app, conv([VIP]))).not.toBe(base);
   });
 });

@@ -20,6 +20,18 @@ export function labelChoices(all: Iterable<Label>, on: readonly Pick<Label, "id"
   return [...all].filter((l) => !have.has(l.id)).sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/** What changes the look of the bar: the conversation but its activity (unread count, last
+ * message, times), the viewer and the labels to choose from. A contact's message moves only
+ * the activity, so an open select or a template being filled in survives it. */
+export function conversationBarSig(app: App, c: Conversation): string {
+  const look: Partial<Conversation> = { ...c };
+  delete look.unread;
+  delete look.last_message;
+  delete look.last_inbound_at;
+  delete look.updated_at;
+  return JSON.stringify([look, app.me.id, [...app.client.labels.values()].map((l) => [l.id, l.name, l.color])]);
+}
+
 export function conversationBar(app: App, c: Conversation): HTMLElement {
   const act = (action: string, body?: unknown) => async () => {
     try {
