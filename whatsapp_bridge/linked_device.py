@@ -147,7 +147,8 @@ def _contact_id(source: Any) -> str | None:
 
 def inbound_from_event(session_id: int, event: Any) -> InboundMessage | None:
     """A contact's message (neonize ``MessageEv``) as an ``InboundMessage``; None for what is
-    not a contact writing to us: our own messages from the phone, groups, status broadcasts."""
+    not a contact writing to us: our own messages from the phone (``phone_message_from_event``),
+    groups, status broadcasts."""
     info = event.Info
     source = info.MessageSource
     if source.IsFromMe or source.IsGroup or source.Chat.Server in ("broadcast", "newsletter") or not info.ID:
@@ -155,29 +156,55 @@ def inbound_from_event(session_id: int, event: Any) -> InboundMessage | None:
     wa_id = _contact_id(source)
     if wa_id is None:
         return None
-    msg = event.Message
     meta: dict[str, Any] = {"linked_device": True}
-    payload: bytes | None = None
-    if msg.conversation:
-        kind, text = "text", msg.conversation
-    elif msg.HasField("extendedTextMessage"):
-        kind, text = "text", msg.extendedTextMessage.text
-    else:
-        kind, text = "unsupported", "[unsupported]"
-        for field, name in OTHER_FIELDS.items():
-            if msg.HasField(field):
-                part = getattr(msg, field)
-                caption = getattr(part, "text", "") or ""
-                kind, text = f"linked_{name}", f"[{name}] {caption}".strip()
-                meta["media_kind"] = name
-                break
-        for field, name in FILE_FIELDS.items():
-            if msg.HasField(field):
-                kind, text, payload = name, *_file_meta(session_id, info.ID, field, name, msg, meta)
-                break
+    kind, text, payload = _content(session_id, info.ID, event.Message, meta)
     return InboundMessage(phone_number_id=f"session:{session_id}", wa_id=wa_id, contact_name=info.Pushname or None,
                           wamid=message_key(session_id, info.ID), timestamp=_ts(info.Timestamp), type=kind,
                           text=text, meta=meta, media_payload=payload)
+
+
+def phone_message_from_event(session_id: int, event: Any) -> InboundMessage | None:
+    """A message the business typed on the linked phone (or another of its devices) in a chat
+    with one contact (neonize ``MessageEv`` with ``IsFromMe``), in the shape of an inbound one:
+    ``wa_id`` is the contact's (the chat's), ``contact_name`` None (the push name is the
+    business's own) and ``meta.from_phone`` set. None for groups, broadcasts, channels."""
+    info = event.Info
+    source = info.MessageSource
+    if not source.IsFromMe or source.IsGroup or source.Chat.Server in ("broadcast", "newsletter") or not info.ID:
+        return None
+    chat = source.Chat
+    if chat.Server == "lid" and source.HasField("RecipientAlt") and source.RecipientAlt.User:
+        chat = source.RecipientAlt
+    if not chat.User:
+        return None
+    msg = event.Message
+    # whatsmeow unwraps what another device of ours sent; a wrapped one is read the same way
+    if msg.HasField("deviceSentMessage") and msg.deviceSentMessage.HasField("message"):
+        msg = msg.deviceSentMessage.message
+    meta: dict[str, Any] = {"linked_device": True, "from_phone": True}
+    kind, text, payload = _content(session_id, info.ID, msg, meta)
+    return InboundMessage(phone_number_id=f"session:{session_id}",
+                          wa_id=chat.User if chat.Server == WA_USER_SERVER else f"{chat.User}@{chat.Server}",
+                          contact_name=None, wamid=message_key(session_id, info.ID), timestamp=_ts(info.Timestamp),
+                          type=kind, text=text, meta=meta, media_payload=payload)
+
+
+def _content(session_id: int, message_id: str, msg: Any, meta: dict[str, Any]) -> tuple[str, str, bytes | None]:
+    """A message's kind, text (a readable line for what is not text) and, for a file, what it is
+    downloaded from; a file's or other kind's details go into ``meta``."""
+    if msg.conversation:
+        return "text", msg.conversation, None
+    if msg.HasField("extendedTextMessage"):
+        return "text", msg.extendedTextMessage.text, None
+    for field, name in FILE_FIELDS.items():
+        if msg.HasField(field):
+            return name, *_file_meta(session_id, message_id, field, name, msg, meta)
+    for field, name in OTHER_FIELDS.items():
+        if msg.HasField(field):
+            caption = getattr(getattr(msg, field), "text", "") or ""
+            meta["media_kind"] = name
+            return f"linked_{name}", f"[{name}] {caption}".strip(), None
+    return "unsupported", "[unsupported]", None
 
 
 def _file_meta(session_id: int, message_id: str, field: str, kind: str, msg: Any,
@@ -252,6 +279,8 @@ class EventSink(Protocol):
     async def on_state(self, state: SessionState) -> None: ...
 
     async def on_inbound(self, message: InboundMessage) -> None: ...
+
+    async def on_from_phone(self, message: InboundMessage) -> None: ...
 
     async def on_statuses(self, statuses: list[StatusUpdate]) -> None: ...
 
@@ -492,6 +521,10 @@ class LinkedDeviceClient:
         inbound = inbound_from_event(self.session_id, event)
         if inbound is not None:
             await self._sink.on_inbound(inbound)
+            return
+        typed = phone_message_from_event(self.session_id, event)
+        if typed is not None:
+            await self._sink.on_from_phone(typed)
 
     async def _on_receipt(self, event: Any) -> None:
         statuses = statuses_from_receipt(self.session_id, event)

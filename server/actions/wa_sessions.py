@@ -117,6 +117,9 @@ class SessionEvents:
     async def on_inbound(self, message: InboundMessage) -> None:
         await self.service.whatsapp.ingest_linked(self.runner_ref[0].session_id, message)
 
+    async def on_from_phone(self, message: InboundMessage) -> None:
+        await self.service.whatsapp.ingest_from_phone(self.runner_ref[0].session_id, message)
+
     async def on_statuses(self, statuses: list[StatusUpdate]) -> None:
         await self.service.whatsapp.ingest_statuses(statuses)
 

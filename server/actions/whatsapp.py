@@ -45,6 +45,7 @@ from ..storage import queues as qdb
 from ..storage import rooms as rdb
 from ..storage import users as udb
 from ..storage import wa_media as wdb
+from ..storage import wa_sessions as sdb
 from ..storage import whatsapp as db
 from . import audit, conversations, queues
 from . import contacts as contact_actions
@@ -279,23 +280,8 @@ class WhatsAppService:
             reopened = contact.status == "closed"
             if not await db.claim_inbound(conn, inbound.wamid, contact.room_id):
                 return None  # Meta retried or replayed this webhook
-            # a file is stored as a pending attachment (fetched after the commit) with the
-            # caption as the text; other kinds as their readable line
-            media = inbound_media(inbound.type, inbound.meta)
-            if account is None and inbound.media_payload is None:
-                media = None  # a linked file always comes with what it is downloaded from
-            files: tuple[Attachment, ...] = (pending_attachment(media),) if media is not None else ()
-            msg = await mdb.insert_message(
-                conn, contact.room_id, author_id=None, author_kind="contact",
-                author_name=inbound.contact_name or contact.name or inbound.sender,
-                body=media.caption if media is not None else inbound.text,
-                meta={"wamid": inbound.wamid, "type": inbound.type, **inbound.meta}, attachments=files,
-            )
-            if media is not None:
-                await wdb.insert(conn, files[0].id, msg.id, contact.room_id, account.id if account else None,
-                                 media.media_id, media.kind, session_id=None if account else session_id,
-                                 payload=None if account else inbound.media_payload)
-            await db.set_inbound_message(conn, inbound.wamid, msg.id)
+            msg = await self._insert(conn, contact, inbound, account, session_id, "contact",
+                                     inbound.contact_name or contact.name or inbound.sender)
             fields: dict[str, Any] = {"last_inbound_at": max(inbound.timestamp, contact.last_inbound_at or inbound.timestamp)}
             if reopened:
                 fields["status"] = "open"
@@ -306,6 +292,45 @@ class WhatsAppService:
                 await qdb.insert_event(conn, contact.room_id, "opened" if created else "reopened",
                                        queue_id=contact.queue_id, meta={"by": "contact"})
         return msg, contact, created or reopened
+
+    async def _insert(self, conn: asyncpg.Connection, contact: db.Contact, inbound: InboundMessage,
+                      account: db.Account | None, session_id: int | None, author_kind: str,
+                      author_name: str) -> MessageRecord:
+        """The message of a claimed wamid. A file is stored as a pending attachment (fetched
+        after the commit) with the caption as the text; other kinds as their readable line."""
+        media = inbound_media(inbound.type, inbound.meta)
+        if account is None and inbound.media_payload is None:
+            media = None  # a linked file always comes with what it is downloaded from
+        files: tuple[Attachment, ...] = (pending_attachment(media),) if media is not None else ()
+        msg = await mdb.insert_message(
+            conn, contact.room_id, author_id=None, author_kind=author_kind, author_name=author_name,
+            body=media.caption if media is not None else inbound.text,
+            meta={"wamid": inbound.wamid, "type": inbound.type, **inbound.meta}, attachments=files,
+        )
+        if media is not None:
+            await wdb.insert(conn, files[0].id, msg.id, contact.room_id, account.id if account else None,
+                             media.media_id, media.kind, session_id=None if account else session_id,
+                             payload=None if account else inbound.media_payload)
+        await db.set_inbound_message(conn, inbound.wamid, msg.id)
+        return msg
+
+    async def ingest_from_phone(self, session_id: int, typed: InboundMessage) -> None:
+        """A message the business typed on the linked phone, in a conversation this desk has:
+        stored as sent (the contact's receipts then tick it) under the session's name and shown
+        to staff; nothing is sent, routed or answered for it. A chat the phone starts with a
+        number that has no conversation here stays on the phone (it becomes a conversation when
+        the contact writes)."""
+        async with self.svc.pool.acquire() as conn, conn.transaction():
+            contact = await db.get_session_contact(conn, session_id, typed.sender)
+            if contact is None or not await db.claim_sent(conn, typed.wamid, contact.room_id):
+                return  # no conversation, or seen before
+            session = await sdb.get(conn, session_id)
+            msg = await self._insert(conn, contact, typed, None, session_id, "user",
+                                     session.name if session is not None and session.name else "Phone")
+        await emit(self.svc, "message", msg.to_wire(), to=room_channel(contact.room_id))
+        for att in msg.attachments:  # after the message, so its message:updated follows it
+            self.media.start(att.id)
+        await self.publish(contact.room_id)
 
     async def _conversation_of(self, conn: asyncpg.Connection, account: db.Account, person_id: int,
                                inbound: InboundMessage) -> db.Contact | None:

@@ -147,7 +147,8 @@ async def test_a_contact_text_becomes_a_linked_conversation_once_and_the_reply_w
     _, hist = await staff.call("GET", f"/api/v1/rooms/{conv['room_id']}/messages", expect=200)
     assert [m["author_kind"] for m in hist["messages"]] == ["contact", "assistant"]
     assert hist["messages"][0]["body"] == "how do I create a room?"
-    # our own messages typed on the phone, and groups, are not a contact writing to us
+    # a message typed on the phone is not a contact writing to us: it opens no conversation of
+    # its own (it shows in the contact's, test_wa_phone_sent.py)
     await feed(node, sid, text_event("3EB0AA02", "typed on the phone", from_me=True))
     _, listed = await staff.call("GET", "/api/v1/wa/conversations", expect=200)
     assert [c["channel"] for c in listed["conversations"]] == ["linked_device"]

@@ -25,6 +25,7 @@ from whatsapp_bridge.linked_device import (
     LinkedDeviceClient,
     go_lock,
     inbound_from_event,
+    phone_message_from_event,
     state_from_event,
     statuses_from_receipt,
     store_dsn,
@@ -62,6 +63,33 @@ def test_own_group_and_broadcast_messages_are_skipped_and_a_location_is_one_read
     assert inbound_from_event(1, _event(_source("status", "broadcast"), E2EMessage(conversation="x"))) is None
     place = inbound_from_event(1, _event(_source(), E2EMessage(locationMessage=LocationMessage(degreesLatitude=1.0))))
     assert place is not None and (place.text, place.type, place.media_payload) == ("[location]", "linked_location", None)
+
+
+def test_a_message_typed_on_the_phone_maps_to_the_chat_of_its_contact_without_our_push_name() -> None:
+    # from us to the contact: the chat is the contact, the sender and the push name are ours
+    ours = JID(User="4915100000001", Server="s.whatsapp.net")
+    to_contact = MessageSource(Chat=JID(User="4917012345678", Server="s.whatsapp.net"), Sender=ours, IsFromMe=True)
+    typed = phone_message_from_event(7, _event(to_contact, E2EMessage(conversation="on my way"), mid="3EB0P"))
+    assert typed is not None
+    assert (typed.wa_id, typed.contact_name, typed.text, typed.type, typed.wamid) == \
+        ("4917012345678", None, "on my way", "text", "ld:7:3EB0P")
+    assert typed.meta == {"linked_device": True, "from_phone": True}
+    # a hidden number: the contact's phone from the recipient's alt JID, else the lid
+    lid = MessageSource(Chat=JID(User="123", Server="lid"), Sender=ours, IsFromMe=True,
+                        RecipientAlt=JID(User="4917099999999", Server="s.whatsapp.net"))
+    assert phone_message_from_event(7, _event(lid, E2EMessage(conversation="x"))).wa_id == "4917099999999"  # type: ignore[union-attr]
+    bare = MessageSource(Chat=JID(User="123", Server="lid"), Sender=ours, IsFromMe=True)
+    assert phone_message_from_event(7, _event(bare, E2EMessage(conversation="x"))).wa_id == "123@lid"  # type: ignore[union-attr]
+    # what another device of ours sent, still wrapped, reads as its inner message
+    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import DeviceSentMessage
+    wrapped = E2EMessage(deviceSentMessage=DeviceSentMessage(destinationJID="4917012345678@s.whatsapp.net",
+                                                             message=E2EMessage(conversation="from the laptop")))
+    assert phone_message_from_event(7, _event(to_contact, wrapped)).text == "from the laptop"  # type: ignore[union-attr]
+    # a contact's message, a group and our status broadcast are not the business writing to a contact
+    assert phone_message_from_event(7, _event(_source(), E2EMessage(conversation="x"))) is None
+    assert phone_message_from_event(7, _event(_source(IsFromMe=True, IsGroup=True), E2EMessage(conversation="x"))) is None
+    assert phone_message_from_event(7, _event(_source("status", "broadcast", IsFromMe=True),
+                                              E2EMessage(conversation="x"))) is None
 
 
 def test_a_contact_file_maps_to_a_pending_download_whose_keys_stay_out_of_the_message_meta() -> None:

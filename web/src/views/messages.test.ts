@@ -31,6 +31,14 @@ describe("message items", () => {
     }
   });
 
+  it("say that a message was typed on the linked phone, and offer no edit for it", () => {
+    const li = messageItem(msg(9, 5, { author_id: null, author_name: "front desk", meta: { from_phone: true } }), ctx());
+    expect(li.querySelector(".author")?.textContent).toBe("front desk");
+    expect(li.querySelector("[data-testid=from-phone]")?.textContent).toBe(" · sent from the phone");
+    expect(li.querySelector("[data-testid=edit]")).toBeNull();
+    expect(messageItem(msg(10, 6, { author_id: 2 }), ctx()).querySelector("[data-testid=from-phone]")).toBeNull();
+  });
+
   it("carry data-id and data-seq, and offer edit and delete only on own messages", () => {
     const own = messageItem(msg(7, 3, { author_id: 1 }), ctx());
     expect(own.dataset.id).toBe("7");

@@ -59,6 +59,7 @@ export function messageItem(m: Message, ctx: ItemContext, continued = false): HT
     h("time", { datetime: m.created_at, title: new Date(m.created_at).toLocaleString() }, time(m.created_at)),
     m.edited_at && !m.deleted_at ? h("span", { class: "edited", title: m.edited_at }, " · edited") : null,
     m.meta?.offline ? h("span", { class: "note" }, " · offline assistant") : null,
+    m.meta?.from_phone ? h("span", { class: "note", testid: "from-phone" }, " · sent from the phone") : null,
     status ? statusTick(status) : null);
   li.append(meta);
   if (m.reply_to) li.append(quote(m.reply_to, ctx));

@@ -1,0 +1,73 @@
+"""Messages the business types on the linked phone, on real PostgreSQL and Redis with the real
+neonize client: its dispatcher fed neonize's own event types, the client's calls that reach
+WhatsApp's servers replaced by ``FakePhone`` (``test_wa_linked_media``). They show in the
+conversation they belong to, once, as sent, and the contact's receipts tick them."""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+from neonize.proto.Neonize_pb2 import JID, MessageInfo, MessageSource
+from neonize.proto.Neonize_pb2 import Message as MessageEv
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as E2EMessage
+
+from tests.server.test_wa_linked_media import linked_conversation
+from tests.server.test_wa_sessions import CONTACT, feed, receipt_event, service
+from tests.support import ServerHarness
+from whatsapp_bridge.linked_device import phone_message_from_event
+
+OURS = "4915100000001"  # FakePhone's own number
+
+
+def typed_event(message_id: str, body: str, *, to: str = CONTACT) -> MessageEv:
+    """What whatsmeow hands over for a message typed on the phone: from us, in the contact's chat."""
+    source = MessageSource(Chat=JID(User=to, Server="s.whatsapp.net"), Sender=JID(User=OURS, Server="s.whatsapp.net"),
+                           IsFromMe=True, IsGroup=False)
+    info = MessageInfo(MessageSource=source, ID=message_id, Pushname="Shop phone", Timestamp=int(time.time()), Type="text")
+    return MessageEv(Info=info, Message=E2EMessage(conversation=body))
+
+
+async def test_a_message_typed_on_the_phone_shows_once_in_its_conversation_and_ticks_with_the_contacts_receipts(
+        harness: ServerHarness) -> None:
+    node, staff, sid, room_id, phone = await linked_conversation(harness)
+    wamid = f"ld:{sid}:PH1"
+    _, before = await staff.call("GET", f"/api/v1/wa/conversations/{room_id}", expect=200)
+    await feed(node, sid, typed_event("PH1", "On my way, 10 minutes"))
+    shown = await staff.log.wait_for("message", lambda m: m["meta"].get("wamid") == wamid, 10)
+    # the business's message under the session's name, not the contact's and not the push name
+    assert (shown["author_kind"], shown["author_id"], shown["author_name"], shown["body"]) == \
+        ("user", None, "front desk", "On my way, 10 minutes")
+    assert shown["meta"]["from_phone"] is True
+    # the conversation's preview is the phone's message, and its state is as it was
+    conv = await staff.log.wait_for("conversation:updated", lambda c: c["room_id"] == room_id and (
+        c["last_message"] or {}).get("id") == shown["id"], 10)
+    state = ("status", "assignee", "ai_enabled", "mode", "queue")
+    assert {k: conv[k] for k in state} == {k: before["conversation"][k] for k in state}
+    # whatsmeow hands it over again (a reconnect's offline sync), then the contact reads it
+    await feed(node, sid, typed_event("PH1", "On my way, 10 minutes"))
+    await feed(node, sid, receipt_event(4, "PH1"))
+    read = await staff.log.wait_for("wa:status", lambda e: e.get("wamid") == wamid, 10)
+    assert read["status"] == "read" and read["message_id"] == shown["id"] and read["room_id"] == room_id
+    _, hist = await staff.call("GET", f"/api/v1/rooms/{room_id}/messages", expect=200)
+    assert [m["body"] for m in hist["messages"] if m["meta"].get("from_phone")] == ["On my way, 10 minutes"]
+    assert phone.sent == []  # the phone sent it: nothing went out from here
+
+
+async def test_a_chat_the_phone_starts_with_a_number_that_has_no_conversation_is_left_on_the_phone(
+        harness: ServerHarness, database_url: str) -> None:
+    node, _staff, sid, room_id, _phone = await linked_conversation(harness)
+    typed = phone_message_from_event(sid, typed_event("PH2", "hi, it's the shop", to="4917000000042"))
+    assert typed is not None
+    await service(node).whatsapp.ingest_from_phone(sid, typed)
+    # to the contact who has a conversation: stored in it
+    await service(node).whatsapp.ingest_from_phone(sid, phone_message_from_event(sid, typed_event("PH3", "see you")))  # type: ignore[arg-type]
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT wamid, room_id, direction, status FROM wa_messages WHERE wamid LIKE $1 ORDER BY wamid",
+                                f"ld:{sid}:PH%")
+        assert [tuple(r) for r in rows] == [(f"ld:{sid}:PH3", room_id, "out", "sent")]
+        assert await conn.fetchval("SELECT count(*) FROM wa_contacts WHERE wa_id = '4917000000042'") == 0
+        assert await conn.fetchval("SELECT count(*) FROM messages WHERE body = $1", "hi, it's the shop") == 0
+    finally:
+        await conn.close()
