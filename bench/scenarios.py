@@ -153,8 +153,10 @@ def measured_step(lg: Loadgen, target: Target, rate: int, label: str, retries: i
 def knee(plan: Plan, lg: Loadgen, target: Target, label: str) -> list[dict[str, Any]]:
     """The sustainable fan-out rate, searched: double from ``plan.knee_start`` until a step
     fails (halve when the first fails), then bisect between the highest passing and the lowest
-    failing rate until they are within ``plan.knee_precision``. A generator-bound step ends the
-    search without counting: the knee is then above what this machine's generator can offer."""
+    failing rate until they are within ``plan.knee_precision``. A generator-bound step is not
+    counted, and the search goes on below it as below a failure: the figure is then the highest
+    rate at which this machine's generator still measured the server passing, a lower bound of
+    the server's knee (the report says so)."""
     steps: list[dict[str, Any]] = []
     lo, hi = 0, 0
     rate = plan.knee_start
@@ -162,9 +164,7 @@ def knee(plan: Plan, lg: Loadgen, target: Target, label: str) -> list[dict[str, 
     while True:
         r = measured_step(lg, target, rate, label)
         steps.append(r)
-        if r["generator_bound"]:
-            return steps
-        if r["ok"]:
+        if r["ok"] and not r["generator_bound"]:
             lo = rate
             if hi:
                 break
@@ -180,9 +180,7 @@ def knee(plan: Plan, lg: Loadgen, target: Target, label: str) -> list[dict[str, 
         mid = int(round((lo + hi) / 2, -2))
         r = measured_step(lg, target, mid, label)
         steps.append(r)
-        if r["generator_bound"]:
-            break
-        if r["ok"]:
+        if r["ok"] and not r["generator_bound"]:
             lo = mid
         else:
             hi = mid
