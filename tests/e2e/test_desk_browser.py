@@ -32,11 +32,16 @@ async def _desk(harness: ServerHarness, graph: GraphApiFake, name: str) -> tuple
     staff = await harness.user(node, role="staff")
     await admin.call("POST", "/api/v1/admin/wa/accounts", {"phone_number_id": PN, "display_phone": "+1 555 0182",
                      "access_token": "tok", "app_secret": SECRET, "verify_token": "vt"}, expect=201)
-    raw, headers = signed_post(SECRET, make_text_webhook(PN, "4917055501820", name, "wamid.D1", "hello there"))
-    async with harness.http.post(node.base_url + "/webhooks/whatsapp", data=raw, headers=headers) as r:
-        assert r.status == 200
+    await _contact_writes(harness, node, name, "wamid.D1", "hello there")
     await graph.wait_for_sends(1)  # the assistant answered
     return node, staff
+
+
+async def _contact_writes(harness: ServerHarness, node: ChatNode, name: str, wamid: str, text: str) -> None:
+    """The contact ``name`` sends ``text``: Meta's signed webhook to the node."""
+    raw, headers = signed_post(SECRET, make_text_webhook(PN, "4917055501820", name, wamid, text))
+    async with harness.http.post(node.base_url + "/webhooks/whatsapp", data=raw, headers=headers) as r:
+        assert r.status == 200
 
 
 async def _open_conversation(page: Page, node: ChatNode, staff: Client, name: str) -> None:
@@ -105,9 +110,7 @@ async def test_a_note_being_typed_keeps_its_focus_while_the_contact_keeps_writin
     await note.click()
     await page.keyboard.type("Called back, she wants")
     for i, text in enumerate(["are you there?", "hello??"]):
-        raw, headers = signed_post(SECRET, make_text_webhook(PN, "4917055501820", "Frida", f"wamid.F{i}", text))
-        async with harness.http.post(node.base_url + "/webhooks/whatsapp", data=raw, headers=headers) as r:
-            assert r.status == 200
+        await _contact_writes(harness, node, "Frida", f"wamid.F{i}", text)
         await expect(page.get_by_test_id("message-body").filter(has_text=text)).to_have_count(1)
     await expect(page.get_by_test_id("wa-mode")).to_be_visible()
     await expect(note).to_be_focused()
