@@ -242,15 +242,13 @@ async def claim_inbound(conn: asyncpg.Connection, wamid: str, room_id: int) -> b
     return status.endswith(" 1")
 
 
-async def claim_sent(conn: asyncpg.Connection, wamid: str, room_id: int) -> bool:
-    """Reserve the wamid of a message the business sent from elsewhere (the linked phone), as
-    sent; False when it was seen before."""
-    status = await conn.execute(
-        "INSERT INTO wa_messages (message_id, room_id, wamid, direction, status) VALUES (0, $1, $2, 'out', 'sent')"
-        " ON CONFLICT (wamid) DO NOTHING",
+async def claim_sent(conn: asyncpg.Connection, wamid: str, room_id: int) -> None:
+    """Record the wamid of a message the business sent from elsewhere (the linked phone), as
+    sent; the caller checked (under the transaction) that it was not seen before."""
+    await conn.execute(
+        "INSERT INTO wa_messages (message_id, room_id, wamid, direction, status) VALUES (0, $1, $2, 'out', 'sent')",
         room_id, wamid,
     )
-    return status.endswith(" 1")
 
 
 async def set_inbound_message(conn: asyncpg.Connection, wamid: str, message_id: int) -> None:

@@ -13,7 +13,7 @@ from neonize.proto.Neonize_pb2 import Message as MessageEv
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as E2EMessage
 
 from tests.server.test_wa_linked_media import linked_conversation
-from tests.server.test_wa_sessions import CONTACT, feed, receipt_event, service
+from tests.server.test_wa_sessions import CONTACT, feed, receipt_event, service, text_event
 from tests.support import ServerHarness
 from whatsapp_bridge.linked_device import phone_message_from_event
 
@@ -54,20 +54,33 @@ async def test_a_message_typed_on_the_phone_shows_once_in_its_conversation_and_t
     assert phone.sent == []  # the phone sent it: nothing went out from here
 
 
-async def test_a_chat_the_phone_starts_with_a_number_that_has_no_conversation_is_left_on_the_phone(
+async def test_a_chat_the_phone_starts_opens_a_conversation_the_business_handles_in_person(
         harness: ServerHarness, database_url: str) -> None:
-    node, _staff, sid, room_id, _phone = await linked_conversation(harness)
-    typed = phone_message_from_event(sid, typed_event("PH2", "hi, it's the shop", to="4917000000042"))
+    node, staff, sid, _room_id, _phone = await linked_conversation(harness)
+    other = "4917000000042"
+    typed = phone_message_from_event(sid, typed_event("PH2", "hi, it's the shop: your order is ready", to=other))
     assert typed is not None
     await service(node).whatsapp.ingest_from_phone(sid, typed)
-    # to the contact who has a conversation: stored in it
-    await service(node).whatsapp.ingest_from_phone(sid, phone_message_from_event(sid, typed_event("PH3", "see you")))  # type: ignore[arg-type]
+    await service(node).whatsapp.ingest_from_phone(sid, typed)  # handed over again: nothing more
+    conv = await staff.log.wait_for("conversation:updated", lambda c: c["contact"]["wa_id"] == other, 10)
+    # in person: the assistant off, so the contact's answer to the shop's outreach goes to people
+    assert (conv["channel"], conv["status"], conv["ai_enabled"], conv["mode"], conv["assignee"]) == \
+        ("linked_device", "open", False, "human", None)
+    opened = await staff.log.wait_for("conversation:event", lambda e: e["room_id"] == conv["room_id"], 10)
+    assert (opened["kind"], opened["meta"]) == ("opened", {"by": "phone"})
+    _, hist = await staff.call("GET", f"/api/v1/rooms/{conv['room_id']}/messages", expect=200)
+    assert [(m["author_kind"], m["body"]) for m in hist["messages"]] == [("user", "hi, it's the shop: your order is ready")]
+    # the contact answers: the same conversation, and still nobody but people answer
+    assert (await staff.emit("room:join", {"room_id": conv["room_id"]}))["ok"]
+    await feed(node, sid, text_event("IN2", "great, on my way", sender=other))
+    answer = await staff.log.wait_for("message", lambda m: m["room_id"] == conv["room_id"] and m["author_kind"] == "contact", 10)
+    assert answer["body"] == "great, on my way"
     conn = await asyncpg.connect(database_url)
     try:
-        rows = await conn.fetch("SELECT wamid, room_id, direction, status FROM wa_messages WHERE wamid LIKE $1 ORDER BY wamid",
-                                f"ld:{sid}:PH%")
-        assert [tuple(r) for r in rows] == [(f"ld:{sid}:PH3", room_id, "out", "sent")]
-        assert await conn.fetchval("SELECT count(*) FROM wa_contacts WHERE wa_id = '4917000000042'") == 0
-        assert await conn.fetchval("SELECT count(*) FROM messages WHERE body = $1", "hi, it's the shop") == 0
+        assert await conn.fetchval("SELECT count(*) FROM wa_contacts WHERE wa_id = $1", other) == 1
+        assert await conn.fetchval("SELECT ai_enabled FROM wa_contacts WHERE wa_id = $1", other) is False
+        assert [tuple(r) for r in await conn.fetch(
+            "SELECT direction, status FROM wa_messages WHERE room_id = $1 ORDER BY id", conv["room_id"])] == \
+            [("out", "sent"), ("in", "received")]
     finally:
         await conn.close()

@@ -18,6 +18,8 @@ describe("the conversation timeline", () => {
     expect(describeEvent({ ...base, kind: "assigned", to_user: { id: 5, name: "Bea" }, queue: { id: 3, name: "Support" }, meta: { auto: true } }))
       .toBe("Auto-assignment assigned it to Bea (Support)");
     expect(describeEvent({ ...base, kind: "routed", queue: { id: 3, name: "Support" }, meta: { via: "menu" } })).toBe("Routed to Support by menu");
+    expect(describeEvent({ ...base, meta: { by: "contact" } })).toBe("Conversation opened by the contact");
+    expect(describeEvent({ ...base, meta: { by: "phone" } })).toBe("Conversation started from the phone");
   });
 
   it("builds the queue a form describes", () => {

@@ -10,7 +10,7 @@ export function describeEvent(e: ConversationEvent): string {
   const who = e.actor ? e.actor.name : e.meta.auto ? "Auto-assignment" : "The desk";
   const queue = e.queue ? ` (${e.queue.name})` : "";
   switch (e.kind) {
-    case "opened": return "Conversation opened by the contact";
+    case "opened": return e.meta.by === "phone" ? "Conversation started from the phone" : "Conversation opened by the contact";
     case "reopened": return e.actor ? `${who} reopened it` : "The contact wrote again: reopened";
     case "routed": return e.queue ? `Routed to ${e.queue.name} by ${String(e.meta.via ?? "rule")}` : "Left in no queue";
     case "assigned": return `${who} assigned it to ${e.to_user?.name ?? "nobody"}${queue}`;
