@@ -300,13 +300,23 @@ async def on_staff_reply(svc: Services, contact: db.Contact, author_id: int) -> 
                                                  queue_id=contact.queue_id, to_user_id=author_id,
                                                  meta={"implicit": True}))
             changed = True
-        since = await qdb.last_event_id(conn, contact.room_id, ["opened", "reopened"])
-        if not await qdb.has_event(conn, contact.room_id, "first_response", since):
-            events.append(await qdb.insert_event(conn, contact.room_id, "first_response", author_id,
-                                                 queue_id=contact.queue_id))
+        first = await mark_first_response(conn, contact, author_id)
+        if first is not None:
+            events.append(first)
     if events:
         await after_change(svc, contact.room_id, events)
     return changed
+
+
+async def mark_first_response(conn: asyncpg.Connection, contact: db.Contact, author_id: int | None,
+                              meta: dict[str, Any] | None = None) -> int | None:
+    """The ``first_response`` event of the conversation's current stay, when this reply is its
+    first human one (in the caller's transaction); None when the stay has one already."""
+    since = await qdb.last_event_id(conn, contact.room_id, ["opened", "reopened"])
+    if await qdb.has_event(conn, contact.room_id, "first_response", since):
+        return None
+    return await qdb.insert_event(conn, contact.room_id, "first_response", author_id, queue_id=contact.queue_id,
+                                  meta=meta)
 
 
 # --- auto-assignment ---------------------------------------------------------------------------------

@@ -317,10 +317,11 @@ class WhatsAppService:
     async def ingest_from_phone(self, session_id: int, typed: InboundMessage) -> None:
         """A message the business typed on the linked phone to a contact: stored as sent (the
         contact's receipts then tick it) under the session's name and shown to staff; nothing is
-        sent, routed or answered for it, and the conversation's state stays as it was. A chat
+        sent, routed or answered for it, and the conversation's state stays as it was (it is the
+        stay's first human response when nobody answered before). A chat
         the phone starts opens a conversation the business handles in person: the assistant off,
         so it does not answer the contact's reply to the business's own outreach."""
-        opened: list[int] = []
+        events: list[int] = []
         async with self.svc.pool.acquire() as conn, conn.transaction():
             if await db.get_by_wamid_for_update(conn, typed.wamid) is not None:
                 return  # seen before (whatsmeow's offline sync hands it over again)
@@ -329,16 +330,20 @@ class WhatsAppService:
                 person_id = await contact_actions.resolve_inbound(conn, typed.wa_id, None, None)
                 contact = await self._new_contact(conn, None, typed, person_id, session_id)
                 contact = await db.update_contact(conn, contact.id, ai_enabled=False)
-                opened.append(await qdb.insert_event(conn, contact.room_id, "opened", meta={"by": "phone"}))
+                events.append(await qdb.insert_event(conn, contact.room_id, "opened", meta={"by": "phone"}))
             await db.claim_sent(conn, typed.wamid, contact.room_id)
             session = await sdb.get(conn, session_id)
             msg = await self._insert(conn, contact, typed, None, session_id, "user",
                                      session.name if session is not None and session.name else "Phone")
+            # a person answered: the stay's response time counts the phone's reply
+            first = await conversations.mark_first_response(conn, contact, None, {"by": "phone"})
+            if first is not None:
+                events.append(first)
         await emit(self.svc, "message", msg.to_wire(), to=room_channel(contact.room_id))
         for att in msg.attachments:  # after the message, so its message:updated follows it
             self.media.start(att.id)
-        if opened:
-            await conversations.after_change(self.svc, contact.room_id, opened)
+        if events:
+            await conversations.after_change(self.svc, contact.room_id, events)
         else:
             await self.publish(contact.room_id)
 

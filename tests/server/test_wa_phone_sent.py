@@ -44,6 +44,9 @@ async def test_a_message_typed_on_the_phone_shows_once_in_its_conversation_and_t
         c["last_message"] or {}).get("id") == shown["id"], 10)
     state = ("status", "assignee", "ai_enabled", "mode", "queue")
     assert {k: conv[k] for k in state} == {k: before["conversation"][k] for k in state}
+    _, timeline = await staff.call("GET", f"/api/v1/wa/conversations/{room_id}/events", expect=200)
+    firsts = [e for e in timeline["events"] if e["kind"] == "first_response"]
+    assert [(e["actor"], e["meta"]) for e in firsts] == [(None, {"by": "phone"})]  # nobody had answered before
     # whatsmeow hands it over again (a reconnect's offline sync), then the contact reads it
     await feed(node, sid, typed_event("PH1", "On my way, 10 minutes"))
     await feed(node, sid, receipt_event(4, "PH1"))
@@ -68,6 +71,10 @@ async def test_a_chat_the_phone_starts_opens_a_conversation_the_business_handles
         ("linked_device", "open", False, "human", None)
     opened = await staff.log.wait_for("conversation:event", lambda e: e["room_id"] == conv["room_id"], 10)
     assert (opened["kind"], opened["meta"]) == ("opened", {"by": "phone"})
+    # the business spoke first: the stay's first answer is the phone's, at once
+    first = await staff.log.wait_for("conversation:event", lambda e: e["room_id"] == conv["room_id"]
+                                     and e["kind"] == "first_response", 10)
+    assert first["meta"] == {"by": "phone"} and first["id"] > opened["id"]
     _, hist = await staff.call("GET", f"/api/v1/rooms/{conv['room_id']}/messages", expect=200)
     assert [(m["author_kind"], m["body"]) for m in hist["messages"]] == [("user", "hi, it's the shop: your order is ready")]
     # the contact answers: the same conversation, and still nobody but people answer

@@ -20,6 +20,8 @@ describe("the conversation timeline", () => {
     expect(describeEvent({ ...base, kind: "routed", queue: { id: 3, name: "Support" }, meta: { via: "menu" } })).toBe("Routed to Support by menu");
     expect(describeEvent({ ...base, meta: { by: "contact" } })).toBe("Conversation opened by the contact");
     expect(describeEvent({ ...base, meta: { by: "phone" } })).toBe("Conversation started from the phone");
+    expect(describeEvent({ ...base, kind: "first_response", actor: { id: 2, name: "Sue" } })).toBe("Sue answered first");
+    expect(describeEvent({ ...base, kind: "first_response", meta: { by: "phone" } })).toBe("First answer, from the phone");
   });
 
   it("builds the queue a form describes", () => {

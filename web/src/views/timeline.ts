@@ -20,7 +20,7 @@ export function describeEvent(e: ConversationEvent): string {
       const to = [e.queue && e.queue.id !== e.from_queue?.id ? e.queue.name : null, e.to_user?.name].filter(Boolean).join(", ");
       return `${who} transferred it to ${to || "the queue"}`;
     }
-    case "first_response": return `${who} answered first`;
+    case "first_response": return e.meta.by === "phone" ? "First answer, from the phone" : `${who} answered first`;
     case "closed": return `${who} closed it`;
     default: return e.kind;
   }
