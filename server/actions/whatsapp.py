@@ -316,11 +316,11 @@ class WhatsAppService:
 
     async def ingest_from_phone(self, session_id: int, typed: InboundMessage) -> None:
         """A message the business typed on the linked phone to a contact: stored as sent (the
-        contact's receipts then tick it) under the session's name and shown to staff; nothing is
-        sent, routed or answered for it, and the conversation's state stays as it was (it is the
-        stay's first human response when nobody answered before). A chat
-        the phone starts opens a conversation the business handles in person: the assistant off,
-        so it does not answer the contact's reply to the business's own outreach."""
+        contact's receipts then tick it) under the session's name and shown to staff. Nothing is
+        sent, routed or answered for it and the conversation's state stays as it was; it is the
+        stay's first human answer when nobody answered before. A chat the phone starts opens a
+        conversation the business handles in person: the assistant off, so it does not answer
+        the contact's reply to the business's own outreach."""
         events: list[int] = []
         async with self.svc.pool.acquire() as conn, conn.transaction():
             if await db.get_by_wamid_for_update(conn, typed.wamid) is not None:
