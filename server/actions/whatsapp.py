@@ -317,10 +317,11 @@ class WhatsAppService:
     async def ingest_from_phone(self, session_id: int, typed: InboundMessage) -> None:
         """A message the business typed on the linked phone to a contact: stored as sent (the
         contact's receipts then tick it) under the session's name and shown to staff. Nothing is
-        sent, routed or answered for it and the conversation's state stays as it was; it is the
-        stay's first human answer when nobody answered before. A chat the phone starts opens a
-        conversation the business handles in person: the assistant off, so it does not answer
-        the contact's reply to the business's own outreach."""
+        sent, routed or answered for it. Like a staff reply, it takes a conversation the
+        assistant answers over (assistant off, nobody assigned) and is the stay's first human
+        answer when nobody answered before; status, queue and assignee stay as they were. A chat
+        the phone starts opens a conversation the business handles in person: the assistant
+        off, so it does not answer the contact's reply to the business's own outreach."""
         events: list[int] = []
         async with self.svc.pool.acquire() as conn, conn.transaction():
             if await db.get_by_wamid_for_update(conn, typed.wamid) is not None:
@@ -335,6 +336,12 @@ class WhatsAppService:
             session = await sdb.get(conn, session_id)
             msg = await self._insert(conn, contact, typed, None, session_id, "user",
                                      session.name if session is not None and session.name else "Phone")
+            if contact.ai_enabled and contact.assignee_id is None:
+                # a person answers in person, as a staff reply does: the assistant stops, so it
+                # does not talk over them (staff hand it back from the web app)
+                contact = await db.update_contact(conn, contact.id, ai_enabled=False)
+                events.append(await qdb.insert_event(conn, contact.room_id, "taken_over", queue_id=contact.queue_id,
+                                                     meta={"by": "phone", "implicit": True}))
             # a person answered: the stay's response time counts the phone's reply
             first = await conversations.mark_first_response(conn, contact, None, {"by": "phone"})
             if first is not None:

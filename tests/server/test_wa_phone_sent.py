@@ -13,7 +13,7 @@ from neonize.proto.Neonize_pb2 import Message as MessageEv
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as E2EMessage
 
 from tests.server.test_wa_linked_media import linked_conversation
-from tests.server.test_wa_sessions import CONTACT, feed, receipt_event, service, text_event
+from tests.server.test_wa_sessions import CONTACT, feed, receipt_event, running_session, service, text_event
 from tests.support import ServerHarness
 from whatsapp_bridge.linked_device import phone_message_from_event
 
@@ -54,7 +54,9 @@ async def test_a_message_typed_on_the_phone_shows_once_in_its_conversation_and_t
     assert read["status"] == "read" and read["message_id"] == shown["id"] and read["room_id"] == room_id
     _, hist = await staff.call("GET", f"/api/v1/rooms/{room_id}/messages", expect=200)
     assert [m["body"] for m in hist["messages"] if m["meta"].get("from_phone")] == ["On my way, 10 minutes"]
-    assert phone.sent == []  # the phone sent it: nothing went out from here
+    # the phone sent it: it never went out from here (the assistant's handoff notice to the
+    # contact's first message may have)
+    assert not [m for _, m in phone.sent if "On my way" in str(m)]
 
 
 async def test_a_chat_the_phone_starts_opens_a_conversation_the_business_handles_in_person(
@@ -91,3 +93,22 @@ async def test_a_chat_the_phone_starts_opens_a_conversation_the_business_handles
             [("out", "sent"), ("in", "received")]
     finally:
         await conn.close()
+
+
+async def test_a_reply_typed_on_the_phone_takes_a_conversation_the_assistant_answers_over(
+        harness: ServerHarness) -> None:
+    # as a staff reply from the web app does: the assistant must not talk over a person
+    node, _admin, staff, sid = await running_session(harness)
+    await feed(node, sid, text_event("IN3", "do you deliver on Sundays?"))
+    conv = await staff.log.wait_for("conversation:updated", lambda c: c["channel"] == "linked_device", 10)
+    room_id = conv["room_id"]
+    assert (conv["ai_enabled"], conv["mode"]) == (True, "ai")
+    await feed(node, sid, typed_event("PH4", "We do, until noon!"))
+    taken = await staff.log.wait_for("conversation:updated", lambda c: c["room_id"] == room_id and not c["ai_enabled"], 10)
+    assert (taken["mode"], taken["assignee"], taken["status"]) == ("human", None, conv["status"])
+    _, timeline = await staff.call("GET", f"/api/v1/wa/conversations/{room_id}/events", expect=200)
+    assert [(e["kind"], e["meta"]) for e in timeline["events"] if e["kind"] != "opened"] == \
+        [("taken_over", {"by": "phone", "implicit": True}), ("first_response", {"by": "phone"})]
+    # staff hand it back: the assistant answers again
+    _, back = await staff.call("POST", f"/api/v1/wa/conversations/{room_id}/handback", expect=200)
+    assert back["conversation"]["ai_enabled"] is True

@@ -22,6 +22,7 @@ describe("the conversation timeline", () => {
     expect(describeEvent({ ...base, meta: { by: "phone" } })).toBe("Conversation started from the phone");
     expect(describeEvent({ ...base, kind: "first_response", actor: { id: 2, name: "Sue" } })).toBe("Sue answered first");
     expect(describeEvent({ ...base, kind: "first_response", meta: { by: "phone" } })).toBe("First answer, from the phone");
+    expect(describeEvent({ ...base, kind: "taken_over", meta: { by: "phone", implicit: true } })).toBe("Taken over from the phone");
   });
 
   it("builds the queue a form describes", () => {

@@ -14,7 +14,7 @@ export function describeEvent(e: ConversationEvent): string {
     case "reopened": return e.actor ? `${who} reopened it` : "The contact wrote again: reopened";
     case "routed": return e.queue ? `Routed to ${e.queue.name} by ${String(e.meta.via ?? "rule")}` : "Left in no queue";
     case "assigned": return `${who} assigned it to ${e.to_user?.name ?? "nobody"}${queue}`;
-    case "taken_over": return `${who} took it over`;
+    case "taken_over": return e.meta.by === "phone" ? "Taken over from the phone" : `${who} took it over`;
     case "handed_back": return `${who} handed it back to the assistant`;
     case "transferred": {
       const to = [e.queue && e.queue.id !== e.from_queue?.id ? e.queue.name : null, e.to_user?.name].filter(Boolean).join(", ");
