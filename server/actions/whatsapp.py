@@ -317,7 +317,8 @@ class WhatsAppService:
     async def ingest_from_phone(self, session_id: int, typed: InboundMessage) -> None:
         """A message the business typed on the linked phone to a contact: stored as sent (the
         contact's receipts then tick it) under the session's name and shown to staff. Nothing is
-        sent, routed or answered for it. Like a staff reply, it takes a conversation the
+        sent, routed or answered for it, and it marks the conversation read up to it (the
+        business answered there). Like a staff reply, it takes a conversation the
         assistant answers over (assistant off, nobody assigned) and is the stay's first human
         answer when nobody answered before; status, queue and assignee stay as they were. A chat
         the phone starts opens a conversation the business handles in person: the assistant
@@ -336,6 +337,8 @@ class WhatsAppService:
             session = await sdb.get(conn, session_id)
             msg = await self._insert(conn, contact, typed, None, session_id, "user",
                                      session.name if session is not None and session.name else "Phone")
+            # the business answered there, as after reading: what came before is not unread
+            contact = await db.update_contact(conn, contact.id, staff_read_seq=max(msg.seq, contact.staff_read_seq))
             if contact.ai_enabled and contact.assignee_id is None:
                 # a person answers in person, as a staff reply does: the assistant stops, so it
                 # does not talk over them (staff hand it back from the web app)

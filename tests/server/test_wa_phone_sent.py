@@ -68,6 +68,7 @@ async def test_a_chat_the_phone_starts_opens_a_conversation_the_business_handles
     await service(node).whatsapp.ingest_from_phone(sid, typed)
     await service(node).whatsapp.ingest_from_phone(sid, typed)  # handed over again: nothing more
     conv = await staff.log.wait_for("conversation:updated", lambda c: c["contact"]["wa_id"] == other, 10)
+    assert conv["unread"] == 0  # the business's own message: nothing for staff to read
     # in person: the assistant off, so the contact's answer to the shop's outreach goes to people
     assert (conv["channel"], conv["status"], conv["ai_enabled"], conv["mode"], conv["assignee"]) == \
         ("linked_device", "open", False, "human", None)
@@ -84,6 +85,8 @@ async def test_a_chat_the_phone_starts_opens_a_conversation_the_business_handles
     await feed(node, sid, text_event("IN2", "great, on my way", sender=other))
     answer = await staff.log.wait_for("message", lambda m: m["room_id"] == conv["room_id"] and m["author_kind"] == "contact", 10)
     assert answer["body"] == "great, on my way"
+    unread = await staff.log.wait_for("conversation:updated", lambda c: c["room_id"] == conv["room_id"] and c["unread"], 10)
+    assert unread["unread"] == 1  # the contact's answer is
     conn = await asyncpg.connect(database_url)
     try:
         assert await conn.fetchval("SELECT count(*) FROM wa_contacts WHERE wa_id = $1", other) == 1
