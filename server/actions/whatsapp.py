@@ -459,8 +459,8 @@ class WhatsAppService:
             log.info("assistant reply in room %s not sent: a person holds the conversation", room_id)
             return
         await self._deliver(contact, msg)
-        if msg.meta.get("handoff"):
-            await db.update_contact(self.svc.pool, contact.id, ai_enabled=False, status="pending")
+        # a person may have taken the conversation over while the notice went out: theirs stays
+        if msg.meta.get("handoff") and await db.hand_off(self.svc.pool, contact.id) is not None:
             await self.publish(room_id)
 
     async def send_notice(self, room_id: int, text: str, meta: dict[str, Any]) -> MessageRecord | None:

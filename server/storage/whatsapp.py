@@ -168,6 +168,14 @@ async def claim_contact(conn: Conn, contact_id: int, user_id: int) -> Contact | 
         contact_id, user_id))
 
 
+async def hand_off(conn: Conn, contact_id: int) -> Contact | None:
+    """The assistant hands the conversation to people (human mode, pending) if it still answers
+    it: None when a person took it over meanwhile (or it is not the assistant's)."""
+    return _contact(await conn.fetchrow(
+        "UPDATE wa_contacts AS c SET ai_enabled = false, status = 'pending', updated_at = now()"
+        f" WHERE c.id = $1 AND c.ai_enabled AND c.assignee_id IS NULL RETURNING {CONTACT_COLS}", contact_id))
+
+
 async def claim_away(conn: Conn, queue_id: int) -> list[int]:
     """Room ids of the queue's waiting conversations whose contact has not had the away message
     in this stay, marked as having it (each claimed once, whatever node asks)."""

@@ -42,7 +42,9 @@ async def test_a_message_typed_on_the_phone_shows_once_in_its_conversation_and_t
     # the conversation's preview is the phone's message, and its state is as it was
     conv = await staff.log.wait_for("conversation:updated", lambda c: c["room_id"] == room_id and (
         c["last_message"] or {}).get("id") == shown["id"], 10)
-    state = ("status", "assignee", "ai_enabled", "mode", "queue")
+    # (not the status: the assistant's handoff notice to the setup's first message may still
+    # be on its way, and it moves the status to pending)
+    state = ("assignee", "ai_enabled", "mode", "queue")
     assert {k: conv[k] for k in state} == {k: before["conversation"][k] for k in state}
     _, timeline = await staff.call("GET", f"/api/v1/wa/conversations/{room_id}/events", expect=200)
     firsts = [e for e in timeline["events"] if e["kind"] == "first_response"]
@@ -102,11 +104,12 @@ async def test_a_reply_typed_on_the_phone_takes_a_conversation_the_assistant_ans
         harness: ServerHarness) -> None:
     # as a staff reply from the web app does: the assistant must not talk over a person
     node, _admin, staff, sid = await running_session(harness)
-    await feed(node, sid, text_event("IN3", "do you deliver on Sundays?"))
+    # a question the offline assistant's knowledge base answers (an unknown one hands off)
+    await feed(node, sid, text_event("IN3", "how do I create a room?"))
     conv = await staff.log.wait_for("conversation:updated", lambda c: c["channel"] == "linked_device", 10)
     room_id = conv["room_id"]
     assert (conv["ai_enabled"], conv["mode"]) == (True, "ai")
-    await feed(node, sid, typed_event("PH4", "We do, until noon!"))
+    await feed(node, sid, typed_event("PH4", "I'll show you on a call, one moment"))
     taken = await staff.log.wait_for("conversation:updated", lambda c: c["room_id"] == room_id and not c["ai_enabled"], 10)
     assert (taken["mode"], taken["assignee"], taken["status"]) == ("human", None, conv["status"])
     _, timeline = await staff.call("GET", f"/api/v1/wa/conversations/{room_id}/events", expect=200)
@@ -115,3 +118,4 @@ async def test_a_reply_typed_on_the_phone_takes_a_conversation_the_assistant_ans
     # staff hand it back: the assistant answers again
     _, back = await staff.call("POST", f"/api/v1/wa/conversations/{room_id}/handback", expect=200)
     assert back["conversation"]["ai_enabled"] is True
+
