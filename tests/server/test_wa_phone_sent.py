@@ -42,9 +42,7 @@ async def test_a_message_typed_on_the_phone_shows_once_in_its_conversation_and_t
     # the conversation's preview is the phone's message, and its state is as it was
     conv = await staff.log.wait_for("conversation:updated", lambda c: c["room_id"] == room_id and (
         c["last_message"] or {}).get("id") == shown["id"], 10)
-    # (not the status: the assistant's handoff notice to the setup's first message may still
-    # be on its way, and it moves the status to pending)
-    state = ("assignee", "ai_enabled", "mode", "queue")
+    state = ("status", "assignee", "ai_enabled", "mode", "queue")
     assert {k: conv[k] for k in state} == {k: before["conversation"][k] for k in state}
     _, timeline = await staff.call("GET", f"/api/v1/wa/conversations/{room_id}/events", expect=200)
     firsts = [e for e in timeline["events"] if e["kind"] == "first_response"]
