@@ -118,8 +118,8 @@ def summary(res: dict[str, Any]) -> tuple[list[str], list[str]]:
                     else " (ours' knee above the generator: a lower bound)" if bound["ours"] and not bound["node"]
                     else " (both above the generator)" if bound["ours"] else "")
             # a lower bound under the target says nothing either way; an upper bound over it neither
-            met = ("yes" if med(ratios) >= 1.0 and not (bound["node"] and not bound["ours"])
-                   else "no" if med(ratios) < 1.0 and not (bound["ours"] and not bound["node"])
+            lower, upper = bound["ours"] and not bound["node"], bound["node"] and not bound["ours"]
+            met = ("yes" if med(ratios) >= 1.0 and not upper else "no" if med(ratios) < 1.0 and not lower
                    else "not measurable here (the generator's limit)")
             targets.append(f"| fan-out ≥ 1.0x Node | {spread(ratios, '{:.2f}')}{note} | {met} |")
     idle = rounds.get("idle", {})

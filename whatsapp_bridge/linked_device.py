@@ -135,14 +135,20 @@ def _ts(value: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else datetime.now(UTC)
 
 
-def _contact_id(source: Any) -> str | None:
-    """The contact's id: the phone number (digits) when known, else ``<lid>@lid``."""
-    sender = source.Sender
-    if sender.Server == "lid" and source.HasField("SenderAlt") and source.SenderAlt.User:
-        sender = source.SenderAlt
-    if not sender.User:
+def _address(jid: Any, alt: Any) -> str | None:
+    """A contact's id from its JID: the phone number (digits) when known, else ``<user>@<server>``;
+    the alt JID of a hidden number (``lid``) names its phone when WhatsApp sent one."""
+    if jid.Server == "lid" and alt.User:
+        jid = alt
+    if not jid.User:
         return None
-    return sender.User if sender.Server == WA_USER_SERVER else f"{sender.User}@{sender.Server}"
+    return jid.User if jid.Server == WA_USER_SERVER else f"{jid.User}@{jid.Server}"
+
+
+def _one_to_one(info: Any) -> bool:
+    """Whether a message is in a chat with one person: not a group, a status broadcast or a channel."""
+    source = info.MessageSource
+    return bool(info.ID) and not source.IsGroup and source.Chat.Server not in ("broadcast", "newsletter")
 
 
 def inbound_from_event(session_id: int, event: Any) -> InboundMessage | None:
@@ -151,9 +157,9 @@ def inbound_from_event(session_id: int, event: Any) -> InboundMessage | None:
     groups, status broadcasts."""
     info = event.Info
     source = info.MessageSource
-    if source.IsFromMe or source.IsGroup or source.Chat.Server in ("broadcast", "newsletter") or not info.ID:
+    if source.IsFromMe or not _one_to_one(info):
         return None
-    wa_id = _contact_id(source)
+    wa_id = _address(source.Sender, source.SenderAlt)
     if wa_id is None:
         return None
     meta: dict[str, Any] = {"linked_device": True}
@@ -170,12 +176,10 @@ def phone_message_from_event(session_id: int, event: Any) -> InboundMessage | No
     business's own) and ``meta.from_phone`` set. None for groups, broadcasts, channels."""
     info = event.Info
     source = info.MessageSource
-    if not source.IsFromMe or source.IsGroup or source.Chat.Server in ("broadcast", "newsletter") or not info.ID:
+    if not source.IsFromMe or not _one_to_one(info):
         return None
-    chat = source.Chat
-    if chat.Server == "lid" and source.HasField("RecipientAlt") and source.RecipientAlt.User:
-        chat = source.RecipientAlt
-    if not chat.User:
+    wa_id = _address(source.Chat, source.RecipientAlt)
+    if wa_id is None:
         return None
     msg = event.Message
     # whatsmeow unwraps what another device of ours sent; a wrapped one is read the same way
@@ -183,10 +187,9 @@ def phone_message_from_event(session_id: int, event: Any) -> InboundMessage | No
         msg = msg.deviceSentMessage.message
     meta: dict[str, Any] = {"linked_device": True, "from_phone": True}
     kind, text, payload = _content(session_id, info.ID, msg, meta)
-    return InboundMessage(phone_number_id=f"session:{session_id}",
-                          wa_id=chat.User if chat.Server == WA_USER_SERVER else f"{chat.User}@{chat.Server}",
-                          contact_name=None, wamid=message_key(session_id, info.ID), timestamp=_ts(info.Timestamp),
-                          type=kind, text=text, meta=meta, media_payload=payload)
+    return InboundMessage(phone_number_id=f"session:{session_id}", wa_id=wa_id, contact_name=None,
+                          wamid=message_key(session_id, info.ID), timestamp=_ts(info.Timestamp), type=kind,
+                          text=text, meta=meta, media_payload=payload)
 
 
 def _content(session_id: int, message_id: str, msg: Any, meta: dict[str, Any]) -> tuple[str, str, bytes | None]:
@@ -237,7 +240,7 @@ def statuses_from_receipt(session_id: int, event: Any) -> list[StatusUpdate]:
     status = RECEIPT_STATUS.get(int(event.Type))
     if status is None or event.MessageSource.IsGroup:
         return []
-    to = _contact_id(event.MessageSource)
+    to = _address(event.MessageSource.Sender, event.MessageSource.SenderAlt)
     at = _ts(event.Timestamp)
     return [StatusUpdate(phone_number_id=f"session:{session_id}", wamid=message_key(session_id, mid), status=status,
                          timestamp=at, recipient_id=to,

@@ -328,21 +328,25 @@ class WhatsAppService:
             if await db.get_by_wamid_for_update(conn, typed.wamid) is not None:
                 return  # seen before (whatsmeow's offline sync hands it over again)
             contact = await db.get_session_contact(conn, session_id, typed.sender)
+            started = contact is None
             if contact is None:
                 person_id = await contact_actions.resolve_inbound(conn, typed.wa_id, None, None)
                 contact = await self._new_contact(conn, None, typed, person_id, session_id)
-                contact = await db.update_contact(conn, contact.id, ai_enabled=False)
                 events.append(await qdb.insert_event(conn, contact.room_id, "opened", meta={"by": "phone"}))
             await db.claim_sent(conn, typed.wamid, contact.room_id)
             session = await sdb.get(conn, session_id)
             msg = await self._insert(conn, contact, typed, None, session_id, "user",
                                      session.name if session is not None and session.name else "Phone")
+            # a person answers in person, as a staff reply does: the assistant stops, so it does
+            # not talk over them (staff hand it back from the web app); a chat the phone started
+            # is the business's from the first message
+            took_over = not started and contact.ai_enabled and contact.assignee_id is None
             # the business answered there, as after reading: what came before is not unread
-            contact = await db.update_contact(conn, contact.id, staff_read_seq=max(msg.seq, contact.staff_read_seq))
-            if contact.ai_enabled and contact.assignee_id is None:
-                # a person answers in person, as a staff reply does: the assistant stops, so it
-                # does not talk over them (staff hand it back from the web app)
-                contact = await db.update_contact(conn, contact.id, ai_enabled=False)
+            fields: dict[str, Any] = {"staff_read_seq": max(msg.seq, contact.staff_read_seq)}
+            if started or took_over:
+                fields["ai_enabled"] = False
+            contact = await db.update_contact(conn, contact.id, **fields)
+            if took_over:
                 events.append(await qdb.insert_event(conn, contact.room_id, "taken_over", queue_id=contact.queue_id,
                                                      meta={"by": "phone", "implicit": True}))
             # a person answered: the stay's response time counts the phone's reply
